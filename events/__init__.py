@@ -1,0 +1,21 @@
+"""The shared event representation: note tables, piano rolls and file I/O.
+
+This is the contract between ostinato's stages (see DESIGN.md, "The data path"): readers
+turn MIDI, ABC, MusicXML and kern into a :class:`NoteTable`; writers turn one back into
+MIDI, ABC or MusicXML; :func:`to_pianoroll` gives renderers their frame-level view; and
+:func:`to_score`/:func:`from_score` hand the notes to symusic and miditok with ticks intact.
+This package imports no other ostinato package.
+"""
+
+from .errors import InputError
+from .io import READ_SUFFIXES, format_for, iter_pieces, read, write
+from .midi import ReadLimits, read_midi, write_midi
+from .pianoroll import PianoRoll, to_pianoroll
+from .score import from_score, to_score
+from .table import KeySignature, NoteTable, Tempo, TempoMap, TimeSignature, Track
+
+__all__ = [
+    "READ_SUFFIXES", "InputError", "KeySignature", "NoteTable", "PianoRoll", "ReadLimits", "Tempo", "TempoMap",
+    "TimeSignature", "Track", "format_for", "from_score", "iter_pieces", "read", "read_midi", "to_pianoroll",
+    "to_score", "write", "write_midi",
+]

@@ -1,0 +1,118 @@
+"""ABC files -> :class:`NoteTable`: one tune, a tune by its ``X:`` number, or every tune.
+
+A file is split into tunes at its ``X:`` lines (our own split, so one broken tune never
+costs the others); each tune is parsed by music21. Fields in the file header (before the
+first ``X:``) apply to every tune, as ABC 2.1 specifies. A tune's key is
+``<file>#<X number>`` (DESIGN.md's held-out split keys tunes this way).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import InputError
+from .table import NoteTable
+
+ABC_SUFFIXES = (".abc",)
+MAX_ABC_BYTES = 32 * 1024 * 1024
+_FIELD = re.compile(r"^[A-Za-z]:")
+_TUNE_START = re.compile(r"^X:[ \t]*(\S*)", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class AbcTune:
+    """One tune of an ABC file: its ``X:`` number and its full text (header and body)."""
+
+    number: int
+    text: str
+
+
+def split_tunes(text: str) -> list[AbcTune]:
+    """Split ABC ``text`` into tunes at ``X:`` lines.
+
+    A tune ends at the next ``X:`` line or at the first blank line after its body began
+    (free text between tunes is dropped). A tune whose ``X:`` value is not a number gets the
+    next free number. Text with no ``X:`` but with a ``K:`` line is one tune, number 1.
+    """
+    starts = list(_TUNE_START.finditer(text))
+    if not starts:
+        return [AbcTune(1, "X:1\n" + text)] if re.search(r"^K:", text, re.MULTILINE) else []
+    file_header = [line for line in text[:starts[0].start()].splitlines() if _FIELD.match(line)]
+    tunes, used = [], set()
+    for i, match in enumerate(starts):
+        end = starts[i + 1].start() if i + 1 < len(starts) else len(text)
+        lines = text[match.start():end].splitlines()
+        body_started, kept = False, []
+        for line in lines:
+            if not line.strip():
+                if body_started:
+                    break
+                continue
+            kept.append(line)
+            body_started = body_started or line.startswith("K:")
+        number = int(match.group(1)) if match.group(1).isdigit() else max(used, default=0) + 1
+        used.add(number)
+        tunes.append(AbcTune(number, "\n".join(kept[:1] + file_header + kept[1:]) + "\n"))
+    return tunes
+
+
+def read_abc_text(path: str | os.PathLike) -> str:
+    """The text of an ABC file (UTF-8, else Latin-1), refusing binary and oversized files."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_ABC_BYTES:
+            raise InputError(path, f"file is {size} bytes (limit {MAX_ABC_BYTES})")
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise InputError(path, "no such file") from None
+    except OSError as exc:
+        raise InputError(path, exc.strerror or str(exc)) from None
+    if b"\x00" in data:
+        raise InputError(path, "not an ABC file (binary data)")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")
+
+
+def parse_tune(tune: AbcTune, path: str | os.PathLike = "<abc>", *, expand_repeats: bool = False) -> NoteTable:
+    """Parse one tune with music21 into a note table (repeats as written unless expanded)."""
+    from music21 import converter
+
+    from .music21_io import stream_to_table
+
+    name = f"{path}#{tune.number}"
+    if not re.search(r"^K:", tune.text, re.MULTILINE):
+        raise InputError(name, "ABC tune has no K: field")
+    try:
+        score = converter.parse(tune.text, format="abc", forceSource=True)
+    except Exception as exc:  # music21's ABC parser raises many kinds
+        raise InputError(name, f"cannot parse ABC: {type(exc).__name__}: {exc}") from None
+    return stream_to_table(score, expand_repeats=expand_repeats, path=name)
+
+
+def read_abc(path: str | os.PathLike, *, tune: int | None = None, expand_repeats: bool = False) -> NoteTable:
+    """Read one tune of an ABC file: the one numbered ``tune`` (``X:``), or the first."""
+    tunes = split_tunes(read_abc_text(path))
+    if not tunes:
+        raise InputError(path, "no ABC tune found (no X: or K: line)")
+    if tune is None:
+        return parse_tune(tunes[0], path, expand_repeats=expand_repeats)
+    for candidate in tunes:
+        if candidate.number == tune:
+            return parse_tune(candidate, path, expand_repeats=expand_repeats)
+    raise InputError(path, f"no tune X:{tune} (tunes: {', '.join(str(t.number) for t in tunes[:20])})")
+
+
+def iter_abc_tunes(path: str | os.PathLike, *, expand_repeats: bool = False) -> Iterator[tuple[str, NoteTable]]:
+    """Yield ``("<path>#<X>", table)`` for every tune; a tune that fails raises when reached."""
+    tunes = split_tunes(read_abc_text(path))
+    if not tunes:
+        raise InputError(path, "no ABC tune found (no X: or K: line)")
+    for tune in tunes:
+        yield f"{path}#{tune.number}", parse_tune(tune, path, expand_repeats=expand_repeats)

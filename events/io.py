@@ -1,0 +1,117 @@
+"""One reader and one writer per format, chosen by file extension (or a ``music21:`` name).
+
+    table = read("song.mid")                 # MIDI (symusic)
+    table = read("tunes.abc", tune=3)        # the ABC tune X:3 (music21)
+    table = read("music21:bach/bwv66.6")     # a piece of music21's corpus
+    for key, table in iter_pieces("tunes.abc"): ...   # every tune, keyed "tunes.abc#X"
+    write(table, "out.musicxml")             # MIDI, ABC or MusicXML, atomically
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from .abc_read import ABC_SUFFIXES
+from .errors import InputError
+from .midi import DEFAULT_LIMITS, MIDI_SUFFIXES, ReadLimits, read_midi, write_midi
+from .music21_io import CORPUS_PREFIX, KERN_SUFFIXES, MUSICXML_SUFFIXES
+from .table import NoteTable
+
+MUSIC21_SUFFIXES = MUSICXML_SUFFIXES + KERN_SUFFIXES
+READ_SUFFIXES = MIDI_SUFFIXES + ABC_SUFFIXES + MUSIC21_SUFFIXES
+WRITE_FORMATS = {"mid": ".mid", "midi": ".mid", "abc": ".abc", "musicxml": ".musicxml", "xml": ".musicxml",
+                 "mxl": ".mxl"}
+
+
+def _kind(source: str | os.PathLike) -> str:
+    text = os.fspath(source)
+    if text.startswith(CORPUS_PREFIX):
+        return "corpus"
+    suffix = Path(text).suffix.lower()
+    for kind, suffixes in (("midi", MIDI_SUFFIXES), ("abc", ABC_SUFFIXES), ("music21", MUSIC21_SUFFIXES)):
+        if suffix in suffixes:
+            return kind
+    if Path(text).is_dir():
+        raise InputError(text, "is a folder (give the files in it)")
+    raise InputError(text, f"unknown file type {suffix or '(no extension)'!r} (expected one of "
+                           f"{', '.join(READ_SUFFIXES)} or music21:<corpus name>)")
+
+
+def read(source: str | os.PathLike, *, tune: int | None = None, expand_repeats: bool = False,
+         limits: ReadLimits = DEFAULT_LIMITS) -> NoteTable:
+    """Read one piece from a file or a ``music21:`` corpus name.
+
+    Args:
+        source: a path (``.mid/.midi``, ``.abc``, ``.xml/.musicxml/.mxl/.krn``) or
+            ``music21:<name>``, e.g. ``music21:bach/bwv66.6``.
+        tune: for an ABC file, the ``X:`` number of the tune (default: the first tune).
+        expand_repeats: for ABC/MusicXML, play repeats out (MIDI has none to expand).
+        limits: caps on what a MIDI file may declare.
+
+    Raises:
+        InputError: one line naming the source and the problem.
+    """
+    kind = _kind(source)
+    if kind == "midi":
+        return read_midi(source, limits)
+    if kind == "abc":
+        from .abc_read import read_abc
+
+        return read_abc(source, tune=tune, expand_repeats=expand_repeats)
+    from .music21_io import corpus_path, read_music21_file
+
+    path = corpus_path(os.fspath(source)) if kind == "corpus" else source
+    if kind == "corpus" and path.suffix.lower() == ".abc":
+        return read(path, tune=tune, expand_repeats=expand_repeats)
+    return read_music21_file(path, expand_repeats=expand_repeats)
+
+
+def iter_pieces(source: str | os.PathLike, *, expand_repeats: bool = False,
+                limits: ReadLimits = DEFAULT_LIMITS) -> Iterator[tuple[str, NoteTable]]:
+    """Yield ``(key, table)`` for every piece in ``source``: one per file, one per ABC tune.
+
+    ABC tunes are keyed ``<source>#<X number>``. A tune that cannot be read raises
+    :class:`InputError` when it is reached; iteration can go on with the next call's source.
+    """
+    kind = _kind(source)
+    if kind == "abc" or (kind == "corpus" and _corpus_suffix(source) == ".abc"):
+        from .abc_read import iter_abc_tunes
+        from .music21_io import corpus_path
+
+        path = corpus_path(os.fspath(source)) if kind == "corpus" else source
+        for key, table in iter_abc_tunes(path, expand_repeats=expand_repeats):
+            yield (os.fspath(source) + key[len(os.fspath(path)):]), table
+        return
+    yield os.fspath(source), read(source, expand_repeats=expand_repeats, limits=limits)
+
+
+def _corpus_suffix(source: str | os.PathLike) -> str:
+    from .music21_io import corpus_path
+
+    return corpus_path(os.fspath(source)).suffix.lower()
+
+
+def format_for(path: str | os.PathLike, format: str | None = None) -> str:
+    """The output format (``mid``, ``abc``, ``musicxml``, ``mxl``) from ``format`` or the extension."""
+    name = (format or Path(path).suffix.lstrip(".")).lower()
+    if name not in WRITE_FORMATS:
+        raise ValueError(f"cannot write {name or 'a file with no extension'!r}: "
+                         f"choose one of mid, abc, musicxml, mxl")
+    return WRITE_FORMATS[name].lstrip(".")
+
+
+def write(table: NoteTable, path: str | os.PathLike, format: str | None = None) -> None:
+    """Write ``table`` to ``path`` (atomically) as MIDI, ABC or MusicXML, by ``format`` or extension."""
+    fmt = format_for(path, format)
+    if fmt == "mid":
+        write_midi(table, path)
+    elif fmt == "abc":
+        from .abc_write import write_abc
+
+        write_abc(table, path)
+    else:
+        from .music21_io import write_musicxml
+
+        write_musicxml(table, path)

@@ -1,0 +1,200 @@
+"""music21 scores <-> :class:`NoteTable`: MusicXML, Humdrum kern, ABC parsing and music21's corpus.
+
+music21 is imported lazily: reading MIDI never pays for it. A music21 score becomes a note
+table part by part: ties are merged (a tied pair is one sounding note), chords give one note
+per pitch, grace notes (no notated duration) are left out, repeats are kept as written unless
+``expand_repeats`` is asked for. Offsets are exact at music21's own MIDI resolution of
+10080 ticks per quarter note (divisible by 2..10, so tuplets stay exact).
+"""
+
+from __future__ import annotations
+
+import os
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from .atomic import atomic_path
+from .errors import InputError
+from .table import DEFAULT_QPM, MODE_DEGREES, NoteTable, Track
+
+MUSIC21_TICKS_PER_QUARTER = 10080
+MUSICXML_SUFFIXES = (".xml", ".musicxml", ".mxl")
+KERN_SUFFIXES = (".krn",)
+CORPUS_PREFIX = "music21:"
+DEFAULT_VELOCITY = 90  # music21's realised default volume (0.7087 * 127)
+
+
+def stream_to_table(score, *, expand_repeats: bool = False, path: str | os.PathLike = "<music21>") -> NoteTable:
+    """Convert a ``music21.stream.Score`` (or Part, or Opus of one score) into a note table.
+
+    Args:
+        score: a parsed music21 stream.
+        expand_repeats: play repeats and endings out, as a performance would.
+        path: named in error messages.
+    """
+    from music21 import key, meter, note, stream, tempo
+
+    if isinstance(score, stream.Opus):
+        score = score.scores[0] if score.scores else stream.Score()
+    parts = list(score.parts) if isinstance(score, stream.Score) else [score]
+    if isinstance(score, stream.Score) and not parts and score.recurse().notes:
+        parts = [score]
+    tpq = MUSIC21_TICKS_PER_QUARTER
+    tracks, onset, offset, pitch, velocity, track = [], [], [], [], [], []
+    for index, part in enumerate(parts):
+        if expand_repeats:
+            try:
+                part = part.expandRepeats()
+            except Exception as exc:  # music21 raises ExpanderException (and others) on bad repeats
+                raise InputError(path, f"cannot expand repeats: {exc}") from None
+        inst = part.getInstrument(returnDefault=True)
+        is_drum = inst.midiChannel == 9 or "Percussion" in inst.classes
+        tracks.append(Track(name=part.partName or inst.instrumentName or "", program=inst.midiProgram or 0,
+                            is_drum=bool(is_drum)))
+        for element in part.stripTies().flatten().notes:
+            length = Fraction(element.duration.quarterLength)
+            if length <= 0:  # grace notes have no notated duration
+                continue
+            start = int(round(Fraction(element.offset) * tpq))
+            end = start + int(round(length * tpq))
+            vel = element.volume.velocity or DEFAULT_VELOCITY
+            if isinstance(element, note.Unpitched):
+                midis = [getattr(inst, "percMapPitch", None) or element.displayPitch().midi]
+            elif isinstance(element, note.Note):
+                midis = [element.pitch.midi]
+            else:  # Chord or PercussionChord
+                midis = [p.midi for p in element.pitches]
+            for midi in midis:
+                if 0 <= midi <= 127:
+                    onset.append(start)
+                    offset.append(end)
+                    pitch.append(midi)
+                    velocity.append(max(1, min(127, int(vel))))
+                    track.append(index)
+
+    flat = score.flatten()
+    tempos = [
+        (int(round(Fraction(mark.offset) * tpq)), float(mark.getQuarterBPM()))
+        for mark in flat.getElementsByClass(tempo.MetronomeMark)
+        if mark.number is not None or mark.numberSounding is not None
+    ]
+    first = parts[0].flatten() if parts else flat
+    time_signatures = _dedupe(
+        (int(round(Fraction(ts.offset) * tpq)), int(ts.numerator), int(ts.denominator))
+        for ts in first.getElementsByClass(meter.TimeSignature)
+    )
+    key_signatures = _dedupe(
+        (int(round(Fraction(ks.offset) * tpq)), int(ks.sharps), _mode(ks))
+        for ks in first.getElementsByClass(key.KeySignature)
+        if -7 <= ks.sharps <= 7
+    )
+    return NoteTable.from_ticks(
+        np.array(onset, dtype=np.int64), np.array(offset, dtype=np.int64), np.array(pitch, dtype=np.int64),
+        np.array(velocity, dtype=np.int64), np.array(track, dtype=np.int32), tracks,
+        ticks_per_quarter=tpq, tempos=tempos or [(0, DEFAULT_QPM)],
+        time_signatures=time_signatures, key_signatures=key_signatures,
+    ).sorted()
+
+
+def _mode(ks) -> str:
+    mode = (getattr(ks, "mode", None) or "major").lower()
+    return mode if mode in MODE_DEGREES else "major"
+
+
+def _dedupe(events) -> list:
+    """Drop events repeating the one in force (music21 repeats signatures in every part/system)."""
+    out = []
+    for event in sorted(events, key=lambda e: e[0]):
+        if out and out[-1][1:] == event[1:]:
+            continue
+        if out and out[-1][0] == event[0]:
+            out[-1] = event
+        else:
+            out.append(event)
+    return out
+
+
+def table_to_stream(table: NoteTable):
+    """A ``music21.stream.Score`` with one part per track (offsets on a 1/12-quarter grid).
+
+    Notes in one part that start together with the same length become chords; music21
+    makes measures, ties and voices when the score is written out.
+    """
+    from music21 import chord, instrument, key, meter, note, stream, tempo
+
+    score = stream.Score()
+    tpq = table.ticks_per_quarter
+
+    def quarters(ticks) -> Fraction:
+        return Fraction(int(round(int(ticks) * 12 / tpq)), 12)
+
+    for index, trk in enumerate(table.tracks):
+        part = stream.Part()
+        part.partName = trk.name or None
+        if trk.is_drum:
+            inst = instrument.Percussion()
+            inst.midiChannel = 9
+        else:
+            inst = instrument.instrumentFromMidiProgram(trk.program)
+            inst.midiProgram = trk.program
+        part.insert(0, inst)
+        if index == 0:
+            for mark in table.tempos:
+                part.insert(quarters(mark.tick), tempo.MetronomeMark(number=round(mark.qpm, 3), referent=1.0))
+        for ts in table.time_signatures:
+            part.insert(quarters(ts.tick), meter.TimeSignature(ts.text))
+        for ks in table.key_signatures:
+            part.insert(quarters(ks.tick), key.KeySignature(ks.sharps))
+        rows = np.flatnonzero(table.track == index)
+        groups: dict[tuple[Fraction, Fraction], list[int]] = {}
+        for row in rows:
+            start = quarters(table.onset_tick[row])
+            length = max(quarters(table.offset_tick[row]) - start, Fraction(1, 12))
+            groups.setdefault((start, length), []).append(int(row))
+        for (start, length), members in sorted(groups.items()):
+            if len(members) == 1:
+                element = note.Note(int(table.pitch[members[0]]))
+            else:
+                element = chord.Chord([int(table.pitch[r]) for r in sorted(members, key=lambda r: table.pitch[r])])
+            element.quarterLength = length
+            element.volume.velocity = int(table.velocity[members].max())
+            part.insert(start, element)
+        score.insert(0, part)
+    return score
+
+
+def write_musicxml(table: NoteTable, path: str | os.PathLike) -> None:
+    """Write ``table`` as MusicXML (``.musicxml``/``.xml``, or compressed ``.mxl``), atomically."""
+    score = table_to_stream(table)
+    fmt = "mxl" if str(path).lower().endswith(".mxl") else "musicxml"
+    with atomic_path(path) as tmp:
+        score.write(fmt, fp=str(tmp))
+
+
+def read_music21_file(path: str | os.PathLike, *, expand_repeats: bool = False) -> NoteTable:
+    """Read MusicXML (``.xml``, ``.musicxml``, ``.mxl``) or Humdrum (``.krn``) with music21."""
+    from music21 import converter
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "no such file")
+    try:
+        score = converter.parse(str(path), forceSource=True)
+    except Exception as exc:  # music21 raises many kinds; all mean "cannot read this file"
+        raise InputError(path, f"cannot parse {path.suffix.lstrip('.')}: {type(exc).__name__}: {exc}") from None
+    return stream_to_table(score, expand_repeats=expand_repeats, path=path)
+
+
+def corpus_path(name: str) -> Path:
+    """The file behind ``music21:<name>`` (e.g. ``music21:bach/bwv66.6``)."""
+    from music21 import corpus
+
+    ref = name[len(CORPUS_PREFIX):] if name.startswith(CORPUS_PREFIX) else name
+    try:
+        found = corpus.getWork(ref)
+    except Exception:
+        raise InputError(name, "no such piece in music21's corpus") from None
+    found = found[0] if isinstance(found, list) else found
+    return Path(found)
