@@ -105,16 +105,17 @@ def _format_summary(record: dict) -> str:
     import pretty_midi
 
     minutes, seconds = divmod(record["duration_s"], 60)
+    changes = f" (+{record['n_tempo_changes']} changes)" if record["n_tempo_changes"] else ""
     lines = [
         record["path"],
         f"  {record['n_notes']:,} notes in {record['n_tracks']} track{'s' * (record['n_tracks'] != 1)}, "
         f"{int(minutes)}:{seconds:04.1f}, {record['tempo_bpm']:g} bpm"
-        f"{' (+%d changes)' % record['n_tempo_changes'] if record['n_tempo_changes'] else ''}, "
+        f"{changes}, "
         f"meter {record['time_signature'] or '-'}, key {record['key'] or '-'}",
     ]
     for index, trk in enumerate(record["tracks"]):
         instrument = "drums" if trk["is_drum"] else pretty_midi.program_to_instrument_name(trk["program"])
-        span = "-" if trk["pitch_range"] is None else "%d-%d" % tuple(trk["pitch_range"])
+        span = "-" if trk["pitch_range"] is None else "{}-{}".format(*trk["pitch_range"])
         name = f" {trk['name']!r}" if trk["name"] else ""
         lines.append(f"  track {index}{name}: {instrument} (program {trk['program']}), "
                      f"{trk['n_notes']:,} notes, pitches {span}")

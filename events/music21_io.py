@@ -57,8 +57,8 @@ def stream_to_table(score, *, expand_repeats: bool = False, path: str | os.PathL
             length = Fraction(element.duration.quarterLength)
             if length <= 0:  # grace notes have no notated duration
                 continue
-            start = int(round(Fraction(element.offset) * tpq))
-            end = start + int(round(length * tpq))
+            start = round(Fraction(element.offset) * tpq)
+            end = start + round(length * tpq)
             vel = element.volume.velocity or DEFAULT_VELOCITY
             if isinstance(element, note.Unpitched):
                 midis = [getattr(inst, "percMapPitch", None) or element.displayPitch().midi]
@@ -76,17 +76,17 @@ def stream_to_table(score, *, expand_repeats: bool = False, path: str | os.PathL
 
     flat = score.flatten()
     tempos = [
-        (int(round(Fraction(mark.offset) * tpq)), float(mark.getQuarterBPM()))
+        (round(Fraction(mark.offset) * tpq), float(mark.getQuarterBPM()))
         for mark in flat.getElementsByClass(tempo.MetronomeMark)
         if mark.number is not None or mark.numberSounding is not None
     ]
     first = parts[0].flatten() if parts else flat
     time_signatures = _dedupe(
-        (int(round(Fraction(ts.offset) * tpq)), int(ts.numerator), int(ts.denominator))
+        (round(Fraction(ts.offset) * tpq), int(ts.numerator), int(ts.denominator))
         for ts in first.getElementsByClass(meter.TimeSignature)
     )
     key_signatures = _dedupe(
-        (int(round(Fraction(ks.offset) * tpq)), int(ks.sharps), _mode(ks))
+        (round(Fraction(ks.offset) * tpq), int(ks.sharps), _mode(ks))
         for ks in first.getElementsByClass(key.KeySignature)
         if -7 <= ks.sharps <= 7
     )
@@ -128,7 +128,7 @@ def table_to_stream(table: NoteTable):
     tpq = table.ticks_per_quarter
 
     def quarters(ticks) -> Fraction:
-        return Fraction(int(round(int(ticks) * 12 / tpq)), 12)
+        return Fraction(round(int(ticks) * 12 / tpq), 12)
 
     for index, trk in enumerate(table.tracks):
         part = stream.Part()

@@ -379,9 +379,8 @@ class NoteTable:
             return False
         a, b = self.sorted(), other.sorted()
         exact = all(np.array_equal(getattr(a, c), getattr(b, c)) for c in ("pitch", "velocity", "program", "is_drum"))
-        return exact and all(
-            np.abs(getattr(a, c) - getattr(b, c)).max(initial=0) <= tick_tolerance for c in ("onset_tick", "offset_tick")
-        )
+        times = ("onset_tick", "offset_tick")
+        return exact and all(np.abs(getattr(a, c) - getattr(b, c)).max(initial=0) <= tick_tolerance for c in times)
 
     def __repr__(self) -> str:
         ts = self.time_signatures[0].text if self.time_signatures else "-"
