@@ -123,26 +123,34 @@ def _format_summary(record: dict) -> str:
 
 
 def run_info(args: argparse.Namespace) -> int:
-    from events import InputError, iter_pieces, read
+    from events import InputError, pieces
 
     failed = 0
     for source in args.files:
         try:
+            found = pieces(source, expand_repeats=args.expand_repeats)
             if args.tune is not None:
-                pieces = [(f"{source}#{args.tune}", read(source, tune=args.tune, expand_repeats=args.expand_repeats))]
-            else:
-                pieces = iter_pieces(source, expand_repeats=args.expand_repeats)
-            for key, table in pieces:
-                record = piece_summary(key, table)
-                print(json.dumps(record) if args.json else _format_summary(record), flush=True)
+                found = [p for p in found if p.key.endswith(f"#{args.tune}")]
+                if not found:
+                    raise InputError(source, f"no tune X:{args.tune}")
         except InputError as exc:
             failed += 1
             _report(exc, args)
-        except BrokenPipeError:
-            raise
-        except Exception as exc:  # one bad file never stops the others
-            failed += 1
-            _report(exc, args, source)
+            continue
+        for piece in found:
+            try:
+                record = piece_summary(piece.key, piece.read())
+            except InputError as exc:
+                failed += 1
+                _report(exc, args)
+                continue
+            except BrokenPipeError:
+                raise
+            except Exception as exc:  # one bad piece never stops the others
+                failed += 1
+                _report(exc, args, piece.key)
+                continue
+            print(json.dumps(record) if args.json else _format_summary(record), flush=True)
     return EXIT_FAILED if failed else EXIT_OK
 
 

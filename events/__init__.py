@@ -8,14 +8,14 @@ This package imports no other ostinato package.
 """
 
 from .errors import InputError
-from .io import READ_SUFFIXES, format_for, iter_pieces, read, write
+from .io import READ_SUFFIXES, Piece, format_for, iter_pieces, pieces, read, write
 from .midi import ReadLimits, read_midi, write_midi
 from .pianoroll import PianoRoll, to_pianoroll
 from .score import from_score, to_score
 from .table import KeySignature, NoteTable, Tempo, TempoMap, TimeSignature, Track
 
 __all__ = [
-    "READ_SUFFIXES", "InputError", "KeySignature", "NoteTable", "PianoRoll", "ReadLimits", "Tempo", "TempoMap",
-    "TimeSignature", "Track", "format_for", "from_score", "iter_pieces", "read", "read_midi", "to_pianoroll",
+    "READ_SUFFIXES", "InputError", "KeySignature", "NoteTable", "PianoRoll", "Piece", "ReadLimits", "Tempo", "TempoMap",
+    "TimeSignature", "Track", "format_for", "from_score", "iter_pieces", "pieces", "read", "read_midi", "to_pianoroll",
     "to_score", "write", "write_midi",
 ]

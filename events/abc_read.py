@@ -89,8 +89,11 @@ def parse_tune(tune: AbcTune, path: str | os.PathLike = "<abc>", *, expand_repea
     name = f"{path}#{tune.number}"
     if not re.search(r"^K:", tune.text, re.MULTILINE):
         raise InputError(name, "ABC tune has no K: field")
+    text = tune.text
+    if not re.search(r"^[LM]:", text, re.MULTILINE):  # ABC 2.1: no L: and no M: means L:1/8
+        text = re.sub(r"^(K:.*)$", r"L:1/8\n\1", text, count=1, flags=re.MULTILINE)
     try:
-        score = converter.parse(tune.text, format="abc", forceSource=True)
+        score = converter.parse(text, format="abc", forceSource=True)
     except Exception as exc:  # music21's ABC parser raises many kinds
         raise InputError(name, f"cannot parse ABC: {type(exc).__name__}: {exc}") from None
     return stream_to_table(score, expand_repeats=expand_repeats, path=name)

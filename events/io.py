@@ -9,8 +9,10 @@
 
 from __future__ import annotations
 
+import functools
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from .abc_read import ABC_SUFFIXES
@@ -68,29 +70,51 @@ def read(source: str | os.PathLike, *, tune: int | None = None, expand_repeats: 
     return read_music21_file(path, expand_repeats=expand_repeats)
 
 
-def iter_pieces(source: str | os.PathLike, *, expand_repeats: bool = False,
-                limits: ReadLimits = DEFAULT_LIMITS) -> Iterator[tuple[str, NoteTable]]:
-    """Yield ``(key, table)`` for every piece in ``source``: one per file, one per ABC tune.
+@dataclass(frozen=True)
+class Piece:
+    """One piece of a source, not yet parsed: ``key`` names it, ``read()`` parses it.
 
-    ABC tunes are keyed ``<source>#<X number>``. A tune that cannot be read raises
-    :class:`InputError` when it is reached; iteration can go on with the next call's source.
+    Keys are the path (or ``music21:`` name), with ``#<X number>`` for a tune of an ABC file.
+    """
+
+    key: str
+    load: Callable[[], NoteTable]
+
+    def read(self) -> NoteTable:
+        """Parse the piece; raises :class:`InputError` if it cannot be read."""
+        return self.load()
+
+
+def pieces(source: str | os.PathLike, *, expand_repeats: bool = False,
+           limits: ReadLimits = DEFAULT_LIMITS) -> list[Piece]:
+    """The pieces in ``source``: one per file, one per tune of an ABC file (read once).
+
+    Raises :class:`InputError` when the source itself cannot be opened; a piece that cannot
+    be parsed raises only when its ``read()`` is called, so the others still can be.
     """
     kind = _kind(source)
-    if kind == "abc" or (kind == "corpus" and _corpus_suffix(source) == ".abc"):
-        from .abc_read import iter_abc_tunes
+    name = os.fspath(source)
+    path = source
+    if kind == "corpus":
         from .music21_io import corpus_path
 
-        path = corpus_path(os.fspath(source)) if kind == "corpus" else source
-        for key, table in iter_abc_tunes(path, expand_repeats=expand_repeats):
-            yield (os.fspath(source) + key[len(os.fspath(path)):]), table
-        return
-    yield os.fspath(source), read(source, expand_repeats=expand_repeats, limits=limits)
+        path = corpus_path(name)
+    if kind == "abc" or (kind == "corpus" and path.suffix.lower() in ABC_SUFFIXES):
+        from .abc_read import parse_tune, read_abc_text, split_tunes
+
+        tunes = split_tunes(read_abc_text(path))
+        if not tunes:
+            raise InputError(name, "no ABC tune found (no X: or K: line)")
+        return [Piece(f"{name}#{tune.number}", functools.partial(parse_tune, tune, name, expand_repeats=expand_repeats))
+                for tune in tunes]
+    return [Piece(name, functools.partial(read, source, expand_repeats=expand_repeats, limits=limits))]
 
 
-def _corpus_suffix(source: str | os.PathLike) -> str:
-    from .music21_io import corpus_path
-
-    return corpus_path(os.fspath(source)).suffix.lower()
+def iter_pieces(source: str | os.PathLike, *, expand_repeats: bool = False,
+                limits: ReadLimits = DEFAULT_LIMITS) -> Iterator[tuple[str, NoteTable]]:
+    """Yield ``(key, table)`` for every piece of ``source``; stops at the first that fails."""
+    for piece in pieces(source, expand_repeats=expand_repeats, limits=limits):
+        yield piece.key, piece.read()
 
 
 def format_for(path: str | os.PathLike, format: str | None = None) -> str:
