@@ -1,8 +1,9 @@
 """ABC files -> :class:`NoteTable`: one tune, a tune by its ``X:`` number, or every tune.
 
 A file is split into tunes at its ``X:`` lines (our own split, so one broken tune never
-costs the others); each tune is parsed by music21. Fields in the file header (before the
-first ``X:``) apply to every tune, as ABC 2.1 specifies. A tune's key is
+costs the others); each tune is parsed by music21. Fields, the ``%abc-<version>`` line and
+``%%`` directives in the file header (before the first ``X:``) apply to every tune, as ABC 2.1
+specifies; the version matters, since music21 carries accidentals through a bar only for ABC 2.0+. A tune's key is
 ``<file>#<X number>`` (DESIGN.md's held-out split keys tunes this way).
 """
 
@@ -19,7 +20,9 @@ from .table import NoteTable
 
 ABC_SUFFIXES = (".abc",)
 MAX_ABC_BYTES = 32 * 1024 * 1024
-_FIELD = re.compile(r"^[A-Za-z]:")
+# File-header lines every tune inherits: fields, the version line (%abc-2.1 turns on
+# accidental propagation in music21) and %% directives.
+_FILE_HEADER = re.compile(r"^([A-Za-z]:|%abc-|%%)")
 _TUNE_START = re.compile(r"^X:[ \t]*(\S*)", re.MULTILINE)
 
 
@@ -41,7 +44,7 @@ def split_tunes(text: str) -> list[AbcTune]:
     starts = list(_TUNE_START.finditer(text))
     if not starts:
         return [AbcTune(1, "X:1\n" + text)] if re.search(r"^K:", text, re.MULTILINE) else []
-    file_header = [line for line in text[:starts[0].start()].splitlines() if _FIELD.match(line)]
+    file_header = [line for line in text[:starts[0].start()].splitlines() if _FILE_HEADER.match(line)]
     tunes, used = [], set()
     for i, match in enumerate(starts):
         end = starts[i + 1].start() if i + 1 < len(starts) else len(text)
@@ -56,7 +59,9 @@ def split_tunes(text: str) -> list[AbcTune]:
             body_started = body_started or line.startswith("K:")
         number = int(match.group(1)) if match.group(1).isdigit() else max(used, default=0) + 1
         used.add(number)
-        tunes.append(AbcTune(number, "\n".join(kept[:1] + file_header + kept[1:]) + "\n"))
+        version = [line for line in file_header if line.startswith("%abc-")]
+        fields = [line for line in file_header if not line.startswith("%abc-")]
+        tunes.append(AbcTune(number, "\n".join(version + kept[:1] + fields + kept[1:]) + "\n"))
     return tunes
 
 

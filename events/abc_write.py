@@ -1,0 +1,438 @@
+"""NoteTable -> ABC 2.1 text (our own writer: music21 reads ABC but does not write it).
+
+Time is quantised to a grid of 1/12 quarter note (``GRID_PER_QUARTER``), so sixteenths and
+eighth- and sixteenth-note triplets are exact: a tick ``t`` becomes grid step
+``round(t * 12 / ticks_per_quarter)`` (halves round up). A note that quantises to zero length
+keeps one grid step. Durations are written as reduced multiples of the unit length ``L:``
+(``C2``, ``C/``, ``C3/2``, ``C2/3``); triplets are written by their plain lengths, not with
+``(3``, which every reader (music21 included) takes at face value.
+
+Layout of the text::
+
+    %abc-2.1                 file identification: ABC 2.1 rules (accidentals carry in a bar)
+    X:1                      reference number
+    T:title                  only when a title is given
+    M:4/4                    first time signature (default 4/4); later ones inline, [M:3/4]
+    L:1/8                    unit note length
+    Q:1/4=120                first tempo, quarter notes per minute
+    K:G                      first key signature (tonic and mode, K:Em, K:Ddor); default K:C
+    V:1 name="Piano"         one voice per track and polyphonic layer (only when more than one)
+    %%MIDI program 0         the voice's General MIDI program (drums: %%MIDI channel 10)
+    G2 A2 B2 c2 | ...        four bars a line, a final |]
+
+Notes of one track with the same onset and length form a chord ``[CEG]``; notes that overlap
+with other timing go to further voices, allocated greedily (the first voice that is free at
+the note's onset). Every voice has the same bars; gaps are rests ``z`` and a note that
+crosses a bar line is split and tied with ``-``.
+
+Pitches are spelled from the first key signature: a pitch in the key's scale takes its
+diatonic name, the semitone below the tonic is the leading tone (C# in D minor), and any
+other pitch is a sharp (sharp and neutral keys) or a flat (flat keys).
+Accidentals follow the ABC 2.1 rule that an accidental holds to the end of the bar for that
+letter in that octave. Because readers differ where that rule is silent or loosely
+implemented (music21 carries an accidental into every octave and not into or out of chords),
+a courtesy accidental is also written wherever such a reader would hear a different pitch.
+
+Not written: velocities, later key and tempo changes (the first key spells the whole piece,
+so pitches stay exact), lyrics and repeats. Locrian keys are written as the major key with the
+same signature (music21 does not read ``K:Bloc``).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+
+from .atomic import write_text_atomic
+from .table import KeySignature, NoteTable
+
+GRID_PER_QUARTER = 12  # grid steps per quarter note
+BARS_PER_LINE = 4
+
+_LETTERS = "CDEFGAB"
+_NATURAL_PC = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
+_SHARP_ORDER = "FCGDAEB"  # order in which a key signature sharpens; flats go the other way
+_SHARP_NAMES = [("C", 0), ("C", 1), ("D", 0), ("D", 1), ("E", 0), ("F", 0),
+                ("F", 1), ("G", 0), ("G", 1), ("A", 0), ("A", 1), ("B", 0)]
+_FLAT_NAMES = [("C", 0), ("D", -1), ("D", 0), ("E", -1), ("E", 0), ("F", 0),
+               ("G", -1), ("G", 0), ("A", -1), ("A", 0), ("B", -1), ("B", 0)]
+_ACCIDENTAL_TEXT = {-2: "__", -1: "_", 0: "=", 1: "^", 2: "^^"}
+_MODE_SUFFIX = {
+    "major": "", "ionian": "", "minor": "m", "aeolian": "m", "dorian": "dor",
+    "phrygian": "phr", "lydian": "lyd", "mixolydian": "mix", "locrian": "loc",
+}
+
+
+# --------------------------------------------------------------------------- data
+
+
+@dataclass(frozen=True)
+class _Event:
+    """A note or chord of one voice: grid steps ``[start, end)`` and its MIDI pitches."""
+
+    start: int
+    end: int
+    pitches: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class _Bar:
+    """One bar: grid steps ``[start, end)``, the beat (grid steps) and an inline meter to write."""
+
+    start: int
+    end: int
+    beat: int
+    meter: str | None  # e.g. "3/4" where the meter changes at this bar, else None
+
+
+@dataclass(frozen=True)
+class _Voice:
+    """One ABC voice: its events in time order and the track it came from."""
+
+    events: list[_Event]
+    track: int
+    first_of_track: bool
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def table_to_abc(
+    table: NoteTable,
+    *,
+    title: str | None = None,
+    reference_number: int = 1,
+    unit_length: Fraction = Fraction(1, 8),
+) -> str:
+    """The ABC 2.1 text of one tune holding every note of ``table``.
+
+    Args:
+        table: the notes; times are read from ``onset_tick``/``offset_tick``.
+        title: written as ``T:`` when given.
+        reference_number: the tune's ``X:`` number.
+        unit_length: the ``L:`` unit note length, as a fraction of a whole note (1/8 = eighth).
+
+    Returns:
+        The tune as text, ending in a newline.
+    """
+    unit_length = Fraction(unit_length)
+    if unit_length <= 0:
+        raise ValueError(f"unit_length must be > 0, got {unit_length}")
+    key = table.key_signatures[0] if table.key_signatures else KeySignature(0, 0.0, 0, "major")
+    starts, ends = _quantise(table.onset_tick, table.offset_tick, table.ticks_per_quarter)
+    voices = _all_voices(table, starts, ends)
+    bars = _make_bars(_meters(table), int(ends.max()) if len(ends) else 0)
+    lines = _header(table, key, title, reference_number, unit_length)
+    key_alters, spelling = _key_alters(key.sharps), _spelling(key)
+    for number, voice in enumerate(voices, start=1):
+        lines += _voice_preamble(table, voice, number, len(voices))
+        bar_texts = _voice_bars(voice.events, bars, key_alters, spelling, unit_length)
+        lines += _music_lines(bar_texts, bars)
+    return "\n".join(lines) + "\n"
+
+
+def write_abc(table: NoteTable, path: str | os.PathLike) -> None:
+    """Write ``table`` to ``path`` as an ABC 2.1 file (atomically; see :func:`table_to_abc`)."""
+    write_text_atomic(path, table_to_abc(table))
+
+
+# --------------------------------------------------------------------------- time
+
+
+def _quantise(onset_tick: np.ndarray, offset_tick: np.ndarray, ticks_per_quarter: int) -> tuple[np.ndarray, np.ndarray]:
+    """Onsets and offsets ([n_notes] ticks) as grid steps; every note keeps at least one step."""
+    starts = _to_grid(onset_tick, ticks_per_quarter)
+    ends = np.maximum(_to_grid(offset_tick, ticks_per_quarter), starts + 1)
+    return starts, ends
+
+
+def _to_grid(ticks: np.ndarray | int, ticks_per_quarter: int) -> np.ndarray:
+    """Nearest grid step (1/12 quarter) of ``ticks``, halves rounded up, in exact integer arithmetic."""
+    ticks = np.asarray(ticks, dtype=np.int64)
+    return (2 * GRID_PER_QUARTER * ticks + ticks_per_quarter) // (2 * ticks_per_quarter)
+
+
+def _meters(table: NoteTable) -> list[tuple[int, int, int]]:
+    """``(grid step, numerator, denominator)`` meter changes; the first starts at step 0."""
+    changes: dict[int, tuple[int, int]] = {}
+    for i, ts in enumerate(table.time_signatures):
+        step = 0 if i == 0 else int(_to_grid(ts.tick, table.ticks_per_quarter))
+        changes[step] = (ts.numerator, ts.denominator)
+    changes.setdefault(0, (4, 4))
+    return [(step, num, den) for step, (num, den) in sorted(changes.items())]
+
+
+def _beat_steps(numerator: int, denominator: int) -> int:
+    """Grid steps of one beat: a dotted quarter in compound meters (6/8, 9/8), else 1/denominator."""
+    unit = Fraction(4 * GRID_PER_QUARTER, denominator)
+    if denominator >= 8 and numerator % 3 == 0 and numerator > 3:
+        unit *= 3
+    return max(1, round(unit))
+
+
+def _make_bars(meters: list[tuple[int, int, int]], end: int) -> list[_Bar]:
+    """Bars from step 0 until ``end`` (grid steps), at least one; a meter change starts a new bar."""
+    bars: list[_Bar] = []
+    pos, index, previous = 0, 0, None
+    while pos < end or not bars:
+        while index + 1 < len(meters) and meters[index + 1][0] <= pos:
+            index += 1
+        _, num, den = meters[index]
+        length = max(1, round(Fraction(4 * GRID_PER_QUARTER * num, den)))
+        bar_end = pos + length
+        if index + 1 < len(meters):
+            bar_end = min(bar_end, meters[index + 1][0])
+        text = f"{num}/{den}"
+        bars.append(_Bar(pos, bar_end, _beat_steps(num, den), text if bars and text != previous else None))
+        previous, pos = text, bar_end
+    return bars
+
+
+# --------------------------------------------------------------------------- voices
+
+
+def _all_voices(table: NoteTable, starts: np.ndarray, ends: np.ndarray) -> list[_Voice]:
+    """The voices of every track that has notes, in track order (one empty voice if no notes)."""
+    voices: list[_Voice] = []
+    for track in sorted({int(t) for t in table.track}):
+        idx = np.flatnonzero(table.track == track)
+        layers = _allocate(_chords(starts[idx], ends[idx], table.pitch[idx]))
+        voices += [_Voice(events, track, i == 0) for i, events in enumerate(layers)]
+    return voices or [_Voice([], -1, True)]
+
+
+def _chords(starts: np.ndarray, ends: np.ndarray, pitches: np.ndarray) -> list[_Event]:
+    """Group notes ([n] grid steps and MIDI pitches) with equal start and end into chords."""
+    groups: dict[tuple[int, int], list[int]] = {}
+    for s, e, p in zip(starts.tolist(), ends.tolist(), pitches.tolist()):
+        groups.setdefault((s, e), []).append(p)
+    return [_Event(s, e, tuple(sorted(ps))) for (s, e), ps in groups.items()]
+
+
+def _allocate(events: list[_Event]) -> list[list[_Event]]:
+    """Put events into voices greedily: each goes to the first voice free at its start.
+
+    Events are taken by start, the highest-pitched first at equal starts (so the top line
+    lands in voice 1).
+    """
+    layers: list[list[_Event]] = []
+    for event in sorted(events, key=lambda ev: (ev.start, -ev.pitches[-1], ev.end)):
+        for layer in layers:
+            if layer[-1].end <= event.start:
+                layer.append(event)
+                break
+        else:
+            layers.append([event])
+    return layers
+
+
+# --------------------------------------------------------------------------- pitch
+
+
+def _key_alters(sharps: int) -> dict[str, int]:
+    """Alteration (+1 sharp, -1 flat, 0) of each letter under a key signature of ``sharps``."""
+    alters = dict.fromkeys(_LETTERS, 0)
+    for letter in _SHARP_ORDER[:max(sharps, 0)]:
+        alters[letter] = 1
+    for letter in _SHARP_ORDER[::-1][:max(-sharps, 0)]:
+        alters[letter] = -1
+    return alters
+
+
+def _spelling(key: KeySignature) -> list[tuple[str, int]]:
+    """``(letter, alteration)`` for each pitch class 0-11 under ``key``.
+
+    Pitch classes of the key's scale take their diatonic names; the pitch a semitone below
+    the tonic is its leading tone (C# in D minor, not Db); any other pitch is a sharp in
+    sharp and neutral keys and a flat in flat keys. Double sharps and flats are never used.
+    """
+    key_alters = _key_alters(key.sharps)
+    names = list(_FLAT_NAMES if key.sharps < 0 else _SHARP_NAMES)
+    tonic_letter = key.tonic[0]
+    tonic_pc = (_NATURAL_PC[tonic_letter] + key.tonic.count("#") - key.tonic.count("b")) % 12
+    leading = _LETTERS[_LETTERS.index(tonic_letter) - 1]
+    leading_alter = (tonic_pc - 1 - _NATURAL_PC[leading] + 6) % 12 - 6
+    if abs(leading_alter) <= 1:
+        names[(tonic_pc - 1) % 12] = (leading, leading_alter)
+    for letter, alter in key_alters.items():
+        names[(_NATURAL_PC[letter] + alter) % 12] = (letter, alter)
+    return names
+
+
+def _spell(pitch: int, spelling: list[tuple[str, int]]) -> tuple[str, int, int]:
+    """``(letter, alteration, octave)`` of MIDI ``pitch`` under a :func:`_spelling` table.
+
+    The octave is the scientific one of the letter (B#3 is MIDI 60, C4 is MIDI 60).
+    """
+    letter, alter = spelling[pitch % 12]
+    return letter, alter, (pitch - alter - _NATURAL_PC[letter]) // 12 - 1
+
+
+def _pitch_text(letter: str, octave: int) -> str:
+    """ABC note name: C = C4 (MIDI 60), c = C5, c' = C6, C, = C3."""
+    if octave >= 5:
+        return letter.lower() + "'" * (octave - 5)
+    return letter + "," * (4 - octave)
+
+
+class _BarAccidentals:
+    """The accidentals in force within one bar, as different ABC readers track them.
+
+    ABC 2.1 carries an accidental to the end of the bar for the same letter in the same
+    octave; music21 carries it for the letter in every octave, and neither into nor out of
+    chords. An accidental is left off only where all these readings give the wanted pitch.
+    """
+
+    def __init__(self, key_alters: dict[str, int]):
+        self.key = key_alters
+        self.by_octave: dict[tuple[str, int], int] = {}  # ABC 2.1: letter and octave
+        self.by_letter: dict[str, int] = {}  # "pitch" propagation: letter, any octave
+        self.by_letter_single: dict[str, int] = {}  # music21: set and read by single notes only
+
+    def mark(self, letter: str, octave: int, alter: int, in_chord: bool) -> str:
+        """The accidental to write (``""`` if none) for a note, and remember its effect."""
+        key = self.key[letter]
+        readings = {
+            self.by_octave.get((letter, octave), key),
+            self.by_letter.get(letter, key),
+            key if in_chord else self.by_letter_single.get(letter, key),
+        }
+        if readings == {alter}:
+            return ""
+        self.by_octave[(letter, octave)] = alter
+        self.by_letter[letter] = alter
+        if not in_chord:
+            self.by_letter_single[letter] = alter
+        return _ACCIDENTAL_TEXT[alter]
+
+
+# --------------------------------------------------------------------------- text
+
+
+def _length_text(steps: int, unit_length: Fraction) -> str:
+    """A length of ``steps`` grid steps as a reduced multiple of ``unit_length``: "", "2", "/", "3/2", "/3"."""
+    units = Fraction(steps, GRID_PER_QUARTER) / (4 * unit_length)
+    if units.denominator == 1:
+        return "" if units.numerator == 1 else str(units.numerator)
+    if units.numerator == 1:
+        return "/" if units.denominator == 2 else f"/{units.denominator}"
+    return f"{units.numerator}/{units.denominator}"
+
+
+def _note_text(
+    pitches: tuple[int, ...], steps: int, tie: bool, accidentals: _BarAccidentals,
+    spelling: list[tuple[str, int]], unit_length: Fraction,
+) -> str:
+    """A note or chord of ``steps`` grid steps, tied on (``-``) when ``tie``."""
+    in_chord = len(pitches) > 1
+    names = []
+    for pitch in pitches:
+        letter, alter, octave = _spell(pitch, spelling)
+        names.append(accidentals.mark(letter, octave, alter, in_chord) + _pitch_text(letter, octave))
+    length = _length_text(steps, unit_length)
+    if not in_chord:
+        return names[0] + length + ("-" if tie else "")
+    tie_mark = "-" if tie else ""
+    return "[" + "".join(name + tie_mark for name in names) + "]" + length
+
+
+def _bar_text(items: list[tuple[int, str]], bar: _Bar) -> str:
+    """Join a bar's ``(step in bar, text)`` items, with a space before each new beat."""
+    out = f"[M:{bar.meter}] " if bar.meter else ""
+    for i, (step, text) in enumerate(items):
+        out += (" " if i and step % bar.beat == 0 else "") + text
+    return out
+
+
+def _voice_bars(
+    events: list[_Event], bars: list[_Bar], key_alters: dict[str, int], spelling: list[tuple[str, int]],
+    unit_length: Fraction,
+) -> list[str]:
+    """The text of each bar of one voice: its notes, rests filling the gaps, ties over bar lines."""
+    texts, i = [], 0
+    for bar in bars:
+        accidentals = _BarAccidentals(key_alters)
+        items: list[tuple[int, str]] = []
+        cursor = bar.start
+        while i < len(events) and events[i].start < bar.end:
+            event = events[i]
+            start, end = max(event.start, bar.start), min(event.end, bar.end)
+            if start > cursor:
+                items.append((cursor - bar.start, "z" + _length_text(start - cursor, unit_length)))
+            tie = event.end > bar.end
+            text = _note_text(event.pitches, end - start, tie, accidentals, spelling, unit_length)
+            items.append((start - bar.start, text))
+            cursor = end
+            if tie:
+                break
+            i += 1
+        if cursor < bar.end:
+            items.append((cursor - bar.start, "z" + _length_text(bar.end - cursor, unit_length)))
+        texts.append(_bar_text(items, bar))
+    return texts
+
+
+def _music_lines(bar_texts: list[str], bars: list[_Bar]) -> list[str]:
+    """Bars joined ``BARS_PER_LINE`` to a line, each ending in ``|``, the last bar in ``|]``."""
+    lines = []
+    for first in range(0, len(bar_texts), BARS_PER_LINE):
+        chunk = bar_texts[first:first + BARS_PER_LINE]
+        last = first + len(chunk) == len(bars)
+        lines.append(" | ".join(chunk) + (" |]" if last else " |"))
+    return lines
+
+
+def _key_text(key: KeySignature) -> str:
+    """The ``K:`` value: tonic and ABC mode suffix, e.g. ``G``, ``Em``, ``Ddor``, ``Bb``, ``F#m``.
+
+    Locrian keys and an Fb tonic, which music21 misreads, are written as the major key with
+    the same signature (``K:C`` for B locrian): the mode's name is lost, the pitches are not.
+    """
+    if key.mode == "locrian" or key.tonic == "Fb":
+        key = KeySignature(key.tick, key.time_s, key.sharps, "major")
+    return key.tonic + _MODE_SUFFIX[key.mode]
+
+
+def _header(
+    table: NoteTable, key: KeySignature, title: str | None, reference_number: int, unit_length: Fraction
+) -> list[str]:
+    """The file identification line and the tune header, ``K:`` last."""
+    meter = table.time_signatures[0].text if table.time_signatures else "4/4"
+    qpm = table.tempos[0].qpm if table.tempos else 120.0
+    lines = ["%abc-2.1", f"X:{int(reference_number)}"]
+    if title is not None:
+        lines.append("T:" + " ".join(str(title).split()))
+    lines += [
+        f"M:{meter}",
+        f"L:{unit_length.numerator}/{unit_length.denominator}",
+        f"Q:1/4={max(1, round(qpm))}",
+        f"K:{_key_text(key)}",
+    ]
+    return lines
+
+
+def _voice_preamble(table: NoteTable, voice: _Voice, number: int, n_voices: int) -> list[str]:
+    """``V:`` (when there are several voices) and the ``%%MIDI`` line of one voice."""
+    lines = []
+    if n_voices > 1:
+        name = table.tracks[voice.track].name if voice.track >= 0 and voice.first_of_track else ""
+        name = " ".join(name.replace('"', "'").split())
+        lines.append(f'V:{number} name="{name}"' if name else f"V:{number}")
+    if voice.track < 0:
+        return lines
+    track = table.tracks[voice.track]
+    if track.is_drum:
+        if voice.first_of_track:
+            warnings.warn(
+                f"ABC has no standard drum notation: drum track {voice.track} ({track.name!r}) is written as "
+                "pitched notes (GM drum keys) on %%MIDI channel 10",
+                stacklevel=3,
+            )
+        lines.append("%%MIDI channel 10")
+    else:
+        lines.append(f"%%MIDI program {track.program}")
+    return lines

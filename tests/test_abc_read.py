@@ -1,0 +1,121 @@
+"""ABC reading: tune splitting, tune choice by X:, and the same notes as music21's own parse."""
+
+from fractions import Fraction
+
+import pytest
+from conftest import fixture_dir
+
+from events import InputError, iter_pieces, pieces, read
+from events.abc_read import split_tunes
+from events.music21_io import MUSIC21_TICKS_PER_QUARTER as TPQ
+
+MULTI = """%abc-2.1
+L:1/8
+
+X:3
+T:First
+M:2/4
+K:G
+GA Bc|d2 B2|]
+
+free text between tunes
+
+X:7
+T:Second
+M:3/8
+K:Dm
+DFA|dfa|
+AFD:|
+"""
+
+
+def test_split_tunes_numbers_and_file_header():
+    tunes = split_tunes(MULTI)
+    assert [t.number for t in tunes] == [3, 7]
+    # the file header applies to every tune; the version line goes first, where music21 looks for it
+    assert tunes[0].text.splitlines()[:3] == ["%abc-2.1", "X:3", "L:1/8"]
+    assert "free text" not in tunes[0].text
+
+
+def test_tune_by_number_and_all_tunes(tmp_path):
+    path = tmp_path / "two.abc"
+    path.write_text(MULTI)
+    first = read(path)
+    assert first.pitch.tolist() == [67, 69, 71, 72, 74, 71]
+    assert first.time_signatures[0].text == "2/4" and first.key_signatures[0].name == "G major"
+    second = read(path, tune=7)
+    assert second.pitch.tolist() == [62, 65, 69, 74, 77, 81, 69, 65, 62]  # repeats as written
+    assert second.key_signatures[0].name == "D minor"
+    expanded = read(path, tune=7, expand_repeats=True)
+    assert expanded.pitch.tolist() == [62, 65, 69, 74, 77, 81, 69, 65, 62] * 2
+    assert [p.key for p in pieces(path)] == [f"{path}#3", f"{path}#7"]
+    assert [len(t) for _, t in iter_pieces(path)] == [6, 9]
+    with pytest.raises(InputError, match=r"no tune X:5 \(tunes: 3, 7\)"):
+        read(path, tune=5)
+
+
+def test_a_broken_tune_costs_only_itself(tmp_path):
+    path = tmp_path / "mixed.abc"
+    path.write_text("X:1\nL:0/0\nK:C\nCDE|\n\nX:2\nL:1/4\nK:C\nCDEF|]\n")
+    found = pieces(path)
+    with pytest.raises(InputError, match="#1: cannot parse ABC"):
+        found[0].read()
+    assert len(found[1].read()) == 4
+
+
+def test_accidentals_carry_through_the_bar_in_abc_2(tmp_path):
+    path = tmp_path / "carry.abc"
+    path.write_text("%abc-2.1\nX:1\nM:4/4\nL:1/8\nK:C\n^F F c' ^c c|F\n")
+    assert read(path).pitch.tolist() == [66, 66, 84, 73, 73, 65]
+
+
+def test_tune_without_unit_length_or_meter_defaults_to_eighths(tmp_path):
+    path = tmp_path / "bare.abc"
+    path.write_text("X:1\nK:C\nCDE2|\n")
+    table = read(path)
+    assert (table.offset_tick - table.onset_tick).tolist() == [TPQ // 2, TPQ // 2, TPQ]
+
+
+def _music21_notes(stream) -> list[tuple[int, Fraction, Fraction]]:
+    """(midi, onset, length) in quarter notes of every sounding note, ties merged, as music21 parses it."""
+    out = []
+    for part in stream.parts:
+        for n in part.stripTies().flatten().notes:
+            if n.duration.quarterLength == 0:
+                continue
+            for p in n.pitches:
+                out.append((p.midi, Fraction(n.offset), Fraction(n.duration.quarterLength)))
+    return sorted(out)
+
+
+def _table_notes(table) -> list[tuple[int, Fraction, Fraction]]:
+    return sorted(
+        (int(p), Fraction(int(on), TPQ), Fraction(int(off - on), TPQ))
+        for p, on, off in zip(table.pitch, table.onset_tick, table.offset_tick)
+    )
+
+
+def test_music21_corpus_tunes_read_to_music21s_own_notes():
+    from music21 import converter, corpus
+
+    checked = 0
+    for collection in ("essenFolksong/altdeu10", "oneills1850/0001-0050", "ryansMammoth/ryansMammoth001",
+                       "airdsAirs/book1", "miscFolk/someTunes"):
+        try:
+            path = corpus.getWork(collection)
+        except Exception:
+            continue
+        for piece in pieces(path)[:4]:
+            number = int(piece.key.rsplit("#", 1)[1])
+            ours = piece.read()
+            theirs = converter.parse(path, number=number)
+            assert _table_notes(ours) == _music21_notes(theirs), piece.key
+            checked += 1
+    assert checked >= 12
+
+
+def test_fixture_tunes(tmp_path):
+    for path in sorted(fixture_dir("abc").glob("*.abc")):
+        table = read(path)
+        assert len(table) > 20, path.name
+        assert table.time_signatures and table.key_signatures
