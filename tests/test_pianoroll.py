@@ -45,9 +45,9 @@ def test_a_frame_without_onset_still_starts_a_note():
 def test_fixture_round_trip_on_the_frame_grid():
     table = read_midi(fixture_dir("midi_one_track") / "POP909_008.mid")
     rate = 100.0
-    snapped = NoteTable.from_seconds(np.rint(table.onset_s * rate) / rate,
-                                     np.maximum(np.rint(table.offset_s * rate), np.rint(table.onset_s * rate) + 1) / rate,
-                                     table.pitch, table.velocity, program=table.program)
+    start = np.rint(table.onset_s * rate)
+    end = np.maximum(np.rint(table.offset_s * rate), start + 1)
+    snapped = NoteTable.from_seconds(start / rate, end / rate, table.pitch, table.velocity, program=table.program)
     # keep notes that do not overlap an earlier note of the same pitch (a roll cannot hold both)
     order = np.lexsort((snapped.onset_s, snapped.pitch))
     same_pitch = snapped.pitch[order][1:] == snapped.pitch[order][:-1]
