@@ -7,6 +7,7 @@ MIDI, ABC or MusicXML; :func:`to_pianoroll` gives renderers their frame-level vi
 This package imports no other ostinato package.
 """
 
+from .abc_write import table_to_abc, write_abc
 from .errors import InputError
 from .io import READ_SUFFIXES, Piece, format_for, iter_pieces, pieces, read, write
 from .midi import ReadLimits, read_midi, write_midi
@@ -16,6 +17,6 @@ from .table import KeySignature, NoteTable, Tempo, TempoMap, TimeSignature, Trac
 
 __all__ = [
     "READ_SUFFIXES", "InputError", "KeySignature", "NoteTable", "PianoRoll", "Piece", "ReadLimits", "Tempo", "TempoMap",
-    "TimeSignature", "Track", "format_for", "from_score", "iter_pieces", "pieces", "read", "read_midi", "to_pianoroll",
-    "to_score", "write", "write_midi",
+    "TimeSignature", "Track", "format_for", "from_score", "iter_pieces", "pieces", "read", "read_midi", "table_to_abc",
+    "to_pianoroll", "to_score", "write", "write_abc", "write_midi",
 ]

@@ -4,8 +4,8 @@ Time is quantised to a grid of 1/12 quarter note (``GRID_PER_QUARTER``), so sixt
 eighth- and sixteenth-note triplets are exact: a tick ``t`` becomes grid step
 ``round(t * 12 / ticks_per_quarter)`` (halves round up). A note that quantises to zero length
 keeps one grid step. Durations are written as reduced multiples of the unit length ``L:``
-(``C2``, ``C/``, ``C3/2``, ``C2/3``); triplets are written by their plain lengths, not with
-``(3``, which every reader (music21 included) takes at face value.
+(``C2``, ``C/``, ``C3/2``, ``C2/3``); triplets are written with these plain lengths (``C2/3``
+three times), which readers, music21 included, take at face value, not as ``(3`` tuplets.
 
 Layout of the text::
 
@@ -31,7 +31,10 @@ other pitch is a sharp (sharp and neutral keys) or a flat (flat keys).
 Accidentals follow the ABC 2.1 rule that an accidental holds to the end of the bar for that
 letter in that octave. Because readers differ where that rule is silent or loosely
 implemented (music21 carries an accidental into every octave and not into or out of chords),
-a courtesy accidental is also written wherever such a reader would hear a different pitch.
+a courtesy accidental is also written wherever such a reader would hear a different pitch, and
+a note tied over a bar line repeats an accidental its first part showed (music21 joins ties
+only between notes that agree on that). Chords tied over a bar line are written ``[C-E-]``;
+music21 reads them as two chords, as it reads no ties inside chords.
 
 Not written: velocities, later key and tempo changes (the first key spells the whole piece,
 so pitches stay exact), lyrics and repeats. Locrian keys are written as the major key with the
@@ -130,14 +133,17 @@ def table_to_abc(
     key_alters, spelling = _key_alters(key.sharps), _spelling(key)
     for number, voice in enumerate(voices, start=1):
         lines += _voice_preamble(table, voice, number, len(voices))
-        bar_texts = _voice_bars(voice.events, bars, key_alters, spelling, unit_length)
+        bar_texts = _VoiceWriter(key_alters, spelling, unit_length).bars(voice.events, bars)
         lines += _music_lines(bar_texts, bars)
     return "\n".join(lines) + "\n"
 
 
-def write_abc(table: NoteTable, path: str | os.PathLike) -> None:
-    """Write ``table`` to ``path`` as an ABC 2.1 file (atomically; see :func:`table_to_abc`)."""
-    write_text_atomic(path, table_to_abc(table))
+def write_abc(table: NoteTable, path: str | os.PathLike, **options) -> None:
+    """Write ``table`` to ``path`` as an ABC 2.1 file, atomically.
+
+    ``options`` (``title``, ``reference_number``, ``unit_length``) go to :func:`table_to_abc`.
+    """
+    write_text_atomic(path, table_to_abc(table, **options))
 
 
 # --------------------------------------------------------------------------- time
@@ -293,21 +299,25 @@ class _BarAccidentals:
         self.by_letter: dict[str, int] = {}  # "pitch" propagation: letter, any octave
         self.by_letter_single: dict[str, int] = {}  # music21: set and read by single notes only
 
-    def mark(self, letter: str, octave: int, alter: int, in_chord: bool) -> str:
-        """The accidental to write (``""`` if none) for a note, and remember its effect."""
+    def mark(self, letter: str, octave: int, alter: int, in_chord: bool, force: bool = False) -> tuple[str, bool]:
+        """The accidental to write (``""`` if none, unless ``force``) for a note; remember its effect.
+
+        Also returns whether music21 gives the note an accidental of its own (written, or
+        carried from earlier in the bar), which it needs to know to join tied notes.
+        """
         key = self.key[letter]
         readings = {
             self.by_octave.get((letter, octave), key),
             self.by_letter.get(letter, key),
             key if in_chord else self.by_letter_single.get(letter, key),
         }
-        if readings == {alter}:
-            return ""
+        if readings == {alter} and not force:
+            return "", not in_chord and letter in self.by_letter_single
         self.by_octave[(letter, octave)] = alter
         self.by_letter[letter] = alter
         if not in_chord:
             self.by_letter_single[letter] = alter
-        return _ACCIDENTAL_TEXT[alter]
+        return _ACCIDENTAL_TEXT[alter], True
 
 
 # --------------------------------------------------------------------------- text
@@ -323,23 +333,6 @@ def _length_text(steps: int, unit_length: Fraction) -> str:
     return f"{units.numerator}/{units.denominator}"
 
 
-def _note_text(
-    pitches: tuple[int, ...], steps: int, tie: bool, accidentals: _BarAccidentals,
-    spelling: list[tuple[str, int]], unit_length: Fraction,
-) -> str:
-    """A note or chord of ``steps`` grid steps, tied on (``-``) when ``tie``."""
-    in_chord = len(pitches) > 1
-    names = []
-    for pitch in pitches:
-        letter, alter, octave = _spell(pitch, spelling)
-        names.append(accidentals.mark(letter, octave, alter, in_chord) + _pitch_text(letter, octave))
-    length = _length_text(steps, unit_length)
-    if not in_chord:
-        return names[0] + length + ("-" if tie else "")
-    tie_mark = "-" if tie else ""
-    return "[" + "".join(name + tie_mark for name in names) + "]" + length
-
-
 def _bar_text(items: list[tuple[int, str]], bar: _Bar) -> str:
     """Join a bar's ``(step in bar, text)`` items, with a space before each new beat."""
     out = f"[M:{bar.meter}] " if bar.meter else ""
@@ -348,32 +341,64 @@ def _bar_text(items: list[tuple[int, str]], bar: _Bar) -> str:
     return out
 
 
-def _voice_bars(
-    events: list[_Event], bars: list[_Bar], key_alters: dict[str, int], spelling: list[tuple[str, int]],
-    unit_length: Fraction,
-) -> list[str]:
-    """The text of each bar of one voice: its notes, rests filling the gaps, ties over bar lines."""
-    texts, i = [], 0
-    for bar in bars:
-        accidentals = _BarAccidentals(key_alters)
+class _VoiceWriter:
+    """Writes one voice bar by bar: notes and chords, rests in the gaps, ties over bar lines.
+
+    A note tied over a bar line repeats an accidental that its first part showed: music21
+    joins a tie only between notes that agree on having a (natural) accidental.
+    """
+
+    def __init__(self, key_alters: dict[str, int], spelling: list[tuple[str, int]], unit_length: Fraction):
+        self.key_alters = key_alters
+        self.spelling = spelling
+        self.unit_length = unit_length
+        self.tie_marked = False  # the note tied into the next bar showed an accidental
+
+    def bars(self, events: list[_Event], bars: list[_Bar]) -> list[str]:
+        """The text of each of ``bars`` for ``events`` (time-ordered, not overlapping)."""
+        texts, i = [], 0
+        for bar in bars:
+            items, i = self._bar_items(events, i, bar)
+            texts.append(_bar_text(items, bar))
+        return texts
+
+    def _bar_items(self, events: list[_Event], i: int, bar: _Bar) -> tuple[list[tuple[int, str]], int]:
+        """``(step in bar, text)`` of the notes and rests of ``bar``, from ``events[i]`` on; the next ``i``."""
+        accidentals = _BarAccidentals(self.key_alters)
         items: list[tuple[int, str]] = []
         cursor = bar.start
         while i < len(events) and events[i].start < bar.end:
             event = events[i]
             start, end = max(event.start, bar.start), min(event.end, bar.end)
             if start > cursor:
-                items.append((cursor - bar.start, "z" + _length_text(start - cursor, unit_length)))
+                items.append((cursor - bar.start, "z" + _length_text(start - cursor, self.unit_length)))
             tie = event.end > bar.end
-            text = _note_text(event.pitches, end - start, tie, accidentals, spelling, unit_length)
+            force = self.tie_marked and event.start < bar.start
+            text, self.tie_marked = self._note(event.pitches, end - start, tie, accidentals, force)
             items.append((start - bar.start, text))
             cursor = end
             if tie:
                 break
             i += 1
         if cursor < bar.end:
-            items.append((cursor - bar.start, "z" + _length_text(bar.end - cursor, unit_length)))
-        texts.append(_bar_text(items, bar))
-    return texts
+            items.append((cursor - bar.start, "z" + _length_text(bar.end - cursor, self.unit_length)))
+        return items, i
+
+    def _note(
+        self, pitches: tuple[int, ...], steps: int, tie: bool, accidentals: _BarAccidentals, force: bool
+    ) -> tuple[str, bool]:
+        """A note or chord of ``steps`` grid steps, tied on (``-``) when ``tie``, and whether a
+        single note showed an accidental (to music21)."""
+        in_chord = len(pitches) > 1
+        names, shown = [], False
+        for pitch in pitches:
+            letter, alter, octave = _spell(pitch, self.spelling)
+            sign, shown = accidentals.mark(letter, octave, alter, in_chord, force)
+            names.append(sign + _pitch_text(letter, octave))
+        length, tie_mark = _length_text(steps, self.unit_length), "-" if tie else ""
+        if in_chord:
+            return "[" + "".join(name + tie_mark for name in names) + "]" + length, False
+        return names[0] + length + tie_mark, shown
 
 
 def _music_lines(bar_texts: list[str], bars: list[_Bar]) -> list[str]:

@@ -165,6 +165,13 @@ def test_rests_fill_gaps():
     assert music(text) == "zC z4 D2- | Dz7 |]"
 
 
+def test_tied_natural_repeats_its_courtesy_sign():
+    # F#5 makes music21 carry the sharp to F4, so F4 gets a courtesy natural; the tied
+    # continuations repeat it, or music21 would not join the tie (it compares accidentals).
+    text = assert_round_trip(make_table([(0, 1, 78), (1, 10, 65)]))
+    assert music(text) == "^f2 =F6- | =F8- | =F6 z2 |]"
+
+
 def test_chords():
     notes = [(0, 1, 60), (0, 1, 64), (0, 1, 67), (1, 1, 62), (1, 1, 65), (1, 1, 69), (2, 2, 59), (2, 2, 67)]
     text = assert_round_trip(make_table(notes))
@@ -316,6 +323,14 @@ def test_keys(sharps, mode, k_line, pitches):
     assert signs == (1 if mode == "minor" and sharps != 1 else 0)
 
 
+def test_locrian_is_written_as_major_with_the_same_signature():
+    # music21 does not read K:Bloc; B locrian has C major's signature
+    table = make_table([(0, 2, 71), (2, 2, 72), (4, 2, 74), (6, 2, 77)], key_signatures=[(0, 0, "locrian")])
+    text = assert_round_trip(table)
+    assert "K:C" in text.splitlines()
+    assert music(text) == "B4 c4 | d4 f4 |]"
+
+
 def test_enharmonic_spelling_in_seven_sharps():
     # C# major: MIDI 60 is B#3, MIDI 65 is E#4; both diatonic, so no accidentals
     table = make_table([(0, 2, 60), (2, 2, 65)], key_signatures=[(0, 7, "major")])
@@ -342,6 +357,9 @@ def test_write_abc(tmp_path):
     path = tmp_path / "out" / "tune.abc"
     write_abc(table, path)
     assert path.read_text(encoding="utf-8") == table_to_abc(table)
+    write_abc(table, tmp_path / "titled.abc", title="Two notes", unit_length=Fraction(1, 4))
+    assert (tmp_path / "titled.abc").read_text(encoding="utf-8") == table_to_abc(
+        table, title="Two notes", unit_length=Fraction(1, 4))
     read_back = converter.parse(path).flatten().notes  # music21 reads the file itself
     assert [(n.pitch.midi, Fraction(n.offset), Fraction(n.quarterLength)) for n in read_back] == expected_notes(table)
 
