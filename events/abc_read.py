@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,12 +114,3 @@ def read_abc(path: str | os.PathLike, *, tune: int | None = None, expand_repeats
         if candidate.number == tune:
             return parse_tune(candidate, path, expand_repeats=expand_repeats)
     raise InputError(path, f"no tune X:{tune} (tunes: {', '.join(str(t.number) for t in tunes[:20])})")
-
-
-def iter_abc_tunes(path: str | os.PathLike, *, expand_repeats: bool = False) -> Iterator[tuple[str, NoteTable]]:
-    """Yield ``("<path>#<X>", table)`` for every tune; a tune that fails raises when reached."""
-    tunes = split_tunes(read_abc_text(path))
-    if not tunes:
-        raise InputError(path, "no ABC tune found (no X: or K: line)")
-    for tune in tunes:
-        yield f"{path}#{tune.number}", parse_tune(tune, path, expand_repeats=expand_repeats)
