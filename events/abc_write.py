@@ -51,13 +51,11 @@ from fractions import Fraction
 import numpy as np
 
 from .atomic import write_text_atomic
-from .table import KeySignature, NoteTable
+from .table import LETTERS, NATURAL_PC, KeySignature, NoteTable
 
 GRID_PER_QUARTER = 12  # grid steps per quarter note
 BARS_PER_LINE = 4
 
-_LETTERS = "CDEFGAB"
-_NATURAL_PC = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
 _SHARP_ORDER = "FCGDAEB"  # order in which a key signature sharpens; flats go the other way
 _SHARP_NAMES = [("C", 0), ("C", 1), ("D", 0), ("D", 1), ("E", 0), ("F", 0),
                 ("F", 1), ("G", 0), ("G", 1), ("A", 0), ("A", 1), ("B", 0)]
@@ -241,7 +239,7 @@ def _allocate(events: list[_Event]) -> list[list[_Event]]:
 
 def _key_alters(sharps: int) -> dict[str, int]:
     """Alteration (+1 sharp, -1 flat, 0) of each letter under a key signature of ``sharps``."""
-    alters = dict.fromkeys(_LETTERS, 0)
+    alters = dict.fromkeys(LETTERS, 0)
     for letter in _SHARP_ORDER[:max(sharps, 0)]:
         alters[letter] = 1
     for letter in _SHARP_ORDER[::-1][:max(-sharps, 0)]:
@@ -259,13 +257,13 @@ def _spelling(key: KeySignature) -> list[tuple[str, int]]:
     key_alters = _key_alters(key.sharps)
     names = list(_FLAT_NAMES if key.sharps < 0 else _SHARP_NAMES)
     tonic_letter = key.tonic[0]
-    tonic_pc = (_NATURAL_PC[tonic_letter] + key.tonic.count("#") - key.tonic.count("b")) % 12
-    leading = _LETTERS[_LETTERS.index(tonic_letter) - 1]
-    leading_alter = (tonic_pc - 1 - _NATURAL_PC[leading] + 6) % 12 - 6
+    tonic_pc = (NATURAL_PC[tonic_letter] + key.tonic.count("#") - key.tonic.count("b")) % 12
+    leading = LETTERS[LETTERS.index(tonic_letter) - 1]
+    leading_alter = (tonic_pc - 1 - NATURAL_PC[leading] + 6) % 12 - 6
     if abs(leading_alter) <= 1:
         names[(tonic_pc - 1) % 12] = (leading, leading_alter)
     for letter, alter in key_alters.items():
-        names[(_NATURAL_PC[letter] + alter) % 12] = (letter, alter)
+        names[(NATURAL_PC[letter] + alter) % 12] = (letter, alter)
     return names
 
 
@@ -275,7 +273,7 @@ def _spell(pitch: int, spelling: list[tuple[str, int]]) -> tuple[str, int, int]:
     The octave is the scientific one of the letter (B#3 is MIDI 60, C4 is MIDI 60).
     """
     letter, alter = spelling[pitch % 12]
-    return letter, alter, (pitch - alter - _NATURAL_PC[letter]) // 12 - 1
+    return letter, alter, (pitch - alter - NATURAL_PC[letter]) // 12 - 1
 
 
 def _pitch_text(letter: str, octave: int) -> str:

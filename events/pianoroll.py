@@ -46,30 +46,21 @@ class PianoRoll:
         Times are frame boundaries in seconds; ticks follow from ``tempos`` (default 120 qpm).
         """
         rate = self.frame_rate_hz
-        tracks, pitches, starts, ends = [], [], [], []
         active = self.frame | self.onset  # [n_tracks, 128, n_frames]
         padded = np.pad(active, ((0, 0), (0, 0), (1, 1)))
         rising = padded[..., 1:-1] & ~padded[..., :-2]  # sounding now, silent before
-        begins = rising | (self.onset & active)
-        falling = padded[..., 1:-1] & ~padded[..., 2:]  # last frame that sounds
-        for trk, pitch, frame in zip(*np.nonzero(begins)):
-            run = active[trk, pitch, frame:]
-            stop_candidates = np.flatnonzero(falling[trk, pitch, frame:])
-            length = int(stop_candidates[0]) + 1 if len(stop_candidates) else len(run)
-            later_onsets = np.flatnonzero(begins[trk, pitch, frame + 1:frame + length])
-            if len(later_onsets):
-                length = int(later_onsets[0]) + 1
-            tracks.append(trk)
-            pitches.append(pitch)
-            starts.append(frame)
-            ends.append(frame + length)
-        tracks = np.array(tracks, dtype=np.int32)
-        pitches = np.array(pitches, dtype=np.int64)
-        starts = np.array(starts, dtype=np.int64)
-        velocity = self.velocity[tracks, pitches, starts].astype(np.int64) if len(starts) else starts
+        begins = np.flatnonzero(rising | (self.onset & active))  # flat [track, pitch, frame] indices, sorted
+        lasts = np.flatnonzero(padded[..., 1:-1] & ~padded[..., 2:])  # last sounding frame of each run
+        # A note ends after the last frame of its run, or earlier where the next note begins
+        # (every run ends inside its own row, so the next begin is in the same row when it is sooner).
+        run_end = lasts[np.searchsorted(lasts, begins)] + 1
+        next_begin = np.append(begins[1:], np.iinfo(np.int64).max)
+        ends = np.minimum(run_end, next_begin)
+        tracks, pitches, starts = np.unravel_index(begins, active.shape)
+        velocity = self.velocity[tracks, pitches, starts].astype(np.int64)
         return NoteTable.from_seconds(
-            starts / rate, np.array(ends, dtype=np.int64) / rate, pitches, np.clip(velocity, 1, 127),
-            track=tracks, tracks=list(self.tracks), ticks_per_quarter=ticks_per_quarter, tempos=tempos,
+            starts / rate, (starts + ends - begins) / rate, pitches, np.clip(velocity, 1, 127),
+            track=tracks.astype(np.int32), tracks=list(self.tracks), ticks_per_quarter=ticks_per_quarter, tempos=tempos,
         ).sorted()
 
 
