@@ -22,11 +22,14 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 # Subcommands the project grows into, with the issue that builds each one.
 PLANNED = {
     "compose": ("compose a new piece with a symbolic model (MIDI, ABC or MusicXML)", "composing"),
-    "render": ("render MIDI/ABC/MusicXML to audio (ddsp, soundfont or wavenet engine)", "audio stage"),
-    "convert": ("convert files or whole corpora to MIDI, ABC, MusicXML, tokens, piano rolls or audio", "corpora"),
-    "train": ("train a symbolic model or a renderer", "token stage / audio stage"),
     "evaluate": ("held-out likelihood, sample quality and render quality", "evaluation"),
 }
+
+# Each stage adds its own subcommands: ``add_parsers(sub, common)`` in its ``commands`` module
+# declares options and sets ``run`` (heavy imports such as torch stay inside the run functions,
+# so ``ostinato --help`` stays fast). ``train`` is shared: each stage adds its ``train <what>``.
+STAGE_COMMANDS = ("render.commands", "corpora.commands")
+TRAIN_COMMANDS = ("symbolic.commands", "render.commands")
 
 
 def _common_options() -> argparse.ArgumentParser:
@@ -56,6 +59,16 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--tune", type=int, metavar="X", help="for ABC files, only the tune numbered X:")
     info.add_argument("--expand-repeats", action="store_true", help="play repeats out (ABC, MusicXML)")
     info.set_defaults(run=run_info)
+
+    import importlib
+
+    for module in STAGE_COMMANDS:
+        importlib.import_module(module).add_parsers(sub, common)
+    train = sub.add_parser("train", parents=[common], help="train a symbolic model or a renderer",
+                           description="Train a symbolic (token) model or an audio renderer.")
+    train_sub = train.add_subparsers(dest="what", metavar="WHAT", required=True)
+    for module in TRAIN_COMMANDS:
+        importlib.import_module(module).add_train_parsers(train_sub, common)
 
     for name, (summary, issue) in PLANNED.items():
         planned = sub.add_parser(name, parents=[common], help=f"{summary} (not yet available)",
@@ -157,13 +170,9 @@ def run_info(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------- plumbing
 def _report(exc: BaseException, args: argparse.Namespace, source: str | None = None) -> None:
     """Print one line for ``exc`` (the traceback too with --debug)."""
-    if args.debug:
-        import traceback
+    from events.errors import report
 
-        traceback.print_exception(exc, file=sys.stderr)
-    where = f"{source}: " if source else ""
-    detail = str(exc) if source is None else f"{type(exc).__name__}: {exc}"
-    print(f"ostinato: {where}{' '.join(detail.split())}", file=sys.stderr)
+    report(exc, debug=args.debug, source=source)
 
 
 def _configure_logging(args: argparse.Namespace) -> None:
