@@ -1,0 +1,281 @@
+"""Sources: what a batch reads, as a stream of :class:`Item` (one per piece), each with its split key.
+
+A source is one of
+
+==============================  =========================================================
+``song.mid``, ``tunes.abc``     one file (an ABC file gives one item per tune)
+``data/midi``                   a folder, recursively: every file with a readable suffix
+                                (``events.READ_SUFFIXES``); hidden files are skipped
+``'data/**/*.mid'``             a glob (quote it; ``**`` recurses)
+``music21:bach``                a collection (a folder) of music21's corpus
+``music21:abc-folk``            music21's ABC folk collections: airdsAirs, essenFolksong,
+                                miscFolk, nottingham-dataset, oneills1850, ryansMammoth
+                                (about 13,000 tunes)
+``music21:abc``                 every ABC collection of music21's corpus (the folk ones and josquin)
+``music21:bach/bwv66.6``        one piece of music21's corpus, by its corpus name
+==============================  =========================================================
+
+Keys (DESIGN.md, "Held-out split") are ``<collection>/<path relative to the collection>``,
+with ``#<X number>`` for each tune of an ABC file (every ABC tune is keyed this way, even
+in a file with one tune). The collection is
+
+- for ``music21:`` sources, the corpus folder: ``music21:essenFolksong`` tune X:3 of
+  ``altdeu10.abc`` is ``essenFolksong/altdeu10.abc#3``; ``music21:bach/bwv66.6`` is
+  ``bach/bwv66.6.mxl`` (the same key as when it comes through ``music21:bach``);
+- for a folder, the folder's own name: ``~/data/folk`` holding ``reels/a.abc`` gives
+  ``folk/reels/a.abc#1``;
+- for a glob, the name of the last folder before the first wildcard:
+  ``data/midi/**/*.mid`` gives ``midi/<relative path>``;
+- for a single file, the name of the folder holding it: ``data/midi/x.mid`` is ``midi/x.mid``.
+
+Paths in keys use ``/`` on every system. A key is held out (the test split) when the first
+byte of ``sha256(key)`` is below 13: about 5% of pieces, the same on every machine.
+
+Enumerating a source never parses music: ABC files are split into tunes once (cheap text
+work) and each tune's text travels with its item; MIDI, MusicXML and kern are read only
+when :meth:`Item.read` is called, so one broken piece fails only when it is read.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from events import READ_SUFFIXES, InputError, NoteTable
+from events.abc_read import ABC_SUFFIXES
+
+MUSIC21_PREFIX = "music21:"
+HELD_OUT_BELOW = 13  # first byte of sha256(key) below this: held out (DESIGN.md)
+SPLITS = ("train", "test", "all")
+ABC_FOLK_COLLECTIONS = ("airdsAirs", "essenFolksong", "miscFolk", "nottingham-dataset", "oneills1850", "ryansMammoth")
+ABC_COLLECTIONS = (*ABC_FOLK_COLLECTIONS, "josquin")
+COLLECTION_GROUPS = {"abc-folk": ABC_FOLK_COLLECTIONS, "abc": ABC_COLLECTIONS}
+_GLOB_CHARS = frozenset("*?[")
+
+
+def is_held_out(key: str) -> bool:
+    """True when ``key`` is in the held-out (test) split: first byte of sha256(key, UTF-8) < 13."""
+    return hashlib.sha256(key.encode("utf-8")).digest()[0] < HELD_OUT_BELOW
+
+
+def in_split(key: str, split: str) -> bool:
+    """Whether ``key`` belongs to ``split`` (``"train"``, ``"test"`` or ``"all"``)."""
+    check_split(split)
+    return split == "all" or is_held_out(key) == (split == "test")
+
+
+def check_split(split: str) -> str:
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+    return split
+
+
+@dataclass(frozen=True)
+class Item:
+    """One piece of a source, not yet parsed.
+
+    Attributes:
+        key: the split key, ``<collection>/<relative path>[#X]`` (see the module docstring).
+        path: the real file path (music21 corpus names resolved).
+        tune: the ``X:`` number of one tune of an ABC file, else None.
+        audio: the aligned audio file, for paired layouts (see :mod:`corpora.paired`), else None.
+        text: the tune's own ABC text (header inherited from the file), for ABC tunes; else None.
+    """
+
+    key: str
+    path: str
+    tune: int | None = None
+    audio: str | None = None
+    text: str | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def held_out(self) -> bool:
+        """True when this piece is in the held-out (test) split."""
+        return is_held_out(self.key)
+
+    @property
+    def split(self) -> str:
+        """``"test"`` when held out, else ``"train"``."""
+        return "test" if self.held_out else "train"
+
+    @property
+    def is_abc(self) -> bool:
+        return Path(self.path).suffix.lower() in ABC_SUFFIXES
+
+    def read(self, *, expand_repeats: bool = False) -> NoteTable:
+        """Parse the piece into a note table.
+
+        Raises:
+            events.InputError: the piece cannot be read (one line, naming the file or tune).
+        """
+        import events
+
+        if self.is_abc and self.tune is not None:
+            from events.abc_read import AbcTune, parse_tune
+
+            return parse_tune(AbcTune(self.tune, self.abc_text()), self.path, expand_repeats=expand_repeats)
+        return events.read(self.path, expand_repeats=expand_repeats)
+
+    def abc_text(self) -> str:
+        """The tune's own ABC text: its lines, with the file header's fields and version line.
+
+        Raises:
+            events.InputError: the item is not ABC, or the file cannot be read as ABC.
+        """
+        if not self.is_abc:
+            raise InputError(self.path, "not an ABC file (the abc tokenizer needs ABC text)")
+        if self.text is not None:
+            return self.text
+        from events.abc_read import read_abc_text, split_tunes
+
+        tunes = split_tunes(read_abc_text(self.path))
+        if not tunes:
+            raise InputError(self.path, "no ABC tune found (no X: or K: line)")
+        if self.tune is None:
+            return tunes[0].text
+        for tune in tunes:
+            if tune.number == self.tune:
+                return tune.text
+        raise InputError(self.path, f"no tune X:{self.tune}")
+
+
+# ---------------------------------------------------------------------------- enumeration
+def _file_items(path: Path, key: str) -> Iterator[Item]:
+    """The items of one file: one per ABC tune (keyed ``key#X``), else one keyed ``key``.
+
+    An ABC file that cannot be read or split gives one item (no tune) whose ``read()``
+    raises the reason, so a batch lists it as failed instead of stopping.
+    """
+    if path.suffix.lower() not in ABC_SUFFIXES:
+        yield Item(key=key, path=str(path))
+        return
+    from events.abc_read import read_abc_text, split_tunes
+
+    try:
+        tunes = split_tunes(read_abc_text(path))
+    except InputError:
+        tunes = []
+    if not tunes:
+        yield Item(key=key, path=str(path))
+        return
+    seen: dict[int, int] = {}
+    for tune in tunes:
+        seen[tune.number] = seen.get(tune.number, 0) + 1
+        # A repeated X: number in one file (rare) keeps keys unique: file#3, file#3.2, ...
+        suffix = str(tune.number) if seen[tune.number] == 1 else f"{tune.number}.{seen[tune.number]}"
+        yield Item(key=f"{key}#{suffix}", path=str(path), tune=tune.number, text=tune.text)
+
+
+def _walk(folder: Path) -> Iterator[Path]:
+    """Readable files under ``folder``, recursively, in sorted order; hidden names skipped."""
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if not name.startswith(".") and Path(name).suffix.lower() in READ_SUFFIXES:
+                yield Path(dirpath) / name
+
+
+def _relative_key(collection: str, base: Path, path: Path) -> str:
+    return f"{collection}/{path.relative_to(base).as_posix()}"
+
+
+def _folder_items(folder: Path, collection: str, source: str) -> Iterator[Item]:
+    found = False
+    for path in _walk(folder):
+        found = True
+        yield from _file_items(path, _relative_key(collection, folder, path))
+    if not found:
+        raise InputError(source, f"no music files in this folder (looked for {', '.join(READ_SUFFIXES)})")
+
+
+def _glob_items(pattern: str) -> Iterator[Item]:
+    parts = Path(pattern).parts
+    fixed = next((i for i, part in enumerate(parts) if _GLOB_CHARS & set(part)), len(parts))
+    base = Path(*parts[:fixed]) if fixed else Path(".")
+    collection = base.resolve().name or "root"
+    matches = sorted(Path(p) for p in glob.glob(pattern, recursive=True))
+    files = [p for p in matches if p.is_file() and not p.name.startswith(".")]
+    if not files:
+        raise InputError(pattern, "no file matches this pattern")
+    for path in files:
+        yield from _file_items(path, _relative_key(collection, base, path))
+
+
+def music21_corpus_root() -> Path:
+    """The folder of music21's own corpus (installed with the music21 package)."""
+    import music21
+
+    return Path(music21.__file__).parent / "corpus"
+
+
+def _music21_items(source: str) -> Iterator[Item]:
+    name = source[len(MUSIC21_PREFIX):].strip("/")
+    root = music21_corpus_root()
+    if name in COLLECTION_GROUPS:
+        for collection in COLLECTION_GROUPS[name]:
+            if (root / collection).is_dir():
+                yield from _folder_items(root / collection, collection, source)
+        return
+    target = root / name
+    if name and target.is_dir() and not name.startswith(("_", ".")):
+        yield from _folder_items(target, target.relative_to(root).parts[0], source)
+        return
+    if name and target.is_file():
+        path = target
+    else:
+        from events.music21_io import corpus_path
+
+        path = corpus_path(source)  # raises InputError naming the source
+    try:
+        key = path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:  # a corpus registered outside the package folder
+        key = f"{path.parent.name}/{path.name}"
+    yield from _file_items(path, key)
+
+
+def iter_items(source: str | os.PathLike, *, split: str = "all") -> Iterator[Item]:
+    """The items of one source (a file, folder, glob or ``music21:`` name), in a stable order.
+
+    Args:
+        source: see the module docstring.
+        split: ``"train"`` (not held out), ``"test"`` (held out) or ``"all"``.
+
+    Raises:
+        events.InputError: the source does not exist or holds no music files (raised when
+            iteration starts).
+    """
+    check_split(split)
+    for item in _iter_all(os.fspath(source)):
+        if split == "all" or item.held_out == (split == "test"):
+            yield item
+
+
+def _iter_all(source: str) -> Iterator[Item]:
+    if source.startswith(MUSIC21_PREFIX):
+        yield from _music21_items(source)
+        return
+    path = Path(source).expanduser()
+    if path.is_dir():
+        collection = path.resolve().name or "root"
+        yield from _folder_items(path, collection, source)
+    elif path.is_file():
+        collection = path.resolve().parent.name or "root"
+        yield from _file_items(path, f"{collection}/{path.name}")
+    elif _GLOB_CHARS & set(source):
+        yield from _glob_items(str(path))
+    else:
+        raise InputError(source, "no such file, folder or music21: collection")
+
+
+def iter_sources(sources: Iterable[str | os.PathLike], *, split: str = "all") -> Iterator[Item]:
+    """The items of every source in turn; an item whose key was already seen is given once."""
+    seen: set[str] = set()
+    for source in sources:
+        for item in iter_items(source, split=split):
+            if item.key not in seen:
+                seen.add(item.key)
+                yield item
