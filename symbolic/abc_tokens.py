@@ -1,0 +1,270 @@
+"""The ABC tokenizer (folk-rnn style): a closed vocabulary of musical tokens over normalised ABC.
+
+A tune is first normalised (:func:`symbolic.abc_normalise.normalise_abc`: titles, comments and
+decorations dropped, canonical header and spacing), then cut into tokens, one per musical
+concept::
+
+    <bos> M:6/8 L:1/8 K:G <bars:17-20> |: G 2 A B c d | ... :| <eos>
+
+so ``G2`` is the pitch token ``G`` and the duration token ``2``, ``^f'/2`` is ``^`` ``f'`` ``/2``.
+The vocabulary is fixed (not learned from data) and laid out in named blocks (``blocks``:
+name -> ``[start, stop)`` ids): ``special`` (``<pad> <bos> <eos>`` at 0, 1, 2), ``length`` (the
+number of bars, bucketed), ``meter`` (``M:..``), ``unit`` (``L:..``), ``key`` (``K:..``), ``bar``,
+``ending``, ``accidental``, ``pitch``, ``rest``, ``duration``, ``tuplet``, ``broken``, ``tie``,
+``slur``, ``grace``, ``chord``. The ``meter``, ``unit`` and ``key`` tokens are the header fields
+(the first three tokens) and, later in a tune, field changes on their own lines.
+
+The length control token follows the header: it is the number of bars (bar-line separated
+segments holding at least one note or rest, as written, repeats not played out) put in the
+bucket ``BAR_BUCKETS`` names. ``decode`` drops it (the text implies it).
+
+``decode(encode(t, normalised=True)) == t`` for every normalised text ``t``. Bits per
+character are computed on ``len(normalised_text)`` (:meth:`AbcTokenizer.n_chars`): the trainer
+divides the total nats by ln 2 and by the characters of the normalised texts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from fractions import Fraction
+
+from events.atomic import write_text_atomic
+from events.errors import InputError
+
+from .abc_normalise import (
+    BARS,
+    DURATIONS,
+    ENDINGS,
+    KEYS,
+    METERS,
+    PITCHES,
+    UNITS,
+    AbcNotAccepted,
+    normalise_abc,
+    render_tokens,
+)
+
+__all__ = ["BAR_BUCKETS", "AbcNotAccepted", "AbcTokenizer", "bar_bucket", "count_bars"]
+
+# Buckets of the length control: (first, last) number of bars; the last is open-ended.
+BAR_BUCKETS: tuple[tuple[int, int | None], ...] = (
+    (1, 4), (5, 8), (9, 12), (13, 16), (17, 20), (21, 24), (25, 32), (33, 40), (41, 48), (49, 64), (65, 96),
+    (97, 128), (129, None),
+)
+
+
+def _bucket_token(first: int, last: int | None) -> str:
+    return f"<bars:{first}+>" if last is None else f"<bars:{first}-{last}>"
+
+
+def _blocks() -> list[tuple[str, list[str]]]:
+    return [
+        ("special", ["<pad>", "<bos>", "<eos>"]),
+        ("length", [_bucket_token(first, last) for first, last in BAR_BUCKETS]),
+        ("meter", [f"M:{m}" for m in METERS]),
+        ("unit", [f"L:{u}" for u in UNITS]),
+        ("key", [f"K:{k}" for k in KEYS]),
+        ("bar", list(BARS)),
+        ("ending", list(ENDINGS)),
+        ("accidental", ["^^", "^", "=", "_", "__"]),
+        ("pitch", list(PITCHES)),
+        ("rest", ["z"]),
+        ("duration", list(DURATIONS)),
+        ("tuplet", [f"({p}" for p in range(2, 10)]),
+        ("broken", [">", ">>", ">>>", "<", "<<", "<<<"]),
+        ("tie", ["-"]),
+        ("slur", ["(", ")"]),
+        ("grace", ["{", "}"]),
+        ("chord", ["[", "]"]),
+    ]
+
+
+_BODY_TOKEN = re.compile(
+    r"\^\^|\^|__|_|=|[A-G],*|[a-g]'*|z|\d*/\d+|\d+|\|\]|\|\||\|:|\||\[\||\[[12]|\[|\]|::|:\||"
+    r"\(\d|\(|\)|-|\{|\}|>{1,3}|<{1,3}"
+)
+_FIELD_LINE = re.compile(r"[MLK]:\S+")
+_CONTENT = frozenset(PITCHES) | {"z"}
+_BAR_SET = frozenset(BARS)
+
+
+def count_bars(tokens: list[str]) -> int:
+    """Bars of a tune: bar-line separated segments holding at least one note or rest."""
+    bars, content = 0, False
+    for token in tokens:
+        if token in _BAR_SET:
+            bars += content
+            content = False
+        elif token in _CONTENT:
+            content = True
+    return bars + content
+
+
+def bar_bucket(n_bars: int) -> str:
+    """The length control token for ``n_bars`` bars (``<bars:17-20>``)."""
+    for first, last in BAR_BUCKETS:
+        if n_bars >= first and (last is None or n_bars <= last):
+            return _bucket_token(first, last)
+    raise ValueError(f"n_bars must be at least 1, got {n_bars}")
+
+
+class AbcTokenizer:
+    """Normalised ABC text <-> token ids over a closed vocabulary (see the module docstring).
+
+    Attributes:
+        kind: ``"abc"``.
+        VERSION: the vocabulary's version; saved files carry it.
+        vocab: token strings, the id is the index.
+        blocks: block name -> ``(start, stop)`` ids, stop exclusive.
+        pad_id, bos_id, eos_id: 0, 1, 2.
+    """
+
+    kind = "abc"
+    VERSION = 1
+
+    def __init__(self) -> None:
+        self.vocab: list[str] = []
+        self.blocks: dict[str, tuple[int, int]] = {}
+        for name, tokens in _blocks():
+            self.blocks[name] = (len(self.vocab), len(self.vocab) + len(tokens))
+            self.vocab.extend(tokens)
+        self.token_to_id: dict[str, int] = {token: i for i, token in enumerate(self.vocab)}
+        if len(self.token_to_id) != len(self.vocab):
+            raise AssertionError("duplicate ABC tokens")  # a bug in the block lists, never input
+        self.pad_id, self.bos_id, self.eos_id = 0, 1, 2
+        self._length_ids = frozenset(range(*self.blocks["length"]))
+
+    def __len__(self) -> int:
+        return len(self.vocab)
+
+    def __repr__(self) -> str:
+        return f"AbcTokenizer(version={self.VERSION}, vocab={len(self)})"
+
+    # -- text -------------------------------------------------------------------------------
+
+    @staticmethod
+    def normalise(text: str) -> str:
+        """The normalised text of one tune; raises :class:`AbcNotAccepted` with a reason."""
+        return normalise_abc(text)
+
+    @staticmethod
+    def n_chars(normalised_text: str) -> int:
+        """Characters bits-per-character is measured on: ``len(normalised_text)``."""
+        return len(normalised_text)
+
+    def tokenize(self, normalised_text: str) -> list[str]:
+        """The tokens of a normalised tune: ``M: L: K:`` header, length control, body (no bos/eos).
+
+        Raises:
+            ValueError: the text is not in normalised form (normalise it first).
+        """
+        lines = normalised_text.split("\n")
+        if len(lines) < 5 or lines[0] != "X:1" or lines[-1] != "":
+            raise ValueError("not normalised ABC: expected X:1, M:, L:, K: lines and a final newline")
+        header = lines[1:4]
+        if not (header[0].startswith("M:") and header[1].startswith("L:") and header[2].startswith("K:")):
+            raise ValueError("not normalised ABC: the header must be M:, L:, K: in that order")
+        tokens = list(header)
+        for line in lines[4:-1]:
+            if _FIELD_LINE.fullmatch(line):
+                tokens.append(line)
+                continue
+            pos = 0
+            for m in _BODY_TOKEN.finditer(line):
+                if m.start() != pos:
+                    raise ValueError(f"not normalised ABC: unexpected {line[pos:m.start()]!r} in {line!r}")
+                tokens.append(m.group())
+                pos = m.end()
+            if pos != len(line) or not line:
+                raise ValueError(f"not normalised ABC: unexpected {line[pos:] or 'empty line'!r}")
+        unknown = [t for t in tokens if t not in self.token_to_id]
+        if unknown:
+            raise ValueError(f"not in the ABC vocabulary: {unknown[0]!r}")
+        tokens.insert(3, bar_bucket(max(1, count_bars(tokens[3:]))))
+        return tokens
+
+    def encode(self, text: str, *, normalised: bool = False) -> list[int]:
+        """Token ids ``[bos, ..., eos]`` of one tune (normalised first unless ``normalised``).
+
+        Raises:
+            AbcNotAccepted: the normaliser rejects the tune.
+            ValueError: ``normalised=True`` but the text is not in normalised form.
+        """
+        if not normalised:
+            text = normalise_abc(text)
+        ids = self.token_to_id
+        return [self.bos_id, *(ids[t] for t in self.tokenize(text)), self.eos_id]
+
+    def decode(self, ids) -> str:
+        """The normalised text of token ``ids``: skips pad, bos and length tokens, stops at eos."""
+        tokens = []
+        for i in ids:
+            i = int(i)
+            if i == self.eos_id:
+                break
+            if i in (self.pad_id, self.bos_id) or i in self._length_ids:
+                continue
+            if not 0 <= i < len(self.vocab):
+                raise ValueError(f"token id {i} out of range 0..{len(self.vocab) - 1}")
+            tokens.append(self.vocab[i])
+        return render_tokens(tokens)
+
+    # -- values the grammar needs -------------------------------------------------------------
+
+    def block_of(self, token_id: int) -> str:
+        """The name of the block holding ``token_id``."""
+        for name, (start, stop) in self.blocks.items():
+            if start <= token_id < stop:
+                return name
+        raise ValueError(f"token id {token_id} out of range 0..{len(self.vocab) - 1}")
+
+    @staticmethod
+    def duration_value(token: str) -> Fraction:
+        """A duration token's length in unit lengths (``"3/2"`` -> 3/2)."""
+        return DURATIONS[token]
+
+    # -- persistence --------------------------------------------------------------------------
+
+    def to_json(self) -> dict:
+        """``{"kind", "version", "vocab", "blocks"}``: everything needed to check a saved model."""
+        return {"kind": self.kind, "version": self.VERSION, "vocab": list(self.vocab),
+                "blocks": {name: list(span) for name, span in self.blocks.items()}}
+
+    @classmethod
+    def from_json(cls, data: dict) -> AbcTokenizer:
+        """The tokenizer a :meth:`to_json` dict describes; raises ValueError naming the mismatch."""
+        if not isinstance(data, dict):
+            raise ValueError(f"tokenizer JSON must be an object, got {type(data).__name__}")
+        if data.get("kind") != cls.kind:
+            raise ValueError(f"tokenizer kind is {data.get('kind')!r}, expected {cls.kind!r}")
+        if data.get("version") != cls.VERSION:
+            raise ValueError(f"ABC tokenizer version {data.get('version')!r} is not supported (this is "
+                             f"version {cls.VERSION})")
+        tok = cls()
+        if "vocab" in data and data["vocab"] != tok.vocab:
+            raise ValueError("ABC tokenizer vocabulary differs from version "
+                             f"{cls.VERSION}'s ({len(data['vocab'])} tokens vs {len(tok)})")
+        if "blocks" in data and {k: tuple(v) for k, v in data["blocks"].items()} != tok.blocks:
+            raise ValueError(f"ABC tokenizer blocks differ from version {cls.VERSION}'s")
+        return tok
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the tokenizer JSON to ``path`` atomically."""
+        write_text_atomic(path, json.dumps(self.to_json(), indent=1) + "\n")
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> AbcTokenizer:
+        """Read a tokenizer JSON; raises :class:`events.InputError` naming the file and the problem."""
+        try:
+            with open(path, encoding="utf-8") as f:
+                data = json.load(f)
+        except FileNotFoundError:
+            raise InputError(path, "no such file") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise InputError(path, f"not a tokenizer JSON file: {exc}") from None
+        try:
+            return cls.from_json(data)
+        except ValueError as exc:
+            raise InputError(path, str(exc)) from None
