@@ -15,8 +15,9 @@ same :func:`convert_item`, and so can any script. Targets:
            batch appends them to shards (:mod:`corpora.shards`)
 =========  ======================================================================
 
-``<key>`` is the item's split key (``folk/reels/set.abc#2``), so outputs mirror the input
-tree and two inputs never write the same output. Every file is written atomically.
+``<key>`` is the item's split key (``folk/reels/set.abc#2`` -> ``folk/reels/set.abc#2.mid``; a key
+that already ends with the suffix keeps it), so outputs mirror the input tree and two inputs
+never write the same output. Every file is written atomically.
 """
 
 from __future__ import annotations
@@ -86,8 +87,12 @@ class ConvertSpec:
                 "json": ".json", "pianoroll": ".npz", "audio": f".{self.audio_format}", "tokens": ""}[self.to]
 
     def output_for(self, key: str) -> str:
-        """The output path of ``key``, relative to :attr:`out_dir` (POSIX separators)."""
-        return f"{key}{self.suffix}"
+        """The output path of ``key``, relative to :attr:`out_dir` (POSIX separators).
+
+        The target's suffix is appended to the key (``set.abc#2`` -> ``set.abc#2.mid``), unless the
+        key already ends with it (``a.mid`` -> ``a.mid``), so two inputs never share an output.
+        """
+        return key if key.endswith(self.suffix) else f"{key}{self.suffix}"
 
 
 @dataclass

@@ -1,0 +1,295 @@
+"""One batch: items in, outputs and a manifest out, resumable, with either runner.
+
+:func:`run_batch` decides what is already done (from the manifest in the output folder),
+hands the rest to a runner (the local process pool or Ray), records every result as it
+arrives, and for the ``tokens`` target appends ids to shards and writes the index. Only one
+batch at a time may write to an output folder (a lock file says so).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from events import InputError
+
+from .convert import ConvertSpec, Result, convert_item, input_sha256
+from .manifest import MANIFEST_NAME, ManifestWriter, latest, read_manifest, versions
+from .pool import PoolLimits, WorkerFailure, run_pool
+from .sources import Item
+
+ENGINES = ("local", "ray")
+LOCK_NAME = ".ostinato-convert.lock"
+EARLIER = "done in an earlier run"
+
+
+class BatchUsageError(ValueError):
+    """The batch cannot start as asked (output folder busy, or holding another tokenizer's shards)."""
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    """How a batch runs.
+
+    Attributes:
+        engine: ``"local"`` (process pool) or ``"ray"`` (Ray Data).
+        limits: workers, per-item time limit and memory limit (the local pool; Ray uses
+            ``n_workers`` CPUs and the time limit).
+        overwrite: redo items that an earlier run finished.
+        fail_fast: stop at the first failed item.
+        max_failures: stop once this many items failed (None: never).
+        ray_batch_size: items per Ray map batch (tiny files are batched so blocks stay parallel).
+        shard_tokens: tokens per shard (``tokens`` target).
+    """
+
+    engine: str = "local"
+    limits: PoolLimits = field(default_factory=PoolLimits)
+    overwrite: bool = False
+    fail_fast: bool = False
+    max_failures: int | None = None
+    ray_batch_size: int = 16
+    shard_tokens: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.engine not in ENGINES:
+            raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
+        if self.max_failures is not None and self.max_failures < 1:
+            raise ValueError(f"max_failures must be >= 1, got {self.max_failures}")
+        if self.ray_batch_size < 1:
+            raise ValueError(f"ray_batch_size must be >= 1, got {self.ray_batch_size}")
+
+
+@dataclass
+class BatchSummary:
+    """Counts of one run: ``converted + failed + skipped + not_attempted == total``."""
+
+    total: int
+    converted: int = 0
+    failed: int = 0
+    skipped: int = 0
+    stopped: str | None = None  # why the run stopped early, if it did
+    manifest: str = ""
+
+    @property
+    def not_attempted(self) -> int:
+        return self.total - self.converted - self.failed - self.skipped
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failed or self.stopped else 0
+
+    def line(self) -> str:
+        return (f"converted {self.converted}/{self.total}, failed {self.failed}, skipped {self.skipped} "
+                f"(manifest: {self.manifest})")
+
+
+# ---------------------------------------------------------------------------- helpers
+@contextlib.contextmanager
+def _folder_lock(folder: Path) -> Iterator[None]:
+    with open(folder / LOCK_NAME, "a+") as f:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise BatchUsageError(f"{folder}: another convert is writing to this folder") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+def _remove_stale_temporaries(folder: Path) -> None:
+    """Delete half-written temporaries (``.<name>.<random>.tmp<suffix>``) left by a killed run."""
+    for dirpath, _dirnames, filenames in os.walk(folder):
+        for name in filenames:
+            if name.startswith(".") and ".tmp" in name and name != LOCK_NAME:
+                Path(dirpath, name).unlink(missing_ok=True)
+
+
+def _outputs_intact(record: dict, folder: Path) -> bool:
+    return all((folder / out).is_file() for out in record.get("outputs") or [] if isinstance(out, str))
+
+
+def _failure_result(item: Item, failure: WorkerFailure) -> Result:
+    return Result(key=item.key, input=item.path, status="failed", error=failure.error, message=failure.message)
+
+
+def _package_versions(spec: ConvertSpec) -> dict[str, str]:
+    extra = {"mid": (), "json": (), "pianoroll": (), "abc": ("music21",), "musicxml": ("music21",),
+             "tokens": ("miditok",), "audio": ()}[spec.to]
+    return versions("symusic", "music21", "numpy", *extra)
+
+
+def _convert_task(task: tuple[Item, ConvertSpec]) -> Result:
+    item, spec = task
+    return convert_item(item, spec)
+
+
+# ---------------------------------------------------------------------------- tokens
+class _Tokens:
+    """The tokens target's state: the tokenizer copy in the folder and the shard writer."""
+
+    def __init__(self, spec: ConvertSpec, folder: Path, records: dict[str, dict], options: BatchOptions):
+        from symbolic.tokenizers import load_tokenizer
+
+        from .shards import DEFAULT_SHARD_TOKENS, ShardWriter, committed_tokens, dtype_for
+
+        self.folder = folder
+        self.tokenizer = load_tokenizer(spec.tokenizer)
+        self.vocab_size = len(self.tokenizer)
+        self.dtype = dtype_for(self.vocab_size)
+        ends, self.intact = committed_tokens(records, folder, self.dtype)
+        self.writer = ShardWriter(folder, dtype=self.dtype, committed=ends,
+                                  shard_tokens=options.shard_tokens or DEFAULT_SHARD_TOKENS)
+
+    @staticmethod
+    def prepare(spec: ConvertSpec, folder: Path, overwrite: bool) -> ConvertSpec:
+        """Put the tokenizer in the folder (``tokenizer.json``); refuse to mix two tokenizers' shards."""
+        from symbolic.tokenizers import load_tokenizer, save_tokenizer
+
+        tokenizer = load_tokenizer(spec.tokenizer)
+        wanted = json.dumps(tokenizer.to_json(), sort_keys=True)
+        saved = folder / "tokenizer.json"
+        if overwrite:
+            for path in [*folder.glob("train-*.bin"), *folder.glob("test-*.bin"), folder / "index.jsonl",
+                         folder / "meta.json"]:
+                path.unlink(missing_ok=True)
+            if (folder / MANIFEST_NAME).exists():
+                os.replace(folder / MANIFEST_NAME, folder / "manifest-previous.jsonl")
+        elif saved.exists() and Path(spec.tokenizer).resolve() != saved.resolve():
+            try:
+                present = json.dumps(load_tokenizer(saved).to_json(), sort_keys=True)
+            except InputError:
+                present = None
+            if present != wanted:
+                raise BatchUsageError(f"{folder}: holds tokens made with another tokenizer "
+                                      "(use --overwrite, or another output folder)")
+        if not saved.exists() or Path(spec.tokenizer).resolve() != saved.resolve():
+            save_tokenizer(tokenizer, saved)
+        return replace(spec, tokenizer=str(saved))
+
+    def close(self, records: dict[str, dict]) -> None:
+        from .shards import write_index
+
+        self.writer.close()
+        write_index(self.folder, records, dtype=self.dtype, vocab_size=self.vocab_size,
+                    tokenizer_kind=getattr(self.tokenizer, "kind", None))
+
+
+# ---------------------------------------------------------------------------- the batch
+def run_batch(items: list[Item], spec: ConvertSpec, options: BatchOptions = BatchOptions(), *,
+              on_result: Callable[[Result], None] | None = None) -> BatchSummary:
+    """Convert ``items`` into ``spec.out_dir``; resumable; never stops for one bad item.
+
+    Args:
+        items: what to convert (see :mod:`corpora.sources`); keys must be unique.
+        spec: the target and its options.
+        options: runner, limits, overwrite and failure policy.
+        on_result: called with each item's :class:`Result` as it is recorded (for printing).
+
+    Raises:
+        BatchUsageError: the output folder is busy, or holds another tokenizer's shards.
+    """
+    folder = Path(spec.out_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    summary = BatchSummary(total=len(items), manifest=str(folder / MANIFEST_NAME))
+    with _folder_lock(folder):
+        _remove_stale_temporaries(folder)
+        tokens = None
+        if spec.to == "tokens":
+            spec = _Tokens.prepare(spec, folder, options.overwrite)
+        records = latest(read_manifest(folder / MANIFEST_NAME, repair=True))
+        if spec.to == "tokens":
+            tokens = _Tokens(spec, folder, records, options)
+        writer = ManifestWriter(folder / MANIFEST_NAME, target=spec.to, versions=_package_versions(spec))
+        if tokens is not None:
+            sync = writer.sync
+
+            def synced() -> None:  # shard bytes reach the disk before the lines that claim them
+                tokens.writer.sync()
+                sync()
+
+            writer.sync = synced
+        try:
+            todo = _resume(items, spec, options, records, tokens, folder, writer, summary, on_result)
+            _run(todo, spec, options, tokens, writer, summary, on_result, records)
+        finally:
+            writer.close()
+            if tokens is not None:
+                tokens.close(latest(read_manifest(folder / MANIFEST_NAME)))
+    return summary
+
+
+def _resume(items, spec, options, records, tokens, folder, writer, summary, on_result) -> list[Item]:
+    todo = []
+    for item in items:
+        record = records.get(item.key)
+        done = (not options.overwrite and record is not None and record.get("status") in ("ok", "skipped")
+                and record.get("target", spec.to) == spec.to
+                and (item.key in tokens.intact if tokens is not None else _outputs_intact(record, folder)))
+        if done:
+            try:
+                done = input_sha256(item) == record.get("sha256")
+            except InputError:
+                done = False
+        if not done:
+            todo.append(item)
+            continue
+        result = Result(key=item.key, input=item.path, sha256=record.get("sha256"), status="skipped",
+                        message=EARLIER, outputs=record.get("outputs") or [])
+        writer.write(key=item.key, input=item.path, sha256=result.sha256, status="skipped", error=None,
+                     message=EARLIER, outputs=result.outputs, seconds=0.0)
+        summary.skipped += 1
+        if on_result:
+            on_result(result)
+    return todo
+
+
+def _run(todo, spec, options, tokens, writer, summary, on_result, records) -> None:
+    if options.engine == "ray":
+        from .ray_runner import run_ray
+
+        results = run_ray(todo, spec, n_cpus=options.limits.n_workers or 1, batch_size=options.ray_batch_size,
+                          time_limit_s=options.limits.time_limit_s)
+    else:
+        results = _local(todo, spec, options.limits)
+    try:
+        for item, outcome in results:
+            result = _failure_result(item, outcome) if isinstance(outcome, WorkerFailure) else outcome
+            if tokens is not None and result.status == "ok":
+                try:
+                    result.outputs = [tokens.writer.append(item.split, result.tokens)]
+                except ValueError as exc:
+                    result.status, result.error, result.message = "failed", "ValueError", str(exc)
+            writer.write(key=result.key, input=result.input, sha256=result.sha256, status=result.status,
+                         error=result.error, message=result.message, outputs=result.outputs,
+                         seconds=round(result.seconds, 4))
+            if result.status == "ok":
+                summary.converted += 1
+            elif result.status == "skipped":
+                summary.skipped += 1
+            else:
+                summary.failed += 1
+            if on_result:
+                on_result(result)
+            if result.status == "failed" and options.fail_fast:
+                summary.stopped = "stopped at the first failure (--fail-fast)"
+                break
+            if options.max_failures is not None and summary.failed >= options.max_failures:
+                summary.stopped = f"stopped after {summary.failed} failures (--max-failures {options.max_failures})"
+                break
+    finally:
+        results.close()  # stops the workers when the run stopped early
+
+
+def _local(todo: list[Item], spec: ConvertSpec, limits: PoolLimits) -> Iterator[tuple[Item, object]]:
+    pool = run_pool(_convert_task, ((item, spec) for item in todo), limits)
+    try:
+        for (item, _spec), outcome in pool:
+            yield item, outcome
+    finally:
+        pool.close()

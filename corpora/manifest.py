@@ -1,0 +1,101 @@
+"""The manifest: one JSON line per item per run, in the output folder; the truth of a batch.
+
+Each line (``manifest.jsonl``)::
+
+    {"key": "folk/reels/set.abc#2", "input": "/data/folk/reels/set.abc", "sha256": "9f2c...",
+     "status": "ok" | "failed" | "skipped", "error": null | "InputError" | "Timeout" | ...,
+     "message": null | "one line", "outputs": ["folk/reels/set.abc#2.mid"], "seconds": 0.0213,
+     "target": "mid", "time": "2026-11-21T19:40:00Z", "versions": {"ostinato": "0.1.0", ...}}
+
+``outputs`` are paths relative to the output folder; for the ``tokens`` target each output is
+``{"shard": "train-00000.bin", "offset": 1234, "length": 56}`` (offset and length in tokens).
+``skipped`` means not converted in this run: done by an earlier run (message ``"done in an
+earlier run"``, outputs repeated) or nothing to convert (an empty piece). The file is only ever
+appended to; the last line of a key is its state. A line is written after the item's outputs
+are complete on disk, so after a kill or power cut the manifest never claims an unfinished
+output (a torn last line is dropped when the next run opens the file).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from importlib import metadata
+from pathlib import Path
+
+MANIFEST_NAME = "manifest.jsonl"
+FSYNC_EVERY_S = 1.0
+
+
+def versions(*packages: str) -> dict[str, str]:
+    """Installed versions of ostinato and ``packages`` (those installed)."""
+    out = {}
+    for name in ("ostinato", *packages):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def read_manifest(path: str | os.PathLike, *, repair: bool = False) -> list[dict]:
+    """Every complete record of a manifest (none if it does not exist).
+
+    A last line without its newline (a write cut short by a kill) is ignored, and with
+    ``repair`` cut off the file so that the next record starts on a line of its own.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return []
+    data = path.read_bytes()
+    end = data.rfind(b"\n") + 1
+    if repair and end < len(data):
+        with open(path, "r+b") as f:
+            f.truncate(end)
+    records = []
+    for line in data[:end].splitlines():
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict) and "key" in record:
+            records.append(record)
+    return records
+
+
+def latest(records: list[dict]) -> dict[str, dict]:
+    """The last record of each key (its current state)."""
+    return {record["key"]: record for record in records}
+
+
+class ManifestWriter:
+    """Appends records; flushes each line, fsyncs at most once a second and on :meth:`sync`/:meth:`close`."""
+
+    def __init__(self, path: str | os.PathLike, *, target: str, versions: dict[str, str]):
+        self.path = Path(path)
+        self.target = target
+        self.versions = versions
+        self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (closed by close())
+        self._synced = time.monotonic()
+
+    def write(self, **fields) -> dict:
+        record = {"key": fields.pop("key"), **fields, "target": self.target,
+                  "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "versions": self.versions}
+        self._file.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self._file.flush()
+        if time.monotonic() - self._synced > FSYNC_EVERY_S:
+            self.sync()
+        return record
+
+    def sync(self) -> None:
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._synced = time.monotonic()
+
+    def close(self) -> None:
+        if not self._file.closed:
+            self.sync()
+            self._file.close()
