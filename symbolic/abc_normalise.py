@@ -10,17 +10,21 @@ fields and a ``%abc-2.x`` line included) and returns::
     <body>
 
 What is **kept**: notes (accidental, pitch with octave, duration), rests ``z``, bar lines
-(``|  ||  |]  [|  |:  :|  ::``), first/second endings (``[1  [2``), ties ``-``, slurs ``( )``,
-tuplets ``(2`` .. ``(9``, grace notes ``{ }``, chords ``[ ]``, broken rhythm ``> >> >>> < << <<<``,
-and changes of meter, unit length or key inside the body (``M:``, ``L:``, ``K:`` field lines).
+(``|  ||  |]  [|  |:  :|``; ``::`` is written ``:|``, a line break, ``|:``), first and second
+endings (``[1  [2``), ties ``-``, slurs ``( )``, tuplets ``(2`` .. ``(9``, grace notes ``{ }``, chords ``[ ]``, broken
+rhythm ``> >> >>> < << <<<``, and changes of meter, unit length or key inside the body (``M:``,
+``L:``, ``K:`` field lines).
 
 What is **dropped** (none of it carries notes): every header and body field other than
 ``M: L: K:`` (titles, composer, origin, rhythm, notes, source, transcriber, book, tempo ``Q:``,
-parts ``P:``, ``I:`` instructions, lyrics ``w:``/``W:``...), comments (``% ...``), ``%%``
-directives and the ``%abc-`` version line (see accidentals below), chord symbols and annotations
-(``"..."``), decorations (``!...!`` and the one-character decorations ``. ~ H L M O P S T u v``),
-the spacer ``y``, the beaming back-quote, invisible rests ``x`` (music21 skips them, so the notes it reads do
-not change), stray accidentals with no note, lone ``!`` (ABC 2.0 line breaks), line continuations ``\\``, beaming spaces and the original line breaks.
+parts ``P:``, ``I:`` instructions, lyrics ``w:``/``W:``...), free-text lines in the header,
+comments (``% ...``), ``%%`` directives and the ``%abc-`` version line (see accidentals below),
+chord symbols and annotations (``"..."``), decorations (``!...!`` and the one-character ones:
+``.`` ``~`` and the letters ``H``-``W``, ``h``-``w``), the spacer ``y``, the beaming back-quote,
+invisible rests ``x`` (music21 skips them, so the notes it reads do not change), stray
+accidentals with no note, a lone ``!`` (an ABC 2.0 line break), line continuations ``\\``,
+beaming spaces, the original line breaks, and empty bars (bar lines that touch merge into one:
+``| |`` -> ``|``, ``:| ||`` -> ``:|``; a repeat end and start stay two bar lines).
 
 Canonical form: the header is ``X:1``, ``M:``, ``L:``, ``K:``, in that order. A missing ``M:``
 is ``M:none`` (free meter, ABC 2.1); a missing ``L:`` is supplied by ABC 2.1's rule (1/16 when
@@ -28,7 +32,7 @@ the meter is below 3/4, else 1/8; 1/8 for free meter), which is also what music2
 is written as tonic plus one of ``'' m mix dor phr lyd`` (``K:Ador``). Pitches use the standard
 octave spelling (``C,`` ``C`` ``c`` ``c'``), durations the forms ``2``, ``/2``, ``3/2`` (unit
 length implied when absent), tuplets their short form (``(3:2:3`` -> ``(3``). The body has no
-spaces; a line ends after each section bar line (``||  |]  :|  ::``) unless an ending follows, a
+spaces; a line ends after each section bar line (``||  |]  :|``) unless an ending follows, a
 field change stands on its own line, and the text ends with a newline.
 
 Accidentals: music21 carries an accidental through the bar only when the text has a
@@ -46,6 +50,10 @@ ABC (clef/octave modifiers such as ``bass`` or ``-8va``, locrian, ``K:none``, ex
 accidentals, highland pipes), meters or durations outside the closed vocabulary, multi-bar rests
 ``Z`` (music21 skips them), bar lines ABC does not define (``|:|``, dotted ``:``), unknown symbols,
 and tunes without notes.
+
+The canonical body never puts two bar lines side by side except ``:|`` ``|:``, nor two broken-rhythm
+marks, so the tokenizer's longest-match reading of the text gives back exactly the tokens that
+were written (``decode(encode(t)) == t``).
 """
 
 from __future__ import annotations
@@ -65,22 +73,24 @@ class AbcNotAccepted(ValueError):
 KEY_MODES = {"": 0, "m": -3, "mix": -1, "dor": -2, "phr": -4, "lyd": 1}
 _MODE_ALIASES = {"": "", "maj": "", "ion": "", "m": "m", "min": "m", "aeo": "m", "mix": "mix", "dor": "dor",
                  "phr": "phr", "lyd": "lyd"}
+_CLEF_WORDS = frozenset(("bass", "treble", "alto", "tenor", "perc", "none"))
 _MAJOR_SHARPS = {"C": 0, "G": 1, "D": 2, "A": 3, "E": 4, "B": 5, "F": -1}
 _SHARP_ORDER = "FCGDAEB"
 ACCIDENTAL_ALTER = {"^^": 2, "^": 1, "=": 0, "_": -1, "__": -2}
 _ALTER_TEXT = {v: k for k, v in ACCIDENTAL_ALTER.items()}
-SECTION_BARS = ("||", "|]", ":|", "::")
+SECTION_BARS = ("||", "|]", ":|")
 ENDINGS = ("[1", "[2")
-BARS = ("|", "||", "|]", "[|", "|:", ":|", "::")
+BARS = ("|", "||", "|]", "[|", "|:", ":|")
 
 # Original bar-line spellings -> canonical bar tokens (music21 reads each the same way for notes).
 _BAR_MAP = {
-    "|": ["|"], "||": ["||"], "|]": ["|]"], "[|": ["[|"], "|:": ["|:"], ":|": [":|"], "::": ["::"],
-    ":|:": ["::"], ":||:": ["::"], ":||": [":|"], "||:": ["|:"], "|||": ["||"], "||]": ["|]"],
+    "|": ["|"], "||": ["||"], "|]": ["|]"], "[|": ["[|"], "|:": ["|:"], ":|": [":|"], "::": [":|", "|:"],
+    ":|:": [":|", "|:"], ":||:": [":|", "|:"], ":||": [":|"], "||:": ["|:"], "|||": ["||"], "||]": ["|]"],
     "|1": ["|", "[1"], "|2": ["|", "[2"], ":|1": [":|", "[1"], ":|2": [":|", "[2"], "|[1": ["|", "[1"],
     "|[2": ["|", "[2"], ":|[1": [":|", "[1"], ":|[2": [":|", "[2"], "[1": ["[1"], "[2": ["[2"],
     "||[1": ["||", "[1"], "||1": ["||", "[1"], ":||2": [":|", "[2"], "[|]": ["|"], "[|]|]": ["|]"],
-    "[|]:|": [":|"], ":[|]|]": [":|"], "[|][|]|]": ["|]"], "[|][|]:|": [":|"], "||[2": ["||", "[2"], "::[1": ["::", "[1"], "::[2": ["::", "[2"],
+    "[|]:|": [":|"], ":[|]|]": [":|"], "[|][|]|]": ["|]"], "[|][|]:|": [":|"], "||[2": ["||", "[2"],
+    "::[1": [":|", "|:", "[1"], "::[2": [":|", "|:", "[2"],
 }
 # ABC 2.1 decorations (``.~``, the user-definable ``H``-``W`` and ``h``-``w``), the spacer ``y`` and the
 # beaming back-quote: none of them changes a note.
@@ -167,19 +177,17 @@ def _parse_unit(value: str) -> str:
 
 def _parse_key(value: str) -> str:
     value = _strip_comment(value)
-    m = re.fullmatch(r"([A-G])([#b]?)\s*([A-Za-z]*)", value)
+    m = re.fullmatch(r"([A-G])([#b]?)\s*([A-Za-z]*)(.*)", value)
     if not m:
-        if value.startswith(("H", "none")) or not value:
-            raise AbcNotAccepted(f"key K:{value or '(empty)'} not supported")
-        if re.match(r"[A-G][#b]?\s*[A-Za-z]*\s+\S", value):
-            extra = value.split()[-1]
-            raise AbcNotAccepted(f"key modifier {extra!r} not supported (music21 reads clefs/octaves/accidentals)")
-        raise AbcNotAccepted(f"key K:{value} not understood")
-    tonic = m.group(1) + m.group(2)
-    mode_word = m.group(3).lower()
-    mode = _MODE_ALIASES.get(mode_word[:3] if len(mode_word) > 1 else mode_word)
+        raise AbcNotAccepted(f"key K:{value or '(empty)'} not supported")
+    tonic, word, rest = m.group(1) + m.group(2), m.group(3), m.group(4).split()
+    mode = _MODE_ALIASES.get(word.lower()[:3] if len(word) > 1 else word.lower())
+    if mode is None and word.lower() in _CLEF_WORDS:
+        rest, mode = [word, *rest], ""
     if mode is None:
-        raise AbcNotAccepted(f"key mode {m.group(3)!r} not supported")
+        raise AbcNotAccepted(f"key mode {word!r} not supported")
+    if rest:  # music21 moves notes an octave for some (bass, -8va) and not for others
+        raise AbcNotAccepted(f"key modifier {rest[0]!r} not supported (clef, octave or explicit accidentals)")
     key = tonic + mode
     if not -7 <= key_sharps(key) <= 7:
         raise AbcNotAccepted(f"key K:{key} has more than 7 sharps or flats")
@@ -253,7 +261,7 @@ def tune_tokens(text: str) -> list[str | _Note]:
         if line.startswith("%"):
             continue
         m = _FIELD.match(line)
-        if m and not line[2:3] == "|":
+        if m and line[2:3] != "|":
             name, value = m.groups()
             if name == "V":
                 raise AbcNotAccepted("several voices (V:)")
@@ -465,17 +473,20 @@ def _flatten(items: list) -> list[str]:
     return out
 
 
-def _merge_bars(first: str, second: str) -> str:
-    """One bar line for two that touch (an empty bar carries no notes): repeats win, then the later."""
+def _merge_bars(first: str, second: str) -> list[str]:
+    """One bar line for two that touch (an empty bar carries no notes): repeats win, then the later.
+
+    The end and start of repeats together stay two tokens, ``:|`` ``|:`` (not ``::``):
+    music21 reads an upper-case note followed by ``::`` as a field line.
+    """
     if first == second or second == "|":
-        return first
+        return [first]
     if first == "|":
-        return second
-    end = first in (":|", "::") or second in (":|", "::")
-    start = first in ("|:", "::") or second in ("|:", "::")
+        return [second]
+    end, start = ":|" in (first, second), "|:" in (first, second)
     if end or start:
-        return "::" if end and start else ":|" if end else "|:"
-    return second
+        return [":|", "|:"] if end and start else [":|"] if end else ["|:"]
+    return [second]
 
 
 def _canonical_body(tokens: list[str]) -> list[str]:
@@ -485,7 +496,10 @@ def _canonical_body(tokens: list[str]) -> list[str]:
         if out and token in _BROKEN_TOKENS and out[-1] in _BROKEN_TOKENS:
             raise AbcNotAccepted("two broken-rhythm marks in a row")
         if out and token in BARS and out[-1] in BARS:
-            out[-1] = _merge_bars(out[-1], token)
+            if len(out) > 1 and out[-2:] == [":|", "|:"]:
+                out[-2:] = _merge_bars(":|", _merge_bars("|:", token)[0])
+            else:
+                out[-1:] = _merge_bars(out[-1], token)
             continue
         out.append(token)
     return out
