@@ -1,0 +1,177 @@
+"""Training data for the token stage: pieces of a source as token arrays, split and packed.
+
+    data = tokenize_source("music21:essenFolksong", tokenizer, max_tokens=512)
+    data.train, data.test          # lists of TokenizedPiece (test = the held-out split, DESIGN.md)
+    stream = pack(data.train)      # one int32 stream of every training sequence, end to end
+    x = sample_blocks(stream, block=513, batch=16, seed=0, step=7)   # [16, 513], the same on every rerun
+
+A piece is one ABC tune (its normalised text) for the ``abc`` tokenizer, or one window of a
+MIDI/ABC/MusicXML piece (at most ``max_tokens``, cut at bar lines) for the MIDI tokenizers.
+Each carries its unit count: characters of normalised text (ABC) or notes (MIDI), so
+held-out likelihood can be given in bits per character or bits per note.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from events.atomic import atomic_path
+from events.errors import InputError, one_line
+
+log = logging.getLogger("ostinato")
+
+CACHE_VERSION = 1
+
+
+@dataclass
+class TokenizedPiece:
+    """One training or evaluation sequence.
+
+    Attributes:
+        key: the piece's split key (a window of a MIDI piece adds ``@<n>``).
+        ids: token ids, int32 [n_tokens], starting with ``<bos>``.
+        n_units: characters (ABC) or notes (MIDI) the sequence encodes.
+    """
+
+    key: str
+    ids: np.ndarray
+    n_units: int
+
+
+@dataclass
+class TokenData:
+    """The tokenized pieces of a source, split by DESIGN.md's held-out rule."""
+
+    train: list[TokenizedPiece] = field(default_factory=list)
+    test: list[TokenizedPiece] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)   # one line per piece that could not be used
+    unit: str = "note"                                  # "char" (ABC) or "note" (MIDI)
+
+    @property
+    def n_train_tokens(self) -> int:
+        return sum(len(p.ids) for p in self.train)
+
+
+def collection_of(key: str) -> str:
+    """The collection (first path part) of a split key: the style control of MIDI tokens."""
+    return key.split("/", 1)[0]
+
+
+def tokenize_item(item, tokenizer, *, max_tokens: int) -> list[TokenizedPiece]:
+    """The sequences of one :class:`corpora.sources.Item` (raises InputError/ValueError if unusable)."""
+    if tokenizer.kind == "abc":
+        text = tokenizer.normalise(item.abc_text())
+        return [TokenizedPiece(item.key, np.asarray(tokenizer.encode(text, normalised=True), np.int32), len(text))]
+    table = item.read()
+    if len(table) == 0:
+        raise InputError(item.key, "no notes")
+    style = collection_of(item.key)
+    windows = tokenizer.encode_windows(table, max_tokens=max_tokens, style=style)
+    return [TokenizedPiece(f"{item.key}@{i}", np.asarray(ids, np.int32), tokenizer.count_notes(ids))
+            for i, ids in enumerate(windows)]
+
+
+def tokenize_items(items: Iterable, tokenizer, *, max_tokens: int,
+                   progress: Callable[[Iterable], Iterable] = lambda x: x) -> TokenData:
+    """Tokenize every item; a piece that fails is listed in ``failures`` and the rest go on."""
+    data = TokenData(unit="char" if tokenizer.kind == "abc" else "note")
+    for item in progress(items):
+        try:
+            pieces = tokenize_item(item, tokenizer, max_tokens=max_tokens)
+        except Exception as exc:  # one bad piece never stops the data set
+            data.failures.append(one_line(exc, item.key))
+            continue
+        (data.test if item.held_out else data.train).extend(pieces)
+    return data
+
+
+def source_items(source: str):
+    """Every item of ``source`` (see :mod:`corpora.sources`); InputError when it has none."""
+    from corpora.sources import iter_items
+
+    items = list(iter_items(source, split="all"))
+    if not items:
+        raise InputError(source, "this source has no pieces")
+    return items
+
+
+def tokenize_source(source: str, tokenizer, *, max_tokens: int, cache_dir: str | os.PathLike | None = None,
+                    progress: Callable[[Iterable], Iterable] = lambda x: x) -> TokenData:
+    """Tokenize a source, reusing ``cache_dir/tokens-<hash>.npz`` when the same source and tokenizer were done.
+
+    Raises:
+        InputError: the source has no pieces, or none of them could be tokenized.
+    """
+    digest = hashlib.sha256(json.dumps([CACHE_VERSION, source, tokenizer.to_json(), max_tokens],
+                                       sort_keys=True).encode()).hexdigest()[:16]
+    cache = Path(cache_dir) / f"tokens-{digest}.npz" if cache_dir else None
+    if cache is not None and cache.is_file():
+        return load_token_data(cache)
+    data = tokenize_items(source_items(source), tokenizer, max_tokens=max_tokens, progress=progress)
+    if not data.train:
+        first = f" (first problem: {data.failures[0]})" if data.failures else ""
+        raise InputError(source, f"no piece could be used for training: {len(data.failures)} failed, "
+                                 f"{len(data.test)} held out{first}")
+    if cache is not None:
+        save_token_data(data, cache)
+    return data
+
+
+def save_token_data(data: TokenData, path: str | os.PathLike) -> None:
+    """Store tokenized data as one .npz (no pickle): flat ids plus offsets, keys and units per piece."""
+    arrays = {"unit": np.array(data.unit), "failures": np.array(data.failures, dtype=str)}
+    for split in ("train", "test"):
+        pieces = getattr(data, split)
+        lengths = np.array([len(p.ids) for p in pieces], np.int64)
+        arrays[f"{split}_ids"] = np.concatenate([p.ids for p in pieces]) if pieces else np.zeros(0, np.int32)
+        arrays[f"{split}_offsets"] = np.concatenate([[0], np.cumsum(lengths)])
+        arrays[f"{split}_keys"] = np.array([p.key for p in pieces], dtype=str)
+        arrays[f"{split}_units"] = np.array([p.n_units for p in pieces], np.int64)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
+
+
+def load_token_data(path: str | os.PathLike) -> TokenData:
+    """Read what :func:`save_token_data` wrote."""
+    with np.load(path, allow_pickle=False) as z:
+        data = TokenData(unit=str(z["unit"]), failures=[str(f) for f in z["failures"]])
+        for split in ("train", "test"):
+            ids, offsets = z[f"{split}_ids"], z[f"{split}_offsets"]
+            pieces = [TokenizedPiece(str(key), ids[offsets[i]:offsets[i + 1]].astype(np.int32), int(units))
+                      for i, (key, units) in enumerate(zip(z[f"{split}_keys"], z[f"{split}_units"], strict=True))]
+            setattr(data, split, pieces)
+    return data
+
+
+def pack(pieces: list[TokenizedPiece]) -> np.ndarray:
+    """Every sequence end to end (each starts with ``<bos>`` and whole pieces end with ``<eos>``): int32 [n]."""
+    return np.concatenate([p.ids for p in pieces]).astype(np.int32)
+
+
+def sample_blocks(stream: np.ndarray, *, block: int, batch: int, seed: int, step: int) -> np.ndarray:
+    """``batch`` random windows of ``block`` tokens from the packed stream: int64 [batch, block].
+
+    The draw depends only on (seed, step), so a resumed run sees exactly the batches it would have.
+    A stream shorter than ``block`` is repeated to fill the window.
+    """
+    if len(stream) <= block:
+        stream = np.tile(stream, block // max(len(stream), 1) + 2)
+    rng = np.random.default_rng([seed, step])
+    starts = rng.integers(0, len(stream) - block + 1, size=batch)
+    return np.stack([stream[s:s + block] for s in starts]).astype(np.int64)
+
+
+def unigram_entropy_bits(stream: np.ndarray, vocab_size: int) -> float:
+    """Entropy of the token frequencies of ``stream``, in bits per token: the no-context baseline."""
+    counts = np.bincount(stream, minlength=vocab_size).astype(np.float64)
+    p = counts[counts > 0] / counts.sum()
+    return float(-(p * np.log2(p)).sum())

@@ -1,0 +1,267 @@
+"""MIDI event tokens: miditok (REMI, TSD or MIDILike, with programs) behind MuseNet-style controls.
+
+A sequence is::
+
+    <bos> Style:<collection> Key:<key> Meter:<n/d> Tempo:<bpm> Inst:<program>... <miditok events...> <eos>
+
+The control prefix says what the piece (or window) is: its collection or composer, key,
+meter, tempo bucket and the instruments present (GM programs 0-127, ``Inst:drums``). Drums are
+an instrument like any other (miditok's program -1). The events are miditok's own tokens for
+the chosen scheme, copied into our vocabulary as the block ``events``, so miditok's
+quantisation is the only loss (its documented grid: ``beat_res``, ``num_velocities``, ...).
+
+The vocabulary is laid out as named blocks: ``special`` (``<pad> <bos> <eos>``), ``style``,
+``key``, ``meter``, ``tempo``, ``instrument``, ``events``. A long piece is cut into training
+windows at bar lines (:meth:`MidiTokenizer.encode_windows`); each window carries the tempo,
+meter and key in force where it starts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import symusic
+
+from events import KeySignature, NoteTable, from_score, to_score
+from events.atomic import write_text_atomic
+from events.errors import InputError
+from events.table import NATURAL_PC
+
+SCHEMES = ("remi", "tsd", "midilike")
+SPECIAL_TOKENS = ("<pad>", "<bos>", "<eos>")  # ids 0, 1, 2, as in every ostinato tokenizer
+VERSION = 1
+
+KEY_NAMES = [f"{tonic} {mode}" for mode in ("major", "minor")
+             for tonic in ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")]
+METERS = ("2/4", "3/4", "4/4", "5/4", "6/4", "2/2", "3/2", "4/2", "3/8", "5/8", "6/8", "7/8", "9/8", "12/8")
+TEMPO_BUCKETS_BPM = (40, 48, 56, 63, 72, 80, 88, 96, 104, 112, 120, 132, 144, 160, 176, 192, 208, 240)
+DRUMS = "drums"
+
+# miditok settings we choose (everything else keeps miditok's defaults); saved with the tokenizer.
+DEFAULT_MIDITOK = {
+    "use_programs": True, "one_token_stream_for_programs": True, "use_tempos": True,
+    "use_time_signatures": True, "use_rests": False, "use_chords": False, "num_velocities": 16,
+    "beat_res": {(0, 4): 12, (4, 12): 4}, "special_tokens": ["PAD"],
+}
+
+
+@dataclass(frozen=True)
+class Controls:
+    """What the control prefix says about a piece. ``None`` means unknown (its ``none`` token)."""
+
+    style: str | None = None
+    key: str | None = None          # one of KEY_NAMES, e.g. "F# minor"
+    meter: str | None = None        # e.g. "6/8"
+    tempo_bpm: float | None = None
+    instruments: tuple[int | str, ...] = ()   # GM programs 0-127 and/or "drums"
+
+
+def tempo_bucket(bpm: float) -> int:
+    """The nearest tempo bucket (beats per minute) to ``bpm``."""
+    return min(TEMPO_BUCKETS_BPM, key=lambda b: abs(np.log(b / max(bpm, 1e-3))))
+
+
+MINOR_LIKE_MODES = ("minor", "aeolian", "dorian", "phrygian", "locrian")
+
+
+def key_control(key: KeySignature | None) -> str | None:
+    """The ``Key:`` control for a key signature: its tonic with major or minor (one of KEY_NAMES).
+
+    Church modes keep their tonic: A dorian -> ``"A minor"``, G mixolydian -> ``"G major"``.
+    """
+    if key is None:
+        return None
+    pc = (NATURAL_PC[key.tonic[0]] + key.tonic.count("#") - key.tonic[1:].count("b")) % 12
+    return KEY_NAMES[pc + (12 if key.mode in MINOR_LIKE_MODES else 0)]
+
+
+class MidiTokenizer:
+    """MIDI events as tokens: a miditok scheme plus a control prefix.
+
+    Args:
+        scheme: ``"remi"`` (default, with ``Bar`` tokens), ``"tsd"`` or ``"midilike"``.
+        styles: the collection/composer names the ``Style:`` block knows (``Style:none`` is always there).
+        miditok: overrides of :data:`DEFAULT_MIDITOK` (any ``miditok.TokenizerConfig`` field).
+    """
+
+    kind: str
+
+    def __init__(self, scheme: str = "remi", *, styles: Sequence[str] = (), miditok: dict | None = None):
+        import miditok as mt
+
+        if scheme not in SCHEMES:
+            raise ValueError(f"scheme: unknown MIDI token scheme {scheme!r} (choose one of {', '.join(SCHEMES)})")
+        self.kind = self.scheme = scheme
+        self.styles = tuple(sorted(set(styles)))
+        options = dict(DEFAULT_MIDITOK)
+        options.update(miditok or {})
+        self.miditok_options = options
+        cls = {"remi": mt.REMI, "tsd": mt.TSD, "midilike": mt.MIDILike}[scheme]
+        self.miditok = cls(mt.TokenizerConfig(**options))
+        events = [token for token, _ in sorted(self.miditok.vocab.items(), key=lambda kv: kv[1])]
+        self.vocab: list[str] = []
+        self.blocks: dict[str, tuple[int, int]] = {}
+        for name, tokens in [
+            ("special", list(SPECIAL_TOKENS)),
+            ("style", ["Style:none", *(f"Style:{s}" for s in self.styles)]),
+            ("key", ["Key:none", *(f"Key:{k}" for k in KEY_NAMES)]),
+            ("meter", ["Meter:none", *(f"Meter:{m}" for m in METERS)]),
+            ("tempo", [f"Tempo:{b}" for b in TEMPO_BUCKETS_BPM]),
+            ("instrument", [*(f"Inst:{p}" for p in range(128)), f"Inst:{DRUMS}"]),
+            ("events", events),
+        ]:
+            self.blocks[name] = (len(self.vocab), len(self.vocab) + len(tokens))
+            self.vocab.extend(tokens)
+        self.token_to_id = {token: i for i, token in enumerate(self.vocab)}
+        self.events_offset = self.blocks["events"][0]
+        self.pad_id, self.bos_id, self.eos_id = 0, 1, 2
+        pitch_types = ("Pitch_", "PitchDrum_")
+        self.note_ids = np.array([self.events_offset + i for i, t in enumerate(events) if t.startswith(pitch_types)])
+
+    def __len__(self) -> int:
+        return len(self.vocab)
+
+    def __repr__(self) -> str:
+        return f"MidiTokenizer({self.scheme!r}, styles={len(self.styles)}, vocab={len(self)})"
+
+    def block_of(self, token_id: int) -> str:
+        """The name of the block holding ``token_id``."""
+        for name, (start, stop) in self.blocks.items():
+            if start <= token_id < stop:
+                return name
+        raise ValueError(f"token id {token_id} out of range 0..{len(self.vocab) - 1}")
+
+    # ------------------------------------------------------------------ controls
+    def controls_of(self, table: NoteTable, style: str | None = None) -> Controls:
+        """The controls a note table implies: its first key, meter and tempo and its instruments."""
+        instruments: list[int | str] = sorted(set(table.program[~table.is_drum].tolist()))
+        if table.has_drums:
+            instruments.append(DRUMS)
+        return Controls(
+            style=style,
+            key=key_control(table.key_signatures[0] if table.key_signatures else None),
+            meter=table.time_signatures[0].text if table.time_signatures else None,
+            tempo_bpm=table.tempos[0].qpm if table.tempos else None,
+            instruments=tuple(instruments),
+        )
+
+    def control_ids(self, controls: Controls) -> list[int]:
+        """The prefix ``<bos> Style Key Meter Tempo Inst...`` for ``controls`` (unknown values -> ``none``)."""
+        style = controls.style if controls.style in self.styles else "none"
+        meter = controls.meter if controls.meter in METERS else "none"
+        key = controls.key if controls.key in KEY_NAMES else "none"
+        tempo = tempo_bucket(controls.tempo_bpm or 120.0)
+        tokens = ["<bos>", f"Style:{style}", f"Key:{key}", f"Meter:{meter}", f"Tempo:{tempo}"]
+        tokens += [f"Inst:{i}" for i in controls.instruments]
+        return [self.token_to_id[t] for t in tokens]
+
+    # ------------------------------------------------------------------ encode / decode
+    def _event_ids(self, score: symusic.Score) -> list[int]:
+        seq = self.miditok.encode(score)
+        ids = seq.ids if not isinstance(seq, list) else [i for s in seq for i in s.ids]
+        return [self.events_offset + i for i in ids]
+
+    def encode(self, table: NoteTable, *, style: str | None = None) -> list[int]:
+        """The whole piece as one sequence: ``<bos>`` + controls + events + ``<eos>``."""
+        return self.control_ids(self.controls_of(table, style)) + self._event_ids(to_score(table)) + [self.eos_id]
+
+    def encode_windows(self, table: NoteTable, *, max_tokens: int, style: str | None = None) -> list[list[int]]:
+        """Cut a piece into sequences of at most ``max_tokens`` tokens at bar lines.
+
+        Each window is a piece of its own (controls, events from its first bar, ``<eos>`` only on
+        the last window), so it carries the tempo, meter and key in force where it starts. A
+        window is halved (by bars) until it fits; a single bar longer than ``max_tokens`` is cut.
+        """
+        score = to_score(table)
+        end = score.end()
+        bars = [int(t) for t in score.get_downbeats()] if len(table) else [0]
+        bars = sorted({0, *(b for b in bars if 0 <= b < end)})
+        windows: list[list[int]] = []
+        self._split(table, score, [*bars, max(end, 1)], 0, len(bars), max_tokens, style, windows)
+        return windows
+
+    def _split(self, table, score, bars, lo, hi, max_tokens, style, out) -> None:
+        start, stop = bars[lo], bars[hi]
+        last = hi == len(bars) - 1
+        ids = self._window(table, score, start, stop, style, last)
+        if len(ids) <= max_tokens or hi - lo == 1:
+            out.append(ids[:max_tokens])
+            return
+        mid = (lo + hi) // 2
+        self._split(table, score, bars, lo, mid, max_tokens, style, out)
+        self._split(table, score, bars, mid, hi, max_tokens, style, out)
+
+    def _window(self, table: NoteTable, score: symusic.Score, start: int, stop: int, style, last: bool) -> list[int]:
+        window = score.clip(start, stop, clip_end=False).shift_time(-start)
+        # carry the tempo, meter and key in force at `start` (clip drops events before it)
+        for events, name in ((score.tempos, "tempos"), (score.time_signatures, "time_signatures"),
+                             (score.key_signatures, "key_signatures")):
+            before = [e for e in events if e.time <= start]
+            target = getattr(window, name)
+            if before and not any(e.time == 0 for e in target):
+                carried = before[-1].copy()
+                carried.time = 0
+                target.insert(0, carried)
+        ids = self.control_ids(self.controls_of(from_score(window), style)) + self._event_ids(window)
+        return [*ids, self.eos_id] if last else ids
+
+    def decode(self, ids: Sequence[int]) -> NoteTable:
+        """Tokens back to a note table (controls and specials are skipped; stops at ``<eos>``)."""
+        events = []
+        for i in ids:
+            i = int(i)
+            if i == self.eos_id:
+                break
+            if i >= self.events_offset:
+                events.append(i - self.events_offset)
+        score = self.miditok.decode(events)
+        return from_score(score)
+
+    def count_notes(self, ids: Sequence[int] | np.ndarray) -> int:
+        """How many notes ``ids`` encode (one Pitch/PitchDrum token per note): the unit of bits per note."""
+        return int(np.isin(np.asarray(ids), self.note_ids).sum())
+
+    # ------------------------------------------------------------------ JSON
+    def to_json(self) -> dict:
+        options = {k: ([[list(r), v] for r, v in val.items()] if k == "beat_res" else val)
+                   for k, val in self.miditok_options.items()}
+        return {"kind": self.kind, "version": VERSION, "styles": list(self.styles), "miditok": options,
+                "blocks": {name: list(span) for name, span in self.blocks.items()}, "vocab_size": len(self.vocab)}
+
+    @classmethod
+    def from_json(cls, data: dict) -> MidiTokenizer:
+        """The tokenizer a :meth:`to_json` dict describes; ValueError names what does not fit."""
+        if data.get("kind") not in SCHEMES:
+            raise ValueError(f"tokenizer kind is {data.get('kind')!r}, expected one of {', '.join(SCHEMES)}")
+        if data.get("version") != VERSION:
+            raise ValueError(f"MIDI tokenizer version {data.get('version')!r} is not supported (this is "
+                             f"version {VERSION})")
+        options = dict(data.get("miditok", {}))
+        if "beat_res" in options:
+            options["beat_res"] = {tuple(r): v for r, v in options["beat_res"]}
+        tokenizer = cls(data["kind"], styles=data.get("styles", ()), miditok=options)
+        if len(tokenizer) != data.get("vocab_size", len(tokenizer)):
+            raise ValueError(f"vocab_size: the saved tokenizer has {data['vocab_size']} tokens but this miditok "
+                             f"builds {len(tokenizer)}")
+        return tokenizer
+
+    def save(self, path) -> None:
+        """Write the tokenizer JSON to ``path`` atomically."""
+        import json
+
+        write_text_atomic(path, json.dumps(self.to_json(), indent=1) + "\n")
+
+    @classmethod
+    def load(cls, path) -> MidiTokenizer:
+        """Read a tokenizer JSON; raises :class:`events.InputError` naming the file and the problem."""
+        import json
+
+        try:
+            with open(path, encoding="utf-8") as fh:
+                return cls.from_json(json.load(fh))
+        except FileNotFoundError:
+            raise InputError(path, "no such file") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, ValueError, KeyError, TypeError) as exc:
+            raise InputError(path, f"not a MIDI tokenizer: {exc}") from None

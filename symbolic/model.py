@@ -1,0 +1,164 @@
+"""The symbolic model: a decoder-only transformer from transformers, built from a dataclass.
+
+A model folder (what ``train symbolic`` writes and ``compose`` reads) holds::
+
+    config.json         transformers' config (GPT-2 or Llama), with our ModelConfig under "ostinato"
+    model.safetensors   the weights (no pickle anywhere)
+    tokenizer.json      the tokenizer (symbolic.tokenizers)
+    model_card.md       how it was trained: command, data, steps, time, held-out figures
+
+:func:`load_model_folder` loads any such folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+from events.errors import InputError
+
+ARCHITECTURES = ("gpt2", "llama")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Size and kind of the transformer.
+
+    Attributes:
+        architecture: ``"gpt2"`` (learned positions, GELU MLP) or ``"llama"`` (RoPE, RMSNorm, SwiGLU).
+        n_layers: transformer blocks.
+        d_model: width of the residual stream (must divide by ``n_heads``).
+        n_heads: attention heads.
+        context: the longest sequence in tokens (positions for GPT-2).
+        dropout: dropout on attention, residual and embeddings (0 when sampling).
+    """
+
+    architecture: str = "gpt2"
+    n_layers: int = 4
+    d_model: int = 256
+    n_heads: int = 4
+    context: int = 512
+    dropout: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.architecture not in ARCHITECTURES:
+            raise ValueError(f"architecture: expected one of {', '.join(ARCHITECTURES)}, got {self.architecture!r}")
+        for name in ("n_layers", "d_model", "n_heads", "context"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name}: expected a positive integer, got {value!r}")
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model: {self.d_model} does not divide into n_heads={self.n_heads}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout: expected 0 <= dropout < 1, got {self.dropout!r}")
+
+    @classmethod
+    def from_json(cls, data: dict) -> ModelConfig:
+        """From a dict; unknown fields are named in the error."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown model config field(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+        return cls(**data)
+
+
+PRESETS = {
+    "tiny": ModelConfig(n_layers=2, d_model=64, n_heads=2, context=256, dropout=0.0),
+    "small": ModelConfig(n_layers=4, d_model=256, n_heads=4, context=512, dropout=0.1),
+    "base": ModelConfig(n_layers=8, d_model=512, n_heads=8, context=1024, dropout=0.1),
+}
+
+
+def model_config(name_or_path: str) -> ModelConfig:
+    """A preset by name (``tiny``, ``small``, ``base``) or a JSON file of ModelConfig fields."""
+    if name_or_path in PRESETS:
+        return PRESETS[name_or_path]
+    path = Path(name_or_path)
+    if not path.is_file():
+        raise InputError(name_or_path, f"not a model config preset ({', '.join(PRESETS)}) nor a JSON file")
+    try:
+        return ModelConfig.from_json(json.loads(path.read_text()))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(path, f"not JSON ({exc})") from None
+    except (ValueError, TypeError) as exc:
+        raise InputError(path, str(exc)) from None
+
+
+def _quiet_transformers() -> None:
+    """transformers' own progress bars and notices would interleave with ours."""
+    import transformers
+
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+
+
+def build_model(config: ModelConfig, vocab_size: int, *, pad_id: int = 0, bos_id: int = 1, eos_id: int = 2):
+    """A freshly initialised causal LM (transformers) for ``config`` and a vocabulary of ``vocab_size``."""
+    import transformers
+
+    common = {"vocab_size": vocab_size, "pad_token_id": pad_id, "bos_token_id": bos_id, "eos_token_id": eos_id}
+    if config.architecture == "gpt2":
+        hf = transformers.GPT2Config(
+            n_layer=config.n_layers, n_embd=config.d_model, n_head=config.n_heads, n_positions=config.context,
+            resid_pdrop=config.dropout, embd_pdrop=config.dropout, attn_pdrop=config.dropout, **common)
+        model = transformers.GPT2LMHeadModel(hf)
+    else:
+        hf = transformers.LlamaConfig(
+            num_hidden_layers=config.n_layers, hidden_size=config.d_model, num_attention_heads=config.n_heads,
+            num_key_value_heads=config.n_heads, intermediate_size=4 * config.d_model,
+            max_position_embeddings=config.context, attention_dropout=config.dropout, tie_word_embeddings=True,
+            **common)
+        model = transformers.LlamaForCausalLM(hf)
+    model.config.ostinato = asdict(config)
+    return model
+
+
+def save_model_folder(model, tokenizer, folder: str | os.PathLike) -> None:
+    """Write ``config.json``, ``model.safetensors`` and ``tokenizer.json`` into ``folder``.
+
+    Each file is written to a temporary name first and moved into place, so a crash leaves the
+    previous files whole.
+    """
+    from .tokenizers import save_tokenizer
+
+    _quiet_transformers()
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    staging = folder / ".staging"
+    staging.mkdir(exist_ok=True)
+    model.save_pretrained(staging, safe_serialization=True)
+    for name in ("config.json", "model.safetensors"):
+        os.replace(staging / name, folder / name)
+    for leftover in staging.iterdir():
+        leftover.unlink()
+    staging.rmdir()
+    save_tokenizer(tokenizer, folder / "tokenizer.json")
+
+
+def load_model_folder(folder: str | os.PathLike, *, device: str = "cpu"):
+    """Load ``(model, tokenizer, config)`` from a model folder (no code is executed, no pickle).
+
+    Raises:
+        InputError: a missing or corrupt file, named.
+    """
+    import transformers
+
+    from .tokenizers import load_tokenizer
+
+    _quiet_transformers()
+    folder = Path(folder)
+    for name in ("config.json", "model.safetensors", "tokenizer.json"):
+        if not (folder / name).is_file():
+            raise InputError(folder, f"not a model folder (no {name})")
+    tokenizer = load_tokenizer(folder / "tokenizer.json")
+    try:
+        config = ModelConfig.from_json(json.loads((folder / "config.json").read_text())["ostinato"])
+        model = transformers.AutoModelForCausalLM.from_pretrained(folder, use_safetensors=True, local_files_only=True)
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        raise InputError(folder, f"cannot load the model: {' '.join(str(exc).split())[:300]}") from None
+    if model.config.vocab_size != len(tokenizer):
+        raise InputError(folder, f"model has {model.config.vocab_size} tokens but tokenizer.json has {len(tokenizer)}")
+    model.to(device).eval()
+    return model, tokenizer, config

@@ -1,0 +1,401 @@
+"""Training the symbolic model: packed sequences, AdamW with warm-up and cosine decay, exact resume.
+
+    train(data=..., tokenizer=..., model_config=ModelConfig(...), config=TrainConfig(steps=2000),
+          out_dir="models/folk", resume=False, command="ostinato train symbolic ...")
+
+Writes into ``out_dir``:
+
+- ``checkpoints/step-NNNNNNN/``: a model folder plus ``optimizer.pt`` and ``trainer_state.json``,
+  written under a temporary name and renamed, so a crash (or a full disk) never costs the
+  previous checkpoint; ``checkpoints/latest`` names the newest;
+- ``train_log.jsonl``: one line per step (loss, learning rate) and per evaluation;
+- at the end, the model folder itself (``config.json``, ``model.safetensors``, ``tokenizer.json``),
+  ``metrics.json`` and ``model_card.md``.
+
+The batch of step ``s`` depends only on (seed, s) and dropout is reseeded every step, so a run
+resumed from a checkpoint follows the loss curve of an uninterrupted one. Under torchrun each
+process takes its slice of the same global batch (DDP averages the gradients).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import platform
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from events.atomic import write_text_atomic
+from events.errors import InputError
+
+from . import distributed
+from .data import TokenData, pack, sample_blocks, unigram_entropy_bits
+from .model import ModelConfig, build_model, load_model_folder, save_model_folder
+
+log = logging.getLogger("ostinato")
+
+LN2 = math.log(2.0)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings (all steps count optimizer updates).
+
+    Attributes:
+        steps: total optimizer steps.
+        batch_size: sequences per step, over all processes (must divide by the process count).
+        learning_rate: peak AdamW learning rate, reached after ``warmup_steps``.
+        min_lr_ratio: the cosine decay ends at ``learning_rate * min_lr_ratio``.
+        weight_decay: AdamW decoupled weight decay (not on biases, norms and embeddings).
+        grad_clip: clip the global gradient norm to this (0 disables).
+        eval_every, checkpoint_every: in steps; the last step always does both.
+        keep_checkpoints: how many recent checkpoints stay on disk.
+        seed: seeds initialisation, batches and dropout.
+    """
+
+    steps: int = 2000
+    batch_size: int = 16
+    learning_rate: float = 6e-4
+    warmup_steps: int = 100
+    min_lr_ratio: float = 0.1
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0
+    eval_every: int = 200
+    checkpoint_every: int = 200
+    keep_checkpoints: int = 2
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "eval_every", "checkpoint_every", "keep_checkpoints"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}: expected a positive integer, got {getattr(self, name)!r}")
+        if self.warmup_steps < 0:
+            raise ValueError(f"warmup_steps: expected >= 0, got {self.warmup_steps!r}")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate: expected > 0, got {self.learning_rate!r}")
+        if not 0 <= self.min_lr_ratio <= 1:
+            raise ValueError(f"min_lr_ratio: expected 0..1, got {self.min_lr_ratio!r}")
+
+    def lr_at(self, step: int) -> float:
+        """Learning rate for optimizer step ``step`` (0-based): linear warm-up, then cosine decay."""
+        if step < self.warmup_steps:
+            return self.learning_rate * (step + 1) / self.warmup_steps
+        span = max(self.steps - self.warmup_steps, 1)
+        progress = min((step - self.warmup_steps) / span, 1.0)
+        cosine = 0.5 * (1 + math.cos(math.pi * progress))
+        return self.learning_rate * (self.min_lr_ratio + (1 - self.min_lr_ratio) * cosine)
+
+
+# ---------------------------------------------------------------------------- evaluation
+@torch.no_grad()
+def heldout_nats(model, pieces, *, context: int, pad_id: int, device: torch.device, batch_size: int = 16) -> dict:
+    """Total negative log-likelihood (nats) of held-out pieces, with token and unit counts.
+
+    A piece longer than ``context`` is cut into chunks that overlap by one token, so every token
+    after the first ``<bos>`` is predicted exactly once (a chunk does not see the previous one).
+    """
+    chunks, units = [], 0
+    for piece in pieces:
+        units += piece.n_units
+        for start in range(0, max(len(piece.ids) - 1, 1), context):
+            chunk = piece.ids[start:start + context + 1]
+            if len(chunk) > 1:
+                chunks.append(chunk)
+    chunks.sort(key=len)
+    was_training = model.training
+    model.eval()
+    nats, n_tokens = 0.0, 0
+    for i in range(0, len(chunks), batch_size):
+        group = chunks[i:i + batch_size]
+        width = max(len(c) for c in group)
+        ids = torch.full((len(group), width), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(group), width), dtype=torch.long)
+        for row, chunk in enumerate(group):
+            ids[row, :len(chunk)] = torch.from_numpy(chunk.astype(np.int64))
+            mask[row, :len(chunk)] = 1
+        ids, mask = ids.to(device), mask.to(device)
+        with _autocast(device):
+            logits = model(input_ids=ids[:, :-1], attention_mask=mask[:, :-1]).logits.float()  # [B, T-1, V]
+        targets = ids[:, 1:].masked_fill(mask[:, 1:] == 0, -100)
+        nats += torch.nn.functional.cross_entropy(logits.transpose(1, 2), targets, ignore_index=-100,
+                                                  reduction="sum").item()
+        n_tokens += int((targets != -100).sum())
+    model.train(was_training)
+    return {"nats": nats, "n_tokens": n_tokens, "n_units": units, "n_pieces": len(pieces)}
+
+
+def likelihood_figures(totals: dict, unit: str) -> dict:
+    """Bits per token and per character (ABC) or per note (MIDI) from :func:`heldout_nats` totals."""
+    bits = totals["nats"] / LN2
+    figures = {"bits_per_token": bits / max(totals["n_tokens"], 1), "n_tokens": totals["n_tokens"],
+               "n_pieces": totals["n_pieces"]}
+    figures["bits_per_char" if unit == "char" else "bits_per_note"] = bits / max(totals["n_units"], 1)
+    figures["n_chars" if unit == "char" else "n_notes"] = totals["n_units"]
+    return figures
+
+
+def _autocast(device: torch.device):
+    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
+# ---------------------------------------------------------------------------- checkpoints
+def _checkpoint_dir(out_dir: Path) -> Path:
+    return out_dir / "checkpoints"
+
+
+def latest_checkpoint(out_dir: str | os.PathLike) -> Path | None:
+    """The newest complete checkpoint folder of a training run, or None."""
+    root = _checkpoint_dir(Path(out_dir))
+    pointer = root / "latest"
+    if not pointer.is_file():
+        return None
+    path = root / pointer.read_text().strip()
+    if not path.is_dir():
+        raise InputError(pointer, f"names {path.name}, which does not exist")
+    return path
+
+
+def save_checkpoint(out_dir: Path, step: int, model, tokenizer, optimizer, state: dict, keep: int) -> Path:
+    """Write checkpoint ``step`` atomically (temp folder, then rename); drop the oldest beyond ``keep``.
+
+    Raises:
+        InputError: the checkpoint could not be written (e.g. the disk is full); the temp
+            folder is removed and the previous checkpoint is untouched.
+    """
+    root = _checkpoint_dir(out_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / f"step-{step:07d}"
+    tmp = root / f".step-{step:07d}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        save_model_folder(model, tokenizer, tmp)
+        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+        write_text_atomic(tmp / "trainer_state.json", json.dumps(state, indent=1) + "\n")
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)
+        write_text_atomic(root / "latest", final.name + "\n")
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        previous = root / "latest"
+        kept = f"; the previous checkpoint {previous.read_text().strip()} is kept" if previous.is_file() else ""
+        raise InputError(final, f"cannot write the checkpoint ({exc.strerror or exc}){kept}") from None
+    old = sorted(p for p in root.glob("step-*") if p.is_dir() and p != final)
+    for stale in old[:max(len(old) - keep + 1, 0)]:
+        shutil.rmtree(stale, ignore_errors=True)
+    return final
+
+
+def load_checkpoint(path: Path, device: torch.device):
+    """``(model, tokenizer, model_config, optimizer_state, trainer_state)`` of a checkpoint folder."""
+    model, tokenizer, model_config = load_model_folder(path, device=str(device))
+    try:
+        optimizer_state = torch.load(path / "optimizer.pt", map_location=device, weights_only=True)
+        state = json.loads((path / "trainer_state.json").read_text())
+    except FileNotFoundError as exc:
+        raise InputError(path, f"incomplete checkpoint (no {Path(exc.filename).name})") from None
+    except Exception as exc:
+        raise InputError(path, f"corrupt checkpoint: {' '.join(str(exc).split())[:200]}") from None
+    return model, tokenizer, model_config, optimizer_state, state
+
+
+# ---------------------------------------------------------------------------- the loop
+def _optimizer(model, config: TrainConfig) -> torch.optim.AdamW:
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        (no_decay if param.ndim < 2 or "wte" in name or "wpe" in name or "embed" in name else decay).append(param)
+    return torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
+                              {"params": no_decay, "weight_decay": 0.0}],
+                             lr=config.learning_rate, betas=(0.9, 0.95), eps=1e-8)
+
+
+def _step_seed(seed: int, step: int, rank: int) -> int:
+    return int(np.random.default_rng([seed, step, rank, 7]).integers(2**62))
+
+
+def train(*, data: TokenData, tokenizer, model_config: ModelConfig, config: TrainConfig,
+          out_dir: str | os.PathLike, resume: bool = False, command: str = "", source: str = "",
+          ctx: distributed.Context | None = None, show_progress: bool = True) -> dict:
+    """Train (or resume) a model on ``data``; returns the final held-out figures.
+
+    Raises:
+        InputError: a checkpoint exists and ``resume`` is False, or the checkpoint is corrupt.
+    """
+    ctx = ctx or distributed.Context()
+    out_dir = Path(out_dir)
+    if config.batch_size % ctx.world_size:
+        raise ValueError(f"batch_size: {config.batch_size} does not divide over {ctx.world_size} processes")
+    checkpoint = latest_checkpoint(out_dir)
+    if checkpoint is not None and not resume:
+        raise InputError(out_dir, f"already has a checkpoint ({checkpoint.name}): pass --resume to continue it, "
+                                  f"or choose another --out")
+
+    start_step, optimizer_state, elapsed_before = 0, None, 0.0
+    if checkpoint is not None:
+        model, saved_tokenizer, model_config, optimizer_state, state = load_checkpoint(checkpoint, ctx.device)
+        if saved_tokenizer.to_json() != tokenizer.to_json():
+            raise InputError(checkpoint, "was trained with another tokenizer than this run's")
+        start_step, elapsed_before = int(state["step"]), float(state.get("elapsed_s", 0.0))
+        if ctx.is_main:
+            log.info("resuming from %s (step %d of %d)", checkpoint, start_step, config.steps)
+    else:
+        torch.manual_seed(config.seed)
+        model = build_model(model_config, len(tokenizer), pad_id=tokenizer.pad_id, bos_id=tokenizer.bos_id,
+                            eos_id=tokenizer.eos_id)
+    model.to(ctx.device).train()
+    optimizer = _optimizer(model, config)
+    if optimizer_state is not None:
+        optimizer.load_state_dict(optimizer_state)
+    wrapped = model
+    if ctx.distributed:
+        wrapped = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
+
+    stream = pack(data.train)
+    block = model_config.context + 1
+    per_rank = config.batch_size // ctx.world_size
+    log_path = out_dir / "train_log.jsonl"
+    if ctx.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        _truncate_log(log_path, start_step)
+    summary = {"unigram_bits_per_token": unigram_entropy_bits(stream, len(tokenizer)),
+               "n_train_pieces": len(data.train), "n_test_pieces": len(data.test),
+               "n_train_tokens": len(stream), "n_failed_pieces": len(data.failures)}
+
+    progress = None
+    if ctx.is_main and show_progress:
+        from tqdm import tqdm
+
+        progress = tqdm(total=config.steps, initial=start_step, desc="train", unit="step", file=sys.stderr,
+                        dynamic_ncols=True, mininterval=0.5)
+    started = time.perf_counter()
+    figures: dict = {}
+    tokens_per_step = config.batch_size * model_config.context
+    for step in range(start_step, config.steps):
+        tick = time.perf_counter()
+        batch = sample_blocks(stream, block=block, batch=config.batch_size, seed=config.seed, step=step)
+        batch = torch.from_numpy(batch[ctx.rank * per_rank:(ctx.rank + 1) * per_rank]).to(ctx.device)  # [b, T+1]
+        lr = config.lr_at(step)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        torch.manual_seed(_step_seed(config.seed, step, ctx.rank))  # dropout: the same on resume
+        with _autocast(ctx.device):
+            logits = wrapped(input_ids=batch[:, :-1]).logits  # [b, T, V]
+        loss = torch.nn.functional.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip) if config.grad_clip else None
+        optimizer.step()
+        done = step + 1
+        if not ctx.is_main:
+            continue
+        loss_value = loss.item()
+        record = {"step": done, "loss": loss_value, "lr": lr}
+        if grad_norm is not None:
+            record["grad_norm"] = float(grad_norm)
+        _append_log(log_path, record)
+        if progress is not None:
+            rate = tokens_per_step / max(time.perf_counter() - tick, 1e-9)
+            progress.set_postfix(loss=f"{loss_value:.3f}", tok_s=f"{rate:,.0f}", refresh=False)
+            progress.update(1)
+        last = done == config.steps
+        if data.test and (done % config.eval_every == 0 or last):
+            totals = heldout_nats(model, data.test, context=model_config.context, pad_id=tokenizer.pad_id,
+                                  device=ctx.device)
+            figures = likelihood_figures(totals, data.unit)
+            _append_log(log_path, {"step": done, "heldout": figures})
+            message = ", ".join(f"{k} {v:.4f}" for k, v in figures.items() if k.startswith("bits"))
+            (progress.write if progress is not None else log.info)(f"step {done}: held-out {message}")
+        if done % config.checkpoint_every == 0 or last:
+            state = {"step": done, "elapsed_s": elapsed_before + time.perf_counter() - started,
+                     "train_config": asdict(config), "source": source, "command": command}
+            save_checkpoint(out_dir, done, model, tokenizer, optimizer, state, config.keep_checkpoints)
+    if progress is not None:
+        progress.close()
+    ctx.barrier()
+    if not ctx.is_main:
+        return figures
+    if not data.test:
+        log.warning("%s: no held-out pieces in this source (the split holds out about 5%% of pieces); "
+                    "no held-out figures", source)
+    elapsed = elapsed_before + time.perf_counter() - started
+    save_model_folder(model, tokenizer, out_dir)
+    metrics = {"name": out_dir.resolve().name, "heldout": figures, **summary, "steps": config.steps,
+               "elapsed_s": round(elapsed, 1),
+               "device": _device_name(ctx), "n_processes": ctx.world_size, "source": source, "command": command,
+               "model": asdict(model_config), "train": asdict(config),
+               "n_parameters": sum(p.numel() for p in model.parameters())}
+    write_text_atomic(out_dir / "metrics.json", json.dumps(metrics, indent=1) + "\n")
+    write_text_atomic(out_dir / "model_card.md", model_card(metrics, tokenizer, data))
+    return figures
+
+
+def _device_name(ctx: distributed.Context) -> str:
+    if ctx.device.type == "cuda":
+        return torch.cuda.get_device_name(ctx.device)
+    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def _append_log(path: Path, record: dict) -> None:
+    with open(path, "a") as fh:
+        fh.write(json.dumps(record) + "\n")
+
+
+def _truncate_log(path: Path, step: int) -> None:
+    """Keep the log lines up to ``step`` (a resumed run rewrites what came after its checkpoint)."""
+    if not path.is_file():
+        return
+    keep = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
+    write_text_atomic(path, "".join(line + "\n" for line in keep))
+
+
+def model_card(metrics: dict, tokenizer, data: TokenData) -> str:
+    """The model card (markdown): what was trained on what, how, and how well on held-out pieces."""
+    heldout = metrics["heldout"]
+    figures = "\n".join(f"| {k} | {v:.4f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in heldout.items())
+    model = metrics["model"]
+    train = metrics["train"]
+    return f"""# {metrics['name']}
+
+A {model['architecture'].upper()} decoder ({model['n_layers']} layers, width {model['d_model']},
+{model['n_heads']} heads, context {model['context']} tokens, {metrics['n_parameters']:,} parameters)
+over `{tokenizer.kind}` tokens ({len(tokenizer)} in the vocabulary), trained by ostinato.
+
+## Command
+
+```
+{metrics['command']}
+```
+
+## Data
+
+- Source: `{metrics['source']}`; held-out split of DESIGN.md (sha256 of the piece key, first byte < 13).
+- Training: {metrics['n_train_pieces']:,} sequences, {metrics['n_train_tokens']:,} tokens
+  (unigram entropy {metrics['unigram_bits_per_token']:.3f} bits per token).
+- Held out: {metrics['n_test_pieces']:,} sequences. Pieces that could not be used: {metrics['n_failed_pieces']:,}.
+
+## Training
+
+- {metrics['steps']:,} steps of {train['batch_size']} sequences, AdamW (peak learning rate {train['learning_rate']},
+  {train['warmup_steps']} warm-up steps, cosine decay to {train['min_lr_ratio']}x, weight decay {train['weight_decay']},
+  gradient clipping {train['grad_clip']}), seed {train['seed']}.
+- Wall time {metrics['elapsed_s']:.0f} s on {metrics['device']} ({metrics['n_processes']} process(es)).
+
+## Held-out figures (final step)
+
+| figure | value |
+|---|---|
+{figures}
+
+Bits per character are over the normalised ABC text of each held-out tune; bits per note over
+the notes the held-out sequences encode. `ostinato evaluate nll` recomputes them.
+"""
