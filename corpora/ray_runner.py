@@ -28,8 +28,11 @@ from .convert import ConvertSpec, Result, convert_item
 from .sources import Item
 
 
-class Timeout(Exception):
-    """An item ran past its time limit inside a Ray worker."""
+class Timeout(BaseException):
+    """An item ran past its time limit inside a Ray worker.
+
+    A ``BaseException``, so that libraries that catch ``Exception`` (music21 does) cannot swallow it.
+    """
 
 
 @contextlib.contextmanager
@@ -58,7 +61,7 @@ def convert_batch(batch: dict[str, np.ndarray], *, spec: ConvertSpec, time_limit
         try:
             with _time_limit(time_limit_s):
                 result = convert_item(item, spec)
-        except Timeout as exc:  # fired outside convert_item's own try (rare)
+        except Timeout as exc:
             result = Result(key=item.key, input=item.path, status="failed", error="Timeout", message=str(exc))
         except Exception as exc:  # never let one item fail the Ray task
             result = Result(key=item.key, input=item.path, status="failed", error=type(exc).__name__,
