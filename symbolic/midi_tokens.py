@@ -172,28 +172,35 @@ class MidiTokenizer:
 
         Each window is a piece of its own (controls, events from its first bar, ``<eos>`` only on
         the last window), so it carries the tempo, meter and key in force where it starts. A
-        window is halved (by bars) until it fits; a single bar longer than ``max_tokens`` is cut.
+        window is halved (by bars) until it fits; a single bar that does not fit is cut at beats,
+        and only a single beat longer than ``max_tokens`` is truncated.
         """
         score = to_score(table)
-        end = score.end()
+        end = max(score.end(), 1)
         bars = [int(t) for t in score.get_downbeats()] if len(table) else [0]
         bars = sorted({0, *(b for b in bars if 0 <= b < end)})
         windows: list[list[int]] = []
-        self._split(table, score, [*bars, max(end, 1)], 0, len(bars), max_tokens, style, windows)
+        self._split(score, [*bars, end], end, max_tokens, style, windows)
         return windows
 
-    def _split(self, table, score, bars, lo, hi, max_tokens, style, out) -> None:
-        start, stop = bars[lo], bars[hi]
-        last = hi == len(bars) - 1
-        ids = self._window(table, score, start, stop, style, last)
-        if len(ids) <= max_tokens or hi - lo == 1:
-            out.append(ids[:max_tokens])
+    def _split(self, score, bounds: list[int], end: int, max_tokens: int, style, out: list) -> None:
+        """Encode ``[bounds[0], bounds[-1])``, halving over ``bounds`` until each part fits."""
+        ids = self._window(score, bounds[0], bounds[-1], style, last=bounds[-1] == end)
+        if len(ids) <= max_tokens:
+            out.append(ids)
             return
-        mid = (lo + hi) // 2
-        self._split(table, score, bars, lo, mid, max_tokens, style, out)
-        self._split(table, score, bars, mid, hi, max_tokens, style, out)
+        if len(bounds) == 2:   # one bar (or beat) too long: cut it at beats, else truncate
+            beats = list(range(bounds[0], bounds[1], score.ticks_per_quarter))
+            if len(beats) > 1:
+                self._split(score, [*beats, bounds[1]], end, max_tokens, style, out)
+            else:
+                out.append(ids[:max_tokens])
+            return
+        mid = len(bounds) // 2
+        self._split(score, bounds[:mid + 1], end, max_tokens, style, out)
+        self._split(score, bounds[mid:], end, max_tokens, style, out)
 
-    def _window(self, table: NoteTable, score: symusic.Score, start: int, stop: int, style, last: bool) -> list[int]:
+    def _window(self, score: symusic.Score, start: int, stop: int, style, last: bool) -> list[int]:
         window = score.clip(start, stop, clip_end=False).shift_time(-start)
         # carry the tempo, meter and key in force at `start` (clip drops events before it)
         for events, name in ((score.tempos, "tempos"), (score.time_signatures, "time_signatures"),

@@ -1,0 +1,144 @@
+"""MIDI event tokens: miditok schemes behind our control prefix, round trips, windows, JSON."""
+
+import json
+from fractions import Fraction
+
+import numpy as np
+import pytest
+import symusic
+from conftest import fixture_dir
+
+import events
+from events import NoteTable
+from symbolic.midi_tokens import MidiTokenizer, key_control
+from symbolic.tokenizers import build_tokenizer, load_tokenizer
+
+
+def _notes(score: symusic.Score) -> list[tuple]:
+    """(program or -1 for drums, pitch, start, duration (in quarters), velocity) of every note, sorted."""
+    tpq = score.ticks_per_quarter
+    return sorted((-1 if t.is_drum else t.program, n.pitch, Fraction(n.time, tpq), Fraction(n.duration, tpq),
+                   n.velocity) for t in score.tracks for n in t.notes)
+
+
+def _round_trip_matches_miditok_quantisation(tok: MidiTokenizer, table: NoteTable) -> None:
+    expected = tok.miditok.preprocess_score(events.to_score(table))   # miditok's documented quantisation
+    decoded = tok.decode(tok.encode(table))
+    assert _notes(events.to_score(decoded)) == _notes(expected)
+
+
+def test_round_trip_is_exact_up_to_miditok_quantisation_on_every_fixture():
+    tok = build_tokenizer("remi")
+    files = sorted(fixture_dir("midi_one_track").glob("*.mid"))
+    assert len(files) >= 10
+    for path in files:
+        _round_trip_matches_miditok_quantisation(tok, events.read(path))
+
+
+@pytest.mark.parametrize("scheme", ["tsd", "midilike"])
+def test_other_schemes_round_trip(scheme):
+    tok = build_tokenizer(scheme)
+    for path in sorted(fixture_dir("midi_one_track").glob("*.mid"))[:3]:
+        _round_trip_matches_miditok_quantisation(tok, events.read(path))
+
+
+def test_round_trip_on_bach_chorales_with_a_program_per_part():
+    from corpora.sources import iter_items
+
+    tok = build_tokenizer("remi", styles=["bach"])
+    items = [i for i in iter_items("music21:bach") if i.path.endswith(".mxl")][:8]
+    rates = []
+    for item in items:
+        table = item.read()
+        # give each part its own instrument, as a multi-track model sees them
+        parts = np.array([40, 41, 42, 43, 71, 72, 73, 74])
+        table = NoteTable.from_ticks(
+            table.onset_tick, table.offset_tick, table.pitch, table.velocity, table.track,
+            [events.Track(t.name, int(parts[i % 8]), False) for i, t in enumerate(table.tracks)],
+            ticks_per_quarter=table.ticks_per_quarter, tempos=[(t.tick, t.qpm) for t in table.tempos],
+            time_signatures=[(t.tick, t.numerator, t.denominator) for t in table.time_signatures])
+        _round_trip_matches_miditok_quantisation(tok, table)
+        rates.append(len(tok.encode(table)) / len(table))
+    print(f"bach chorales: {len(items)} round trips exact; {np.mean(rates):.2f} tokens per note")
+
+
+def test_control_prefix_of_a_chorale_names_style_key_meter_tempo_and_instruments():
+    tok = build_tokenizer("remi", styles=["bach", "palestrina"])
+    ids = tok.encode(events.read("music21:bach/bwv66.6"), style="bach")
+    assert [tok.vocab[i] for i in ids[:7]] == ["<bos>", "Style:bach", "Key:F# minor", "Meter:4/4", "Tempo:96",
+                                               "Inst:0", "Bar_None"]
+    assert ids[-1] == tok.eos_id
+    assert tok.count_notes(ids) == 163
+    unknown = tok.encode(events.read("music21:bach/bwv66.6"), style="mozart")
+    assert tok.vocab[unknown[1]] == "Style:none"
+
+
+def test_drums_are_an_instrument():
+    tracks = [events.Track("kit", 0, True), events.Track("bass", 33, False)]
+    table = NoteTable.from_ticks(
+        np.array([0, 480, 960, 0]), np.array([120, 600, 1080, 960]), np.array([36, 38, 36, 40]),
+        np.array([100, 90, 100, 80]), np.array([0, 0, 0, 1]), tracks, ticks_per_quarter=480)
+    tok = build_tokenizer("remi")
+    ids = tok.encode(table)
+    assert [tok.vocab[i] for i in ids[5:7]] == ["Inst:33", "Inst:drums"]
+    back = tok.decode(ids)
+    assert sorted(zip(back.is_drum.tolist(), back.pitch.tolist(), strict=True)) == [
+        (False, 40), (True, 36), (True, 36), (True, 38)]
+
+
+def test_windows_cut_at_bars_fit_and_keep_every_note():
+    tok = build_tokenizer("remi")
+    table = events.read(sorted(fixture_dir("midi_one_track").glob("*.mid"))[0])
+    whole = tok.encode(table)
+    windows = tok.encode_windows(table, max_tokens=300)
+    assert len(windows) > 3
+    assert all(len(w) <= 300 for w in windows)
+    assert sum(tok.count_notes(w) for w in windows) == tok.count_notes(whole) == len(
+        tok.miditok.preprocess_score(events.to_score(table)).tracks[0].notes)
+    for w in windows:   # each window: controls, then its first bar
+        tokens = [tok.vocab[i] for i in w]
+        assert tokens[0] == "<bos>" and tokens[2].startswith("Key:") and tokens[3].startswith("Meter:")
+        assert tokens[tokens.index("Bar_None") - 1].startswith("Inst:")
+    assert windows[-1][-1] == tok.eos_id and all(w[-1] != tok.eos_id for w in windows[:-1])
+
+
+def test_a_window_carries_the_tempo_meter_and_key_in_force_where_it_starts():
+    tracks = [events.Track("p", 0, False)]
+    onsets = np.arange(16) * 480
+    table = NoteTable.from_ticks(onsets, onsets + 240, np.full(16, 60), np.full(16, 80), np.zeros(16, int),
+                                 tracks, ticks_per_quarter=480, tempos=[(0, 120.0), (1920 * 2, 60.0)],
+                                 time_signatures=[(0, 4, 4), (1920 * 2, 3, 4)], key_signatures=[(0, 0, "major"),
+                                                                                                (1920 * 2, -1, "minor")])
+    tok = build_tokenizer("remi")
+    windows = tok.encode_windows(table, max_tokens=40)
+    prefixes = [[tok.vocab[i] for i in w[2:5]] for w in windows]
+    assert prefixes[0] == ["Key:C major", "Meter:4/4", "Tempo:120"]
+    assert prefixes[-1] == ["Key:D minor", "Meter:3/4", "Tempo:63"]  # 60 bpm: nearest bucket in log tempo
+
+
+def test_key_controls_keep_the_tonic_of_modes():
+    assert key_control(events.KeySignature(0, 0.0, 0, "dorian")) == "D minor"
+    assert key_control(events.KeySignature(0, 0.0, 1, "mixolydian")) == "D major"
+    assert key_control(events.KeySignature(0, 0.0, -3, "minor")) == "C minor"
+    assert key_control(None) is None
+
+
+def test_save_load_json_and_its_errors(tmp_path):
+    tok = build_tokenizer("tsd", styles=["bach"], miditok={"num_velocities": 8})
+    path = tmp_path / "tok.json"
+    tok.save(path)
+    data = json.loads(path.read_text())
+    assert data["kind"] == "tsd" and data["version"] == 1 and data["miditok"]["num_velocities"] == 8
+    assert list(data["blocks"]) == ["special", "style", "key", "meter", "tempo", "instrument", "events"]
+    again = load_tokenizer(path)
+    table = events.read("music21:bach/bwv66.6")
+    assert again.encode(table, style="bach") == tok.encode(table, style="bach")
+    data["version"] = 99
+    path.write_text(json.dumps(data))
+    with pytest.raises(events.InputError, match="version 99 is not supported"):
+        load_tokenizer(path)
+    path.write_text("{not json")
+    with pytest.raises(events.InputError, match="not a tokenizer JSON file"):
+        load_tokenizer(path)
+    with pytest.raises(ValueError, match="unknown tokenizer 'bpe'"):
+        build_tokenizer("bpe")
