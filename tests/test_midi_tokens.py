@@ -107,8 +107,8 @@ def test_a_window_carries_the_tempo_meter_and_key_in_force_where_it_starts():
     onsets = np.arange(16) * 480
     table = NoteTable.from_ticks(onsets, onsets + 240, np.full(16, 60), np.full(16, 80), np.zeros(16, int),
                                  tracks, ticks_per_quarter=480, tempos=[(0, 120.0), (1920 * 2, 60.0)],
-                                 time_signatures=[(0, 4, 4), (1920 * 2, 3, 4)], key_signatures=[(0, 0, "major"),
-                                                                                                (1920 * 2, -1, "minor")])
+                                 time_signatures=[(0, 4, 4), (1920 * 2, 3, 4)],
+                                 key_signatures=[(0, 0, "major"), (1920 * 2, -1, "minor")])
     tok = build_tokenizer("remi")
     windows = tok.encode_windows(table, max_tokens=40)
     prefixes = [[tok.vocab[i] for i in w[2:5]] for w in windows]
