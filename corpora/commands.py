@@ -59,7 +59,12 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
                      help="items per Ray map batch (default 16)")
 
     target = p.add_argument_group("target options")
-    target.add_argument("--expand-repeats", action="store_true", help="play ABC/MusicXML repeats out")
+    target.add_argument("--abc-reader", choices=("abc2midi", "music21"), default="abc2midi",
+                        help="how ABC becomes notes: abc2midi (default; as performed: repeats and grace notes "
+                             "played, beat-stress velocities; ~20x faster) or music21 (as written, like "
+                             "`ostinato info`; repeats only with --expand-repeats)")
+    target.add_argument("--expand-repeats", action="store_true",
+                        help="play ABC (music21 reader) and MusicXML repeats out")
     target.add_argument("--tokenizer", default="remi", metavar="FILE|KIND",
                         help="tokens: a saved tokenizer JSON file, or a kind to build with defaults "
                              "(abc, remi, tsd, midilike; default remi)")
@@ -118,7 +123,8 @@ def run_convert(args: argparse.Namespace) -> int:
         try:
             tokenizer = _tokenizer_file(args.tokenizer, scratch) if args.to == "tokens" else None
             spec = ConvertSpec(
-                to=args.to, out_dir=args.out, expand_repeats=args.expand_repeats, frame_rate_hz=args.frame_rate,
+                to=args.to, out_dir=args.out, expand_repeats=args.expand_repeats, abc_reader=args.abc_reader,
+                frame_rate_hz=args.frame_rate,
                 tokenizer=tokenizer, render_engine=args.render_engine, render_options=render_options,
                 sample_rate_hz=args.sample_rate, audio_format=args.audio_format, musicxml_compressed=args.mxl,
             )

@@ -34,7 +34,7 @@ import numpy as np
 from events import InputError
 from events.atomic import atomic_path, write_text_atomic
 
-from .sources import Item
+from .sources import ABC_READERS, Item
 
 TARGETS = ("mid", "abc", "musicxml", "tokens", "pianoroll", "audio", "json")
 AUDIO_FORMATS = ("wav", "flac", "ogg")
@@ -47,7 +47,9 @@ class ConvertSpec:
     Attributes:
         to: the target, one of :data:`TARGETS`.
         out_dir: the output folder.
-        expand_repeats: play ABC/MusicXML repeats out before converting.
+        expand_repeats: play ABC/MusicXML repeats out before converting (music21 reader).
+        abc_reader: how ABC becomes notes: ``"abc2midi"`` (as performed: repeats and grace notes
+            played, beat-stress velocities; fast) or ``"music21"`` (events' reader: as written).
         frame_rate_hz: piano-roll frames per second (``pianoroll``).
         tokenizer: a saved tokenizer JSON file (``tokens``).
         render_engine: a ``render`` engine name (``audio``), e.g. ``"soundfont"``, ``"ddsp"``.
@@ -60,6 +62,7 @@ class ConvertSpec:
     to: str
     out_dir: str
     expand_repeats: bool = False
+    abc_reader: str = "abc2midi"
     frame_rate_hz: float = 100.0
     tokenizer: str | None = None
     render_engine: str = "soundfont"
@@ -75,6 +78,8 @@ class ConvertSpec:
             raise ValueError(f"frame_rate_hz must be > 0, got {self.frame_rate_hz}")
         if not (isinstance(self.sample_rate_hz, int) and 1000 <= self.sample_rate_hz <= 384000):
             raise ValueError(f"sample_rate_hz must be an integer in 1000..384000, got {self.sample_rate_hz!r}")
+        if self.abc_reader not in ABC_READERS:
+            raise ValueError(f"abc_reader must be one of {', '.join(ABC_READERS)}, got {self.abc_reader!r}")
         if self.audio_format not in AUDIO_FORMATS:
             raise ValueError(f"audio_format must be one of {', '.join(AUDIO_FORMATS)}, got {self.audio_format!r}")
         if self.to == "tokens" and not self.tokenizer:
@@ -160,12 +165,12 @@ def _renderer(spec: ConvertSpec):
     return _RENDERERS[key]
 
 
-def encode_item(item: Item, tokenizer, *, expand_repeats: bool = False) -> np.ndarray:
+def encode_item(item: Item, tokenizer, *, expand_repeats: bool = False, abc_reader: str = "music21") -> np.ndarray:
     """Token ids of ``item`` (int64 ``[n_tokens]``): ABC text for an ``abc`` tokenizer, else the note table."""
     if getattr(tokenizer, "kind", None) == "abc":
         ids = tokenizer.encode(item.abc_text())
     else:
-        ids = tokenizer.encode(item.read(expand_repeats=expand_repeats))
+        ids = tokenizer.encode(item.read(expand_repeats=expand_repeats, abc_reader=abc_reader))
     return np.asarray(ids, dtype=np.int64)
 
 
@@ -185,7 +190,7 @@ def table_json(table) -> dict:
 
 
 def _write(item: Item, spec: ConvertSpec, target: Path) -> None:
-    table = item.read(expand_repeats=spec.expand_repeats)
+    table = item.read(expand_repeats=spec.expand_repeats, abc_reader=spec.abc_reader)
     if spec.to == "mid":
         from events import write_midi
 
@@ -231,7 +236,8 @@ def convert_item(item: Item, spec: ConvertSpec) -> Result:
     try:
         result.sha256 = input_sha256(item)
         if spec.to == "tokens":
-            ids = encode_item(item, _tokenizer(spec.tokenizer), expand_repeats=spec.expand_repeats)
+            ids = encode_item(item, _tokenizer(spec.tokenizer), expand_repeats=spec.expand_repeats,
+                              abc_reader=spec.abc_reader)
             if ids.size == 0:
                 result.status, result.message = "skipped", "no tokens (empty piece)"
             result.tokens = ids

@@ -86,7 +86,8 @@ GOOD_KEYS = ["corpus/good_a.mid", "corpus/million.mid", "corpus/score.musicxml",
 def test_hostile_corpus_converts_every_good_file_and_lists_every_bad_one(hostile_corpus, tmp_path):
     before = {p: p.read_bytes() for p in hostile_corpus.rglob("*") if p.is_file()}
     out = tmp_path / "out"
-    result = run_cli("convert", str(hostile_corpus), "--to", "mid", "-o", str(out), "-j", "2", "--time-limit", "20")
+    result = run_cli("convert", str(hostile_corpus), "--to", "mid", "-o", str(out), "-j", "2", "--time-limit", "20",
+                     "--abc-reader", "music21")
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr
     total = len(GOOD_KEYS) + len(EXPECTED_FAILURES)
@@ -112,10 +113,36 @@ def test_hostile_corpus_converts_every_good_file_and_lists_every_bad_one(hostile
         (output,) = record["outputs"]
         item = next(i for i in iter_items(hostile_corpus) if i.key == key)
         converted = events.read(out / output)
-        assert converted.notes_equal(item.read()), key
+        assert converted.notes_equal(item.read(abc_reader="music21")), key
     assert len(events.read(out / "corpus" / "million.mid")) == 1_000_000
     assert {p: p.read_bytes() for p in hostile_corpus.rglob("*") if p.is_file()} == before  # inputs untouched
     assert not [p for p in out.rglob(".*tmp*")]
+
+
+def test_abc2midi_reader_is_the_default_and_plays_tunes_as_performed(tmp_path):
+    src = tmp_path / "abc"
+    src.mkdir()
+    (src / "tunes.abc").write_text("%abc-2.1\n\n" + "\n".join(GOOD_TUNES) + "\n" + LOOP_TUNE + "\n"
+                                   "X:4\nT:repeats\nM:2/4\nL:1/4\nK:C\n|:C D:|E2|]\n\n"
+                                   "X:5\nT:no such key\nK:H\nCDE|\n")
+    for name in ("binary.abc", "no_tune.abc"):
+        (src / name).write_bytes(HOSTILE[name][0])
+    out = tmp_path / "out"
+    result = run_cli("convert", str(src), "--to", "mid", "-o", str(out), "-j", "2")
+    assert result.returncode == 1
+    assert result.stdout.splitlines()[-1].startswith("converted 4/7, failed 3, skipped 0")
+    records = {r["key"]: r for r in read_manifest(out / "manifest.jsonl")}
+    assert records["abc/binary.abc"]["message"] == "not an ABC file (binary data)"
+    assert records["abc/no_tune.abc"]["message"].startswith("no ABC tune found")
+    assert records["abc/tunes.abc#5"]["message"] == ("abc2midi: Error in line-char 4-0 : First K: field must "
+                                                     "specify key signature")
+    assert len(events.read(out / "abc" / "tunes.abc#3.mid")) == 3000  # no music21, no loop
+    repeats = events.read(out / "abc" / "tunes.abc#4.mid")
+    assert repeats.pitch.tolist() == [60, 62, 60, 62, 64]  # played out
+    assert repeats.onset_tick.tolist() == [1, 481, 961, 1441, 1921]  # abc2midi's articulation
+    assert repeats.velocity.tolist() == [105, 80, 105, 80, 105]  # its beat-stress model
+    first = events.read(out / "abc" / "tunes.abc#1.mid")
+    assert first.pitch.tolist() == events.read(src / "tunes.abc", tune=1).pitch.tolist()
 
 
 def test_rerun_skips_what_is_done_and_overwrite_redoes_it(tmp_path):
@@ -244,7 +271,8 @@ def test_sigkill_half_way_then_rerun_finishes_every_token_piece_once(tune_book, 
     from symbolic.tokenizers import load_tokenizer
 
     out = tmp_path / "tokens"
-    args = ("convert", str(tune_book), "--to", "tokens", "--tokenizer", "remi", "-o", str(out), "-j", "2")
+    args = ("convert", str(tune_book), "--to", "tokens", "--tokenizer", "remi", "-o", str(out), "-j", "2",
+            "--abc-reader", "music21")
     done_before = _kill_half_way(args, out / "manifest.jsonl", 120)
     rerun = run_cli(*args)
     assert rerun.returncode == 0, rerun.stderr
@@ -257,7 +285,7 @@ def test_sigkill_half_way_then_rerun_finishes_every_token_piece_once(tune_book, 
     pieces = dict(iter_pieces(out, split="all"))
     assert sorted(pieces) == sorted(items)
     for key, ids in pieces.items():
-        assert ids.tolist() == tokenizer.encode(items[key].read()), key
+        assert ids.tolist() == tokenizer.encode(items[key].read(abc_reader="music21")), key
     shard_tokens = sum(os.path.getsize(p) // 2 for p in out.glob("*-*.bin"))
     assert shard_tokens == sum(len(ids) for ids in pieces.values())  # no stray ids from the killed run
     meta = json.loads((out / "meta.json").read_text())
@@ -266,7 +294,7 @@ def test_sigkill_half_way_then_rerun_finishes_every_token_piece_once(tune_book, 
 
 def test_sigkill_half_way_then_rerun_finishes_every_file_once(tune_book, tmp_path):
     out = tmp_path / "mid"
-    args = ("convert", str(tune_book), "--to", "mid", "-o", str(out), "-j", "2")
+    args = ("convert", str(tune_book), "--to", "mid", "-o", str(out), "-j", "2", "--abc-reader", "music21")
     done_before = _kill_half_way(args, out / "manifest.jsonl", 120)
     stamps = {key: (out / f"{key}.mid").stat().st_mtime_ns for key in done_before}
     rerun = run_cli(*args)
@@ -277,5 +305,5 @@ def test_sigkill_half_way_then_rerun_finishes_every_file_once(tune_book, tmp_pat
     assert len(oks) == 120 and set(oks.values()) == {1}
     assert {key: (out / f"{key}.mid").stat().st_mtime_ns for key in done_before} == stamps
     for item in iter_items(tune_book):
-        assert events.read(out / f"{item.key}.mid").notes_equal(item.read()), item.key
+        assert events.read(out / f"{item.key}.mid").notes_equal(item.read(abc_reader="music21")), item.key
     assert sorted(p.name for p in (out / "book").iterdir()) == sorted(f"book.abc#{x}.mid" for x in range(1, 121))
