@@ -1,0 +1,55 @@
+"""Writing audio: WAV, FLAC or OGG (Vorbis) through soundfile, atomically, whole or streamed."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+AUDIO_FORMATS = {"wav": "WAV", "flac": "FLAC", "ogg": "OGG"}
+_SUBTYPES = {"WAV": "PCM_16", "FLAC": "PCM_16", "OGG": "VORBIS"}
+
+
+def audio_format_for(path: str | os.PathLike, format: str | None = None) -> str:
+    """``"wav"``, ``"flac"`` or ``"ogg"`` from ``format`` or the file's extension; ValueError otherwise."""
+    name = (format or Path(path).suffix.lstrip(".")).lower()
+    if name not in AUDIO_FORMATS:
+        raise ValueError(f"cannot write audio as {name or 'a file with no extension'!r}: choose wav, flac or ogg")
+    return name
+
+
+def write_audio(audio: np.ndarray, sample_rate_hz: int, path: str | os.PathLike, format: str | None = None) -> None:
+    """Write ``audio`` (float, ``[n_channels, n_samples]`` or ``[n_samples]``, nominally -1..1) atomically.
+
+    The format comes from ``format`` (wav/flac/ogg) or the extension. Samples beyond ±1 are clipped.
+    """
+    audio = np.asarray(audio, dtype=np.float32)
+    if audio.ndim == 1:
+        audio = audio[None]
+    write_audio_stream([audio], sample_rate_hz, path, format, n_channels=audio.shape[0])
+
+
+def write_audio_stream(blocks: Iterable[np.ndarray], sample_rate_hz: int, path: str | os.PathLike,
+                       format: str | None = None, *, n_channels: int = 2) -> int:
+    """Write consecutive ``[n_channels, n]`` blocks to one file atomically; returns samples written."""
+    import soundfile
+
+    from events.atomic import atomic_path
+
+    fmt = AUDIO_FORMATS[audio_format_for(path, format)]
+    written = 0
+    with atomic_path(path) as tmp, soundfile.SoundFile(tmp, "w", samplerate=int(sample_rate_hz),
+                                                       channels=n_channels, format=fmt,
+                                                       subtype=_SUBTYPES[fmt]) as out:
+        for block in blocks:
+            block = np.asarray(block, dtype=np.float32)
+            if block.shape[0] != n_channels:
+                raise ValueError(f"audio block has {block.shape[0]} channels, expected {n_channels}")
+            if block.shape[1]:
+                out.write(np.clip(block, -1.0, 1.0).T)
+                written += block.shape[1]
+        if written == 0 and fmt == "OGG":  # Vorbis needs at least one sample to close cleanly
+            out.write(np.zeros((1, n_channels), dtype=np.float32))
+    return written

@@ -1,0 +1,87 @@
+"""The DDSP model's configuration: validated, JSON round-trip, saved beside the weights."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+
+N_INSTRUMENTS = 256  # 128 GM programs, then 128 drum keys (128 + key)
+DRUM_OFFSET = 128
+
+
+@dataclass
+class DDSPConfig:
+    """Sizes and signal settings of a DDSP renderer.
+
+    Attributes:
+        sample_rate_hz: the model's native rate; output is resampled from it.
+        hop_samples: samples per control frame (frame rate = sample_rate_hz / hop_samples).
+        n_harmonics: partials per voice (those above Nyquist are silenced).
+        n_noise_bands: noise filter bands, evenly spaced 0 Hz .. Nyquist.
+        hidden_size, n_layers, embedding_size: the per-frame network.
+        time_scales_s: decay constants of the time-since-onset/release features.
+        release_s: how long a voice keeps sounding after its note ends.
+        reverb_s: length of the trainable reverb impulse response.
+        noise_seed: seed of the noise generator (same seed, same audio).
+        trained_instruments: instrument indices (program, or 128 + drum key) seen in training;
+            others are played by a trained instrument of the same GM family (see engine).
+    """
+
+    sample_rate_hz: int = 22050
+    hop_samples: int = 245
+    n_harmonics: int = 64
+    n_noise_bands: int = 48
+    hidden_size: int = 128
+    n_layers: int = 2
+    embedding_size: int = 16
+    time_scales_s: tuple[float, ...] = (0.005, 0.02, 0.08, 0.3, 1.2, 4.0)
+    release_s: float = 0.6
+    reverb_s: float = 0.5
+    noise_seed: int = 0
+    trained_instruments: list[int] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.time_scales_s = tuple(float(t) for t in self.time_scales_s)
+        self.trained_instruments = sorted({int(i) for i in self.trained_instruments})
+        checks = {
+            "sample_rate_hz": 4000 <= self.sample_rate_hz <= 96000,
+            "hop_samples": 16 <= self.hop_samples <= 4096,
+            "n_harmonics": 1 <= self.n_harmonics <= 512,
+            "n_noise_bands": 2 <= self.n_noise_bands <= 1024,
+            "hidden_size": 1 <= self.hidden_size <= 4096,
+            "n_layers": 1 <= self.n_layers <= 16,
+            "embedding_size": 1 <= self.embedding_size <= 512,
+            "time_scales_s": len(self.time_scales_s) > 0 and all(t > 0 for t in self.time_scales_s),
+            "release_s": 0 <= self.release_s <= 10,
+            "reverb_s": 0 < self.reverb_s <= 10,
+            "noise_seed": 0 <= self.noise_seed < 2**63,
+            "trained_instruments": all(0 <= i < N_INSTRUMENTS for i in self.trained_instruments),
+        }
+        for name, ok in checks.items():
+            if not ok:
+                raise ValueError(f"DDSPConfig.{name} is out of range: got {getattr(self, name)!r}")
+
+    @property
+    def frame_rate_hz(self) -> float:
+        return self.sample_rate_hz / self.hop_samples
+
+    @property
+    def release_frames(self) -> int:
+        return round(self.release_s * self.frame_rate_hz)
+
+    @property
+    def reverb_samples(self) -> int:
+        return round(self.reverb_s * self.sample_rate_hz)
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> DDSPConfig:
+        data = json.loads(text)
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"DDSPConfig: unknown field(s) {sorted(unknown)}")
+        return cls(**data)

@@ -1,0 +1,212 @@
+"""Paired (notes, audio) data for renderer training.
+
+Two ways to get pairs:
+
+* :func:`synthesize_pairs`: any note source rendered by the ``soundfont`` engine (as Slakh2100
+  was made), optionally with instruments assigned per part (:func:`assign_instruments`) and a
+  simple drum part added (:func:`add_drum_part`), both deterministic in the piece's key;
+* :func:`recorded_pairs`: folders in the MAESTRO-v3, URMP or Slakh2100 layouts
+  (through ``corpora.paired``).
+
+A pair's audio is mono float32 at the model's native rate. The held-out split is the project's
+(DESIGN.md): a piece is held out when the first byte of sha256(key) is below 13.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from events import NoteTable, Track
+
+# Ensembles a part-writing piece is played by; each lists GM programs, given to parts in turn.
+ENSEMBLES: dict[str, tuple[int, ...]] = {
+    "piano": (0,),
+    "bright piano": (1,),
+    "organ": (19,),
+    "drawbar organ": (16,),
+    "string quartet": (40, 40, 41, 42),
+    "string ensemble": (48, 48, 48, 43),
+    "woodwinds": (73, 68, 71, 70),
+    "brass": (56, 60, 57, 58),
+    "choir": (52,),
+    "voices": (53,),
+    "guitars": (24, 25, 33),
+    "mixed": (73, 40, 60, 42),
+}
+SOLO_PROGRAMS = (0, 19, 40, 41, 56, 57, 60, 65, 68, 71, 73, 52, 53, 24, 48, 22, 33, 42, 11)
+DRUM_KEYS = {"kick": 36, "kick2": 35, "snare": 38, "snare2": 40, "stick": 37, "clap": 39, "closed hat": 42,
+             "pedal hat": 44, "open hat": 46, "low tom": 45, "mid tom": 47, "high tom": 50, "floor tom": 41,
+             "crash": 49, "ride": 51, "ride bell": 53, "tambourine": 54, "cowbell": 56, "crash2": 57, "splash": 55}
+
+
+def is_held_out(key: str) -> bool:
+    """The project's held-out rule: the first byte of sha256(key) is below 13 (about 5%)."""
+    return hashlib.sha256(key.encode("utf-8")).digest()[0] < 13
+
+
+def _rng(key: str, salt: str) -> np.random.Generator:
+    digest = hashlib.sha256(f"{salt}:{key}".encode()).digest()
+    return np.random.default_rng(int.from_bytes(digest[:8], "little"))
+
+
+def assign_instruments(table: NoteTable, key: str) -> NoteTable:
+    """The same notes with GM programs chosen per part, deterministically from ``key``.
+
+    One-part pieces get a solo instrument; several parts get an ensemble of :data:`ENSEMBLES`
+    (its programs given to the parts in turn). Drum tracks are left as they are.
+    """
+    rng = _rng(key, "instruments")
+    pitched = [i for i, t in enumerate(table.tracks) if not t.is_drum]
+    if len(pitched) <= 1:
+        programs = [int(rng.choice(SOLO_PROGRAMS))]
+    else:
+        programs = list(ENSEMBLES[list(ENSEMBLES)[int(rng.integers(len(ENSEMBLES)))]])
+    tracks = list(table.tracks)
+    for n, index in enumerate(pitched):
+        tracks[index] = Track(name=tracks[index].name, program=programs[n % len(programs)], is_drum=False)
+    return _retrack(table, tracks)
+
+
+def _retrack(table: NoteTable, tracks: list[Track]) -> NoteTable:
+    import dataclasses
+
+    program = np.array([t.program for t in tracks], dtype=np.uint8)[table.track] if len(table) else table.program
+    drum = np.array([t.is_drum for t in tracks], dtype=bool)[table.track] if len(table) else table.is_drum
+    return dataclasses.replace(table, tracks=tracks, program=program, is_drum=drum)
+
+
+def drum_pattern(duration_s: float, beat_s: float, beats_per_bar: int, key: str
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A simple kit part: kick, snare/clap on the off-beats, hats or ride in eighths, a crash every
+    four bars and a tom fill before it; deterministic in ``key``.
+
+    Returns (onset_s, pitch, velocity), each [n_hits].
+    """
+    rng = _rng(key, "drums")
+    hits: list[tuple[float, int, int]] = []
+    cymbal = [DRUM_KEYS["closed hat"], DRUM_KEYS["ride"], DRUM_KEYS["pedal hat"]][int(rng.integers(3))]
+    backbeat = [DRUM_KEYS["snare"], DRUM_KEYS["snare2"], DRUM_KEYS["clap"], DRUM_KEYS["stick"]][int(rng.integers(4))]
+    kick = [DRUM_KEYS["kick"], DRUM_KEYS["kick2"]][int(rng.integers(2))]
+    extra = [DRUM_KEYS["tambourine"], DRUM_KEYS["cowbell"], DRUM_KEYS["ride bell"], None][int(rng.integers(4))]
+    bar_s = beat_s * beats_per_bar
+    n_bars = math.ceil(duration_s / bar_s)
+    for bar in range(n_bars):
+        t0 = bar * bar_s
+        if bar % 4 == 0:
+            hits.append((t0, [DRUM_KEYS["crash"], DRUM_KEYS["crash2"], DRUM_KEYS["splash"]][bar // 4 % 3], 100))
+        for beat in range(beats_per_bar):
+            tb = t0 + beat * beat_s
+            if beat % 2 == 0:
+                hits.append((tb, kick, int(rng.integers(90, 120))))
+            else:
+                hits.append((tb, backbeat, int(rng.integers(80, 115))))
+            for half in (0, 1):
+                if rng.random() < 0.9:
+                    hat = DRUM_KEYS["open hat"] if rng.random() < 0.08 else cymbal
+                    hits.append((tb + half * beat_s / 2, hat, int(rng.integers(50, 95))))
+            if extra is not None and rng.random() < 0.3:
+                hits.append((tb + beat_s / 2, extra, int(rng.integers(50, 90))))
+        if bar % 4 == 3:  # fill on the last beat: four tom hits
+            toms = [DRUM_KEYS["high tom"], DRUM_KEYS["mid tom"], DRUM_KEYS["low tom"], DRUM_KEYS["floor tom"]]
+            for n, tom in enumerate(toms):
+                hits.append((t0 + (beats_per_bar - 1) * beat_s + n * beat_s / 4, tom, int(rng.integers(80, 115))))
+    hits = [h for h in hits if h[0] < duration_s]
+    hits.sort()
+    onset = np.array([h[0] for h in hits], dtype=np.float64)
+    return onset, np.array([h[1] for h in hits], dtype=np.int64), np.array([h[2] for h in hits], dtype=np.int64)
+
+
+def add_drum_part(table: NoteTable, key: str) -> NoteTable:
+    """``table`` plus a drum track in its tempo and meter (:func:`drum_pattern`)."""
+    if not len(table):
+        return table
+    qpm = table.tempos[0].qpm if table.tempos else 120.0
+    ts = table.time_signatures[0] if table.time_signatures else None
+    beats = ts.numerator if ts is not None and ts.numerator in (2, 3, 4, 6) else 4
+    beat_s = 60.0 / qpm * (4 / ts.denominator if ts is not None else 1.0)
+    while beat_s < 0.3:  # fast meters: one drum beat per two notated beats
+        beat_s *= 2
+    while beat_s > 1.0:
+        beat_s /= 2
+    onset, pitch, velocity = drum_pattern(table.duration_s, beat_s, beats, key)
+    drums = NoteTable.from_seconds(onset, onset + 0.1, pitch, velocity, 0, True,
+                                   ticks_per_quarter=table.ticks_per_quarter,
+                                   tempos=[(t.tick, t.qpm) for t in table.tempos])
+    return concat_tables(table, drums)
+
+
+def concat_tables(a: NoteTable, b: NoteTable) -> NoteTable:
+    """The notes of ``a`` and ``b`` together (``b``'s tracks after ``a``'s); ``a``'s metadata."""
+    import dataclasses
+
+    columns = {}
+    for name in ("onset_tick", "offset_tick", "onset_s", "offset_s", "pitch", "velocity", "program", "is_drum"):
+        columns[name] = np.concatenate([getattr(a, name), getattr(b, name)])
+    columns["track"] = np.concatenate([a.track, b.track + len(a.tracks)])
+    return dataclasses.replace(a, tracks=list(a.tracks) + list(b.tracks), **columns)
+
+
+def truncate(table: NoteTable, max_seconds: float) -> NoteTable:
+    """Notes starting before ``max_seconds``, cut to end by then."""
+    kept = table.select(table.onset_s < max_seconds)
+    kept.offset_s = np.minimum(kept.offset_s, max_seconds)
+    return kept
+
+
+@dataclass
+class Pair:
+    """One training piece: its key, notes, mono audio at ``sample_rate_hz`` and split."""
+
+    key: str
+    table: NoteTable
+    audio: np.ndarray  # [n_samples] float32
+    sample_rate_hz: int
+    held_out: bool
+
+
+def synthesize_pairs(items: Iterable[tuple[str, NoteTable, bool]], *, renderer, sample_rate_hz: int,
+                     max_seconds: float = 30.0, assign: bool = False, drums_fraction: float = 0.0,
+                     on_error=None) -> Iterator[Pair]:
+    """Render ``(key, table, held_out)`` items with a soundfont renderer into pairs.
+
+    Args:
+        renderer: a :class:`render.soundfont.SoundFontRenderer` (any Renderer works).
+        max_seconds: pieces are cut to this length (training uses segments anyway).
+        assign: give parts instruments with :func:`assign_instruments`.
+        drums_fraction: add a drum part (:func:`add_drum_part`) to this fraction of pieces,
+            chosen by key.
+        on_error: called with (key, exception) for a piece that fails; it is skipped.
+    """
+    for key, table, held_out in items:
+        try:
+            table = truncate(table, max_seconds)
+            if not len(table):
+                continue
+            if assign:
+                table = assign_instruments(table, key)
+            if drums_fraction > 0 and _rng(key, "add drums").random() < drums_fraction:
+                table = add_drum_part(table, key)
+            audio = renderer.render(table, sample_rate_hz).mean(0)
+        except Exception as exc:
+            if on_error is None:
+                raise
+            on_error(key, exc)
+            continue
+        yield Pair(key, table, audio.astype(np.float32), sample_rate_hz, held_out)
+
+
+def load_audio_mono(path, sample_rate_hz: int) -> np.ndarray:
+    """Mono float32 audio from a file, resampled to ``sample_rate_hz`` with soxr."""
+    import soundfile
+    import soxr
+
+    data, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+    mono = data.mean(1)
+    if rate != sample_rate_hz:
+        mono = soxr.resample(mono, rate, sample_rate_hz).astype(np.float32)
+    return mono

@@ -1,0 +1,155 @@
+"""The ``soundfont`` engine: FluidSynth playing a SoundFont (.sf2/.sf3), kept loaded across files.
+
+It is the reference renderer and the maker of paired training data. Each track of the note
+table gets its own MIDI channel (up to 256), with its General MIDI program on bank 0, or the
+standard drum kit (bank 128, preset 0) for drum tracks. FluidSynth's default reverb, chorus
+and gain (0.2) are kept, so the output matches the ``fluidsynth`` command-line program.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import math
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from .base import DEFAULT_CHUNK_S, N_CHANNELS, Renderer, check_sample_rate, n_output_samples
+from .fluidsynth_lib import CHANNEL_TYPE_DRUM, CHANNEL_TYPE_MELODIC
+
+DEBIAN_SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
+N_MIDI_CHANNELS = 256
+DRUM_BANK = 128
+
+
+def default_soundfont() -> Path:
+    """FluidR3_GM from Debian's ``fluid-soundfont-gm`` when installed, else pretty_midi's TimGM6mb."""
+    if DEBIAN_SOUNDFONT.is_file():
+        return DEBIAN_SOUNDFONT
+    import pretty_midi
+
+    return Path(pretty_midi.__file__).parent / "TimGM6mb.sf2"
+
+
+def note_events(table, sample_rate_hz: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Note-on/off events of ``table`` in playing order.
+
+    Returns:
+        (sample [n_events] int64, is_on [n_events] bool, channel, pitch, velocity [n_events] int).
+        At equal times note-offs come first, so a repeated note is struck again.
+    """
+    n = len(table)
+    start = np.rint(table.onset_s * sample_rate_hz).astype(np.int64)
+    end = np.maximum(np.rint(table.offset_s * sample_rate_hz).astype(np.int64), start + 1)
+    sample = np.concatenate([end, start])
+    is_on = np.concatenate([np.zeros(n, bool), np.ones(n, bool)])
+    channel = np.tile(table.track.astype(np.int64) % N_MIDI_CHANNELS, 2)
+    pitch = np.tile(table.pitch.astype(np.int64), 2)
+    velocity = np.tile(table.velocity.astype(np.int64), 2)
+    order = np.lexsort((is_on, sample))
+    return sample[order], is_on[order], channel[order], pitch[order], velocity[order]
+
+
+class SoundFontRenderer(Renderer):
+    """FluidSynth through ctypes; one synth per sample rate, the SoundFont loaded once per synth.
+
+    Args:
+        soundfont: a .sf2/.sf3 file (default: :func:`default_soundfont`).
+        gain: FluidSynth's master gain (``synth.gain``; the CLI's ``-g``), default 0.2.
+        reverb, chorus: FluidSynth's effects (on by default, as in the CLI).
+    """
+
+    name = "soundfont"
+
+    def __init__(self, soundfont: str | os.PathLike | None = None, *, gain: float = 0.2,
+                 reverb: bool = True, chorus: bool = True):
+        from events import InputError
+
+        from .fluidsynth_lib import library
+
+        self._holder = None
+        self.soundfont = Path(soundfont) if soundfont is not None else default_soundfont()
+        if not self.soundfont.is_file():
+            raise InputError(self.soundfont, "SoundFont not found")
+        if not 0 < gain <= 10:
+            raise ValueError(f"gain must be in (0, 10], got {gain}")
+        self.gain, self.reverb, self.chorus = float(gain), bool(reverb), bool(chorus)
+        self._lib = library()
+        self._holder: tuple[int, int, int] | None = self._new_synth(44100)  # keeps the samples loaded
+
+    def _new_synth(self, sample_rate_hz: int) -> tuple[int, int, int]:
+        """A fresh synth (settings, synth, SoundFont id): every piece starts from silence, so the
+        same notes always give the same samples. FluidSynth shares loaded sample data between
+        synths, and the first synth is kept as the holder, so only the first load reads the file."""
+        from events import InputError
+
+        lib = self._lib
+        settings = lib.new_fluid_settings()
+        lib.fluid_settings_setnum(settings, b"synth.sample-rate", float(sample_rate_hz))
+        lib.fluid_settings_setnum(settings, b"synth.gain", self.gain)
+        lib.fluid_settings_setint(settings, b"synth.midi-channels", N_MIDI_CHANNELS)
+        lib.fluid_settings_setint(settings, b"synth.reverb.active", int(self.reverb))
+        lib.fluid_settings_setint(settings, b"synth.chorus.active", int(self.chorus))
+        lib.fluid_settings_setint(settings, b"synth.cpu-cores", 1)
+        synth = lib.new_fluid_synth(settings)
+        sfont = lib.fluid_synth_sfload(synth, os.fsencode(self.soundfont), 1)
+        if sfont < 0:
+            lib.delete_fluid_synth(synth)
+            lib.delete_fluid_settings(settings)
+            raise InputError(self.soundfont, "FluidSynth could not load this SoundFont")
+        return settings, synth, sfont
+
+    def _delete(self, settings: int, synth: int) -> None:
+        self._lib.delete_fluid_synth(synth)
+        self._lib.delete_fluid_settings(settings)
+
+    def stream(self, table, sample_rate_hz: int = 44100, *, chunk_s: float = DEFAULT_CHUNK_S) -> Iterator[np.ndarray]:
+        sample_rate_hz = check_sample_rate(sample_rate_hz)
+        if self._holder is None:
+            raise RuntimeError("this SoundFontRenderer is closed")
+        lib = self._lib
+        settings, synth, sfont = self._new_synth(sample_rate_hz)
+        try:
+            for index, track in enumerate(table.tracks[:N_MIDI_CHANNELS]):
+                drum = bool(track.is_drum)
+                lib.fluid_synth_set_channel_type(synth, index, CHANNEL_TYPE_DRUM if drum else CHANNEL_TYPE_MELODIC)
+                lib.fluid_synth_program_select(synth, index, sfont, DRUM_BANK if drum else 0,
+                                               0 if drum else int(track.program))
+            total = n_output_samples(table.duration_s, sample_rate_hz, self.tail_s)
+            sample, is_on, channel, pitch, velocity = note_events(table, sample_rate_hz)
+            chunk = max(64, math.ceil(chunk_s * sample_rate_hz))
+            fptr = ctypes.POINTER(ctypes.c_float)
+            event, n_events, position = 0, len(sample), 0
+            while position < total:
+                n = min(chunk, total - position)
+                out = np.zeros((N_CHANNELS, n), dtype=np.float32)
+                done = 0
+                while done < n:
+                    while event < n_events and sample[event] <= position + done:
+                        if is_on[event]:
+                            lib.fluid_synth_noteon(synth, int(channel[event]), int(pitch[event]),
+                                                   int(velocity[event]))
+                        else:
+                            lib.fluid_synth_noteoff(synth, int(channel[event]), int(pitch[event]))
+                        event += 1
+                    until = n if event >= n_events else min(n, int(sample[event]) - position)
+                    left = out[0, done:].ctypes.data_as(fptr)
+                    right = out[1, done:].ctypes.data_as(fptr)
+                    lib.fluid_synth_write_float(synth, until - done, left, 0, 1, right, 0, 1)
+                    done = until
+                position += n
+                yield out
+        finally:
+            self._delete(settings, synth)
+
+    def close(self) -> None:
+        if self._holder is not None:
+            self._delete(*self._holder[:2])
+            self._holder = None
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self.close()
