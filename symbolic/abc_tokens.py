@@ -135,6 +135,7 @@ class AbcTokenizer:
             raise AssertionError("duplicate ABC tokens")  # a bug in the block lists, never input
         self.pad_id, self.bos_id, self.eos_id = 0, 1, 2
         self._length_ids = frozenset(range(*self.blocks["length"]))
+        self._token_set = frozenset(self.vocab)
 
     def __len__(self) -> int:
         return len(self.vocab)
@@ -171,17 +172,13 @@ class AbcTokenizer:
             if _FIELD_LINE.fullmatch(line):
                 tokens.append(line)
                 continue
-            pos = 0
-            for m in _BODY_TOKEN.finditer(line):
-                if m.start() != pos:
-                    raise ValueError(f"not normalised ABC: unexpected {line[pos:m.start()]!r} in {line!r}")
-                tokens.append(m.group())
-                pos = m.end()
-            if pos != len(line) or not line:
-                raise ValueError(f"not normalised ABC: unexpected {line[pos:] or 'empty line'!r}")
-        unknown = [t for t in tokens if t not in self.token_to_id]
-        if unknown:
-            raise ValueError(f"not in the ABC vocabulary: {unknown[0]!r}")
+            found = _BODY_TOKEN.findall(line)
+            if sum(map(len, found)) != len(line) or not line:  # matches never overlap: equal length, no gap
+                raise ValueError(f"not normalised ABC: unexpected characters in {line!r}")
+            tokens.extend(found)
+        if not self._token_set.issuperset(tokens):
+            unknown = next(t for t in tokens if t not in self._token_set)
+            raise ValueError(f"not in the ABC vocabulary: {unknown!r}")
         tokens.insert(3, bar_bucket(max(1, count_bars(tokens[3:]))))
         return tokens
 
