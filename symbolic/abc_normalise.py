@@ -369,8 +369,9 @@ def _read_body_line(line: str, items: list) -> None:
             if m:
                 p = int(m.group(1))
                 q, r = m.group(2), m.group(3)
-                default_q = 3 if p in (2, 4, 8) else 2
-                if not 2 <= p <= 9 or (q and int(q) != default_q) or (r and int(r) != p):
+                # ABC's q for (p: 3 for 2, 4, 8; 2 for 3, 6; for 5, 7, 9 it depends on the meter
+                default_q = {2: 3, 4: 3, 8: 3, 3: 2, 6: 2}.get(p)
+                if not 2 <= p <= 9 or (q and (default_q is None or int(q) != default_q)) or (r and int(r) != p):
                     raise AbcNotAccepted(f"tuplet {m.group(0)!r}")
                 items.append(f"({p}")
                 i = m.end()

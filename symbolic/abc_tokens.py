@@ -222,6 +222,23 @@ class AbcTokenizer:
         """A duration token's length in unit lengths (``"3/2"`` -> 3/2)."""
         return DURATIONS[token]
 
+    @staticmethod
+    def meter_value(token: str) -> Fraction | None:
+        """A meter token's bar length in whole notes (``"M:6/8"`` -> 3/4, ``"M:C"`` -> 1); None for ``M:none``."""
+        meter = token.removeprefix("M:")
+        if meter == "none":
+            return None
+        if meter in ("C", "C|"):
+            return Fraction(1)
+        num, den = meter.split("/")
+        return Fraction(int(num), int(den))
+
+    @staticmethod
+    def unit_value(token: str) -> Fraction:
+        """A unit-length token's length in whole notes (``"L:1/8"`` -> 1/8)."""
+        num, den = token.removeprefix("L:").split("/")
+        return Fraction(int(num), int(den))
+
     # -- persistence --------------------------------------------------------------------------
 
     def to_json(self) -> dict:

@@ -6,6 +6,7 @@ import collections
 import functools
 import json
 import re
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
@@ -54,7 +55,9 @@ def test_vocabulary_is_closed_and_laid_out_in_blocks(tok):
     assert tok.vocab[slice(*tok.blocks["unit"])] == ["L:1/1", "L:1/2", "L:1/4", "L:1/8", "L:1/16", "L:1/32", "L:1/64"]
     assert tok.block_of(tok.token_to_id["K:Ador"]) == "key"
     assert tok.block_of(tok.token_to_id["3/2"]) == "duration"
-    assert tok.duration_value("3/2") == pytest.approx(1.5)
+    assert tok.duration_value("3/2") == Fraction(3, 2)
+    assert tok.meter_value("M:6/8") / tok.unit_value("L:1/8") == 6  # units in a bar
+    assert (tok.meter_value("M:C|"), tok.meter_value("M:none")) == (1, None)
     assert AbcTokenizer().vocab == tok.vocab  # not learned from data: every instance is the same
 
 
@@ -181,6 +184,7 @@ def test_decode_skips_pad_and_length_and_stops_at_eos(tok):
     ("X:1\nK:G\na b5/3|\n", "duration 5/3"),
     ("X:1\nK:G\na c'''' |\n", "pitch c'''' out of range"),
     ("X:1\nK:G\nab (6:6abcdef|\n", "tuplet '\\(6:6'"),
+    ("X:1\nK:G\nab (5:2abcde|\n", "tuplet '\\(5:2'"),
     ("X:1\nK:G\nab |:| cd\n", "bar line '\\|:\\|'"),
     ("X:1\nK:G\nab * cd\n", "unexpected symbol '\\*'"),
     ("X:1\nK:G\nab > > cd\n", "two broken-rhythm marks"),
