@@ -75,6 +75,9 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
     target.add_argument("--render-engine", default="soundfont", metavar="NAME",
                         help="audio: render engine (soundfont, ddsp, ...; default soundfont)")
     target.add_argument("--soundfont", metavar="SF2", help="audio: the SoundFont for the soundfont engine")
+    target.add_argument("--render-option", action="append", default=[], metavar="NAME=VALUE",
+                        help="audio: another engine option (repeatable; VALUE read as JSON when it parses, "
+                             "e.g. --render-option gain=0.3 --render-option model=DIR)")
     target.add_argument("--sample-rate", type=int, default=44100, metavar="HZ",
                         help="audio: sample rate (default 44100)")
     target.add_argument("--audio-format", choices=("wav", "flac", "ogg"), default="wav",
@@ -86,6 +89,21 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
 def _usage(message: str) -> int:
     print(f"ostinato: convert: {message}", file=sys.stderr)
     return 2
+
+
+def _render_options(args: argparse.Namespace) -> tuple[tuple[str, object], ...]:
+    import json
+
+    options = {"soundfont": args.soundfont} if args.soundfont else {}
+    for option in args.render_option:
+        name, sep, value = option.partition("=")
+        if not sep or not name.isidentifier():
+            raise ValueError(f"--render-option: expected NAME=VALUE, got {option!r}")
+        try:
+            options[name] = json.loads(value)
+        except json.JSONDecodeError:
+            options[name] = value
+    return tuple(sorted(options.items()))
 
 
 def _tokenizer_file(value: str, scratch: str) -> str:
@@ -118,7 +136,10 @@ def run_convert(args: argparse.Namespace) -> int:
         except ImportError:
             return _usage("--engine ray needs Ray Data: pip install 'ostinato[ray]'")
     jobs = default_workers() if args.jobs is None else args.jobs
-    render_options = (("soundfont", args.soundfont),) if args.soundfont else ()
+    try:
+        render_options = _render_options(args)
+    except ValueError as exc:
+        return _usage(str(exc))
     with tempfile.TemporaryDirectory(prefix="ostinato-convert-") as scratch:
         try:
             tokenizer = _tokenizer_file(args.tokenizer, scratch) if args.to == "tokens" else None
@@ -134,8 +155,12 @@ def run_convert(args: argparse.Namespace) -> int:
                 limits=PoolLimits(n_workers=jobs, time_limit_s=args.time_limit or None,
                                   memory_limit_mb=args.memory_limit or None),
             )
+            if args.to == "audio":  # a bad engine or SoundFont is a usage error, not a failure per item
+                from .convert import check_renderer
+
+                check_renderer(spec)
             items = list(iter_sources(args.sources, split=args.split))
-        except (InputError, ValueError) as exc:
+        except (InputError, ValueError, TypeError) as exc:
             return _usage(str(exc))
         if not items:
             return _usage(f"no items in the {args.split} split of {' '.join(args.sources)}")

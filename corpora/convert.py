@@ -165,6 +165,41 @@ def _renderer(spec: ConvertSpec):
     return _RENDERERS[key]
 
 
+def _try_renderer(spec: ConvertSpec, conn) -> None:
+    try:
+        _renderer(spec).close()
+        conn.send(None)
+    except Exception as exc:
+        conn.send((type(exc).__name__, str(exc)))
+
+
+def check_renderer(spec: ConvertSpec) -> None:
+    """Build (and close) the render engine of ``spec`` once, in a short-lived child process.
+
+    The parent must not load an engine itself: a SoundFont synthesizer's threads and locks
+    do not survive the fork that starts the pool's workers.
+
+    Raises:
+        ValueError: the engine cannot be built (unknown engine, missing SoundFont or model...).
+    """
+    import multiprocessing
+
+    from .pool import _context
+
+    ctx = _context() if multiprocessing.get_start_method(allow_none=True) != "spawn" else multiprocessing
+    parent, child = ctx.Pipe()
+    process = ctx.Process(target=_try_renderer, args=(spec, child), daemon=True)
+    process.start()
+    child.close()
+    try:
+        problem = parent.recv() if parent.poll(600) else ("Timeout", "the render engine took too long to start")
+    except EOFError:
+        problem = ("WorkerCrash", "the render engine crashed while starting")
+    process.join(5)
+    if problem is not None:
+        raise ValueError(f"render engine {spec.render_engine!r}: {problem[1]}")
+
+
 def encode_item(item: Item, tokenizer, *, expand_repeats: bool = False, abc_reader: str = "music21") -> np.ndarray:
     """Token ids of ``item`` (int64 ``[n_tokens]``): ABC text for an ``abc`` tokenizer, else the note table."""
     if getattr(tokenizer, "kind", None) == "abc":

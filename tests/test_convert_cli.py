@@ -229,6 +229,35 @@ def test_targets_write_what_they_promise(tmp_path):
     assert data["notes"]["onset_tick"] == table.onset_tick.tolist() and data["ticks_per_quarter"] == 480
 
 
+def test_audio_target_renders_with_a_real_engine(tmp_path):
+    render = pytest.importorskip("render")
+    src = tmp_path / "src"
+    src.mkdir()
+    _midi(src / "a.mid", [60, 64])
+    (src / "t.abc").write_text(GOOD_TUNES[1])
+    out = tmp_path / "audio"
+    try:
+        renderer = render.get_renderer("soundfont")
+    except Exception as exc:  # no FluidSynth or SoundFont on this machine
+        pytest.skip(f"soundfont engine unavailable: {exc}")
+    result = run_cli("convert", str(src), "--to", "audio", "-o", str(out), "-j", "2", "--sample-rate", "16000",
+                     "--audio-format", "flac", "--render-option", "gain=0.3")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1].startswith("converted 2/2, failed 0, skipped 0")
+    import soundfile
+
+    for key in ("src/a.mid", "src/t.abc#2"):
+        audio, rate = soundfile.read(out / f"{key}.flac", dtype="float32", always_2d=True)
+        item = next(i for i in iter_items(src) if i.key == key)
+        with render.get_renderer("soundfont", gain=0.3) as engine:
+            expected = engine.render(item.read(abc_reader="abc2midi"), 16000)
+        assert rate == 16000 and audio.shape == expected.T.shape
+        np.testing.assert_allclose(audio, np.clip(expected.T, -1, 1), atol=2 / 32768)
+    renderer.close()
+    bad = run_cli("convert", str(src), "--to", "audio", "-o", str(out), "--soundfont", str(tmp_path / "no.sf2"))
+    assert bad.returncode == 2 and "SoundFont not found" in bad.stderr
+
+
 def _start(*args, cwd=REPO):
     return subprocess.Popen([sys.executable, "-c", "import sys, cli; sys.exit(cli.main())", *args], cwd=cwd,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
