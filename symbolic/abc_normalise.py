@@ -388,7 +388,7 @@ def _read_body_line(line: str, items: list) -> None:
             continue
         if c in "<>":
             m = _BROKEN.match(line, i)
-            if line[m.end():m.end() + 1] in "<>":
+            if line[m.end():m.end() + 1] in ("<", ">"):
                 raise AbcNotAccepted("broken rhythm longer than 3")
             items.append(m.group(0))
             i = m.end()

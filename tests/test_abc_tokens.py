@@ -155,6 +155,10 @@ def test_accidentals_are_written_so_both_readings_agree():
     assert normalise_abc("X:1\nK:G\nFfF|\n") == "X:1\nM:none\nL:1/8\nK:G\nFfF|\n"
 
 
+def test_broken_rhythm_at_the_end_of_a_line():
+    assert normalise_abc("X:1\nL:1/8\nM:2/4\nK:C\nA>\nB C2|\n") == "X:1\nM:2/4\nL:1/8\nK:C\nA>BC2|\n"
+
+
 def test_adjacent_bar_lines_merge_and_repeat_pairs_stay_apart():
     text = normalise_abc("X:1\nL:1/8\nK:C\nA4 | | B4 :| || c4 |] |: d4 :: e4 ||\n")
     assert text == "X:1\nM:none\nL:1/8\nK:C\nA4|B4:|\nc4|:d4:|\n|:e4||\n"
