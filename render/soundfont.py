@@ -8,7 +8,6 @@ and gain (0.2) are kept, so the output matches the ``fluidsynth`` command-line p
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import math
 import os
@@ -151,5 +150,7 @@ class SoundFontRenderer(Renderer):
             self._holder = None
 
     def __del__(self) -> None:
-        with contextlib.suppress(Exception):
+        try:  # noqa: SIM105 (at interpreter exit, modules such as contextlib may be gone already)
             self.close()
+        except Exception:
+            pass

@@ -1,0 +1,91 @@
+"""``ostinato render`` for real: fixtures, one file, folders, formats, skip/overwrite, gain, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile
+from conftest import fixture_dir, run_cli
+
+import events
+from events import NoteTable, Track
+
+
+@pytest.fixture
+def midi_dir(tmp_path):
+    folder = tmp_path / "in" / "sub"
+    for i, program in enumerate([0, 40]):
+        table = NoteTable.from_seconds([0.0, 0.5], [0.5, 1.0], [60 + i, 64 + i], [100, 90], track=[0, 0],
+                                       tracks=[Track("p", program)])
+        events.write_midi(table, folder / f"t{i}.mid")
+    return tmp_path / "in"
+
+
+def test_fixtures_every_good_file_and_one_error(tmp_path):
+    good = fixture_dir("midi_one_track")
+    bad = fixture_dir("midi_corrupted")
+    out = tmp_path / "out"
+    result = run_cli("render", str(good), str(bad), "-o", str(out), "--engine", "soundfont", "-r", "16000",
+                     "-j", "2", "-q")
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"ostinato: {bad / 'ValueError_Control168.mid'}: invalid MIDI")
+    expected = sorted(p.with_suffix(".wav").name for p in good.glob("*.mid"))
+    written = sorted(p.name for p in (out / good.name).iterdir())
+    assert written == expected
+    for name in expected:
+        info = soundfile.info(out / good.name / name)
+        assert info.samplerate == 16000 and info.channels == 2 and info.frames >= 16000
+
+
+def test_fixture_with_ddsp_default_engine(tmp_path):
+    good = fixture_dir("midi_one_track")
+    out = tmp_path / "pop.flac"
+    result = run_cli("render", str(good / "POP909_191.mid"), "-o", str(out), "-r", "16000")
+    if "not a ddsp model folder" in result.stderr:
+        pytest.skip("shipped ddsp model not present")
+    assert result.returncode == 0, result.stderr
+    table = events.read(good / "POP909_191.mid")
+    assert soundfile.info(out).frames == int(np.ceil((table.duration_s + 1.0) * 16000))
+
+
+def test_one_file_formats_skip_overwrite_gain(tmp_path, midi_dir):
+    source = midi_dir / "sub" / "t0.mid"
+    wav = tmp_path / "one.wav"
+    common = ("--engine", "soundfont", "-r", "22050")
+    assert run_cli("render", str(source), "-o", str(wav), *common).returncode == 0
+    full, rate = soundfile.read(wav)
+    assert rate == 22050 and full.shape == (int(np.ceil(2.0 * 22050)), 2)
+    skipped = run_cli("render", str(source), "-o", str(wav), *common, "-g", "0.5")
+    assert skipped.returncode == 0 and "exists, skipped" in skipped.stderr
+    assert np.array_equal(soundfile.read(wav)[0], full)
+    assert run_cli("render", str(source), "-o", str(wav), *common, "-g", "0.5", "--overwrite").returncode == 0
+    half = soundfile.read(wav)[0]
+    np.testing.assert_allclose(half, full / 2, atol=2 / 32768)
+    ogg = run_cli("render", str(source), "-o", str(tmp_path / "x.bin"), *common, "--format", "ogg")
+    assert ogg.returncode == 0
+    assert soundfile.info(tmp_path / "x.bin" / "t0.ogg").format == "OGG"  # not an audio suffix: a folder
+
+
+def test_folder_mirrors_names(tmp_path, midi_dir):
+    out = tmp_path / "out"
+    result = run_cli("render", str(midi_dir), "-o", str(out), "--engine", "soundfont", "--format", "flac",
+                     "-r", "16000", "-q")
+    assert result.returncode == 0, result.stderr
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*.flac")) == ["in/sub/t0.flac", "in/sub/t1.flac"]
+    globbed = run_cli("render", str(midi_dir / "sub" / "*.mid"), "-o", str(tmp_path / "g"), "--engine", "soundfont",
+                      "-r", "16000", "-q")
+    assert globbed.returncode == 0 and sorted(p.name for p in (tmp_path / "g").iterdir()) == ["t0.wav", "t1.wav"]
+
+
+def test_usage_errors(tmp_path, midi_dir):
+    source = str(midi_dir / "sub" / "t0.mid")
+    assert run_cli("render", source, "-o", str(tmp_path / "a.wav"), "--engine", "nope").returncode == 2
+    assert run_cli("render", source, "-o", str(tmp_path / "a.wav"), "--soundfont", "x.sf2").returncode == 2
+    assert run_cli("render", source, "-o", str(tmp_path / "a.wav"), "-r", "0").returncode == 2
+    missing = run_cli("render", str(tmp_path / "missing.mid"), "-o", str(tmp_path / "a.wav"), "--engine", "soundfont")
+    assert missing.returncode == 1 and "Traceback" not in missing.stderr
+    assert not (tmp_path / "a.wav").exists()
+    bad_sf = run_cli("render", source, "-o", str(tmp_path / "a.wav"), "--engine", "soundfont", "--soundfont",
+                     str(tmp_path / "none.sf2"))
+    assert bad_sf.returncode == 1 and "SoundFont not found" in bad_sf.stderr

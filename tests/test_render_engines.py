@@ -1,0 +1,210 @@
+"""The Renderer interface, the soundfont and ddsp engines, audio writing and the STFT distance."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import soundfile
+import torch
+
+import render
+from events import NoteTable, Track
+from render.base import N_CHANNELS, n_output_samples
+from render.ddsp.config import DDSPConfig
+from render.ddsp.engine import DDSPRenderer, load_model, save_model
+from render.ddsp.model import DDSPModel, instrument_map
+
+
+def small_table() -> NoteTable:
+    """Piano melody, a string chord, and a kick/snare/hat drum part, 2.5 s."""
+    onset = [0.0, 0.5, 1.0, 1.5, 0.0, 0.0, 0.0, 0.5, 1.0, 1.5, 0.25]
+    offset = [0.5, 1.0, 1.5, 2.5, 2.0, 2.0, 0.1, 0.6, 1.1, 1.6, 0.35]
+    pitch = [60, 64, 67, 72, 48, 55, 36, 38, 36, 38, 42]
+    velocity = [90, 80, 100, 70, 60, 60, 110, 100, 110, 100, 70]
+    track = [0, 0, 0, 0, 1, 1, 2, 2, 2, 2, 2]
+    tracks = [Track("piano", 0), Track("strings", 48), Track("drums", 0, True)]
+    return NoteTable.from_seconds(onset, offset, pitch, velocity, track=track, tracks=tracks)
+
+
+@pytest.fixture(scope="module")
+def soundfont():
+    with render.get_renderer("soundfont") as renderer:
+        yield renderer
+
+
+@pytest.fixture(scope="module")
+def ddsp():
+    torch.manual_seed(0)
+    model = DDSPModel(DDSPConfig(n_harmonics=24, hidden_size=32, trained_instruments=[0, 40, 48, 128 + 36, 128 + 38]))
+    return DDSPRenderer(model, chunk_frames=50)
+
+
+def test_registry():
+    assert {"ddsp", "soundfont"} <= set(render.ENGINES)
+    with pytest.raises(ValueError, match="unknown engine 'nope'"):
+        render.get_renderer("nope")
+
+    class Silent(render.Renderer):
+        name = "silent"
+
+        def stream(self, table, sample_rate_hz=44100, *, chunk_s=10.0):
+            yield np.zeros((N_CHANNELS, n_output_samples(table.duration_s, sample_rate_hz)), np.float32)
+
+    render.register_engine("silent", Silent)
+    try:
+        audio = render.get_renderer("silent").render(small_table(), 16000)
+        assert audio.shape == (2, math.ceil(3.5 * 16000))
+    finally:
+        del render.ENGINES["silent"]
+
+
+@pytest.mark.parametrize("engine", ["soundfont", "ddsp"])
+@pytest.mark.parametrize("rate", [16000, 22050, 44100, 48000])
+def test_shape_and_length(engine, rate, soundfont, ddsp):
+    renderer = {"soundfont": soundfont, "ddsp": ddsp}[engine]
+    audio = renderer.render(small_table(), rate)
+    assert audio.dtype == np.float32
+    assert audio.shape == (2, math.ceil((2.5 + 1.0) * rate))
+    assert np.abs(audio).max() > 1e-3
+
+
+@pytest.mark.parametrize("engine", ["soundfont", "ddsp"])
+def test_chunked_equals_one_shot_and_deterministic(engine, soundfont, ddsp):
+    renderer = {"soundfont": soundfont, "ddsp": ddsp}[engine]
+    table = small_table()
+    for rate in (22050, 44100):
+        whole = renderer.render(table, rate, chunk_s=100.0)
+        pieces = list(renderer.stream(table, rate, chunk_s=0.137))
+        assert len(pieces) > 5
+        chunked = np.concatenate(pieces, axis=1)
+        assert chunked.shape == whole.shape
+        np.testing.assert_allclose(chunked, whole, atol=5e-5 * np.abs(whole).max())  # float32 FFT rounding
+        assert np.array_equal(renderer.render(table, rate, chunk_s=100.0), whole)
+
+
+def test_ddsp_native_rate_chunking_is_exact(ddsp):
+    table = small_table()
+    whole = np.concatenate(list(ddsp.native(table, chunk_s=100.0)))
+    for chunk_s in (0.05, 0.5):
+        chunked = np.concatenate(list(ddsp.native(table, chunk_s=chunk_s)))
+        np.testing.assert_allclose(chunked, whole, atol=5e-5 * np.abs(whole).max())
+
+
+def test_soundfont_drums_and_programs_differ(soundfont):
+    """Drums on bank 128 sound; two programs playing the same notes give different audio."""
+    drums = small_table().select(np.array([False] * 6 + [True] * 5))
+    assert np.abs(soundfont.render(drums, 22050)).max() > 1e-3
+    a = NoteTable.from_seconds([0.0], [1.0], [60], [100], program=0)
+    b = NoteTable.from_seconds([0.0], [1.0], [60], [100], program=56)
+    assert render.stft_distance(soundfont.render(a, 22050), soundfont.render(b, 22050)) > 0.1
+
+
+def test_every_program_and_drum_key_renders(ddsp):
+    """All 128 GM programs and every drum key give sound (mapped to trained instruments)."""
+    n = 128 + 47
+    onset = np.arange(n) * 0.3
+    pitch = np.r_[np.full(128, 60), np.arange(35, 82)]
+    tracks = [Track(f"p{p}", p) for p in range(128)] + [Track("drums", 0, True)]
+    track = np.r_[np.arange(128), np.full(47, 128)]
+    table = NoteTable.from_seconds(onset, onset + 0.2, pitch, np.full(n, 100), track=track, tracks=tracks)
+    audio = ddsp.render(table, 22050)[0]
+    for i in range(n):
+        segment = audio[int(onset[i] * 22050) + 200: int((onset[i] + 0.2) * 22050)]
+        assert np.abs(segment).max() > 1e-4, f"note {i} is silent"
+
+
+def test_instrument_map():
+    mapping = instrument_map(DDSPConfig(trained_instruments=[0, 40, 48, 56, 128 + 36, 128 + 38]))
+    assert mapping[0] == 0 and mapping[40] == 40
+    assert mapping[5] == 0  # electric piano -> the trained piano (same family)
+    assert mapping[42] == 40  # cello -> violin (strings family)
+    assert mapping[50] == 48  # synth strings -> string ensemble
+    assert mapping[60] == 56  # horn -> trumpet (brass)
+    assert mapping[100] == 56  # untrained family -> nearest trained program
+    assert mapping[128 + 35] == 128 + 36 and mapping[128 + 40] == 128 + 38
+
+
+def test_ten_minute_note_renders_in_tune():
+    """A 10-minute sustained note through the whole chunked renderer: its last second is in phase."""
+    config = DDSPConfig(n_harmonics=4, hidden_size=8, release_s=0.0, trained_instruments=[0])
+    model = DDSPModel(config)
+    with torch.no_grad():  # a pure sine: constant amplitude, all energy in the fundamental, no noise or reverb
+        model.head.weight.zero_()
+        model.head.bias.copy_(torch.tensor([0.0, 30.0, 0, 0, 0] + [-30.0] * config.n_noise_bands))
+        model.reverb_ir.zero_()
+        model.inharmonicity_logit.fill_(-80.0)
+    table = NoteTable.from_seconds([0.0], [600.0], [69], [100])
+    renderer = DDSPRenderer(model)
+    audio = np.concatenate(list(renderer.native(table)))
+    end = audio[int(599.0 * 22050): int(599.9 * 22050)].astype(np.float64)
+    n = np.arange(int(599.0 * 22050), int(599.9 * 22050))
+    ideal = 2 * np.pi * ((440.0 * n / 22050) % 1.0)
+    phase_error = math.atan2(np.sum(end * np.cos(ideal)), np.sum(end * np.sin(ideal)))
+    drift_cents = 1200 * math.log2(1 + abs(phase_error) / (2 * np.pi * 440.0 * 599.0))
+    assert drift_cents < 1.0
+    assert abs(phase_error) < 0.01
+
+
+def test_ddsp_save_and_load(tmp_path, ddsp):
+    save_model(ddsp.model, tmp_path / "m")
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["config.json", "model.safetensors"]
+    loaded = render.get_renderer("ddsp", model=tmp_path / "m", chunk_frames=ddsp.chunk_frames)
+    np.testing.assert_array_equal(loaded.render(small_table(), 22050), ddsp.render(small_table(), 22050))
+    assert load_model(tmp_path / "m").config == ddsp.model.config
+
+
+def test_ddsp_bad_model_folder(tmp_path):
+    from events import InputError
+
+    with pytest.raises(InputError, match="not a ddsp model folder"):
+        render.get_renderer("ddsp", model=tmp_path)
+    (tmp_path / "config.json").write_text('{"hop_samples": 3}')
+    (tmp_path / "model.safetensors").write_bytes(b"junk")
+    with pytest.raises(InputError, match="hop_samples"):
+        render.get_renderer("ddsp", model=tmp_path)
+
+
+def test_config_validation_names_parameter():
+    with pytest.raises(ValueError, match=r"DDSPConfig.n_harmonics.*0"):
+        DDSPConfig(n_harmonics=0)
+    config = DDSPConfig(trained_instruments=[3, 1])
+    assert DDSPConfig.from_json(config.to_json()) == config
+
+
+def test_shipped_model_renders():
+    from render.ddsp.engine import PRETRAINED
+
+    if not (PRETRAINED / "ddsp-fluidr3" / "model.safetensors").is_file():
+        pytest.skip("shipped ddsp model not present")
+    audio = render.get_renderer("ddsp").render(small_table(), 22050)
+    assert audio.shape == (2, math.ceil(3.5 * 22050)) and np.abs(audio).max() > 1e-3
+
+
+@pytest.mark.parametrize("fmt", ["wav", "flac", "ogg"])
+def test_write_audio_formats(tmp_path, fmt):
+    t = np.arange(22050) / 22050
+    audio = np.stack([np.sin(2 * np.pi * 440 * t), 0.5 * np.sin(2 * np.pi * 220 * t)]).astype(np.float32) * 0.5
+    path = tmp_path / f"a.{fmt}"
+    render.write_audio(audio, 22050, path)
+    data, rate = soundfile.read(path, always_2d=True)
+    assert rate == 22050 and data.shape == (22050, 2)
+    if fmt != "ogg":
+        np.testing.assert_allclose(data.T, audio, atol=1 / 16384)
+    assert [p.name for p in tmp_path.iterdir()] == [f"a.{fmt}"]  # no temporary left behind
+    render.write_audio(audio, 22050, tmp_path / "b.bin", format="flac")
+    assert soundfile.info(tmp_path / "b.bin").format == "FLAC"
+    with pytest.raises(ValueError, match="choose wav, flac or ogg"):
+        render.write_audio(audio, 22050, tmp_path / "c.mp3")
+
+
+def test_stft_distance():
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((2, 8000)).astype(np.float32) * 0.1
+    b = rng.standard_normal((2, 8000)).astype(np.float32) * 0.1
+    assert render.stft_distance(a, a) == 0.0
+    assert render.stft_distance(a, b) == pytest.approx(render.stft_distance(b, a))
+    assert render.stft_distance(a, b) > render.stft_distance(a, a * 0.9) > 0
+    # Zero padding of the shorter one: a prefix is compared against the full signal.
+    assert render.stft_distance(a[:, :4000], a) > 0
