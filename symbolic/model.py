@@ -156,7 +156,7 @@ def load_model_folder(folder: str | os.PathLike, *, device: str = "cpu"):
     try:
         config = ModelConfig.from_json(json.loads((folder / "config.json").read_text())["ostinato"])
         model = transformers.AutoModelForCausalLM.from_pretrained(folder, use_safetensors=True, local_files_only=True)
-    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+    except Exception as exc:  # safetensors, JSON and transformers all raise their own kinds
         raise InputError(folder, f"cannot load the model: {' '.join(str(exc).split())[:300]}") from None
     if model.config.vocab_size != len(tokenizer):
         raise InputError(folder, f"model has {model.config.vocab_size} tokens but tokenizer.json has {len(tokenizer)}")

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 
 from events.atomic import write_text_atomic
 from events.errors import InputError
@@ -182,11 +183,12 @@ def save_checkpoint(out_dir: Path, step: int, model, tokenizer, optimizer, state
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
         write_text_atomic(root / "latest", final.name + "\n")
-    except OSError as exc:
+    except (OSError, SafetensorError) as exc:   # e.g. a full disk
         shutil.rmtree(tmp, ignore_errors=True)
         previous = root / "latest"
         kept = f"; the previous checkpoint {previous.read_text().strip()} is kept" if previous.is_file() else ""
-        raise InputError(final, f"cannot write the checkpoint ({exc.strerror or exc}){kept}") from None
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise InputError(final, f"cannot write the checkpoint ({reason}){kept}") from None
     old = sorted(p for p in root.glob("step-*") if p.is_dir() and p != final)
     for stale in old[:max(len(old) - keep + 1, 0)]:
         shutil.rmtree(stale, ignore_errors=True)
@@ -296,6 +298,9 @@ def train(*, data: TokenData, tokenizer, model_config: ModelConfig, config: Trai
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip) if config.grad_clip else None
         optimizer.step()
         done = step + 1
+        if ctx.distributed:   # log the loss of the whole global batch, as one process would
+            loss = loss.detach().clone()
+            torch.distributed.all_reduce(loss, op=torch.distributed.ReduceOp.AVG)
         if not ctx.is_main:
             continue
         loss_value = loss.item()

@@ -1,0 +1,197 @@
+"""`ostinato train symbolic`, run for real: it learns, resumes exactly, runs under torchrun, fails cleanly."""
+
+import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import REPO, run_cli
+
+from symbolic.model import ModelConfig, build_model, load_model_folder, save_model_folder
+from symbolic.tokenizers import build_tokenizer
+
+TUNES = "music21:essenFolksong/han1.abc"   # 554 German folk tunes (music21's corpus)
+
+
+def _tiny_config(tmp_path: Path, context: int = 128, d_model: int = 64) -> str:
+    path = tmp_path / "tiny.json"
+    path.write_text(json.dumps({"architecture": "gpt2", "n_layers": 2, "d_model": d_model, "n_heads": 2,
+                                "context": context, "dropout": 0.0}))
+    return str(path)
+
+
+def _train(out: Path, config: str, *extra: str, data: str = TUNES, tokenizer: str = "abc", batch: int = 8):
+    return run_cli("train", "symbolic", "--data", data, "--tokenizer", tokenizer, "--out", str(out),
+                   "--config", config, "--batch-size", str(batch), "--lr", "3e-3", "-q", *extra)
+
+
+def _losses(out: Path) -> dict[int, float]:
+    lines = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    return {r["step"]: r["loss"] for r in lines if "loss" in r}
+
+
+def test_a_short_cpu_run_learns_well_below_the_unigram_entropy(tmp_path):
+    out = tmp_path / "folk"
+    result = _train(out, _tiny_config(tmp_path, d_model=96), "--steps", "200", "--eval-every", "100",
+                    "--checkpoint-every", "100", "--lr", "5e-3", batch=16)
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    heldout = metrics["heldout"]
+    print(f"held-out {heldout['bits_per_token']:.3f} bits/token, {heldout['bits_per_char']:.3f} bits/char; "
+          f"unigram {metrics['unigram_bits_per_token']:.3f} bits/token")
+    assert metrics["n_test_pieces"] == heldout["n_pieces"] > 10
+    assert heldout["bits_per_token"] < 0.9 * metrics["unigram_bits_per_token"]
+    losses = _losses(out)
+    assert sorted(losses) == list(range(1, 201))
+    # the held-out figure is logged at each evaluation, and the model card records the command and it
+    evals = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines() if "heldout" in line]
+    assert [e["step"] for e in evals] == [100, 200]
+    assert evals[1]["heldout"]["bits_per_token"] < evals[0]["heldout"]["bits_per_token"]
+    card = (out / "model_card.md").read_text()
+    assert f"--data {TUNES} --tokenizer abc" in card and f"{heldout['bits_per_char']:.4f}" in card
+    _model, tokenizer, config = load_model_folder(out)
+    assert tokenizer.kind == "abc" and config.context == 128
+
+
+def test_resume_after_kill_follows_the_same_loss_curve(tmp_path):
+    config = _tiny_config(tmp_path, context=64)
+    args = ["--steps", "30", "--eval-every", "1000", "--checkpoint-every", "6"]
+    straight = tmp_path / "straight"
+    assert _train(straight, config, *args).returncode == 0
+    # the same run, killed with SIGKILL once its first checkpoint is on disk
+    killed = tmp_path / "killed"
+    cmd = [sys.executable, "-c", "import sys, cli; sys.exit(cli.main())", "train", "symbolic", "--data", TUNES,
+           "--tokenizer", "abc", "--out", str(killed), "--config", config, "--batch-size", "8", "--lr", "3e-3",
+           "-q", *args]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    latest = killed / "checkpoints" / "latest"
+    while proc.poll() is None and not latest.exists():
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    step = int(latest.read_text().strip().split("-")[1])
+    assert step < 30, "the run finished before it could be killed"
+    # a checkpoint is a model folder, loadable mid-run
+    _model, tokenizer, _ = load_model_folder(killed / "checkpoints" / latest.read_text().strip())
+    assert tokenizer.kind == "abc"
+    # without --resume the run refuses to start over it
+    refused = _train(killed, config, *args)
+    assert refused.returncode == 1 and "pass --resume" in refused.stderr
+    resumed = _train(killed, config, *args, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert _losses(killed) == _losses(straight)
+    a, _, _ = load_model_folder(straight)
+    b, _, _ = load_model_folder(killed)
+    for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
+        assert torch.equal(x, y), name
+
+
+def test_two_processes_under_torchrun_match_one(tmp_path):
+    config = _tiny_config(tmp_path, context=64)
+    args = ["--data", TUNES, "--tokenizer", "abc", "--config", config, "--batch-size", "8", "--lr", "3e-3",
+            "--steps", "6", "--eval-every", "1000", "--checkpoint-every", "1000", "-q"]
+    single = tmp_path / "single"
+    assert run_cli("train", "symbolic", "--out", str(single), *args).returncode == 0
+    ddp = tmp_path / "ddp"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "--module", "cli",
+         "train", "symbolic", "--out", str(ddp), *args],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((ddp / "metrics.json").read_text())
+    assert metrics["n_processes"] == 2
+    one, two = _losses(single), _losses(ddp)
+    assert sorted(two) == list(range(1, 7))
+    for step in one:   # the same global batch, split over two processes: the same curve
+        assert two[step] == pytest.approx(one[step], rel=1e-4)
+
+
+def test_save_then_load_gives_identical_logits(tmp_path):
+    tokenizer = build_tokenizer("abc")
+    for architecture in ("gpt2", "llama"):
+        torch.manual_seed(0)
+        model = build_model(ModelConfig(architecture=architecture, n_layers=2, d_model=32, n_heads=2, context=64,
+                                        dropout=0.0), len(tokenizer)).eval()
+        save_model_folder(model, tokenizer, tmp_path / architecture)
+        assert sorted(p.name for p in (tmp_path / architecture).iterdir()) == [
+            "config.json", "model.safetensors", "tokenizer.json"]
+        loaded, loaded_tokenizer, config = load_model_folder(tmp_path / architecture)
+        ids = torch.tensor([tokenizer.encode("X:1\nM:2/4\nL:1/8\nK:G\nGABc|d2B2|]\n")])
+        with torch.no_grad():
+            assert torch.equal(model(ids).logits, loaded(ids).logits)
+        assert config.architecture == architecture and loaded_tokenizer.kind == "abc"
+
+
+# ---------------------------------------------------------------------------- bad input
+def test_a_source_with_no_pieces_fails_in_one_line(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = _train(tmp_path / "out", "tiny", "--steps", "2", data=str(empty))
+    assert result.returncode == 1
+    assert result.stderr.strip().startswith(f"ostinato: {empty}: no music files")
+    assert "Traceback" not in result.stderr
+
+
+def test_unknown_tokenizer_and_abc_tokenizer_on_midi(tmp_path):
+    result = _train(tmp_path / "out", "tiny", "--steps", "2", tokenizer="bpe")
+    assert result.returncode == 1 and result.stderr.strip() == (
+        "ostinato: bpe: unknown tokenizer (choose one of abc, remi, tsd, midilike or a .json file)")
+    midi = tmp_path / "midi"
+    midi.mkdir()
+    (midi / "a.mid").write_bytes(_one_note_midi())
+    wrong = _train(tmp_path / "out2", "tiny", "--steps", "2", data=str(midi))
+    assert wrong.returncode == 1 and "no piece could be used for training" in wrong.stderr
+    assert "not an ABC file" in wrong.stderr and len(wrong.stderr.strip().splitlines()) == 1
+
+
+def _one_note_midi() -> bytes:
+    import numpy as np
+
+    from events import NoteTable, Track
+    from events.midi import midi_bytes
+
+    table = NoteTable.from_ticks(np.array([0]), np.array([480]), np.array([60]), np.array([90]), np.array([0]),
+                                 [Track("p", 0, False)])
+    return midi_bytes(table)
+
+
+def test_a_corrupt_checkpoint_is_refused_by_name(tmp_path):
+    config = _tiny_config(tmp_path, context=32)
+    out = tmp_path / "run"
+    assert _train(out, config, "--steps", "4", "--checkpoint-every", "2").returncode == 0
+    weights = out / "checkpoints" / "step-0000004" / "model.safetensors"
+    weights.write_bytes(b"\x00" * 100)
+    result = _train(out, config, "--steps", "8", "--checkpoint-every", "2", "--resume")
+    assert result.returncode == 1
+    assert result.stderr.strip().startswith(f"ostinato: {weights.parent}: cannot load the model")
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_full_disk_mid_checkpoint_keeps_the_previous_one(tmp_path):
+    config = _tiny_config(tmp_path, context=32)
+    out = tmp_path / "run"
+    assert _train(out, config, "--steps", "4", "--checkpoint-every", "4").returncode == 0
+    before = sorted(p.name for p in (out / "checkpoints").iterdir())
+    # resume with files capped at 64 KiB: the next checkpoint's weights cannot be written
+    def cap_file_size():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
+
+    cmd = [sys.executable, "-c", "import sys, cli; sys.exit(cli.main())", "train", "symbolic", "--data", TUNES,
+           "--tokenizer", "abc", "--out", str(out), "--config", config, "--batch-size", "8", "--steps", "8",
+           "--checkpoint-every", "4", "--resume", "-q"]
+    result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, preexec_fn=cap_file_size, timeout=600)
+    assert result.returncode == 1
+    message = result.stderr.strip()
+    assert message.startswith(f"ostinato: {out / 'checkpoints' / 'step-0000008'}: cannot write the checkpoint (")
+    assert "File too large" in message and message.endswith("; the previous checkpoint step-0000004 is kept")
+    assert len(message.splitlines()) == 1
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == before
+    model, _, _ = load_model_folder(out / "checkpoints" / "step-0000004")
+    assert model is not None
