@@ -119,6 +119,18 @@ def test_hostile_corpus_converts_every_good_file_and_lists_every_bad_one(hostile
     assert not [p for p in out.rglob(".*tmp*")]
 
 
+def test_memory_limit_fails_the_item_not_the_batch(hostile_corpus, tmp_path):
+    out = tmp_path / "out"
+    result = run_cli("convert", str(hostile_corpus / "million.mid"), str(hostile_corpus / "good_a.mid"), "--to", "mid",
+                     "-o", str(out), "-j", "2", "--memory-limit", "64")
+    assert result.returncode == 1
+    assert result.stdout.splitlines()[-1].startswith("converted 1/2, failed 1, skipped 0")
+    records = {r["key"]: r for r in read_manifest(out / "manifest.jsonl")}
+    assert records["corpus/million.mid"]["error"] == "MemoryError"
+    assert result.stderr.startswith("ostinato: corpus/million.mid: MemoryError: ")
+    assert events.read(out / "corpus" / "good_a.mid").pitch.tolist() == [60, 62, 64]
+
+
 def test_abc2midi_reader_is_the_default_and_plays_tunes_as_performed(tmp_path):
     src = tmp_path / "abc"
     src.mkdir()
