@@ -24,8 +24,6 @@ MEASURE = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:]).r
 
 
 def long_piece(path: Path, minutes: float) -> float:
-    import dataclasses
-
     import events
     from render.paired import add_drum_part, assign_instruments
     from render.sources import iter_notes
@@ -39,7 +37,6 @@ def long_piece(path: Path, minutes: float) -> float:
     long = events.NoteTable.from_seconds(np.tile(table.onset_s, copies) + shift,
                                          np.tile(table.offset_s, copies) + shift, cols["pitch"], cols["velocity"],
                                          track=cols["track"], tracks=table.tracks)
-    long = dataclasses.replace(long)
     events.write_midi(long, path)
     return events.read(path).duration_s
 
@@ -48,6 +45,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=30.0)
     parser.add_argument("--rate", type=int, default=22050)
+    parser.add_argument("--model", default=None, help="ddsp model folder (default: the shipped model)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         midi = Path(tmp) / "long.mid"
@@ -57,6 +55,8 @@ def main() -> None:
             out = Path(tmp) / f"{engine}.flac"
             command = [sys.executable, "-m", "cli", "render", str(midi), "-o", str(out), "--engine", engine,
                        "-r", str(args.rate), "-q"]
+            if engine == "ddsp" and args.model:
+                command += ["--model", args.model]
             start = time.perf_counter()
             result = subprocess.run([sys.executable, "-c", MEASURE, *command], capture_output=True, text=True,
                                     check=True)

@@ -31,7 +31,8 @@ def expand_inputs(inputs: list[str]) -> list[tuple[str, Path]]:
         if item.startswith("music21:"):
             found.append((item, Path(item[len("music21:"):].replace("/", "_"))))
         elif any(ch in item for ch in "*?["):
-            root = Path(item.split("*")[0].split("?")[0].split("[")[0]).parent
+            prefix = item.split("*")[0].split("?")[0].split("[")[0]
+            root = Path(prefix) if prefix.endswith(os.sep) else Path(prefix).parent
             matches = sorted(p for p in glob.glob(item, recursive=True) if Path(p).is_file())
             if not matches:
                 raise InputError(item, "no file matches this pattern")
@@ -48,7 +49,7 @@ def plan(inputs: list[str], output: str, fmt: str | None) -> list[Job]:
     """The jobs: one input and an audio-extension OUT -> that file; otherwise OUT is a folder."""
     files = expand_inputs(inputs)
     single = len(files) == 1 and len(inputs) == 1 and not Path(inputs[0]).is_dir()
-    if single and Path(output).suffix.lower() in AUDIO_FORMATS and not Path(output).is_dir():
+    if single and Path(output).suffix.lower().lstrip(".") in AUDIO_FORMATS and not Path(output).is_dir():
         return [Job(files[0][0], Path(output))]
     suffix = "." + (fmt or "wav")
     return [Job(source, Path(output) / relative.with_suffix(suffix)) for source, relative in files]

@@ -89,3 +89,24 @@ def test_usage_errors(tmp_path, midi_dir):
     bad_sf = run_cli("render", source, "-o", str(tmp_path / "a.wav"), "--engine", "soundfont", "--soundfont",
                      str(tmp_path / "none.sf2"))
     assert bad_sf.returncode == 1 and "SoundFont not found" in bad_sf.stderr
+
+
+def test_render_piece_example(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    from render.ddsp.config import DDSPConfig
+    from render.ddsp.engine import save_model
+    from render.ddsp.model import DDSPModel
+
+    save_model(DDSPModel(DDSPConfig(n_harmonics=8, hidden_size=16, trained_instruments=[0, 40])), tmp_path / "m")
+    result = subprocess.run([sys.executable, str(REPO / "examples" / "render_piece.py"), "-o", str(tmp_path / "out"),
+                             "-r", "16000", "--model", str(tmp_path / "m")],
+                            capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "STFT distance ddsp -> soundfont" in result.stdout
+    names = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert names == ["bach_bwv66_ddsp.flac", "bach_bwv66_soundfont.flac"]
+    assert soundfile.info(tmp_path / "out" / names[0]).frames == soundfile.info(tmp_path / "out" / names[1]).frames
