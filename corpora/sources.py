@@ -12,6 +12,9 @@ A source is one of
                                 miscFolk, nottingham-dataset, oneills1850, ryansMammoth
                                 (about 13,000 tunes)
 ``music21:abc``                 every ABC collection of music21's corpus (the folk ones and josquin)
+``music21:polyphonic``          music21's part-writing collections: bach, palestrina, monteverdi,
+                                trecento, ciconia, luca, lusitano, haydn, mozart, beethoven,
+                                corelli, handel, cpebach
 ``music21:bach/bwv66.6``        one piece of music21's corpus, by its corpus name
 ==============================  =========================================================
 
@@ -54,7 +57,10 @@ SPLITS = ("train", "test", "all")
 ABC_READERS = ("music21", "abc2midi")
 ABC_FOLK_COLLECTIONS = ("airdsAirs", "essenFolksong", "miscFolk", "nottingham-dataset", "oneills1850", "ryansMammoth")
 ABC_COLLECTIONS = (*ABC_FOLK_COLLECTIONS, "josquin")
-COLLECTION_GROUPS = {"abc-folk": ABC_FOLK_COLLECTIONS, "abc": ABC_COLLECTIONS}
+# Part-writing: chorales, masses and madrigals, the trecento, string quartets and trio sonatas.
+POLYPHONIC_COLLECTIONS = ("bach", "palestrina", "monteverdi", "trecento", "ciconia", "luca", "lusitano", "haydn",
+                          "mozart", "beethoven", "corelli", "handel", "cpebach")
+COLLECTION_GROUPS = {"abc-folk": ABC_FOLK_COLLECTIONS, "abc": ABC_COLLECTIONS, "polyphonic": POLYPHONIC_COLLECTIONS}
 _GLOB_CHARS = frozenset("*?[")
 
 

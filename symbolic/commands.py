@@ -35,6 +35,12 @@ def add_train_parsers(train_sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("--warmup", type=int, default=None, help="warm-up steps (default: 5%% of --steps)")
     p.add_argument("--eval-every", type=int, default=200, metavar="N", help="held-out evaluation every N steps")
     p.add_argument("--checkpoint-every", type=int, default=200, metavar="N", help="checkpoint every N steps")
+    p.add_argument("--instruments", choices=("keep", "ensemble"), default="keep",
+                   help="MIDI tokenizers: keep the parts' programs, or give each part of a piece a GM program "
+                        "from an ensemble chosen by the piece's key (for scores whose parts name none, "
+                        "such as music21's); default: keep")
+    p.add_argument("-j", "--workers", type=int, default=1, metavar="N",
+                   help="processes that read and tokenize the pieces (default: 1)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: CUDA when present)")
@@ -84,10 +90,12 @@ def run_train_symbolic(args: argparse.Namespace) -> int:
         cache = out / "data"
         if ctx.is_main:
             data = tokenize_source(args.data, tokenizer, max_tokens=config.context, cache_dir=cache,
+                                   instruments=args.instruments, workers=args.workers,
                                    progress=_progress("tokenize", show))
         ctx.barrier()
         if not ctx.is_main:
-            data = tokenize_source(args.data, tokenizer, max_tokens=config.context, cache_dir=cache)
+            data = tokenize_source(args.data, tokenizer, max_tokens=config.context, cache_dir=cache,
+                                   instruments=args.instruments)
         if ctx.is_main:
             for failure in data.failures[:20] if args.verbose else []:
                 log.warning("skipped %s", failure)
@@ -109,6 +117,7 @@ def _progress(desc: str, show: bool):
     def wrap(items):
         from tqdm import tqdm
 
-        return tqdm(items, desc=desc, unit="piece", file=sys.stderr, disable=not show, dynamic_ncols=True)
+        return tqdm(items, desc=desc, unit="piece", file=sys.stderr, disable=not show, dynamic_ncols=True,
+                    mininterval=1.0)
 
     return wrap

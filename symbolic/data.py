@@ -65,31 +65,72 @@ def collection_of(key: str) -> str:
     return key.split("/", 1)[0]
 
 
-def tokenize_item(item, tokenizer, *, max_tokens: int) -> list[TokenizedPiece]:
-    """The sequences of one :class:`corpora.sources.Item` (raises InputError/ValueError if unusable)."""
+def tokenize_item(item, tokenizer, *, max_tokens: int, instruments: str = "keep") -> list[TokenizedPiece]:
+    """The sequences of one :class:`corpora.sources.Item` (raises InputError/ValueError if unusable).
+
+    ``instruments="ensemble"`` gives each part a GM program chosen from the piece's key
+    (:func:`corpora.instruments.assign_instruments`), for scores whose parts name none.
+    """
     if tokenizer.kind == "abc":
         text = tokenizer.normalise(item.abc_text())
         return [TokenizedPiece(item.key, np.asarray(tokenizer.encode(text, normalised=True), np.int32), len(text))]
     table = item.read()
     if len(table) == 0:
         raise InputError(item.key, "no notes")
+    if instruments == "ensemble":
+        from corpora.instruments import assign_instruments
+
+        table = assign_instruments(table, item.key)
     style = collection_of(item.key)
     windows = tokenizer.encode_windows(table, max_tokens=max_tokens, style=style)
     return [TokenizedPiece(f"{item.key}@{i}", np.asarray(ids, np.int32), tokenizer.count_notes(ids))
             for i, ids in enumerate(windows)]
 
 
-def tokenize_items(items: Iterable, tokenizer, *, max_tokens: int,
+_WORKER: dict = {}
+
+
+def _worker_init(tokenizer_json: dict, max_tokens: int, instruments: str) -> None:
+    from .tokenizers import tokenizer_from_json
+
+    _WORKER.update(tokenizer=tokenizer_from_json(tokenizer_json), max_tokens=max_tokens, instruments=instruments)
+
+
+def _tokenize_or_fail(item, tokenizer=None, max_tokens=None, instruments=None):
+    """``(item, pieces, None)`` or ``(item, None, one-line error)``: runs in a worker process too."""
+    try:
+        pieces = tokenize_item(item, tokenizer or _WORKER["tokenizer"], max_tokens=max_tokens or _WORKER["max_tokens"],
+                               instruments=instruments or _WORKER["instruments"])
+        return item, pieces, None
+    except Exception as exc:  # one bad piece never stops the data set
+        return item, None, one_line(exc, item.key)
+
+
+def tokenize_items(items: list, tokenizer, *, max_tokens: int, instruments: str = "keep", workers: int = 1,
                    progress: Callable[[Iterable], Iterable] = lambda x: x) -> TokenData:
-    """Tokenize every item; a piece that fails is listed in ``failures`` and the rest go on."""
+    """Tokenize every item (in ``workers`` processes); a piece that fails is listed in ``failures``.
+
+    The result is in the order of ``items`` whatever the number of workers.
+    """
     data = TokenData(unit="char" if tokenizer.kind == "abc" else "note")
-    for item in progress(items):
-        try:
-            pieces = tokenize_item(item, tokenizer, max_tokens=max_tokens)
-        except Exception as exc:  # one bad piece never stops the data set
-            data.failures.append(one_line(exc, item.key))
-            continue
-        (data.test if item.held_out else data.train).extend(pieces)
+    if workers > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        pool = ProcessPoolExecutor(workers, initializer=_worker_init,
+                                   initargs=(tokenizer.to_json(), max_tokens, instruments))
+        results = pool.map(_tokenize_or_fail, items, chunksize=16)
+    else:
+        pool = None
+        results = (_tokenize_or_fail(item, tokenizer, max_tokens, instruments) for item in items)
+    try:
+        for item, pieces, failure in progress(results):
+            if failure is not None:
+                data.failures.append(failure)
+            else:
+                (data.test if item.held_out else data.train).extend(pieces)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
     return data
 
 
@@ -103,19 +144,21 @@ def source_items(source: str):
     return items
 
 
-def tokenize_source(source: str, tokenizer, *, max_tokens: int, cache_dir: str | os.PathLike | None = None,
+def tokenize_source(source: str, tokenizer, *, max_tokens: int, instruments: str = "keep", workers: int = 1,
+                    cache_dir: str | os.PathLike | None = None,
                     progress: Callable[[Iterable], Iterable] = lambda x: x) -> TokenData:
     """Tokenize a source, reusing ``cache_dir/tokens-<hash>.npz`` when the same source and tokenizer were done.
 
     Raises:
         InputError: the source has no pieces, or none of them could be tokenized.
     """
-    digest = hashlib.sha256(json.dumps([CACHE_VERSION, source, tokenizer.to_json(), max_tokens],
+    digest = hashlib.sha256(json.dumps([CACHE_VERSION, source, tokenizer.to_json(), max_tokens, instruments],
                                        sort_keys=True).encode()).hexdigest()[:16]
     cache = Path(cache_dir) / f"tokens-{digest}.npz" if cache_dir else None
     if cache is not None and cache.is_file():
         return load_token_data(cache)
-    data = tokenize_items(source_items(source), tokenizer, max_tokens=max_tokens, progress=progress)
+    data = tokenize_items(source_items(source), tokenizer, max_tokens=max_tokens, instruments=instruments,
+                          workers=workers, progress=progress)
     if not data.train:
         first = f" (first problem: {data.failures[0]})" if data.failures else ""
         raise InputError(source, f"no piece could be used for training: {len(data.failures)} failed, "

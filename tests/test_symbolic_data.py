@@ -1,0 +1,47 @@
+"""Token-stage data: the held-out split, instruments for scores without any, worker processes, packing."""
+
+import numpy as np
+
+from corpora.sources import is_held_out
+from symbolic.data import load_token_data, pack, sample_blocks, save_token_data, source_items, tokenize_items
+from symbolic.tokenizers import build_tokenizer
+
+
+def test_held_out_tunes_never_reach_training_and_workers_change_nothing(tmp_path):
+    tokenizer = build_tokenizer("abc")
+    items = source_items("music21:essenFolksong/han1.abc")
+    one = tokenize_items(items, tokenizer, max_tokens=256)
+    two = tokenize_items(items, tokenizer, max_tokens=256, workers=2)
+    failed = {f.split(": ")[0] for f in one.failures}
+    assert [p.key for p in one.test] == [i.key for i in items if is_held_out(i.key) and i.key not in failed]
+    assert not any(is_held_out(p.key) for p in one.train) and len(one.test) == 26
+    assert len(one.train) + len(one.test) + len(one.failures) == len(items) == 554
+    assert [p.key for p in one.train] == [p.key for p in two.train]
+    assert all(np.array_equal(a.ids, b.ids) for a, b in zip(one.train, two.train, strict=True))
+    path = tmp_path / "cache.npz"
+    save_token_data(one, path)
+    again = load_token_data(path)
+    assert again.unit == "char" and [p.n_units for p in again.test] == [p.n_units for p in one.test]
+    assert all(np.array_equal(a.ids, b.ids) for a, b in zip(one.test, again.test, strict=True))
+
+
+def test_ensemble_instruments_give_chorale_parts_their_own_programs():
+    tokenizer = build_tokenizer("remi", styles=["bach"])
+    items = [i for i in source_items("music21:bach") if i.key == "bach/bwv66.6.mxl"]
+    kept = tokenize_items(items, tokenizer, max_tokens=4096)
+    ensemble = tokenize_items(items, tokenizer, max_tokens=4096, instruments="ensemble")
+    def instruments(data):
+        return [tokenizer.vocab[i] for i in data.train[0].ids if tokenizer.vocab[i].startswith("Inst:")]
+    assert instruments(kept) == ["Inst:0"]
+    assert instruments(ensemble) == ["Inst:19"]   # this key draws the organ
+    # the same key always gets the same ensemble
+    assert instruments(ensemble) == instruments(tokenize_items(items, tokenizer, max_tokens=4096,
+                                                               instruments="ensemble"))
+
+
+def test_batches_depend_only_on_seed_and_step():
+    stream = pack([type("P", (), {"ids": np.arange(100, dtype=np.int32)})()])
+    a = sample_blocks(stream, block=9, batch=4, seed=3, step=17)
+    assert a.shape == (4, 9) and np.array_equal(a, sample_blocks(stream, block=9, batch=4, seed=3, step=17))
+    assert not np.array_equal(a, sample_blocks(stream, block=9, batch=4, seed=3, step=18))
+    assert all(np.array_equal(row, np.arange(row[0], row[0] + 9)) for row in a)
