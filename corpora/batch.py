@@ -216,6 +216,7 @@ def run_batch(items: list[Item], spec: ConvertSpec, options: BatchOptions = Batc
             writer.sync = synced
         try:
             todo = _resume(items, spec, options, records, tokens, folder, writer, summary, on_result)
+            _preload(todo, spec, tokens)
             _run(todo, spec, options, tokens, writer, summary, on_result, records)
         finally:
             writer.close()
@@ -247,6 +248,20 @@ def _resume(items, spec, options, records, tokens, folder, writer, summary, on_r
         if on_result:
             on_result(result)
     return todo
+
+
+def _preload(todo: list[Item], spec: ConvertSpec, tokens: _Tokens | None) -> None:
+    """Import what the items need before the pool forks, so workers (and their replacements) share it."""
+    from . import convert
+
+    if tokens is not None:
+        convert._TOKENIZERS.setdefault(spec.tokenizer, tokens.tokenizer)
+    music21_suffixes = (".xml", ".musicxml", ".mxl", ".krn")
+    needs_music21 = spec.to in ("abc", "musicxml") or any(
+        Path(item.path).suffix.lower() in music21_suffixes or (item.is_abc and spec.abc_reader == "music21")
+        for item in todo)
+    if needs_music21 and todo:
+        import music21.converter  # noqa: F401
 
 
 def _run(todo, spec, options, tokens, writer, summary, on_result, records) -> None:
