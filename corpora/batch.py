@@ -257,7 +257,7 @@ def _preload(todo: list[Item], spec: ConvertSpec, tokens: _Tokens | None) -> Non
     if tokens is not None:
         convert._TOKENIZERS.setdefault(spec.tokenizer, tokens.tokenizer)
     music21_suffixes = (".xml", ".musicxml", ".mxl", ".krn")
-    needs_music21 = spec.to in ("abc", "musicxml") or any(
+    needs_music21 = spec.to == "musicxml" or any(
         Path(item.path).suffix.lower() in music21_suffixes or (item.is_abc and spec.abc_reader == "music21")
         for item in todo)
     if needs_music21 and todo:
