@@ -114,6 +114,17 @@ def _outputs_intact(record: dict, folder: Path) -> bool:
     return all((folder / out).is_file() for out in record.get("outputs") or [] if isinstance(out, str))
 
 
+def spec_options(spec: ConvertSpec) -> dict:
+    """The options that shape an output (all of the spec but the folder), as the manifest stores them.
+
+    A rerun with other options (another ABC reader, frame rate, sample rate...) redoes the items.
+    """
+    fields = {name: getattr(spec, name) for name in spec.__dataclass_fields__ if name not in ("to", "out_dir")}
+    if spec.to == "tokens":
+        fields["tokenizer"] = "tokenizer.json"  # its content is checked against the folder's copy
+    return json.loads(json.dumps(fields))
+
+
 def _failure_result(item: Item, failure: WorkerFailure) -> Result:
     return Result(key=item.key, input=item.path, status="failed", error=failure.error, message=failure.message)
 
@@ -194,6 +205,9 @@ def run_batch(items: list[Item], spec: ConvertSpec, options: BatchOptions = Batc
     Raises:
         BatchUsageError: the output folder is busy, or holds another tokenizer's shards.
     """
+    keys = [item.key for item in items]
+    if len(set(keys)) != len(keys):
+        raise ValueError("items must have unique keys (corpora.sources.iter_sources gives each key once)")
     folder = Path(spec.out_dir)
     folder.mkdir(parents=True, exist_ok=True)
     summary = BatchSummary(total=len(items), manifest=str(folder / MANIFEST_NAME))
@@ -205,7 +219,8 @@ def run_batch(items: list[Item], spec: ConvertSpec, options: BatchOptions = Batc
         records = latest(read_manifest(folder / MANIFEST_NAME, repair=True))
         if spec.to == "tokens":
             tokens = _Tokens(spec, folder, records, options)
-        writer = ManifestWriter(folder / MANIFEST_NAME, target=spec.to, versions=_package_versions(spec))
+        writer = ManifestWriter(folder / MANIFEST_NAME, target=spec.to, versions=_package_versions(spec),
+                                options=spec_options(spec))
         if tokens is not None:
             sync = writer.sync
 
@@ -227,11 +242,13 @@ def run_batch(items: list[Item], spec: ConvertSpec, options: BatchOptions = Batc
 
 def _resume(items, spec, options, records, tokens, folder, writer, summary, on_result) -> list[Item]:
     todo = []
+    wanted = spec_options(spec)
     for item in items:
         record = records.get(item.key)
         done = (not options.overwrite and record is not None and record.get("status") in ("ok", "skipped")
-                and record.get("target", spec.to) == spec.to
-                and (item.key in tokens.intact if tokens is not None else _outputs_intact(record, folder)))
+                and record.get("target") == spec.to and record.get("options") == wanted
+                and (item.key in tokens.intact if tokens is not None
+                     else record.get("outputs") == [spec.output_for(item.key)] and _outputs_intact(record, folder)))
         if done:
             try:
                 done = input_sha256(item) == record.get("sha256")

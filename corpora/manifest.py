@@ -5,9 +5,11 @@ Each line (``manifest.jsonl``)::
     {"key": "folk/reels/set.abc#2", "input": "/data/folk/reels/set.abc", "sha256": "9f2c...",
      "status": "ok" | "failed" | "skipped", "error": null | "InputError" | "Timeout" | ...,
      "message": null | "one line", "outputs": ["folk/reels/set.abc#2.mid"], "seconds": 0.0213,
-     "target": "mid", "time": "2026-11-21T19:40:00Z", "versions": {"ostinato": "0.1.0", ...}}
+     "target": "mid", "options": {"abc_reader": "abc2midi", ...}, "time": "2026-11-21T19:40:00Z",
+     "versions": {"ostinato": "0.1.0", ...}}
 
-``outputs`` are paths relative to the output folder; for the ``tokens`` target each output is
+``options`` are the conversion options that shape the output (a rerun with other options
+redoes the items). ``outputs`` are paths relative to the output folder; for the ``tokens`` target each output is
 ``{"shard": "train-00000.bin", "offset": 1234, "length": 56}`` (offset and length in tokens).
 ``skipped`` means not converted in this run: done by an earlier run (message ``"done in an
 earlier run"``, outputs repeated) or nothing to convert (an empty piece). The file is only ever
@@ -74,15 +76,16 @@ def latest(records: list[dict]) -> dict[str, dict]:
 class ManifestWriter:
     """Appends records; flushes each line, fsyncs at most once a second and on :meth:`sync`/:meth:`close`."""
 
-    def __init__(self, path: str | os.PathLike, *, target: str, versions: dict[str, str]):
+    def __init__(self, path: str | os.PathLike, *, target: str, versions: dict[str, str], options: dict | None = None):
         self.path = Path(path)
         self.target = target
+        self.options = options or {}
         self.versions = versions
         self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (closed by close())
         self._synced = time.monotonic()
 
     def write(self, **fields) -> dict:
-        record = {"key": fields.pop("key"), **fields, "target": self.target,
+        record = {"key": fields.pop("key"), **fields, "target": self.target, "options": self.options,
                   "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "versions": self.versions}
         self._file.write(json.dumps(record, ensure_ascii=False) + "\n")
         self._file.flush()

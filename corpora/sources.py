@@ -189,8 +189,17 @@ def _file_items(path: Path, key: str) -> Iterator[Item]:
 
 
 def _walk(folder: Path) -> Iterator[Path]:
-    """Readable files under ``folder``, recursively, in sorted order; hidden names skipped."""
+    """Readable files under ``folder``, recursively, in sorted order; hidden names skipped.
+
+    Symbolic links to folders are followed, each real folder once (a link loop ends there).
+    """
+    seen: set[tuple[int, int]] = set()
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        stat = os.stat(dirpath)
+        if (stat.st_dev, stat.st_ino) in seen:
+            dirnames[:] = []
+            continue
+        seen.add((stat.st_dev, stat.st_ino))
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in sorted(filenames):
             if not name.startswith(".") and Path(name).suffix.lower() in READ_SUFFIXES:

@@ -54,6 +54,11 @@ def test_tunes_carry_the_file_header_and_parse_lazily(corpus):
         Item(key="x/a.mid", path=str(corpus / "a.mid")).abc_text()
 
 
+def test_a_folder_link_loop_is_walked_once(corpus):
+    (corpus / "reels" / "loop").symlink_to(corpus, target_is_directory=True)
+    assert len(list(iter_items(corpus))) == 5
+
+
 def test_single_file_glob_and_dedupe(corpus):
     assert [i.key for i in iter_items(corpus / "a.mid")] == ["folk/a.mid"]
     assert [i.key for i in iter_items(str(corpus / "**" / "*.abc"))] == [
