@@ -17,9 +17,10 @@ targets (outputs mirror the split keys: <out>/<key><suffix>, e.g. out/folk/set.a
              index.jsonl (key, split, shard, offset, length), meta.json, tokenizer.json
 
 sources: files, folders (recursive), quoted globs ('data/**/*.mid'), music21 collections
-  (music21:bach, music21:essenFolksong, music21:abc-folk = all of music21's ABC folk tunes,
-  music21:abc = every ABC collection) and pieces (music21:bach/bwv66.6). Each tune of an ABC
-  file is its own item, keyed <file>#X.
+  (music21:bach, music21:essenFolksong; groups: music21:abc-folk = all of music21's ABC folk
+  tunes, music21:abc = every ABC collection, music21:polyphonic = the part-writing collections)
+  and pieces (music21:bach/bwv66.6). Each tune of an ABC file is its own item, keyed <file>#X;
+  keys are <collection>/<relative path>, and --split uses DESIGN.md's held-out rule on them.
 
 The batch writes <out>/manifest.jsonl (one line per item: key, sha256, status, error,
 outputs, seconds, versions). A rerun skips what is done (resume after a kill) unless
