@@ -1,4 +1,24 @@
 """Token stage: tokenizers (ABC, MIDI events), the GPT model, training and constrained sampling.
 
-Sees only tokens and note tables (``events``), never audio. Built in the token stage issue.
+Sees only tokens and note tables (``events``), never audio.
+
+- :mod:`symbolic.abc_normalise`, :mod:`symbolic.abc_tokens`: ABC tunes as folk-rnn style tokens.
+- :mod:`symbolic.midi_tokens`: miditok REMI/TSD/MIDILike behind MuseNet-style control tokens.
+- :mod:`symbolic.tokenizers`: build/load any tokenizer by kind or JSON file.
+- :mod:`symbolic.model`: ModelConfig, GPT-2/Llama via transformers, model folders.
+- :mod:`symbolic.data`: sources -> token arrays, the held-out split, packing.
+- :mod:`symbolic.train`: the training loop (AdamW, cosine, checkpoints, resume, DDP).
+- :mod:`symbolic.commands`: ``ostinato train symbolic``.
 """
+
+from .abc_normalise import AbcNotAccepted, music21_misreads, normalise_abc
+from .abc_tokens import AbcTokenizer
+from .midi_tokens import Controls, MidiTokenizer
+from .model import PRESETS, ModelConfig, build_model, load_model_folder, save_model_folder
+from .tokenizers import KINDS, build_tokenizer, load_tokenizer, save_tokenizer
+
+__all__ = [
+    "KINDS", "PRESETS", "AbcNotAccepted", "AbcTokenizer", "Controls", "MidiTokenizer", "ModelConfig", "build_model",
+    "build_tokenizer", "load_model_folder", "load_tokenizer", "music21_misreads", "normalise_abc", "save_model_folder",
+    "save_tokenizer",
+]
