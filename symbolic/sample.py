@@ -1,0 +1,137 @@
+"""Sampling: a KV-cached loop with temperature, top-k, top-p, a seed, batches and a grammar mask.
+
+    ids = sample(model, prompt=[bos, ...], n=16, config=SamplingConfig(temperature=0.9, top_p=0.95, seed=1),
+                 grammars=[AbcGrammar(tok, meter="6/8") for _ in range(16)], eos_id=tok.eos_id)
+
+Each step feeds one new token per sequence and reuses the cached keys and values of the
+previous ones (transformers' ``past_key_values``), so a step costs one token of work, not a
+pass over the whole sequence. A grammar (one per sequence: ``start/allowed/advance/finished``)
+masks every token that would make the piece invalid before the sampling draw, so whatever is
+drawn keeps it valid. The same seed gives the same tokens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """How to draw each token.
+
+    Attributes:
+        temperature: divides the logits; 0 picks the most likely token (greedy).
+        top_k: keep only the k most likely tokens (0: all).
+        top_p: keep the smallest set of tokens whose probability reaches p (1.0: all).
+        max_tokens: the longest sequence, prompt included (at most the model's context).
+        seed: seeds the draws; the same seed gives the same samples.
+    """
+
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+    max_tokens: int = 1024
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.temperature < 0:
+            raise ValueError(f"temperature: expected >= 0, got {self.temperature!r}")
+        if self.top_k < 0:
+            raise ValueError(f"top_k: expected >= 0, got {self.top_k!r}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p: expected 0 < top_p <= 1, got {self.top_p!r}")
+        if self.max_tokens < 2:
+            raise ValueError(f"max_tokens: expected >= 2, got {self.max_tokens!r}")
+
+
+def filter_logits(logits: torch.Tensor, *, top_k: int = 0, top_p: float = 1.0) -> torch.Tensor:
+    """Set to -inf every logit outside the top-k and outside the top-p nucleus. [B, V] -> [B, V]."""
+    if top_k and top_k < logits.shape[-1]:
+        kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]            # [B, 1]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
+        probs = torch.softmax(sorted_logits, dim=-1)
+        before = torch.cumsum(probs, dim=-1) - probs                       # mass strictly before each token
+        drop_sorted = before >= top_p                                      # the first token is always kept
+        drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
+        logits = logits.masked_fill(drop, float("-inf"))
+    return logits
+
+
+@torch.no_grad()
+def sample(model, *, prompt: Sequence[int], n: int = 1, config: SamplingConfig = SamplingConfig(),
+           grammars: Sequence | None = None, eos_id: int, pad_id: int = 0,
+           on_step: Callable[[int], None] | None = None) -> list[list[int]]:
+    """Draw ``n`` continuations of ``prompt``; returns each sequence (prompt included, up to ``<eos>``).
+
+    Args:
+        model: a transformers causal LM (``model(input_ids, past_key_values=..., use_cache=True)``).
+        prompt: the tokens every sample starts with (``<bos>`` and any controls or primer).
+        grammars: one grammar per sample (or None): its mask is applied before every draw, and the
+            prompt must be allowed by it.
+        on_step: called with the number of new tokens so far (for a progress bar).
+    """
+    device = next(model.parameters()).device
+    limit = min(config.max_tokens, _context_of(model))
+    if len(prompt) >= limit:
+        raise ValueError(f"the prompt has {len(prompt)} tokens; the model's limit is {limit}")
+    states = None
+    if grammars is not None:
+        if len(grammars) != n:
+            raise ValueError(f"grammars: expected {n}, got {len(grammars)}")
+        states = [g.start() for g in grammars]
+        for token in prompt:
+            states = [g.advance(s, token) for g, s in zip(grammars, states, strict=True)]
+    generator = torch.Generator(device="cpu").manual_seed(config.seed)
+    sequences = [list(prompt) for _ in range(n)]
+    done = np.zeros(n, dtype=bool)
+    if states is not None:
+        done[:] = [g.finished(s) for g, s in zip(grammars, states, strict=True)]
+
+    input_ids = torch.tensor([list(prompt)] * n, dtype=torch.long, device=device)   # [n, P]
+    past = None
+    for step in range(limit - len(prompt)):
+        out = model(input_ids=input_ids, past_key_values=past, use_cache=True)
+        past = out.past_key_values
+        logits = out.logits[:, -1, :].float().cpu()                        # [n, V]
+        if states is not None:
+            mask = np.stack([g.allowed(s) if not d else _only(eos_id, logits.shape[-1])
+                             for g, s, d in zip(grammars, states, done, strict=True)])
+            logits = logits.masked_fill(~torch.from_numpy(mask), float("-inf"))
+        if config.temperature == 0:
+            tokens = logits.argmax(dim=-1)
+        else:
+            logits = filter_logits(logits / config.temperature, top_k=config.top_k, top_p=config.top_p)
+            tokens = torch.multinomial(torch.softmax(logits, dim=-1), 1, generator=generator)[:, 0]
+        for i, token in enumerate(tokens.tolist()):
+            if done[i]:
+                continue
+            sequences[i].append(token)
+            if states is not None:
+                states[i] = grammars[i].advance(states[i], token)
+                done[i] = grammars[i].finished(states[i])
+            else:
+                done[i] = token == eos_id
+        if on_step is not None:
+            on_step(step + 1)
+        if done.all():
+            break
+        feed = torch.where(torch.from_numpy(done), torch.full_like(tokens, pad_id), tokens)
+        input_ids = feed[:, None].to(device)                                # [n, 1]
+    return sequences
+
+
+def _only(token: int, size: int) -> np.ndarray:
+    mask = np.zeros(size, dtype=bool)
+    mask[token] = True
+    return mask
+
+
+def _context_of(model) -> int:
+    config = model.config
+    return int(getattr(config, "n_positions", None) or getattr(config, "max_position_embeddings", 1 << 30))
