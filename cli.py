@@ -21,14 +21,13 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 # Subcommands the project grows into, with the issue that builds each one.
 PLANNED = {
-    "compose": ("compose a new piece with a symbolic model (MIDI, ABC or MusicXML)", "composing"),
     "evaluate": ("held-out likelihood, sample quality and render quality", "evaluation"),
 }
 
 # Each stage adds its own subcommands: ``add_parsers(sub, common)`` in its ``commands`` module
 # declares options and sets ``run`` (heavy imports such as torch stay inside the run functions,
 # so ``ostinato --help`` stays fast). ``train`` is shared: each stage adds its ``train <what>``.
-STAGE_COMMANDS = ("render.commands", "corpora.commands")
+STAGE_COMMANDS = ("symbolic.commands", "render.commands", "corpora.commands")
 TRAIN_COMMANDS = ("symbolic.commands", "render.commands")
 
 

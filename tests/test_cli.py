@@ -61,7 +61,7 @@ def test_usage_errors_exit_2():
     assert run_cli("train").returncode == 2  # train what?
 
 
-@pytest.mark.parametrize("command", ["compose", "evaluate"])
+@pytest.mark.parametrize("command", ["evaluate"])
 def test_commands_not_built_yet_say_so(command):
     result = run_cli(command)
     assert result.returncode == 1
