@@ -1,0 +1,830 @@
+"""Constrained decoding for :class:`~symbolic.midi_tokens.MidiTokenizer` (REMI, TSD, MIDILike).
+
+A :class:`MidiGrammar` says, token by token, which ids keep a sequence a valid piece that
+decodes: the control prefix ``<bos> Style Key Meter Tempo Inst...`` (forced from the controls,
+or free where a control is ``None``), then miditok's events in the scheme's canonical order
+(the orders miditok's own encoder writes, a subset of ``miditok.tokens_types_graph``), then
+``<eos>``::
+
+    grammar = MidiGrammar(tokenizer, controls=Controls(meter="3/4", tempo_bpm=100, instruments=(0, 40)),
+                          bars=16, max_tokens=1024)
+    state = grammar.start()
+    while not grammar.finished(state):
+        mask = grammar.allowed(state)          # bool [len(tokenizer)], never all False
+        state = grammar.advance(state, pick(logits, mask))
+
+What it enforces:
+
+* notes are whole: REMI/TSD ``Program Pitch Velocity Duration``; MIDILike ``Program NoteOn
+  Velocity`` and later ``Program NoteOff`` for a note of that program that is sounding (begun
+  before the current tick), every note closed before ``<eos>``; drums (program -1, ``PitchDrum``,
+  ``DrumOn/DrumOff``) only when ``"drums"`` is an instrument;
+* time only goes forward: REMI ``Bar TimeSig`` then ``Position`` strictly increasing within the
+  bar; TSD/MIDILike ``TimeShift`` (always positive);
+* programs only from the instrument tokens of the prefix, and each of them plays at least once;
+* meter: every ``TimeSig`` is the requested meter (2/2 and 3/2, absent from miditok's default
+  time signatures, are written as 4/4 and 6/4: the same bar); tempo: the first event block sets
+  the tempo (``Tempo`` nearest the requested bpm, as miditok quantises it), later changes stay
+  within 10 % of it (none with ``seconds``, so the length is exact);
+* length: ``bars=N``: the last onset lies in bar N and no note sounds past its end;
+  ``seconds=S``: no note sounds past S seconds and the last onset lies in the last bar before
+  S; ``<eos>`` only after a complete note;
+* the budget: a token is allowed only if the piece can still be closed within ``max_tokens``
+  (the grammar knows the fewest tokens that finish from any state), so it never dead-ends.
+
+States are small immutable-by-convention objects (:class:`GrammarState`); :meth:`allowed`
+builds the mask from prebuilt id arrays and caches it on the state for :meth:`advance`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .midi_tokens import DRUMS, METERS, TEMPO_BUCKETS_BPM, Controls, MidiTokenizer
+
+# Meters of METERS that miditok's default time signatures lack, written as the same bar.
+METER_ALIASES = {"2/2": "4/4", "3/2": "6/4"}
+LATER_TEMPO_TOLERANCE = 0.10    # later Tempo tokens: within 10 % of the requested bpm
+MAX_FREE_INSTRUMENTS = 16       # with free instruments, at most this many Inst tokens
+_SLACK = 12                     # a token raises the fewest-tokens-to-finish by less than this
+
+# phases: what the last token was
+(PREFIX, BAR, TIMESIG, POSITION, TEMPO, PROGRAM, PITCH, VELOCITY, DURATION, TIMESHIFT, NOTEON,
+ NOTEOFF, DONE) = range(13)
+# event kinds (our classification of miditok token types)
+(K_OTHER, K_BAR, K_TIMESIG, K_POSITION, K_TEMPO, K_PROGRAM, K_PITCH, K_PITCHDRUM, K_VELOCITY, K_DURATION,
+ K_TIMESHIFT, K_NOTEON, K_NOTEOFF, K_DRUMON, K_DRUMOFF) = range(15)
+_KINDS = {"Bar": K_BAR, "TimeSig": K_TIMESIG, "Position": K_POSITION, "Tempo": K_TEMPO, "Program": K_PROGRAM,
+          "Pitch": K_PITCH, "PitchDrum": K_PITCHDRUM, "Velocity": K_VELOCITY, "Duration": K_DURATION,
+          "TimeShift": K_TIMESHIFT, "NoteOn": K_NOTEON, "NoteOff": K_NOTEOFF, "DrumOn": K_DRUMON,
+          "DrumOff": K_DRUMOFF}
+_PENDING = {PROGRAM: 3, PITCH: 2, VELOCITY: 1}   # REMI/TSD tokens left to finish the note in flight
+
+
+@dataclass(frozen=True)
+class _Meter:
+    """Tick arithmetic of one time signature in miditok's own ticks (``time_division`` per quarter)."""
+
+    num: int
+    den: int
+    timesig_id: int
+    ticks_per_beat: int
+    bar_ticks: int
+    ticks_per_pos: int
+    n_positions: int
+    duration_ticks: np.ndarray     # [n Duration tokens], ticks, in id order
+    shift_ticks: np.ndarray        # [n TimeShift tokens], ticks, in id order
+    min_ticks: int                 # smallest Duration / TimeShift
+    max_shift: int                 # largest TimeShift
+
+
+class GrammarState:
+    """Where a sequence is in the grammar. Treat as immutable: :meth:`MidiGrammar.advance` copies it.
+
+    Times are miditok ticks from the start of the events; ``end_tick``/``window_tick`` are the
+    length limits (``None`` when the length is free): every note ends by ``end_tick`` and the
+    last onset is at or after ``window_tick``.
+    """
+
+    __slots__ = ("bar", "end_tick", "insts", "last_onset", "mask", "meter", "n", "n_fresh", "n_notes", "n_sounding",
+                 "phase", "played", "pos", "program", "qpm", "sounding", "stage", "target_bpm", "tempo_done", "tick",
+                 "window_tick")
+
+    def __init__(self) -> None:
+        self.n = 0                  # tokens so far
+        self.phase = PREFIX
+        self.stage = 0              # prefix tokens so far
+        self.meter: _Meter | None = None
+        self.target_bpm: float | None = None
+        self.qpm: float | None = None
+        self.tempo_done = False
+        self.insts: tuple[int, ...] = ()   # miditok programs of the Inst tokens (-1 = drums)
+        self.played = 0             # bit (program + 1) set once the program has a note
+        self.program = 0
+        self.tick = 0
+        self.bar = -1               # REMI: bars so far - 1
+        self.pos = -1               # REMI: position in the bar (-1: none yet)
+        self.last_onset = -1
+        self.n_notes = 0
+        self.end_tick: int | None = None
+        self.window_tick: int | None = None
+        self.sounding: dict[tuple[int, int], tuple[int, ...]] = {}   # MIDILike: (program, pitch) -> onset ticks
+        self.n_sounding = 0
+        self.n_fresh = 0            # MIDILike: sounding notes begun at the current tick
+        self.mask: np.ndarray | None = None
+
+    def copy(self) -> GrammarState:
+        new = GrammarState.__new__(GrammarState)
+        for name in GrammarState.__slots__:
+            setattr(new, name, getattr(self, name))
+        new.mask = None
+        return new
+
+    @property
+    def unplayed(self) -> int:
+        """How many requested instruments have no note yet."""
+        return sum(1 for p in self.insts if not self.played >> (p + 1) & 1)
+
+
+class MidiGrammar:
+    """The token grammar of a :class:`MidiTokenizer` scheme with controls and a length.
+
+    Args:
+        tokenizer: the MIDI tokenizer (REMI, TSD or MIDILike, programs in one stream).
+        controls: forced prefix values; a ``None`` field (or ``controls=None``) is free: any token of
+            its block (Meter: only meters the events can write; Inst: one or more, ascending, drums last).
+        bars: the piece is exactly this many bars (int >= 1), or ``None``.
+        seconds: the piece lasts at most this long and ends in its last bar (float >= 1), or ``None``.
+        max_tokens: every sequence ends with ``<eos>`` within this many tokens (prefix included).
+
+    Raises ValueError naming the parameter when a control cannot be written or the budget is too small.
+    """
+
+    def __init__(self, tokenizer: MidiTokenizer, *, controls: Controls | None = None, bars: int | None = None,
+                 seconds: float | None = None, max_tokens: int = 1024):
+        if bars is not None and seconds is not None:
+            raise ValueError("bars, seconds: give at most one length")
+        if bars is not None and (not isinstance(bars, int | np.integer) or bars < 1):
+            raise ValueError(f"bars: must be a whole number >= 1, got {bars!r}")
+        if seconds is not None and not (isinstance(seconds, int | float) and seconds >= 1.0):
+            raise ValueError(f"seconds: must be a number >= 1, got {seconds!r}")
+        if not isinstance(max_tokens, int | np.integer) or max_tokens < 1:
+            raise ValueError(f"max_tokens: must be a whole number >= 1, got {max_tokens!r}")
+        self.tokenizer = tokenizer
+        self.scheme = tokenizer.scheme
+        self.controls = controls if controls is not None else Controls()
+        self.bars = None if bars is None else int(bars)
+        self.seconds = None if seconds is None else float(seconds)
+        self.max_tokens = int(max_tokens)
+        self.vocab_size = len(tokenizer)
+        mt = tokenizer.miditok
+        if not (mt.config.use_programs and mt.config.one_token_stream_for_programs and mt.config.use_time_signatures
+                and mt.config.use_tempos and mt.config.use_velocities):
+            raise ValueError("tokenizer: the grammar needs miditok programs in one stream, time signatures, "
+                             "tempos and velocities")
+        self.time_division = int(mt.time_division)
+        self._index_vocab()
+        self._index_meters()
+        self._resolve_controls()
+        self._body_cost_cache: dict = {}
+        need = self._cost(self.start())
+        if need > self.max_tokens:
+            raise ValueError(f"max_tokens: {self.max_tokens} is too few; these controls and length need at least "
+                             f"{need} tokens")
+
+    # ------------------------------------------------------------------ vocabulary
+    def _index_vocab(self) -> None:
+        tok = self.tokenizer
+        off = tok.events_offset
+        V = self.vocab_size
+        self.kind = np.full(V, K_OTHER, dtype=np.int8)
+        self.value: list = [None] * V
+        ids: dict[int, list[int]] = {k: [] for k in _KINDS.values()}
+        for i in range(off, V):
+            typ, _, val = tok.vocab[i].partition("_")
+            k = _KINDS.get(typ, K_OTHER)
+            self.kind[i] = k
+            if k in (K_POSITION, K_PROGRAM, K_PITCH, K_PITCHDRUM, K_NOTEON, K_NOTEOFF, K_DRUMON, K_DRUMOFF):
+                self.value[i] = int(val)
+            elif k == K_TEMPO:
+                self.value[i] = float(val)
+            elif k == K_TIMESIG:
+                num, den = val.split("/")
+                self.value[i] = (int(num), int(den))
+            else:
+                self.value[i] = val
+            if k != K_OTHER:
+                ids[k].append(i)
+        self.ids = {k: np.array(v, dtype=np.int64) for k, v in ids.items()}
+        self.bar_id = int(self.ids[K_BAR][0]) if len(self.ids[K_BAR]) else None
+        self.position_of = {self.value[i]: i for i in self.ids[K_POSITION]}
+        self.program_id = {self.value[i]: i for i in self.ids[K_PROGRAM]}
+        self.tempo_values = np.array([self.value[i] for i in self.ids[K_TEMPO]])
+        # MIDILike note-on/off ids by pitch, per drum-ness
+        self.noteoff_id = {(False, self.value[i]): i for i in self.ids[K_NOTEOFF]}
+        self.noteoff_id.update({(True, self.value[i]): i for i in self.ids[K_DRUMOFF]})
+        self.special_block = tok.blocks["special"]
+        self.block_ids = {name: np.arange(*span) for name, span in tok.blocks.items()}
+
+    def _index_meters(self) -> None:
+        mt = self.tokenizer.miditok
+        self.meters: dict[tuple[int, int], _Meter] = {}
+        dur_vals = [self.value[i] for i in self.ids[K_DURATION]]
+        shift_vals = [self.value[i] for i in self.ids[K_TIMESHIFT]]
+        for i in self.ids[K_TIMESIG]:
+            num, den = self.value[i]
+            tpb = int(mt._tpb_per_ts[den])
+            table = mt._tpb_tokens_to_ticks[tpb]
+            durations = np.array([table[v] for v in dur_vals], dtype=np.int64)
+            shifts = np.array([table[v] for v in shift_vals], dtype=np.int64)
+            steps = np.concatenate([durations, shifts])
+            tpp = max(tpb // mt.config.max_num_pos_per_beat, 1)
+            bar_ticks = tpb * num
+            self.meters[(num, den)] = _Meter(
+                num, den, int(i), tpb, bar_ticks, tpp, bar_ticks // tpp, durations, shifts,
+                int(steps.min()), int(shifts.max()) if len(shifts) else 0)
+
+    def meter_of(self, text: str) -> _Meter | None:
+        """The time signature the events write for a meter ``"n/d"`` (aliases included), or None."""
+        text = METER_ALIASES.get(text, text)
+        try:
+            num, den = (int(x) for x in text.split("/"))
+        except (ValueError, AttributeError):
+            return None
+        return self.meters.get((num, den))
+
+    def _resolve_controls(self) -> None:
+        c = self.controls
+        tok = self.tokenizer
+        self._prefix = tok.control_ids(c)
+        if c.tempo_bpm is not None and not (isinstance(c.tempo_bpm, int | float) and 10 <= c.tempo_bpm <= 400):
+            raise ValueError(f"tempo_bpm: must be a number of beats per minute in 10..400, got {c.tempo_bpm!r}")
+        # an unknown style or key is written as Style:none / Key:none, as MidiTokenizer.control_ids does
+        self.forced_meter = None
+        if c.meter is not None:
+            self.forced_meter = self.meter_of(c.meter)
+            if self.forced_meter is None:
+                known = sorted({f"{m.num}/{m.den}" for m in self.meters.values()} | set(METER_ALIASES))
+                raise ValueError(f"meter: {c.meter!r} cannot be written by this tokenizer (choose one of "
+                                 f"{', '.join(known)})")
+        seen = set()
+        self.forced_insts: tuple[int, ...] = ()
+        for inst in c.instruments:
+            if inst == DRUMS:
+                prog = -1
+            elif isinstance(inst, int | np.integer) and not isinstance(inst, bool) and 0 <= inst <= 127:
+                prog = int(inst)
+            else:
+                raise ValueError(f"instruments: {inst!r} is not a GM program 0-127 or {DRUMS!r}")
+            if prog in seen:
+                raise ValueError(f"instruments: {inst!r} is given twice")
+            if prog not in self.program_id:
+                raise ValueError(f"instruments: {inst!r} has no Program token in this tokenizer")
+            seen.add(prog)
+            self.forced_insts += (prog,)
+        # prefix masks, one per prefix position 1..4
+        meter_block = [tok.token_to_id["Meter:none"]] + [tok.token_to_id[f"Meter:{m}"] for m in METERS
+                                                         if self.meter_of(m) is not None]
+        free = {1: self.block_ids["style"], 2: self.block_ids["key"], 3: np.array(meter_block),
+                4: self.block_ids["tempo"]}
+        given = {1: c.style, 2: c.key, 3: c.meter, 4: c.tempo_bpm}
+        self._prefix_masks = {0: self._mask_of([tok.bos_id])}
+        for stage in (1, 2, 3, 4):
+            self._prefix_masks[stage] = self._mask_of([self._prefix[stage]] if given[stage] is not None
+                                                      else free[stage])
+        self.inst_token_program = {tok.token_to_id[f"Inst:{p}"]: p for p in range(128)}
+        self.inst_token_program[tok.token_to_id[f"Inst:{DRUMS}"]] = -1
+        self.inst_ids_sorted = np.array([tok.token_to_id[f"Inst:{p}"] for p in range(128)]
+                                        + [tok.token_to_id[f"Inst:{DRUMS}"]])
+        self.meter_token_meter = {tok.token_to_id[f"Meter:{m}"]: self.meter_of(m) for m in METERS}
+        self.bucket_of_token = {tok.token_to_id[f"Tempo:{b}"]: float(b) for b in TEMPO_BUCKETS_BPM}
+
+    def _mask_of(self, ids) -> np.ndarray:
+        mask = np.zeros(self.vocab_size, dtype=bool)
+        mask[np.asarray(ids, dtype=np.int64)] = True
+        return mask
+
+    # ------------------------------------------------------------------ public interface
+    def prefix_ids(self) -> list[int]:
+        """The control prefix :meth:`MidiTokenizer.control_ids` writes for the controls (a valid start).
+
+        Where a control is ``None`` the grammar also allows other tokens at that place (and with no
+        instruments given, it needs at least one ``Inst`` token that this prefix lacks).
+        """
+        return list(self._prefix)
+
+    def start(self) -> GrammarState:
+        """The state before ``<bos>``."""
+        return GrammarState()
+
+    def finished(self, state: GrammarState) -> bool:
+        """True once ``<eos>`` is taken."""
+        return state.phase == DONE
+
+    def allowed(self, state: GrammarState) -> np.ndarray:
+        """Bool mask [len(tokenizer)] of the tokens that may come next (never all False).
+
+        After ``<eos>`` only ``<pad>`` is allowed, so a finished sequence can ride along in a batch.
+        The mask is cached on ``state``; do not modify it.
+        """
+        if state.mask is not None:
+            return state.mask
+        mask = self._grammar_mask(state)
+        remaining = self.max_tokens - state.n
+        # tokens before the meter and first tempo are fixed can change the length by a lot: always check them
+        unsettled = state.phase == PREFIX or state.meter is None or not state.tempo_done
+        if state.phase != DONE and (unsettled or remaining - 1 - self._cost(state) < _SLACK):
+            mask = self._budget_filter(state, mask, remaining)
+        if not mask.any():   # a bug, not a user error: say where
+            raise RuntimeError(f"MidiGrammar dead end in phase {state.phase} after {state.n} tokens")
+        state.mask = mask
+        return mask
+
+    def advance(self, state: GrammarState, token_id: int) -> GrammarState:
+        """The state after ``token_id``; ValueError naming the token if the grammar does not allow it."""
+        token_id = int(token_id)
+        if not 0 <= token_id < self.vocab_size or not self.allowed(state)[token_id]:
+            name = self.tokenizer.vocab[token_id] if 0 <= token_id < self.vocab_size else "out of range"
+            raise ValueError(f"token {token_id} ({name}) is not allowed here (after {state.n} tokens)")
+        return self._step(state, token_id)
+
+    # ------------------------------------------------------------------ masks
+    def _grammar_mask(self, s: GrammarState) -> np.ndarray:
+        if s.phase == DONE:
+            return self._mask_of([self.tokenizer.pad_id])
+        if s.phase == PREFIX:
+            return self._prefix_mask(s)
+        if self.scheme == "remi":
+            return self._remi_mask(s)
+        if self.scheme == "tsd":
+            return self._tsd_mask(s)
+        return self._midilike_mask(s)
+
+    def _prefix_mask(self, s: GrammarState) -> np.ndarray:
+        if s.stage <= 4:
+            return self._prefix_masks[s.stage]
+        k = s.stage - 5
+        if self.forced_insts:
+            if k < len(self.forced_insts):
+                return self._mask_of([self._prefix[5 + k]])
+            return self._body_start_mask(s)
+        mask = np.zeros(self.vocab_size, dtype=bool)
+        if len(s.insts) < MAX_FREE_INSTRUMENTS:
+            last = s.insts[-1] if s.insts else None
+            start = 0 if last is None else (128 if last == -1 else last + 1)
+            if last != -1:
+                mask[self.inst_ids_sorted[start:]] = True
+        if s.insts:
+            mask |= self._body_start_mask(s)
+        return mask
+
+    def _body_start_mask(self, s: GrammarState) -> np.ndarray:
+        if self.scheme == "remi":
+            return self._mask_of([self.bar_id])
+        return self._timesig_mask(s)
+
+    def _timesig_mask(self, s: GrammarState) -> np.ndarray:
+        if s.meter is not None:
+            return self._mask_of([s.meter.timesig_id])
+        return self._mask_of(self.ids[K_TIMESIG])
+
+    def _tempo_ids(self, s: GrammarState, first: bool) -> np.ndarray:
+        target = s.target_bpm
+        mspq = 6e7 / self.tempo_values
+        nearest = int(np.argmin(np.abs(mspq - 6e7 / target)))   # miditok quantises tempos in mspq
+        if first:
+            return self.ids[K_TEMPO][[nearest]]
+        near = np.abs(self.tempo_values / target - 1.0) <= LATER_TEMPO_TOLERANCE
+        near[nearest] = True
+        return self.ids[K_TEMPO][near]
+
+    def _later_tempo_ok(self, s: GrammarState) -> bool:
+        return s.tempo_done and self.seconds is None
+
+    def _program_ids(self, s: GrammarState) -> list[int]:
+        return [self.program_id[p] for p in s.insts]
+
+    def _onset_ok(self, s: GrammarState, tick: int) -> bool:
+        return s.end_tick is None or tick + s.meter.min_ticks <= s.end_tick
+
+    def _can_finish(self, s: GrammarState) -> bool:
+        return (s.n_notes > 0 and s.unplayed == 0
+                and (s.window_tick is None or s.last_onset >= s.window_tick))
+
+    def _duration_mask(self, s: GrammarState, mask: np.ndarray) -> None:
+        ids = self.ids[K_DURATION]
+        if s.end_tick is None:
+            mask[ids] = True
+        else:
+            mask[ids[s.tick + s.meter.duration_ticks <= s.end_tick]] = True
+
+    def _remi_positions(self, s: GrammarState, mask: np.ndarray) -> None:
+        m = s.meter
+        bar_start = s.bar * m.bar_ticks
+        first = s.pos + 1
+        last = m.n_positions - 1
+        if s.end_tick is not None:
+            last = min(last, (s.end_tick - m.min_ticks - bar_start) // m.ticks_per_pos)
+        if first <= last:
+            mask[[self.position_of[p] for p in range(first, last + 1)]] = True
+
+    def _remi_bar_ok(self, s: GrammarState) -> bool:
+        return s.end_tick is None or (s.bar + 1) * s.meter.bar_ticks + s.meter.min_ticks <= s.end_tick
+
+    def _remi_mask(self, s: GrammarState) -> np.ndarray:
+        ph = s.phase
+        if ph == PREFIX:
+            return self._body_start_mask(s)
+        mask = np.zeros(self.vocab_size, dtype=bool)
+        if ph == BAR:
+            return self._timesig_mask(s)
+        if ph == TIMESIG:
+            if not s.tempo_done:
+                mask[self.position_of[0]] = True
+                return mask
+            self._remi_positions(s, mask)
+            if self._remi_bar_ok(s):
+                mask[self.bar_id] = True
+        elif ph == POSITION:
+            if not s.tempo_done:
+                mask[self._tempo_ids(s, first=True)] = True
+                return mask
+            mask[self._program_ids(s)] = True
+            if self._later_tempo_ok(s):
+                mask[self._tempo_ids(s, first=False)] = True
+        elif ph in (TEMPO, DURATION):
+            mask[self._program_ids(s)] = True
+            self._remi_positions(s, mask)
+            if self._remi_bar_ok(s):
+                mask[self.bar_id] = True
+            if ph == DURATION and self._can_finish(s):
+                mask[self.tokenizer.eos_id] = True
+        elif ph == PROGRAM:
+            mask[self.ids[K_PITCHDRUM] if s.program == -1 else self.ids[K_PITCH]] = True
+        elif ph == PITCH:
+            mask[self.ids[K_VELOCITY]] = True
+        elif ph == VELOCITY:
+            self._duration_mask(s, mask)
+        return mask
+
+    def _shift_mask(self, s: GrammarState, mask: np.ndarray, after_ok: np.ndarray | None = None) -> None:
+        ids = self.ids[K_TIMESHIFT]
+        if s.end_tick is None:
+            mask[ids] = True
+            return
+        new = s.tick + s.meter.shift_ticks
+        ok = new + s.meter.min_ticks <= s.end_tick
+        if after_ok is not None:
+            ok = ok | after_ok(new)
+        mask[ids[ok]] = True
+
+    def _tsd_mask(self, s: GrammarState) -> np.ndarray:
+        ph = s.phase
+        if ph == PREFIX:
+            return self._body_start_mask(s)
+        mask = np.zeros(self.vocab_size, dtype=bool)
+        if ph == TIMESIG:
+            mask[self._tempo_ids(s, first=True)] = True
+        elif ph in (TEMPO, TIMESHIFT, DURATION):
+            mask[self._program_ids(s)] = True
+            self._shift_mask(s, mask)
+            if ph == TIMESHIFT and self._later_tempo_ok(s):
+                mask[self._tempo_ids(s, first=False)] = True
+            if ph == DURATION and self._can_finish(s):
+                mask[self.tokenizer.eos_id] = True
+        elif ph == PROGRAM:
+            mask[self.ids[K_PITCHDRUM] if s.program == -1 else self.ids[K_PITCH]] = True
+        elif ph == PITCH:
+            mask[self.ids[K_VELOCITY]] = True
+        elif ph == VELOCITY:
+            self._duration_mask(s, mask)
+        return mask
+
+    def _closable(self, s: GrammarState, program: int) -> list[int]:
+        """MIDILike: pitches of ``program`` whose oldest sounding note began before the current tick."""
+        return [pitch for (prog, pitch), onsets in s.sounding.items() if prog == program and onsets[0] < s.tick]
+
+    def _midilike_mask(self, s: GrammarState) -> np.ndarray:
+        ph = s.phase
+        if ph == PREFIX:
+            return self._body_start_mask(s)
+        mask = np.zeros(self.vocab_size, dtype=bool)
+        if ph == TIMESIG:
+            mask[self._tempo_ids(s, first=True)] = True
+        elif ph in (TEMPO, TIMESHIFT, VELOCITY, NOTEOFF):
+            onset_ok = self._midi_onset_ok(s)
+            for p in s.insts:
+                if onset_ok or self._closable(s, p):
+                    mask[self.program_id[p]] = True
+            if s.end_tick is None:
+                mask[self.ids[K_TIMESHIFT]] = True
+            else:   # a shift to where no note may begin only when all that is left is closing notes
+                closing_only = s.n_sounding > 0 and self._can_finish(s)
+                new = s.tick + s.meter.shift_ticks
+                ok = (new <= s.end_tick) & ((new + s.meter.min_ticks <= s.end_tick) | closing_only)
+                mask[self.ids[K_TIMESHIFT][ok]] = True
+            if ph == TIMESHIFT and self._later_tempo_ok(s):
+                mask[self._tempo_ids(s, first=False)] = True
+            if ph == NOTEOFF and s.n_sounding == 0 and self._can_finish(s):
+                mask[self.tokenizer.eos_id] = True
+        elif ph == PROGRAM:
+            drum = s.program == -1
+            if self._midi_onset_ok(s):
+                mask[self.ids[K_DRUMON] if drum else self.ids[K_NOTEON]] = True
+            closable = self._closable(s, s.program)
+            if closable:
+                mask[[self.noteoff_id[(drum, p)] for p in closable]] = True
+        elif ph == NOTEON:
+            mask[self.ids[K_VELOCITY]] = True
+        return mask
+
+    def _midi_onset_ok(self, s: GrammarState) -> bool:
+        return s.end_tick is None or s.tick + s.meter.min_ticks <= s.end_tick
+
+    # ------------------------------------------------------------------ transitions
+    def _set_meter(self, s: GrammarState, meter: _Meter) -> None:
+        s.meter = meter
+        self._set_limits(s)
+
+    def _set_limits(self, s: GrammarState) -> None:
+        if s.meter is None:
+            return
+        if self.bars is not None:
+            s.end_tick = self.bars * s.meter.bar_ticks
+        elif self.seconds is not None and s.qpm is not None:
+            s.end_tick = math.floor(self.seconds * s.qpm / 60.0 * self.time_division + 1e-9)
+        else:
+            return
+        s.window_tick = max(0, s.end_tick - s.meter.bar_ticks)
+
+    def _step(self, state: GrammarState, t: int) -> GrammarState:
+        s = state.copy()
+        s.n += 1
+        tok = self.tokenizer
+        if s.phase == DONE:
+            return s
+        if t == tok.eos_id:
+            s.phase = DONE
+            return s
+        if s.phase == PREFIX and t < tok.events_offset:
+            stage = s.stage
+            s.stage += 1
+            if stage == 3:
+                meter = self.forced_meter if self.forced_meter is not None else self.meter_token_meter.get(t)
+                if meter is not None:
+                    s.meter = meter
+            elif stage == 4:
+                s.target_bpm = (float(self.controls.tempo_bpm) if self.controls.tempo_bpm is not None
+                                else self.bucket_of_token[t])
+            elif stage >= 5:
+                s.insts = (*s.insts, self.inst_token_program[t])
+            return s
+        kind = self.kind[t]
+        val = self.value[t]
+        if kind == K_BAR:
+            s.phase = BAR
+            s.bar += 1
+            s.pos = -1
+            if s.meter is not None:
+                s.tick = s.bar * s.meter.bar_ticks
+        elif kind == K_TIMESIG:
+            s.phase = TIMESIG
+            if s.meter is None:
+                self._set_meter(s, self.meters[val])
+                if s.bar >= 0:
+                    s.tick = s.bar * s.meter.bar_ticks
+            else:
+                self._set_limits(s)
+        elif kind == K_POSITION:
+            s.phase = POSITION
+            s.pos = val
+            s.tick = s.bar * s.meter.bar_ticks + val * s.meter.ticks_per_pos
+        elif kind == K_TEMPO:
+            s.phase = TEMPO
+            s.qpm = val
+            if not s.tempo_done:
+                s.tempo_done = True
+                self._set_limits(s)
+        elif kind == K_PROGRAM:
+            s.phase = PROGRAM
+            s.program = val
+            if self.scheme != "midilike":
+                self._note_on(s, val)
+        elif kind in (K_PITCH, K_PITCHDRUM):
+            s.phase = PITCH
+        elif kind == K_VELOCITY:
+            s.phase = VELOCITY
+        elif kind == K_DURATION:
+            s.phase = DURATION
+        elif kind == K_TIMESHIFT:
+            s.phase = TIMESHIFT
+            s.tick += int(s.meter.shift_ticks[t - self.ids[K_TIMESHIFT][0]])
+            s.n_fresh = 0
+        elif kind in (K_NOTEON, K_DRUMON):
+            s.phase = NOTEON
+            self._note_on(s, s.program)
+            key = (s.program, val)
+            s.sounding = {**s.sounding, key: (*s.sounding.get(key, ()), s.tick)}
+            s.n_sounding += 1
+            s.n_fresh += 1
+        elif kind in (K_NOTEOFF, K_DRUMOFF):
+            s.phase = NOTEOFF
+            key = (s.program, val)
+            onsets = s.sounding[key][1:]
+            s.sounding = {k: v for k, v in s.sounding.items() if k != key}
+            if onsets:
+                s.sounding[key] = onsets
+            s.n_sounding -= 1
+        else:   # pragma: no cover - the masks never allow other event types
+            raise ValueError(f"token {t} ({tok.vocab[t]}) has a type the grammar does not handle")
+        return s
+
+    @staticmethod
+    def _note_on(s: GrammarState, program: int) -> None:
+        s.played |= 1 << (program + 1)
+        s.last_onset = s.tick
+        s.n_notes += 1
+
+    # ------------------------------------------------------------------ budget
+    def _budget_filter(self, s: GrammarState, mask: np.ndarray, remaining: int) -> np.ndarray:
+        """Keep the tokens after which the piece can still close within ``remaining - 1`` tokens."""
+        out = np.zeros_like(mask)
+        memo: dict = {}
+        value_kinds = (K_POSITION, K_TIMESHIFT, K_PROGRAM, K_TIMESIG, K_BAR)
+        for t in np.flatnonzero(mask):
+            t = int(t)
+            kind = int(self.kind[t])
+            if s.phase == PREFIX and t < self.tokenizer.events_offset:
+                key = ("prefix", t if s.stage in (3, 4) else (t in self.inst_token_program))
+            elif kind in value_kinds or t < self.tokenizer.events_offset:
+                key = t
+            elif kind in (K_NOTEOFF, K_DRUMOFF):
+                key = ("off",)
+            else:
+                key = kind
+            if key not in memo:
+                memo[key] = self._cost(self._step(s, t))
+            out[t] = memo[key] <= remaining - 1
+        return out
+
+    def _cost(self, s: GrammarState) -> float:
+        """The fewest tokens (``<eos>`` included) that finish the piece from ``s``; ``inf`` if none can."""
+        if s.phase == DONE:
+            return 0
+        if s.phase == PREFIX:
+            return self._prefix_cost(s)
+        if s.meter is None:   # free meter, not chosen yet: the best meter
+            best = math.inf
+            for meter in self.meters.values():
+                t = s.copy()
+                self._set_meter(t, meter)
+                best = min(best, self._cost(t))
+            return best
+        if self.scheme == "remi":
+            return self._remi_cost(s)
+        if self.scheme == "tsd":
+            return self._tsd_cost(s)
+        return self._midilike_cost(s)
+
+    def _prefix_cost(self, s: GrammarState) -> float:
+        left = max(0, 5 - s.stage)
+        if self.forced_insts:
+            left += len(self.forced_insts) - max(0, s.stage - 5)
+            n_insts = len(self.forced_insts)
+        else:
+            n_insts = max(len(s.insts), 1)
+            left += 1 if not s.insts else 0
+        if s.meter is not None:
+            meters = [s.meter]
+        elif s.stage <= 3 and self.forced_meter is not None:
+            meters = [self.forced_meter]
+        else:
+            meters = list(self.meters.values())
+        if s.target_bpm is not None:
+            targets = [s.target_bpm]
+        elif self.controls.tempo_bpm is not None:
+            targets = [float(self.controls.tempo_bpm)]
+        else:
+            targets = [float(b) for b in TEMPO_BUCKETS_BPM] if self.seconds is not None else [120.0]
+        return left + min(self._body_start_cost(m, b, n_insts) for m in meters for b in targets)
+
+    def _body_start_cost(self, meter: _Meter, target_bpm: float, n_insts: int) -> float:
+        key = (meter.num, meter.den, target_bpm, n_insts)
+        if key not in self._body_cost_cache:
+            s = GrammarState()
+            s.target_bpm = target_bpm
+            s.insts = tuple(range(n_insts))
+            s.meter = meter
+            nearest = self._tempo_ids(s, first=True)[0]
+            s.qpm = self.value[nearest]
+            s.tempo_done = True
+            s.phase = TEMPO
+            s.tick = 0
+            if self.scheme == "remi":
+                s.bar, s.pos = 0, 0
+            self._set_limits(s)
+            head = 4 if self.scheme == "remi" else 2   # Bar TimeSig Position_0 Tempo / TimeSig Tempo
+            self._body_cost_cache[key] = head + self._cost(s)
+        return self._body_cost_cache[key]
+
+    def _after_first_tempo(self, s: GrammarState) -> GrammarState:
+        """A copy of ``s`` as if the forced first Tempo token were taken (its length limits set)."""
+        t = s.copy()
+        t.qpm = self.value[int(self._tempo_ids(s, first=True)[0])]
+        t.tempo_done = True
+        t.phase = TEMPO
+        self._set_limits(t)
+        return t
+
+    def _remi_cost(self, s: GrammarState) -> float:
+        ph = s.phase
+        if ph == BAR:
+            t = s.copy()
+            t.phase = TIMESIG
+            return 1 + self._remi_cost(t)
+        if ph == TIMESIG:
+            if not s.tempo_done:
+                t = self._after_first_tempo(s)
+                t.pos, t.tick = 0, s.bar * s.meter.bar_ticks
+                return 2 + self._remi_point(t, must_note=True, can_place=True)
+            return self._remi_point(s, must_note=True, can_place=False)
+        if ph == POSITION and not s.tempo_done:
+            return 1 + self._remi_point(self._after_first_tempo(s), must_note=True, can_place=True)
+        if ph == POSITION:   # a note here (the one an unplayed instrument needs), or Tempo and move on
+            t = s.copy()
+            unplayed = [p for p in s.insts if not s.played >> (p + 1) & 1]
+            self._note_on(t, unplayed[0] if unplayed else s.insts[0])
+            best = 4 + self._remi_point(t, must_note=False, can_place=True)
+            if self._later_tempo_ok(s):
+                best = min(best, 1 + self._remi_point(s, must_note=True, can_place=True))
+            return best
+        if ph == TEMPO:
+            return self._remi_point(s, must_note=True, can_place=True)
+        if ph in _PENDING:
+            return _PENDING[ph] + self._remi_point(s, must_note=False, can_place=True)
+        return self._remi_point(s, must_note=False, can_place=True)   # DURATION
+
+    def _remi_point(self, s: GrammarState, *, must_note: bool, can_place: bool) -> float:
+        m = s.meter
+        U = s.unplayed
+        win = s.window_tick is not None and s.last_onset < s.window_tick
+        if not must_note and U == 0 and not win:
+            return 1
+        note_cost = 4 * max(U, 1) + 1
+        bar = max(s.bar, 0)
+        bar_start = bar * m.bar_ticks
+        if can_place and (not win or s.tick >= s.window_tick):
+            return note_cost
+        target = s.window_tick if win else -1
+        end = s.end_tick
+        # a later position in this bar
+        p = max(s.pos + 1, -(-(target - bar_start) // m.ticks_per_pos))
+        if p < m.n_positions and (end is None or bar_start + p * m.ticks_per_pos + m.min_ticks <= end):
+            return 1 + note_cost
+        # the first later bar that reaches the target
+        k = 1 if not win else max(1, -(-(target - bar_start - (m.n_positions - 1) * m.ticks_per_pos) // m.bar_ticks))
+        new_start = bar_start + k * m.bar_ticks
+        p = max(0, -(-(target - new_start) // m.ticks_per_pos))
+        if end is not None and new_start + p * m.ticks_per_pos + m.min_ticks > end:
+            return math.inf
+        return 2 * k + 1 + note_cost
+
+    def _tsd_cost(self, s: GrammarState) -> float:
+        ph = s.phase
+        if ph == TIMESIG:
+            return 1 + self._tsd_point(self._after_first_tempo(s), must_note=True)
+        if ph in (TEMPO, TIMESHIFT):
+            return self._tsd_point(s, must_note=True)
+        if ph in _PENDING:
+            return _PENDING[ph] + self._tsd_point(s, must_note=False)
+        return self._tsd_point(s, must_note=False)
+
+    def _moves_to_window(self, s: GrammarState) -> tuple[bool, int]:
+        win = s.window_tick is not None and s.last_onset < s.window_tick
+        if not win or s.tick >= s.window_tick:
+            return win, 0
+        return win, -(-(s.window_tick - s.tick) // s.meter.max_shift)
+
+    def _tsd_point(self, s: GrammarState, *, must_note: bool) -> float:
+        U = s.unplayed
+        win, k = self._moves_to_window(s)
+        if not must_note and U == 0 and not win:
+            return 1
+        return k + 4 * max(U, 1) + 1
+
+    def _midilike_cost(self, s: GrammarState) -> float:
+        ph = s.phase
+        if ph == TIMESIG:
+            return 1 + self._midi_point(self._after_first_tempo(s), prev_off=False)
+        if ph == NOTEON:
+            return 1 + self._midi_point(s, prev_off=False)
+        if ph == PROGRAM:
+            best = math.inf
+            if self._midi_onset_ok(s):
+                t = s.copy()
+                self._note_on(t, s.program)
+                t.n_sounding += 1
+                t.n_fresh += 1
+                best = 2 + self._midi_point(t, prev_off=False)
+            if self._closable(s, s.program):
+                t = s.copy()
+                t.n_sounding -= 1
+                best = min(best, 1 + self._midi_point(t, prev_off=True))
+            return best
+        return self._midi_point(s, prev_off=ph == NOTEOFF)
+
+    def _midi_point(self, s: GrammarState, *, prev_off: bool) -> float:
+        U = s.unplayed
+        S = s.n_sounding
+        win, k = self._moves_to_window(s)
+        if U == 0 and not win:
+            if S == 0:
+                if prev_off:
+                    return 1
+                return 7 if self._midi_onset_ok(s) else math.inf
+            return (1 if s.n_fresh > 0 else 0) + 2 * S + 1
+        n = max(U, 1)
+        return k + 3 * n + 1 + 2 * (S + n) + 1
