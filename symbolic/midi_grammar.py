@@ -89,9 +89,9 @@ class GrammarState:
     last onset is at or after ``window_tick``.
     """
 
-    __slots__ = ("bar", "end_tick", "insts", "last_onset", "mask", "meter", "n", "n_fresh", "n_notes", "n_sounding",
-                 "phase", "played", "pos", "program", "qpm", "sounding", "stage", "target_bpm", "tempo_done", "tick",
-                 "window_tick")
+    __slots__ = ("bar", "bar_start", "end_tick", "insts", "last_onset", "mask", "meter", "n", "n_fresh", "n_notes",
+                 "n_sounding", "phase", "played", "pos", "program", "qpm", "sounding", "stage", "target_bpm",
+                 "tempo_done", "tick", "window_tick")
 
     def __init__(self) -> None:
         self.n = 0                  # tokens so far
@@ -106,6 +106,7 @@ class GrammarState:
         self.program = 0
         self.tick = 0
         self.bar = -1               # REMI: bars so far - 1
+        self.bar_start = 0          # REMI: tick of the current bar line
         self.pos = -1               # REMI: position in the bar (-1: none yet)
         self.last_onset = -1
         self.n_notes = 0
@@ -139,18 +140,23 @@ class MidiGrammar:
         bars: the piece is exactly this many bars (int >= 1), or ``None``.
         seconds: the piece lasts at most this long and ends in its last bar (float >= 1), or ``None``.
         max_tokens: every sequence ends with ``<eos>`` within this many tokens (prefix included).
+        allow_changes: also allow meter changes (REMI at bar lines, TSD/MIDILike after a TimeShift) and
+            tempo changes to any tempo, as real pieces have them; only with a free length. The controls
+            then say how the piece starts.
 
     Raises ValueError naming the parameter when a control cannot be written or the budget is too small.
     """
 
     def __init__(self, tokenizer: MidiTokenizer, *, controls: Controls | None = None, bars: int | None = None,
-                 seconds: float | None = None, max_tokens: int = 1024):
+                 seconds: float | None = None, max_tokens: int = 1024, allow_changes: bool = False):
         if bars is not None and seconds is not None:
             raise ValueError("bars, seconds: give at most one length")
         if bars is not None and (not isinstance(bars, int | np.integer) or bars < 1):
             raise ValueError(f"bars: must be a whole number >= 1, got {bars!r}")
         if seconds is not None and not (isinstance(seconds, int | float) and seconds >= 1.0):
             raise ValueError(f"seconds: must be a number >= 1, got {seconds!r}")
+        if allow_changes and (bars is not None or seconds is not None):
+            raise ValueError("allow_changes: meter and tempo changes only go with a free length (no bars or seconds)")
         if not isinstance(max_tokens, int | np.integer) or max_tokens < 1:
             raise ValueError(f"max_tokens: must be a whole number >= 1, got {max_tokens!r}")
         self.tokenizer = tokenizer
@@ -159,6 +165,7 @@ class MidiGrammar:
         self.bars = None if bars is None else int(bars)
         self.seconds = None if seconds is None else float(seconds)
         self.max_tokens = int(max_tokens)
+        self.allow_changes = bool(allow_changes)
         self.vocab_size = len(tokenizer)
         mt = tokenizer.miditok
         if not (mt.config.use_programs and mt.config.one_token_stream_for_programs and mt.config.use_time_signatures
@@ -367,7 +374,7 @@ class MidiGrammar:
         return self._timesig_mask(s)
 
     def _timesig_mask(self, s: GrammarState) -> np.ndarray:
-        if s.meter is not None:
+        if s.meter is not None and not (self.allow_changes and s.tempo_done):
             return self._mask_of([s.meter.timesig_id])
         return self._mask_of(self.ids[K_TIMESIG])
 
@@ -377,6 +384,8 @@ class MidiGrammar:
         nearest = int(np.argmin(np.abs(mspq - 6e7 / target)))   # miditok quantises tempos in mspq
         if first:
             return self.ids[K_TEMPO][[nearest]]
+        if self.allow_changes:
+            return self.ids[K_TEMPO]
         near = np.abs(self.tempo_values / target - 1.0) <= LATER_TEMPO_TOLERANCE
         near[nearest] = True
         return self.ids[K_TEMPO][near]
@@ -403,7 +412,7 @@ class MidiGrammar:
 
     def _remi_positions(self, s: GrammarState, mask: np.ndarray) -> None:
         m = s.meter
-        bar_start = s.bar * m.bar_ticks
+        bar_start = s.bar_start
         first = s.pos + 1
         last = m.n_positions - 1
         if s.end_tick is not None:
@@ -412,7 +421,7 @@ class MidiGrammar:
             mask[[self.position_of[p] for p in range(first, last + 1)]] = True
 
     def _remi_bar_ok(self, s: GrammarState) -> bool:
-        return s.end_tick is None or (s.bar + 1) * s.meter.bar_ticks + s.meter.min_ticks <= s.end_tick
+        return s.end_tick is None or s.bar_start + s.meter.bar_ticks + s.meter.min_ticks <= s.end_tick
 
     def _remi_mask(self, s: GrammarState) -> np.ndarray:
         ph = s.phase
@@ -466,13 +475,15 @@ class MidiGrammar:
         if ph == PREFIX:
             return self._body_start_mask(s)
         mask = np.zeros(self.vocab_size, dtype=bool)
-        if ph == TIMESIG:
+        if ph == TIMESIG and not s.tempo_done:
             mask[self._tempo_ids(s, first=True)] = True
-        elif ph in (TEMPO, TIMESHIFT, DURATION):
+        elif ph in (TEMPO, TIMESHIFT, DURATION, TIMESIG):
             mask[self._program_ids(s)] = True
             self._shift_mask(s, mask)
-            if ph == TIMESHIFT and self._later_tempo_ok(s):
+            if ph in (TIMESHIFT, TIMESIG) and self._later_tempo_ok(s):
                 mask[self._tempo_ids(s, first=False)] = True
+            if ph == TIMESHIFT and self.allow_changes:
+                mask[self.ids[K_TIMESIG]] = True
             if ph == DURATION and self._can_finish(s):
                 mask[self.tokenizer.eos_id] = True
         elif ph == PROGRAM:
@@ -492,9 +503,9 @@ class MidiGrammar:
         if ph == PREFIX:
             return self._body_start_mask(s)
         mask = np.zeros(self.vocab_size, dtype=bool)
-        if ph == TIMESIG:
+        if ph == TIMESIG and not s.tempo_done:
             mask[self._tempo_ids(s, first=True)] = True
-        elif ph in (TEMPO, TIMESHIFT, VELOCITY, NOTEOFF):
+        elif ph in (TEMPO, TIMESHIFT, VELOCITY, NOTEOFF, TIMESIG):
             onset_ok = self._midi_onset_ok(s)
             for p in s.insts:
                 if onset_ok or self._closable(s, p):
@@ -506,8 +517,10 @@ class MidiGrammar:
                 new = s.tick + s.meter.shift_ticks
                 ok = (new <= s.end_tick) & ((new + s.meter.min_ticks <= s.end_tick) | closing_only)
                 mask[self.ids[K_TIMESHIFT][ok]] = True
-            if ph == TIMESHIFT and self._later_tempo_ok(s):
+            if ph in (TIMESHIFT, TIMESIG) and self._later_tempo_ok(s):
                 mask[self._tempo_ids(s, first=False)] = True
+            if ph == TIMESHIFT and self.allow_changes:
+                mask[self.ids[K_TIMESIG]] = True
             if ph == NOTEOFF and s.n_sounding == 0 and self._can_finish(s):
                 mask[self.tokenizer.eos_id] = True
         elif ph == PROGRAM:
@@ -566,22 +579,21 @@ class MidiGrammar:
         val = self.value[t]
         if kind == K_BAR:
             s.phase = BAR
+            if s.bar >= 0:   # the bar line after a bar of the meter in force (a TimeSig follows)
+                s.bar_start += s.meter.bar_ticks
             s.bar += 1
             s.pos = -1
-            if s.meter is not None:
-                s.tick = s.bar * s.meter.bar_ticks
+            s.tick = s.bar_start
         elif kind == K_TIMESIG:
             s.phase = TIMESIG
-            if s.meter is None:
+            if s.meter is None or self.allow_changes:
                 self._set_meter(s, self.meters[val])
-                if s.bar >= 0:
-                    s.tick = s.bar * s.meter.bar_ticks
             else:
                 self._set_limits(s)
         elif kind == K_POSITION:
             s.phase = POSITION
             s.pos = val
-            s.tick = s.bar * s.meter.bar_ticks + val * s.meter.ticks_per_pos
+            s.tick = s.bar_start + val * s.meter.ticks_per_pos
         elif kind == K_TEMPO:
             s.phase = TEMPO
             s.qpm = val
@@ -728,7 +740,7 @@ class MidiGrammar:
         if ph == TIMESIG:
             if not s.tempo_done:
                 t = self._after_first_tempo(s)
-                t.pos, t.tick = 0, s.bar * s.meter.bar_ticks
+                t.pos, t.tick = 0, s.bar_start
                 return 2 + self._remi_point(t, must_note=True, can_place=True)
             return self._remi_point(s, must_note=True, can_place=False)
         if ph == POSITION and not s.tempo_done:
@@ -754,8 +766,7 @@ class MidiGrammar:
         if not must_note and U == 0 and not win:
             return 1
         note_cost = 4 * max(U, 1) + 1
-        bar = max(s.bar, 0)
-        bar_start = bar * m.bar_ticks
+        bar_start = s.bar_start
         if can_place and (not win or s.tick >= s.window_tick):
             return note_cost
         target = s.window_tick if win else -1
@@ -774,9 +785,9 @@ class MidiGrammar:
 
     def _tsd_cost(self, s: GrammarState) -> float:
         ph = s.phase
-        if ph == TIMESIG:
+        if ph == TIMESIG and not s.tempo_done:
             return 1 + self._tsd_point(self._after_first_tempo(s), must_note=True)
-        if ph in (TEMPO, TIMESHIFT):
+        if ph in (TEMPO, TIMESHIFT, TIMESIG):
             return self._tsd_point(s, must_note=True)
         if ph in _PENDING:
             return _PENDING[ph] + self._tsd_point(s, must_note=False)
@@ -797,7 +808,7 @@ class MidiGrammar:
 
     def _midilike_cost(self, s: GrammarState) -> float:
         ph = s.phase
-        if ph == TIMESIG:
+        if ph == TIMESIG and not s.tempo_done:
             return 1 + self._midi_point(self._after_first_tempo(s), prev_off=False)
         if ph == NOTEON:
             return 1 + self._midi_point(s, prev_off=False)
