@@ -1,0 +1,983 @@
+"""Constrained decoding for the ABC tokenizer: a grammar mask so that every sampled tune is valid.
+
+``AbcGrammar(tokenizer, meter=..., unit=..., key=..., bars=..., sections=..., max_tokens=...)`` walks a
+tune token by token::
+
+    state = grammar.start()                     # before <bos>
+    mask = grammar.allowed(state)               # np.ndarray bool [len(tokenizer)], never all False
+    state = grammar.advance(state, token_id)    # ValueError naming the token if it is not allowed
+    grammar.finished(state)                     # True after <eos>
+
+A state is a small immutable tuple ``(key, bars_done, n_tokens, last_note)``: copying it is free.
+
+What a tune must be (the tokenizer's canonical form, :mod:`symbolic.abc_normalise`):
+
+- ``<bos> M: L: K: <bars:..>`` first (restricted to the requested values), then the body, then ``<eos>``.
+- Notes ``[accidental] pitch [duration]``, rests ``z [duration]``, chords ``[`` notes ``]`` ``[duration]``,
+  tuplets ``(p`` followed by exactly ``p`` notes, rests or chords, grace groups ``{`` notes ``}`` before a
+  note or chord, slurs ``( )`` balanced around notes and chords (no rests inside a slur, at most
+  ``MAX_SLURS`` deep), ties ``-`` from a note to the same note (same accidental) or from a chord to a
+  chord, broken rhythm ``> >> >>> < << <<<`` between a note or chord (with its duration) and the next
+  note or chord (not inside tuplets, no chains).
+- Accidentals are written as the normaliser writes them: once a letter has an accidental in a bar,
+  every later note of that letter in the bar carries one (so ``normalise_abc(text) == text``).
+- ``strict_bars=True`` (the default, what the sampler uses): every bar holds exactly the meter's
+  length in unit lengths (exact: positions are integers of ``TICKS_PER_UNIT`` per unit length, so
+  tuplets and broken rhythm count exactly); the first bar may be shorter (a pickup) and so may the
+  last (after it only ``<eos>``); a tuplet or a broken-rhythm pair ends on the 1/32-unit grid.
+  ``strict_bars=False`` only checks the syntax (real tunes have irregular bars).
+- Bar lines: ``| || |] [| |: :|``; ``|:`` only when no repeat is open, ``:|`` closes one (or repeats from
+  the start/the last section, as ABC allows); ``[1`` after a bar line opens a first ending that ``:|``
+  closes, after which ``[2`` must follow; two bar lines touch only as ``:|`` ``|:``; a leading bar line
+  may open the body.
+- Field changes (``M:`` ``L:`` ``K:`` lines, in that order) after a bar line, only for the fields the
+  caller left free.
+- ``<eos>`` only after a bar line with nothing open (repeat, first ending, slur, tie), with a number of
+  bars in the chosen ``<bars:..>`` bucket (exactly ``bars``, or ``n_sections * bars_per_section`` with a
+  ``||``, ``:|`` or ``|]`` at the end of each section, when given).
+- The whole sequence, ``<bos>`` and ``<eos>`` included, is at most ``max_tokens`` long: a token is
+  allowed only if a valid ending still fits after it (the cost of a fixed completion policy, exact per
+  state), so the grammar never dead-ends.
+
+Masks are cached per state class (module-level, shared by grammars with the same options); a cached
+``allowed`` + ``advance`` is a few numpy operations.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from fractions import Fraction
+from typing import NamedTuple
+
+import numpy as np
+
+from .abc_normalise import DURATIONS, KEYS, METERS, PITCHES, UNITS
+from .abc_tokens import BAR_BUCKETS, AbcTokenizer, bar_bucket
+
+__all__ = ["GRID_TICKS", "MAX_CHORD_NOTES", "MAX_SLURS", "TICKS_PER_UNIT", "AbcGrammar", "tuplet_ratio"]
+
+TICKS_PER_UNIT = 80640  # 32 * 2520: 1/32 unit durations, tuplets of 2..9 and broken rhythm are exact
+GRID_TICKS = TICKS_PER_UNIT // 32  # the 1/32-unit grid plain durations move on
+MAX_SLURS = 3
+MAX_CHORD_NOTES = 8  # notes in a chord or a grace group
+_INF = 10**9
+_NO_LIMIT = 10**6
+
+# contexts (where in the tune a state is)
+(START, LEAD, BAR, FINAL, FIELD, ENDING, ACC, NOTE, REST, CHO, CH_ACC, CH_NOTE, CHORD_END, GRACE, GR_ACC,
+ GR_NOTE, GRACE_END, EL_DONE, TIE, BROKEN, SLUR_OPEN, TUPLET, SLUR_CLOSED, DONE) = range(24)
+_AFTER_EL = frozenset((NOTE, REST, CHORD_END, EL_DONE, SLUR_CLOSED))
+_DUR_OK = frozenset((NOTE, REST, CHORD_END))
+_BAR_START = frozenset((START, LEAD, BAR, FIELD, ENDING))
+_ELEMENT_CTX = _BAR_START | _AFTER_EL | {TIE, BROKEN, SLUR_OPEN, TUPLET, GRACE_END}
+_BROKEN_FACTORS = {">": (Fraction(3, 2), Fraction(1, 2)), ">>": (Fraction(7, 4), Fraction(1, 4)),
+                   ">>>": (Fraction(15, 8), Fraction(1, 8)), "<": (Fraction(1, 2), Fraction(3, 2)),
+                   "<<": (Fraction(1, 4), Fraction(7, 4)), "<<<": (Fraction(1, 8), Fraction(15, 8))}
+_LETTERS = "CDEFGAB"
+_FIELD_BIT = {"M": 1, "L": 2, "K": 4}
+_COMPOUND = frozenset((6, 9, 12, 15))
+
+
+class _Bad(Exception):
+    """A token the grammar refuses here; the message says why."""
+
+
+class _Key(NamedTuple):
+    """The part of a body state that decides which tokens are allowed (cached by value)."""
+
+    ctx: int
+    meter: str  # "6/8", "C", "none"...
+    unit: str  # "1/8"...
+    bar: int  # bar length in ticks when bars are tracked (strict, meter not free), else 0
+    lo: int  # bars the tune must have: lo <= bars <= hi
+    hi: int
+    pos: int  # ticks into the bar (untracked: 1 if the bar has content, else 0)
+    marked: int  # bit per letter C..B: had an accidental earlier in this bar
+    tie: str | None  # pending tie from: "n" note, "na" note with accidental, "c" chord
+    last: str | None  # kind of the last element: "n", "na", "c", "r"
+    slur: int
+    tup: tuple[int, int] | None  # (ticks per unit inside the tuplet, elements still to start)
+    brk: int  # ticks per unit of the pending right element of a broken rhythm, 0 if none
+    right: bool  # the last element was the right one of a broken rhythm
+    el_start: int  # the current element's start and ticks per unit (while its duration may change)
+    el_unit: int
+    cn: int  # notes in the open chord or grace group
+    rep: int  # 1 while a |: repeat is open
+    ending: int  # 0 none, 1 in a first ending, 2 a [2 must follow, 3 in a second ending
+    lb: str | None  # the last bar line
+    fields: int  # field changes since the last bar line (bits M=1 L=2 K=4)
+    cls: tuple | None  # what the number of bars done allows (see AbcGrammar._cls)
+
+
+def tuplet_ratio(p: int, meter: str) -> Fraction:
+    """The length factor q/p of a tuplet ``(p`` as music21 reads it (q for 5, 7, 9: 3 in compound meters)."""
+    compound = meter not in ("none", "C", "C|") and int(meter.split("/")[0]) in _COMPOUND
+    q = {2: 3, 3: 2, 4: 3, 6: 2, 8: 3}.get(p, 3 if compound else 2)
+    return Fraction(q, p)
+
+
+def _bar_ticks(meter: str, unit: str) -> int:
+    """Ticks in one bar (0 for free meter)."""
+    value = AbcTokenizer.meter_value("M:" + meter)
+    if value is None:
+        return 0
+    units = value / AbcTokenizer.unit_value("L:" + unit) * TICKS_PER_UNIT
+    if units.denominator != 1:
+        raise AssertionError(f"bar of M:{meter} L:{unit} off the tick grid")  # never: units >= 1/64
+    return int(units)
+
+
+_DUR_N = {token: int(value * 32) for token, value in DURATIONS.items()}  # duration token -> 1/32 units
+_DG_ASC = sorted({*_DUR_N.values(), 32})  # every length a note can have, in 1/32 units (32: no token)
+
+
+def _simple_length(n: int) -> bool:
+    """A length (1/32 units) music21 can put in a tuplet: one note type with up to three dots."""
+    num = Fraction(n, 32).numerator
+    return num // (num & -num) in (1, 3, 7, 15)
+
+
+_TUPLET_N = [n for n in _DG_ASC if _simple_length(n)]
+
+
+@functools.cache
+def _min_sum(count: int, modulus: int, residue: int) -> int:
+    """The smallest sum of ``count`` note lengths (1/32 units) that is ``residue`` modulo ``modulus``."""
+    best = {0: 0}
+    for _ in range(count):
+        nxt: dict[int, int] = {}
+        for r, s in best.items():
+            for n in _TUPLET_N[:24]:
+                rr = (r + n) % modulus
+                if s + n < nxt.get(rr, _INF):
+                    nxt[rr] = s + n
+        best = nxt
+    return best.get(residue % modulus, _INF)
+
+
+class _Cache:
+    """Per-option caches shared by grammars: masks per key, completion costs."""
+
+    def __init__(self) -> None:
+        self.entries: dict = {}
+        self.local: dict = {}
+        self.tail: dict = {}
+        self.header: dict = {}
+
+
+_CACHES: dict[tuple, _Cache] = {}
+
+
+class _Entry:
+    __slots__ = ("loc", "next", "sidx", "sigs")
+
+    def __init__(self, loc, sidx, sigs, nxt):
+        self.loc, self.sidx, self.sigs, self.next = loc, sidx, sigs, nxt
+
+
+class AbcGrammar:
+    """The ABC grammar mask (see the module docstring).
+
+    Args:
+        tokenizer: the :class:`AbcTokenizer` whose ids the masks are over.
+        meter, unit, key: requested header values (``"6/8"`` or ``"M:6/8"``, ``"1/8"``, ``"Ador"``), or None.
+        bars: the exact number of bars, or None.
+        sections: ``(n_sections, bars_per_section)``: that many bars, a section bar line after each section.
+        max_tokens: the longest sequence, ``<bos>`` and ``<eos>`` included.
+        strict_bars: every bar holds the meter's length (a pickup and a final bar may be shorter).
+
+    Raises:
+        ValueError: a control outside the vocabulary, or a tune with these controls cannot fit in
+            ``max_tokens`` (the message names the parameter).
+    """
+
+    def __init__(self, tokenizer: AbcTokenizer, *, meter: str | None = None, unit: str | None = None,
+                 key: str | None = None, bars: int | None = None, sections: tuple[int, int] | None = None,
+                 max_tokens: int = 512, strict_bars: bool = True) -> None:
+        self.tok = tokenizer
+        self.meter = self._control("meter", meter, "M:", METERS)
+        self.unit = self._control("unit", unit, "L:", UNITS)
+        self.key = self._control("key", key, "K:", KEYS)
+        if sections is not None:
+            if (not isinstance(sections, tuple | list) or len(sections) != 2
+                    or not all(isinstance(v, int) and v >= 1 for v in sections)):
+                raise ValueError(f"sections must be (n_sections, bars_per_section), both >= 1, got {sections!r}")
+            sections = (int(sections[0]), int(sections[1]))
+            total = sections[0] * sections[1]
+            if bars is not None and bars != total:
+                raise ValueError(f"bars={bars} disagrees with sections={sections} ({total} bars)")
+            bars = total
+        if bars is not None and (not isinstance(bars, int) or bars < 1):
+            raise ValueError(f"bars must be at least 1, got {bars!r}")
+        if not isinstance(max_tokens, int) or max_tokens < 8:
+            raise ValueError(f"max_tokens must be at least 8, got {max_tokens!r}")
+        self.bars, self.sections, self.max_tokens, self.strict = bars, sections, max_tokens, bool(strict_bars)
+        self.vocab = tokenizer.vocab
+        config = (self.strict, sections, self.meter, self.unit, self.key, bars)
+        self._c = _CACHES.setdefault(config, _Cache())
+        self._build_tables()
+        cost = self._header_cost(("H", 0, None, None))
+        if cost > max_tokens:
+            raise ValueError(f"max_tokens={max_tokens} is too small: the shortest tune with these controls "
+                             f"needs {cost} tokens" if cost < _INF else
+                             "no valid tune satisfies these controls")
+
+    @staticmethod
+    def _control(name: str, value: str | None, prefix: str, allowed: list[str]) -> str | None:
+        if value is None:
+            return None
+        value = str(value).removeprefix(prefix)
+        if value not in allowed:
+            raise ValueError(f"{name} {value!r} is not in the ABC vocabulary")
+        return value
+
+    # -- token tables ----------------------------------------------------------------------------
+
+    def _build_tables(self) -> None:
+        ids = self.tok.token_to_id
+        self.V = len(self.vocab)
+        self.bos, self.eos = self.tok.bos_id, self.tok.eos_id
+        kind: list[str] = [""] * self.V
+        for name, (start, stop) in self.tok.blocks.items():
+            for i in range(start, stop):
+                kind[i] = name
+        self.kind = kind
+        self.pitch_letter = {ids[p]: _LETTERS.index(p[0].upper()) for p in PITCHES}
+        self.letter_pitch = [ids[letter.lower()] for letter in _LETTERS]  # representative pitch per letter
+        self.letter_ids = [np.array([ids[p] for p in PITCHES if p[0].upper() == letter]) for letter in _LETTERS]
+        self.acc_ids = np.arange(*self.tok.blocks["accidental"])
+        self.pitch_ids = np.arange(*self.tok.blocks["pitch"])
+        self.dur_id = {n: ids[t] for t, n in _DUR_N.items()}
+        self.dur_n = {ids[t]: n for t, n in _DUR_N.items()}
+        self.rest = ids["z"]
+        self.eq = ids["="]
+        # representatives: token id -> the ids that behave the same in the body
+        reps: list[tuple[int, np.ndarray]] = []
+        for letter in range(7):
+            reps.append((self.letter_pitch[letter], self.letter_ids[letter]))
+        reps.append((self.eq, self.acc_ids))
+        for name in ("bar", "ending", "rest", "duration", "tuplet", "broken", "tie", "slur", "grace", "chord"):
+            reps.extend((i, np.array([i])) for i in range(*self.tok.blocks[name]))
+        reps.append((self.eos, np.array([self.eos])))
+        if self.meter is None and not self.strict:
+            reps.extend((i, np.array([i])) for i in range(*self.tok.blocks["meter"]))
+        if self.unit is None:
+            reps.extend((i, np.array([i])) for i in range(*self.tok.blocks["unit"]))
+        if self.key is None:
+            k0, k1 = self.tok.blocks["key"]
+            reps.append((k0, np.arange(k0, k1)))
+        self.reps = reps
+        self.rep_of = np.full(self.V, -1, dtype=np.int64)
+        for rep, group in reps:
+            self.rep_of[group] = rep
+
+    # -- public interface ------------------------------------------------------------------------
+
+    def start(self) -> tuple:
+        """The state before ``<bos>``."""
+        return (("H", 0, None, None), 0, 0, None)
+
+    def finished(self, state: tuple) -> bool:
+        """True after ``<eos>``."""
+        return state[0] == "DONE"
+
+    def prefix_ids(self) -> list[int]:
+        """The forced ids up front: ``<bos>`` and the header tokens the controls fix."""
+        out = [self.bos]
+        for value, prefix in ((self.meter, "M:"), (self.unit, "L:"), (self.key, "K:")):
+            if value is None:
+                return out
+            out.append(self.tok.token_to_id[prefix + value])
+        if self.bars is not None:
+            out.append(self.tok.token_to_id[bar_bucket(self.bars)])
+        return out
+
+    def allowed(self, state: tuple) -> np.ndarray:
+        """Tokens that keep the tune valid and finishable within ``max_tokens``: bool ``[len(tokenizer)]``."""
+        key, bd, n, note = state
+        budget = self.max_tokens - n
+        if key == "DONE":
+            mask = np.zeros(self.V, dtype=bool)
+            mask[self.tok.pad_id] = True  # after <eos> the sampler only pads
+            return mask
+        if key[0] == "H":
+            costs = self._header_costs(key)
+            return costs < budget
+        e = self._entry(key)
+        tails = np.array([self._tail(bd + 1, s) for s in e.sigs], dtype=np.int64)
+        mask = (e.loc + tails[e.sidx]) < budget
+        if key.tie in ("n", "na") and key.ctx in (TIE, BAR, ACC):
+            self._restrict_tie(mask, key, note)
+        return mask
+
+    def advance(self, state: tuple, token_id: int) -> tuple:
+        """The state after ``token_id``; raises ValueError naming the token if it is not allowed."""
+        key, bd, n, note = state
+        token_id = int(token_id)
+        if not 0 <= token_id < self.V:
+            raise ValueError(f"token id {token_id} out of range 0..{self.V - 1}")
+        if key == "DONE":
+            raise ValueError(f"token {self.vocab[token_id]!r} not allowed: the tune has ended")
+        budget = self.max_tokens - n
+        if key[0] == "H":
+            costs = self._header_costs(key)
+            if costs[token_id] >= budget:
+                raise ValueError(self._refusal(key, token_id, costs[token_id] < _INF))
+            return (self._header_step(key, token_id), 0, n + 1, None)
+        e = self._entry(key)
+        rep = int(self.rep_of[token_id])
+        step = e.next.get(rep)
+        if step is None:
+            raise ValueError(self._refusal(key, token_id, False))
+        cost = e.loc[token_id] + self._tail(bd + 1, e.sigs[e.sidx[token_id]])
+        if cost >= budget:
+            raise ValueError(self._refusal(key, token_id, True))
+        refusal = self._tie_refusal(key, token_id, note)
+        if refusal:
+            raise ValueError(refusal)
+        kind = self.kind[token_id]
+        nxt, inc = step
+        if nxt == "DONE":
+            return ("DONE", bd, n + 1, None)
+        if inc:
+            bd += 1
+            nxt = nxt._replace(cls=self._cls(bd, nxt.lo, nxt.hi))
+        if kind == "accidental" and key.ctx not in (CHO, CH_NOTE, GRACE, GR_NOTE):
+            note = (self.vocab[token_id], note[1] if note else None)
+        elif kind == "pitch" and (key.ctx == ACC or key.ctx in _ELEMENT_CTX):
+            note = (note[0] if key.ctx == ACC else "", token_id)
+        return (nxt, bd, n + 1, note)
+
+    def cost(self, state: tuple) -> int:
+        """Tokens the completion policy still needs from ``state`` (``<eos>`` included); a large number if none."""
+        key, bd, _n, _note = state
+        if key == "DONE":
+            return 0
+        if key[0] == "H":
+            return self._header_cost(key)
+        steps, sig = self._local(key)
+        return min(_INF, steps + self._tail(bd + 1, sig))
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    def _refusal(self, key, token_id: int, syntax_ok: bool) -> str:
+        token = self.vocab[token_id]
+        if syntax_ok:
+            return f"token {token!r} not allowed: the tune could not end validly within max_tokens={self.max_tokens}"
+        if key[0] == "H":
+            return f"token {token!r} not allowed in the header here"
+        try:
+            self._step(key, int(self.rep_of[token_id]) if self.rep_of[token_id] >= 0 else token_id)
+        except _Bad as exc:
+            return f"token {token!r} not allowed: {exc}"
+        return f"token {token!r} not allowed: no valid tune continues with it"
+
+    def _restrict_tie(self, mask: np.ndarray, key: _Key, note) -> None:
+        """A pending tie continues to the same pitch with the same accidental (``note``)."""
+        acc, pitch = note
+        if key.tie == "n" or key.ctx == ACC:
+            keep = bool(mask[pitch])
+            mask[self.pitch_ids] = False
+            mask[pitch] = keep
+        else:
+            acc_id = self.tok.token_to_id[acc]
+            keep = bool(mask[acc_id])
+            mask[self.acc_ids] = False
+            mask[acc_id] = keep
+
+    def _tie_refusal(self, key: _Key, token_id: int, note) -> str | None:
+        if not (key.tie in ("n", "na") and key.ctx in (TIE, BAR, ACC)):
+            return None
+        kind = self.kind[token_id]
+        if kind == "pitch" and token_id != note[1]:
+            return f"token {self.vocab[token_id]!r} not allowed: a tie continues {self.vocab[note[1]]!r}"
+        if kind == "accidental" and self.vocab[token_id] != note[0]:
+            return f"token {self.vocab[token_id]!r} not allowed: a tie continues the accidental {note[0]!r}"
+        return None
+
+    def _cls(self, bd: int, lo: int, hi: int) -> tuple:
+        """What ``bd`` bars done allows: (first, next bar may end the tune, eos ok, room for a bar,
+        next bar line ends a section, next bar line ends the last section)."""
+        nb = bd + 1
+        if self.sections:
+            per = self.sections[1]
+            boundary, last = nb % per == 0, nb == lo
+        else:
+            boundary = last = False
+        return (bd == 0, nb >= lo, lo <= bd <= hi, nb <= hi, boundary, last)
+
+    # -- header ----------------------------------------------------------------------------------
+
+    def _header_options(self, key) -> list[int]:
+        _, phase, _meter, _unit = key
+        ids = self.tok.token_to_id
+        if phase == 0:
+            return [self.bos]
+        if phase == 1:
+            return [ids["M:" + self.meter]] if self.meter else list(range(*self.tok.blocks["meter"]))
+        if phase == 2:
+            return [ids["L:" + self.unit]] if self.unit else list(range(*self.tok.blocks["unit"]))
+        if phase == 3:
+            return [ids["K:" + self.key]] if self.key else list(range(*self.tok.blocks["key"]))
+        if self.bars is not None:
+            return [ids[bar_bucket(self.bars)]]
+        return list(range(*self.tok.blocks["length"]))
+
+    def _header_step(self, key, token_id: int):
+        _, phase, meter, unit = key
+        token = self.vocab[token_id]
+        if phase == 1:
+            meter = token[2:]
+        elif phase == 2:
+            unit = token[2:]
+        if phase < 4:
+            return ("H", phase + 1, meter, unit)
+        if self.bars is not None:
+            lo = hi = self.bars
+        else:
+            lo, last = BAR_BUCKETS[token_id - self.tok.blocks["length"][0]]
+            hi = _NO_LIMIT if last is None else last
+        bar = _bar_ticks(meter, unit) if self.strict else 0
+        return _Key(START, meter, unit, bar, lo, hi, 0, 0, None, None, 0, None, 0, False, 0, 0, 0, 0, 0, None, 0,
+                    self._cls(0, lo, hi))
+
+    def _header_costs(self, key) -> np.ndarray:
+        cache = self._c.header
+        costs = cache.get(("costs", key))
+        if costs is None:
+            costs = np.full(self.V, _INF, dtype=np.int64)
+            for t in self._header_options(key):
+                costs[t] = self._next_cost(self._header_step(key, t))
+            cache[("costs", key)] = costs
+        return costs
+
+    def _next_cost(self, nxt) -> int:
+        if nxt[0] == "H":
+            return self._header_cost(nxt)
+        steps, sig = self._local(nxt)
+        return min(_INF, steps + self._tail(1, sig))
+
+    def _header_cost(self, key) -> int:
+        """Tokens to finish from a header state: the cheapest choice (the lowest bar bucket)."""
+        cache = self._c.header
+        if key in cache:
+            return cache[key]
+        options = self._header_options(key)
+        if key[1] == 3:  # the key signature changes nothing that costs tokens
+            options = options[:1]
+        if key[1] == 4:
+            best = _INF
+            for t in options:  # lowest buckets first; the first finite one is the cheapest
+                best = self._next_cost(self._header_step(key, t))
+                if best < _INF:
+                    break
+        else:
+            best = min(self._next_cost(self._header_step(key, t)) for t in options)
+        cache[key] = min(_INF, 1 + best)
+        return cache[key]
+
+    # -- body: masks and costs -------------------------------------------------------------------
+
+    def _entry(self, key: _Key) -> _Entry:
+        e = self._c.entries.get(key)
+        if e is not None:
+            return e
+        loc = np.full(self.V, _INF, dtype=np.int64)
+        sidx = np.zeros(self.V, dtype=np.int64)
+        sigs: list = []
+        sig_index: dict = {}
+        nxt: dict = {}
+        for rep, group in self.reps:
+            try:
+                n, inc = self._step(key, rep)
+            except _Bad:
+                continue
+            if n == "DONE":
+                steps, sig = 0, None
+            elif inc:
+                steps, sig = 0, n[:-1]
+            else:
+                steps, sig = self._local(n)
+            if steps >= _INF:
+                continue
+            j = sig_index.get(sig)
+            if j is None:
+                j = sig_index[sig] = len(sigs)
+                sigs.append(sig)
+            loc[group] = steps
+            sidx[group] = j
+            nxt[rep] = (n, inc)
+        e = _Entry(loc, sidx, sigs, nxt)
+        self._c.entries[key] = e
+        return e
+
+    def _local(self, key: _Key) -> tuple[int, tuple | None]:
+        """(tokens, bar-start signature): the policy's tokens from ``key`` to the next completed bar line
+        (included; the signature is the key after it without ``cls``) or to ``<eos>`` (signature None)."""
+        memo = self._c.local
+        got = memo.get(key)
+        if got is not None:
+            return got
+        path = []
+        cur = key
+        result: tuple[int, tuple | None] = (_INF, None)
+        while True:
+            got = memo.get(cur)
+            if got is not None:
+                result = got
+                break
+            path.append(cur)
+            if len(path) > 20000:
+                break
+            t = self._policy(cur)
+            if t is None:
+                break
+            try:
+                n, inc = self._step(cur, t)
+            except _Bad:
+                break
+            if n == "DONE":
+                result = (0, None)
+                break
+            if inc:
+                result = (0, n[:-1])
+                break
+            cur = n
+        steps, sig = result
+        for k in reversed(path):
+            steps = min(_INF, steps + 1)
+            memo[k] = (steps, sig if steps < _INF else None)
+        return memo[key]
+
+    def _tail(self, bd: int, sig) -> int:
+        """Tokens the policy needs from the bar-start state ``sig`` with ``bd`` bars done (0 for None)."""
+        if sig is None:
+            return 0
+        memo = self._c.tail
+        got = memo.get((bd, sig))
+        if got is not None:
+            return got
+        chain = []
+        total = 0
+        while sig is not None:
+            got = memo.get((bd, sig))
+            if got is not None:
+                total = got
+                break
+            key = _Key(*sig, self._cls(bd, sig[4], sig[5]))
+            steps, nsig = self._local(key)
+            chain.append(((bd, sig), steps))
+            if steps >= _INF or len(chain) > 5000:
+                total = _INF
+                break
+            bd, sig = bd + 1, nsig
+        for k, steps in reversed(chain):
+            total = min(_INF, total + steps)
+            memo[k] = total
+        return memo[chain[0][0]] if chain else total
+
+    # -- the completion policy -------------------------------------------------------------------
+
+    def _filler(self, k: _Key) -> int:
+        """The first token of a plain note (a pitch whose letter is unmarked, or ``=`` first)."""
+        if k.tie == "na":
+            return self.eq
+        for letter in range(7):
+            if not k.marked >> letter & 1:
+                return self.letter_pitch[letter]
+        return self.eq
+
+    def _policy(self, k: _Key) -> int | None:
+        """The token a fixed completion takes from ``k`` (rests never; notes of greedy lengths)."""
+        c = k.ctx
+        if c == FINAL:
+            return self.eos
+        if c == BAR:
+            if k.tie:
+                return self._filler(k) if k.tie != "c" else self._id("[")
+            if k.ending == 2:
+                return self._id("[2")
+            if self._eos_ok(k):
+                return self.eos
+            return self._filler(k)
+        if c in (START, LEAD, FIELD, ENDING, GRACE_END, BROKEN, SLUR_OPEN, TUPLET):
+            return self._filler(k)
+        if c == TIE:
+            if k.bar and k.pos >= k.bar:
+                return self._id("|")
+            return self._filler(k) if k.tie != "c" else self._id("[")
+        if c in (ACC, CH_ACC, GR_ACC):
+            return self.letter_pitch[0]
+        if c == CHO:
+            return self._filler(k) if k.cn == 0 else self._id("]")
+        if c == CH_NOTE:
+            return self._id("]")
+        if c == GRACE:
+            return self._filler(k) if k.cn == 0 else self._id("}")
+        if c == GR_NOTE:
+            return self._id("}")
+        if c in _DUR_OK and k.bar:
+            n = self._policy_length(k)
+            if n is None:
+                return None
+            if n != 32:
+                return self.dur_id[n]
+        # after a complete element
+        if k.tup is not None and k.tup[1] > 0:
+            return self._filler(k)
+        if k.slur and k.last in ("n", "na", "c"):
+            return self._id(")")
+        if k.bar and k.pos < k.bar:
+            return self._filler(k)
+        return self._id(self._policy_bar(k))
+
+    def _policy_length(self, k: _Key) -> int | None:
+        """The length (1/32 units) the policy gives the element in ``k`` (tracked bars)."""
+        g1 = k.el_unit // 32
+        if k.tup is not None:
+            rem = k.tup[1]
+            limit = self._tuplet_limit(k.unit)
+            for n in _TUPLET_N:
+                if n > limit:
+                    break
+                if self._tuplet_feasible(k, rem, k.el_start + n * g1, g1):
+                    return n
+            return None
+        if k.el_unit != TICKS_PER_UNIT:  # the right note of a broken rhythm
+            for n in _DG_ASC:
+                end = k.el_start + n * g1
+                if end > k.bar:
+                    return None
+                if end % GRID_TICKS == 0:
+                    return n
+            return None
+        best = None
+        for n in _DG_ASC:
+            if k.el_start + n * g1 > k.bar:
+                break
+            best = n
+        return best
+
+    @staticmethod
+    @functools.cache
+    def _tuplet_limit(unit: str) -> int:
+        """The longest note (1/32 units) music21 reads inside a tuplet: 24 whole notes."""
+        return int(24 / AbcTokenizer.unit_value("L:" + unit) * 32)
+
+    @staticmethod
+    def _tuplet_feasible(k: _Key, rem: int, pos: int, g1: int) -> bool:
+        if pos > k.bar:
+            return False
+        if rem == 0:
+            return pos % GRID_TICKS == 0
+        modulus = GRID_TICKS // math.gcd(g1, GRID_TICKS)
+        for r in range(modulus):
+            if (pos + r * g1) % GRID_TICKS == 0:
+                return pos + _min_sum(rem, modulus, r) * g1 <= k.bar
+        return False
+
+    def _policy_bar(self, k: _Key) -> str:
+        _first, final_next, _eos, _room, boundary, last = k.cls
+        if self.sections:
+            if boundary:
+                return ":|" if k.rep else ("|]" if last else "||")
+            return "|"
+        if k.ending == 1:
+            return ":|"
+        if final_next:
+            return ":|" if k.rep else "|]"
+        return "|"
+
+    def _id(self, token: str) -> int:
+        return self.tok.token_to_id[token]
+
+    def _eos_ok(self, k: _Key) -> bool:
+        return (k.tie is None and k.rep == 0 and k.ending in (0, 3) and k.slur == 0 and k.cls[2]
+                and k.lb is not None)
+
+    # -- the transition function -----------------------------------------------------------------
+
+    def _finalize(self, k: _Key) -> _Key:
+        """Close the element just completed (before a token that is not its duration)."""
+        if k.ctx not in _AFTER_EL:
+            return k
+        tracked = k.bar > 0
+        if tracked and k.pos > k.bar:
+            raise _Bad("the bar would be longer than the meter")
+        tup, right = k.tup, k.right
+        if tup is not None and tup[1] == 0:
+            if tracked and k.pos % GRID_TICKS:
+                raise _Bad("the tuplet would end off the 1/32-unit grid")
+            tup = None
+        if right:
+            if tracked and k.pos % GRID_TICKS:
+                raise _Bad("the broken rhythm would end off the 1/32-unit grid")
+            right = False
+        return k._replace(tup=tup, right=right, el_start=0, el_unit=0)
+
+    def _start_element(self, k: _Key, ctx: int, **changes) -> _Key:
+        """``k`` (finalized) with a new element begun: its start and ticks per unit."""
+        tup, unit, right, brk = k.tup, TICKS_PER_UNIT, False, k.brk
+        if tup is not None:
+            if tup[1] <= 0:
+                raise _Bad("the tuplet already has all its notes")
+            unit = tup[0]
+            tup = (tup[0], tup[1] - 1)
+        if brk:
+            unit, right, brk = brk, True, 0
+        if not k.bar:
+            unit = 0
+        return k._replace(ctx=ctx, tup=tup, el_start=k.pos if k.bar else 0, el_unit=unit, right=right, brk=brk,
+                          **changes)
+
+    def _step(self, k: _Key, t: int):
+        """(next key, 1 if a bar was completed else 0), or raise _Bad with the reason."""
+        c = k.ctx
+        kind = self.kind[t]
+        if c == FINAL and t != self.eos:
+            raise _Bad("only <eos> may follow a shorter final bar")
+        if k.tie and c in (TIE, BAR) and not (
+                (k.tie == "c" and self.vocab[t] == "[") or (k.tie == "n" and kind == "pitch")
+                or (k.tie == "na" and kind == "accidental") or (c == TIE and self.vocab[t] == "|")):
+            raise _Bad("a tie must continue to the same note or chord")
+        if t == self.eos:
+            if c in (BAR, FINAL) and self._eos_ok(k):
+                return "DONE", 0
+            raise _Bad("the tune cannot end here (a bar line with nothing open and the right number of bars)")
+        token = self.vocab[t]
+        if c == BAR and k.ending == 2 and token != "[2":
+            raise _Bad("'[2' must follow the ':|' that closes a first ending")
+        if kind == "pitch":
+            return self._step_pitch(k, t), 0
+        if kind == "accidental":
+            if c in (CHO, CH_NOTE):
+                return k._replace(ctx=CH_ACC), 0
+            if c in (GRACE, GR_NOTE):
+                return k._replace(ctx=GR_ACC), 0
+            self._element_ok(k, "note")
+            if k.tie == "n":
+                raise _Bad("a tie must continue to the same note")
+            return self._start_element(self._finalize(k), ACC), 0
+        if kind == "rest":
+            self._element_ok(k, "rest")
+            if k.slur:
+                raise _Bad("no rests inside a slur")
+            k = self._start_element(self._finalize(k), REST, last="r")
+            return k._replace(pos=k.el_start + k.el_unit if k.bar else 1), 0
+        if kind == "duration":
+            return self._step_duration(k, t), 0
+        if kind == "chord":
+            if token == "[":
+                self._element_ok(k, "chord")
+                return self._start_element(self._finalize(k), CHO, cn=0, tie=None), 0
+            if c not in (CH_NOTE,) and not (c == CHO and k.cn > 0):
+                raise _Bad("']' closes a chord with notes")
+            return k._replace(ctx=CHORD_END, pos=k.el_start + k.el_unit if k.bar else 1, last="c", cn=0), 0
+        if kind == "grace":
+            if token == "{":
+                if c not in _ELEMENT_CTX or c in (TIE, BROKEN, GRACE_END):
+                    raise _Bad("a grace group starts where a note may")
+                k = self._finalize(k)
+                if k.tup is not None:
+                    raise _Bad("no grace notes inside a tuplet (music21 counts them as tuplet notes)")
+                return k._replace(ctx=GRACE, cn=0), 0
+            if c not in (GR_NOTE,) and not (c == GRACE and k.cn > 0):
+                raise _Bad("'}' closes a grace group with notes")
+            return k._replace(ctx=GRACE_END, cn=0), 0
+        if kind == "tuplet":
+            if c not in _ELEMENT_CTX or c in (TIE, BROKEN, TUPLET):
+                raise _Bad("a tuplet starts where a note may")
+            k = self._finalize(k)
+            if k.tup is not None:
+                raise _Bad("no tuplet inside a tuplet")
+            p = int(token[1:])
+            ratio = tuplet_ratio(p, k.meter)
+            return k._replace(ctx=TUPLET, tup=(int(TICKS_PER_UNIT * ratio) if k.bar else 0, p)), 0
+        if kind == "slur":
+            if token == "(":
+                if c not in _ELEMENT_CTX or c in (TIE, BROKEN):
+                    raise _Bad("a slur starts where a note may")
+                if k.slur >= MAX_SLURS:
+                    raise _Bad(f"at most {MAX_SLURS} slurs open")
+                return self._finalize(k)._replace(ctx=SLUR_OPEN, slur=k.slur + 1), 0
+            if c not in _AFTER_EL or not k.slur or k.last not in ("n", "na", "c"):
+                raise _Bad("')' closes an open slur after a note or chord")
+            k = self._finalize(k)
+            return k._replace(ctx=SLUR_CLOSED, slur=k.slur - 1), 0
+        if kind == "tie":
+            if c not in _AFTER_EL or c == SLUR_CLOSED or k.last not in ("n", "na", "c"):
+                raise _Bad("a tie follows a note or chord")
+            k = self._finalize(k)
+            return k._replace(ctx=TIE, tie=k.last), 0
+        if kind == "broken":
+            return self._step_broken(k, token), 0
+        if kind == "bar":
+            return self._step_bar(k, token)
+        if kind == "ending":
+            if c != BAR or k.tie:
+                raise _Bad("an ending follows a bar line")
+            if token == "[1":
+                if self.sections or k.ending != 0 or k.lb not in ("|", "||", ":|"):
+                    raise _Bad("'[1' follows '|', '||' or ':|' outside an ending" if not self.sections else
+                               "no endings with sections")
+                return k._replace(ctx=ENDING, ending=1), 0
+            if k.ending != 2:
+                raise _Bad("'[2' follows the ':|' that closes a first ending")
+            return k._replace(ctx=ENDING, ending=3), 0
+        if kind in ("meter", "unit", "key"):
+            return self._step_field(k, token), 0
+        raise _Bad("not a body token")
+
+    def _element_ok(self, k: _Key, what: str) -> None:
+        c = k.ctx
+        if c not in _ELEMENT_CTX:
+            raise _Bad(f"a {what} cannot start here")
+        if c == BROKEN and what == "rest":
+            raise _Bad("broken rhythm joins two notes or chords")
+        if c in (SLUR_OPEN, GRACE_END) and what == "rest":
+            raise _Bad(f"a rest cannot follow {'a slur start' if c == SLUR_OPEN else 'a grace group'}")
+        if k.ending == 2:
+            raise _Bad("'[2' must follow")
+        if k.tie and (what == "rest" or (what == "chord") != (k.tie == "c")):
+            raise _Bad("a tie must continue to the same note or chord")
+
+    def _step_pitch(self, k: _Key, t: int) -> _Key:
+        c = k.ctx
+        bit = 1 << self.pitch_letter[t]
+        if c in (CH_ACC, GR_ACC, ACC):
+            marked = k.marked | bit
+        else:
+            if k.marked & bit:
+                raise _Bad(f"{_LETTERS[self.pitch_letter[t]]} had an accidental earlier in the bar: write one")
+            marked = k.marked
+        if c in (CHO, CH_NOTE, CH_ACC, GRACE, GR_NOTE, GR_ACC) and k.cn >= MAX_CHORD_NOTES:
+            raise _Bad(f"at most {MAX_CHORD_NOTES} notes in a chord or grace group")
+        if c in (CHO, CH_NOTE, CH_ACC):
+            return k._replace(ctx=CH_NOTE, cn=k.cn + 1, marked=marked)
+        if c in (GRACE, GR_NOTE, GR_ACC):
+            return k._replace(ctx=GR_NOTE, cn=k.cn + 1, marked=marked)
+        if c == ACC:
+            last = "na"
+        else:
+            self._element_ok(k, "note")
+            if k.tie == "na":
+                raise _Bad("a tie must continue to the same note and accidental")
+            k = self._start_element(self._finalize(k), NOTE)
+            last = "n"
+        return k._replace(ctx=NOTE, marked=marked, last=last, tie=None,
+                          pos=k.el_start + k.el_unit if k.bar else 1)
+
+    def _step_duration(self, k: _Key, t: int) -> _Key:
+        c = k.ctx
+        if c in (CH_NOTE, GR_NOTE):
+            if self.strict:
+                raise _Bad("no durations inside chords or grace groups (write the chord's after ']')")
+            return k._replace(ctx=CHO if c == CH_NOTE else GRACE)
+        if c not in _DUR_OK:
+            raise _Bad("a duration follows a note, rest or chord")
+        n = self.dur_n[t]
+        if k.tup is not None and (not _simple_length(n) or n > self._tuplet_limit(k.unit)):
+            raise _Bad("music21 cannot read this duration inside a tuplet")
+        if not k.bar:
+            return k._replace(ctx=EL_DONE)
+        pos = k.el_start + n * (k.el_unit // 32)
+        if pos > k.bar:
+            raise _Bad("the duration would overfill the bar")
+        return k._replace(ctx=EL_DONE, pos=pos)
+
+    def _step_broken(self, k: _Key, token: str) -> _Key:
+        if k.ctx not in _AFTER_EL or k.ctx == SLUR_CLOSED or k.last not in ("n", "na", "c"):
+            raise _Bad("broken rhythm follows a note or chord")
+        if k.right:
+            raise _Bad("no chains of broken rhythm")
+        if k.tup is not None:
+            raise _Bad("no broken rhythm inside a tuplet")
+        left, right = _BROKEN_FACTORS[token]
+        if not k.bar:
+            return k._replace(ctx=BROKEN, brk=1, el_start=0, el_unit=0)
+        length = (k.pos - k.el_start) * left
+        pos = k.el_start + int(length)
+        if pos > k.bar:
+            raise _Bad("the broken rhythm would overfill the bar")
+        return k._replace(ctx=BROKEN, pos=pos, brk=int(TICKS_PER_UNIT * right), el_start=0, el_unit=0)
+
+    def _step_bar(self, k: _Key, token: str):
+        c = k.ctx
+        if c == START:
+            if token not in ("|", "|:", "[|"):
+                raise _Bad("the body may open with '|', '|:' or '[|'")
+            return k._replace(ctx=LEAD, rep=1 if token == "|:" else 0, lb=token), 0
+        if c in (FIELD, BAR):
+            if token != "|:" or k.rep or k.tie or (c == BAR and k.lb != ":|"):
+                raise _Bad("two bar lines touch only as ':|' '|:' (or '|:' after a field change)")
+            return k._replace(ctx=LEAD, rep=1, lb=token), 0
+        if c == TIE:
+            if token != "|":
+                raise _Bad("a tie crosses only a plain bar line '|'")
+        elif c not in _AFTER_EL:
+            raise _Bad("a bar line follows a note, rest or chord")
+        k = self._finalize(k)
+        if k.tup is not None:
+            raise _Bad("the tuplet is not complete")
+        first, _final_next, _eos, room, boundary, last = k.cls
+        if not room:
+            raise _Bad(f"the tune would have more than {k.hi} bars")
+        ctx = BAR
+        if k.bar and k.pos < k.bar:
+            if self.sections:
+                raise _Bad("every bar holds the meter's length (sections: no pickup or short final bar)")
+            if not first:
+                if c == TIE:
+                    raise _Bad("a tie cannot end a shorter final bar")
+                ctx = FINAL
+        if self.sections:
+            if boundary:
+                if token not in ("||", ":|", "|]") or (token == "|]" and not last) or (k.rep and token != ":|"):
+                    raise _Bad("a section ends with '||' or ':|' ('|]' at the end; ':|' closes an open repeat)")
+            elif token not in ("|", "|:"):
+                raise _Bad("inside a section only '|' or '|:'")
+        rep, ending = k.rep, k.ending
+        if token == "|":
+            pass
+        elif token in ("||", "|]", "[|"):
+            if ending == 1:
+                raise _Bad("a first ending closes with ':|'")
+            if token == "|]" and rep:
+                raise _Bad("'|]' with a repeat open")
+            ending = 0
+        elif token == "|:":
+            if rep:
+                raise _Bad("a repeat is already open")
+            if ending == 1:
+                raise _Bad("a first ending closes with ':|'")
+            rep, ending = 1, 0
+        elif token == ":|":
+            if ending == 3:
+                raise _Bad("':|' inside a second ending")
+            ending = 2 if ending == 1 else 0
+            rep = 0
+        if ctx == FINAL and (rep or ending in (1, 2)):
+            raise _Bad("a shorter final bar cannot leave a repeat or ending open")
+        return k._replace(ctx=ctx, pos=0, marked=0, last=None, rep=rep, ending=ending, lb=token, fields=0,
+                          el_start=0, el_unit=0, cls=None), 1
+
+    def _step_field(self, k: _Key, token: str) -> _Key:
+        c = k.ctx
+        if c not in (START, BAR, FIELD, LEAD) or k.tie or k.ending == 2:
+            raise _Bad("a field change stands after a bar line")
+        name, value = token[0], token[2:]
+        fixed = {"M": self.meter, "L": self.unit, "K": self.key}[name]
+        if fixed is not None:
+            raise _Bad(f"the {dict(M='meter', L='unit length', K='key')[name]} is fixed by the controls")
+        if name == "M" and self.strict:
+            raise _Bad("no meter changes with strict_bars (music21 keeps the first meter's bar length)")
+        bit = _FIELD_BIT[name]
+        if k.fields & ~(bit - 1):
+            raise _Bad("field changes come in the order M:, L:, K:, once each")
+        fields = k.fields | bit
+        if name == "K":
+            return k._replace(ctx=FIELD, fields=fields)
+        meter, unit = (value, k.unit) if name == "M" else (k.meter, value)
+        bar = _bar_ticks(meter, unit) if self.strict else 0
+        return k._replace(ctx=FIELD, fields=fields, meter=meter, unit=unit, bar=bar)
