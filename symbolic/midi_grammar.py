@@ -178,6 +178,9 @@ class MidiGrammar:
         self._resolve_controls()
         self._body_cost_cache: dict = {}
         need = self._cost(self.start())
+        self.min_tokens = need   # the shortest piece these controls and this length allow, in tokens
+        if math.isinf(need):
+            raise ValueError("seconds: too short for a note at this tempo")
         if need > self.max_tokens:
             raise ValueError(f"max_tokens: {self.max_tokens} is too few; these controls and length need at least "
                              f"{need} tokens")
@@ -246,7 +249,6 @@ class MidiGrammar:
     def _resolve_controls(self) -> None:
         c = self.controls
         tok = self.tokenizer
-        self._prefix = tok.control_ids(c)
         if c.tempo_bpm is not None and not (isinstance(c.tempo_bpm, int | float) and 10 <= c.tempo_bpm <= 400):
             raise ValueError(f"tempo_bpm: must be a number of beats per minute in 10..400, got {c.tempo_bpm!r}")
         # an unknown style or key is written as Style:none / Key:none, as MidiTokenizer.control_ids does
@@ -272,6 +274,7 @@ class MidiGrammar:
                 raise ValueError(f"instruments: {inst!r} has no Program token in this tokenizer")
             seen.add(prog)
             self.forced_insts += (prog,)
+        self._prefix = tok.control_ids(c)
         # prefix masks, one per prefix position 1..4
         meter_block = [tok.token_to_id["Meter:none"]] + [tok.token_to_id[f"Meter:{m}"] for m in METERS
                                                          if self.meter_of(m) is not None]
