@@ -89,10 +89,6 @@ class GrammarState:
     last onset is at or after ``window_tick``.
     """
 
-    __slots__ = ("bar", "bar_start", "end_tick", "insts", "last_onset", "mask", "meter", "n", "n_fresh", "n_notes",
-                 "n_sounding", "phase", "played", "pos", "program", "qpm", "sounding", "stage", "target_bpm",
-                 "tempo_done", "tick", "window_tick")
-
     def __init__(self) -> None:
         self.n = 0                  # tokens so far
         self.phase = PREFIX
@@ -119,8 +115,7 @@ class GrammarState:
 
     def copy(self) -> GrammarState:
         new = GrammarState.__new__(GrammarState)
-        for name in GrammarState.__slots__:
-            setattr(new, name, getattr(self, name))
+        new.__dict__.update(self.__dict__)
         new.mask = None
         return new
 
@@ -177,6 +172,7 @@ class MidiGrammar:
         self._index_meters()
         self._resolve_controls()
         self._body_cost_cache: dict = {}
+        self._tempo_cache: dict = {}
         need = self._cost(self.start())
         self.min_tokens = need   # the shortest piece these controls and this length allow, in tokens
         if math.isinf(need):
@@ -382,7 +378,12 @@ class MidiGrammar:
         return self._mask_of(self.ids[K_TIMESIG])
 
     def _tempo_ids(self, s: GrammarState, first: bool) -> np.ndarray:
-        target = s.target_bpm
+        key = (s.target_bpm, first)
+        if key not in self._tempo_cache:
+            self._tempo_cache[key] = self._tempo_ids_for(s.target_bpm, first)
+        return self._tempo_cache[key]
+
+    def _tempo_ids_for(self, target: float, first: bool) -> np.ndarray:
         mspq = 6e7 / self.tempo_values
         nearest = int(np.argmin(np.abs(mspq - 6e7 / target)))   # miditok quantises tempos in mspq
         if first:
