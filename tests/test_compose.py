@@ -1,0 +1,100 @@
+"""`ostinato compose`, run for real on small model folders made here (random weights: the grammar
+alone must make every piece valid, whatever the model says)."""
+
+import pytest
+import soundfile
+import torch
+from conftest import run_cli
+
+import events
+from symbolic.model import ModelConfig, build_model, save_model_folder
+from symbolic.tokenizers import build_tokenizer
+
+
+def _model_folder(path, kind: str, context: int = 512):
+    tokenizer = build_tokenizer(kind, styles=["bach"]) if kind != "abc" else build_tokenizer(kind)
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(n_layers=1, d_model=32, n_heads=2, context=context, dropout=0.0), len(tokenizer))
+    save_model_folder(model, tokenizer, path)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def abc_model(tmp_path_factory):
+    return _model_folder(tmp_path_factory.mktemp("abc") / "model", "abc")
+
+
+@pytest.fixture(scope="module")
+def midi_model(tmp_path_factory):
+    return _model_folder(tmp_path_factory.mktemp("midi") / "model", "remi", context=1024)
+
+
+def test_abc_tunes_follow_the_controls_and_parse(tmp_path, abc_model):
+    out = tmp_path / "tunes"
+    result = run_cli("compose", "--model", abc_model, "-o", str(out), "--format", "abc", "-n", "3", "--seed", "4",
+                     "--meter", "6/8", "--key", "G", "--unit-length", "1/8", "--bars", "8", "-q")
+    assert result.returncode == 0, result.stderr
+    files = sorted(out.iterdir())
+    assert [f.name for f in files] == ["001.abc", "002.abc", "003.abc"]
+    for path in files:
+        text = path.read_text()
+        assert text.splitlines()[1:4] == ["M:6/8", "L:1/8", "K:G"]
+        table = events.read(path)
+        assert len(table) > 0 and table.time_signatures[0].text == "6/8"
+        assert table.key_signatures[0].name == "G major"
+        bars = [b for b in text.split("\n", 4)[4].replace("\n", "").replace(":", "").split("|") if b.strip("[]12")]
+        assert len(bars) == 8, text
+    again = tmp_path / "again"
+    run_cli("compose", "--model", abc_model, "-o", str(again), "--format", "abc", "-n", "3", "--seed", "4",
+            "--meter", "6/8", "--key", "G", "--unit-length", "1/8", "--bars", "8", "-q")
+    assert [p.read_text() for p in sorted(again.iterdir())] == [p.read_text() for p in files]
+
+
+def test_abc_model_writes_midi_and_musicxml_too(tmp_path, abc_model):
+    for name in ("tune.mid", "tune.musicxml"):
+        result = run_cli("compose", "--model", abc_model, "-o", str(tmp_path / name), "--bars", "4", "--seed", "2",
+                         "-q")
+        assert result.returncode == 0, result.stderr
+        assert len(events.read(tmp_path / name)) > 0
+
+
+def test_midi_pieces_use_only_the_requested_instruments_meter_and_bars(tmp_path, midi_model):
+    out = tmp_path / "piece.mid"
+    result = run_cli("compose", "--model", midi_model, "-o", str(out), "--instruments", "0,40,drums",
+                     "--meter", "3/4", "--tempo", "100", "--bars", "4", "--seed", "1", "-q")
+    assert result.returncode == 0, result.stderr
+    table = events.read(out)
+    assert len(table) > 0
+    assert set(table.programs) <= {0, 40}
+    assert table.time_signatures[0].text == "3/4"
+    bar_ticks = 3 * table.ticks_per_quarter
+    assert int(table.onset_tick.max()) < 4 * bar_ticks
+
+
+def test_render_hands_the_piece_to_the_renderer(tmp_path, midi_model):
+    result = run_cli("compose", "--model", midi_model, "-o", str(tmp_path / "p.mid"), "--instruments", "0",
+                     "--bars", "2", "--render", str(tmp_path / "p.wav"), "--engine", "soundfont", "-q")
+    assert result.returncode == 0, result.stderr
+    audio, rate = soundfile.read(tmp_path / "p.wav")
+    assert rate == 44100 and len(audio) > rate and abs(audio).max() > 0.001
+
+
+def test_primer_is_continued(tmp_path, abc_model):
+    primer = tmp_path / "primer.abc"
+    primer.write_text("X:1\nT:Primer\nM:3/4\nL:1/8\nK:D\nD2F2A2|d4c2|]\n")
+    out = tmp_path / "cont.abc"
+    result = run_cli("compose", "--model", abc_model, "--primer", str(primer), "--bars", "4", "-o", str(out), "-q")
+    assert result.returncode == 0, result.stderr
+    text = out.read_text()
+    assert text.startswith("X:1\nM:3/4\nL:1/8\nK:D\nD2F2A2|d4c2|")
+    assert events.read(out).pitch.tolist()[:5] == [62, 66, 69, 74, 73]
+
+
+def test_errors_are_one_line(tmp_path, abc_model):
+    missing = run_cli("compose", "--model", str(tmp_path / "nope"), "-o", str(tmp_path / "x.abc"))
+    assert missing.returncode == 1 and len(missing.stderr.strip().splitlines()) == 1
+    assert "no such model" in missing.stderr
+    folder = run_cli("compose", "--model", abc_model, "-n", "2", "-o", str(tmp_path / "x.abc"))
+    assert folder.returncode == 1 and "-o names a folder" in folder.stderr
+    listed = run_cli("compose", "--list")
+    assert listed.returncode == 0
