@@ -28,6 +28,7 @@ from events import KeySignature, NoteTable, from_score, to_score
 from events.atomic import write_text_atomic
 from events.errors import InputError
 from events.table import NATURAL_PC
+from symbolic.fast_remi import fast_remi_ids
 
 SCHEMES = ("remi", "tsd", "midilike")
 SPECIAL_TOKENS = ("<pad>", "<bos>", "<eos>")  # ids 0, 1, 2, as in every ostinato tokenizer
@@ -159,8 +160,10 @@ class MidiTokenizer:
 
     # ------------------------------------------------------------------ encode / decode
     def _event_ids(self, score: symusic.Score) -> list[int]:
-        seq = self.miditok.encode(score)
-        ids = seq.ids if not isinstance(seq, list) else [i for s in seq for i in s.ids]
+        ids = fast_remi_ids(self.miditok, score) if self.scheme == "remi" else None   # same ids, vectorised
+        if ids is None:
+            seq = self.miditok.encode(score)
+            ids = seq.ids if not isinstance(seq, list) else [i for s in seq for i in s.ids]
         return [self.events_offset + i for i in ids]
 
     def encode(self, table: NoteTable, *, style: str | None = None) -> list[int]:
