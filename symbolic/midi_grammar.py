@@ -329,6 +329,10 @@ class MidiGrammar:
         state.mask = mask
         return mask
 
+    def allowed_batch(self, states: list[GrammarState]) -> np.ndarray:
+        """Bool masks [len(states), len(tokenizer)] for a batch (rows as :meth:`allowed`)."""
+        return np.stack([self.allowed(s) for s in states])
+
     def advance(self, state: GrammarState, token_id: int) -> GrammarState:
         """The state after ``token_id``; ValueError naming the token if the grammar does not allow it."""
         token_id = int(token_id)

@@ -180,6 +180,8 @@ def test_advance_refuses_a_wrong_token_by_name(tokenizers):
                                          "<eos>"])
     assert grammar.finished(state)
     assert np.flatnonzero(grammar.allowed(state)).tolist() == [remi.pad_id]
+    batch = grammar.allowed_batch([grammar.start(), state])
+    assert batch.shape == (2, len(remi)) and np.flatnonzero(batch[0]).tolist() == [remi.bos_id]
 
     midilike = tokenizers["midilike"]
     grammar = MidiGrammar(midilike, controls=controls, bars=4)
