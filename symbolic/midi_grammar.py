@@ -654,10 +654,14 @@ class MidiGrammar:
         out = np.zeros_like(mask)
         memo: dict = {}
         value_kinds = (K_POSITION, K_TIMESHIFT, K_PROGRAM, K_TIMESIG, K_BAR)
+        # once no window is left to reach, how far a Position/TimeShift goes does not change the cost
+        timeless = s.window_tick is None or s.last_onset >= s.window_tick
         for t in np.flatnonzero(mask):
             t = int(t)
             kind = int(self.kind[t])
-            if s.phase == PREFIX and t < self.tokenizer.events_offset:
+            if timeless and kind in (K_POSITION, K_TIMESHIFT) and s.tempo_done and s.meter is not None:
+                key = kind
+            elif s.phase == PREFIX and t < self.tokenizer.events_offset:
                 key = ("prefix", t if s.stage in (3, 4) else (t in self.inst_token_program))
             elif kind in value_kinds or t < self.tokenizer.events_offset:
                 key = t
