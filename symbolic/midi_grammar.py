@@ -32,8 +32,16 @@ What it enforces:
 * the budget: a token is allowed only if the piece can still be closed within ``max_tokens``
   (the grammar knows the fewest tokens that finish from any state), so it never dead-ends.
 
+Controls: a given field is forced (``prefix_ids()`` is exactly ``MidiTokenizer.control_ids``); a
+``None`` field is free (any token of its block; with no instruments given, one or more ``Inst``
+tokens in ascending order, drums last) and what is sampled there then binds the events. A meter
+the events cannot write raises ValueError (miditok's default time signatures: 1/4 2/4 3/4 4/4 5/4
+6/4 3/8 6/8 12/8, plus the aliases 2/2 and 3/2). ``allow_changes=True`` (free length only) also
+takes meter changes and any tempo change, as real pieces have them (for primers).
+
 States are small immutable-by-convention objects (:class:`GrammarState`); :meth:`allowed`
-builds the mask from prebuilt id arrays and caches it on the state for :meth:`advance`.
+builds the mask from prebuilt id arrays and caches it on the state for :meth:`advance`;
+``min_tokens`` is the shortest piece the controls and length allow.
 """
 
 from __future__ import annotations
