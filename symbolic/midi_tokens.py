@@ -78,6 +78,14 @@ def key_control(key: KeySignature | None) -> str | None:
     return KEY_NAMES[pc + (12 if key.mode in MINOR_LIKE_MODES else 0)]
 
 
+def _opening(events: list):
+    """The last of the events at the first event's tick (or None)."""
+    if not events:
+        return None
+    first = [e for e in events if e.tick == events[0].tick]
+    return first[-1]
+
+
 class MidiTokenizer:
     """MIDI events as tokens: a miditok scheme plus a control prefix.
 
@@ -136,15 +144,22 @@ class MidiTokenizer:
 
     # ------------------------------------------------------------------ controls
     def controls_of(self, table: NoteTable, style: str | None = None) -> Controls:
-        """The controls a note table implies: its first key, meter and tempo and its instruments."""
+        """The controls a note table implies: its opening key, meter and tempo, and its instruments.
+
+        When several events share the first tick (a file may list 2/4 then 4/4 at tick 0), the
+        last one wins, as in miditok's own encoding.
+        """
         instruments: list[int | str] = sorted(set(table.program[~table.is_drum].tolist()))
         if table.has_drums:
             instruments.append(DRUMS)
+        key = _opening(table.key_signatures)
+        meter = _opening(table.time_signatures)
+        tempo = _opening(table.tempos)
         return Controls(
             style=style,
-            key=key_control(table.key_signatures[0] if table.key_signatures else None),
-            meter=table.time_signatures[0].text if table.time_signatures else None,
-            tempo_bpm=table.tempos[0].qpm if table.tempos else None,
+            key=key_control(key),
+            meter=meter.text if meter is not None else None,
+            tempo_bpm=tempo.qpm if tempo is not None else None,
             instruments=tuple(instruments),
         )
 
@@ -155,7 +170,10 @@ class MidiTokenizer:
         key = controls.key if controls.key in KEY_NAMES else "none"
         tempo = tempo_bucket(controls.tempo_bpm or 120.0)
         tokens = ["<bos>", f"Style:{style}", f"Key:{key}", f"Meter:{meter}", f"Tempo:{tempo}"]
-        tokens += [f"Inst:{i}" for i in controls.instruments]
+        for instrument in controls.instruments:
+            if instrument != DRUMS and not (isinstance(instrument, int) and 0 <= instrument <= 127):
+                raise ValueError(f"instruments: {instrument!r} is not a GM program 0-127 or {DRUMS!r}")
+            tokens.append(f"Inst:{instrument}")
         return [self.token_to_id[t] for t in tokens]
 
     # ------------------------------------------------------------------ encode / decode
