@@ -93,7 +93,6 @@ class _Key(NamedTuple):
     lo: int  # bars the tune must have: lo <= bars <= hi
     hi: int
     pos: int  # ticks into the bar (untracked: 1 if the bar has content, else 0)
-    marked: int  # bit per letter C..B: had an accidental earlier in this bar
     tie: str | None  # pending tie from: "n" note, "na" note with accidental, "c" chord
     last: str | None  # kind of the last element: "n", "na", "c", "r"
     slur: int
@@ -156,6 +155,27 @@ def _min_sum(count: int, modulus: int, residue: int) -> int:
     return best.get(residue % modulus, _INF)
 
 
+@functools.cache
+def _fill_tokens(ticks: int) -> int:
+    """Tokens the policy's greedy rests take to fill ``ticks`` (a multiple of the grid)."""
+    count = 0
+    while ticks > 0:
+        n = max(v for v in _DG_ASC if v * GRID_TICKS <= ticks)
+        count += 1 if n == 32 else 2
+        ticks -= n * GRID_TICKS
+    return count
+
+
+_FILL: list[int] = [0]
+
+
+def _fill_array(n_grid: int) -> np.ndarray:
+    """``_fill_tokens`` for 0..n_grid grid steps, as an array."""
+    while len(_FILL) <= n_grid:
+        _FILL.append(_fill_tokens(len(_FILL) * GRID_TICKS))
+    return np.array(_FILL[:n_grid + 1])
+
+
 class _Cache:
     """Per-option caches shared by grammars: masks per key, completion costs."""
 
@@ -164,6 +184,7 @@ class _Cache:
         self.local: dict = {}
         self.tail: dict = {}
         self.header: dict = {}
+        self.bar_end: dict = {}
 
 
 _CACHES: dict[tuple, _Cache] = {}
@@ -186,6 +207,8 @@ class AbcGrammar:
         sections: ``(n_sections, bars_per_section)``: that many bars, a section bar line after each section.
         max_tokens: the longest sequence, ``<bos>`` and ``<eos>`` included.
         strict_bars: every bar holds the meter's length (a pickup and a final bar may be shorter).
+        final_bar_line: ``<eos>`` only after a bar line; False also lets a tune end after its last note
+            (as most of the Essen tunes in music21's corpus do; not with ``sections``).
 
     Raises:
         ValueError: a control outside the vocabulary, or a tune with these controls cannot fit in
@@ -194,7 +217,7 @@ class AbcGrammar:
 
     def __init__(self, tokenizer: AbcTokenizer, *, meter: str | None = None, unit: str | None = None,
                  key: str | None = None, bars: int | None = None, sections: tuple[int, int] | None = None,
-                 max_tokens: int = 512, strict_bars: bool = True) -> None:
+                 max_tokens: int = 512, strict_bars: bool = True, final_bar_line: bool = True) -> None:
         self.tok = tokenizer
         self.meter = self._control("meter", meter, "M:", METERS)
         self.unit = self._control("unit", unit, "L:", UNITS)
@@ -213,8 +236,9 @@ class AbcGrammar:
         if not isinstance(max_tokens, int) or max_tokens < 8:
             raise ValueError(f"max_tokens must be at least 8, got {max_tokens!r}")
         self.bars, self.sections, self.max_tokens, self.strict = bars, sections, max_tokens, bool(strict_bars)
+        self.final_bar_line = bool(final_bar_line)
         self.vocab = tokenizer.vocab
-        config = (self.strict, sections, self.meter, self.unit, self.key, bars)
+        config = (self.strict, self.final_bar_line, sections, self.meter, self.unit, self.key, bars)
         self._c = _CACHES.setdefault(config, _Cache())
         self._build_tables()
         cost = self._header_cost(("H", 0, None, None))
@@ -251,11 +275,16 @@ class AbcGrammar:
         self.dur_id = {n: ids[t] for t, n in _DUR_N.items()}
         self.dur_n = {ids[t]: n for t, n in _DUR_N.items()}
         self.rest = ids["z"]
+        self.marked_ok = np.ones((128, self.V), dtype=bool)  # marked letters -> pitches still allowed bare
+        for marked in range(128):
+            for letter in range(7):
+                if marked >> letter & 1:
+                    self.marked_ok[marked, self.letter_ids[letter]] = False
         self.eq = ids["="]
         # representatives: token id -> the ids that behave the same in the body
         reps: list[tuple[int, np.ndarray]] = []
-        for letter in range(7):
-            reps.append((self.letter_pitch[letter], self.letter_ids[letter]))
+        reps.append((self.letter_pitch[0], self.pitch_ids))  # pitches behave alike (ties and marked letters
+        # are applied on top of the cached masks)
         reps.append((self.eq, self.acc_ids))
         for name in ("bar", "ending", "rest", "duration", "tuplet", "broken", "tie", "slur", "grace", "chord"):
             reps.extend((i, np.array([i])) for i in range(*self.tok.blocks[name]))
@@ -268,6 +297,21 @@ class AbcGrammar:
             k0, k1 = self.tok.blocks["key"]
             reps.append((k0, np.arange(k0, k1)))
         self.reps = reps
+        dur_block = set(range(*self.tok.blocks["duration"]))
+        by_kind = {}
+        for r, group in reps:
+            by_kind.setdefault(self.kind[r], []).append((r, group))
+        plain = [(r, g) for r, g in reps if r not in dur_block]
+        notes = by_kind["accidental"] + by_kind["pitch"]
+        chord = [(r, g) for r, g in by_kind["chord"] if self.vocab[r] == "]"]
+        grace = [(r, g) for r, g in by_kind["grace"] if self.vocab[r] == "}"]
+        durs = by_kind["duration"]
+        self.ctx_reps = {c: plain for c in range(DONE)}
+        self.ctx_reps.update({ACC: by_kind["pitch"], CH_ACC: by_kind["pitch"], GR_ACC: by_kind["pitch"],
+                              CHO: notes + chord, CH_NOTE: notes + chord + durs, GRACE: notes + grace,
+                              GR_NOTE: notes + grace + durs, FINAL: [(self.eos, np.array([self.eos]))]})
+        self.dur_ids = np.array([r for r, _ in durs])
+        self.dur_lengths = np.array([self.dur_n[r] for r, _ in durs])
         self.rep_of = np.full(self.V, -1, dtype=np.int64)
         for rep, group in reps:
             self.rep_of[group] = rep
@@ -276,7 +320,7 @@ class AbcGrammar:
 
     def start(self) -> tuple:
         """The state before ``<bos>``."""
-        return (("H", 0, None, None), 0, 0, None)
+        return (("H", 0, None, None), 0, 0, None, 0)
 
     def finished(self, state: tuple) -> bool:
         """True after ``<eos>``."""
@@ -295,7 +339,7 @@ class AbcGrammar:
 
     def allowed(self, state: tuple) -> np.ndarray:
         """Tokens that keep the tune valid and finishable within ``max_tokens``: bool ``[len(tokenizer)]``."""
-        key, bd, n, note = state
+        key, bd, n, note, marked = state
         budget = self.max_tokens - n
         if key == "DONE":
             mask = np.zeros(self.V, dtype=bool)
@@ -307,13 +351,15 @@ class AbcGrammar:
         e = self._entry(key)
         tails = np.array([self._tail(bd + 1, s) for s in e.sigs], dtype=np.int64)
         mask = (e.loc + tails[e.sidx]) < budget
+        if marked and key.ctx not in (ACC, CH_ACC, GR_ACC):
+            mask &= self.marked_ok[marked]
         if key.tie in ("n", "na") and key.ctx in (TIE, BAR, ACC):
             self._restrict_tie(mask, key, note)
         return mask
 
     def advance(self, state: tuple, token_id: int) -> tuple:
         """The state after ``token_id``; raises ValueError naming the token if it is not allowed."""
-        key, bd, n, note = state
+        key, bd, n, note, marked = state
         token_id = int(token_id)
         if not 0 <= token_id < self.V:
             raise ValueError(f"token id {token_id} out of range 0..{self.V - 1}")
@@ -323,23 +369,36 @@ class AbcGrammar:
         if key[0] == "H":
             costs = self._header_costs(key)
             if costs[token_id] >= budget:
-                raise ValueError(self._refusal(key, token_id, costs[token_id] < _INF))
-            return (self._header_step(key, token_id), 0, n + 1, None)
+                raise ValueError(self._refusal(key, token_id, token_id in self._header_options(key),
+                                               int(costs[token_id])))
+            return (self._header_step(key, token_id), 0, n + 1, None, 0)
         e = self._entry(key)
         rep = int(self.rep_of[token_id])
+        if rep < 0 or e.loc[token_id] >= _INF:
+            raise ValueError(self._refusal(key, token_id, False))
         step = e.next.get(rep)
         if step is None:
-            raise ValueError(self._refusal(key, token_id, False))
+            step = e.next[rep] = self._step(key, rep)
         cost = e.loc[token_id] + self._tail(bd + 1, e.sigs[e.sidx[token_id]])
         if cost >= budget:
-            raise ValueError(self._refusal(key, token_id, True))
+            raise ValueError(self._refusal(key, token_id, True, int(cost)))
         refusal = self._tie_refusal(key, token_id, note)
         if refusal:
             raise ValueError(refusal)
         kind = self.kind[token_id]
+        if kind == "pitch":
+            bit = 1 << self.pitch_letter[token_id]
+            if key.ctx in (ACC, CH_ACC, GR_ACC):
+                marked |= bit
+            elif marked & bit:
+                raise ValueError(f"token {self.vocab[token_id]!r} not allowed: "
+                                 f"{_LETTERS[self.pitch_letter[token_id]]} had an accidental earlier in the bar "
+                                 "(write one)")
+        elif kind in ("bar", "ending"):
+            marked = 0
         nxt, inc = step
         if nxt == "DONE":
-            return ("DONE", bd, n + 1, None)
+            return ("DONE", bd, n + 1, None, 0)
         if inc:
             bd += 1
             nxt = nxt._replace(cls=self._cls(bd, nxt.lo, nxt.hi))
@@ -347,11 +406,11 @@ class AbcGrammar:
             note = (self.vocab[token_id], note[1] if note else None)
         elif kind == "pitch" and (key.ctx == ACC or key.ctx in _ELEMENT_CTX):
             note = (note[0] if key.ctx == ACC else "", token_id)
-        return (nxt, bd, n + 1, note)
+        return (nxt, bd, n + 1, note, marked)
 
     def cost(self, state: tuple) -> int:
         """Tokens the completion policy still needs from ``state`` (``<eos>`` included); a large number if none."""
-        key, bd, _n, _note = state
+        key, bd, _n, _note, _marked = state
         if key == "DONE":
             return 0
         if key[0] == "H":
@@ -361,8 +420,11 @@ class AbcGrammar:
 
     # -- helpers ---------------------------------------------------------------------------------
 
-    def _refusal(self, key, token_id: int, syntax_ok: bool) -> str:
+    def _refusal(self, key, token_id: int, syntax_ok: bool, cost: int = 0) -> str:
         token = self.vocab[token_id]
+        if syntax_ok and cost >= _INF:
+            return (f"token {token!r} not allowed: no valid tune continues with it (a bar that cannot be filled "
+                    "exactly, a tuplet or broken rhythm off the 1/32 grid, or too many bars)")
         if syntax_ok:
             return f"token {token!r} not allowed: the tune could not end validly within max_tokens={self.max_tokens}"
         if key[0] == "H":
@@ -439,7 +501,7 @@ class AbcGrammar:
             lo, last = BAR_BUCKETS[token_id - self.tok.blocks["length"][0]]
             hi = _NO_LIMIT if last is None else last
         bar = _bar_ticks(meter, unit) if self.strict else 0
-        return _Key(START, meter, unit, bar, lo, hi, 0, 0, None, None, 0, None, 0, False, 0, 0, 0, 0, 0, None, 0,
+        return _Key(START, meter, unit, bar, lo, hi, 0, None, None, 0, None, 0, False, 0, 0, 0, 0, 0, None, 0,
                     self._cls(0, lo, hi))
 
     def _header_costs(self, key) -> np.ndarray:
@@ -488,7 +550,28 @@ class AbcGrammar:
         sigs: list = []
         sig_index: dict = {}
         nxt: dict = {}
-        for rep, group in self.reps:
+
+        def index(sig) -> int:
+            j = sig_index.get(sig)
+            if j is None:
+                j = sig_index[sig] = len(sigs)
+                sigs.append(sig)
+            return j
+
+        reps = self.ctx_reps[key.ctx]
+        if key.ctx in _DUR_OK:
+            reps = reps + self.ctx_reps[CH_NOTE][-len(self.dur_ids):]
+            if key.bar and key.tup is None and key.el_unit == TICKS_PER_UNIT and key.tie is None:
+                reps = self.ctx_reps[key.ctx]  # plain element: every duration at once
+                sig = self._bar_end_sig(key)
+                if sig is not None:
+                    ends = key.el_start + self.dur_lengths * GRID_TICKS
+                    ok = ends <= key.bar
+                    fill = _fill_array((key.bar - key.el_start) // GRID_TICKS)
+                    ids = self.dur_ids[ok]
+                    loc[ids] = key.slur + fill[(key.bar - ends[ok]) // GRID_TICKS] + 1
+                    sidx[ids] = index(sig)
+        for rep, group in reps:
             try:
                 n, inc = self._step(key, rep)
             except _Bad:
@@ -501,12 +584,8 @@ class AbcGrammar:
                 steps, sig = self._local(n)
             if steps >= _INF:
                 continue
-            j = sig_index.get(sig)
-            if j is None:
-                j = sig_index[sig] = len(sigs)
-                sigs.append(sig)
             loc[group] = steps
-            sidx[group] = j
+            sidx[group] = index(sig)
             nxt[rep] = (n, inc)
         e = _Entry(loc, sidx, sigs, nxt)
         self._c.entries[key] = e
@@ -519,6 +598,10 @@ class AbcGrammar:
         got = memo.get(key)
         if got is not None:
             return got
+        fast = self._fast_local(key)
+        if fast is not None:
+            memo[key] = fast
+            return fast
         path = []
         cur = key
         result: tuple[int, tuple | None] = (_INF, None)
@@ -544,11 +627,83 @@ class AbcGrammar:
                 result = (0, n[:-1])
                 break
             cur = n
+            fast = self._fast_local(cur)
+            if fast is not None:
+                memo[cur] = result = fast
+                break
         steps, sig = result
         for k in reversed(path):
             steps = min(_INF, steps + 1)
             memo[k] = (steps, sig if steps < _INF else None)
         return memo[key]
+
+    def _fast_local(self, k: _Key) -> tuple[int, tuple | None] | None:
+        """``_local`` in closed form where the policy only finishes the current element, tuplet or broken
+        rhythm, closes slurs, fills the bar with rests of greedy lengths and writes its bar line (None
+        where it does more). Follows ``_policy`` step for step, counting instead of stepping."""
+        c = k.ctx
+        if k.tie is not None or k.cn or c not in (EL_DONE, SLUR_CLOSED, NOTE, REST, CHORD_END, TUPLET, BROKEN):
+            return None
+        bar, pos, slur, last, steps = k.bar, k.pos, k.slur, k.last, 0
+        rem = k.tup[1] if k.tup is not None else 0
+        fail = (_INF, None)
+        if c in _DUR_OK and bar:
+            n = self._policy_length(k)
+            if n is None:
+                return fail
+            steps += n != 32
+            pos = k.el_start + n * (k.el_unit // 32)
+        elif c == BROKEN:
+            steps += 2  # "=" and a pitch: the right element
+            last = "na"
+            if bar:
+                g1 = k.brk // 32
+                n = next((n for n in _DG_ASC if (pos + n * g1) % GRID_TICKS == 0), None)
+                if n is None or pos + n * g1 > bar:
+                    return fail
+                steps += n != 32
+                pos += n * g1
+        if rem:
+            g1 = k.tup[0] // 32
+            limit = self._tuplet_limit(k.unit)
+            while rem:
+                steps += 1 if not slur else 2  # a rest, or "=" and a pitch inside a slur
+                last = "r" if not slur else "na"
+                rem -= 1
+                if bar:
+                    n = next((n for n in _TUPLET_N if n <= limit
+                              and self._tuplet_feasible(k, rem, pos + n * g1, g1)), None)
+                    if n is None:
+                        return fail
+                    steps += n != 32
+                    pos += n * g1
+        if bar and (pos > bar or ((k.tup is not None or k.right or c == BROKEN) and pos % GRID_TICKS)):
+            return fail
+        if slur:
+            if last not in ("n", "na", "c"):
+                return None
+            steps += slur
+        if bar:
+            if (bar - pos) % GRID_TICKS:
+                return fail
+            steps += _fill_tokens(bar - pos)
+        sig = self._bar_end_sig(k)
+        return (steps + 1, sig) if sig is not None else fail
+
+    def _bar_end_sig(self, k: _Key) -> tuple | None:
+        """The bar-start signature after the policy's bar line once ``k``'s bar is full (None: no valid one)."""
+        end = k._replace(ctx=EL_DONE, pos=k.bar or 1, slur=0, last="n", el_start=0, el_unit=0, tup=None,
+                         right=False, brk=0, tie=None, cn=0)
+        memo = self._c.bar_end
+        if end in memo:
+            return memo[end]
+        try:
+            nxt, _inc = self._step(end, self._id(self._policy_bar(end)))
+            sig = nxt[:-1]
+        except _Bad:
+            sig = None
+        memo[end] = sig
+        return sig
 
     def _tail(self, bd: int, sig) -> int:
         """Tokens the policy needs from the bar-start state ``sig`` with ``bd`` bars done (0 for None)."""
@@ -580,12 +735,12 @@ class AbcGrammar:
     # -- the completion policy -------------------------------------------------------------------
 
     def _filler(self, k: _Key) -> int:
-        """The first token of a plain note (a pitch whose letter is unmarked, or ``=`` first)."""
-        if k.tie == "na":
-            return self.eq
-        for letter in range(7):
-            if not k.marked >> letter & 1:
-                return self.letter_pitch[letter]
+        """The first token of a filling element: a rest where one may stand, else ``=`` (a note with an
+        accidental, which any letter may take), or the tied pitch."""
+        if k.tie == "n":
+            return self.letter_pitch[0]
+        if k.tie is None and not k.slur and k.ctx in _ELEMENT_CTX and k.ctx not in (BROKEN, SLUR_OPEN, GRACE_END):
+            return self.rest
         return self.eq
 
     def _policy(self, k: _Key) -> int | None:
@@ -610,11 +765,11 @@ class AbcGrammar:
         if c in (ACC, CH_ACC, GR_ACC):
             return self.letter_pitch[0]
         if c == CHO:
-            return self._filler(k) if k.cn == 0 else self._id("]")
+            return self.eq if k.cn == 0 else self._id("]")
         if c == CH_NOTE:
             return self._id("]")
         if c == GRACE:
-            return self._filler(k) if k.cn == 0 else self._id("}")
+            return self.eq if k.cn == 0 else self._id("}")
         if c == GR_NOTE:
             return self._id("}")
         if c in _DUR_OK and k.bar:
@@ -744,6 +899,11 @@ class AbcGrammar:
         if t == self.eos:
             if c in (BAR, FINAL) and self._eos_ok(k):
                 return "DONE", 0
+            if not self.final_bar_line and c in _AFTER_EL and not self.sections:
+                k = self._finalize(k)
+                if (k.tup is None and not k.slur and k.rep == 0 and k.ending in (0, 3) and k.cls[1]
+                        and k.cls[3]):
+                    return "DONE", 0
             raise _Bad("the tune cannot end here (a bar line with nothing open and the right number of bars)")
         token = self.vocab[t]
         if c == BAR and k.ending == 2 and token != "[2":
@@ -801,6 +961,8 @@ class AbcGrammar:
                 if k.slur >= MAX_SLURS:
                     raise _Bad(f"at most {MAX_SLURS} slurs open")
                 return self._finalize(k)._replace(ctx=SLUR_OPEN, slur=k.slur + 1), 0
+            if c == GRACE_END and k.slur and k.last in ("n", "na", "c"):  # (B4{AB}): a grace group ends a slur
+                return k._replace(slur=k.slur - 1), 0
             if c not in _AFTER_EL or not k.slur or k.last not in ("n", "na", "c"):
                 raise _Bad("')' closes an open slur after a note or chord")
             k = self._finalize(k)
@@ -844,19 +1006,12 @@ class AbcGrammar:
 
     def _step_pitch(self, k: _Key, t: int) -> _Key:
         c = k.ctx
-        bit = 1 << self.pitch_letter[t]
-        if c in (CH_ACC, GR_ACC, ACC):
-            marked = k.marked | bit
-        else:
-            if k.marked & bit:
-                raise _Bad(f"{_LETTERS[self.pitch_letter[t]]} had an accidental earlier in the bar: write one")
-            marked = k.marked
         if c in (CHO, CH_NOTE, CH_ACC, GRACE, GR_NOTE, GR_ACC) and k.cn >= MAX_CHORD_NOTES:
             raise _Bad(f"at most {MAX_CHORD_NOTES} notes in a chord or grace group")
         if c in (CHO, CH_NOTE, CH_ACC):
-            return k._replace(ctx=CH_NOTE, cn=k.cn + 1, marked=marked)
+            return k._replace(ctx=CH_NOTE, cn=k.cn + 1)
         if c in (GRACE, GR_NOTE, GR_ACC):
-            return k._replace(ctx=GR_NOTE, cn=k.cn + 1, marked=marked)
+            return k._replace(ctx=GR_NOTE, cn=k.cn + 1)
         if c == ACC:
             last = "na"
         else:
@@ -865,7 +1020,7 @@ class AbcGrammar:
                 raise _Bad("a tie must continue to the same note and accidental")
             k = self._start_element(self._finalize(k), NOTE)
             last = "n"
-        return k._replace(ctx=NOTE, marked=marked, last=last, tie=None,
+        return k._replace(ctx=NOTE, last=last, tie=None,
                           pos=k.el_start + k.el_unit if k.bar else 1)
 
     def _step_duration(self, k: _Key, t: int) -> _Key:
@@ -915,6 +1070,8 @@ class AbcGrammar:
         if c == TIE:
             if token != "|":
                 raise _Bad("a tie crosses only a plain bar line '|'")
+        elif c == GRACE_END and k.last in ("n", "na", "c", "r") and k.pos:
+            pass  # grace notes may end a bar (c4{Bc}|)
         elif c not in _AFTER_EL:
             raise _Bad("a bar line follows a note, rest or chord")
         k = self._finalize(k)
@@ -959,7 +1116,7 @@ class AbcGrammar:
             rep = 0
         if ctx == FINAL and (rep or ending in (1, 2)):
             raise _Bad("a shorter final bar cannot leave a repeat or ending open")
-        return k._replace(ctx=ctx, pos=0, marked=0, last=None, rep=rep, ending=ending, lb=token, fields=0,
+        return k._replace(ctx=ctx, pos=0, last=None, rep=rep, ending=ending, lb=token, fields=0,
                           el_start=0, el_unit=0, cls=None), 1
 
     def _step_field(self, k: _Key, token: str) -> _Key:

@@ -1,0 +1,443 @@
+"""The ABC grammar mask: random walks over allowed tokens always give valid, finished, canonical tunes;
+controls hold; music21 reads the tunes with full bars; the real corpus is accepted token by token."""
+
+from __future__ import annotations
+
+import collections
+import functools
+import re
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from events.abc_read import AbcTune, parse_tune, read_abc_text, split_tunes
+from symbolic.abc_grammar import AbcGrammar, tuplet_ratio
+from symbolic.abc_normalise import BARS, DURATIONS, PITCHES, AbcNotAccepted, key_sharps, normalise_abc
+from symbolic.abc_tokens import AbcTokenizer, bar_bucket, count_bars
+
+
+@pytest.fixture(scope="module")
+def tok() -> AbcTokenizer:
+    return AbcTokenizer()
+
+
+def walk(grammar: AbcGrammar, rng: np.random.Generator, prefix: list[int] | None = None) -> list[int]:
+    """One tune: tokens chosen uniformly among the allowed ones, checking the mask is never empty."""
+    state = grammar.start()
+    ids: list[int] = []
+    for t in prefix or []:
+        state = grammar.advance(state, t)
+        ids.append(t)
+    while not grammar.finished(state):
+        mask = grammar.allowed(state)
+        assert mask.dtype == bool and mask.shape == (len(grammar.vocab),)
+        assert mask.any(), f"dead end after {len(ids)} tokens"
+        token = int(rng.choice(np.flatnonzero(mask)))
+        state = grammar.advance(state, token)
+        ids.append(token)
+    return ids
+
+
+# -- an independent reading of bar lengths (Fractions, not the grammar's ticks) --------------------
+
+_BROKEN = {">": (Fraction(3, 2), Fraction(1, 2)), ">>": (Fraction(7, 4), Fraction(1, 4)),
+           ">>>": (Fraction(15, 8), Fraction(1, 8)), "<": (Fraction(1, 2), Fraction(3, 2)),
+           "<<": (Fraction(1, 4), Fraction(7, 4)), "<<<": (Fraction(1, 8), Fraction(15, 8))}
+_PITCH_SET = frozenset(PITCHES)
+
+
+def bar_lengths(tokens: list[str]) -> list[tuple[Fraction, Fraction | None]]:
+    """(length, meter length) in whole notes of every bar with content, from the tokens after <bos>."""
+    meter, unit = "none", Fraction(1, 8)
+    out: list[tuple[Fraction, Fraction | None]] = []
+    length, content, in_grace = Fraction(0), False, False
+    elements: list[Fraction] = []
+    tuplet_left, tuplet_factor, right_factor = 0, Fraction(1), None
+
+    def meter_length() -> Fraction | None:
+        return AbcTokenizer.meter_value("M:" + meter)
+
+    i = 0
+    while i < len(tokens):
+        t = tokens[i]
+        i += 1
+        if t.startswith("M:"):
+            meter = t[2:]
+        elif t.startswith("L:"):
+            unit = AbcTokenizer.unit_value(t)
+        elif t.startswith(("K:", "<bars")) or t in ("^^", "^", "=", "_", "__", "-", "(", ")", "[1", "[2"):
+            continue
+        elif t in ("{", "}"):
+            in_grace = t == "{"
+        elif in_grace:
+            continue
+        elif t in BARS:
+            if content:
+                out.append((length * unit, meter_length()))
+            length, content = Fraction(0), False
+        elif re.fullmatch(r"\(\d", t):
+            tuplet_left, tuplet_factor = int(t[1]), tuplet_ratio(int(t[1]), meter)
+        elif t in _BROKEN:
+            left, right_factor = _BROKEN[t]
+            length += elements[-1] * (left - 1)
+        elif t in _PITCH_SET or t in ("z", "["):
+            if t == "[":
+                i = tokens.index("]", i) + 1
+            value = Fraction(1)
+            if i < len(tokens) and tokens[i] in DURATIONS:
+                value = DURATIONS[tokens[i]]
+                i += 1
+            if tuplet_left:
+                value *= tuplet_factor
+                tuplet_left -= 1
+            if right_factor is not None:
+                value *= right_factor
+                right_factor = None
+            elements.append(value)
+            length += value
+            content = True
+        else:
+            raise AssertionError(f"unexpected token {t!r}")
+    if content:
+        out.append((length * unit, meter_length()))
+    return out
+
+
+def check_tune(tok: AbcTokenizer, grammar: AbcGrammar, ids: list[int], *, meter=None, unit=None, key=None,
+               bars=None, sections=None) -> tuple[str, list[str]]:
+    """Every property a sampled tune must have; returns (text, tokens)."""
+    assert ids[0] == tok.bos_id and ids[-1] == tok.eos_id
+    assert len(ids) <= grammar.max_tokens
+    assert tok.eos_id not in ids[:-1] and tok.pad_id not in ids
+    text = tok.decode(ids)
+    assert normalise_abc(text) == text, text
+    assert tok.encode(text, normalised=True) == ids, text  # the bar bucket agrees with the bars written
+    tokens = [tok.vocab[i] for i in ids[1:-1]]
+    if meter:
+        assert tokens[0] == f"M:{meter}"
+    if unit:
+        assert tokens[1] == f"L:{unit}"
+    if key:
+        assert tokens[2] == f"K:{key}"
+    assert not any(t.startswith("M:") for t in tokens[4:]), "no meter changes with strict_bars"
+    if meter:
+        assert not any(t.startswith("M:") for t in tokens[1:])
+    if unit:
+        assert not any(t.startswith("L:") for t in tokens[2:])
+    if key:
+        assert not any(t.startswith("K:") for t in tokens[3:])
+    body = tokens[4:]
+    if bars:
+        assert count_bars(body) == bars, text
+    if sections:
+        n_sections, per = sections
+        closing, content = [], False  # the bar line that ends each bar
+        for t in body:
+            if t in BARS:
+                if content:
+                    closing.append(t)
+                content = False
+            elif t in _PITCH_SET or t == "z":
+                content = True
+        assert len(closing) == n_sections * per, text
+        for j, t in enumerate(closing, 1):
+            assert (t in ("||", ":|", "|]")) == (j % per == 0), (j, text)
+    lengths = bar_lengths(tokens)
+    assert len(lengths) == count_bars(body)
+    for j, (length, full) in enumerate(lengths):
+        if full is None:
+            continue
+        assert length <= full, (j, text)
+        if 0 < j < len(lengths) - 1 or sections:
+            assert length == full, (j, length, full, text)
+    assert body[-1] in BARS, "ends with a bar line"
+    return text, tokens
+
+
+# -- random walks ----------------------------------------------------------------------------------
+
+WALKS = [  # (meter, unit, key, bars, sections, max_tokens, walks)
+    ("6/8", "1/8", "G", None, None, 160, 20),
+    ("2/4", "1/16", "Ador", None, None, 160, 15),
+    ("3/4", "1/8", "Bb", 8, None, 256, 15),
+    ("4/4", "1/8", "Em", None, None, 128, 15),
+    ("C", "1/8", "D", 16, None, 400, 10),
+    ("C|", "1/4", "F", None, (2, 4), 256, 10),
+    ("9/8", "1/8", "Edor", None, None, 160, 15),
+    ("5/4", "1/4", "C", 4, None, 128, 15),
+    ("7/8", "1/8", "Amix", None, None, 160, 15),
+    ("12/8", "1/16", "F#m", None, (2, 2), 400, 10),
+    ("3/2", "1/2", "Ebm", None, None, 96, 15),
+    ("none", "1/8", "Glyd", 6, None, 128, 10),
+    (None, None, None, None, None, 160, 20),
+    (None, None, None, 4, None, 128, 15),
+    (None, "1/8", None, None, (2, 3), 200, 10),
+    ("6/8", None, "G", None, None, 40, 20),  # a small budget: it must still end validly
+    ("2/4", "1/8", None, 2, None, 24, 20),
+]
+
+
+@pytest.mark.parametrize(("meter", "unit", "key", "bars", "sections", "max_tokens", "n_walks"), WALKS)
+def test_random_walks_give_valid_finished_tunes(tok, meter, unit, key, bars, sections, max_tokens, n_walks):
+    grammar = AbcGrammar(tok, meter=meter, unit=unit, key=key, bars=bars, sections=sections, max_tokens=max_tokens)
+    rng = np.random.default_rng(len(WALKS) * max_tokens + n_walks)
+    seen = collections.Counter()
+    for _ in range(n_walks):
+        ids = walk(grammar, rng)
+        _text, tokens = check_tune(tok, grammar, ids, meter=meter, unit=unit, key=key,
+                                   bars=bars or (sections and sections[0] * sections[1]), sections=sections)
+        seen.update(t for t in tokens if not t[0].isalpha() or t == "z")
+    # the walks reach the constructs (not only plain notes)
+    if max_tokens >= 128:
+        for construct in ("z", "[", "(", ")", "{", "-"):
+            assert seen[construct] > 0, construct
+        assert any(seen[f"({p}"] for p in range(2, 10))
+        assert any(seen[b] for b in _BROKEN)
+
+
+def test_walks_are_deterministic_when_seeded(tok):
+    grammar = AbcGrammar(tok, meter="6/8", unit="1/8", max_tokens=128)
+    first = [walk(grammar, np.random.default_rng(7)) for _ in range(2)]
+    again = [walk(AbcGrammar(tok, meter="6/8", unit="1/8", max_tokens=128), np.random.default_rng(7))
+             for _ in range(2)]
+    assert first == again
+
+
+def test_music21_reads_sampled_tunes_with_their_header_and_full_bars(tok):
+    """30 tunes across meters: music21 parses them, with the requested meter and key, and every measure
+    but the first and last has the meter's length (music21 makes measures only with 2+ plain bar lines)."""
+    from music21 import converter
+    from music21 import key as m21key
+    from music21 import meter as m21meter
+
+    rng = np.random.default_rng(2024)
+    measured = 0
+    cases = [("6/8", "1/8", "G"), ("2/4", "1/16", "Ador"), ("3/4", "1/8", "Bb"), ("C", "1/8", "Em"),
+             ("C|", "1/4", "D"), ("9/8", "1/8", "Dmix"), ("5/4", "1/4", "A"), ("7/8", "1/16", "Ephr"),
+             ("4/4", "1/4", "Fm"), ("3/8", "1/8", "C#m")]
+    for i in range(30):
+        meter, unit, key_name = cases[i % len(cases)]
+        grammar = AbcGrammar(tok, meter=meter, unit=unit, key=key_name, bars=8, max_tokens=256)
+        ids = walk(grammar, rng)
+        text, tokens = check_tune(tok, grammar, ids, meter=meter, unit=unit, key=key_name, bars=8)
+        table = parse_tune(AbcTune(1, text))
+        assert len(table) > 0
+        score = converter.parse(text, format="abc", forceSource=True)
+        signature = score.recurse().getElementsByClass(m21meter.TimeSignature).first()
+        expected_meter = {"C": "4/4", "C|": "2/2"}.get(meter, meter)
+        assert signature.ratioString == expected_meter
+        ks = score.recurse().getElementsByClass(m21key.KeySignature).first()
+        assert ks.sharps == key_sharps(key_name)
+        measures = list(score.recurse().getElementsByClass("Measure"))
+        if not measures:
+            assert tokens.count("|") < 2, text
+            continue
+        lengths = bar_lengths(tokens)
+        assert len(measures) == len(lengths), text
+        full_ql = Fraction(signature.barDuration.quarterLength)
+        for j, m in enumerate(measures):
+            ql = Fraction(m.duration.quarterLength).limit_denominator(10**6)
+            assert ql == lengths[j][0] * 4, (j, text)
+            if 0 < j < len(measures) - 1:
+                assert ql == full_ql, (j, text)
+                measured += 1
+    assert measured > 100
+
+
+# -- controls, refusals, budgets ---------------------------------------------------------------
+
+def test_prefix_ids_and_forced_header(tok):
+    grammar = AbcGrammar(tok, meter="6/8", unit="1/8", key="Ador", bars=16)
+    prefix = grammar.prefix_ids()
+    assert [tok.vocab[i] for i in prefix] == ["<bos>", "M:6/8", "L:1/8", "K:Ador", "<bars:13-16>"]
+    state = grammar.start()
+    for t in prefix:
+        assert np.flatnonzero(grammar.allowed(state)).tolist() == [t]
+        state = grammar.advance(state, t)
+    assert [tok.vocab[i] for i in AbcGrammar(tok, meter="C", key="G").prefix_ids()] == ["<bos>", "M:C"]
+    free = AbcGrammar(tok)
+    assert free.prefix_ids() == [tok.bos_id]
+    mask = free.allowed(free.advance(free.start(), tok.bos_id))
+    meters = {tok.vocab[i] for i in np.flatnonzero(mask)}
+    assert "M:6/8" in meters and "M:none" in meters and all(m.startswith("M:") for m in meters)
+
+
+def test_sections_control_writes_section_bar_lines(tok):
+    grammar = AbcGrammar(tok, meter="4/4", unit="1/8", key="D", sections=(3, 4), max_tokens=300)
+    assert tok.vocab[grammar.prefix_ids()[-1]] == bar_bucket(12)
+    rng = np.random.default_rng(5)
+    for _ in range(5):
+        check_tune(tok, grammar, walk(grammar, rng), meter="4/4", bars=12, sections=(3, 4))
+
+
+def test_advance_refuses_disallowed_tokens_naming_them(tok):
+    grammar = AbcGrammar(tok, meter="6/8", unit="1/8", key="G", bars=4, max_tokens=200)
+    ids = tok.token_to_id
+    state = grammar.start()
+    with pytest.raises(ValueError, match="'M:6/8' not allowed"):
+        grammar.advance(state, ids["M:6/8"])  # <bos> first
+    for t in grammar.prefix_ids():
+        state = grammar.advance(state, t)
+    with pytest.raises(ValueError, match="'<eos>' not allowed: the tune cannot end here"):
+        grammar.advance(state, tok.eos_id)
+    with pytest.raises(ValueError, match="'\\)' not allowed"):
+        grammar.advance(state, ids[")"])
+    with pytest.raises(ValueError, match="'M:3/4' not allowed"):
+        grammar.advance(state, ids["M:3/4"])
+    with pytest.raises(ValueError, match="out of range"):
+        grammar.advance(state, len(tok))
+    # the bar is 6 eighths: A4 then a 3 would overfill it (bar 2: not a pickup)
+    for t in ("z", "6", "|", "A", "4"):
+        state = grammar.advance(state, ids[t])
+    assert not grammar.allowed(state)[ids["3"]]
+    with pytest.raises(ValueError, match="'3' not allowed"):
+        grammar.advance(state, ids["3"])
+    # an accidental carries: once ^F is written, F must carry one in the bar
+    for t in ("^", "F"):
+        state = grammar.advance(state, ids[t])
+    assert not grammar.allowed(state)[ids["F"]] and not grammar.allowed(state)[ids["f"]]
+    with pytest.raises(ValueError, match="'F' not allowed: F had an accidental"):
+        grammar.advance(state, ids["F"])
+    assert grammar.allowed(state)[ids["G"]] and grammar.allowed(state)[ids["="]]
+    # a tie continues the same note
+    state = grammar.advance(state, ids["-"])
+    with pytest.raises(ValueError, match="'\\|' not allowed"):  # the bar is not full yet (5 of 6)
+        grammar.advance(state, ids["|"])
+    allowed = {tok.vocab[i] for i in np.flatnonzero(grammar.allowed(state))}
+    assert allowed == {"^"}
+    with pytest.raises(ValueError, match="'=' not allowed: a tie continues the accidental '\\^'"):
+        grammar.advance(state, ids["="])
+    state = grammar.advance(state, ids["^"])
+    assert {tok.vocab[i] for i in np.flatnonzero(grammar.allowed(state))} == {"F"}
+    state = grammar.advance(state, ids["F"])
+    assert {"|", "/2"} <= {tok.vocab[i] for i in np.flatnonzero(grammar.allowed(state))}
+    assert grammar.advance(state, ids["|"])[1] == 2  # two bars done
+
+
+def test_tuplets_broken_rhythm_and_grace_rules(tok):
+    ids = tok.token_to_id
+    grammar = AbcGrammar(tok, meter="2/4", unit="1/8", key="C", bars=4, max_tokens=200)
+    state = grammar.start()
+    for t in [*grammar.prefix_ids(), ids["A"], ids["4"], ids["|"]]:  # bar 2 can be neither pickup nor last
+        state = grammar.advance(state, t)
+
+    def allowed():
+        return {tok.vocab[i] for i in np.flatnonzero(grammar.allowed(state))}
+
+    state = grammar.advance(state, ids["(3"])
+    assert "|" not in allowed() and "{" not in allowed() and "(3" not in allowed()
+    for t in ("c", "d"):
+        state = grammar.advance(state, ids[t])
+        assert ">" not in allowed() and "|" not in allowed()  # no broken rhythm in a tuplet, not complete
+    state = grammar.advance(state, ids["e"])
+    assert "|" not in allowed()  # the triplet is one beat; the bar needs another
+    assert ">" not in allowed()  # broken rhythm cannot take a tuplet's last note either
+    for t in ("A", ">", "B"):
+        state = grammar.advance(state, ids[t])
+    assert "|" in allowed() and "<" not in allowed()  # A>B is one beat: the bar is full; no chains
+    state = grammar.advance(state, ids["|"])
+    assert "}" not in allowed() and ")" not in allowed()
+    state = grammar.advance(state, ids["{"])
+    assert "z" not in allowed() and "}" not in allowed() and "g" in allowed()
+    for t in ("g", "}"):
+        state = grammar.advance(state, ids[t])
+    assert "z" not in allowed() and "|" not in allowed() and "c" in allowed()
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"meter": "6/9"}, "meter '6/9' is not in the ABC vocabulary"),
+    ({"unit": "1/3"}, "unit '1/3' is not in the ABC vocabulary"),
+    ({"key": "Hdor"}, "key 'Hdor' is not in the ABC vocabulary"),
+    ({"bars": 0}, "bars must be at least 1"),
+    ({"sections": (2, 0)}, "sections must be"),
+    ({"sections": (2, 4), "bars": 9}, "disagrees with sections"),
+    ({"max_tokens": 4}, "max_tokens must be at least 8"),
+    ({"meter": "16/1", "unit": "1/64", "bars": 16, "max_tokens": 512}, "max_tokens=512 is too small"),
+])
+def test_impossible_controls_raise_naming_the_parameter(tok, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        AbcGrammar(tok, **kwargs)
+
+
+def test_budget_is_exact_for_the_shortest_tune(tok):
+    """One 6/8 bar at L:1/8 needs <bos> M L K <bars> z 6 | <eos> = 9 tokens: 9 works, 8 does not."""
+    assert AbcGrammar(tok, meter="6/8", unit="1/8", key="G", bars=1, max_tokens=9).cost(
+        AbcGrammar(tok, meter="6/8", unit="1/8", key="G", bars=1, max_tokens=9).start()) == 9
+    with pytest.raises(ValueError, match="needs 9 tokens"):
+        AbcGrammar(tok, meter="6/8", unit="1/8", key="G", bars=1, max_tokens=8)
+    grammar = AbcGrammar(tok, meter="6/8", unit="1/8", key="G", bars=1, max_tokens=9)
+    for seed in range(20):
+        ids = walk(grammar, np.random.default_rng(seed))
+        assert len(ids) <= 9
+        check_tune(tok, grammar, ids, meter="6/8", bars=1)
+
+
+# -- the real corpus ---------------------------------------------------------------------------
+
+@functools.cache
+def corpus_ids(step: int) -> list[tuple[str, list[int]]]:
+    """Every ``step``-th ABC tune of music21's corpus that the tokenizer accepts, encoded."""
+    import music21
+
+    tok = AbcTokenizer()
+    root = Path(music21.__file__).parent / "corpus"
+    tunes = [(path.name, t) for path in sorted(root.rglob("*.abc")) for t in split_tunes(read_abc_text(path))]
+    out = []
+    for name, tune in tunes[::step]:
+        try:
+            out.append((f"{name}#{tune.number}", tok.encode(tune.text)))
+        except AbcNotAccepted:
+            continue
+    return out
+
+
+def _accepts(grammar: AbcGrammar, ids: list[int]) -> str | None:
+    state = grammar.start()
+    try:
+        for t in ids:
+            state = grammar.advance(state, t)
+    except ValueError as exc:
+        return re.sub(r"token '[^']*'", "token", str(exc))
+    return None if grammar.finished(state) else "not finished"
+
+
+def test_the_grammar_accepts_the_real_corpus(tok):
+    """Every 10th corpus tune, fed token by token. Syntax only: at least 95% accepted; with exact bars,
+    at least 95% of the tunes whose bars are all regular (the rest have irregular bars in the source)."""
+    tunes = corpus_ids(10)
+    assert len(tunes) > 1200
+    report = []
+    regular = [ids for _name, ids in tunes
+               if not any(t.startswith("M:") for t in (tok.vocab[i] for i in ids[2:-1]))
+               and _regular_bars([tok.vocab[i] for i in ids[1:-1]])]
+    for strict, final_bar_line in ((False, False), (False, True), (True, False), (True, True)):
+        grammar = AbcGrammar(tok, max_tokens=100_000, strict_bars=strict, final_bar_line=final_bar_line)
+        reasons: collections.Counter = collections.Counter()
+        start = time.perf_counter()
+        for _name, ids in tunes:
+            why = _accepts(grammar, ids)
+            if why:
+                reasons[why] += 1
+        seconds = time.perf_counter() - start
+        accepted = 1 - sum(reasons.values()) / len(tunes)
+        line = (f"strict_bars={strict} final_bar_line={final_bar_line}: {accepted:.3f} of {len(tunes)} tunes "
+                f"accepted ({seconds:.1f} s)")
+        if strict:
+            ok_regular = sum(_accepts(grammar, ids) is None for ids in regular) / len(regular)
+            line += f"; {ok_regular:.3f} of the {len(regular)} with regular bars"
+            if not final_bar_line:
+                assert ok_regular >= 0.95
+        elif not final_bar_line:
+            assert accepted >= 0.95
+        report.append(line)
+        report.extend(f"    {n:5d} {why}" for why, n in reasons.most_common(6))
+    print("\n" + "\n".join(report))
+
+
+def _regular_bars(tokens: list[str]) -> bool:
+    lengths = bar_lengths(tokens)
+    return all(full is None or (length <= full and (length == full or j in (0, len(lengths) - 1)))
+               for j, (length, full) in enumerate(lengths))
