@@ -45,6 +45,9 @@ class _Tables:
     duration: dict[int, np.ndarray]  # ticks per beat -> (max ticks + 1,) Duration_<a.b.c>
     time_sig: dict[tuple[int, int], int]
     tempo: dict[int, int]      # microseconds per quarter -> Tempo_<qpm> id (filled lazily)
+    vocab: dict[str, int]
+    ticks_per_beat: object     # miditok.utils.compute_ticks_per_beat
+    score_ticks_per_beat: object   # miditok.utils.get_score_ticks_per_beat
 
 
 def supports(tokenizer) -> bool:
@@ -73,11 +76,20 @@ def _lookup(vocab: dict[str, int], prefix: str, values) -> np.ndarray:
     return np.array([vocab.get(f"{prefix}_{v}", _NO_ID) for v in values], dtype=np.int64)
 
 
-def _tables(tokenizer) -> _Tables:
-    """The lookup tables of ``tokenizer``, built on first use and kept on the tokenizer object."""
-    cached = tokenizer.__dict__.get("_ostinato_fast_remi")
-    if cached is not None:
+def _tables(tokenizer) -> _Tables | None:
+    """The lookup tables of ``tokenizer`` (``None`` if unsupported), built once and kept on the tokenizer.
+
+    The tokenizer's configuration is taken as fixed once it has encoded (as miditok's own
+    vocabulary is).
+    """
+    cached = tokenizer.__dict__.get("_ostinato_fast_remi", False)
+    if cached is not False:
         return cached
+    if not supports(tokenizer):
+        tokenizer.__dict__["_ostinato_fast_remi"] = None
+        return None
+    from miditok.utils import compute_ticks_per_beat, get_score_ticks_per_beat
+
     vocab = tokenizer.vocab
     n_positions = sum(1 for token in vocab if token.startswith("Position_"))
     duration = {}
@@ -98,21 +110,56 @@ def _tables(tokenizer) -> _Tables:
         time_sig={ts: vocab[f"TimeSig_{ts[0]}/{ts[1]}"] for ts in tokenizer.time_signatures
                   if f"TimeSig_{ts[0]}/{ts[1]}" in vocab},
         tempo={},
+        vocab=vocab,
+        ticks_per_beat=compute_ticks_per_beat,
+        score_ticks_per_beat=get_score_ticks_per_beat,
     )
     tokenizer.__dict__["_ostinato_fast_remi"] = tables
     return tables
 
 
-def _tempo_ids(tables: _Tables, vocab: dict[str, int], tempos) -> np.ndarray | None:
-    """Ids of ``Tempo_<round(qpm, 2)>`` for a tempo list, as miditok's ``_create_global_events`` names them."""
-    mspq = tempos.numpy()["mspq"] if len(tempos) else np.zeros(0, dtype=np.int32)
-    ids = np.empty(len(mspq), dtype=np.int64)
-    for value in np.unique(mspq).tolist():
-        if value not in tables.tempo:
-            qpm = symusic.Tempo.from_numpy(time=np.zeros(1, np.int32), mspq=np.array([value], np.int32))[0].tempo
-            tables.tempo[value] = vocab.get(f"Tempo_{round(qpm, 2)}", _NO_ID)
-        ids[mspq == value] = tables.tempo[value]
-    return None if (ids == _NO_ID).any() else ids
+def _tempo_id(tables: _Tables, mspq: int) -> int:
+    """The id of ``Tempo_<round(qpm, 2)>``, as miditok's ``_create_global_events`` names a tempo."""
+    found = tables.tempo.get(mspq)
+    if found is None:
+        qpm = symusic.Tempo.from_numpy(time=np.zeros(1, np.int32), mspq=np.array([mspq], np.int32))[0].tempo
+        found = tables.tempo[mspq] = tables.vocab.get(f"Tempo_{round(qpm, 2)}", _NO_ID)
+    return found
+
+
+def _note_tokens(tables: _Tables, score: symusic.Score) -> tuple[np.ndarray, np.ndarray] | None:
+    """Onset ticks ``[n]`` and ids ``[n, 4]`` (Program, Pitch, Velocity, Duration) of the notes, in miditok's order."""
+    sections = tables.score_ticks_per_beat(score)   # (end tick, ticks per beat) per section
+    starts, rows = [], []
+    for track in score.tracks:
+        soa = track.notes.numpy()
+        start = soa["time"]
+        if len(start) == 0:
+            continue
+        duration = soa["duration"]
+        tokens = np.empty((len(start), 4), dtype=np.int64)
+        tokens[:, 0] = tables.program[(-1 if track.is_drum else int(track.program)) + 1]
+        tokens[:, 1] = (tables.pitch_drum if track.is_drum else tables.pitch)[soa["pitch"]]
+        tokens[:, 2] = tables.velocity[soa["velocity"]]
+        # miditok looks each note's Duration up in the section of its onset
+        section = 0 if len(sections) == 1 else np.searchsorted(sections[:, 0], start, side="right")
+        for s in ([0] if len(sections) == 1 else np.unique(section).tolist()):
+            if s >= len(sections):
+                return None
+            table = tables.duration.get(int(sections[s, 1]))
+            here = section == s if len(sections) > 1 else slice(None)
+            d = duration[here]
+            if table is None or d.min() < 0 or d.max() >= len(table):
+                return None   # miditok would fail on this note (KeyError)
+            tokens[here, 3] = table[d]
+        starts.append(start)
+        rows.append(tokens)
+    if not starts:
+        return np.zeros(0, np.int64), np.zeros((0, 4), np.int64)
+    start = np.concatenate(starts).astype(np.int64) if len(starts) > 1 else starts[0].astype(np.int64)
+    tokens = np.concatenate(rows) if len(rows) > 1 else rows[0]
+    order = np.argsort(start, kind="stable")
+    return start[order], tokens[order]
 
 
 def fast_remi_ids(tokenizer, score: symusic.Score) -> list[int] | None:
@@ -126,125 +173,105 @@ def fast_remi_ids(tokenizer, score: symusic.Score) -> list[int] | None:
         the token ids (miditok's vocabulary), or ``None`` when the tokenizer or the score has
         something this encoder does not reproduce exactly (then use miditok itself).
     """
-    if not isinstance(score, symusic.core.ScoreTick) or not supports(tokenizer):
+    if not isinstance(score, symusic.core.ScoreTick):
         return None
-    from miditok.utils import compute_ticks_per_bar, compute_ticks_per_beat, get_score_ticks_per_beat
-
     tables = _tables(tokenizer)
-    vocab = tokenizer.vocab
+    if tables is None:
+        return None
     score = tokenizer.preprocess_score(score)
     tpq = score.ticks_per_quarter
     max_pos_per_beat = tokenizer.config.max_num_pos_per_beat
 
-    # ---- global events: time signatures (sections of the bar grid) and tempos
-    ts_soa = score.time_signatures.numpy()
-    ts_time = ts_soa["time"].astype(np.int64)
-    ts_num, ts_den = ts_soa["numerator"].tolist(), ts_soa["denominator"].tolist()
-    if len(ts_time) == 0 or ts_time[0] != 0 or (np.diff(ts_time) <= 0).any():
-        return None
-    ts_tok = np.array([tables.time_sig.get((n, d), _NO_ID) for n, d in zip(ts_num, ts_den, strict=True)],
-                      dtype=np.int64)
-    if (ts_tok == _NO_ID).any():
-        return None
-    ticks_per_bar = np.array([compute_ticks_per_bar(symusic.TimeSignature(0, n, d), tpq)
-                              for n, d in zip(ts_num, ts_den, strict=True)], dtype=np.int64)
-    ticks_per_pos = np.array([compute_ticks_per_beat(d, tpq) // max_pos_per_beat for d in ts_den], dtype=np.int64)
-    if (ticks_per_bar <= 0).any() or (ticks_per_pos <= 0).any():
-        return None
-    # each time signature must start a bar of the previous one (miditok's preprocessing delays them so)
-    span = np.diff(ts_time)
-    if (span % ticks_per_bar[:-1]).any():
-        return None
-    bar_at_ts = np.concatenate([[0], np.cumsum(span // ticks_per_bar[:-1])])
-    tempo_time = score.tempos.numpy()["time"].astype(np.int64) if len(score.tempos) else np.zeros(0, np.int64)
-    tempo_tok = _tempo_ids(tables, vocab, score.tempos)
-    if tempo_tok is None:
-        return None
-
-    # ---- notes: Program, Pitch/PitchDrum, Velocity, Duration per note, tracks in order
-    tpb_sections = get_score_ticks_per_beat(score)
-    starts, note_tokens = [], []
-    for track in score.tracks:
-        if len(track.notes) == 0:
-            continue
-        soa = track.notes.numpy()
-        start = soa["time"].astype(np.int64)
-        duration = soa["duration"].astype(np.int64)
-        pitch = (tables.pitch_drum if track.is_drum else tables.pitch)[soa["pitch"].astype(np.int64)]
-        velocity = tables.velocity[soa["velocity"].astype(np.int64)]
-        program = tables.program[(-1 if track.is_drum else int(track.program)) + 1]
-        section = np.searchsorted(tpb_sections[:, 0], start, side="right")
-        if (section >= len(tpb_sections)).any() or (duration < 0).any():
+    # ---- time-signature sections of the bar grid (few: plain Python)
+    sec_time, sec_bar, sec_tpbar, sec_tppos, sec_tok = [], [], [], [], []
+    for ts in score.time_signatures:
+        tick, num, den = ts.time, ts.numerator, ts.denominator
+        tok = tables.time_sig.get((num, den))
+        ticks_per_beat = tables.ticks_per_beat(den, tpq)
+        ticks_per_bar, ticks_per_pos = int(ticks_per_beat * num), ticks_per_beat // max_pos_per_beat
+        if tok is None or ticks_per_bar <= 0 or ticks_per_pos <= 0:
             return None
-        dur_tok = np.full(len(start), _NO_ID, dtype=np.int64)
-        for s in np.unique(section).tolist():
-            table = tables.duration.get(int(tpb_sections[s, 1]))
-            if table is None:
+        if sec_time:   # each must start a bar of the previous one (miditok's preprocessing delays them so)
+            span = tick - sec_time[-1]
+            if span <= 0 or span % sec_tpbar[-1]:
                 return None
-            here = section == s
-            d = duration[here]
-            dur_tok[here] = np.where(d < len(table), table[np.minimum(d, len(table) - 1)], _NO_ID)
-        tokens = np.stack([np.full(len(start), program), pitch, velocity, dur_tok], axis=1)
-        if (tokens == _NO_ID).any():
+            bar = sec_bar[-1] + span // sec_tpbar[-1]
+        elif tick != 0:
             return None
-        starts.append(start)
-        note_tokens.append(tokens)
-    note_start = np.concatenate(starts) if starts else np.zeros(0, np.int64)
-    note_tok = np.concatenate(note_tokens) if note_tokens else np.zeros((0, 4), np.int64)
-
-    # ---- miditok's order: a stable sort by tick of [time sigs, tempos, notes]
-    kind = np.concatenate([np.full(len(ts_time), _TS), np.full(len(tempo_time), _TEMPO),
-                           np.full(len(note_start), _NOTE)])
-    index = np.concatenate([np.arange(len(ts_time)), np.arange(len(tempo_time)), np.arange(len(note_start))])
-    time = np.concatenate([ts_time, tempo_time, note_start])
-    order = np.argsort(time, kind="stable")
-    kind, index, time = kind[order], index[order], time[order]
-    n = len(time)
-    if kind[0] != _TS or time[0] != 0:
+        else:
+            bar = 0
+        sec_time.append(tick)
+        sec_bar.append(bar)
+        sec_tpbar.append(ticks_per_bar)
+        sec_tppos.append(ticks_per_pos)
+        sec_tok.append(tok)
+    if not sec_time:
         return None
+
+    # ---- global events, stably sorted by tick as miditok sorts them: time signatures, then tempos
+    glob = [(t, _TS, tok) for t, tok in zip(sec_time, sec_tok, strict=True)]
+    glob += [(tempo.time, _TEMPO, _tempo_id(tables, tempo.mspq)) for tempo in score.tempos]
+    glob.sort(key=lambda g: g[0])
+    if any(g[2] == _NO_ID for g in glob) or glob[0][:2] != (0, _TS):
+        return None
+
+    # ---- notes, then all events in miditok's order (globals before notes at the same tick)
+    found = _note_tokens(tables, score)
+    if found is None:
+        return None
+    start, note_tok = found
+    if note_tok.size and note_tok.min() == _NO_ID:
+        return None
+    n_notes = len(start)
+    g_time = np.array([g[0] for g in glob], dtype=np.int64)
+    g_kind = np.array([g[1] for g in glob], dtype=np.int8)
+    at = np.searchsorted(start, g_time, side="left")
+    time = np.insert(start, at, g_time)
+    kind = np.insert(np.full(n_notes, _NOTE, dtype=np.int8), at, g_kind)
+    glob_pos = at + np.arange(len(glob))
 
     # ---- REMI._add_time_events, per array
     is_ts = kind == _TS
-    # the section in force when an event is reached (a time signature acts after its own bars)
-    section = np.maximum(np.cumsum(is_ts) - 1 - is_ts, 0)
-    section[0] = 0
-    new_time = np.ones(n, dtype=bool)
+    if len(sec_time) == 1:
+        s_time, s_bar, s_tpbar, s_tppos, s_tok = sec_time[0], 0, sec_tpbar[0], sec_tppos[0], sec_tok[0]
+    else:   # the section in force when an event is reached (a time signature acts after its own bars)
+        section = np.cumsum(is_ts) - 1 - is_ts
+        section[0] = 0
+        s_time, s_bar, s_tpbar, s_tppos, s_tok = (np.array(v, dtype=np.int64)[section]
+                                                  for v in (sec_time, sec_bar, sec_tpbar, sec_tppos, sec_tok))
+    new_time = np.empty(len(time), dtype=bool)
+    new_time[0] = True
     new_time[1:] = (time[1:] != time[:-1]) | is_ts[:-1]
-    sec_time, sec_bar, sec_tpb = ts_time[section], bar_at_ts[section], ticks_per_bar[section]
-    target_bar = sec_bar + (time - sec_time) // sec_tpb
-    if (np.diff(target_bar) < 0).any():
+    target_bar = s_bar + (time - s_time) // s_tpbar
+    if (target_bar[1:] < target_bar[:-1]).any():
         return None
-    n_bars = np.diff(np.concatenate([[-1], target_bar]))
-    n_bars[~new_time] = 0
-    bar_tick = sec_time + (target_bar - sec_bar) * sec_tpb
+    n_bars = target_bar.copy()
+    n_bars[1:] -= target_bar[:-1]
+    n_bars[0] += 1   # miditok starts at bar -1
+    position = (time - (s_time + (target_bar - s_bar) * s_tpbar)) // s_tppos
+    if position.max() >= len(tables.position):
+        return None
     has_position = new_time & ~is_ts
-    position = (time - bar_tick) // ticks_per_pos[section]
-    if has_position.any():
-        pos = position[has_position]
-        if pos.min() < 0 or pos.max() >= len(tables.position):
-            return None
     # tokens per event: n bars each with its TimeSig (the last bar before a time signature has none),
     # a Position, then the event's own tokens
     bar_block = 2 * n_bars - (is_ts & (n_bars > 0))
-    own = np.where(kind == _NOTE, 4, 1)
-    length = bar_block + has_position + own
-    offset = np.concatenate([[0], np.cumsum(length)[:-1]])
-    out = np.empty(int(length.sum()), dtype=np.int64)
+    length = bar_block + has_position + 1
+    length[kind == _NOTE] += 3
+    offset = np.cumsum(length) - length
+    out = np.empty(int(offset[-1] + length[-1]), dtype=np.int64)
 
     # bar blocks: Bar, TimeSig, Bar, TimeSig, ... (TimeSig of the section in force)
-    with_bars = np.flatnonzero(bar_block > 0)
-    if len(with_bars):
-        sizes = bar_block[with_bars]
-        first = np.repeat(offset[with_bars], sizes)
-        within = np.arange(int(sizes.sum())) - np.repeat(np.cumsum(sizes) - sizes, sizes)
-        out[first + within] = np.where(within % 2 == 0, tables.bar_id,
-                                       np.repeat(ts_tok[section[with_bars]], sizes))
-    at = offset + bar_block
-    out[at[has_position]] = tables.position[position[has_position]]
-    at = at + has_position
-    ts_events, tempo_events, note_events = (np.flatnonzero(kind == k) for k in (_TS, _TEMPO, _NOTE))
-    out[at[ts_events]] = ts_tok[index[ts_events]]
-    out[at[tempo_events]] = tempo_tok[index[tempo_events]]
-    if len(note_events):
-        out[at[note_events, None] + np.arange(4)] = note_tok[index[note_events]]
+    with_bars = np.flatnonzero(bar_block)
+    sizes = bar_block[with_bars]
+    first = np.repeat(offset[with_bars], sizes)
+    within = np.arange(len(first)) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    ts_ids = s_tok if len(sec_time) == 1 else np.repeat(s_tok[with_bars], sizes)
+    out[first + within] = np.where(within % 2 == 0, tables.bar_id, ts_ids)
+    own = offset + bar_block
+    out[own[has_position]] = tables.position[position[has_position]]
+    own += has_position
+    out[own[glob_pos]] = [g[2] for g in glob]
+    if n_notes:
+        note_pos = np.flatnonzero(kind == _NOTE)
+        out[own[note_pos, None] + np.arange(4)] = note_tok
     return out.tolist()
