@@ -8,17 +8,22 @@ tune token by token::
     state = grammar.advance(state, token_id)    # ValueError naming the token if it is not allowed
     grammar.finished(state)                     # True after <eos>
 
-A state is a small immutable tuple ``(key, bars_done, n_tokens, last_note)``: copying it is free.
+A state is a small immutable tuple ``(key, bars_done, n_tokens, last_note, marked_letters)``: copying it
+is free, and one per sequence of a batch costs nothing.
 
 What a tune must be (the tokenizer's canonical form, :mod:`symbolic.abc_normalise`):
 
 - ``<bos> M: L: K: <bars:..>`` first (restricted to the requested values), then the body, then ``<eos>``.
 - Notes ``[accidental] pitch [duration]``, rests ``z [duration]``, chords ``[`` notes ``]`` ``[duration]``,
-  tuplets ``(p`` followed by exactly ``p`` notes, rests or chords, grace groups ``{`` notes ``}`` before a
-  note or chord, slurs ``( )`` balanced around notes and chords (no rests inside a slur, at most
-  ``MAX_SLURS`` deep), ties ``-`` from a note to the same note (same accidental) or from a chord to a
-  chord, broken rhythm ``> >> >>> < << <<<`` between a note or chord (with its duration) and the next
-  note or chord (not inside tuplets, no chains).
+  tuplets ``(p`` followed by exactly ``p`` notes, rests or chords (q as music21 reads it, see
+  :func:`tuplet_ratio`; only durations music21 can put in a tuplet), grace groups ``{`` notes ``}`` before
+  a note or chord or at the end of a bar (not inside tuplets: music21 counts grace notes as tuplet notes),
+  slurs ``( )`` balanced around notes and chords (no rests inside a slur, at most ``MAX_SLURS`` deep),
+  ties ``-`` from a note to the same note (same accidental) or from a chord to a chord, broken rhythm
+  ``> >> >>> < << <<<`` directly between a note or chord (with its duration) and the next note or chord
+  (music21 ignores it anywhere else; not inside tuplets, no chains). At most ``MAX_CHORD_NOTES`` notes in
+  a chord or grace group; durations inside them only with ``strict_bars=False`` (music21 takes the first
+  note's).
 - Accidentals are written as the normaliser writes them: once a letter has an accidental in a bar,
   every later note of that letter in the bar carries one (so ``normalise_abc(text) == text``).
 - ``strict_bars=True`` (the default, what the sampler uses): every bar holds exactly the meter's
@@ -31,16 +36,22 @@ What a tune must be (the tokenizer's canonical form, :mod:`symbolic.abc_normalis
   closes, after which ``[2`` must follow; two bar lines touch only as ``:|`` ``|:``; a leading bar line
   may open the body.
 - Field changes (``M:`` ``L:`` ``K:`` lines, in that order) after a bar line, only for the fields the
-  caller left free.
-- ``<eos>`` only after a bar line with nothing open (repeat, first ending, slur, tie), with a number of
-  bars in the chosen ``<bars:..>`` bucket (exactly ``bars``, or ``n_sections * bars_per_section`` with a
-  ``||``, ``:|`` or ``|]`` at the end of each section, when given).
+  caller left free; no ``M:`` change with ``strict_bars`` (music21 keeps bar lines of the first meter).
+- ``<eos>`` only after a bar line (``final_bar_line=False``: also after the last note) with nothing open
+  (repeat, first ending, slur, tie, tuplet), with a number of bars in the chosen ``<bars:..>`` bucket
+  (exactly ``bars``, or ``n_sections * bars_per_section`` with ``||``, ``:|`` or ``|]`` ending each
+  section and ``|`` or ``|:`` inside one, no pickup, no shorter final bar, no endings, when given).
 - The whole sequence, ``<bos>`` and ``<eos>`` included, is at most ``max_tokens`` long: a token is
   allowed only if a valid ending still fits after it (the cost of a fixed completion policy, exact per
   state), so the grammar never dead-ends.
 
 Masks are cached per state class (module-level, shared by grammars with the same options); a cached
-``allowed`` + ``advance`` is a few numpy operations.
+``allowed`` + ``advance`` is a few numpy operations (about 20 us, ``benchmarks/abc_grammar_speed.py``);
+a state class seen for the first time costs about a millisecond.
+
+The completion cost of a state is the length of a fixed policy's completion (close what is open, fill the
+bar with rests of greedy lengths, write the bars still needed): it is exact for that policy, so a state
+reached within budget always has an allowed token (the policy's), and ``allowed`` is never all False.
 """
 
 from __future__ import annotations
@@ -107,6 +118,20 @@ class _Key(NamedTuple):
     lb: str | None  # the last bar line
     fields: int  # field changes since the last bar line (bits M=1 L=2 K=4)
     cls: tuple | None  # what the number of bars done allows (see AbcGrammar._cls)
+
+
+_KEY_INDEX = {name: i for i, name in enumerate(_Key._fields)}
+
+
+def _key_replace(self: _Key, **changes) -> _Key:
+    """``_Key._replace`` without namedtuple's checks (the grammar's hot path)."""
+    values = list(self)
+    for name, value in changes.items():
+        values[_KEY_INDEX[name]] = value
+    return tuple.__new__(_Key, values)
+
+
+_Key._replace = _key_replace  # type: ignore[method-assign]
 
 
 def tuplet_ratio(p: int, meter: str) -> Fraction:
@@ -1051,8 +1076,8 @@ class AbcGrammar:
         left, right = _BROKEN_FACTORS[token]
         if not k.bar:
             return k._replace(ctx=BROKEN, brk=1, el_start=0, el_unit=0)
-        length = (k.pos - k.el_start) * left
-        pos = k.el_start + int(length)
+        pos = k.el_start + (k.pos - k.el_start) * left.numerator // left.denominator  # exact: lengths are
+        # multiples of GRID_TICKS, which 8 divides
         if pos > k.bar:
             raise _Bad("the broken rhythm would overfill the bar")
         return k._replace(ctx=BROKEN, pos=pos, brk=int(TICKS_PER_UNIT * right), el_start=0, el_unit=0)
