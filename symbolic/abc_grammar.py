@@ -570,8 +570,8 @@ class AbcGrammar:
         e = self._c.entries.get(key)
         if e is not None:
             return e
-        loc = np.full(self.V, _INF, dtype=np.int64)
-        sidx = np.zeros(self.V, dtype=np.int64)
+        loc = np.full(self.V, _INF, dtype=np.int32)  # 2 * _INF still fits
+        sidx = np.zeros(self.V, dtype=np.int16)
         sigs: list = []
         sig_index: dict = {}
         nxt: dict = {}

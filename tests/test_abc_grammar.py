@@ -24,17 +24,20 @@ def tok() -> AbcTokenizer:
     return AbcTokenizer()
 
 
-def walk(grammar: AbcGrammar, rng: np.random.Generator, prefix: list[int] | None = None) -> list[int]:
-    """One tune: tokens chosen uniformly among the allowed ones, checking the mask is never empty."""
+def walk(grammar: AbcGrammar, rng: np.random.Generator) -> list[int]:
+    """One tune: tokens chosen uniformly among the allowed ones. At every state the mask is not empty,
+    and neither is it with the tightest budget the state's completion cost allows (no dead ends)."""
     state = grammar.start()
     ids: list[int] = []
-    for t in prefix or []:
-        state = grammar.advance(state, t)
-        ids.append(t)
     while not grammar.finished(state):
         mask = grammar.allowed(state)
         assert mask.dtype == bool and mask.shape == (len(grammar.vocab),)
         assert mask.any(), f"dead end after {len(ids)} tokens"
+        key, bars_done, n_tokens, note, marked = state
+        cost = grammar.cost(state)
+        assert n_tokens + cost <= grammar.max_tokens
+        tight = grammar.allowed((key, bars_done, grammar.max_tokens - cost, note, marked))
+        assert tight.any() and not (tight & ~mask).any()
         token = int(rng.choice(np.flatnonzero(mask)))
         state = grammar.advance(state, token)
         ids.append(token)
@@ -196,6 +199,22 @@ def test_random_walks_give_valid_finished_tunes(tok, meter, unit, key, bars, sec
             assert seen[construct] > 0, construct
         assert any(seen[f"({p}"] for p in range(2, 10))
         assert any(seen[b] for b in _BROKEN)
+
+
+@pytest.mark.parametrize("kwargs", [{"strict_bars": False}, {"strict_bars": False, "final_bar_line": False},
+                                    {"final_bar_line": False, "meter": "3/4", "unit": "1/8"}])
+def test_syntax_only_walks_round_trip(tok, kwargs):
+    """Without exact bars (or with endings after the last note) tunes still normalise to themselves."""
+    grammar = AbcGrammar(tok, max_tokens=160, **kwargs)
+    rng = np.random.default_rng(3)
+    for _ in range(15):
+        ids = walk(grammar, rng)
+        text = tok.decode(ids)
+        assert normalise_abc(text) == text
+        assert tok.encode(text, normalised=True) == ids
+        if kwargs.get("strict_bars", True):
+            lengths = bar_lengths([tok.vocab[i] for i in ids[1:-1]])
+            assert all(length == full for length, full in lengths[1:-1])
 
 
 def test_walks_are_deterministic_when_seeded(tok):
