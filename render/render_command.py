@@ -58,6 +58,8 @@ def plan(inputs: list[str], output: str, fmt: str | None) -> list[Job]:
 def _renderer(engine: str, options: dict):
     key = (engine, tuple(sorted(options.items())))
     if _STATE.get("key") != key:
+        if engine != "soundfont":
+            _one_torch_thread()  # files run in parallel with -j instead; many threads thrash on a busy machine
         from . import get_renderer
 
         _STATE["renderer"] = get_renderer(engine, **options)
@@ -87,13 +89,10 @@ def render_one(job: Job, engine: str, options: dict, sample_rate_hz: int, gain: 
     return written
 
 
-def _worker_init() -> None:
-    try:
-        import torch
+def _one_torch_thread() -> None:
+    import torch
 
-        torch.set_num_threads(1)
-    except ImportError:
-        pass
+    torch.set_num_threads(1)
 
 
 @dataclass(frozen=True)
@@ -126,8 +125,7 @@ def _parallel(todo: list[Job], args: argparse.Namespace, options: dict, fmt: str
 
     pending = list(todo)
     while pending:
-        pool = ProcessPoolExecutor(max_workers=args.jobs, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=_worker_init)
+        pool = ProcessPoolExecutor(max_workers=args.jobs, mp_context=multiprocessing.get_context("spawn"))
         futures = {pool.submit(_run_job, job, args.engine, options, args.sample_rate, args.gain, fmt): job
                    for job in pending}
         pending = []
