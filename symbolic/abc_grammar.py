@@ -156,6 +156,7 @@ _DUR_N = {token: int(value * 32) for token, value in DURATIONS.items()}  # durat
 _DG_ASC = sorted({*_DUR_N.values(), 32})  # every length a note can have, in 1/32 units (32: no token)
 
 
+@functools.cache
 def _simple_length(n: int) -> bool:
     """A length (1/32 units) music21 can put in a tuplet: one note type with up to three dots."""
     num = Fraction(n, 32).numerator
@@ -216,10 +217,14 @@ _CACHES: dict[tuple, _Cache] = {}
 
 
 class _Entry:
-    __slots__ = ("loc", "next", "sidx", "sigs")
+    """A cached key: per token, the policy's tokens to the next bar-start signature (``loc``, ``_INF`` if
+    refused) and that signature's index (``sidx`` into ``sigs``); next keys; tails per bars done."""
+
+    __slots__ = ("loc", "next", "sidx", "sigs", "tails")
 
     def __init__(self, loc, sidx, sigs, nxt):
         self.loc, self.sidx, self.sigs, self.next = loc, sidx, sigs, nxt
+        self.tails: dict[int, np.ndarray] = {}
 
 
 class AbcGrammar:
@@ -374,8 +379,7 @@ class AbcGrammar:
             costs = self._header_costs(key)
             return costs < budget
         e = self._entry(key)
-        tails = np.array([self._tail(bd + 1, s) for s in e.sigs], dtype=np.int64)
-        mask = (e.loc + tails[e.sidx]) < budget
+        mask = (e.loc + self._tails(e, bd)[e.sidx]) < budget
         if marked and key.ctx not in (ACC, CH_ACC, GR_ACC):
             mask &= self.marked_ok[marked]
         if key.tie in ("n", "na") and key.ctx in (TIE, BAR, ACC):
@@ -404,7 +408,7 @@ class AbcGrammar:
         step = e.next.get(rep)
         if step is None:
             step = e.next[rep] = self._step(key, rep)
-        cost = e.loc[token_id] + self._tail(bd + 1, e.sigs[e.sidx[token_id]])
+        cost = int(e.loc[token_id]) + int(self._tails(e, bd)[e.sidx[token_id]])
         if cost >= budget:
             raise ValueError(self._refusal(key, token_id, True, int(cost)))
         refusal = self._tie_refusal(key, token_id, note)
@@ -433,6 +437,13 @@ class AbcGrammar:
             note = (note[0] if key.ctx == ACC else "", token_id)
         return (nxt, bd, n + 1, note, marked)
 
+    def _tails(self, e: _Entry, bd: int) -> np.ndarray:
+        """Tokens after each of ``e``'s bar-start signatures, with ``bd`` bars done before them."""
+        tails = e.tails.get(bd)
+        if tails is None:
+            tails = e.tails[bd] = np.array([self._tail(bd + 1, s) for s in e.sigs], dtype=np.int64)
+        return tails
+
     def cost(self, state: tuple) -> int:
         """Tokens the completion policy still needs from ``state`` (``<eos>`` included); a large number if none."""
         key, bd, _n, _note, _marked = state
@@ -458,7 +469,7 @@ class AbcGrammar:
             self._step(key, int(self.rep_of[token_id]) if self.rep_of[token_id] >= 0 else token_id)
         except _Bad as exc:
             return f"token {token!r} not allowed: {exc}"
-        return f"token {token!r} not allowed: no valid tune continues with it"
+        return self._refusal(key, token_id, True, _INF)
 
     def _restrict_tie(self, mask: np.ndarray, key: _Key, note) -> None:
         """A pending tie continues to the same pitch with the same accidental (``note``)."""
