@@ -79,14 +79,15 @@ def _lookup(vocab: dict[str, int], prefix: str, values) -> np.ndarray:
 def _tables(tokenizer) -> _Tables | None:
     """The lookup tables of ``tokenizer`` (``None`` if unsupported), built once and kept on the tokenizer.
 
-    The tokenizer's configuration is taken as fixed once it has encoded (as miditok's own
-    vocabulary is).
+    They are rebuilt if the vocabulary grows or is trained; the configuration is otherwise taken
+    as fixed once the tokenizer has encoded (miditok builds its vocabulary from it once, too).
     """
-    cached = tokenizer.__dict__.get("_ostinato_fast_remi", False)
-    if cached is not False:
-        return cached
+    fingerprint = (len(tokenizer.vocab), tokenizer.is_trained)
+    cached = tokenizer.__dict__.get("_ostinato_fast_remi")
+    if cached is not None and cached[0] == fingerprint:
+        return cached[1]
     if not supports(tokenizer):
-        tokenizer.__dict__["_ostinato_fast_remi"] = None
+        tokenizer.__dict__["_ostinato_fast_remi"] = (fingerprint, None)
         return None
     from miditok.utils import compute_ticks_per_beat, get_score_ticks_per_beat
 
@@ -114,7 +115,7 @@ def _tables(tokenizer) -> _Tables | None:
         ticks_per_beat=compute_ticks_per_beat,
         score_ticks_per_beat=get_score_ticks_per_beat,
     )
-    tokenizer.__dict__["_ostinato_fast_remi"] = tables
+    tokenizer.__dict__["_ostinato_fast_remi"] = (fingerprint, tables)
     return tables
 
 
