@@ -21,7 +21,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from corpora.sources import is_held_out
 from events import NoteTable, Track
+
+__all__ = ["is_held_out"]  # re-exported: the project's split rule
 
 # Ensembles a part-writing piece is played by; each lists GM programs, given to parts in turn.
 ENSEMBLES: dict[str, tuple[int, ...]] = {
@@ -42,11 +45,6 @@ SOLO_PROGRAMS = (0, 19, 40, 41, 56, 57, 60, 65, 68, 71, 73, 52, 53, 24, 48, 22, 
 DRUM_KEYS = {"kick": 36, "kick2": 35, "snare": 38, "snare2": 40, "stick": 37, "clap": 39, "closed hat": 42,
              "pedal hat": 44, "open hat": 46, "low tom": 45, "mid tom": 47, "high tom": 50, "floor tom": 41,
              "crash": 49, "ride": 51, "ride bell": 53, "tambourine": 54, "cowbell": 56, "crash2": 57, "splash": 55}
-
-
-def is_held_out(key: str) -> bool:
-    """The project's held-out rule: the first byte of sha256(key) is below 13 (about 5%)."""
-    return hashlib.sha256(key.encode("utf-8")).digest()[0] < 13
 
 
 def _rng(key: str, salt: str) -> np.random.Generator:

@@ -114,3 +114,26 @@ def test_train_cli_errors(tmp_path):
     assert "Traceback" not in result.stderr
     result = run_cli("train", "renderer", "--out", str(tmp_path / "m"))
     assert result.returncode == 2  # one of --pairs / --synthesize-from is required
+
+
+def test_train_cli_on_maestro_layout(tmp_path):
+    """``--pairs`` reads a MAESTRO-v3 folder (index CSV + year folders) through corpora.paired."""
+    root = tmp_path / "maestro"
+    renderer = SoundFontRenderer()
+    rows = ["canonical_composer,canonical_title,split,year,midi_filename,audio_filename,duration"]
+    names = [i for i in range(60) if is_held_out(f"maestro/2018/p{i}.midi")][:1] + list(range(6))
+    for i in names:
+        table = phrase(i, 0)
+        events.write_midi(table, root / "2018" / f"p{i}.midi")
+        from render import write_audio
+
+        write_audio(renderer.render(table, 22050), 22050, root / "2018" / f"p{i}.wav")
+        rows.append(f"X,Y,train,2018,2018/p{i}.midi,2018/p{i}.wav,4.0")
+    (root / "maestro-v3.0.0.csv").write_text("\n".join(rows) + "\n")
+    out = tmp_path / "model"
+    result = run_cli("train", "renderer", "--pairs", str(root), "--out", str(out), "--steps", "1", "--eval-every",
+                     "1", "--batch-size", "2", "--segment-s", "0.3", "--harmonics", "8", "--hidden-size", "16")
+    assert result.returncode == 0, result.stderr
+    n_held = sum(is_held_out(f"maestro/2018/p{i}.midi") for i in names)
+    assert n_held >= 1
+    assert f"{len(names) - n_held} training pieces" in result.stderr and f"{n_held} held out" in result.stderr
