@@ -66,7 +66,8 @@ import numpy as np
 from .abc_normalise import DURATIONS, KEYS, METERS, PITCHES, UNITS
 from .abc_tokens import BAR_BUCKETS, AbcTokenizer, bar_bucket
 
-__all__ = ["GRID_TICKS", "MAX_CHORD_NOTES", "MAX_SLURS", "TICKS_PER_UNIT", "AbcGrammar", "tuplet_ratio"]
+__all__ = ["GRID_TICKS", "MAX_CHORD_NOTES", "MAX_SLURS", "TICKS_PER_UNIT", "AbcGrammar", "clear_caches",
+           "tuplet_ratio"]
 
 TICKS_PER_UNIT = 80640  # 32 * 2520: 1/32 unit durations, tuplets of 2..9 and broken rhythm are exact
 GRID_TICKS = TICKS_PER_UNIT // 32  # the 1/32-unit grid plain durations move on
@@ -214,6 +215,12 @@ class _Cache:
 
 
 _CACHES: dict[tuple, _Cache] = {}
+_MAX_CACHED = 300_000  # memo entries per kind before a cache is dropped (it refills deterministically)
+
+
+def clear_caches() -> None:
+    """Drop every cached mask and cost (they are recomputed on demand, identically)."""
+    _CACHES.clear()
 
 
 class _Entry:
@@ -624,6 +631,12 @@ class AbcGrammar:
             sidx[group] = index(sig)
             nxt[rep] = (n, inc)
         e = _Entry(loc, sidx, sigs, nxt)
+        if len(self._c.entries) > _MAX_CACHED // 10:
+            self._c.entries.clear()
+        if len(self._c.local) > _MAX_CACHED:
+            self._c.local.clear()
+        if len(self._c.tail) > _MAX_CACHED:
+            self._c.tail.clear()
         self._c.entries[key] = e
         return e
 
