@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from events.abc_read import AbcTune, parse_tune, read_abc_text, split_tunes
-from symbolic.abc_grammar import AbcGrammar, tuplet_ratio
+from symbolic.abc_grammar import AbcGrammar, clear_caches, tuplet_ratio
 from symbolic.abc_normalise import BARS, DURATIONS, PITCHES, AbcNotAccepted, key_sharps, normalise_abc
 from symbolic.abc_tokens import AbcTokenizer, bar_bucket, count_bars
 
@@ -223,6 +223,15 @@ def test_walks_are_deterministic_when_seeded(tok):
     again = [walk(AbcGrammar(tok, meter="6/8", unit="1/8", max_tokens=128), np.random.default_rng(7))
              for _ in range(2)]
     assert first == again
+    clear_caches()  # cold caches give the same masks
+    assert [walk(grammar, np.random.default_rng(7)) for _ in range(2)] == first
+    state = grammar.start()
+    for t in first[0]:
+        state = grammar.advance(state, t)
+    assert grammar.finished(state)
+    assert np.flatnonzero(grammar.allowed(state)).tolist() == [tok.pad_id]  # after <eos> only padding
+    with pytest.raises(ValueError, match="the tune has ended"):
+        grammar.advance(state, tok.eos_id)
 
 
 def test_music21_reads_sampled_tunes_with_their_header_and_full_bars(tok):
