@@ -202,8 +202,11 @@ def run_compose(args: argparse.Namespace) -> int:
 
     bar = tqdm(total=sampling.max_tokens, desc=f"compose x{args.n}", unit="tok", file=sys.stderr, disable=not show,
                dynamic_ncols=True, mininterval=0.5)
-    pieces = compose(model, tokenizer, n=args.n, sampling=sampling, abc=abc, midi=midi, prompt=prompt,
-                     on_step=lambda step: bar.update(step - bar.n))
+    try:
+        pieces = compose(model, tokenizer, n=args.n, sampling=sampling, abc=abc, midi=midi, prompt=prompt,
+                         on_step=lambda step: bar.update(step - bar.n))
+    except ValueError as exc:   # controls the grammar cannot meet (e.g. a meter the tokens cannot write)
+        raise InputError(args.primer or "compose", str(exc)) from None
     bar.close()
     for piece, path in zip(pieces, outputs, strict=True):
         _write_piece(piece, path, fmt)

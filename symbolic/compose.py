@@ -48,11 +48,11 @@ class Composition:
     table: NoteTable
 
 
-def abc_grammar(tokenizer, controls: AbcControls, max_tokens: int):
+def abc_grammar(tokenizer, controls: AbcControls, max_tokens: int, *, strict_bars: bool = True):
     from .abc_grammar import AbcGrammar
 
     return AbcGrammar(tokenizer, meter=controls.meter, unit=controls.unit, key=controls.key, bars=controls.bars,
-                      sections=controls.sections, max_tokens=max_tokens)
+                      sections=controls.sections, max_tokens=max_tokens, strict_bars=strict_bars)
 
 
 def midi_grammar(tokenizer, controls: MidiControls, max_tokens: int):
@@ -77,9 +77,35 @@ def compose(model, tokenizer, *, n: int = 1, sampling: SamplingConfig | None = N
         grammars = [midi_grammar(tokenizer, midi or MidiControls(), max_tokens) for _ in range(n)]
     if prompt is None:
         prompt = list(grammars[0].prefix_ids())
+    else:
+        grammars = _fitting(grammars, prompt, tokenizer, abc, max_tokens)
     ids = sample(model, prompt=prompt, n=n, config=sampling, grammars=grammars, eos_id=tokenizer.eos_id,
                  pad_id=tokenizer.pad_id, on_step=on_step)
     return [decode(tokenizer, seq) for seq in ids]
+
+
+def _fitting(grammars: list, prompt: list[int], tokenizer, abc: AbcControls | None, max_tokens: int) -> list:
+    """Grammars that accept the primer's tokens: a real ABC primer may have irregular bars, so
+    its tune is then continued with syntax rules only. Raises ValueError when nothing fits."""
+    try:
+        _advance_all(grammars[0], prompt)
+        return grammars
+    except ValueError as exc:
+        if tokenizer.kind != "abc":
+            raise ValueError(f"the primer does not fit the requested controls: {exc}") from None
+    loose = [abc_grammar(tokenizer, abc or AbcControls(), max_tokens, strict_bars=False) for _ in grammars]
+    try:
+        _advance_all(loose[0], prompt)
+    except ValueError as exc:
+        raise ValueError(f"the primer cannot be continued: {exc}") from None
+    return loose
+
+
+def _advance_all(grammar, ids: list[int]):
+    state = grammar.start()
+    for token in ids:
+        state = grammar.advance(state, token)
+    return state
 
 
 def decode(tokenizer, ids: list[int]) -> Composition:
