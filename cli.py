@@ -20,14 +20,12 @@ log = logging.getLogger("ostinato")
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 # Subcommands the project grows into, with the issue that builds each one.
-PLANNED = {
-    "evaluate": ("held-out likelihood, sample quality and render quality", "evaluation"),
-}
+PLANNED: dict[str, tuple[str, str]] = {}
 
 # Each stage adds its own subcommands: ``add_parsers(sub, common)`` in its ``commands`` module
 # declares options and sets ``run`` (heavy imports such as torch stay inside the run functions,
 # so ``ostinato --help`` stays fast). ``train`` is shared: each stage adds its ``train <what>``.
-STAGE_COMMANDS = ("symbolic.commands", "render.commands", "corpora.commands")
+STAGE_COMMANDS = ("symbolic.commands", "render.commands", "corpora.commands", "symbolic.evaluate_commands")
 TRAIN_COMMANDS = ("symbolic.commands", "render.commands")
 
 

@@ -59,11 +59,3 @@ def test_usage_errors_exit_2():
     assert run_cli("info").returncode == 2
     assert run_cli("frobnicate").returncode == 2
     assert run_cli("train").returncode == 2  # train what?
-
-
-@pytest.mark.parametrize("command", ["evaluate"])
-def test_commands_not_built_yet_say_so(command):
-    result = run_cli(command)
-    assert result.returncode == 1
-    assert result.stderr.strip() == f"ostinato: {command}: not available in this version yet " \
-                                    f"(see `ostinato {command} --help`)"

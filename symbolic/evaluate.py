@@ -1,0 +1,379 @@
+"""Evaluating the token stage: held-out likelihood and the quality of sampled pieces.
+
+    figures = likelihood(model, tokenizer, context=512, items=items)      # bits per token/char/note
+    check = check_abc_tune(text, "tune.abc#1")                            # validity, bars against the meter
+    features = piece_features(table)                                       # histograms after Yang & Lerch
+    similarity = distribution_similarity(generated, reference)            # overlap area and KL per feature
+    run = longest_shared_run(sample_pitches, training_index)               # originality
+
+Likelihood reuses :func:`symbolic.train.heldout_nats` and :func:`symbolic.train.likelihood_figures`, so
+``evaluate nll`` on the held-out pieces of a training source gives the figure of the model card.
+
+Distribution similarity (after Yang & Lerch 2020, "On the evaluation of generative models in
+music"), in its pooled-histogram form: each feature is a histogram over fixed bins, summed over
+the pieces of a set and normalised to a probability distribution; two sets are compared by the
+overlap area ``sum_i min(p_i, q_i)`` (1 = the same distribution, 0 = disjoint) and by the
+Kullback-Leibler divergence ``KL(reference || generated) = sum_i p_i ln(p_i / q_i)`` in nats over
+the bins where ``p_i > 0`` (``q_i`` floored at ``KL_FLOOR``, so a bin the generated set never
+visits costs a large but finite amount).
+
+Features (drum notes excluded; times in quarter notes, so tempo does not matter):
+
+- ``pitch_class``: 12 bins, one count per note (``pitch % 12``);
+- ``pitch_range``: 128 bins, one count per piece (highest minus lowest pitch, semitones);
+- ``interval``: 49 bins for -24..+24 semitones (clipped), between successive notes of a track
+  ordered by (onset, pitch);
+- ``ioi``: inter-onset intervals between successive distinct onsets of the piece, in twelfths
+  of a quarter note, 97 bins (0..8 quarters, clipped);
+- ``note_length``: note durations in twelfths of a quarter note, 97 bins (clipped).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import numpy as np
+
+from events import NoteTable
+from events.errors import InputError, one_line
+
+FEATURES = ("pitch_class", "pitch_range", "interval", "ioi", "note_length")
+MAX_INTERVAL = 24
+STEPS_PER_QUARTER = 12
+MAX_STEPS = 8 * STEPS_PER_QUARTER
+KL_FLOOR = 1e-6
+
+
+# ---------------------------------------------------------------------------- likelihood
+def likelihood(model, tokenizer, *, context: int, items: list, instruments: str = "keep",
+               device: str = "cpu", batch_size: int = 16) -> dict:
+    """Bits per token and per character (ABC) or per note (MIDI) of ``items`` under ``model``.
+
+    Args:
+        model: a loaded causal LM (:func:`symbolic.model.load_model_folder`).
+        tokenizer: its tokenizer.
+        context: the model's context in tokens (longer pieces are scored in chunks, and MIDI
+            pieces are cut into windows of at most ``context`` tokens, as in training).
+        items: :class:`corpora.sources.Item` list, scored in this order.
+        instruments: ``"keep"`` or ``"ensemble"``, as the model was trained (MIDI tokenizers).
+
+    Returns:
+        ``bits_per_token``, ``bits_per_char`` (ABC) or ``bits_per_note`` (MIDI), ``n_tokens``,
+        ``n_pieces``, ``n_chars``/``n_notes``, ``n_failed`` and ``failed`` (one line per piece the
+        tokenizer could not accept).
+
+    Raises:
+        InputError: no piece could be tokenized.
+    """
+    import torch
+
+    from .data import tokenize_items
+    from .train import heldout_nats, likelihood_figures
+
+    data = tokenize_items(items, tokenizer, max_tokens=context, instruments=instruments)
+    pieces = [*data.train, *data.test] if data.train and data.test else data.train or data.test
+    if not pieces:
+        first = f" (first problem: {data.failures[0]})" if data.failures else ""
+        raise InputError("evaluate nll", f"no piece could be tokenized: {len(data.failures)} failed{first}")
+    totals = heldout_nats(model, pieces, context=context, pad_id=tokenizer.pad_id, device=torch.device(device),
+                          batch_size=batch_size)
+    figures = likelihood_figures(totals, data.unit)
+    figures["n_items"] = len({p.key.split("@")[0] for p in pieces})
+    figures["n_failed"] = len(data.failures)
+    figures["failed"] = list(data.failures)
+    return figures
+
+
+# ---------------------------------------------------------------------------- validity
+@dataclass
+class SampleCheck:
+    """What one sampled piece is: valid or not (and why), its bars, header and notes.
+
+    Attributes:
+        key: the file (``path#X`` for a tune of an ABC file).
+        valid: it parses (ABC with its headers, or MIDI that decodes) and has notes.
+        problem: one line when not valid.
+        n_bars: bars (measures) of the piece; ``n_bad_bars`` of them do not match the meter.
+        key_name, meter, programs: what the piece declares, for control adherence.
+        table: its notes when valid.
+    """
+
+    key: str
+    valid: bool
+    problem: str | None = None
+    n_bars: int = 0
+    n_bad_bars: int = 0
+    bad_bars: list[int] = field(default_factory=list)
+    key_name: str | None = None
+    meter: str | None = None
+    programs: list = field(default_factory=list)
+    table: NoteTable | None = field(default=None, repr=False)
+
+
+_HEADER = re.compile(r"^([XMK]):\s*(\S.*?)\s*$", re.MULTILINE)
+
+
+def check_abc_tune(text: str, name: str = "<abc>") -> SampleCheck:
+    """Check one ABC tune: ``X:``, ``M:`` and ``K:`` headers, music21 parses it, its bars match the meter.
+
+    A bar is bad when its length (music21 measure, quarter notes) differs from the meter's bar,
+    except that the first bar (an anacrusis) and the last bar may be shorter.
+    """
+    headers = {m.group(1): m.group(2) for m in reversed(list(_HEADER.finditer(text)))}
+    missing = [f"{h}:" for h in "XMK" if h not in headers]
+    if missing:
+        return SampleCheck(name, False, f"missing header {', '.join(missing)}")
+    from music21 import converter, stream
+
+    from events.music21_io import stream_to_table
+
+    try:
+        score = converter.parse(text, format="abc", forceSource=True)
+        if isinstance(score, stream.Opus):
+            score = score.scores[0]
+        table = stream_to_table(score, path=name)
+    except Exception as exc:  # music21 raises many kinds
+        return SampleCheck(name, False, f"music21 cannot parse it: {one_line(exc)}")
+    if len(table) == 0:
+        return SampleCheck(name, False, "no notes")
+    check = SampleCheck(name, True, key_name=headers["K"], meter=headers["M"], table=table,
+                        programs=_programs(table))
+    parts = list(score.parts) if isinstance(score, stream.Score) else [score]
+    measures = list(parts[0].getElementsByClass("Measure")) if parts else []
+    check.n_bars = len(measures)
+    for index, measure in enumerate(measures):
+        length = Fraction(measure.duration.quarterLength).limit_denominator(1000)
+        bar = Fraction(measure.barDuration.quarterLength).limit_denominator(1000)
+        short_ok = index in (0, len(measures) - 1) and length < bar
+        if length != bar and not short_ok:
+            check.bad_bars.append(index + 1)
+    check.n_bad_bars = len(check.bad_bars)
+    return check
+
+
+def check_file(path) -> list[SampleCheck]:
+    """Check every piece of a generated file: each tune of an ``.abc`` file, or a MIDI file."""
+    from pathlib import Path
+
+    path = Path(path)
+    if path.suffix.lower() == ".abc":
+        from events.abc_read import read_abc_text, split_tunes
+
+        try:
+            tunes = split_tunes(read_abc_text(path))
+        except InputError as exc:
+            return [SampleCheck(str(path), False, exc.problem if hasattr(exc, "problem") else one_line(exc))]
+        if not tunes:
+            return [SampleCheck(str(path), False, "no ABC tune (no X: or K: line)")]
+        return [check_abc_tune(t.text, f"{path}#{t.number}" if len(tunes) > 1 else str(path)) for t in tunes]
+    return [check_midi_file(path)]
+
+
+def check_midi_file(path) -> SampleCheck:
+    """A MIDI (or MusicXML) file is valid when it decodes into notes; bars are counted, never bad."""
+    import events
+
+    try:
+        table = events.read(path)
+    except Exception as exc:
+        return SampleCheck(str(path), False, one_line(exc))
+    if len(table) == 0:
+        return SampleCheck(str(path), False, "no notes")
+    ts = table.time_signatures[0] if table.time_signatures else None
+    bar_ticks = table.ticks_per_quarter * (ts.bar_quarters if ts else 4)
+    n_bars = math.ceil(Fraction(int(table.offset_tick.max())) / bar_ticks) if len(table) else 0
+    key = table.key_signatures[0].name if table.key_signatures else None
+    return SampleCheck(str(path), True, n_bars=int(n_bars), key_name=key, meter=ts.text if ts else None,
+                       programs=_programs(table), table=table)
+
+
+def _programs(table: NoteTable) -> list:
+    found = {"drums" if t.is_drum else int(t.program) for i, t in enumerate(table.tracks) if np.any(table.track == i)}
+    return sorted(found, key=str)
+
+
+# ---------------------------------------------------------------------------- control adherence
+_MODES = {"": "major", "maj": "major", "major": "major", "ion": "major", "ionian": "major",
+          "m": "minor", "min": "minor", "minor": "minor", "aeo": "minor", "aeolian": "minor"}
+
+
+def normalise_key(text: str | None) -> str | None:
+    """``"G"``, ``"Gmaj"``, ``"G major"`` -> ``"G major"``; ``"Ador"`` -> ``"A dorian"``; None stays None."""
+    if text is None:
+        return None
+    match = re.match(r"\s*([A-Ga-g])([#b]?)\s*([A-Za-z]*)", text)
+    if not match:
+        return text.strip()
+    tonic = match.group(1).upper() + match.group(2)
+    mode = match.group(3).lower()
+    if mode in _MODES:
+        return f"{tonic} {_MODES[mode]}"
+    for full in ("dorian", "phrygian", "lydian", "mixolydian", "locrian"):
+        if full.startswith(mode[:3]) and len(mode) >= 3:
+            return f"{tonic} {full}"
+    return f"{tonic} {mode}"
+
+
+def normalise_meter(text: str | None) -> str | None:
+    """``"C"`` -> ``"4/4"``, ``"C|"`` -> ``"2/2"``, ``" 6/8 "`` -> ``"6/8"``."""
+    if text is None:
+        return None
+    text = text.strip()
+    return {"C": "4/4", "C|": "2/2"}.get(text, text.replace(" ", ""))
+
+
+def adherence(checks: list[SampleCheck], *, key: str | None = None, meter: str | None = None,
+              bars: int | None = None, instruments: list | None = None) -> dict:
+    """Fraction of the valid pieces that meet each requested control (only those requested).
+
+    ``instruments`` is compared as a set of GM programs (and ``"drums"``) with the programs that play.
+    """
+    valid = [c for c in checks if c.valid]
+    wanted = {"key": normalise_key(key) if key else None, "meter": normalise_meter(meter) if meter else None,
+              "bars": bars, "instruments": sorted(set(instruments), key=str) if instruments else None}
+    found = {
+        "key": lambda c: normalise_key(c.key_name),
+        "meter": lambda c: normalise_meter(c.meter),
+        "bars": lambda c: c.n_bars,
+        "instruments": lambda c: sorted(set(c.programs), key=str),
+    }
+    result = {}
+    for name, value in wanted.items():
+        if value is None:
+            continue
+        hits = sum(found[name](c) == value for c in valid)
+        result[name] = hits / len(valid) if valid else 0.0
+    return result
+
+
+# ---------------------------------------------------------------------------- distributions
+@dataclass
+class Features:
+    """Histogram counts of one piece (or a set, summed): one int64 array per feature."""
+
+    counts: dict[str, np.ndarray]
+
+    def __add__(self, other: Features) -> Features:
+        return Features({k: self.counts[k] + other.counts[k] for k in FEATURES})
+
+
+def _bins(name: str) -> int:
+    return {"pitch_class": 12, "pitch_range": 128, "interval": 2 * MAX_INTERVAL + 1, "ioi": MAX_STEPS + 1,
+            "note_length": MAX_STEPS + 1}[name]
+
+
+def empty_features() -> Features:
+    return Features({k: np.zeros(_bins(k), np.int64) for k in FEATURES})
+
+
+def _steps(ticks: np.ndarray, ticks_per_quarter: int) -> np.ndarray:
+    return np.clip(np.rint(ticks * STEPS_PER_QUARTER / ticks_per_quarter), 0, MAX_STEPS).astype(np.int64)
+
+
+def piece_features(table: NoteTable) -> Features:
+    """The feature histograms of one piece (see the module docstring for the bins)."""
+    features = empty_features()
+    notes = table.select(~table.is_drum)
+    if len(notes) == 0:
+        return features
+    pitch = notes.pitch.astype(np.int64)
+    c = features.counts
+    c["pitch_class"] += np.bincount(pitch % 12, minlength=12)
+    c["pitch_range"][int(pitch.max() - pitch.min())] += 1
+    for track in np.unique(notes.track):
+        mine = np.flatnonzero(notes.track == track)
+        order = mine[np.lexsort((pitch[mine], notes.onset_tick[mine]))]
+        steps = np.clip(np.diff(pitch[order]), -MAX_INTERVAL, MAX_INTERVAL) + MAX_INTERVAL
+        c["interval"] += np.bincount(steps, minlength=_bins("interval"))
+    onsets = np.unique(notes.onset_tick)
+    c["ioi"] += np.bincount(_steps(np.diff(onsets), notes.ticks_per_quarter), minlength=_bins("ioi"))
+    lengths = notes.offset_tick - notes.onset_tick
+    c["note_length"] += np.bincount(_steps(lengths, notes.ticks_per_quarter), minlength=_bins("note_length"))
+    return features
+
+
+def set_features(tables: list[NoteTable]) -> Features:
+    total = empty_features()
+    for table in tables:
+        total = total + piece_features(table)
+    return total
+
+
+def overlap_and_kl(reference: np.ndarray, generated: np.ndarray) -> tuple[float, float]:
+    """``(overlap area, KL(reference || generated) in nats)`` of two histograms (counts or probabilities).
+
+    Both are normalised first; an empty histogram gives ``(0.0, inf)``.
+    """
+    ref, gen = np.asarray(reference, np.float64), np.asarray(generated, np.float64)
+    if ref.sum() <= 0 or gen.sum() <= 0:
+        return 0.0, math.inf
+    p, q = ref / ref.sum(), gen / gen.sum()
+    overlap = float(np.minimum(p, q).sum())
+    used = p > 0
+    kl = float(np.sum(p[used] * np.log(p[used] / np.maximum(q[used], KL_FLOOR))))
+    return overlap, kl
+
+
+def distribution_similarity(generated: list[NoteTable], reference: list[NoteTable]) -> dict:
+    """``{feature: {"overlap": float, "kl": float}}`` between a generated and a reference set."""
+    gen, ref = set_features(generated), set_features(reference)
+    result = {}
+    for name in FEATURES:
+        overlap, kl = overlap_and_kl(ref.counts[name], gen.counts[name])
+        result[name] = {"overlap": overlap, "kl": kl}
+    return result
+
+
+# ---------------------------------------------------------------------------- originality
+def note_sequence(table: NoteTable) -> tuple[int, ...]:
+    """The pitches of a piece's non-drum notes in the order (onset, pitch): what originality compares."""
+    notes = table.select(~table.is_drum)
+    order = np.lexsort((notes.pitch, notes.onset_tick))
+    return tuple(int(p) for p in notes.pitch[order])
+
+
+class TrainingIndex:
+    """The note sequences of a training set, searchable for the longest run a sample shares with it."""
+
+    def __init__(self, sequences: dict[str, tuple[int, ...]]):
+        self.sequences = sequences
+        self._grams: dict[int, dict[tuple[int, ...], str]] = {}
+
+    def _ngrams(self, n: int) -> dict[tuple[int, ...], str]:
+        if n not in self._grams:
+            grams: dict[tuple[int, ...], str] = {}
+            for key, seq in self.sequences.items():
+                for i in range(len(seq) - n + 1):
+                    grams.setdefault(seq[i:i + n], key)
+            self._grams[n] = grams
+        return self._grams[n]
+
+    def longest_shared_run(self, sequence: tuple[int, ...]) -> tuple[int, str | None]:
+        """``(n, key)``: the longest run of consecutive notes of ``sequence`` that some training piece
+        (``key``) also has, consecutively; ``(0, None)`` when no note is shared."""
+        longest = max((len(s) for s in self.sequences.values()), default=0)
+        lo, hi, found = 0, min(len(sequence), longest), None
+        while lo < hi:   # a shared run of n notes holds shared runs of every shorter length
+            mid = (lo + hi + 1) // 2
+            grams = self._ngrams(mid)
+            hit = next((grams[sequence[i:i + mid]] for i in range(len(sequence) - mid + 1)
+                        if sequence[i:i + mid] in grams), None)
+            if hit is None:
+                hi = mid - 1
+            else:
+                lo, found = mid, hit
+        return lo, found
+
+
+# ---------------------------------------------------------------------------- summary
+def sample_summary(checks: list[SampleCheck]) -> dict:
+    """``n_pieces``, ``valid_fraction``, ``bad_bar_fraction`` (bad bars over all bars of valid ABC pieces)."""
+    valid = [c for c in checks if c.valid]
+    bars = sum(c.n_bars for c in valid)
+    bad = sum(c.n_bad_bars for c in valid)
+    return {"n_pieces": len(checks), "n_valid": len(valid),
+            "valid_fraction": len(valid) / len(checks) if checks else 0.0,
+            "n_bars": bars, "n_bad_bars": bad, "bad_bar_fraction": bad / bars if bars else 0.0}
