@@ -97,6 +97,8 @@ class SampleCheck:
         valid: it parses (ABC with its headers, or MIDI that decodes) and has notes.
         problem: one line when not valid.
         n_bars: bars (measures) of the piece; ``n_bad_bars`` of them do not match the meter.
+        bars_written: ABC: bar-line separated segments with notes (what ``compose --bars`` counts),
+            None when the tune does not normalise; MIDI: ``n_bars``.
         key_name, meter, programs: what the piece declares, for control adherence.
         table: its notes when valid.
     """
@@ -107,6 +109,7 @@ class SampleCheck:
     n_bars: int = 0
     n_bad_bars: int = 0
     bad_bars: list[int] = field(default_factory=list)
+    bars_written: int | None = None
     key_name: str | None = None
     meter: str | None = None
     programs: list = field(default_factory=list)
@@ -141,17 +144,119 @@ def check_abc_tune(text: str, name: str = "<abc>") -> SampleCheck:
         return SampleCheck(name, False, "no notes")
     check = SampleCheck(name, True, key_name=headers["K"], meter=headers["M"], table=table,
                         programs=_programs(table))
-    parts = list(score.parts) if isinstance(score, stream.Score) else [score]
-    measures = list(parts[0].getElementsByClass("Measure")) if parts else []
-    check.n_bars = len(measures)
-    for index, measure in enumerate(measures):
-        length = Fraction(measure.duration.quarterLength).limit_denominator(1000)
-        bar = Fraction(measure.barDuration.quarterLength).limit_denominator(1000)
-        short_ok = index in (0, len(measures) - 1) and length < bar
-        if length != bar and not short_ok:
-            check.bad_bars.append(index + 1)
+    lengths = abc_bar_lengths(text)
+    if lengths is None:   # the tokenizer refuses the tune: music21's measures instead
+        parts = list(score.parts) if isinstance(score, stream.Score) else [score]
+        measures = list(parts[0].getElementsByClass("Measure")) if parts else []
+        lengths = [(Fraction(m.duration.quarterLength).limit_denominator(1000) / 4,
+                    Fraction(m.barDuration.quarterLength).limit_denominator(1000) / 4) for m in measures]
+    else:
+        from .abc_tokens import AbcTokenizer, count_bars
+
+        tokenizer = AbcTokenizer()
+        check.bars_written = count_bars(tokenizer.tokenize(tokenizer.normalise(text))[4:])
+    check.n_bars = len(lengths)
+    check.bad_bars = bad_bars(lengths)
     check.n_bad_bars = len(check.bad_bars)
     return check
+
+
+def bad_bars(lengths: list[tuple[Fraction, Fraction | None]]) -> list[int]:
+    """1-based numbers of the bars whose length differs from the meter's: ``lengths`` holds
+    ``(length, meter bar length or None for free meter)`` in whole notes. The first bar (an
+    anacrusis) and the last may be shorter."""
+    bad = []
+    for index, (length, bar) in enumerate(lengths):
+        if bar is None or length == bar:
+            continue
+        if index in (0, len(lengths) - 1) and length < bar:
+            continue
+        bad.append(index + 1)
+    return bad
+
+
+_BROKEN = {">": (Fraction(3, 2), Fraction(1, 2)), ">>": (Fraction(7, 4), Fraction(1, 4)),
+           ">>>": (Fraction(15, 8), Fraction(1, 8))}
+_BROKEN.update({k.replace(">", "<"): (b, a) for k, (a, b) in list(_BROKEN.items())})
+
+
+def abc_bar_lengths(text: str) -> list[tuple[Fraction, Fraction | None]] | None:
+    """``[(length, meter's bar length)]`` in whole notes for each bar of an ABC tune, from the
+    tokenizer's normalised form (tuplets as music21 reads them, broken rhythm, chords by their
+    first note, grace notes take no time); None when the tokenizer refuses the tune.
+
+    Bars are bar-line separated segments holding a note or a rest (as ``compose --bars`` counts).
+    """
+    from .abc_grammar import tuplet_ratio
+    from .abc_normalise import BARS, DURATIONS, PITCHES
+    from .abc_tokens import AbcTokenizer
+
+    tokenizer = AbcTokenizer()
+    try:
+        tokens = tokenizer.tokenize(tokenizer.normalise(text))
+    except ValueError:
+        return None
+    meter, unit = tokens[0][2:], tokenizer.unit_value(tokens[1])
+    bars: list[tuple[Fraction, Fraction | None]] = []
+    current: list[Fraction] = []
+    tuplet_left, ratio, next_factor = 0, Fraction(1), Fraction(1)
+
+    def add(length: Fraction) -> None:
+        nonlocal tuplet_left, next_factor
+        if tuplet_left:
+            length *= ratio
+            tuplet_left -= 1
+        current.append(length * next_factor)
+        next_factor = Fraction(1)
+
+    def duration_at(j: int) -> tuple[Fraction, int]:
+        if j < len(tokens) and tokens[j] in DURATIONS:
+            return DURATIONS[tokens[j]], j + 1
+        return Fraction(1), j
+
+    i = 4   # after M:, L:, K: and the length control
+    while i < len(tokens):
+        token = tokens[i]
+        if token in BARS:
+            if current:
+                bars.append((sum(current, Fraction(0)), tokenizer.meter_value("M:" + meter)))
+                current = []
+            i += 1
+        elif token[:2] == "M:":
+            meter = token[2:]
+            i += 1
+        elif token[:2] == "L:":
+            unit = tokenizer.unit_value(token)
+            i += 1
+        elif token == "{":   # grace notes take no time
+            while i < len(tokens) and tokens[i] != "}":
+                i += 1
+            i += 1
+        elif token == "[":   # a chord lasts as its first note, times the chord's duration
+            j, inner = i + 1, None
+            while j < len(tokens) and tokens[j] != "]":
+                if inner is None and tokens[j] in DURATIONS:
+                    inner = DURATIONS[tokens[j]]
+                j += 1
+            outer, i = duration_at(j + 1)
+            add(unit * (inner or 1) * outer)
+        elif token in PITCHES or token == "z":
+            length, i = duration_at(i + 1)
+            add(unit * length)
+        elif token.startswith("(") and token[1:].isdigit():
+            tuplet_left, ratio = int(token[1:]), tuplet_ratio(int(token[1:]), meter)
+            i += 1
+        elif token in _BROKEN:
+            first, second = _BROKEN[token]
+            if current:
+                current[-1] *= first
+            next_factor = second
+            i += 1
+        else:   # accidentals, ties, slurs, endings, K: changes
+            i += 1
+    if current:
+        bars.append((sum(current, Fraction(0)), tokenizer.meter_value("M:" + meter)))
+    return bars
 
 
 def check_file(path) -> list[SampleCheck]:
@@ -186,8 +291,8 @@ def check_midi_file(path) -> SampleCheck:
     bar_ticks = table.ticks_per_quarter * (ts.bar_quarters if ts else 4)
     n_bars = math.ceil(Fraction(int(table.offset_tick.max())) / bar_ticks) if len(table) else 0
     key = table.key_signatures[0].name if table.key_signatures else None
-    return SampleCheck(str(path), True, n_bars=int(n_bars), key_name=key, meter=ts.text if ts else None,
-                       programs=_programs(table), table=table)
+    return SampleCheck(str(path), True, n_bars=int(n_bars), bars_written=int(n_bars), key_name=key,
+                       meter=ts.text if ts else None, programs=_programs(table), table=table)
 
 
 def _programs(table: NoteTable) -> list:
@@ -237,7 +342,7 @@ def adherence(checks: list[SampleCheck], *, key: str | None = None, meter: str |
     found = {
         "key": lambda c: normalise_key(c.key_name),
         "meter": lambda c: normalise_meter(c.meter),
-        "bars": lambda c: c.n_bars,
+        "bars": lambda c: c.n_bars if c.bars_written is None else c.bars_written,
         "instruments": lambda c: sorted(set(c.programs), key=str),
     }
     result = {}

@@ -239,11 +239,11 @@ def _reference_metrics(args, tables: list) -> dict:
 
     from .evaluate import TrainingIndex, distribution_similarity, note_sequence
 
-    def read(items):
+    def read(items, fast: bool = False):
         out = {}
         for item in items:
             try:
-                out[item.key] = item.read()
+                out[item.key] = item.read(abc_reader="abc2midi") if fast and item.is_abc else item.read()
             except Exception as exc:  # a bad reference piece is skipped, and said
                 log.warning("reference piece skipped: %s", one_line(exc, item.key))
         return out
@@ -256,7 +256,7 @@ def _reference_metrics(args, tables: list) -> dict:
               "similarity": distribution_similarity(tables, list(held_out.values()))}
     if args.no_originality:
         return result
-    training = read(iter_items(args.reference, split="train"))
+    training = read(iter_items(args.reference, split="train"), fast=True)   # abc2midi: 20x faster
     index = TrainingIndex({key: note_sequence(t) for key, t in training.items()})
     runs = [index.longest_shared_run(note_sequence(t)) for t in tables]
     longest = max(runs, default=(0, None))

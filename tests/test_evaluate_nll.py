@@ -82,3 +82,21 @@ def test_an_unknown_model_is_one_line():
     assert result.returncode == 1
     assert result.stderr.strip().startswith("ostinato: no-such-model: no such model")
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_evaluate_samples_from_the_model_meets_its_controls(model, tmp_path):
+    reference = tmp_path / "ref"
+    reference.mkdir()
+    (reference / "tunes.abc").write_text(GOOD)
+    keep = tmp_path / "kept"
+    result = run_cli("evaluate", "samples", "--model", str(model), "-n", "3", "--key", "G", "--meter", "3/4",
+                     "--bars", "4", "--max-tokens", "100", "--reference", str(reference), "--keep", str(keep),
+                     "--json")
+    assert result.returncode == 0, result.stderr
+    record = _last_json(result.stdout)
+    # the grammar makes every tune valid with bars of the meter, in the key and meter asked for
+    assert record["n_pieces"] == 3 and record["valid_fraction"] == 1.0 and record["bad_bar_fraction"] == 0.0
+    assert record["adherence"] == {"key": 1.0, "meter": 1.0, "bars": 1.0}
+    assert sorted(p.name for p in keep.iterdir()) == ["001.abc", "002.abc", "003.abc"]
+    assert all(p.read_text().startswith("X:1\nM:3/4\nL:") for p in keep.iterdir())
+    assert record["n_training_pieces"] + record["n_reference_pieces"] >= 2
