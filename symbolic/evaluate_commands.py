@@ -270,7 +270,6 @@ def _reference_metrics(args, tables: list) -> dict:
 def run_plot(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    import events
     from events.errors import InputError
 
     path = Path(args.file)
@@ -288,7 +287,6 @@ def run_plot(args: argparse.Namespace) -> int:
 
         table = _read_notes(str(path), args.tune)
         plot_pianoroll(table, args.output, title=path.name)
-    del events
     if args.quiet == 0:
         print(f"wrote {args.output}", file=sys.stderr)
     return 0
