@@ -83,43 +83,58 @@ def note_f1(reference, estimated, *, onset_tolerance_s: float = 0.05, with_offse
     return float(f1)
 
 
-def transcribe(audio: np.ndarray, sample_rate_hz: int) -> tuple[np.ndarray, np.ndarray]:
-    """Notes of ``audio`` ([n_channels, n_samples] or [n_samples]) by basic-pitch's ONNX model.
-
-    Returns:
-        ``(intervals_s [n, 2], pitches_midi [n])``.
-
-    Raises:
-        RuntimeError: the ``[eval]`` extra is missing (message says how to install it).
-    """
+def _basic_pitch():
+    """basic-pitch's ``predict`` and its ONNX model path (its import warns about every backend it
+    lacks, TensorFlow included: silenced, as only onnxruntime is used)."""
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)
     try:
         import onnxruntime  # noqa: F401
-        from basic_pitch import ICASSP_2022_MODEL_PATH, note_creation
-        from basic_pitch.inference import Model, run_inference
+        from basic_pitch import ICASSP_2022_MODEL_PATH
+        from basic_pitch.inference import Model, predict
     except ImportError:
         raise RuntimeError(EXTRA_MISSING) from None
+    finally:
+        logging.disable(previous)
+    if not str(ICASSP_2022_MODEL_PATH).endswith(".onnx"):
+        raise RuntimeError(f"basic-pitch chose {ICASSP_2022_MODEL_PATH}, not its ONNX model: {EXTRA_MISSING}")
+    return predict, Model, ICASSP_2022_MODEL_PATH
+
+
+_MODEL: dict = {}
+
+
+def transcribe(audio: np.ndarray, sample_rate_hz: int) -> tuple[np.ndarray, np.ndarray]:
+    """Notes of ``audio`` ([n_channels, n_samples] or [n_samples]) by basic-pitch's ONNX model
+    (basic-pitch's default thresholds; the audio is mixed to mono and resampled to 22050 Hz by it).
+
+    Returns:
+        ``(intervals_s [n, 2], pitches_midi [n])``, sorted by onset.
+
+    Raises:
+        RuntimeError: the ``[eval]`` extra is missing (the message says how to install it).
+    """
+    import contextlib
+    import io
     import os
     import tempfile
 
-    import soundfile
-
     from .audio_io import write_audio
 
-    model_path = ICASSP_2022_MODEL_PATH if str(ICASSP_2022_MODEL_PATH).endswith(".onnx") else \
-        os.path.join(os.path.dirname(ICASSP_2022_MODEL_PATH), "nmp.onnx")
-    mono = audio.mean(0) if audio.ndim == 2 else audio
-    with tempfile.TemporaryDirectory() as tmp:
+    predict, Model, model_path = _basic_pitch()
+    if "model" not in _MODEL:
+        _MODEL["model"] = Model(model_path)
+    mono = np.asarray(audio, np.float32)
+    mono = mono.mean(0) if mono.ndim == 2 else mono
+    with tempfile.TemporaryDirectory(prefix="ostinato-transcribe-") as tmp:
         path = os.path.join(tmp, "audio.wav")
-        write_audio(np.asarray(mono, np.float32)[None, :], sample_rate_hz, path)
-        del soundfile
-        output = run_inference(path, Model(model_path))
-    _, events = note_creation.model_output_to_notes(output, onset_thresh=0.5, frame_thresh=0.3,
-                                                    min_note_len=11, infer_onsets=True, melodia_trick=True)
+        write_audio(mono, sample_rate_hz, path)
+        with contextlib.redirect_stdout(io.StringIO()):   # it prints "Predicting MIDI for ..."
+            _, _, events = predict(path, _MODEL["model"])
+    events = sorted(events, key=lambda e: (e[0], e[2]))
     if not events:
         return np.zeros((0, 2)), np.zeros(0)
-    intervals = np.array([[e[0], e[1]] for e in events], np.float64)
-    pitches = np.array([e[2] for e in events], np.float64)
-    return intervals, pitches
+    return (np.array([[e[0], e[1]] for e in events], np.float64), np.array([e[2] for e in events], np.float64))
 
 
 # ---------------------------------------------------------------------------- the command
@@ -185,10 +200,10 @@ def run_render_eval(args: argparse.Namespace) -> int:
 
     if not args.no_f1:
         try:
-            import basic_pitch  # noqa: F401
             import mir_eval  # noqa: F401
-            import onnxruntime  # noqa: F401
-        except ImportError:
+
+            _basic_pitch()
+        except (ImportError, RuntimeError):
             raise InputError("evaluate render", EXTRA_MISSING) from None
     options = {}
     if args.model:
