@@ -99,7 +99,8 @@ class SampleCheck:
         n_bars: bars (measures) of the piece; ``n_bad_bars`` of them do not match the meter.
         bars_written: ABC: bar-line separated segments with notes (what ``compose --bars`` counts),
             None when the tune does not normalise; MIDI: ``n_bars``.
-        key_name, meter, programs: what the piece declares, for control adherence.
+        key_name, meter, programs: what the piece declares, for control adherence (a MIDI file
+            without a key signature: the key music21 finds in its notes).
         table: its notes when valid.
     """
 
@@ -290,9 +291,28 @@ def check_midi_file(path) -> SampleCheck:
     ts = table.time_signatures[0] if table.time_signatures else None
     bar_ticks = table.ticks_per_quarter * (ts.bar_quarters if ts else 4)
     n_bars = math.ceil(Fraction(int(table.offset_tick.max())) / bar_ticks) if len(table) else 0
-    key = table.key_signatures[0].name if table.key_signatures else None
+    key = table.key_signatures[0].name if table.key_signatures else estimate_key(table)
     return SampleCheck(str(path), True, n_bars=int(n_bars), bars_written=int(n_bars), key_name=key,
                        meter=ts.text if ts else None, programs=_programs(table), table=table)
+
+
+def estimate_key(table: NoteTable) -> str | None:
+    """The key of the notes by music21's Krumhansl-Schmuckler analysis (``"D minor"``), for MIDI
+    files that state none (MIDI token models carry the key as a control, not as a key signature)."""
+    from music21 import note, stream
+
+    notes = table.select(~table.is_drum)
+    if len(notes) == 0:
+        return None
+    part = stream.Stream()
+    for onset, offset, pitch in zip(notes.onset_tick, notes.offset_tick, notes.pitch, strict=True):
+        part.insert(onset / notes.ticks_per_quarter,
+                    note.Note(int(pitch), quarterLength=max(offset - onset, 1) / notes.ticks_per_quarter))
+    try:
+        found = part.analyze("key")
+    except Exception:  # music21 gives up on some note sets
+        return None
+    return f"{found.tonic.name.replace('-', 'b')} {found.mode}"
 
 
 def _programs(table: NoteTable) -> list:

@@ -177,3 +177,18 @@ def test_bar_lengths_count_tuplets_broken_rhythm_chords_and_grace_notes():
     # note none; (2: two eighths in the time of three, so the last bar holds 7 eighths
     assert abc_bar_lengths(text) == [(F(3, 4), F(3, 4)), (F(3, 4), F(3, 4)), (F(7, 8), F(3, 4))]
     assert check_abc_tune(text).bad_bars == [3]
+
+
+def test_a_midi_file_without_a_key_signature_gets_the_key_of_its_notes(tmp_path):
+    import events
+
+    scale = [62, 64, 65, 67, 69, 70, 72, 74, 62, 65, 69]   # D minor: the scale, then its triad
+    table = NoteTable.from_seconds([i * 0.25 for i in range(11)], [i * 0.25 + 0.25 for i in range(11)], scale,
+                                   [90] * 11)
+    path = tmp_path / "dminor.mid"
+    events.write(table, path)
+    check = check_file(path)[0]
+    # 11 eighths at 120 bpm = 5.5 quarters: two bars of 4/4 (no meter given), none of them checked as bad
+    assert check.valid and check.key_name == "D minor" and check.n_bars == 2 == check.bars_written
+    assert check.meter is None and check.n_bad_bars == 0 and check.programs == [0]
+    assert adherence([check], key="D minor", bars=2, instruments=[0]) == {"key": 1.0, "bars": 1.0, "instruments": 1.0}
