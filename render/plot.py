@@ -74,8 +74,13 @@ def spectrogram_figure(audio: np.ndarray, sample_rate_hz: int, *, notes=None, ti
         from symbolic.plot import draw_notes
 
         draw_notes(ax, notes, y_of_pitch=lambda p: mel_band_of_pitch(p, sample_rate_hz), filled=False)
+    ax.set_xlim(0, float(times[-1]) if len(times) else 1.0)
+    top_mel = hz_to_mel(sample_rate_hz / 2)
+    ticks_hz = [f for f in (100, 250, 500, 1000, 2000, 4000, 8000, 16000) if f < sample_rate_hz / 2]
+    ax.set_yticks([float(hz_to_mel(f) / top_mel * (N_MELS + 1) - 1) for f in ticks_hz],
+                  [f"{f // 1000}k" if f >= 1000 else str(f) for f in ticks_hz])
     ax.set_xlabel("time (s)")
-    ax.set_ylabel("mel band")
+    ax.set_ylabel("frequency (Hz, mel scale)")
     ax.set_title(title)
     fig.tight_layout()
     return fig
