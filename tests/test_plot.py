@@ -95,3 +95,10 @@ def test_plot_errors_are_one_line(tmp_path, problem):
     result = run_cli("plot", *args, "-o", str(tmp_path / "x.png"))
     assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "x.png").exists()
+
+
+@pytest.mark.parametrize("command", [("plot",), ("evaluate", "nll"), ("evaluate", "samples"), ("evaluate", "render")])
+def test_help_of_the_evaluation_commands(command):
+    result = run_cli(*command, "--help")
+    assert result.returncode == 0 and "--debug" in result.stdout
+    assert ("--json" in result.stdout) == (command[0] == "evaluate")
