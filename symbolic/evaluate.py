@@ -9,8 +9,11 @@
 Likelihood reuses :func:`symbolic.train.heldout_nats` and :func:`symbolic.train.likelihood_figures`, so
 ``evaluate nll`` on the held-out pieces of a training source gives the figure of the model card.
 
-Distribution similarity (after Yang & Lerch 2020, "On the evaluation of generative models in
-music"), in its pooled-histogram form: each feature is a histogram over fixed bins, summed over
+Distribution similarity comes in two forms. :func:`yang_lerch` is the method of Yang & Lerch
+(2020, "On the evaluation of generative models in music"): per feature, the distances between
+pieces of the reference set (intra-set) and between generated and reference pieces (inter-set)
+are smoothed into densities (Gaussian KDE) and compared by overlap area and KL.
+:func:`distribution_similarity` is the pooled-histogram form: each feature is a histogram over fixed bins, summed over
 the pieces of a set and normalised to a probability distribution; two sets are compared by the
 overlap area ``sum_i min(p_i, q_i)`` (1 = the same distribution, 0 = disjoint) and by the
 Kullback-Leibler divergence ``KL(reference || generated) = sum_i p_i ln(p_i / q_i)`` in nats over
@@ -448,6 +451,76 @@ def distribution_similarity(generated: list[NoteTable], reference: list[NoteTabl
     result = {}
     for name in FEATURES:
         overlap, kl = overlap_and_kl(ref.counts[name], gen.counts[name])
+        result[name] = {"overlap": overlap, "kl": kl}
+    return result
+
+
+# ---------------------------------------------------------------------------- Yang & Lerch, as published
+def piece_vectors(table: NoteTable) -> dict[str, np.ndarray]:
+    """Per-piece feature vectors of Yang & Lerch's method: the histograms of :func:`piece_features`
+    normalised to sum 1 (pitch class, interval, note length), the pitch range (semitones, [1]) and
+    the mean inter-onset interval (quarter notes, [1])."""
+    counts = piece_features(table).counts
+    vectors = {}
+    for name in ("pitch_class", "interval", "note_length"):
+        total = counts[name].sum()
+        vectors[name] = counts[name] / total if total else counts[name].astype(np.float64)
+    vectors["pitch_range"] = np.array([float(np.argmax(counts["pitch_range"])) if counts["pitch_range"].any() else 0.0])
+    ioi = counts["ioi"]
+    vectors["ioi"] = np.array([float((ioi * np.arange(len(ioi))).sum() / ioi.sum() / STEPS_PER_QUARTER)
+                               if ioi.sum() else 0.0])
+    return vectors
+
+
+def intra_distances(vectors: list[np.ndarray]) -> np.ndarray:
+    """Euclidean distances between every pair of pieces of one set: [n (n - 1) / 2]."""
+    return np.array([np.linalg.norm(a - b) for i, a in enumerate(vectors) for b in vectors[i + 1:]], np.float64)
+
+
+def inter_distances(generated: list[np.ndarray], reference: list[np.ndarray]) -> np.ndarray:
+    """Euclidean distances between every generated and every reference piece: [n_gen * n_ref]."""
+    return np.array([np.linalg.norm(a - b) for a in generated for b in reference], np.float64)
+
+
+def kde_overlap_and_kl(intra: np.ndarray, inter: np.ndarray, *, n_grid: int = 1000) -> tuple[float, float]:
+    """Overlap area and ``KL(intra || inter)`` (nats) of Gaussian kernel density estimates (scipy,
+    Scott's bandwidth) of two distance samples, on a grid over both ranges (Yang & Lerch, sec. 3).
+
+    A sample of fewer than two distinct values is widened by a tiny jitter so its density exists.
+    """
+    from scipy.stats import entropy, gaussian_kde
+
+    def density(x: np.ndarray):
+        x = np.asarray(x, np.float64)
+        if len(x) < 2 or np.ptp(x) == 0:
+            x = np.concatenate([x, x + 1e-3]) if len(x) else np.array([0.0, 1e-3])
+        return gaussian_kde(x)
+
+    if len(intra) == 0 or len(inter) == 0:
+        return 0.0, math.inf
+    low, high = min(intra.min(), inter.min()), max(intra.max(), inter.max())
+    pad = 0.25 * (high - low) + 1e-3
+    grid = np.linspace(low - pad, high + pad, n_grid)
+    f, g = density(intra)(grid), density(inter)(grid)
+    step = grid[1] - grid[0]
+    overlap = float(np.minimum(f, g).sum() * step)
+    kl = float(entropy(f + 1e-12, g + 1e-12))
+    return overlap, kl
+
+
+def yang_lerch(generated: list[NoteTable], reference: list[NoteTable]) -> dict:
+    """``{feature: {"overlap", "kl"}}``: the reference's intra-set distance density against the
+    generated-to-reference (inter-set) one, per feature, as in Yang & Lerch (2020). Needs at least
+    two reference pieces; ``{}`` otherwise."""
+    if len(reference) < 2 or not generated:
+        return {}
+    gen = [piece_vectors(t) for t in generated]
+    ref = [piece_vectors(t) for t in reference]
+    result = {}
+    for name in FEATURES:
+        intra = intra_distances([v[name] for v in ref])
+        inter = inter_distances([v[name] for v in gen], [v[name] for v in ref])
+        overlap, kl = kde_overlap_and_kl(intra, inter)
         result[name] = {"overlap": overlap, "kl": kl}
     return result
 

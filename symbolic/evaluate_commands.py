@@ -44,8 +44,9 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
         description="Sample N pieces from a model (or read a folder of generated .abc/.mid files) and measure: "
                     "validity (ABC parses in music21 with X:, M:, K: headers and its bars match the meter; "
                     "MIDI decodes), adherence to the requested controls, distribution similarity to the "
-                    "held-out pieces of --reference (overlap area and KL of pitch-class, pitch-range, "
-                    "interval, inter-onset-interval and note-length histograms, after Yang & Lerch) and "
+                    "held-out pieces of --reference (overlap area and KL of the pooled pitch-class, pitch-range, "
+                    "interval, inter-onset-interval and note-length histograms; and Yang & Lerch's intra-set "
+                    "against inter-set distance densities of the same features) and "
                     "originality (longest run of notes shared with the training pieces of --reference).")
     given = samples.add_mutually_exclusive_group(required=True)
     given.add_argument("--model", metavar="NAME|DIR", help="sample from this model")
@@ -191,6 +192,9 @@ def run_samples(args: argparse.Namespace) -> int:
     rows += [(f"adherence {k}", v) for k, v in record["adherence"].items()]
     for name, values in record["similarity"].items():
         rows.append((f"{name} overlap / KL", f"{format_value(values['overlap'])} / {format_value(values['kl'])}"))
+    for name, values in record["yang_lerch"].items():
+        rows.append((f"{name} Yang-Lerch overlap / KL",
+                     f"{format_value(values['overlap'])} / {format_value(values['kl'])}"))
     if args.quiet == 0 or not args.json:
         print_table(f"samples of {record['source']}", rows)
     if args.json:
@@ -237,7 +241,7 @@ def _reference_metrics(args, tables: list) -> dict:
     from corpora.sources import iter_items
     from events.errors import one_line
 
-    from .evaluate import TrainingIndex, distribution_similarity, note_sequence
+    from .evaluate import TrainingIndex, distribution_similarity, note_sequence, yang_lerch
 
     def read(items, fast: bool = False):
         out = {}
@@ -253,7 +257,8 @@ def _reference_metrics(args, tables: list) -> dict:
         log.warning("%s: no held-out pieces; similarity is measured against all its pieces", args.reference)
         held_out = read(iter_items(args.reference, split="all"))
     result = {"n_reference_pieces": len(held_out),
-              "similarity": distribution_similarity(tables, list(held_out.values()))}
+              "similarity": distribution_similarity(tables, list(held_out.values())),
+              "yang_lerch": yang_lerch(tables, list(held_out.values()))}
     if args.no_originality:
         return result
     training = read(iter_items(args.reference, split="train"), fast=True)   # abc2midi: 20x faster

@@ -164,6 +164,9 @@ def test_evaluate_samples_on_a_folder(tmp_path):
     assert record["n_training_pieces"] == len(training)
     assert record["longest_shared_notes"] == len(note_sequence(copied_check.table))
     assert set(record["similarity"]) == {"pitch_class", "pitch_range", "interval", "ioi", "note_length"}
+    if record["n_reference_pieces"] >= 2:
+        assert set(record["yang_lerch"]) == set(record["similarity"])
+        assert all(0.0 <= v["overlap"] <= 1.0 + 1e-9 for v in record["yang_lerch"].values())
     assert "valid_fraction" in result.stdout.splitlines()[1] or "valid_fraction" in result.stdout
 
 
@@ -192,3 +195,32 @@ def test_a_midi_file_without_a_key_signature_gets_the_key_of_its_notes(tmp_path)
     assert check.valid and check.key_name == "D minor" and check.n_bars == 2 == check.bars_written
     assert check.meter is None and check.n_bad_bars == 0 and check.programs == [0]
     assert adherence([check], key="D minor", bars=2, instruments=[0]) == {"key": 1.0, "bars": 1.0, "instruments": 1.0}
+
+
+# ---------------------------------------------------------------------------- Yang & Lerch
+def test_yang_lerch_distances_and_vectors_by_hand():
+    from symbolic.evaluate import inter_distances, intra_distances, piece_vectors
+
+    ref = [np.array([0.0]), np.array([2.0]), np.array([4.0])]
+    assert intra_distances(ref).tolist() == [2.0, 4.0, 2.0]
+    assert inter_distances([np.array([1.0])], ref).tolist() == [1.0, 1.0, 3.0]
+    assert intra_distances([np.array([0.0, 0.0]), np.array([3.0, 4.0])]).tolist() == [5.0]
+    v = piece_vectors(_melody())
+    assert v["pitch_class"].tolist() == [0.5, 0, 0, 0, 0.25, 0, 0, 0.25, 0, 0, 0, 0]
+    assert v["pitch_range"].tolist() == [7.0] and v["ioi"].tolist() == [pytest.approx(4 / 3)]  # (1 + 1 + 2) / 3
+
+
+def test_kde_overlap_matches_two_gaussians():
+    from scipy.stats import norm
+
+    from symbolic.evaluate import kde_overlap_and_kl
+
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(0, 1, 4000), rng.normal(1, 1, 4000)
+    overlap, kl = kde_overlap_and_kl(a, b)
+    assert overlap == pytest.approx(2 * norm.cdf(-0.5), abs=0.03)   # 0.617 for N(0,1) against N(1,1)
+    assert kl == pytest.approx(0.5, abs=0.08)                       # KL(N(0,1) || N(1,1)) = 1/2
+    same_overlap, same_kl = kde_overlap_and_kl(a, a)
+    assert same_kl == 0.0 and same_overlap > 0.99
+    far_overlap, far_kl = kde_overlap_and_kl(a, a + 20)
+    assert far_overlap < 1e-3 and far_kl > 10
