@@ -208,3 +208,12 @@ def test_stft_distance():
     assert render.stft_distance(a, b) > render.stft_distance(a, a * 0.9) > 0
     # Zero padding of the shorter one: a prefix is compared against the full signal.
     assert render.stft_distance(a[:, :4000], a) > 0
+
+
+def test_note_starting_at_a_chunk_seam(ddsp):
+    """A note whose first frame is the frame right after a chunk (found on a MAESTRO file)."""
+    onset = (ddsp.chunk_frames + 0.5) * 245 / 22050
+    table = NoteTable.from_seconds([onset], [onset + 0.3], [67], [90])  # chunk 0 holds it, but silent
+    whole = np.concatenate(list(DDSPRenderer(ddsp.model, chunk_frames=10_000).native(table, chunk_s=1000.0)))
+    chunked = np.concatenate(list(ddsp.native(table)))
+    np.testing.assert_allclose(chunked, whole, atol=5e-5 * np.abs(whole).max())

@@ -117,6 +117,8 @@ class DDSPModel(nn.Module):
         offset = torch.from_numpy(frame - first_frame)
         noise = power.new_zeros(n_frames + 1, c.n_noise_bands).index_add(0, offset, power)
         shaped = core.filtered_noise(torch.sqrt(noise + 1e-12), first_frame, hop, c.noise_seed)
+        if len(voice) == 0:  # voices that only ring into a later chunk: no sounding frame here
+            return shaped[hop: hop + n_frames * hop]
         # Blocks: frame f of a voice interpolates from its amplitude at f to the one at f + 1.
         zero = amplitude.new_zeros(1, amplitude.shape[1])
         same_next = np.append((voice[1:] == voice[:-1]) & (frame[1:] == frame[:-1] + 1), False)
