@@ -17,6 +17,9 @@ class InputError(ValueError):
         self.problem = " ".join(str(problem).split())  # one line, whatever a library said
         super().__init__(f"{self.path}: {self.problem}")
 
+    def __reduce__(self):   # survives pickling (worker processes hand errors back)
+        return (type(self), (self.path, self.problem))
+
 
 def one_line(exc: BaseException, source: str | None = None) -> str:
     """The one-line message for ``exc``: ``"<file>: <problem>"``.

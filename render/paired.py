@@ -14,68 +14,23 @@ A pair's audio is mono float32 at the model's native rate. The held-out split is
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
+from corpora.instruments import ENSEMBLES, SOLO_PROGRAMS, assign_instruments
+from corpora.instruments import keyed_rng as _rng
 from corpora.sources import is_held_out
-from events import NoteTable, Track
+from events import NoteTable
 
-__all__ = ["is_held_out"]  # re-exported: the project's split rule
+# re-exported: the project's split rule and the instrument choice for parts that name none
+__all__ = ["ENSEMBLES", "SOLO_PROGRAMS", "assign_instruments", "is_held_out"]
 
-# Ensembles a part-writing piece is played by; each lists GM programs, given to parts in turn.
-ENSEMBLES: dict[str, tuple[int, ...]] = {
-    "piano": (0,),
-    "bright piano": (1,),
-    "organ": (19,),
-    "drawbar organ": (16,),
-    "string quartet": (40, 40, 41, 42),
-    "string ensemble": (48, 48, 48, 43),
-    "woodwinds": (73, 68, 71, 70),
-    "brass": (56, 60, 57, 58),
-    "choir": (52,),
-    "voices": (53,),
-    "guitars": (24, 25, 33),
-    "mixed": (73, 40, 60, 42),
-}
-SOLO_PROGRAMS = (0, 19, 40, 41, 56, 57, 60, 65, 68, 71, 73, 52, 53, 24, 48, 22, 33, 42, 11)
 DRUM_KEYS = {"kick": 36, "kick2": 35, "snare": 38, "snare2": 40, "stick": 37, "clap": 39, "closed hat": 42,
              "pedal hat": 44, "open hat": 46, "low tom": 45, "mid tom": 47, "high tom": 50, "floor tom": 41,
              "crash": 49, "ride": 51, "ride bell": 53, "tambourine": 54, "cowbell": 56, "crash2": 57, "splash": 55}
-
-
-def _rng(key: str, salt: str) -> np.random.Generator:
-    digest = hashlib.sha256(f"{salt}:{key}".encode()).digest()
-    return np.random.default_rng(int.from_bytes(digest[:8], "little"))
-
-
-def assign_instruments(table: NoteTable, key: str) -> NoteTable:
-    """The same notes with GM programs chosen per part, deterministically from ``key``.
-
-    One-part pieces get a solo instrument; several parts get an ensemble of :data:`ENSEMBLES`
-    (its programs given to the parts in turn). Drum tracks are left as they are.
-    """
-    rng = _rng(key, "instruments")
-    pitched = [i for i, t in enumerate(table.tracks) if not t.is_drum]
-    if len(pitched) <= 1:
-        programs = [int(rng.choice(SOLO_PROGRAMS))]
-    else:
-        programs = list(ENSEMBLES[list(ENSEMBLES)[int(rng.integers(len(ENSEMBLES)))]])
-    tracks = list(table.tracks)
-    for n, index in enumerate(pitched):
-        tracks[index] = Track(name=tracks[index].name, program=programs[n % len(programs)], is_drum=False)
-    return _retrack(table, tracks)
-
-
-def _retrack(table: NoteTable, tracks: list[Track]) -> NoteTable:
-    import dataclasses
-
-    program = np.array([t.program for t in tracks], dtype=np.uint8)[table.track] if len(table) else table.program
-    drum = np.array([t.is_drum for t in tracks], dtype=bool)[table.track] if len(table) else table.is_drum
-    return dataclasses.replace(table, tracks=tracks, program=program, is_drum=drum)
 
 
 def drum_pattern(duration_s: float, beat_s: float, beats_per_bar: int, key: str
