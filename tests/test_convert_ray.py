@@ -18,7 +18,8 @@ def test_ray_engine_matches_the_local_pool(tmp_path):
     (src / "tunes.abc").write_text("\n".join(GOOD_TUNES) + "\n" + LOOP_TUNE)
     (src / "bad.mid").write_bytes(b"MThd")
     (src / "noise.abc").write_bytes(b"\x00\xff" * 10)
-    common = ("--to", "tokens", "--tokenizer", "remi", "-j", "2", "--time-limit", "10", "--abc-reader", "music21")
+    common = ("--to", "tokens", "--tokenizer", "remi", "-j", "2", "--time-limit", "30", "--abc-reader", "music21")
+    # 30 s: the music21 loop tune must time out, while a loaded machine still starts each Ray worker in time
     ray_out, local_out = tmp_path / "ray", tmp_path / "local"
     ray = run_cli("convert", str(src), *common, "-o", str(ray_out), "--engine", "ray", "--ray-batch-size", "2")
     assert ray.returncode == 1, ray.stderr
