@@ -7,8 +7,14 @@ Sees only tokens and note tables (``events``), never audio.
 - :mod:`symbolic.tokenizers`: build/load any tokenizer by kind or JSON file.
 - :mod:`symbolic.model`: ModelConfig, GPT-2/Llama via transformers, model folders.
 - :mod:`symbolic.data`: sources -> token arrays, the held-out split, packing.
+- :mod:`symbolic.fast_remi`: miditok's REMI ids, vectorised.
 - :mod:`symbolic.train`: the training loop (AdamW, cosine, checkpoints, resume, DDP).
-- :mod:`symbolic.commands`: ``ostinato train symbolic``.
+- :mod:`symbolic.sample`: the KV-cached sampling loop; :mod:`symbolic.abc_grammar` and
+  :mod:`symbolic.midi_grammar`: the masks that keep every sample valid.
+- :mod:`symbolic.compose`, :mod:`symbolic.shipped`: composing with controls and primers; shipped models.
+- :mod:`symbolic.evaluate`, :mod:`symbolic.plot`: held-out likelihood, sample metrics, piano-roll plots.
+- :mod:`symbolic.commands`, :mod:`symbolic.evaluate_commands`: ``train symbolic``, ``compose``,
+  ``evaluate``, ``plot``.
 """
 
 from .abc_normalise import AbcNotAccepted, music21_misreads, normalise_abc
