@@ -4,8 +4,9 @@
                  grammars=[AbcGrammar(tok, meter="6/8") for _ in range(16)], eos_id=tok.eos_id)
 
 Each step feeds one new token per sequence and reuses the cached keys and values of the
-previous ones (transformers' ``past_key_values``), so a step costs one token of work, not a
-pass over the whole sequence. A grammar (one per sequence: ``start/allowed/advance/finished``)
+previous ones (a preallocated cache for GPT-2 weights, :mod:`symbolic.fast_decode`; transformers'
+``past_key_values`` otherwise), so a step costs one token of work, not a pass over the whole
+sequence. A grammar (one per sequence: ``start/allowed/advance/finished``)
 masks every token that would make the piece invalid before the sampling draw, so whatever is
 drawn keeps it valid. The same seed gives the same tokens.
 """
@@ -94,11 +95,9 @@ def sample(model, *, prompt: Sequence[int], n: int = 1, config: SamplingConfig =
         done[:] = [g.finished(s) for g, s in zip(grammars, states, strict=True)]
 
     input_ids = torch.tensor([list(prompt)] * n, dtype=torch.long, device=device)   # [n, P]
-    past = None
+    next_logits = _decoder(model, n, limit)
     for step in range(limit - len(prompt)):
-        out = model(input_ids=input_ids, past_key_values=past, use_cache=True)
-        past = out.past_key_values
-        logits = out.logits[:, -1, :].float().cpu()                        # [n, V]
+        logits = next_logits(input_ids).float().cpu()                      # [n, V]
         if states is not None:
             mask = np.stack([g.allowed(s) if not d else _only(eos_id, logits.shape[-1])
                              for g, s, d in zip(grammars, states, done, strict=True)])
@@ -124,6 +123,27 @@ def sample(model, *, prompt: Sequence[int], n: int = 1, config: SamplingConfig =
         feed = torch.where(torch.from_numpy(done), torch.full_like(tokens, pad_id), tokens)
         input_ids = feed[:, None].to(device)                                # [n, 1]
     return sequences
+
+
+def _decoder(model, batch: int, limit: int) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``feed(ids [B, T]) -> logits [B, V]`` of the last position, keeping the KV cache between calls.
+
+    GPT-2 weights go through :class:`symbolic.fast_decode.GPT2Decoder` (same logits, less
+    overhead per step); any other model through transformers' forward with ``past_key_values``.
+    """
+    from .fast_decode import GPT2Decoder, supports
+
+    if supports(model):
+        return GPT2Decoder(model, batch=batch, max_tokens=limit).step
+    past = None
+
+    def feed(ids: torch.Tensor) -> torch.Tensor:
+        nonlocal past
+        out = model(input_ids=ids, past_key_values=past, use_cache=True)
+        past = out.past_key_values
+        return out.logits[:, -1, :]
+
+    return feed
 
 
 def _only(token: int, size: int) -> np.ndarray:

@@ -57,3 +57,14 @@ def test_bad_settings_name_the_parameter():
         SamplingConfig(top_p=0)
     with pytest.raises(ValueError, match="temperature"):
         SamplingConfig(temperature=-1)
+
+
+def test_llama_models_sample_through_transformers_cache_and_match_generate():
+    torch.manual_seed(2)
+    llama = build_model(ModelConfig(architecture="llama", n_layers=1, d_model=32, n_heads=2, context=64,
+                                    dropout=0.0), 50).eval()
+    ours = sample(llama, prompt=[1, 4], n=2, config=SamplingConfig(temperature=0, max_tokens=30), eos_id=2)
+    theirs = llama.generate(torch.tensor([[1, 4]] * 2), do_sample=False, max_length=30, eos_token_id=2,
+                            pad_token_id=0)
+    for seq, ref in zip(ours, theirs.tolist(), strict=True):
+        assert seq == ref[:len(seq)]
