@@ -1,10 +1,12 @@
 """Sampling speed: our KV-cached loop against transformers' ``generate()`` on the same model.
 
-    python benchmarks/sample_speed.py [--model DIR] [-n 16] [--tokens 256]
+    python benchmarks/sample_speed.py [--model DIR] [--batches 1,16] [--tokens 256]
 
-Both draw ``n`` sequences of ``--tokens`` tokens with temperature 1 and top-p 0.95 and no
-early stop; prints tokens per second for each and the ratio (ours / generate). Without
---model, a randomly initialised `small` GPT-2 is used (speed does not depend on the weights).
+For each batch size, both draw that many sequences of ``--tokens`` tokens with temperature 1
+and top-p 0.95 and no early stop; prints tokens per second for each and the ratio (ours /
+generate). Without --model, a randomly initialised `small` GPT-2 is used (speed does not
+depend on the weights). With an ABC --model it also times composing one whole tune under the
+grammar (`ostinato compose` without the file writing), seed 0..4.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model")
-    parser.add_argument("-n", type=int, default=16)
+    parser.add_argument("--batches", default="1,16", help="comma-separated batch sizes")
     parser.add_argument("--tokens", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
@@ -40,26 +42,37 @@ def main() -> None:
     never = vocab + 10   # an id that is never drawn, so both run the full length
     prompt = [1]
     length = len(prompt) + args.tokens
+    for n in (int(b) for b in args.batches.split(",")):
+        def ours(n=n) -> None:
+            sample(model, prompt=prompt, n=n, config=SamplingConfig(top_p=0.95, max_tokens=length), eos_id=never)
 
-    def ours() -> None:
-        sample(model, prompt=prompt, n=args.n, config=SamplingConfig(top_p=0.95, max_tokens=length), eos_id=never)
+        def generate(n=n) -> None:
+            with torch.no_grad():
+                model.generate(torch.tensor([prompt] * n), do_sample=True, top_p=0.95, top_k=0, max_length=length,
+                               min_length=length, pad_token_id=0, eos_token_id=None)
 
-    def generate() -> None:
-        with torch.no_grad():
-            model.generate(torch.tensor([prompt] * args.n), do_sample=True, top_p=0.95, top_k=0, max_length=length,
-                           min_length=length, pad_token_id=0, eos_token_id=None)
+        results = {}
+        for name, run in (("ostinato", ours), ("generate", generate)):
+            best = float("inf")
+            for _ in range(args.repeats):
+                started = time.perf_counter()
+                run()
+                best = min(best, time.perf_counter() - started)
+            results[name] = n * args.tokens / best
+            print(f"batch {n:3d}: {name:9s} {results[name]:9.0f} tokens/s  ({args.tokens} tokens, best of "
+                  f"{args.repeats})")
+        print(f"batch {n:3d}: ratio ostinato / generate: {results['ostinato'] / results['generate']:.2f}x on "
+              f"{torch.get_num_threads()} CPU threads")
+    if args.model and tokenizer.kind == "abc":
+        from symbolic.compose import compose
 
-    results = {}
-    for name, run in (("ostinato", ours), ("generate", generate)):
-        best = float("inf")
-        for _ in range(args.repeats):
+        times = []
+        for seed in range(5):
             started = time.perf_counter()
-            run()
-            best = min(best, time.perf_counter() - started)
-        results[name] = args.n * args.tokens / best
-        print(f"{name:9s} {results[name]:9.0f} tokens/s  ({args.n} x {args.tokens} tokens, best of {args.repeats})")
-    print(f"ratio ostinato / generate: {results['ostinato'] / results['generate']:.2f}x on "
-          f"{torch.get_num_threads()} CPU threads")
+            (piece,) = compose(model, tokenizer, n=1, sampling=SamplingConfig(top_p=0.95, seed=seed))
+            times.append(time.perf_counter() - started)
+        print(f"one whole tune under the grammar: median {sorted(times)[2]:.2f} s (seeds 0-4, "
+              f"last one {len(piece.ids)} tokens)")
 
 
 if __name__ == "__main__":
