@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from events import NoteTable
 
 from .midi_tokens import Controls
-from .sample import SamplingConfig, sample
+from .sample import SamplingConfig, context_of, sample
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ def compose(model, tokenizer, *, n: int = 1, sampling: SamplingConfig | None = N
     ``prompt`` (e.g. from :func:`primer_prompt`) replaces the grammar's own forced prefix.
     """
     sampling = sampling or SamplingConfig()
-    max_tokens = min(sampling.max_tokens, _context(model))
+    max_tokens = min(sampling.max_tokens, context_of(model))
     if tokenizer.kind == "abc":
         grammars = [abc_grammar(tokenizer, abc or AbcControls(), max_tokens) for _ in range(n)]
     else:
@@ -117,7 +117,3 @@ def decode(tokenizer, ids: list[int]) -> Composition:
         return Composition(ids, text, parse_tune(AbcTune(1, text), "composed.abc"))
     return Composition(ids, None, tokenizer.decode(ids))
 
-
-def _context(model) -> int:
-    config = model.config
-    return int(getattr(config, "n_positions", None) or getattr(config, "max_position_embeddings", 1 << 30))

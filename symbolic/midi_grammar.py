@@ -467,13 +467,19 @@ class MidiGrammar:
                 mask[self.bar_id] = True
             if ph == DURATION and self._can_finish(s):
                 mask[self.tokenizer.eos_id] = True
-        elif ph == PROGRAM:
+        else:
+            self._note_mask(s, mask)
+        return mask
+
+    def _note_mask(self, s: GrammarState, mask: np.ndarray) -> None:
+        """Inside a note (REMI, TSD): Program -> Pitch/PitchDrum -> Velocity -> Duration."""
+        ph = s.phase
+        if ph == PROGRAM:
             mask[self.ids[K_PITCHDRUM] if s.program == -1 else self.ids[K_PITCH]] = True
         elif ph == PITCH:
             mask[self.ids[K_VELOCITY]] = True
         elif ph == VELOCITY:
             self._duration_mask(s, mask)
-        return mask
 
     def _shift_mask(self, s: GrammarState, mask: np.ndarray, after_ok: np.ndarray | None = None) -> None:
         ids = self.ids[K_TIMESHIFT]
@@ -502,12 +508,8 @@ class MidiGrammar:
                 mask[self.ids[K_TIMESIG]] = True
             if ph == DURATION and self._can_finish(s):
                 mask[self.tokenizer.eos_id] = True
-        elif ph == PROGRAM:
-            mask[self.ids[K_PITCHDRUM] if s.program == -1 else self.ids[K_PITCH]] = True
-        elif ph == PITCH:
-            mask[self.ids[K_VELOCITY]] = True
-        elif ph == VELOCITY:
-            self._duration_mask(s, mask)
+        else:
+            self._note_mask(s, mask)
         return mask
 
     def _closable(self, s: GrammarState, program: int) -> list[int]:

@@ -78,7 +78,7 @@ def sample(model, *, prompt: Sequence[int], n: int = 1, config: SamplingConfig =
         on_step: called with the number of new tokens so far (for a progress bar).
     """
     device = next(model.parameters()).device
-    limit = min(config.max_tokens, _context_of(model))
+    limit = min(config.max_tokens, context_of(model))
     if len(prompt) >= limit:
         raise ValueError(f"the prompt has {len(prompt)} tokens; the model's limit is {limit}")
     states = None
@@ -152,6 +152,7 @@ def _only(token: int, size: int) -> np.ndarray:
     return mask
 
 
-def _context_of(model) -> int:
+def context_of(model) -> int:
+    """The longest sequence ``model`` takes (GPT-2 ``n_positions``, Llama ``max_position_embeddings``)."""
     config = model.config
     return int(getattr(config, "n_positions", None) or getattr(config, "max_position_embeddings", 1 << 30))

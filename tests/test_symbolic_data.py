@@ -3,7 +3,15 @@
 import numpy as np
 
 from corpora.sources import is_held_out
-from symbolic.data import load_token_data, pack, sample_blocks, save_token_data, source_items, tokenize_items
+from symbolic.data import (
+    TokenizedPiece,
+    load_token_data,
+    pack,
+    sample_blocks,
+    save_token_data,
+    source_items,
+    tokenize_items,
+)
 from symbolic.tokenizers import build_tokenizer
 
 
@@ -40,7 +48,7 @@ def test_ensemble_instruments_give_chorale_parts_their_own_programs():
 
 
 def test_batches_depend_only_on_seed_and_step():
-    stream = pack([type("P", (), {"ids": np.arange(100, dtype=np.int32)})()])
+    stream = pack([TokenizedPiece("k", np.arange(100, dtype=np.int32), 0)])
     a = sample_blocks(stream, block=9, batch=4, seed=3, step=17)
     assert a.shape == (4, 9) and np.array_equal(a, sample_blocks(stream, block=9, batch=4, seed=3, step=17))
     assert not np.array_equal(a, sample_blocks(stream, block=9, batch=4, seed=3, step=18))
