@@ -2,7 +2,7 @@
 
 Sees only note tables and piano rolls (``events``), never tokens.
 
-    renderer = render.get_renderer("ddsp")             # or "soundfont", soundfont=PATH
+    renderer = render.get_renderer("ddsp")             # or "soundfont", soundfont=PATH; "wavenet", model=DIR
     audio = renderer.render(table, sample_rate_hz=44100)   # float32 [2, n_samples]
     render.write_audio(audio, 44100, "out.flac")
 
@@ -27,8 +27,15 @@ def _ddsp(**options) -> Renderer:
     return DDSPRenderer(**options)
 
 
+def _wavenet(**options) -> Renderer:
+    from .wavenet.engine import WaveNetRenderer
+
+    return WaveNetRenderer(**options)
+
+
 register_engine("soundfont", _soundfont)
 register_engine("ddsp", _ddsp)
+register_engine("wavenet", _wavenet)
 
 __all__ = [
     "ENGINES", "N_CHANNELS", "Renderer", "get_renderer", "multi_resolution_stft_loss", "n_output_samples",

@@ -31,6 +31,8 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=("wav", "flac", "ogg"), help="audio format (default: from OUT's extension, "
                                                                      "else wav)")
     p.add_argument("-j", "--jobs", type=int, default=1, help="render this many files in parallel (default 1)")
+    p.add_argument("--temperature", type=float, metavar="T",
+                   help="wavenet: sampling temperature (default 1.0; lower is more conservative, 0 is greedy)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip them)")
     p.set_defaults(run=run_render)
 
@@ -66,6 +68,10 @@ def add_train_parsers(train_sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("--harmonics", type=int, default=48, help="ddsp: partials per voice (default 48)")
     p.add_argument("--hidden-size", type=int, default=128, help="ddsp: network width (default 128)")
     p.add_argument("--layers", type=int, default=2, help="ddsp: hidden layers (default 2)")
+    p.add_argument("--config", metavar="tiny|piano|FILE",
+                   help="wavenet: model config preset or JSON file of WaveNetConfig fields (default piano)")
+    p.add_argument("--distribution", choices=("mulaw", "mol"),
+                   help="wavenet: output as 8-bit mu-law classes or a mixture of logistics (default: the config's)")
     p.set_defaults(run=run_train)
 
 
@@ -78,6 +84,10 @@ def run_render(args: argparse.Namespace) -> int:
 
 def run_train(args: argparse.Namespace) -> int:
     import importlib
+
+    if args.engine != "wavenet" and (args.config or args.distribution):
+        print("ostinato: train renderer: --config and --distribution are for --engine wavenet", file=sys.stderr)
+        return 2
 
     try:
         module = importlib.import_module(TRAINERS[args.engine])

@@ -170,6 +170,17 @@ def render_files(args: argparse.Namespace) -> int:
             print("ostinato: render: --model is for the ddsp/wavenet engines", file=sys.stderr)
             return 2
         options["model"] = args.model
+    temperature = getattr(args, "temperature", None)
+    if temperature is not None:
+        if args.engine != "wavenet":
+            print("ostinato: render: --temperature is for the wavenet engine", file=sys.stderr)
+            return 2
+        if not 0 <= temperature <= 10:
+            print(f"ostinato: render: --temperature must be in 0..10, got {temperature}", file=sys.stderr)
+            return 2
+        options["temperature"] = temperature
+    if args.engine == "wavenet" and args.quiet == 0:
+        options["announce"] = True  # the expected time on a CPU, on stderr
     fmt = args.format
     jobs = plan(args.inputs, args.output, fmt)
     failed = 0

@@ -1,65 +1,34 @@
 """Training a DDSP renderer on (notes, audio) pairs: multi-resolution STFT loss, AdamW,
 held-out loss, atomic checkpoints (safetensors + JSON), exact resume, CUDA when present.
 
-Layout of ``out_dir``::
-
-    model.safetensors, config.json   the best model so far (lowest held-out loss): ``--model out_dir``
-    checkpoint/                      the latest state: model, config, optimizer.safetensors, state.json
-    train_log.jsonl                  one JSON line per evaluation
-
-Training segments are drawn by a generator seeded with ``(seed, step)``, so a resumed run
-continues exactly as an uninterrupted one would.
+The loop, checkpoints and folder layout are :mod:`render.training_common`'s (shared with the
+wavenet engine): ``out_dir`` holds the best model (``--model out_dir``), ``checkpoint/`` and
+``train_log.jsonl``. Training segments are drawn by a generator seeded with ``(seed, step)``,
+so a resumed run continues exactly as an uninterrupted one would.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from .. import training_common as common
 from ..spectral import multi_resolution_stft_loss
+from ..training_common import CHECKPOINT_DIR, LOG_FILE, TrainConfig
 from .config import DDSPConfig
 from .engine import CONFIG_FILE, WEIGHTS_FILE, save_model
 from .features import Voices, chunk_voices, voices_of
 from .model import DDSPModel
 
-CHECKPOINT_DIR = "checkpoint"
-LOG_FILE = "train_log.jsonl"
+__all__ = ["CHECKPOINT_DIR", "LOG_FILE", "PieceData", "TrainConfig", "prepare", "train"]
+
 WARMUP_S = 0.25  # synthesis starts this long before a training segment (earlier notes' release and reverb)
-
-
-@dataclass
-class TrainConfig:
-    """Optimisation settings (validated; saved in the checkpoint's state.json)."""
-
-    steps: int = 2000
-    batch_size: int = 8
-    segment_s: float = 1.0
-    learning_rate: float = 2e-3
-    weight_decay: float = 1e-4
-    grad_clip: float = 1.0
-    eval_every: int = 100
-    seed: int = 0
-    device: str = "auto"
-    n_eval_segments: int = 4
-
-    def __post_init__(self) -> None:
-        checks = {
-            "steps": self.steps >= 0, "batch_size": self.batch_size >= 1, "segment_s": 0.05 <= self.segment_s <= 30,
-            "learning_rate": 0 < self.learning_rate < 1, "weight_decay": 0 <= self.weight_decay < 1,
-            "grad_clip": self.grad_clip > 0, "eval_every": self.eval_every >= 1, "seed": self.seed >= 0,
-            "device": self.device in ("auto", "cpu", "cuda"), "n_eval_segments": self.n_eval_segments >= 1,
-        }
-        for name, ok in checks.items():
-            if not ok:
-                raise ValueError(f"TrainConfig.{name} is out of range: got {getattr(self, name)!r}")
 
 
 @dataclass
@@ -118,19 +87,12 @@ def segment_loss(model: DDSPModel, pieces: list[PieceData], picks: list[tuple[in
 
 def draw_segments(pieces: list[PieceData], n: int, n_frames: int, rng: np.random.Generator) -> list[tuple[int, int]]:
     """``n`` random (piece, start frame) picks, pieces weighted by length."""
-    lengths = np.array([max(p.n_frames - n_frames, 1) for p in pieces], dtype=np.float64)
-    chosen = rng.choice(len(pieces), size=n, p=lengths / lengths.sum())
-    return [(int(i), int(rng.integers(0, max(pieces[i].n_frames - n_frames, 0) + 1))) for i in chosen]
+    return common.draw_segments([p.n_frames for p in pieces], n, n_frames, rng)
 
 
 def eval_segments(pieces: list[PieceData], per_piece: int, n_frames: int) -> list[tuple[int, int]]:
     """Fixed, evenly spaced held-out segments (the same at every evaluation)."""
-    picks = []
-    for i, piece in enumerate(pieces):
-        span = max(piece.n_frames - n_frames, 0)
-        for j in range(per_piece):
-            picks.append((i, int(span * (j + 0.5) / per_piece)))
-    return picks
+    return common.eval_segments([p.n_frames for p in pieces], per_piece, n_frames)
 
 
 def heldout_loss(model: DDSPModel, pieces: list[PieceData], picks: list[tuple[int, int]], n_frames: int,
@@ -147,44 +109,6 @@ def heldout_loss(model: DDSPModel, pieces: list[PieceData], picks: list[tuple[in
     return total / max(count, 1)
 
 
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(name)
-
-
-def save_checkpoint(directory: Path, model: DDSPModel, optimizer: torch.optim.Optimizer, state: dict) -> None:
-    """Model, optimizer (safetensors) and state (JSON), each written atomically; state.json last."""
-    from safetensors.torch import save
-
-    from events.atomic import write_bytes_atomic, write_text_atomic
-
-    save_model(model, directory)
-    opt = optimizer.state_dict()
-    tensors = {}
-    for pid, entry in opt["state"].items():
-        for name, value in entry.items():
-            tensors[f"{pid}.{name}"] = (value if torch.is_tensor(value) else torch.tensor(value)).detach().cpu()
-    write_bytes_atomic(directory / "optimizer.safetensors", save(tensors))
-    state = dict(state, param_groups=opt["param_groups"])
-    write_text_atomic(directory / "state.json", json.dumps(state, indent=2) + "\n")
-
-
-def load_checkpoint(directory: Path, model: DDSPModel, optimizer: torch.optim.Optimizer) -> dict:
-    """Restore model and optimizer from ``directory``; returns the state dict of state.json."""
-    from safetensors.torch import load_file
-
-    state = json.loads((directory / "state.json").read_text())
-    model.load_state_dict(load_file(directory / WEIGHTS_FILE))
-    tensors = load_file(directory / "optimizer.safetensors")
-    entries: dict[int, dict] = {}
-    for name, value in tensors.items():
-        pid, field = name.split(".", 1)
-        entries.setdefault(int(pid), {})[field] = value.to(model.device)
-    optimizer.load_state_dict({"state": entries, "param_groups": state["param_groups"]})
-    return state
-
-
 def train(model_config: DDSPConfig, train_pairs, heldout_pairs, out_dir: str | os.PathLike,
           train_config: TrainConfig, *, resume: bool = False, progress: bool = True,
           log=print) -> dict:
@@ -196,27 +120,20 @@ def train(model_config: DDSPConfig, train_pairs, heldout_pairs, out_dir: str | o
         resume: continue from ``out_dir/checkpoint`` (its config wins; ``steps`` may be raised).
     """
     out = Path(out_dir)
-    checkpoint = out / CHECKPOINT_DIR
     torch.manual_seed(train_config.seed)
     if resume:
-        if not (checkpoint / "state.json").is_file():
-            from events import InputError
-
-            raise InputError(checkpoint, "no checkpoint to resume from (state.json missing)")
+        checkpoint = common.require_checkpoint(out)
         model_config = DDSPConfig.from_json((checkpoint / CONFIG_FILE).read_text())
     else:
         model_config = dataclasses.replace(model_config, trained_instruments=trained_instruments(train_pairs))
-    device = _device(train_config.device)
+    device = common.pick_device(train_config.device)
     model = DDSPModel(model_config).to(device).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=train_config.learning_rate,
                                   weight_decay=train_config.weight_decay)
-    state = {"step": 0, "best_heldout_loss": None, "train_config": dataclasses.asdict(train_config),
-             "wall_s": 0.0, "first_heldout_loss": None}
     if resume:
-        saved = load_checkpoint(checkpoint, model, optimizer)
-        state.update({k: saved[k] for k in ("step", "best_heldout_loss", "wall_s", "first_heldout_loss")})
-        for group in optimizer.param_groups:
-            group["lr"] = train_config.learning_rate
+        state = common.resume_state(checkpoint, model, optimizer, WEIGHTS_FILE, train_config)
+    else:
+        state = common.new_state(train_config)
     train_data = prepare(train_pairs, model_config)
     heldout_data = prepare(heldout_pairs, model_config)
     if not train_data:
@@ -226,45 +143,11 @@ def train(model_config: DDSPConfig, train_pairs, heldout_pairs, out_dir: str | o
     n_frames = max(1, round(train_config.segment_s * model_config.frame_rate_hz))
     picks = eval_segments(heldout_data, train_config.n_eval_segments, n_frames)
 
-    def evaluate_and_save(step: int, train_loss: float | None) -> None:
-        loss = heldout_loss(model, heldout_data, picks, n_frames, train_config.batch_size)
-        if state["first_heldout_loss"] is None:
-            state["first_heldout_loss"] = loss
-        if state["best_heldout_loss"] is None or loss < state["best_heldout_loss"]:
-            state["best_heldout_loss"] = loss
-            save_model(model, out)
-        record = {"step": step, "heldout_loss": round(loss, 5), "train_loss": train_loss,
-                  "wall_s": round(state["wall_s"], 1)}
-        with open(out / LOG_FILE, "a") as f:
-            f.write(json.dumps(record) + "\n")
-        state["step"] = step
-        save_checkpoint(checkpoint, model, optimizer, state)
-        log(f"step {step}: held-out loss {loss:.4f} (best {state['best_heldout_loss']:.4f})")
+    def batch_loss(step: int) -> torch.Tensor:
+        batch = draw_segments(train_data, train_config.batch_size, n_frames, common.step_rng(train_config.seed, step))
+        return segment_loss(model, train_data, batch, n_frames)
 
-    out.mkdir(parents=True, exist_ok=True)
-    if state["step"] == 0 and not resume:
-        evaluate_and_save(0, None)
-    from tqdm import tqdm
-
-    bar = tqdm(range(state["step"], train_config.steps), initial=state["step"], total=train_config.steps,
-               disable=not progress, desc="train ddsp", unit="step")
-    running: list[float] = []
-    for step in bar:
-        started = time.perf_counter()
-        rng = np.random.default_rng([train_config.seed, step])
-        batch = draw_segments(train_data, train_config.batch_size, n_frames, rng)
-        loss = segment_loss(model, train_data, batch, n_frames)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), train_config.grad_clip)
-        optimizer.step()
-        running.append(float(loss.detach()))
-        state["wall_s"] += time.perf_counter() - started
-        bar.set_postfix(loss=f"{np.mean(running[-20:]):.4f}")
-        if (step + 1) % train_config.eval_every == 0 or step + 1 == train_config.steps:
-            evaluate_and_save(step + 1, round(float(np.mean(running)), 5))
-            running.clear()
-    bar.close()
-    if state["step"] < train_config.steps or train_config.steps == 0:
-        evaluate_and_save(max(state["step"], train_config.steps), None)
-    return state
+    return common.fit(model=model, optimizer=optimizer, out_dir=out, train_config=train_config, state=state,
+                      batch_loss=batch_loss,
+                      heldout_loss=lambda: heldout_loss(model, heldout_data, picks, n_frames, train_config.batch_size),
+                      save_model=save_model, resume=resume, desc="train ddsp", progress=progress, log=log)
