@@ -1,11 +1,15 @@
 """Token-stage benchmark: training throughput, and held-out bits per character against `xz -9e`.
 
     python benchmarks/train_symbolic.py [--data music21:abc-folk] [--steps 300] [--config small]
+    python benchmarks/train_symbolic.py --data music21:abc-folk --model folk-abc
 
 Trains a model on the ABC tunes of --data with `ostinato train symbolic` (in-process), then
 prints tokens per second and the held-out bits per character next to `xz -9e` compressing the
 same held-out normalised text (its size in bits / characters). Lower is better for both; the
 ratio says how much better the model is than a strong general-purpose compressor.
+
+With --model (a shipped name or a model folder) nothing is trained: the model's held-out bits
+per character (``ostinato evaluate nll``'s computation) is compared with xz on the same text.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ def main() -> None:
     parser.add_argument("--config", default="small")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--out", help="model folder (default: a temporary one)")
+    parser.add_argument("--model", help="measure this trained model instead of training one")
     args = parser.parse_args()
 
     from corpora.sources import iter_items
@@ -45,6 +50,9 @@ def main() -> None:
     xz = lzma.compress(heldout.encode(), preset=9 | lzma.PRESET_EXTREME)
     xz_bpc = 8 * len(xz) / len(heldout)
 
+    if args.model:
+        compare_trained(args.model, args.data, heldout, xz_bpc)
+        return
     out = Path(args.out or tempfile.mkdtemp(prefix="ostinato-bench-"))
     import cli
 
@@ -63,6 +71,22 @@ def main() -> None:
     print(f"training: {tokens / metrics['elapsed_s']:,.0f} tokens/s over {args.steps} steps on {metrics['device']} "
           f"(wall {wall:.0f} s including tokenization)")
     print(f"held-out bits per character: model {ours:.3f}, xz -9e {xz_bpc:.3f} (ratio xz/model {xz_bpc / ours:.2f}x)")
+
+
+def compare_trained(model_name: str, data: str, heldout: str, xz_bpc: float) -> None:
+    """Print a trained model's held-out bits per character next to xz's."""
+    from corpora.sources import iter_items
+    from symbolic.evaluate import likelihood
+    from symbolic.model import load_model_folder
+    from symbolic.shipped import resolve_model
+
+    model, tokenizer, config = load_model_folder(resolve_model(model_name))
+    figures = likelihood(model, tokenizer, context=config.context, items=list(iter_items(data, split="test")))
+    ours = figures["bits_per_char"]
+    print(f"held-out {data}: {figures['n_pieces']} tunes, {figures['n_chars']:,} characters "
+          f"(xz's text: {len(heldout):,}), {figures['n_failed']} not tokenized")
+    print(f"held-out bits per character: model {ours:.3f}, xz -9e {xz_bpc:.3f}: model / xz = {ours / xz_bpc:.3f} "
+          f"(xz / model {xz_bpc / ours:.2f}x)")
 
 
 if __name__ == "__main__":

@@ -23,11 +23,16 @@ def add_train_parsers(train_sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, metavar="SOURCE",
                    help="music21:<collection> (music21:essenFolksong, music21:abc-folk, music21:bach, ...), "
                         "a folder, a file, or a quoted glob of MIDI/ABC/MusicXML")
-    p.add_argument("--tokenizer", required=True, metavar="KIND|FILE",
-                   help=f"one of {', '.join(TOKENIZERS)}, or a saved tokenizer .json")
+    p.add_argument("--tokenizer", metavar="KIND|FILE",
+                   help=f"one of {', '.join(TOKENIZERS)}, or a saved tokenizer .json (with --init-from: the "
+                        f"model's own)")
     p.add_argument("--out", required=True, metavar="DIR", help="the model folder to write (checkpoints inside)")
-    p.add_argument("--config", default="small", metavar="small|base|tiny|FILE",
-                   help="model size preset or a JSON file of ModelConfig fields (default: small)")
+    p.add_argument("--config", metavar="small|base|tiny|FILE",
+                   help="model size preset or a JSON file of ModelConfig fields (default: small; with "
+                        "--init-from: the model's own)")
+    p.add_argument("--init-from", metavar="NAME|DIR",
+                   help="start from the weights of this model (a shipped name or a model folder) instead of random "
+                        "ones: fine-tune it on --data, or continue its training with a new schedule")
     p.add_argument("--architecture", choices=("gpt2", "llama"), help="override the config's architecture")
     p.add_argument("--steps", type=int, default=2000, help="optimizer steps (default: 2000)")
     p.add_argument("--batch-size", type=int, default=16, help="sequences per step over all processes (default: 16)")
@@ -59,13 +64,19 @@ def run_train_symbolic(args: argparse.Namespace) -> int:
     from .tokenizers import build_tokenizer, load_tokenizer
     from .train import TrainConfig, train
 
-    if args.tokenizer in TOKENIZERS:
+    init = _init_model(args) if args.init_from else None
+    if init is not None:
+        _, tokenizer, config, _ = init
+    elif args.tokenizer is None:
+        raise InputError("train symbolic", "--tokenizer is required (or --init-from a model)")
+    elif args.tokenizer in TOKENIZERS:
         tokenizer = build_tokenizer(args.tokenizer) if args.tokenizer == "abc" else None
     elif args.tokenizer.endswith(".json") or Path(args.tokenizer).exists():
         tokenizer = load_tokenizer(args.tokenizer)
     else:
         raise InputError(args.tokenizer, f"unknown tokenizer (choose one of {', '.join(TOKENIZERS)} or a .json file)")
-    config = model_config(args.config)
+    if init is None:
+        config = model_config(args.config or "small")
     if args.architecture:
         config = replace(config, architecture=args.architecture)
     try:
@@ -104,13 +115,33 @@ def run_train_symbolic(args: argparse.Namespace) -> int:
                             len(data.failures), len(data.train), len(data.test))
         command = "ostinato " + shlex.join(sys.argv[1:]) if sys.argv and sys.argv[0] else ""
         figures = train(data=data, tokenizer=tokenizer, model_config=config, config=train_config, out_dir=out,
-                        resume=args.resume, command=command, source=args.data, ctx=ctx, show_progress=show)
+                        resume=args.resume, command=command, source=args.data, ctx=ctx, show_progress=show,
+                        init_model=init[0] if init else None, init_from=str(init[3]) if init else "")
     finally:
         distributed.teardown(ctx)
     if ctx.is_main and args.quiet == 0:
         message = ", ".join(f"{k} {v:.4f}" for k, v in figures.items() if k.startswith("bits"))
         print(f"wrote {out} (held-out: {message or 'none'})", file=sys.stderr)
     return 0
+
+
+def _init_model(args: argparse.Namespace):
+    """``(model, tokenizer, config, folder)`` of ``--init-from``; ``--tokenizer``/``--config``, when
+    given too, must agree with it (a model's weights only fit its own vocabulary and shape)."""
+    from events.errors import InputError
+
+    from .model import load_model_folder, model_config
+    from .shipped import resolve_model
+
+    folder = resolve_model(args.init_from)
+    model, tokenizer, config = load_model_folder(folder)
+    if args.tokenizer is not None and args.tokenizer not in (tokenizer.kind, str(folder / "tokenizer.json")):
+        raise InputError(args.init_from, f"uses the {tokenizer.kind!r} tokenizer, not {args.tokenizer!r}: leave "
+                                         f"--tokenizer out to use the model's")
+    if args.config is not None and model_config(args.config) != config:
+        raise InputError(args.init_from, f"has another shape ({config}) than --config {args.config}: leave --config "
+                                         f"out to use the model's")
+    return model, tokenizer, config, folder
 
 
 def _progress(desc: str, show: bool):

@@ -226,8 +226,12 @@ def _step_seed(seed: int, step: int, rank: int) -> int:
 
 def train(*, data: TokenData, tokenizer, model_config: ModelConfig, config: TrainConfig,
           out_dir: str | os.PathLike, resume: bool = False, command: str = "", source: str = "",
-          ctx: distributed.Context | None = None, show_progress: bool = True) -> dict:
+          ctx: distributed.Context | None = None, show_progress: bool = True, init_model=None,
+          init_from: str = "") -> dict:
     """Train (or resume) a model on ``data``; returns the final held-out figures.
+
+    ``init_model`` (a loaded model of ``model_config`` and ``tokenizer``; ``init_from`` names it
+    in the card) replaces the random initial weights: fine-tuning, or a second schedule.
 
     Raises:
         InputError: a checkpoint exists and ``resume`` is False, or the checkpoint is corrupt.
@@ -249,6 +253,8 @@ def train(*, data: TokenData, tokenizer, model_config: ModelConfig, config: Trai
         start_step, elapsed_before = int(state["step"]), float(state.get("elapsed_s", 0.0))
         if ctx.is_main:
             log.info("resuming from %s (step %d of %d)", checkpoint, start_step, config.steps)
+    elif init_model is not None:
+        model = init_model
     else:
         torch.manual_seed(config.seed)
         model = build_model(model_config, len(tokenizer), pad_id=tokenizer.pad_id, bos_id=tokenizer.bos_id,
@@ -337,7 +343,7 @@ def train(*, data: TokenData, tokenizer, model_config: ModelConfig, config: Trai
     metrics = {"name": out_dir.resolve().name, "heldout": figures, **summary, "steps": config.steps,
                "elapsed_s": round(elapsed, 1),
                "device": _device_name(ctx), "n_processes": ctx.world_size, "source": source, "command": command,
-               "model": asdict(model_config), "train": asdict(config),
+               "model": asdict(model_config), "train": asdict(config), "init_from": init_from or None,
                "n_parameters": sum(p.numel() for p in model.parameters())}
     write_text_atomic(out_dir / "metrics.json", json.dumps(metrics, indent=1) + "\n")
     write_text_atomic(out_dir / "model_card.md", model_card(metrics, tokenizer, data))
@@ -361,6 +367,11 @@ def _truncate_log(path: Path, step: int) -> None:
         return
     keep = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
     write_text_atomic(path, "".join(line + "\n" for line in keep))
+
+
+def _init_line(metrics: dict) -> str:
+    init = metrics.get("init_from")
+    return f"\n- Started from the weights of `{init}` (see its model card), not from random ones." if init else ""
 
 
 def model_card(metrics: dict, tokenizer, data: TokenData) -> str:
@@ -392,7 +403,7 @@ over `{tokenizer.kind}` tokens ({len(tokenizer)} in the vocabulary), trained by 
 
 - {metrics['steps']:,} steps of {train['batch_size']} sequences, AdamW (peak learning rate {train['learning_rate']},
   {train['warmup_steps']} warm-up steps, cosine decay to {train['min_lr_ratio']}x, weight decay {train['weight_decay']},
-  gradient clipping {train['grad_clip']}), seed {train['seed']}.
+  gradient clipping {train['grad_clip']}), seed {train['seed']}.{_init_line(metrics)}
 - Wall time {metrics['elapsed_s']:.0f} s on {metrics['device']} ({metrics['n_processes']} process(es)).
 
 ## Held-out figures (final step)

@@ -129,6 +129,34 @@ def test_save_then_load_gives_identical_logits(tmp_path):
         assert config.architecture == architecture and loaded_tokenizer.kind == "abc"
 
 
+def test_init_from_starts_from_the_given_weights(tmp_path):
+    config = _tiny_config(tmp_path)
+    base = tmp_path / "base"
+    assert _train(base, config, "--steps", "40", "--eval-every", "40", "--checkpoint-every", "40",
+                  batch=16).returncode == 0
+    base_figures = json.loads((base / "metrics.json").read_text())["heldout"]
+    # a second schedule from those weights, with a learning rate too small to move them: the same model
+    again = tmp_path / "again"
+    result = run_cli("train", "symbolic", "--data", TUNES, "--init-from", str(base), "--out", str(again),
+                     "--steps", "1", "--lr", "1e-12", "--warmup", "1", "--batch-size", "2", "-q")
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((again / "metrics.json").read_text())
+    assert metrics["init_from"] == str(base) and metrics["model"]["context"] == 128
+    assert abs(metrics["heldout"]["bits_per_token"] - base_figures["bits_per_token"]) < 1e-4
+    assert f"Started from the weights of `{base}`" in (again / "model_card.md").read_text()
+    # a tokenizer or a shape other than the model's own is refused in one line
+    wrong = run_cli("train", "symbolic", "--data", TUNES, "--init-from", str(base), "--tokenizer", "remi",
+                    "--out", str(tmp_path / "x"), "--steps", "1")
+    assert wrong.returncode == 1 and wrong.stderr.strip().startswith(
+        f"ostinato: {base}: uses the 'abc' tokenizer, not 'remi'")
+    shape = run_cli("train", "symbolic", "--data", TUNES, "--init-from", str(base), "--config", "small",
+                    "--out", str(tmp_path / "y"), "--steps", "1")
+    assert shape.returncode == 1 and "than --config small" in shape.stderr
+    assert len(shape.stderr.strip().splitlines()) == 1
+    missing = run_cli("train", "symbolic", "--data", TUNES, "--out", str(tmp_path / "z"), "--steps", "1")
+    assert missing.returncode == 1 and "--tokenizer is required" in missing.stderr
+
+
 # ---------------------------------------------------------------------------- bad input
 def test_a_source_with_no_pieces_fails_in_one_line(tmp_path):
     empty = tmp_path / "empty"
