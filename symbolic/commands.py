@@ -127,10 +127,13 @@ def run_train_symbolic(args: argparse.Namespace) -> int:
 
 def _init_model(args: argparse.Namespace):
     """``(model, tokenizer, config, folder)`` of ``--init-from``; ``--tokenizer``/``--config``, when
-    given too, must agree with it (a model's weights only fit its own vocabulary and shape)."""
+    given too, must agree with it (a model's weights only fit its own vocabulary and shape); a
+    ``--config`` of the same shape may change the dropout."""
+    from dataclasses import replace
+
     from events.errors import InputError
 
-    from .model import load_model_folder, model_config
+    from .model import build_model, load_model_folder, model_config
     from .shipped import resolve_model
 
     folder = resolve_model(args.init_from)
@@ -138,9 +141,16 @@ def _init_model(args: argparse.Namespace):
     if args.tokenizer is not None and args.tokenizer not in (tokenizer.kind, str(folder / "tokenizer.json")):
         raise InputError(args.init_from, f"uses the {tokenizer.kind!r} tokenizer, not {args.tokenizer!r}: leave "
                                          f"--tokenizer out to use the model's")
-    if args.config is not None and model_config(args.config) != config:
-        raise InputError(args.init_from, f"has another shape ({config}) than --config {args.config}: leave --config "
-                                         f"out to use the model's")
+    if args.config is not None:
+        wanted = model_config(args.config)
+        if replace(wanted, dropout=config.dropout) != config:
+            raise InputError(args.init_from, f"has another shape ({config}) than --config {args.config}: leave "
+                                             f"--config out to use the model's")
+        if wanted.dropout != config.dropout:   # the same weights in a model with the new dropout
+            fresh = build_model(wanted, len(tokenizer), pad_id=tokenizer.pad_id, bos_id=tokenizer.bos_id,
+                                eos_id=tokenizer.eos_id)
+            fresh.load_state_dict(model.state_dict())
+            model, config = fresh, wanted
     return model, tokenizer, config, folder
 
 

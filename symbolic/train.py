@@ -246,11 +246,15 @@ def train(*, data: TokenData, tokenizer, model_config: ModelConfig, config: Trai
                                   f"or choose another --out")
 
     start_step, optimizer_state, elapsed_before = 0, None, 0.0
+    schedule = [{"from_step": 0, "steps": config.steps, "command": command}]
     if checkpoint is not None:
         model, saved_tokenizer, model_config, optimizer_state, state = load_checkpoint(checkpoint, ctx.device)
         if saved_tokenizer.to_json() != tokenizer.to_json():
             raise InputError(checkpoint, "was trained with another tokenizer than this run's")
         start_step, elapsed_before = int(state["step"]), float(state.get("elapsed_s", 0.0))
+        schedule = _schedule_of(state)
+        if config.steps != schedule[-1]["steps"]:   # a resume with another --steps extends (or ends) the run
+            schedule.append({"from_step": start_step, "steps": config.steps, "command": command})
         if ctx.is_main:
             log.info("resuming from %s (step %d of %d)", checkpoint, start_step, config.steps)
     elif init_model is not None:
@@ -328,7 +332,7 @@ def train(*, data: TokenData, tokenizer, model_config: ModelConfig, config: Trai
             (progress.write if progress is not None else log.info)(f"step {done}: held-out {message}")
         if done % config.checkpoint_every == 0 or last:
             state = {"step": done, "elapsed_s": elapsed_before + time.perf_counter() - started,
-                     "train_config": asdict(config), "source": source, "command": command}
+                     "train_config": asdict(config), "source": source, "command": command, "schedule": schedule}
             save_checkpoint(out_dir, done, model, tokenizer, optimizer, state, config.keep_checkpoints)
     if progress is not None:
         progress.close()
@@ -344,6 +348,7 @@ def train(*, data: TokenData, tokenizer, model_config: ModelConfig, config: Trai
                "elapsed_s": round(elapsed, 1),
                "device": _device_name(ctx), "n_processes": ctx.world_size, "source": source, "command": command,
                "model": asdict(model_config), "train": asdict(config), "init_from": init_from or None,
+               "schedule": schedule,
                "n_parameters": sum(p.numel() for p in model.parameters())}
     write_text_atomic(out_dir / "metrics.json", json.dumps(metrics, indent=1) + "\n")
     write_text_atomic(out_dir / "model_card.md", model_card(metrics, tokenizer, data))
@@ -369,6 +374,27 @@ def _truncate_log(path: Path, step: int) -> None:
     write_text_atomic(path, "".join(line + "\n" for line in keep))
 
 
+def _schedule_of(state: dict) -> list[dict]:
+    """The run's schedules so far: ``[{"from_step", "steps", "command"}]`` (one unless a resume changed --steps)."""
+    if "schedule" in state:
+        return list(state["schedule"])
+    first = state.get("command", "").replace(" --resume", "")
+    return [{"from_step": 0, "steps": int(state["train_config"]["steps"]), "command": first}]
+
+
+def _command_block(metrics: dict) -> str:
+    schedule = metrics.get("schedule") or []
+    if len(schedule) <= 1:
+        return f"```\n{metrics['command']}\n```"
+    lines = ["The run was resumed with another `--steps`, which changes the learning-rate schedule from that",
+             "step on (cosine decay to the new last step); each command ran from its first step to the next one's:", ""]
+    for segment, following in zip(schedule, [*schedule[1:], None], strict=True):
+        end = following["from_step"] if following else metrics["steps"]
+        lines += [f"- steps {segment['from_step']}-{end} (a {segment['steps']}-step schedule):", "",
+                  f"  ```\n  {segment['command']}\n  ```"]
+    return "\n".join(lines)
+
+
 def _init_line(metrics: dict) -> str:
     init = metrics.get("init_from")
     return f"\n- Started from the weights of `{init}` (see its model card), not from random ones." if init else ""
@@ -388,9 +414,7 @@ over `{tokenizer.kind}` tokens ({len(tokenizer)} in the vocabulary), trained by 
 
 ## Command
 
-```
-{metrics['command']}
-```
+{_command_block(metrics)}
 
 ## Data
 

@@ -129,19 +129,38 @@ def test_save_then_load_gives_identical_logits(tmp_path):
         assert config.architecture == architecture and loaded_tokenizer.kind == "abc"
 
 
+def test_resume_with_more_steps_extends_the_run_and_the_card_says_so(tmp_path):
+    config, out = _tiny_config(tmp_path), tmp_path / "run"
+    first = _train(out, config, "--steps", "6", "--checkpoint-every", "3", "--eval-every", "6")
+    assert first.returncode == 0, first.stderr
+    second = _train(out, config, "--steps", "9", "--checkpoint-every", "3", "--eval-every", "3", "--resume")
+    assert second.returncode == 0, second.stderr
+    assert sorted(_losses(out)) == list(range(1, 10))
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert [(s["from_step"], s["steps"]) for s in metrics["schedule"]] == [(0, 6), (6, 9)]
+    assert "--steps 6" in metrics["schedule"][0]["command"] and "--resume" in metrics["schedule"][1]["command"]
+    card = (out / "model_card.md").read_text()
+    assert "- steps 0-6 (a 6-step schedule):" in card and "- steps 6-9 (a 9-step schedule):" in card
+
+
 def test_init_from_starts_from_the_given_weights(tmp_path):
     config = _tiny_config(tmp_path)
     base = tmp_path / "base"
     assert _train(base, config, "--steps", "40", "--eval-every", "40", "--checkpoint-every", "40",
                   batch=16).returncode == 0
     base_figures = json.loads((base / "metrics.json").read_text())["heldout"]
-    # a second schedule from those weights, with a learning rate too small to move them: the same model
+    # a second schedule from those weights (with more dropout), at a learning rate too small to move
+    # them: the same held-out figure
     again = tmp_path / "again"
+    more_dropout = tmp_path / "dropout.json"
+    more_dropout.write_text(json.dumps({**json.loads(Path(config).read_text()), "dropout": 0.2}))
     result = run_cli("train", "symbolic", "--data", TUNES, "--init-from", str(base), "--out", str(again),
-                     "--steps", "1", "--lr", "1e-12", "--warmup", "1", "--batch-size", "2", "-q")
+                     "--config", str(more_dropout), "--steps", "1", "--lr", "1e-12", "--warmup", "1",
+                     "--batch-size", "2", "-q")
     assert result.returncode == 0, result.stderr
     metrics = json.loads((again / "metrics.json").read_text())
     assert metrics["init_from"] == str(base) and metrics["model"]["context"] == 128
+    assert metrics["model"]["dropout"] == 0.2
     assert abs(metrics["heldout"]["bits_per_token"] - base_figures["bits_per_token"]) < 1e-4
     assert f"Started from the weights of `{base}`" in (again / "model_card.md").read_text()
     # a tokenizer or a shape other than the model's own is refused in one line
