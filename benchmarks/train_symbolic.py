@@ -9,7 +9,8 @@ same held-out normalised text (its size in bits / characters). Lower is better f
 ratio says how much better the model is than a strong general-purpose compressor.
 
 With --model (a shipped name or a model folder) nothing is trained: the model's held-out bits
-per character (``ostinato evaluate nll``'s computation) is compared with xz on the same text.
+per character (``ostinato evaluate nll``'s computation) is compared with xz on the same text;
+--write-card also writes the comparison into the model's card (section "Against xz -9e").
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--out", help="model folder (default: a temporary one)")
     parser.add_argument("--model", help="measure this trained model instead of training one")
+    parser.add_argument("--write-card", action="store_true", help="with --model: record the result in its card")
     args = parser.parse_args()
 
     from corpora.sources import iter_items
@@ -51,7 +53,7 @@ def main() -> None:
     xz_bpc = 8 * len(xz) / len(heldout)
 
     if args.model:
-        compare_trained(args.model, args.data, heldout, xz_bpc)
+        compare_trained(args.model, args.data, heldout, xz_bpc, write_card=args.write_card)
         return
     out = Path(args.out or tempfile.mkdtemp(prefix="ostinato-bench-"))
     import cli
@@ -73,20 +75,32 @@ def main() -> None:
     print(f"held-out bits per character: model {ours:.3f}, xz -9e {xz_bpc:.3f} (ratio xz/model {xz_bpc / ours:.2f}x)")
 
 
-def compare_trained(model_name: str, data: str, heldout: str, xz_bpc: float) -> None:
-    """Print a trained model's held-out bits per character next to xz's."""
+def compare_trained(model_name: str, data: str, heldout: str, xz_bpc: float, *, write_card: bool = False) -> None:
+    """Print a trained model's held-out bits per character next to xz's (and put it in its card)."""
     from corpora.sources import iter_items
     from symbolic.evaluate import likelihood
     from symbolic.model import load_model_folder
     from symbolic.shipped import resolve_model
 
-    model, tokenizer, config = load_model_folder(resolve_model(model_name))
+    folder = resolve_model(model_name)
+    model, tokenizer, config = load_model_folder(folder)
     figures = likelihood(model, tokenizer, context=config.context, items=list(iter_items(data, split="test")))
     ours = figures["bits_per_char"]
     print(f"held-out {data}: {figures['n_pieces']} tunes, {figures['n_chars']:,} characters "
           f"(xz's text: {len(heldout):,}), {figures['n_failed']} not tokenized")
     print(f"held-out bits per character: model {ours:.3f}, xz -9e {xz_bpc:.3f}: model / xz = {ours / xz_bpc:.3f} "
           f"(xz / model {xz_bpc / ours:.2f}x)")
+    if write_card:
+        from events.atomic import write_text_atomic
+
+        card = (folder / "model_card.md").read_text()
+        card = card.split("\n## Against xz -9e\n")[0].rstrip("\n") + "\n"
+        card += (f"\n## Against xz -9e\n\n`python benchmarks/train_symbolic.py --data {data} --model {model_name} "
+                 f"--write-card`:\n\n| held-out bits per character | value |\n|---|---|\n"
+                 f"| this model | {ours:.4f} |\n| `xz -9e` on the same held-out normalised text "
+                 f"({len(heldout):,} characters) | {xz_bpc:.4f} |\n| model / xz | {ours / xz_bpc:.3f} |\n")
+        write_text_atomic(folder / "model_card.md", card)
+        print(f"wrote the comparison into {folder / 'model_card.md'}")
 
 
 if __name__ == "__main__":
