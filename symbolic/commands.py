@@ -228,7 +228,7 @@ def run_compose(args: argparse.Namespace) -> int:
 
     import torch
 
-    from .compose import compose
+    from .compose import check_controls, compose
     from .model import load_model_folder
     from .sample import SamplingConfig
     from .shipped import resolve_model
@@ -238,6 +238,10 @@ def run_compose(args: argparse.Namespace) -> int:
     sampling = _checked(lambda: SamplingConfig(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
                                                max_tokens=args.max_tokens or config.context, seed=args.seed))
     abc, midi, prompt = _controls(args, tokenizer)
+    try:   # before any progress is shown: controls the grammar cannot meet are one line
+        check_controls(tokenizer, abc=abc, midi=midi, max_tokens=sampling.max_tokens)
+    except ValueError as exc:
+        raise InputError("compose", str(exc)) from None
     show = args.quiet == 0
     from tqdm import tqdm
 

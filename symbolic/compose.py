@@ -62,6 +62,15 @@ def midi_grammar(tokenizer, controls: MidiControls, max_tokens: int):
                        max_tokens=max_tokens)
 
 
+def check_controls(tokenizer, *, abc: AbcControls | None = None, midi: MidiControls | None = None,
+                   max_tokens: int) -> None:
+    """Raise ValueError (one line) when the controls cannot be met by this tokenizer's grammar."""
+    if tokenizer.kind == "abc":
+        abc_grammar(tokenizer, abc or AbcControls(), max_tokens)
+    else:
+        midi_grammar(tokenizer, midi or MidiControls(), max_tokens)
+
+
 def compose(model, tokenizer, *, n: int = 1, sampling: SamplingConfig | None = None,
             abc: AbcControls | None = None, midi: MidiControls | None = None, prompt: list[int] | None = None,
             on_step: Callable[[int], None] | None = None) -> list[Composition]:

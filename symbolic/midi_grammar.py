@@ -47,11 +47,11 @@ builds the mask from prebuilt id arrays and caches it on the state for :meth:`ad
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .midi_tokens import DRUMS, METERS, TEMPO_BUCKETS_BPM, Controls, MidiTokenizer
+from .midi_tokens import DRUMS, METERS, TEMPO_BUCKETS_BPM, Controls, MidiTokenizer, key_name
 
 # Meters of METERS that miditok's default time signatures lack, written as the same bar.
 METER_ALIASES = {"2/2": "4/4", "3/2": "6/4"}
@@ -255,7 +255,17 @@ class MidiGrammar:
         tok = self.tokenizer
         if c.tempo_bpm is not None and not (isinstance(c.tempo_bpm, int | float) and 10 <= c.tempo_bpm <= 400):
             raise ValueError(f"tempo_bpm: must be a number of beats per minute in 10..400, got {c.tempo_bpm!r}")
-        # an unknown style or key is written as Style:none / Key:none, as MidiTokenizer.control_ids does
+        # a requested key or style must be one the tokens can write (the training prefixes write
+        # unknown ones as Key:none / Style:none)
+        if c.key is not None:
+            name = key_name(c.key)
+            if name is None:
+                raise ValueError(f"key: {c.key!r} is not a key (write a tonic and major or minor, e.g. 'D minor', "
+                                 f"'Eb major', 'F#m')")
+            c = self.controls = replace(c, key=name)
+        if c.style is not None and c.style not in tok.styles:
+            raise ValueError(f"style: {c.style!r} is not a style of this model (choose one of "
+                             f"{', '.join(tok.styles) or 'none: it was trained without styles'})")
         self.forced_meter = None
         if c.meter is not None:
             self.forced_meter = self.meter_of(c.meter)

@@ -39,6 +39,26 @@ KEY_NAMES = [f"{tonic} {mode}" for mode in ("major", "minor")
 METERS = ("2/4", "3/4", "4/4", "5/4", "6/4", "2/2", "3/2", "4/2", "3/8", "5/8", "6/8", "7/8", "9/8", "12/8")
 TEMPO_BUCKETS_BPM = (40, 48, 56, 63, 72, 80, 88, 96, 104, 112, 120, 132, 144, 160, 176, 192, 208, 240)
 DRUMS = "drums"
+_ENHARMONIC = {"Db": "C#", "D#": "Eb", "Gb": "F#", "G#": "Ab", "A#": "Bb", "Cb": "B", "E#": "F", "Fb": "E", "B#": "C"}
+
+
+def key_name(text: str) -> str | None:
+    """One of KEY_NAMES for a user's key (``"D minor"``, ``"Dm"``, ``"Eb"``, ``"Db major"``), or None.
+
+    A bare tonic means major; ``m``/``min``/``minor`` after it, minor; enharmonic spellings map
+    to the one KEY_NAMES uses (``Db`` -> ``C#``).
+    """
+    parts = text.strip().replace("-", " ").split()
+    if not parts or len(parts) > 2:
+        return None
+    tonic, mode = parts[0], (parts[1].lower() if len(parts) == 2 else "major")
+    if len(parts) == 1 and len(tonic) > 1 and tonic.endswith("m") and tonic[:-1].lower() != "":
+        tonic, mode = tonic[:-1], "minor"
+    mode = {"maj": "major", "major": "major", "m": "minor", "min": "minor", "minor": "minor"}.get(mode)
+    tonic = tonic[:1].upper() + tonic[1:]
+    tonic = _ENHARMONIC.get(tonic, tonic)
+    name = f"{tonic} {mode}"
+    return name if mode and name in KEY_NAMES else None
 
 # miditok settings we choose (everything else keeps miditok's defaults); saved with the tokenizer.
 DEFAULT_MIDITOK = {

@@ -9,7 +9,7 @@ from conftest import fixture_dir
 
 import events
 from symbolic.midi_grammar import MidiGrammar
-from symbolic.midi_tokens import Controls
+from symbolic.midi_tokens import Controls, key_name
 from symbolic.tokenizers import build_tokenizer
 
 SCHEMES = ("remi", "tsd", "midilike")
@@ -307,3 +307,20 @@ def test_bar_and_window_arithmetic_is_miditoks(tokenizers):
     m = grammar.meters[(4, 4)]
     assert (m.ticks_per_beat, m.bar_ticks, m.n_positions, m.min_ticks) == (24, 96, 48, 2)
     assert Fraction(m.bar_ticks, grammar.time_division) == 4
+
+
+@pytest.mark.parametrize("text, name", [("D minor", "D minor"), ("Dm", "D minor"), ("Eb", "Eb major"),
+                                        ("Db major", "C# major"), ("F#m", "F# minor"), ("bb minor", "Bb minor"),
+                                        ("H", None), ("C dorian", None), ("", None)])
+def test_requested_keys_are_read_as_key_names(text, name):
+    assert key_name(text) == name
+
+
+def test_a_key_or_style_the_tokens_cannot_write_is_refused(tokenizers):
+    tok = tokenizers["remi"]
+    with pytest.raises(ValueError, match="key: 'H' is not a key"):
+        MidiGrammar(tok, controls=Controls(key="H"), bars=2, max_tokens=MAX_TOKENS)
+    with pytest.raises(ValueError, match="style: 'mozart' is not a style of this model"):
+        MidiGrammar(tok, controls=Controls(style="mozart"), bars=2, max_tokens=MAX_TOKENS)
+    grammar = MidiGrammar(tok, controls=Controls(key="Dm"), bars=2, max_tokens=MAX_TOKENS)
+    assert tok.vocab[grammar.prefix_ids()[2]] == "Key:D minor"

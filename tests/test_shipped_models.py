@@ -1,0 +1,118 @@
+"""The shipped symbolic models (symbolic/pretrained/): what the README's first command runs.
+
+They load without pickle, fit the size limit, carry a model card with the exact training
+command and held-out figures that `ostinato evaluate nll` reproduces, and compose valid pieces
+with the defaults, offline, the same for the same seed.
+"""
+
+import json
+from pathlib import Path
+
+import pytest
+import soundfile
+from conftest import run_cli
+
+import events
+from symbolic.evaluate import check_abc_tune
+from symbolic.shipped import DEFAULT_FOR_FORMAT, PRETRAINED, shipped_models
+
+MAX_BYTES = 25 * 1024 * 1024
+SOURCES = {"folk-abc": "music21:abc-folk", "chorale-midi": "music21:polyphonic"}
+
+
+def _last_json(stdout: str) -> dict:
+    return json.loads(stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("name", ["folk-abc", "chorale-midi"])
+def test_shipped_model_folder_and_card(name):
+    assert name in shipped_models() and name in DEFAULT_FOR_FORMAT.values()
+    folder = PRETRAINED / name
+    assert sorted(p.name for p in folder.iterdir() if p.name != "__pycache__") == [
+        "config.json", "metrics.json", "model.safetensors", "model_card.md", "tokenizer.json"]
+    assert (folder / "model.safetensors").stat().st_size <= MAX_BYTES
+    metrics = json.loads((folder / "metrics.json").read_text())
+    card = (folder / "model_card.md").read_text()
+    assert metrics["command"].startswith("ostinato train symbolic ") and metrics["command"] in card
+    assert f"--data {SOURCES[name]}" in metrics["command"]
+    unit = "bits_per_char" if name == "folk-abc" else "bits_per_note"
+    assert f"| {unit} | {metrics['heldout'][unit]:.4f} |" in card
+    assert metrics["heldout"]["bits_per_token"] < metrics["unigram_bits_per_token"]
+
+
+def test_evaluate_nll_reproduces_the_folk_abc_card():
+    result = run_cli("evaluate", "nll", "--model", "folk-abc", "music21:abc-folk", "--json")
+    assert result.returncode == 0, result.stderr
+    record = _last_json(result.stdout)
+    heldout = json.loads((PRETRAINED / "folk-abc" / "metrics.json").read_text())["heldout"]
+    for key in ("n_pieces", "n_tokens", "n_chars"):
+        assert record[key] == heldout[key], key
+    for key in ("bits_per_token", "bits_per_char"):
+        assert record[key] == pytest.approx(heldout[key], abs=1e-5), key
+
+
+def test_readme_main_job_composes_and_renders_with_the_defaults(tmp_path):
+    piece, audio = tmp_path / "piece.mid", tmp_path / "piece.wav"
+    result = run_cli("compose", "-o", str(piece), "--render", str(audio), "-q")
+    assert result.returncode == 0, result.stderr
+    table = events.read(piece)
+    assert len(table) > 0 and len(table.tracks) >= 2
+    data, rate = soundfile.read(audio)
+    assert rate > 0 and data.shape[1] == 2 and len(data) > rate and abs(data).max() > 0.01
+    again = tmp_path / "again.mid"
+    assert run_cli("compose", "-o", str(again), "-q").returncode == 0
+    assert again.read_bytes() == piece.read_bytes()   # seed 0 by default: the same piece
+
+
+def test_folk_abc_tunes_are_valid_and_follow_the_controls(tmp_path):
+    out = tmp_path / "tunes"
+    result = run_cli("compose", "-o", str(out), "--format", "abc", "-n", "4", "--seed", "5", "--meter", "6/8",
+                     "--key", "Ador", "--bars", "8", "-q")
+    assert result.returncode == 0, result.stderr
+    files = sorted(out.iterdir())
+    assert len(files) == 4
+    for path in files:
+        text = path.read_text()
+        assert "M:6/8" in text and "L:" in text and "K:Ador" in text
+        check = check_abc_tune(text, str(path))
+        assert check.valid and check.n_bad_bars == 0 and check.bars_written == 8, (path, check.problem)
+
+
+def test_chorale_midi_uses_only_the_requested_instruments(tmp_path):
+    piece = tmp_path / "quartet.mid"
+    result = run_cli("compose", "-o", str(piece), "--instruments", "40,41,42,drums", "--meter", "3/4", "--bars",
+                     "4", "--seed", "2", "-q")
+    assert result.returncode == 0, result.stderr
+    table = events.read(piece)
+    assert {"drums" if t.is_drum else t.program for t in table.tracks} <= {40, 41, 42, "drums"}
+    assert len(table.tracks) >= 2 and len(table) > 0
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--model", "no-such-model"], "no-such-model: no such model"),
+    (["--format", "abc", "--key", "H"], "key 'H' is not in the ABC vocabulary"),
+    (["--format", "abc", "--bars", "0"], "bars must be at least 1, got 0"),
+    (["--key", "H"], "key: 'H' is not a key"),
+    (["--bars", "0"], "bars: must be a whole number >= 1, got 0"),
+    (["--instruments", "0,999"], "unknown instrument '999'"),
+])
+def test_impossible_requests_are_one_line(tmp_path, args, message):
+    result = run_cli("compose", "-o", str(tmp_path / "out"), *args)
+    assert result.returncode == 1, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and message in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "out").exists()
+
+
+def test_a_bad_primer_is_one_line(tmp_path):
+    primer = tmp_path / "broken.mid"
+    primer.write_bytes(b"MThd\x00\x00\x00\x06garbage")
+    result = run_cli("compose", "--primer", str(primer), "--bars", "4", "-o", str(tmp_path / "more.mid"))
+    assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1
+    assert str(primer) in result.stderr and "Traceback" not in result.stderr
+    assert primer.read_bytes() == b"MThd\x00\x00\x00\x06garbage"   # inputs are never modified
+
+
+def test_compose_list_shows_both_cards():
+    result = run_cli("compose", "--list")
+    assert result.returncode == 0
+    assert "folk-abc" in result.stdout and "chorale-midi" in result.stdout
