@@ -116,7 +116,8 @@ def run_train_symbolic(args: argparse.Namespace) -> int:
         command = "ostinato " + shlex.join(sys.argv[1:]) if sys.argv and sys.argv[0] else ""
         figures = train(data=data, tokenizer=tokenizer, model_config=config, config=train_config, out_dir=out,
                         resume=args.resume, command=command, source=args.data, ctx=ctx, show_progress=show,
-                        init_model=init[0] if init else None, init_from=str(init[3]) if init else "")
+                        init_model=init[0] if init else None, init_from=str(init[3]) if init else "",
+                        instruments=args.instruments)
     finally:
         distributed.teardown(ctx)
     if ctx.is_main and args.quiet == 0:

@@ -33,8 +33,9 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
                      help="files, folders, quoted globs, or music21:<collection>")
     nll.add_argument("--model", required=True, metavar="NAME|DIR", help="a shipped model or a model folder")
     nll.add_argument("--all", action="store_true", help="score every piece, not only the held-out ones")
-    nll.add_argument("--instruments", choices=("keep", "ensemble"), default="keep",
-                     help="MIDI tokenizers: as the model was trained (see `train symbolic --instruments`)")
+    nll.add_argument("--instruments", choices=("keep", "ensemble"), default=None,
+                     help="MIDI tokenizers: keep or ensemble (see `train symbolic --instruments`); default: as the "
+                          "model was trained (its metrics.json), else keep")
     nll.add_argument("--device", default="cpu", help="cpu, cuda, ... (default: cpu)")
     nll.add_argument("--json", action="store_true", help="one JSON object on the last line of stdout")
     nll.set_defaults(run=run_nll)
@@ -113,6 +114,28 @@ def print_json(record: dict) -> None:
 
 
 # ---------------------------------------------------------------------------- nll
+def trained_instruments(folder) -> str:
+    """How the model's training run assigned instruments (``keep`` or ``ensemble``): its metrics.json
+    says so (``instruments``, or the ``--instruments`` of its command); ``keep`` when it does not."""
+    import itertools
+    import json
+    import shlex
+    from pathlib import Path
+
+    path = Path(folder) / "metrics.json"
+    try:
+        metrics = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return "keep"
+    if metrics.get("instruments") in ("keep", "ensemble"):
+        return metrics["instruments"]
+    words = shlex.split(metrics.get("command") or "")
+    for flag, value in itertools.pairwise(words):
+        if flag == "--instruments" and value in ("keep", "ensemble"):
+            return value
+    return "keep"
+
+
 def run_nll(args: argparse.Namespace) -> int:
     from corpora.sources import iter_items
     from events.errors import InputError
@@ -136,7 +159,8 @@ def run_nll(args: argparse.Namespace) -> int:
         raise InputError(" ".join(args.sources), "no held-out pieces to score (pass --all to score every piece)")
     folder = resolve_model(args.model)
     model, tokenizer, config = load_model_folder(folder, device=args.device)
-    figures = likelihood(model, tokenizer, context=config.context, items=items, instruments=args.instruments,
+    instruments = args.instruments or trained_instruments(folder)
+    figures = likelihood(model, tokenizer, context=config.context, items=items, instruments=instruments,
                          device=args.device)
     for failure in figures["failed"]:
         print(f"ostinato: not scored: {failure}", file=sys.stderr)

@@ -227,9 +227,10 @@ def _step_seed(seed: int, step: int, rank: int) -> int:
 def train(*, data: TokenData, tokenizer, model_config: ModelConfig, config: TrainConfig,
           out_dir: str | os.PathLike, resume: bool = False, command: str = "", source: str = "",
           ctx: distributed.Context | None = None, show_progress: bool = True, init_model=None,
-          init_from: str = "") -> dict:
+          init_from: str = "", instruments: str = "keep") -> dict:
     """Train (or resume) a model on ``data``; returns the final held-out figures.
 
+    ``instruments`` (``keep``/``ensemble``, how ``data`` was made) is recorded for ``evaluate nll``.
     ``init_model`` (a loaded model of ``model_config`` and ``tokenizer``; ``init_from`` names it
     in the card) replaces the random initial weights: fine-tuning, or a second schedule.
 
@@ -348,7 +349,7 @@ def train(*, data: TokenData, tokenizer, model_config: ModelConfig, config: Trai
                "elapsed_s": round(elapsed, 1),
                "device": _device_name(ctx), "n_processes": ctx.world_size, "source": source, "command": command,
                "model": asdict(model_config), "train": asdict(config), "init_from": init_from or None,
-               "schedule": schedule,
+               "schedule": schedule, "instruments": instruments,
                "n_parameters": sum(p.numel() for p in model.parameters())}
     write_text_atomic(out_dir / "metrics.json", json.dumps(metrics, indent=1) + "\n")
     write_text_atomic(out_dir / "model_card.md", model_card(metrics, tokenizer, data))
