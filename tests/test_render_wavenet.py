@@ -164,13 +164,14 @@ def strongest_hz(audio: np.ndarray, first_s: float, last_s: float) -> float:
 def test_short_training_learns_the_note(tmp_path, note_pairs, one_thread):
     train_pairs, heldout_pairs = note_pairs
     state = train(TINY, train_pairs, heldout_pairs, tmp_path,
-                  TrainConfig(steps=300, batch_size=8, segment_s=0.1, learning_rate=3e-3, eval_every=100),
+                  TrainConfig(steps=500, batch_size=8, segment_s=0.1, learning_rate=3e-3, eval_every=250),
                   progress=False, log=lambda m: None)
-    assert state["step"] == 300
+    assert state["step"] == 500
     assert state["first_heldout_loss"] > 5.0  # about ln 256 nats per sample before training
-    assert state["best_heldout_loss"] < 0.55 * state["first_heldout_loss"]
+    # training seeds 0-3 gave 0.26-0.32 here (5.48 -> about 1.5 nats per sample)
+    assert state["best_heldout_loss"] < 0.45 * state["first_heldout_loss"]
     log = [json.loads(line) for line in (tmp_path / "train_log.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in log] == [0, 100, 200, 300]
+    assert [r["step"] for r in log] == [0, 250, 500]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint", "config.json", "model.safetensors",
                                                            "model_card.md", "train_log.jsonl"]
     assert json.loads((tmp_path / "config.json").read_text())["trained_instruments"] == [0]

@@ -75,7 +75,8 @@ class WaveNetRenderer(Renderer):
     Args:
         model: a model folder, or a :class:`WaveNet` instance (no model is shipped).
         temperature, segment_s, crossfade_s, warmup_s, max_batch, seed, accelerate: see
-            :class:`render.wavenet.generate.GenerationSettings`.
+            :class:`render.wavenet.generate.GenerationSettings` (``max_batch`` default: 32 on a CPU,
+            256 on CUDA).
         device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
         announce: print the measured speed and the expected time of each piece on stderr when
             running on a CPU (the ``render`` command does, unless ``-q``).
@@ -84,7 +85,7 @@ class WaveNetRenderer(Renderer):
     name = "wavenet"
 
     def __init__(self, model: str | os.PathLike | WaveNet | None = None, *, temperature: float = 1.0,
-                 segment_s: float = 1.0, crossfade_s: float = 0.05, warmup_s: float = 0.2, max_batch: int = 32,
+                 segment_s: float = 1.0, crossfade_s: float = 0.05, warmup_s: float = 0.2, max_batch: int | None = None,
                  seed: int = 0, device: str = "auto", accelerate: str = "none", announce: bool = False):
         net = model if isinstance(model, WaveNet) else load_model(model)
         if device == "auto":
@@ -92,6 +93,8 @@ class WaveNetRenderer(Renderer):
         if device not in ("cpu", "cuda"):
             raise ValueError(f"device must be auto, cpu or cuda, got {device!r}")
         self.model = net.to(device).eval()
+        if max_batch is None:  # segments sampled together: a GPU wants many rows, a CPU gains little from them
+            max_batch = 256 if device == "cuda" else 32
         self.config = self.model.config
         self.settings = GenerationSettings(temperature=temperature, segment_s=segment_s, crossfade_s=crossfade_s,
                                            warmup_s=warmup_s, max_batch=max_batch, seed=seed, accelerate=accelerate)
