@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Recipe: a WaveNet piano renderer trained on SoundFont-rendered piano (render/wavenet/MODEL_CARD.md).
 #
-#   bash examples/train_wavenet.sh                        # a CUDA GPU: about 1-2 hours for the default steps
-#   STEPS=200 DEVICE=cpu bash examples/train_wavenet.sh   # a CPU: only to try the commands (hours per 1000 steps)
+#   bash examples/train_wavenet.sh                        # a CUDA GPU: about 1-2 hours (estimated) for the default steps
+#   STEPS=20 BATCH=2 DEVICE=cpu bash examples/train_wavenet.sh   # a CPU: only to try it (about 30 s a step)
 #   ostinato render song.mid -o song.wav --engine wavenet --model models/wavenet-piano
 #
 # The notes come from music21's corpus (Bach chorales and folk tunes, all played by General MIDI

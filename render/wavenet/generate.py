@@ -78,7 +78,10 @@ class IncrementalGenerator:
         temperature: see :func:`output.draw`.
         block_samples: the layers' conditioning is projected this many steps at a time.
         accelerate: ``"none"``, ``"compile"`` (``torch.compile`` of the step) or ``"cuda_graph"``
-            (the step captured once and replayed; CUDA only).
+            (the step captured once and replayed; CUDA only). A graph replays the eager kernels;
+            compiled kernels fuse operations, so their samples follow the same distribution but
+            are not bit-identical to eager ones (on a CPU, the tiny model: compiling takes about
+            30 s, then steps run about 1.4x faster).
     """
 
     def __init__(self, model: WaveNet, condition: torch.Tensor, uniforms: torch.Tensor, *, prefix: int,
