@@ -48,7 +48,11 @@ COMPARISONS = (
     Comparison("render_speed", "rendering, real-time factor", "FluidSynth", ("--pieces", "2")),
     Comparison("render_quality", "STFT distance to FluidSynth", "pretty_midi sines", ("--pieces", "2")),
     Comparison("train_symbolic", "held-out bits per character", "xz -9e",
-               ("--steps", "30", "--config", "tiny", "--data", "music21:essenFolksong/han1.abc")),
+               ("--steps", "30", "--config", "tiny", "--data", "music21:essenFolksong/han1.abc"),
+               ("--data", "music21:abc-folk", "--model", "folk-abc")),
+    Comparison("wavenet_speed", "WaveNet sampling, samples/s", "naive full re-convolution",
+               ("--config", "tiny", "--samples", "200"),
+               ("--config", "piano", "--samples", "100", "--naive-max-batch", "1")),
 )
 
 _NUMBER = re.compile(r"(\d+(?:\.\d+)?)\s*x?")

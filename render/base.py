@@ -82,7 +82,7 @@ def register_engine(name: str, factory: Callable[..., Renderer]) -> None:
 
 
 def get_renderer(engine: str = "ddsp", **options) -> Renderer:
-    """A renderer for ``engine`` (``ddsp``, ``soundfont``, later ``wavenet``), built with ``options``.
+    """A renderer for ``engine`` (``ddsp``, ``soundfont``, ``wavenet``), built with ``options``.
 
     Options are the engine factory's keyword arguments: ``soundfont=PATH`` for ``soundfont``,
     ``model=DIR`` for ``ddsp`` (default: the shipped model).
