@@ -25,7 +25,7 @@ def test_load_and_write_example(tmp_path):
 def _recipe(name: str, tmp_path, **env):
     config = tmp_path / "tiny.json"
     config.write_text('{"n_layers": 1, "d_model": 32, "n_heads": 2, "context": 64, "dropout": 0.0}')
-    variables = dict(os.environ, OUT=str(tmp_path / "model"), CONFIG=str(config), STEPS="4", EVAL="2", **env)
+    variables = {**os.environ, "OUT": str(tmp_path / "model"), "CONFIG": str(config), "STEPS": "4", "EVAL": "2", **env}
     return subprocess.run(["bash", str(REPO / "examples" / name)], capture_output=True, text=True, timeout=600,
                           cwd=tmp_path, env=variables)
 
@@ -44,3 +44,15 @@ def test_multitrack_midi_recipe_trains_a_loadable_model(tmp_path):
     assert result.returncode == 0, result.stderr
     _, tokenizer, _ = load_model_folder(tmp_path / "model")
     assert tokenizer.kind == "remi" and tokenizer.styles == ("midi_one_track",)
+
+
+def test_wavenet_recipe_trains_a_model_the_engine_loads(tmp_path):
+    midi = fixture_dir("midi_one_track")
+    result = _recipe("train_wavenet.sh", tmp_path, CONFIG="tiny", STEPS="2", EVAL="1", PIECES="20",
+                     SECONDS_PER_PIECE="2", BATCH="2", DEVICE="cpu", DATA=str(midi))
+    assert result.returncode == 0, result.stderr
+    assert "held-out loss" in result.stderr
+    from render import get_renderer
+
+    with get_renderer("wavenet", model=str(tmp_path / "model")) as renderer:
+        assert renderer.config.sample_rate_hz == 8000   # the tiny preset
