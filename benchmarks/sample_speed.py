@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model")
+    parser.add_argument("--model", help="a shipped model name or a model folder")
     parser.add_argument("--batches", default="1,16", help="comma-separated batch sizes")
     parser.add_argument("--tokens", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=2)
@@ -31,9 +31,10 @@ def main() -> None:
 
     from symbolic.model import PRESETS, build_model, load_model_folder
     from symbolic.sample import SamplingConfig, sample
+    from symbolic.shipped import resolve_model
 
     if args.model:
-        model, tokenizer, _ = load_model_folder(args.model)
+        model, tokenizer, _ = load_model_folder(resolve_model(args.model))
         vocab = len(tokenizer)
     else:
         torch.manual_seed(0)
