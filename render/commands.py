@@ -9,7 +9,7 @@ import argparse
 import sys
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
-# ``train renderer --engine NAME`` runs ``<module>.run_train(args)``; the wavenet issue adds its own.
+# ``train renderer --engine NAME`` runs ``<module>.run_train(args)`` of the engine's package.
 TRAINERS = {"ddsp": "render.ddsp.train_command", "wavenet": "render.wavenet.train_command"}
 
 
