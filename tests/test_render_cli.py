@@ -96,8 +96,8 @@ def test_render_piece_example(tmp_path):
     from conftest import REPO
 
     from render.ddsp.config import DDSPConfig
-    from render.ddsp.engine import save_model
     from render.ddsp.model import DDSPModel
+    from render.model_folder import save_model
 
     save_model(DDSPModel(DDSPConfig(n_harmonics=8, hidden_size=16, trained_instruments=[0, 40])), tmp_path / "m")
     result = subprocess.run([sys.executable, str(REPO / "examples" / "render_piece.py"), "-o", str(tmp_path / "out"),

@@ -13,8 +13,9 @@ import render
 from events import NoteTable, Track
 from render.base import N_CHANNELS, n_output_samples
 from render.ddsp.config import DDSPConfig
-from render.ddsp.engine import DDSPRenderer, load_model, save_model
+from render.ddsp.engine import DDSPRenderer, load_model
 from render.ddsp.model import DDSPModel, instrument_map
+from render.model_folder import save_model
 
 
 def small_table() -> NoteTable:
@@ -174,7 +175,7 @@ def test_config_validation_names_parameter():
 
 
 def test_shipped_model_renders():
-    from render.ddsp.engine import PRETRAINED
+    from render.model_folder import PRETRAINED
 
     if not (PRETRAINED / "ddsp-fluidr3" / "model.safetensors").is_file():
         pytest.skip("shipped ddsp model not present")

@@ -17,35 +17,18 @@ import numpy as np
 import torch
 
 from ..base import DEFAULT_CHUNK_S, N_CHANNELS, Renderer, check_sample_rate, n_output_samples
+from ..model_folder import CONFIG_FILE, WEIGHTS_FILE
+from ..model_folder import model_dir as shared_model_dir
 from .config import DDSPConfig
 from .features import chunk_voices, voices_of
 from .model import DDSPModel, instrument_map
 
-PRETRAINED = Path(__file__).resolve().parents[1] / "pretrained"
 DEFAULT_MODEL = "ddsp-fluidr3"
-WEIGHTS_FILE, CONFIG_FILE = "model.safetensors", "config.json"
 
 
 def model_dir(model: str | os.PathLike | None) -> Path:
     """The folder of ``model``: a path, or the name of a shipped model (default ``ddsp-fluidr3``)."""
-    if model is None:
-        model = DEFAULT_MODEL
-    path = Path(model)
-    if not path.exists() and (PRETRAINED / str(model)).is_dir():
-        path = PRETRAINED / str(model)
-    return path
-
-
-def save_model(model: DDSPModel, directory: str | os.PathLike) -> None:
-    """Write ``model.safetensors`` and ``config.json`` into ``directory`` (each atomically)."""
-    from safetensors.torch import save
-
-    from events.atomic import write_bytes_atomic, write_text_atomic
-
-    directory = Path(directory)
-    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    write_bytes_atomic(directory / WEIGHTS_FILE, save(state))
-    write_text_atomic(directory / CONFIG_FILE, model.config.to_json() + "\n")
+    return shared_model_dir(DEFAULT_MODEL if model is None else model)
 
 
 def load_model(model: str | os.PathLike | None = None) -> DDSPModel:

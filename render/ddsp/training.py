@@ -19,10 +19,10 @@ import numpy as np
 import torch
 
 from .. import training_common as common
+from ..model_folder import CONFIG_FILE, WEIGHTS_FILE, save_model
 from ..spectral import multi_resolution_stft_loss
 from ..training_common import CHECKPOINT_DIR, LOG_FILE, TrainConfig
 from .config import DDSPConfig
-from .engine import CONFIG_FILE, WEIGHTS_FILE, save_model
 from .features import Voices, chunk_voices, voices_of
 from .model import DDSPModel
 

@@ -12,39 +12,16 @@ import math
 import os
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..base import DEFAULT_CHUNK_S, N_CHANNELS, Renderer, check_sample_rate, n_output_samples
+from ..model_folder import CONFIG_FILE, WEIGHTS_FILE, model_dir
 from .conditioning import conditioning_of
 from .config import WaveNetConfig
 from .generate import GenerationSettings, generate_pieces
 from .model import WaveNet
-
-PRETRAINED = Path(__file__).resolve().parents[1] / "pretrained"
-WEIGHTS_FILE, CONFIG_FILE, CARD_FILE = "model.safetensors", "config.json", "model_card.md"
-
-
-def model_dir(model: str | os.PathLike) -> Path:
-    """The folder of ``model``: a path, or the name of a model under render/pretrained/."""
-    path = Path(model)
-    if not path.exists() and (PRETRAINED / str(model)).is_dir():
-        path = PRETRAINED / str(model)
-    return path
-
-
-def save_model(model: WaveNet, directory: str | os.PathLike) -> None:
-    """Write ``model.safetensors`` and ``config.json`` into ``directory`` (each atomically)."""
-    from safetensors.torch import save
-
-    from events.atomic import write_bytes_atomic, write_text_atomic
-
-    directory = Path(directory)
-    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    write_bytes_atomic(directory / WEIGHTS_FILE, save(state))
-    write_text_atomic(directory / CONFIG_FILE, model.config.to_json() + "\n")
 
 
 def load_model(model: str | os.PathLike | None) -> WaveNet:

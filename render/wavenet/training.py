@@ -20,11 +20,11 @@ import torch
 
 from .. import training_common as common
 from ..ddsp.model import instrument_map
+from ..model_folder import CARD_FILE, CONFIG_FILE, WEIGHTS_FILE, save_model
 from ..training_common import CHECKPOINT_DIR, LOG_FILE, TrainConfig
 from . import output
 from .conditioning import Conditioning, conditioning_of, instrument_of
 from .config import WaveNetConfig
-from .engine import CARD_FILE, CONFIG_FILE, WEIGHTS_FILE, save_model
 from .model import WaveNet, count_parameters
 
 __all__ = ["CHECKPOINT_DIR", "LOG_FILE", "PieceData", "TrainConfig", "prepare", "train"]
