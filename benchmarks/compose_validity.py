@@ -84,7 +84,7 @@ def main() -> None:
     from symbolic.compose import MidiControls, compose
     from symbolic.midi_tokens import Controls
     from symbolic.model import load_model_folder
-    from symbolic.sample import SamplingConfig
+    from symbolic.sample import SamplingConfig, context_of
     from symbolic.shipped import resolve_model
 
     model, tokenizer, _ = load_model_folder(resolve_model(args.model))
@@ -92,7 +92,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         n_batches = -(-args.n // args.batch)
         for seed in range(args.first_seed, args.first_seed + n_batches):
-            sampling = SamplingConfig(top_p=0.95, seed=seed, max_tokens=model.config.n_positions)
+            sampling = SamplingConfig(top_p=0.95, seed=seed, max_tokens=context_of(model))
             requested = SETS[seed % len(SETS)]
             midi = MidiControls(Controls(instruments=requested))
             started = time.perf_counter()

@@ -52,7 +52,7 @@ def key_name(text: str) -> str | None:
     if not parts or len(parts) > 2:
         return None
     tonic, mode = parts[0], (parts[1].lower() if len(parts) == 2 else "major")
-    if len(parts) == 1 and len(tonic) > 1 and tonic.endswith("m") and tonic[:-1].lower() != "":
+    if len(parts) == 1 and len(tonic) > 1 and tonic.endswith("m"):   # "Dm", "F#m"
         tonic, mode = tonic[:-1], "minor"
     mode = {"maj": "major", "major": "major", "m": "minor", "min": "minor", "minor": "minor"}.get(mode)
     tonic = tonic[:1].upper() + tonic[1:]
