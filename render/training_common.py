@@ -1,8 +1,9 @@
 """What every renderer's training shares: the optimisation settings, segment picks, checkpoints
 (safetensors + JSON, written atomically, exact resume) and the loop with held-out evaluation.
 
-An engine's ``training`` module builds its model and data, then hands :func:`fit` a function that
-gives the loss of one training batch and one that gives the held-out loss.
+An engine's ``training`` module calls :func:`start_run` (config, model, optimizer, state and
+data, fresh or resumed), then hands :func:`fit` a function that gives the loss of one training
+batch and one that gives the held-out loss.
 
 Layout of ``out_dir``::
 
@@ -153,6 +154,55 @@ def resume_state(checkpoint: Path, model: torch.nn.Module, optimizer: torch.opti
     for group in optimizer.param_groups:
         group["lr"] = train_config.learning_rate
     return state
+
+
+@dataclass
+class Run:
+    """A run ready for :func:`fit`: the model (on its device, in training mode) and everything around it."""
+
+    model_config: object
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    state: dict
+    train_data: list
+    heldout_data: list
+    device: torch.device
+
+
+def start_run(*, out_dir: Path, model_config, train_config: TrainConfig, resume: bool, train_pairs, heldout_pairs,
+              build_model: Callable[[object], torch.nn.Module], prepare: Callable[[list, object], list],
+              trained_instruments: Callable[[list], list[int]], weights_file: str, config_file: str) -> Run:
+    """Set up a run: a new one, or the one in ``out_dir/checkpoint`` when ``resume`` (its config wins).
+
+    Args:
+        model_config: the engine's config dataclass (with ``from_json`` and a ``trained_instruments``
+            field, filled here from ``train_pairs`` for a new run).
+        build_model: the engine's model from a config; ``prepare``: its training data from pairs.
+    Raises ValueError when no training or no held-out piece is left after ``prepare``.
+    """
+    import dataclasses
+
+    torch.manual_seed(train_config.seed)
+    checkpoint = require_checkpoint(out_dir) if resume else None
+    if checkpoint is not None:
+        model_config = type(model_config).from_json((checkpoint / config_file).read_text())
+    else:
+        model_config = dataclasses.replace(model_config, trained_instruments=trained_instruments(train_pairs))
+    device = pick_device(train_config.device)
+    model = build_model(model_config).to(device).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=train_config.learning_rate,
+                                  weight_decay=train_config.weight_decay)
+    if checkpoint is not None:
+        state = resume_state(checkpoint, model, optimizer, weights_file, train_config)
+    else:
+        state = new_state(train_config)
+    train_data = prepare(train_pairs, model_config)
+    heldout_data = prepare(heldout_pairs, model_config)
+    if not train_data:
+        raise ValueError("no training pieces (every piece is held out, empty or unreadable)")
+    if not heldout_data:
+        raise ValueError("no held-out pieces: give a source with more pieces (about 5% are held out)")
+    return Run(model_config, model, optimizer, state, train_data, heldout_data, device)
 
 
 def fit(*, model: torch.nn.Module, optimizer: torch.optim.Optimizer, out_dir: Path, train_config: TrainConfig,

@@ -9,7 +9,6 @@ so a resumed run continues exactly as an uninterrupted one would.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 from dataclasses import dataclass
@@ -120,26 +119,11 @@ def train(model_config: DDSPConfig, train_pairs, heldout_pairs, out_dir: str | o
         resume: continue from ``out_dir/checkpoint`` (its config wins; ``steps`` may be raised).
     """
     out = Path(out_dir)
-    torch.manual_seed(train_config.seed)
-    if resume:
-        checkpoint = common.require_checkpoint(out)
-        model_config = DDSPConfig.from_json((checkpoint / CONFIG_FILE).read_text())
-    else:
-        model_config = dataclasses.replace(model_config, trained_instruments=trained_instruments(train_pairs))
-    device = common.pick_device(train_config.device)
-    model = DDSPModel(model_config).to(device).train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=train_config.learning_rate,
-                                  weight_decay=train_config.weight_decay)
-    if resume:
-        state = common.resume_state(checkpoint, model, optimizer, WEIGHTS_FILE, train_config)
-    else:
-        state = common.new_state(train_config)
-    train_data = prepare(train_pairs, model_config)
-    heldout_data = prepare(heldout_pairs, model_config)
-    if not train_data:
-        raise ValueError("no training pieces (every piece is held out, empty or unreadable)")
-    if not heldout_data:
-        raise ValueError("no held-out pieces: give a source with more pieces (about 5% are held out)")
+    run = common.start_run(out_dir=out, model_config=model_config, train_config=train_config, resume=resume,
+                           train_pairs=train_pairs, heldout_pairs=heldout_pairs, build_model=DDSPModel,
+                           prepare=prepare, trained_instruments=trained_instruments, weights_file=WEIGHTS_FILE,
+                           config_file=CONFIG_FILE)
+    model, model_config, train_data, heldout_data = run.model, run.model_config, run.train_data, run.heldout_data
     n_frames = max(1, round(train_config.segment_s * model_config.frame_rate_hz))
     picks = eval_segments(heldout_data, train_config.n_eval_segments, n_frames)
 
@@ -147,7 +131,7 @@ def train(model_config: DDSPConfig, train_pairs, heldout_pairs, out_dir: str | o
         batch = draw_segments(train_data, train_config.batch_size, n_frames, common.step_rng(train_config.seed, step))
         return segment_loss(model, train_data, batch, n_frames)
 
-    return common.fit(model=model, optimizer=optimizer, out_dir=out, train_config=train_config, state=state,
+    return common.fit(model=model, optimizer=run.optimizer, out_dir=out, train_config=train_config, state=run.state,
                       batch_loss=batch_loss,
                       heldout_loss=lambda: heldout_loss(model, heldout_data, picks, n_frames, train_config.batch_size),
                       save_model=save_model, resume=resume, desc="train ddsp", progress=progress, log=log)

@@ -9,7 +9,6 @@ The loop, checkpoints (safetensors + JSON, exact resume) and the folder layout a
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import platform
 from dataclasses import dataclass
@@ -148,26 +147,12 @@ def train(model_config: WaveNetConfig, train_pairs, heldout_pairs, out_dir: str 
         resume: continue from ``out_dir/checkpoint`` (its config wins; ``steps`` may be raised).
     """
     out = Path(out_dir)
-    torch.manual_seed(train_config.seed)
-    if resume:
-        checkpoint = common.require_checkpoint(out)
-        model_config = WaveNetConfig.from_json((checkpoint / CONFIG_FILE).read_text())
-    else:
-        model_config = dataclasses.replace(model_config, trained_instruments=trained_instruments(train_pairs))
-    device = common.pick_device(train_config.device)
-    model = WaveNet(model_config).to(device).train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=train_config.learning_rate,
-                                  weight_decay=train_config.weight_decay)
-    if resume:
-        state = common.resume_state(checkpoint, model, optimizer, WEIGHTS_FILE, train_config)
-    else:
-        state = common.new_state(train_config)
-    train_data = prepare(train_pairs, model_config)
-    heldout_data = prepare(heldout_pairs, model_config)
-    if not train_data:
-        raise ValueError("no training pieces (every piece is held out, empty or unreadable)")
-    if not heldout_data:
-        raise ValueError("no held-out pieces: give a source with more pieces (about 5% are held out)")
+    run = common.start_run(out_dir=out, model_config=model_config, train_config=train_config, resume=resume,
+                           train_pairs=train_pairs, heldout_pairs=heldout_pairs, build_model=WaveNet,
+                           prepare=prepare, trained_instruments=trained_instruments, weights_file=WEIGHTS_FILE,
+                           config_file=CONFIG_FILE)
+    model, model_config, train_data, heldout_data = run.model, run.model_config, run.train_data, run.heldout_data
+    state, device = run.state, run.device
     n_samples = max(1, round(train_config.segment_s * model_config.sample_rate_hz))
     picks = common.eval_segments([p.n_samples for p in heldout_data], train_config.n_eval_segments, n_samples)
     lengths = [p.n_samples for p in train_data]
@@ -186,7 +171,7 @@ def train(model_config: WaveNetConfig, train_pairs, heldout_pairs, out_dir: str 
 
             write_text_atomic(directory / CARD_FILE, model_card(net, state, summary))
 
-    return common.fit(model=model, optimizer=optimizer, out_dir=out, train_config=train_config, state=state,
+    return common.fit(model=model, optimizer=run.optimizer, out_dir=out, train_config=train_config, state=state,
                       batch_loss=batch_loss,
                       heldout_loss=lambda: heldout_loss(model, heldout_data, picks, n_samples, train_config.batch_size),
                       save_model=save, resume=resume, desc="train wavenet", progress=progress, log=log)
