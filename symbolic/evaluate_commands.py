@@ -115,25 +115,16 @@ def print_json(record: dict) -> None:
 
 # ---------------------------------------------------------------------------- nll
 def trained_instruments(folder) -> str:
-    """How the model's training run assigned instruments (``keep`` or ``ensemble``): its metrics.json
-    says so (``instruments``, or the ``--instruments`` of its command); ``keep`` when it does not."""
-    import itertools
+    """How the model's training run assigned instruments (``keep`` or ``ensemble``), from its
+    metrics.json; ``keep`` when it does not say (a folder not written by ``train symbolic``)."""
     import json
-    import shlex
     from pathlib import Path
 
-    path = Path(folder) / "metrics.json"
     try:
-        metrics = json.loads(path.read_text())
-    except (OSError, ValueError):
+        recorded = json.loads((Path(folder) / "metrics.json").read_text()).get("instruments")
+    except (OSError, ValueError, AttributeError):
         return "keep"
-    if metrics.get("instruments") in ("keep", "ensemble"):
-        return metrics["instruments"]
-    words = shlex.split(metrics.get("command") or "")
-    for flag, value in itertools.pairwise(words):
-        if flag == "--instruments" and value in ("keep", "ensemble"):
-            return value
-    return "keep"
+    return recorded if recorded in ("keep", "ensemble") else "keep"
 
 
 def run_nll(args: argparse.Namespace) -> int:

@@ -100,3 +100,16 @@ def test_evaluate_samples_from_the_model_meets_its_controls(model, tmp_path):
     assert sorted(p.name for p in keep.iterdir()) == ["001.abc", "002.abc", "003.abc"]
     assert all(p.read_text().startswith("X:1\nM:3/4\nL:") for p in keep.iterdir())
     assert record["n_training_pieces"] + record["n_reference_pieces"] >= 2
+
+
+def test_nll_scores_a_model_with_the_instrument_assignment_it_was_trained_with(model, tmp_path):
+    from symbolic.evaluate_commands import trained_instruments
+
+    assert json.loads((model / "metrics.json").read_text())["instruments"] == "keep"
+    assert trained_instruments(model) == "keep"
+    folder = tmp_path / "ensemble-model"
+    folder.mkdir()
+    (folder / "metrics.json").write_text(json.dumps({"instruments": "ensemble"}))
+    assert trained_instruments(folder) == "ensemble"
+    assert trained_instruments(tmp_path / "no-such-folder") == "keep"
+    assert trained_instruments(Path(__file__).resolve().parents[1] / "symbolic/pretrained/chorale-midi") == "ensemble"
