@@ -26,6 +26,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .model_folder import CONFIG_FILE, WEIGHTS_FILE
+
 CHECKPOINT_DIR = "checkpoint"
 LOG_FILE = "train_log.jsonl"
 STATE_FILE = "state.json"
@@ -110,14 +112,13 @@ def save_checkpoint(directory: Path, model: torch.nn.Module, optimizer: torch.op
     write_text_atomic(directory / STATE_FILE, json.dumps(state, indent=2) + "\n")
 
 
-def load_checkpoint(directory: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, weights_file: str
-                    ) -> dict:
+def load_checkpoint(directory: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict:
     """Restore model and optimizer from ``directory`` (safetensors and JSON only); returns state.json's dict."""
     from safetensors.torch import load_file
 
     state = json.loads((directory / STATE_FILE).read_text())
     device = next(model.parameters()).device
-    model.load_state_dict(load_file(directory / weights_file))
+    model.load_state_dict(load_file(directory / WEIGHTS_FILE))
     tensors = load_file(directory / OPTIMIZER_FILE)
     entries: dict[int, dict] = {}
     for name, value in tensors.items():
@@ -144,11 +145,11 @@ def new_state(train_config) -> dict:
             "first_heldout_loss": None}
 
 
-def resume_state(checkpoint: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, weights_file: str,
+def resume_state(checkpoint: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                  train_config: TrainConfig) -> dict:
     """The state of a resumed run: model and optimizer restored; the new learning rate applies."""
     state = new_state(train_config)
-    saved = load_checkpoint(checkpoint, model, optimizer, weights_file)
+    saved = load_checkpoint(checkpoint, model, optimizer)
     state.update({k: saved[k] for k in ("step", "best_heldout_loss", "wall_s", "first_heldout_loss")})
     state.update({k: saved[k] for k in ("best_step", "heldout_loss") if k in saved})
     for group in optimizer.param_groups:
@@ -171,7 +172,7 @@ class Run:
 
 def start_run(*, out_dir: Path, model_config, train_config: TrainConfig, resume: bool, train_pairs, heldout_pairs,
               build_model: Callable[[object], torch.nn.Module], prepare: Callable[[list, object], list],
-              trained_instruments: Callable[[list], list[int]], weights_file: str, config_file: str) -> Run:
+              trained_instruments: Callable[[list], list[int]]) -> Run:
     """Set up a run: a new one, or the one in ``out_dir/checkpoint`` when ``resume`` (its config wins).
 
     Args:
@@ -185,7 +186,7 @@ def start_run(*, out_dir: Path, model_config, train_config: TrainConfig, resume:
     torch.manual_seed(train_config.seed)
     checkpoint = require_checkpoint(out_dir) if resume else None
     if checkpoint is not None:
-        model_config = type(model_config).from_json((checkpoint / config_file).read_text())
+        model_config = type(model_config).from_json((checkpoint / CONFIG_FILE).read_text())
     else:
         model_config = dataclasses.replace(model_config, trained_instruments=trained_instruments(train_pairs))
     device = pick_device(train_config.device)
@@ -193,7 +194,7 @@ def start_run(*, out_dir: Path, model_config, train_config: TrainConfig, resume:
     optimizer = torch.optim.AdamW(model.parameters(), lr=train_config.learning_rate,
                                   weight_decay=train_config.weight_decay)
     if checkpoint is not None:
-        state = resume_state(checkpoint, model, optimizer, weights_file, train_config)
+        state = resume_state(checkpoint, model, optimizer, train_config)
     else:
         state = new_state(train_config)
     train_data = prepare(train_pairs, model_config)

@@ -102,7 +102,7 @@ def test_evaluate_samples_from_the_model_meets_its_controls(model, tmp_path):
     assert record["n_training_pieces"] + record["n_reference_pieces"] >= 2
 
 
-def test_nll_scores_a_model_with_the_instrument_assignment_it_was_trained_with(model, tmp_path):
+def test_the_instrument_assignment_a_model_was_trained_with_is_read_from_its_metrics(model, tmp_path):
     from symbolic.evaluate_commands import trained_instruments
 
     assert json.loads((model / "metrics.json").read_text())["instruments"] == "keep"

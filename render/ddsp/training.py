@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from .. import training_common as common
-from ..model_folder import CONFIG_FILE, WEIGHTS_FILE, save_model
+from ..model_folder import save_model
 from ..spectral import multi_resolution_stft_loss
 from ..training_common import CHECKPOINT_DIR, LOG_FILE, TrainConfig
 from .config import DDSPConfig
@@ -121,8 +121,7 @@ def train(model_config: DDSPConfig, train_pairs, heldout_pairs, out_dir: str | o
     out = Path(out_dir)
     run = common.start_run(out_dir=out, model_config=model_config, train_config=train_config, resume=resume,
                            train_pairs=train_pairs, heldout_pairs=heldout_pairs, build_model=DDSPModel,
-                           prepare=prepare, trained_instruments=trained_instruments, weights_file=WEIGHTS_FILE,
-                           config_file=CONFIG_FILE)
+                           prepare=prepare, trained_instruments=trained_instruments)
     model, model_config, train_data, heldout_data = run.model, run.model_config, run.train_data, run.heldout_data
     n_frames = max(1, round(train_config.segment_s * model_config.frame_rate_hz))
     picks = eval_segments(heldout_data, train_config.n_eval_segments, n_frames)

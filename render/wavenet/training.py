@@ -19,7 +19,7 @@ import torch
 
 from .. import training_common as common
 from ..ddsp.model import instrument_map
-from ..model_folder import CARD_FILE, CONFIG_FILE, WEIGHTS_FILE, save_model
+from ..model_folder import CARD_FILE, save_model
 from ..training_common import CHECKPOINT_DIR, LOG_FILE, TrainConfig
 from . import output
 from .conditioning import Conditioning, conditioning_of, instrument_of
@@ -149,8 +149,7 @@ def train(model_config: WaveNetConfig, train_pairs, heldout_pairs, out_dir: str 
     out = Path(out_dir)
     run = common.start_run(out_dir=out, model_config=model_config, train_config=train_config, resume=resume,
                            train_pairs=train_pairs, heldout_pairs=heldout_pairs, build_model=WaveNet,
-                           prepare=prepare, trained_instruments=trained_instruments, weights_file=WEIGHTS_FILE,
-                           config_file=CONFIG_FILE)
+                           prepare=prepare, trained_instruments=trained_instruments)
     model, model_config, train_data, heldout_data = run.model, run.model_config, run.train_data, run.heldout_data
     state, device = run.state, run.device
     n_samples = max(1, round(train_config.segment_s * model_config.sample_rate_hz))
