@@ -25,8 +25,9 @@ PLANNED: dict[str, tuple[str, str]] = {}
 # Each stage adds its own subcommands: ``add_parsers(sub, common)`` in its ``commands`` module
 # declares options and sets ``run`` (heavy imports such as torch stay inside the run functions,
 # so ``ostinato --help`` stays fast). ``train`` is shared: each stage adds its ``train <what>``.
-STAGE_COMMANDS = ("symbolic.commands", "render.commands", "corpora.commands", "symbolic.evaluate_commands")
-TRAIN_COMMANDS = ("symbolic.commands", "render.commands")
+STAGE_COMMANDS = ("ostinato.symbolic.commands", "ostinato.render.commands", "ostinato.corpora.commands",
+                  "ostinato.symbolic.evaluate_commands")
+TRAIN_COMMANDS = ("ostinato.symbolic.commands", "ostinato.render.commands")
 
 
 def _common_options() -> argparse.ArgumentParser:
@@ -133,7 +134,7 @@ def _format_summary(record: dict) -> str:
 
 
 def run_info(args: argparse.Namespace) -> int:
-    from events import InputError, pieces
+    from ostinato.events import InputError, pieces
 
     failed = 0
     for source in args.files:
@@ -167,7 +168,7 @@ def run_info(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------- plumbing
 def _report(exc: BaseException, args: argparse.Namespace, source: str | None = None) -> None:
     """Print one line for ``exc`` (the traceback too with --debug)."""
-    from events.errors import report
+    from ostinato.events.errors import report
 
     report(exc, debug=args.debug, source=source)
 

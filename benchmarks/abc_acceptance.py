@@ -21,9 +21,9 @@ import re
 import time
 from pathlib import Path
 
-from events.abc_read import read_abc_text, split_tunes
-from symbolic.abc_normalise import AbcNotAccepted, music21_misreads
-from symbolic.abc_tokens import AbcTokenizer
+from ostinato.events.abc_read import read_abc_text, split_tunes
+from ostinato.symbolic.abc_normalise import AbcNotAccepted, music21_misreads
+from ostinato.symbolic.abc_tokens import AbcTokenizer
 
 
 def corpus_tunes() -> list[tuple[str, str]]:
@@ -58,7 +58,7 @@ def music21_check(tunes: list[tuple[str, str]], tok: AbcTokenizer, n_tunes: int)
     import random
     import warnings
 
-    from events.abc_read import AbcTune, parse_tune
+    from ostinato.events.abc_read import AbcTune, parse_tune
 
     warnings.filterwarnings("ignore")
 

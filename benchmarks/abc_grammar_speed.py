@@ -21,8 +21,8 @@ import numpy as np
 def corpus_tunes(n_tunes: int, tok) -> list[list[int]]:
     import music21
 
-    from events.abc_read import read_abc_text, split_tunes
-    from symbolic.abc_normalise import AbcNotAccepted
+    from ostinato.events.abc_read import read_abc_text, split_tunes
+    from ostinato.symbolic.abc_normalise import AbcNotAccepted
 
     root = Path(music21.__file__).parent / "corpus"
     tunes = [t for path in sorted(root.rglob("*.abc")) for t in split_tunes(read_abc_text(path))]
@@ -88,8 +88,8 @@ def main() -> None:
     parser.add_argument("--tunes", type=int, default=400)
     parser.add_argument("--walks", type=int, default=20)
     args = parser.parse_args()
-    from symbolic.abc_grammar import AbcGrammar
-    from symbolic.abc_tokens import AbcTokenizer
+    from ostinato.symbolic.abc_grammar import AbcGrammar
+    from ostinato.symbolic.abc_tokens import AbcTokenizer
 
     tok = AbcTokenizer()
     tunes = corpus_tunes(args.tunes, tok)

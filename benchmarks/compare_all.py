@@ -143,7 +143,7 @@ def main() -> int:
         outcomes.append(outcome)
     text = markdown(outcomes, quick=args.quick)
     sys.path.insert(0, str(REPO))
-    from events.atomic import write_text_atomic
+    from ostinato.events.atomic import write_text_atomic
 
     write_text_atomic(args.output, text)
     print(text)

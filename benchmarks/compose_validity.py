@@ -41,7 +41,7 @@ SETS = (
 
 def check_abc(composition) -> str | None:
     """None when the tune is valid, else the reason."""
-    from symbolic.evaluate import check_abc_tune
+    from ostinato.symbolic.evaluate import check_abc_tune
 
     text = composition.text
     missing = [h for h in ("M:", "L:", "K:") if not any(line.startswith(h) for line in text.splitlines())]
@@ -57,8 +57,7 @@ def check_abc(composition) -> str | None:
 
 def check_midi(composition, requested: tuple, folder: Path, seed: int) -> str | None:
     """None when the piece decodes to non-empty multi-track MIDI with only ``requested`` programs."""
-    import events
-
+    from ostinato import events
     path = folder / f"sample-{seed:04d}.mid"
     events.write(composition.table, path)
     table = events.read(path)
@@ -81,11 +80,11 @@ def main() -> None:
     parser.add_argument("--first-seed", type=int, default=0)
     args = parser.parse_args()
 
-    from symbolic.compose import MidiControls, compose
-    from symbolic.midi_tokens import Controls
-    from symbolic.model import load_model_folder
-    from symbolic.sample import SamplingConfig, context_of
-    from symbolic.shipped import resolve_model
+    from ostinato.symbolic.compose import MidiControls, compose
+    from ostinato.symbolic.midi_tokens import Controls
+    from ostinato.symbolic.model import load_model_folder
+    from ostinato.symbolic.sample import SamplingConfig, context_of
+    from ostinato.symbolic.shipped import resolve_model
 
     model, tokenizer, _ = load_model_folder(resolve_model(args.model))
     failures, seconds = [], []

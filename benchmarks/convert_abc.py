@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from corpora.sources import iter_items
+from ostinato.corpora.sources import iter_items
 
 
 def music21_convert(files: list[Path], out: Path) -> tuple[float, int]:
@@ -37,7 +37,7 @@ def music21_convert(files: list[Path], out: Path) -> tuple[float, int]:
 
 
 def ostinato_convert(folder: Path, out: Path, jobs: int, *extra: str) -> tuple[float, str]:
-    command = [sys.executable, "-m", "cli", "convert", str(folder), "--to", "mid", "-o", str(out), "-j", str(jobs),
+    command = [sys.executable, "-m", "ostinato", "convert", str(folder), "--to", "mid", "-o", str(out), "-j", str(jobs),
                *extra]
     start = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])

@@ -29,7 +29,7 @@ FIXTURES = REPO.parent / "shared" / "fixtures" / "midi_one_track"
 MIDITOK = """
 import sys
 from pathlib import Path
-from symbolic.tokenizers import load_tokenizer
+from ostinato.symbolic.tokenizers import load_tokenizer
 tokenizer = load_tokenizer(sys.argv[1]).miditok
 tokenizer.tokenize_dataset(sorted(Path(sys.argv[2]).rglob("*.mid")), sys.argv[3], verbose=False)
 """
@@ -45,7 +45,7 @@ def timed(command: list[str]) -> tuple[float, str]:
 
 
 def make_corpus(folder: Path) -> None:
-    subprocess.run([sys.executable, "-m", "cli", "convert", "music21:oneills1850", "--to", "mid", "-o",
+    subprocess.run([sys.executable, "-m", "ostinato", "convert", "music21:oneills1850", "--to", "mid", "-o",
                     str(folder / "oneills"), "-q"], check=False, cwd=REPO, capture_output=True)
     (folder / "oneills" / "manifest.jsonl").unlink(missing_ok=True)
     if FIXTURES.is_dir():
@@ -58,7 +58,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--midi-dir", type=Path)
     args = parser.parse_args()
-    from symbolic.tokenizers import build_tokenizer, save_tokenizer
+    from ostinato.symbolic.tokenizers import build_tokenizer, save_tokenizer
 
     with tempfile.TemporaryDirectory(prefix="bench-tokens-") as tmp:
         tmp = Path(tmp)
@@ -72,7 +72,7 @@ def main() -> None:
         for n in range(args.rounds):
             peer.append(timed([sys.executable, "-c", MIDITOK, str(tokenizer_json), str(corpus),
                                str(tmp / f"miditok{n}")])[0])
-            seconds, line = timed([sys.executable, "-m", "cli", "convert", str(corpus), "--to", "tokens",
+            seconds, line = timed([sys.executable, "-m", "ostinato", "convert", str(corpus), "--to", "tokens",
                                    "--tokenizer", str(tokenizer_json), "-o", str(tmp / f"ours{n}"),
                                    "-j", str(args.jobs)])
             ours.append(seconds)

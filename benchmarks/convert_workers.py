@@ -33,7 +33,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-workers-") as tmp:
         for r in range(args.rounds):
             for n in args.workers:
-                command = [sys.executable, "-m", "cli", "convert", args.source, "--to", args.to,
+                command = [sys.executable, "-m", "ostinato", "convert", args.source, "--to", args.to,
                            "-o", str(Path(tmp, f"j{n}-{r}")), "-j", str(n)]
                 start = time.perf_counter()
                 done = subprocess.run(command, capture_output=True, text=True, cwd=REPO)

@@ -23,10 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-import events
-from symbolic.midi_grammar import MidiGrammar
-from symbolic.midi_tokens import Controls
-from symbolic.tokenizers import build_tokenizer
+from ostinato import events
+from ostinato.symbolic.midi_grammar import MidiGrammar
+from ostinato.symbolic.midi_tokens import Controls
+from ostinato.symbolic.tokenizers import build_tokenizer
 
 SCHEMES = ("remi", "tsd", "midilike")
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "midi_one_track"
@@ -82,7 +82,7 @@ def accepted(grammar: MidiGrammar, ids: list[int]) -> int:
 
 
 def acceptance(scheme: str, chorales: int) -> None:
-    from corpora.sources import iter_items
+    from ostinato.corpora.sources import iter_items
 
     tok = build_tokenizer(scheme)
     pieces = [(p.name, events.read(p)) for p in sorted(FIXTURES.glob("*.mid")) if p.name != "empty.mid"]

@@ -12,7 +12,7 @@ from pathlib import Path
 import mido
 import pretty_midi
 
-from events import read_midi
+from ostinato.events import read_midi
 
 ROUNDS = 3
 

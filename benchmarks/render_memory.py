@@ -24,9 +24,9 @@ MEASURE = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:]).r
 
 
 def long_piece(path: Path, minutes: float) -> float:
-    import events
-    from render.paired import add_drum_part, assign_instruments
-    from render.sources import iter_notes
+    from ostinato import events
+    from ostinato.render.paired import add_drum_part, assign_instruments
+    from ostinato.render.sources import iter_notes
 
     key, table, _ = next(iter(iter_notes("music21:bach", split="test")))
     table = add_drum_part(assign_instruments(table, key), key)
@@ -53,7 +53,7 @@ def main() -> None:
         print(f"{midi.name}: {duration / 60:.1f} minutes, rendered at {args.rate} Hz to FLAC")
         for engine in ("ddsp", "soundfont"):
             out = Path(tmp) / f"{engine}.flac"
-            command = [sys.executable, "-m", "cli", "render", str(midi), "-o", str(out), "--engine", engine,
+            command = [sys.executable, "-m", "ostinato", "render", str(midi), "-o", str(out), "--engine", engine,
                        "-r", str(args.rate), "-q"]
             if engine == "ddsp" and args.model:
                 command += ["--model", args.model]

@@ -10,9 +10,9 @@ from __future__ import annotations
 import itertools
 from pathlib import Path
 
-import events
-from render.paired import add_drum_part, assign_instruments
-from render.sources import iter_notes
+from ostinato import events
+from ostinato.render.paired import add_drum_part, assign_instruments
+from ostinato.render.sources import iter_notes
 
 
 def heldout_midis(folder: Path, n_pieces: int = 6, source: str = "music21:bach") -> list[Path]:

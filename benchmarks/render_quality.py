@@ -30,9 +30,7 @@ def main() -> None:
     import pretty_midi
     from render_pieces import heldout_midis
 
-    import events
-    import render
-
+    from ostinato import events, render
     reference_engine = render.get_renderer("soundfont")
     ddsp = render.get_renderer("ddsp", model=args.model)
     rows = []

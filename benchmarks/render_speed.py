@@ -33,9 +33,8 @@ def main() -> None:
     import torch
     from render_pieces import heldout_midis
 
-    import events
-    import render
-    from render.soundfont import default_soundfont
+    from ostinato import events, render
+    from ostinato.render.soundfont import default_soundfont
 
     torch.set_num_threads(args.threads)
     program = shutil.which("fluidsynth")

@@ -29,9 +29,9 @@ def main() -> None:
 
     import torch
 
-    from symbolic.model import PRESETS, build_model, load_model_folder
-    from symbolic.sample import SamplingConfig, sample
-    from symbolic.shipped import resolve_model
+    from ostinato.symbolic.model import PRESETS, build_model, load_model_folder
+    from ostinato.symbolic.sample import SamplingConfig, sample
+    from ostinato.symbolic.shipped import resolve_model
 
     if args.model:
         model, tokenizer, _ = load_model_folder(resolve_model(args.model))
@@ -65,7 +65,7 @@ def main() -> None:
         print(f"batch {n:3d}: ratio ostinato / generate: {results['ostinato'] / results['generate']:.2f}x on "
               f"{torch.get_num_threads()} CPU threads")
     if args.model and tokenizer.kind == "abc":
-        from symbolic.compose import compose
+        from ostinato.symbolic.compose import compose
 
         times = []
         for seed in range(5):

@@ -38,8 +38,8 @@ def main() -> None:
     parser.add_argument("--write-card", action="store_true", help="with --model: record the result in its card")
     args = parser.parse_args()
 
-    from corpora.sources import iter_items
-    from symbolic.tokenizers import build_tokenizer
+    from ostinato.corpora.sources import iter_items
+    from ostinato.symbolic.tokenizers import build_tokenizer
 
     tokenizer = build_tokenizer("abc")
     texts = []
@@ -56,8 +56,7 @@ def main() -> None:
         compare_trained(args.model, args.data, heldout, xz_bpc, write_card=args.write_card)
         return
     out = Path(args.out or tempfile.mkdtemp(prefix="ostinato-bench-"))
-    import cli
-
+    from ostinato import cli
     started = time.perf_counter()
     code = cli.main(["train", "symbolic", "--data", args.data, "--tokenizer", "abc", "--out", str(out),
                      "--config", args.config, "--steps", str(args.steps), "--batch-size", str(args.batch_size),
@@ -77,10 +76,10 @@ def main() -> None:
 
 def compare_trained(model_name: str, data: str, heldout: str, xz_bpc: float, *, write_card: bool = False) -> None:
     """Print a trained model's held-out bits per character next to xz's (and put it in its card)."""
-    from corpora.sources import iter_items
-    from symbolic.evaluate import likelihood
-    from symbolic.model import load_model_folder
-    from symbolic.shipped import resolve_model
+    from ostinato.corpora.sources import iter_items
+    from ostinato.symbolic.evaluate import likelihood
+    from ostinato.symbolic.model import load_model_folder
+    from ostinato.symbolic.shipped import resolve_model
 
     folder = resolve_model(model_name)
     model, tokenizer, config = load_model_folder(folder)
@@ -91,7 +90,7 @@ def compare_trained(model_name: str, data: str, heldout: str, xz_bpc: float, *, 
     print(f"held-out bits per character: model {ours:.3f}, xz -9e {xz_bpc:.3f}: model / xz = {ours / xz_bpc:.3f} "
           f"(xz / model {xz_bpc / ours:.2f}x)")
     if write_card:
-        from events.atomic import write_text_atomic
+        from ostinato.events.atomic import write_text_atomic
 
         card = (folder / "model_card.md").read_text()
         card = card.split("\n## Against xz -9e\n")[0].rstrip("\n") + "\n"

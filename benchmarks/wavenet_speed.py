@@ -40,9 +40,9 @@ def main() -> None:
 
     import torch
 
-    from render.wavenet.config import model_config
-    from render.wavenet.generate import IncrementalGenerator, generate_naive, segment_uniforms
-    from render.wavenet.model import WaveNet, count_parameters
+    from ostinato.render.wavenet.config import model_config
+    from ostinato.render.wavenet.generate import IncrementalGenerator, generate_naive, segment_uniforms
+    from ostinato.render.wavenet.model import WaveNet, count_parameters
 
     torch.set_num_threads(args.threads)
     config = model_config(args.config)

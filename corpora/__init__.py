@@ -1,6 +1,6 @@
 """Data sets and batch conversion: sources, per-file converters, local and Ray runners, manifests.
 
-    from corpora import iter_sources, ConvertSpec, BatchOptions, PoolLimits, run_batch
+    from ostinato.corpora import iter_sources, ConvertSpec, BatchOptions, PoolLimits, run_batch
 
     items = list(iter_sources(["music21:abc-folk"], split="train"))     # one Item per tune, keyed
     spec = ConvertSpec(to="mid", out_dir="out/")                         # or tokens, abc, pianoroll, ...

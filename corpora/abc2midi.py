@@ -17,7 +17,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from events import InputError, NoteTable
+from ostinato.events import InputError, NoteTable
 
 DEFAULT_TIMEOUT_S = 60.0
 
@@ -49,7 +49,7 @@ def read_abc_abc2midi(text: str, name: str = "<abc>", *, timeout_s: float = DEFA
     Raises:
         InputError: abc2midi wrote no MIDI (its first error line is the problem), or timed out.
     """
-    from events.midi import parse_midi
+    from ostinato.events.midi import parse_midi
 
     program = abc2midi_program()
     with tempfile.TemporaryDirectory(prefix="ostinato-abc2midi-") as tmp:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from events import InputError
+from ostinato.events import InputError
 
 from .convert import ConvertSpec, Result, convert_item, input_sha256
 from .manifest import MANIFEST_NAME, ManifestWriter, latest, read_manifest, versions
@@ -145,7 +145,7 @@ class _Tokens:
     """The tokens target's state: the tokenizer copy in the folder and the shard writer."""
 
     def __init__(self, spec: ConvertSpec, folder: Path, records: dict[str, dict], options: BatchOptions):
-        from symbolic.tokenizers import load_tokenizer
+        from ostinato.symbolic.tokenizers import load_tokenizer
 
         from .shards import DEFAULT_SHARD_TOKENS, ShardWriter, committed_tokens, dtype_for
 
@@ -160,7 +160,7 @@ class _Tokens:
     @staticmethod
     def prepare(spec: ConvertSpec, folder: Path, overwrite: bool) -> ConvertSpec:
         """Put the tokenizer in the folder (``tokenizer.json``); refuse to mix two tokenizers' shards."""
-        from symbolic.tokenizers import load_tokenizer, save_tokenizer
+        from ostinato.symbolic.tokenizers import load_tokenizer, save_tokenizer
 
         tokenizer = load_tokenizer(spec.tokenizer)
         wanted = json.dumps(tokenizer.to_json(), sort_keys=True)

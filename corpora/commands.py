@@ -111,7 +111,7 @@ def _tokenizer_file(value: str, scratch: str) -> str:
     """A tokenizer JSON path for ``value`` (a file, or a kind built with defaults and saved to ``scratch``)."""
     import os
 
-    from symbolic.tokenizers import KINDS, build_tokenizer, save_tokenizer
+    from ostinato.symbolic.tokenizers import KINDS, build_tokenizer, save_tokenizer
 
     if value in KINDS and not os.path.exists(value):
         path = os.path.join(scratch, "tokenizer.json")
@@ -123,8 +123,8 @@ def _tokenizer_file(value: str, scratch: str) -> str:
 def run_convert(args: argparse.Namespace) -> int:
     import tempfile
 
-    from events import InputError
-    from events.errors import report
+    from ostinato.events import InputError
+    from ostinato.events.errors import report
 
     from .batch import BatchOptions, BatchUsageError, run_batch
     from .convert import ConvertSpec

@@ -31,8 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-from events import InputError
-from events.atomic import atomic_path, write_text_atomic
+from ostinato.events import InputError
+from ostinato.events.atomic import atomic_path, write_text_atomic
 
 from .sources import ABC_READERS, Item
 
@@ -150,7 +150,7 @@ _RENDERERS: dict[tuple, object] = {}
 
 def _tokenizer(path: str):
     if path not in _TOKENIZERS:
-        from symbolic.tokenizers import load_tokenizer
+        from ostinato.symbolic.tokenizers import load_tokenizer
 
         _TOKENIZERS[path] = load_tokenizer(path)
     return _TOKENIZERS[path]
@@ -159,8 +159,7 @@ def _tokenizer(path: str):
 def _renderer(spec: ConvertSpec):
     key = (spec.render_engine, spec.render_options)
     if key not in _RENDERERS:
-        import render
-
+        from ostinato import render
         _RENDERERS[key] = render.get_renderer(spec.render_engine, **dict(spec.render_options))
     return _RENDERERS[key]
 
@@ -227,21 +226,21 @@ def table_json(table) -> dict:
 def _write(item: Item, spec: ConvertSpec, target: Path) -> None:
     table = item.read(expand_repeats=spec.expand_repeats, abc_reader=spec.abc_reader)
     if spec.to == "mid":
-        from events import write_midi
+        from ostinato.events import write_midi
 
         write_midi(table, target)
     elif spec.to == "abc":
-        from events import write_abc
+        from ostinato.events import write_abc
 
         write_abc(table, target)
     elif spec.to == "musicxml":
-        from events.music21_io import write_musicxml
+        from ostinato.events.music21_io import write_musicxml
 
         write_musicxml(table, target)
     elif spec.to == "json":
         write_text_atomic(target, json.dumps({"key": item.key, **table_json(table)}) + "\n")
     elif spec.to == "pianoroll":
-        from events import to_pianoroll
+        from ostinato.events import to_pianoroll
 
         roll = to_pianoroll(table, frame_rate_hz=spec.frame_rate_hz)
         with atomic_path(target) as tmp, open(tmp, "wb") as f:
@@ -252,8 +251,7 @@ def _write(item: Item, spec: ConvertSpec, target: Path) -> None:
                 is_drum=np.array([t.is_drum for t in roll.tracks], dtype=bool),
             )
     elif spec.to == "audio":
-        import render
-
+        from ostinato import render
         blocks = _renderer(spec).stream(table, spec.sample_rate_hz)
         render.write_audio_stream(blocks, spec.sample_rate_hz, target, spec.audio_format, n_channels=render.N_CHANNELS)
     else:  # pragma: no cover - guarded by ConvertSpec

@@ -12,7 +12,7 @@ import hashlib
 
 import numpy as np
 
-from events import NoteTable, Track
+from ostinato.events import NoteTable, Track
 
 # Ensembles a part-writing piece is played by; each lists GM programs, given to parts in turn.
 ENSEMBLES: dict[str, tuple[int, ...]] = {

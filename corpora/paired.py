@@ -43,7 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
-from events import InputError, NoteTable, Track
+from ostinato.events import InputError, NoteTable, Track
 
 from .sources import Item, check_split, is_held_out
 
@@ -108,8 +108,8 @@ class Pair:
 def _score_and_table(path: str | os.PathLike):
     import symusic
 
-    from events.midi import DEFAULT_LIMITS, check_midi_bytes
-    from events.score import from_score
+    from ostinato.events.midi import DEFAULT_LIMITS, check_midi_bytes
+    from ostinato.events.score import from_score
 
     try:
         data = Path(path).read_bytes()

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from events.atomic import write_text_atomic
+from ostinato.events.atomic import write_text_atomic
 
 FORMAT = "ostinato-token-shards"
 VERSION = 1

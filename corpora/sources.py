@@ -48,8 +48,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from events import READ_SUFFIXES, InputError, NoteTable
-from events.abc_read import ABC_SUFFIXES
+from ostinato.events import READ_SUFFIXES, InputError, NoteTable
+from ostinato.events.abc_read import ABC_SUFFIXES
 
 MUSIC21_PREFIX = "music21:"
 HELD_OUT_BELOW = 13  # first byte of sha256(key) below this: held out (DESIGN.md)
@@ -124,8 +124,7 @@ class Item:
         Raises:
             events.InputError: the piece cannot be read (one line, naming the file or tune).
         """
-        import events
-
+        from ostinato import events
         if abc_reader not in ABC_READERS:
             raise ValueError(f"abc_reader must be one of {', '.join(ABC_READERS)}, got {abc_reader!r}")
         if self.is_abc and abc_reader == "abc2midi":
@@ -133,7 +132,7 @@ class Item:
 
             return read_abc_abc2midi(self.abc_text(), self.key)
         if self.is_abc and self.tune is not None:
-            from events.abc_read import AbcTune, parse_tune
+            from ostinato.events.abc_read import AbcTune, parse_tune
 
             return parse_tune(AbcTune(self.tune, self.abc_text()), self.path, expand_repeats=expand_repeats)
         return events.read(self.path, expand_repeats=expand_repeats)
@@ -148,7 +147,7 @@ class Item:
             raise InputError(self.path, "not an ABC file (the abc tokenizer needs ABC text)")
         if self.text is not None:
             return self.text
-        from events.abc_read import read_abc_text, split_tunes
+        from ostinato.events.abc_read import read_abc_text, split_tunes
 
         tunes = split_tunes(read_abc_text(self.path))
         if not tunes:
@@ -171,7 +170,7 @@ def _file_items(path: Path, key: str) -> Iterator[Item]:
     if path.suffix.lower() not in ABC_SUFFIXES:
         yield Item(key=key, path=str(path))
         return
-    from events.abc_read import read_abc_text, split_tunes
+    from ostinato.events.abc_read import read_abc_text, split_tunes
 
     try:
         tunes = split_tunes(read_abc_text(path))
@@ -254,7 +253,7 @@ def _music21_items(source: str) -> Iterator[Item]:
     if name and target.is_file():
         path = target
     else:
-        from events.music21_io import corpus_path
+        from ostinato.events.music21_io import corpus_path
 
         path = corpus_path(source)  # raises InputError naming the source
     try:

@@ -12,8 +12,8 @@ Run it again and everything is skipped (resume); add --overwrite to redo it.
 import argparse
 from pathlib import Path
 
-from corpora import BatchOptions, ConvertSpec, PoolLimits, iter_pieces, iter_sources, run_batch
-from symbolic.tokenizers import build_tokenizer, save_tokenizer
+from ostinato.corpora import BatchOptions, ConvertSpec, PoolLimits, iter_pieces, iter_sources, run_batch
+from ostinato.symbolic.tokenizers import build_tokenizer, save_tokenizer
 
 
 def main() -> None:

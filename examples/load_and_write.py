@@ -7,7 +7,7 @@
 import argparse
 from pathlib import Path
 
-import events
+from ostinato import events
 
 
 def main() -> None:

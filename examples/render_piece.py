@@ -8,9 +8,8 @@
 import argparse
 from pathlib import Path
 
-import events
-import render
-from render.paired import add_drum_part, assign_instruments
+from ostinato import events, render
+from ostinato.render.paired import add_drum_part, assign_instruments
 
 
 def main() -> None:

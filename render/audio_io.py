@@ -36,7 +36,7 @@ def write_audio_stream(blocks: Iterable[np.ndarray], sample_rate_hz: int, path: 
     """Write consecutive ``[n_channels, n]`` blocks to one file atomically; returns samples written."""
     import soundfile
 
-    from events.atomic import atomic_path
+    from ostinato.events.atomic import atomic_path
 
     fmt = AUDIO_FORMATS[audio_format_for(path, format)]
     written = 0

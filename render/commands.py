@@ -10,7 +10,7 @@ import sys
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 # ``train renderer --engine NAME`` runs ``<module>.run_train(args)`` of the engine's package.
-TRAINERS = {"ddsp": "render.ddsp.train_command", "wavenet": "render.wavenet.train_command"}
+TRAINERS = {"ddsp": "ostinato.render.ddsp.train_command", "wavenet": "ostinato.render.wavenet.train_command"}
 
 
 def add_parsers(sub, common: argparse.ArgumentParser) -> None:

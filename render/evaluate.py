@@ -162,7 +162,7 @@ def add_render_parser(what, common: argparse.ArgumentParser) -> None:
 def _reference_audio(reference: str, path, table, sample_rate_hz: int, cache: dict) -> np.ndarray:
     from pathlib import Path
 
-    from events.errors import InputError
+    from ostinato.events.errors import InputError
 
     if reference == "soundfont" or reference.startswith("soundfont:"):
         if "renderer" not in cache:
@@ -191,9 +191,9 @@ def _reference_audio(reference: str, path, table, sample_rate_hz: int, cache: di
 
 
 def run_render_eval(args: argparse.Namespace) -> int:
-    import events
-    from events.errors import InputError, report
-    from symbolic.evaluate_commands import print_json, print_table
+    from ostinato import events
+    from ostinato.events.errors import InputError, report
+    from ostinato.symbolic.evaluate_commands import print_json, print_table
 
     from . import get_renderer
     from .spectral import stft_distance

@@ -27,7 +27,7 @@ def save_model(model: torch.nn.Module, directory: str | os.PathLike) -> None:
     each atomically."""
     from safetensors.torch import save
 
-    from events.atomic import write_bytes_atomic, write_text_atomic
+    from ostinato.events.atomic import write_bytes_atomic, write_text_atomic
 
     directory = Path(directory)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}

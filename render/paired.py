@@ -20,10 +20,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from corpora.instruments import ENSEMBLES, SOLO_PROGRAMS, assign_instruments
-from corpora.instruments import keyed_rng as _rng
-from corpora.sources import is_held_out
-from events import NoteTable
+from ostinato.corpora.instruments import ENSEMBLES, SOLO_PROGRAMS, assign_instruments
+from ostinato.corpora.instruments import keyed_rng as _rng
+from ostinato.corpora.sources import is_held_out
+from ostinato.events import NoteTable
 
 # re-exported: the project's split rule and the instrument choice for parts that name none
 __all__ = ["ENSEMBLES", "SOLO_PROGRAMS", "assign_instruments", "is_held_out"]

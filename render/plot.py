@@ -71,7 +71,7 @@ def spectrogram_figure(audio: np.ndarray, sample_rate_hz: int, *, notes=None, ti
     ax.imshow(db, origin="lower", aspect="auto", cmap="magma", vmin=top - 80, vmax=top,
               extent=(0, float(times[-1]) if len(times) else 1.0, -0.5, N_MELS - 0.5))
     if notes is not None and len(notes):
-        from symbolic.plot import draw_notes
+        from ostinato.symbolic.plot import draw_notes
 
         draw_notes(ax, notes, y_of_pitch=lambda p: mel_band_of_pitch(p, sample_rate_hz), filled=False)
     ax.set_xlim(0, float(times[-1]) if len(times) else 1.0)
@@ -90,8 +90,8 @@ def plot_spectrogram(path: str | os.PathLike, out: str | os.PathLike, *, notes=N
     """Read the audio file ``path`` and draw its log-mel spectrogram into the PNG ``out``; returns the Figure."""
     import soundfile
 
-    from events.errors import InputError
-    from symbolic.plot import save_png
+    from ostinato.events.errors import InputError
+    from ostinato.symbolic.plot import save_png
 
     try:
         audio, rate = soundfile.read(path, dtype="float32", always_2d=True)

@@ -24,7 +24,7 @@ class Job:
 
 def expand_inputs(inputs: list[str]) -> list[tuple[str, Path]]:
     """``(file, path relative to the output folder)`` for files, folders (recursive) and globs."""
-    from events import READ_SUFFIXES, InputError
+    from ostinato.events import READ_SUFFIXES, InputError
 
     found: list[tuple[str, Path]] = []
     for item in inputs:
@@ -69,7 +69,7 @@ def _renderer(engine: str, options: dict):
 
 def render_one(job: Job, engine: str, options: dict, sample_rate_hz: int, gain: float, fmt: str | None) -> int:
     """Render one job (every piece of the file; a multi-tune ABC file gives ``NAME-X`` files). Returns samples."""
-    import events
+    from ostinato import events
 
     from .audio_io import write_audio_stream
     from .base import N_CHANNELS
@@ -109,7 +109,7 @@ def _run_job(job: Job, engine: str, options: dict, sample_rate_hz: int, gain: fl
     except Exception as exc:  # reported by the parent, one line
         import traceback
 
-        from events.errors import one_line
+        from ostinato.events.errors import one_line
 
         return job, 0, Failure(one_line(exc, job.source), "".join(traceback.format_exception(exc)))
 

@@ -65,7 +65,7 @@ class SoundFontRenderer(Renderer):
 
     def __init__(self, soundfont: str | os.PathLike | None = None, *, gain: float = 0.2,
                  reverb: bool = True, chorus: bool = True):
-        from events import InputError
+        from ostinato.events import InputError
 
         from .fluidsynth_lib import library
 
@@ -83,7 +83,7 @@ class SoundFontRenderer(Renderer):
         """A fresh synth (settings, synth, SoundFont id): every piece starts from silence, so the
         same notes always give the same samples. FluidSynth shares loaded sample data between
         synths, and the first synth is kept as the holder, so only the first load reads the file."""
-        from events import InputError
+        from ostinato.events import InputError
 
         lib = self._lib
         settings = lib.new_fluid_settings()

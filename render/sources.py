@@ -15,7 +15,7 @@ def iter_notes(source: str, *, split: str = "all", on_error=None) -> Iterator[tu
     ``source`` is a file, folder, glob or ``music21:<collection or piece>``. A piece that cannot
     be read is passed to ``on_error(key, exc)`` (or raised without one) and skipped.
     """
-    from corpora.sources import iter_items
+    from ostinato.corpora.sources import iter_items
 
     for item in iter_items(source, split=split):
         try:

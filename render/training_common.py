@@ -99,7 +99,7 @@ def save_checkpoint(directory: Path, model: torch.nn.Module, optimizer: torch.op
     """Model (``save_model``), optimizer (safetensors) and state (JSON), each written atomically; state.json last."""
     from safetensors.torch import save
 
-    from events.atomic import write_bytes_atomic, write_text_atomic
+    from ostinato.events.atomic import write_bytes_atomic, write_text_atomic
 
     save_model(model, directory)
     opt = optimizer.state_dict()
@@ -132,7 +132,7 @@ def require_checkpoint(out_dir: Path) -> Path:
     """``out_dir/checkpoint``, or an InputError when there is nothing to resume from."""
     checkpoint = Path(out_dir) / CHECKPOINT_DIR
     if not (checkpoint / STATE_FILE).is_file():
-        from events import InputError
+        from ostinato.events import InputError
 
         raise InputError(checkpoint, f"no checkpoint to resume from ({STATE_FILE} missing)")
     return checkpoint

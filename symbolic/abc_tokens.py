@@ -30,8 +30,8 @@ import os
 import re
 from fractions import Fraction
 
-from events.atomic import write_text_atomic
-from events.errors import InputError
+from ostinato.events.atomic import write_text_atomic
+from ostinato.events.errors import InputError
 
 from .abc_normalise import (
     BARS,

@@ -56,7 +56,7 @@ def run_train_symbolic(args: argparse.Namespace) -> int:
     from dataclasses import replace
     from pathlib import Path
 
-    from events.errors import InputError
+    from ostinato.events.errors import InputError
 
     from . import distributed
     from .data import tokenize_source
@@ -91,7 +91,7 @@ def run_train_symbolic(args: argparse.Namespace) -> int:
     try:
         out = Path(args.out)
         if tokenizer is None:   # a MIDI scheme: its Style block holds the source's collections
-            from corpora.sources import iter_items
+            from ostinato.corpora.sources import iter_items
 
             from .data import collection_of
 
@@ -132,7 +132,7 @@ def _init_model(args: argparse.Namespace):
     ``--config`` of the same shape may change the dropout."""
     from dataclasses import replace
 
-    from events.errors import InputError
+    from ostinato.events.errors import InputError
 
     from .model import build_model, load_model_folder, model_config
     from .shipped import resolve_model
@@ -209,7 +209,7 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
 
 def run_compose(args: argparse.Namespace) -> int:
 
-    from events.errors import InputError
+    from ostinato.events.errors import InputError
 
     from .shipped import DEFAULT_FOR_FORMAT, card_summary, shipped_models
 
@@ -259,7 +259,7 @@ def run_compose(args: argparse.Namespace) -> int:
         if show:
             print(f"wrote {path}", file=sys.stderr)
     if renders:
-        from render import get_renderer, write_audio
+        from ostinato.render import get_renderer, write_audio
 
         with get_renderer(args.engine) as renderer:
             for piece, path in zip(pieces, renders, strict=True):
@@ -287,7 +287,7 @@ def _output_paths(output: str | None, fmt: str, n: int) -> list:
         return [Path(output or f"composition{ext}")]
     folder = Path(output or "compositions")
     if folder.suffix and not folder.is_dir():
-        from events.errors import InputError
+        from ostinato.events.errors import InputError
 
         raise InputError(folder, f"with -n {n}, -o names a folder (the {n} pieces are numbered inside it)")
     folder.mkdir(parents=True, exist_ok=True)
@@ -305,7 +305,7 @@ def _render_paths(render: str, n: int) -> list:
 
 
 def _checked(build):
-    from events.errors import InputError
+    from ostinato.events.errors import InputError
 
     try:
         return build()
@@ -315,7 +315,7 @@ def _checked(build):
 
 def _controls(args, tokenizer):
     """(AbcControls, MidiControls, prompt) from the options and the primer."""
-    from events.errors import InputError
+    from ostinato.events.errors import InputError
 
     from .compose import AbcControls, MidiControls
     from .midi_tokens import Controls
@@ -343,7 +343,7 @@ def _controls(args, tokenizer):
 
 
 def _instrument(name: str):
-    from events.errors import InputError
+    from ostinato.events.errors import InputError
 
     if name.lower() == "drums":
         return "drums"
@@ -359,7 +359,7 @@ def _instrument(name: str):
 
 
 def _abc_primer(args, tokenizer):
-    from events.abc_read import read_abc_text, split_tunes
+    from ostinato.events.abc_read import read_abc_text, split_tunes
 
     from .compose import AbcControls
 
@@ -382,7 +382,7 @@ def _abc_primer(args, tokenizer):
 
 
 def _midi_primer(args, tokenizer):
-    import events
+    from ostinato import events
 
     from .compose import MidiControls
 
@@ -394,8 +394,8 @@ def _midi_primer(args, tokenizer):
 
 
 def _write_piece(piece, path, fmt: str) -> None:
-    from events import write
-    from events.atomic import write_text_atomic
+    from ostinato.events import write
+    from ostinato.events.atomic import write_text_atomic
 
     if fmt == "abc" and piece.text is not None:
         write_text_atomic(path, piece.text)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from events import NoteTable
+from ostinato.events import NoteTable
 
 from .midi_tokens import Controls
 from .sample import SamplingConfig, context_of, sample
@@ -120,7 +120,7 @@ def _advance_all(grammar, ids: list[int]):
 def decode(tokenizer, ids: list[int]) -> Composition:
     """A finished token sequence as a :class:`Composition` (text and notes for ABC, notes for MIDI)."""
     if tokenizer.kind == "abc":
-        from events.abc_read import AbcTune, parse_tune
+        from ostinato.events.abc_read import AbcTune, parse_tune
 
         text = tokenizer.decode(ids)
         return Composition(ids, text, parse_tune(AbcTune(1, text), "composed.abc"))

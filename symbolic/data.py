@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from events.atomic import atomic_path
-from events.errors import InputError, one_line
+from ostinato.events.atomic import atomic_path
+from ostinato.events.errors import InputError, one_line
 
 log = logging.getLogger("ostinato")
 
@@ -78,7 +78,7 @@ def tokenize_item(item, tokenizer, *, max_tokens: int, instruments: str = "keep"
     if len(table) == 0:
         raise InputError(item.key, "no notes")
     if instruments == "ensemble":
-        from corpora.instruments import assign_instruments
+        from ostinato.corpora.instruments import assign_instruments
 
         table = assign_instruments(table, item.key)
     style = collection_of(item.key)
@@ -136,7 +136,7 @@ def tokenize_items(items: list, tokenizer, *, max_tokens: int, instruments: str 
 
 def source_items(source: str):
     """Every item of ``source`` (see :mod:`corpora.sources`); InputError when it has none."""
-    from corpora.sources import iter_items
+    from ostinato.corpora.sources import iter_items
 
     items = list(iter_items(source, split="all"))
     if not items:

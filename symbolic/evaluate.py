@@ -40,8 +40,8 @@ from fractions import Fraction
 
 import numpy as np
 
-from events import NoteTable
-from events.errors import InputError, one_line
+from ostinato.events import NoteTable
+from ostinato.events.errors import InputError, one_line
 
 FEATURES = ("pitch_class", "pitch_range", "interval", "ioi", "note_length")
 MAX_INTERVAL = 24
@@ -135,7 +135,7 @@ def check_abc_tune(text: str, name: str = "<abc>") -> SampleCheck:
         return SampleCheck(name, False, f"missing header {', '.join(missing)}")
     from music21 import converter, stream
 
-    from events.music21_io import stream_to_table
+    from ostinato.events.music21_io import stream_to_table
 
     try:
         score = converter.parse(text, format="abc", forceSource=True)
@@ -269,7 +269,7 @@ def check_file(path) -> list[SampleCheck]:
 
     path = Path(path)
     if path.suffix.lower() == ".abc":
-        from events.abc_read import read_abc_text, split_tunes
+        from ostinato.events.abc_read import read_abc_text, split_tunes
 
         try:
             tunes = split_tunes(read_abc_text(path))
@@ -283,8 +283,7 @@ def check_file(path) -> list[SampleCheck]:
 
 def check_midi_file(path) -> SampleCheck:
     """A MIDI (or MusicXML) file is valid when it decodes into notes; bars are counted, never bad."""
-    import events
-
+    from ostinato import events
     try:
         table = events.read(path)
     except Exception as exc:

@@ -69,7 +69,7 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
     samples.add_argument("--json", action="store_true", help="one JSON object on the last line of stdout")
     samples.set_defaults(run=run_samples)
 
-    from render.evaluate import add_render_parser
+    from ostinato.render.evaluate import add_render_parser
 
     add_render_parser(what, common)
 
@@ -128,8 +128,8 @@ def trained_instruments(folder) -> str:
 
 
 def run_nll(args: argparse.Namespace) -> int:
-    from corpora.sources import iter_items
-    from events.errors import InputError
+    from ostinato.corpora.sources import iter_items
+    from ostinato.events.errors import InputError
 
     from .evaluate import likelihood
     from .model import load_model_folder
@@ -170,7 +170,7 @@ def run_samples(args: argparse.Namespace) -> int:
     import tempfile
     from pathlib import Path
 
-    from events.errors import InputError
+    from ostinato.events.errors import InputError
 
     from .evaluate import adherence, check_file, sample_summary
 
@@ -233,7 +233,7 @@ def _sample_to_folder(args, folder, instruments) -> list:
         sampling = SamplingConfig(temperature=args.temperature, top_p=args.top_p,
                                   max_tokens=args.max_tokens or config.context, seed=args.seed)
     except ValueError as exc:
-        from events.errors import InputError
+        from ostinato.events.errors import InputError
 
         raise InputError("evaluate samples", str(exc)) from None
     if tokenizer.kind == "abc":
@@ -253,8 +253,8 @@ def _sample_to_folder(args, folder, instruments) -> list:
 
 def _reference_metrics(args, tables: list) -> dict:
     """Similarity to the reference's held-out pieces and originality against its training pieces."""
-    from corpora.sources import iter_items
-    from events.errors import one_line
+    from ostinato.corpora.sources import iter_items
+    from ostinato.events.errors import one_line
 
     from .evaluate import TrainingIndex, distribution_similarity, note_sequence, yang_lerch
 
@@ -290,13 +290,13 @@ def _reference_metrics(args, tables: list) -> dict:
 def run_plot(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from events.errors import InputError
+    from ostinato.events.errors import InputError
 
     path = Path(args.file)
     if not path.exists():
         raise InputError(path, "no such file")
     if path.suffix.lower() in (".wav", ".flac", ".ogg"):
-        from render.plot import plot_spectrogram
+        from ostinato.render.plot import plot_spectrogram
 
         notes = _read_notes(args.notes, None) if args.notes else None
         plot_spectrogram(path, args.output, notes=notes)
@@ -313,10 +313,9 @@ def run_plot(args: argparse.Namespace) -> int:
 
 
 def _read_notes(path: str, tune: int | None):
-    import events
-
+    from ostinato import events
     if tune is not None:
-        from events.abc_read import read_abc
+        from ostinato.events.abc_read import read_abc
 
         return read_abc(path, tune=tune)
     return events.read(path)

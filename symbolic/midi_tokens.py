@@ -24,11 +24,11 @@ from dataclasses import dataclass
 import numpy as np
 import symusic
 
-from events import KeySignature, NoteTable, from_score, to_score
-from events.atomic import write_text_atomic
-from events.errors import InputError
-from events.table import NATURAL_PC
-from symbolic.fast_remi import fast_remi_ids
+from ostinato.events import KeySignature, NoteTable, from_score, to_score
+from ostinato.events.atomic import write_text_atomic
+from ostinato.events.errors import InputError
+from ostinato.events.table import NATURAL_PC
+from ostinato.symbolic.fast_remi import fast_remi_ids
 
 SCHEMES = ("remi", "tsd", "midilike")
 SPECIAL_TOKENS = ("<pad>", "<bos>", "<eos>")  # ids 0, 1, 2, as in every ostinato tokenizer

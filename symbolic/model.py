@@ -17,7 +17,7 @@ import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from events.errors import InputError
+from ostinato.events.errors import InputError
 
 ARCHITECTURES = ("gpt2", "llama")
 

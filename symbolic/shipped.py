@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from events.errors import InputError
+from ostinato.events.errors import InputError
 
 PRETRAINED = Path(__file__).resolve().parent / "pretrained"
 DEFAULT_FOR_FORMAT = {"abc": "folk-abc", "mid": "chorale-midi", "musicxml": "chorale-midi", "mxl": "chorale-midi"}

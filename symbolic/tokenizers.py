@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from events.errors import InputError
+from ostinato.events.errors import InputError
 
 from .midi_tokens import SCHEMES, MidiTokenizer
 

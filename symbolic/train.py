@@ -34,8 +34,8 @@ import numpy as np
 import torch
 from safetensors import SafetensorError
 
-from events.atomic import write_text_atomic
-from events.errors import InputError
+from ostinato.events.atomic import write_text_atomic
+from ostinato.events.errors import InputError
 
 from . import distributed
 from .data import TokenData, pack, sample_blocks, unigram_entropy_bits

@@ -24,6 +24,6 @@ def fixture_dir(name: str) -> Path:
 def run_cli(*args: str, cwd: str | os.PathLike | None = None) -> subprocess.CompletedProcess:
     """Run ``ostinato ARGS`` in a real subprocess; returns the completed process (text)."""
     return subprocess.run(
-        [sys.executable, "-c", "import sys, cli; sys.exit(cli.main())", *args],
+        [sys.executable, "-m", "ostinato", *args],
         capture_output=True, text=True, timeout=600, cwd=cwd or REPO,
     )

@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from events.abc_read import AbcTune, parse_tune, read_abc_text, split_tunes
-from symbolic.abc_grammar import AbcGrammar, clear_caches, tuplet_ratio
-from symbolic.abc_normalise import BARS, DURATIONS, PITCHES, AbcNotAccepted, key_sharps, normalise_abc
-from symbolic.abc_tokens import AbcTokenizer, bar_bucket, count_bars
+from ostinato.events.abc_read import AbcTune, parse_tune, read_abc_text, split_tunes
+from ostinato.symbolic.abc_grammar import AbcGrammar, clear_caches, tuplet_ratio
+from ostinato.symbolic.abc_normalise import BARS, DURATIONS, PITCHES, AbcNotAccepted, key_sharps, normalise_abc
+from ostinato.symbolic.abc_tokens import AbcTokenizer, bar_bucket, count_bars
 
 
 @pytest.fixture(scope="module")

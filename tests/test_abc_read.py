@@ -5,9 +5,9 @@ from fractions import Fraction
 import pytest
 from conftest import fixture_dir
 
-from events import InputError, iter_pieces, pieces, read
-from events.abc_read import split_tunes
-from events.music21_io import MUSIC21_TICKS_PER_QUARTER as TPQ
+from ostinato.events import InputError, iter_pieces, pieces, read
+from ostinato.events.abc_read import split_tunes
+from ostinato.events.music21_io import MUSIC21_TICKS_PER_QUARTER as TPQ
 
 MULTI = """%abc-2.1
 L:1/8

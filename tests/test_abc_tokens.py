@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from events import InputError
-from events.abc_read import AbcTune, parse_tune, read_abc_text, split_tunes
-from symbolic.abc_normalise import AbcNotAccepted, music21_misreads, normalise_abc
-from symbolic.abc_tokens import AbcTokenizer, bar_bucket, count_bars
+from ostinato.events import InputError
+from ostinato.events.abc_read import AbcTune, parse_tune, read_abc_text, split_tunes
+from ostinato.symbolic.abc_normalise import AbcNotAccepted, music21_misreads, normalise_abc
+from ostinato.symbolic.abc_tokens import AbcTokenizer, bar_bucket, count_bars
 
 
 @pytest.fixture(scope="module")

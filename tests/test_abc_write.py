@@ -11,8 +11,8 @@ import pytest
 music21 = pytest.importorskip("music21")
 from music21 import converter, harmony  # noqa: E402
 
-from events.abc_write import table_to_abc, write_abc  # noqa: E402
-from events.table import NoteTable, Track  # noqa: E402
+from ostinato.events.abc_write import table_to_abc, write_abc  # noqa: E402
+from ostinato.events.table import NoteTable, Track  # noqa: E402
 
 TPQ = 480
 FLOWERS = Path("/work/shared/fixtures/abc/flowers_of_edinburgh.abc")

@@ -6,9 +6,9 @@ import soundfile
 import torch
 from conftest import run_cli
 
-import events
-from symbolic.model import ModelConfig, build_model, save_model_folder
-from symbolic.tokenizers import build_tokenizer
+from ostinato import events
+from ostinato.symbolic.model import ModelConfig, build_model, save_model_folder
+from ostinato.symbolic.tokenizers import build_tokenizer
 
 
 def _model_folder(path, kind: str, context: int = 512):

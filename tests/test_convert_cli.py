@@ -14,10 +14,10 @@ import symusic
 from conftest import REPO, run_cli
 from test_hostile import EOT, HOSTILE, _mthd, _mtrk
 
-import events
-from corpora.manifest import read_manifest
-from corpora.shards import iter_pieces
-from corpora.sources import is_held_out, iter_items
+from ostinato import events
+from ostinato.corpora.manifest import read_manifest
+from ostinato.corpora.shards import iter_pieces
+from ostinato.corpora.sources import is_held_out, iter_items
 
 # Good ABC tunes, and one that sends music21 into a practically endless loop: every "(" opens
 # a slur that never closes, and music21 adds each later note to every open slur (200 take
@@ -273,7 +273,7 @@ def test_audio_target_renders_with_a_real_engine(tmp_path):
 
 
 def _start(*args, cwd=REPO):
-    return subprocess.Popen([sys.executable, "-c", "import sys, cli; sys.exit(cli.main())", *args], cwd=cwd,
+    return subprocess.Popen([sys.executable, "-m", "ostinato", *args], cwd=cwd,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
 
 
@@ -311,7 +311,7 @@ def tune_book(tmp_path):
 
 
 def test_sigkill_half_way_then_rerun_finishes_every_token_piece_once(tune_book, tmp_path):
-    from symbolic.tokenizers import load_tokenizer
+    from ostinato.symbolic.tokenizers import load_tokenizer
 
     out = tmp_path / "tokens"
     args = ("convert", str(tune_book), "--to", "tokens", "--tokenizer", "remi", "-o", str(out), "-j", "2",

@@ -5,8 +5,8 @@ import sys
 
 from conftest import REPO
 
-from corpora import iter_items, iter_pieces
-from symbolic.tokenizers import load_tokenizer
+from ostinato.corpora import iter_items, iter_pieces
+from ostinato.symbolic.tokenizers import load_tokenizer
 
 
 def test_convert_corpus_example(tmp_path):

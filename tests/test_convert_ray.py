@@ -4,8 +4,8 @@ import pytest
 from conftest import run_cli
 from test_convert_cli import GOOD_TUNES, LOOP_TUNE, _midi
 
-from corpora.manifest import read_manifest
-from corpora.shards import iter_pieces
+from ostinato.corpora.manifest import read_manifest
+from ostinato.corpora.shards import iter_pieces
 
 pytest.importorskip("ray")
 

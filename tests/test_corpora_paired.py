@@ -5,9 +5,9 @@ import pytest
 import soundfile as sf
 import symusic
 
-from corpora.paired import Pair, detect_layout, iter_pairs
-from corpora.sources import is_held_out
-from events import InputError, NoteTable, Track, write_midi
+from ostinato.corpora.paired import Pair, detect_layout, iter_pairs
+from ostinato.corpora.sources import is_held_out
+from ostinato.events import InputError, NoteTable, Track, write_midi
 
 SR = 8000
 
@@ -156,7 +156,7 @@ def test_bad_midi_in_a_pair_is_an_input_error(maestro):
 
 
 def test_apply_sustain_without_pedals_keeps_notes(tmp_path):
-    from corpora.paired import apply_sustain
+    from ostinato.corpora.paired import apply_sustain
 
     table = NoteTable.from_ticks([0, 100], [50, 200], [60, 60], [80, 80], [0, 0], [Track()])
     out = apply_sustain(table, [np.zeros((0, 2), np.int64)])

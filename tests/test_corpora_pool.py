@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from corpora.pool import PoolLimits, WorkerFailure, run_pool
+from ostinato.corpora.pool import PoolLimits, WorkerFailure, run_pool
 
 
 def _task(name):

@@ -103,7 +103,7 @@ def test_evaluate_samples_from_the_model_meets_its_controls(model, tmp_path):
 
 
 def test_the_instrument_assignment_a_model_was_trained_with_is_read_from_its_metrics(model, tmp_path):
-    from symbolic.evaluate_commands import trained_instruments
+    from ostinato.symbolic.evaluate_commands import trained_instruments
 
     assert json.loads((model / "metrics.json").read_text())["instruments"] == "keep"
     assert trained_instruments(model) == "keep"

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from conftest import REPO, run_cli
 
-import events
-from events import NoteTable
-from render.evaluate import EXTRA_MISSING, note_f1, realtime_factor
+from ostinato import events
+from ostinato.events import NoteTable
+from ostinato.render.evaluate import EXTRA_MISSING, note_f1, realtime_factor
 
 ARPEGGIO = NoteTable.from_seconds([0.0, 0.5, 1.0, 1.5], [0.45, 0.95, 1.45, 2.4], [60, 64, 67, 72], [100] * 4)
 
@@ -36,7 +36,7 @@ def test_fluidsynth_against_itself_is_distance_zero(tmp_path):
 def test_reference_folder_and_a_batch_that_survives_a_bad_file(tmp_path):
     import soundfile
 
-    from render import get_renderer
+    from ostinato.render import get_renderer
 
     midi = tmp_path / "arp.mid"
     events.write(ARPEGGIO, midi)
@@ -74,7 +74,7 @@ def test_a_transcription_of_two_sines_finds_their_notes():
     pytest.importorskip("onnxruntime")
     pytest.importorskip("mir_eval")
     pytest.importorskip("librosa")
-    from render.evaluate import transcribe
+    from ostinato.render.evaluate import transcribe
 
     rate = 22050
     t = np.arange(int(3.5 * rate)) / rate
@@ -111,7 +111,7 @@ def test_without_the_eval_extra_the_message_says_how_to_install_it(tmp_path):
     midi = tmp_path / "arp.mid"
     events.write(ARPEGGIO, midi)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path / "site"), str(REPO)])}
-    result = subprocess.run([sys.executable, "-c", "import sys, cli; sys.exit(cli.main())", "evaluate", "render",
+    result = subprocess.run([sys.executable, "-m", "ostinato", "evaluate", "render",
                              "--engine", "soundfont", "--reference", "soundfont", str(midi)],
                             capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
     assert result.returncode == 1

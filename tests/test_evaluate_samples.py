@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from conftest import run_cli
 
-from corpora.sources import iter_items
-from events import NoteTable, Track
-from symbolic.evaluate import (
+from ostinato.corpora.sources import iter_items
+from ostinato.events import NoteTable, Track
+from ostinato.symbolic.evaluate import (
     KL_FLOOR,
     MAX_INTERVAL,
     SampleCheck,
@@ -173,7 +173,7 @@ def test_evaluate_samples_on_a_folder(tmp_path):
 def test_bar_lengths_count_tuplets_broken_rhythm_chords_and_grace_notes():
     from fractions import Fraction as F
 
-    from symbolic.evaluate import abc_bar_lengths
+    from ostinato.symbolic.evaluate import abc_bar_lengths
 
     text = "X:1\nM:6/8\nL:1/8\nK:G\n(3ABc d>e f2|[GB]3 {g}a3|(2ab c4|]\n"
     # (3 in 6/8: three eighths in the time of two; d>e = 3/16 + 1/16; a chord lasts 3 eighths, the grace
@@ -183,8 +183,7 @@ def test_bar_lengths_count_tuplets_broken_rhythm_chords_and_grace_notes():
 
 
 def test_a_midi_file_without_a_key_signature_gets_the_key_of_its_notes(tmp_path):
-    import events
-
+    from ostinato import events
     scale = [62, 64, 65, 67, 69, 70, 72, 74, 62, 65, 69]   # D minor: the scale, then its triad
     table = NoteTable.from_seconds([i * 0.25 for i in range(11)], [i * 0.25 + 0.25 for i in range(11)], scale,
                                    [90] * 11)
@@ -199,7 +198,7 @@ def test_a_midi_file_without_a_key_signature_gets_the_key_of_its_notes(tmp_path)
 
 # ---------------------------------------------------------------------------- Yang & Lerch
 def test_yang_lerch_distances_and_vectors_by_hand():
-    from symbolic.evaluate import inter_distances, intra_distances, piece_vectors
+    from ostinato.symbolic.evaluate import inter_distances, intra_distances, piece_vectors
 
     ref = [np.array([0.0]), np.array([2.0]), np.array([4.0])]
     assert intra_distances(ref).tolist() == [2.0, 4.0, 2.0]
@@ -213,7 +212,7 @@ def test_yang_lerch_distances_and_vectors_by_hand():
 def test_kde_overlap_matches_two_gaussians():
     from scipy.stats import norm
 
-    from symbolic.evaluate import kde_overlap_and_kl
+    from ostinato.symbolic.evaluate import kde_overlap_and_kl
 
     rng = np.random.default_rng(0)
     a, b = rng.normal(0, 1, 4000), rng.normal(1, 1, 4000)

@@ -6,8 +6,8 @@ import sys
 
 from conftest import REPO, fixture_dir
 
-from events import read
-from symbolic.model import load_model_folder
+from ostinato.events import read
+from ostinato.symbolic.model import load_model_folder
 
 
 def test_load_and_write_example(tmp_path):
@@ -52,7 +52,7 @@ def test_wavenet_recipe_trains_a_model_the_engine_loads(tmp_path):
                      SECONDS_PER_PIECE="2", BATCH="2", DEVICE="cpu", DATA=str(midi))
     assert result.returncode == 0, result.stderr
     assert "held-out loss" in result.stderr
-    from render import get_renderer
+    from ostinato.render import get_renderer
 
     with get_renderer("wavenet", model=str(tmp_path / "model")) as renderer:
         assert renderer.config.sample_rate_hz == 8000   # the tiny preset

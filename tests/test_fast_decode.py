@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from symbolic.fast_decode import GPT2Decoder, supports
-from symbolic.model import ModelConfig, build_model
+from ostinato.symbolic.fast_decode import GPT2Decoder, supports
+from ostinato.symbolic.model import ModelConfig, build_model
 
 
 def test_logits_equal_transformers_for_a_prompt_then_single_tokens():

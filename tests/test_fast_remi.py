@@ -7,10 +7,10 @@ import pytest
 import symusic
 from conftest import fixture_dir
 
-import events
-from events import NoteTable
-from symbolic.fast_remi import fast_remi_ids, supports
-from symbolic.midi_tokens import MidiTokenizer
+from ostinato import events
+from ostinato.events import NoteTable
+from ostinato.symbolic.fast_remi import fast_remi_ids, supports
+from ostinato.symbolic.midi_tokens import MidiTokenizer
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +65,7 @@ def test_every_fixture_midi_file(mt):
 
 
 def test_music21_corpus_scores(mt):
-    from corpora.sources import iter_items
+    from ostinato.corpora.sources import iter_items
 
     items = []
     for source, n in (("music21:bach", 10), ("music21:palestrina", 5), ("music21:monteverdi", 5)):
@@ -288,7 +288,7 @@ def test_midi_tokenizer_uses_the_fast_path(monkeypatch):
 
 def test_windows_match_the_miditok_path(monkeypatch):
     """encode_windows (clipped windows, carried tempo/meter) gives the same sequences either way."""
-    import symbolic.midi_tokens as midi_tokens
+    import ostinato.symbolic.midi_tokens as midi_tokens
 
     tok = MidiTokenizer("remi")
     tables = [events.read(fixture_dir("midi_one_track") / "POP909_008.mid"), events.read("music21:bach/bwv66.6")]

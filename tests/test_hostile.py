@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from conftest import fixture_dir, run_cli
 
-from events import InputError, read
+from ostinato.events import InputError, read
 
 
 def _mthd(fmt=0, n_tracks=1, division=480) -> bytes:
@@ -83,7 +83,7 @@ def test_missing_file_and_folder(tmp_path):
 
 
 def test_file_size_cap(tmp_path):
-    from events import ReadLimits
+    from ostinato.events import ReadLimits
 
     path = tmp_path / "big.mid"
     path.write_bytes(GOOD_MIDI + bytes(2000))
@@ -92,7 +92,7 @@ def test_file_size_cap(tmp_path):
 
 
 def test_note_cap(tmp_path):
-    from events import ReadLimits
+    from ostinato.events import ReadLimits
 
     path = tmp_path / "many.mid"
     path.write_bytes(_mthd() + _mtrk(NOTE * 50 + EOT))

@@ -6,8 +6,8 @@ import pytest
 import symusic
 from conftest import fixture_dir
 
-from events import NoteTable, Track, from_score, read, read_midi, to_score, write, write_midi
-from events.midi import midi_bytes, parse_midi
+from ostinato.events import NoteTable, Track, from_score, read, read_midi, to_score, write, write_midi
+from ostinato.events.midi import midi_bytes, parse_midi
 
 
 def _fixture_midis():

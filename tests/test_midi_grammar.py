@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from conftest import fixture_dir
 
-import events
-from symbolic.midi_grammar import MidiGrammar
-from symbolic.midi_tokens import Controls, key_name
-from symbolic.tokenizers import build_tokenizer
+from ostinato import events
+from ostinato.symbolic.midi_grammar import MidiGrammar
+from ostinato.symbolic.midi_tokens import Controls, key_name
+from ostinato.symbolic.tokenizers import build_tokenizer
 
 SCHEMES = ("remi", "tsd", "midilike")
 CASES = {   # name: (controls, length)

@@ -8,10 +8,10 @@ import pytest
 import symusic
 from conftest import fixture_dir
 
-import events
-from events import NoteTable
-from symbolic.midi_tokens import MidiTokenizer, key_control
-from symbolic.tokenizers import build_tokenizer, load_tokenizer
+from ostinato import events
+from ostinato.events import NoteTable
+from ostinato.symbolic.midi_tokens import MidiTokenizer, key_control
+from ostinato.symbolic.tokenizers import build_tokenizer, load_tokenizer
 
 
 def _notes(score: symusic.Score) -> list[tuple]:
@@ -43,7 +43,7 @@ def test_other_schemes_round_trip(scheme):
 
 
 def test_round_trip_on_bach_chorales_with_a_program_per_part():
-    from corpora.sources import iter_items
+    from ostinato.corpora.sources import iter_items
 
     tok = build_tokenizer("remi", styles=["bach"])
     items = [i for i in iter_items("music21:bach") if i.path.endswith(".mxl")][:8]

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from events import InputError, NoteTable, Track, read, write
+from ostinato.events import InputError, NoteTable, Track, read, write
 
 
 def test_corpus_piece_by_name():

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from conftest import fixture_dir
 
-from events import NoteTable, read_midi, to_pianoroll
+from ostinato.events import NoteTable, read_midi, to_pianoroll
 
 
 def _table() -> NoteTable:

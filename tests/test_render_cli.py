@@ -7,8 +7,8 @@ import pytest
 import soundfile
 from conftest import fixture_dir, run_cli
 
-import events
-from events import NoteTable, Track
+from ostinato import events
+from ostinato.events import NoteTable, Track
 
 
 @pytest.fixture
@@ -95,9 +95,9 @@ def test_render_piece_example(tmp_path):
 
     from conftest import REPO
 
-    from render.ddsp.config import DDSPConfig
-    from render.ddsp.model import DDSPModel
-    from render.model_folder import save_model
+    from ostinato.render.ddsp.config import DDSPConfig
+    from ostinato.render.ddsp.model import DDSPModel
+    from ostinato.render.model_folder import save_model
 
     save_model(DDSPModel(DDSPConfig(n_harmonics=8, hidden_size=16, trained_instruments=[0, 40])), tmp_path / "m")
     result = subprocess.run([sys.executable, str(REPO / "examples" / "render_piece.py"), "-o", str(tmp_path / "out"),

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from render.ddsp import core
+from ostinato.render.ddsp import core
 
 SR, HOP = 22050, 245
 

@@ -9,13 +9,13 @@ import pytest
 import soundfile
 import torch
 
-import render
-from events import NoteTable, Track
-from render.base import N_CHANNELS, n_output_samples
-from render.ddsp.config import DDSPConfig
-from render.ddsp.engine import DDSPRenderer, load_model
-from render.ddsp.model import DDSPModel, instrument_map
-from render.model_folder import save_model
+from ostinato import render
+from ostinato.events import NoteTable, Track
+from ostinato.render.base import N_CHANNELS, n_output_samples
+from ostinato.render.ddsp.config import DDSPConfig
+from ostinato.render.ddsp.engine import DDSPRenderer, load_model
+from ostinato.render.ddsp.model import DDSPModel, instrument_map
+from ostinato.render.model_folder import save_model
 
 
 def small_table() -> NoteTable:
@@ -157,7 +157,7 @@ def test_ddsp_save_and_load(tmp_path, ddsp):
 
 
 def test_ddsp_bad_model_folder(tmp_path):
-    from events import InputError
+    from ostinato.events import InputError
 
     with pytest.raises(InputError, match="not a ddsp model folder"):
         render.get_renderer("ddsp", model=tmp_path)
@@ -175,7 +175,7 @@ def test_config_validation_names_parameter():
 
 
 def test_shipped_model_renders():
-    from render.model_folder import PRETRAINED
+    from ostinato.render.model_folder import PRETRAINED
 
     assert (PRETRAINED / "ddsp-fluidr3" / "model.safetensors").is_file()   # it ships with the package
     audio = render.get_renderer("ddsp").render(small_table(), 22050)

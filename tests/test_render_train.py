@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from conftest import run_cli
 
-import events
-from events import NoteTable, Track
-from render.ddsp.config import DDSPConfig
-from render.ddsp.training import TrainConfig, train
-from render.paired import add_drum_part, assign_instruments, is_held_out, synthesize_pairs
-from render.soundfont import SoundFontRenderer
+from ostinato import events
+from ostinato.events import NoteTable, Track
+from ostinato.render.ddsp.config import DDSPConfig
+from ostinato.render.ddsp.training import TrainConfig, train
+from ostinato.render.paired import add_drum_part, assign_instruments, is_held_out, synthesize_pairs
+from ostinato.render.soundfont import SoundFontRenderer
 
 
 def phrase(seed: int, program: int) -> NoteTable:
@@ -125,7 +125,7 @@ def test_train_cli_on_maestro_layout(tmp_path):
     for i in names:
         table = phrase(i, 0)
         events.write_midi(table, root / "2018" / f"p{i}.midi")
-        from render import write_audio
+        from ostinato.render import write_audio
 
         write_audio(renderer.render(table, 22050), 22050, root / "2018" / f"p{i}.wav")
         rows.append(f"X,Y,train,2018,2018/p{i}.midi,2018/p{i}.wav,4.0")

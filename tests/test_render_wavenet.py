@@ -11,15 +11,15 @@ import soundfile
 import torch
 from conftest import run_cli
 
-import events
-from events import NoteTable, Track
-from render.paired import is_held_out, synthesize_pairs
-from render.soundfont import SoundFontRenderer
-from render.wavenet import output
-from render.wavenet.conditioning import conditioning_of
-from render.wavenet.config import PRESETS, WaveNetConfig
-from render.wavenet.engine import WaveNetRenderer
-from render.wavenet.generate import (
+from ostinato import events
+from ostinato.events import NoteTable, Track
+from ostinato.render.paired import is_held_out, synthesize_pairs
+from ostinato.render.soundfont import SoundFontRenderer
+from ostinato.render.wavenet import output
+from ostinato.render.wavenet.conditioning import conditioning_of
+from ostinato.render.wavenet.config import PRESETS, WaveNetConfig
+from ostinato.render.wavenet.engine import WaveNetRenderer
+from ostinato.render.wavenet.generate import (
     GenerationSettings,
     _Joiner,
     generate_incremental,
@@ -27,8 +27,8 @@ from render.wavenet.generate import (
     generate_pieces,
     segment_uniforms,
 )
-from render.wavenet.model import WaveNet
-from render.wavenet.training import TrainConfig, train
+from ostinato.render.wavenet.model import WaveNet
+from ostinato.render.wavenet.training import TrainConfig, train
 
 RATE = 8000
 TINY = PRESETS["tiny"]

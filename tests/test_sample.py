@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from symbolic.model import ModelConfig, build_model
-from symbolic.sample import SamplingConfig, filter_logits, sample
+from ostinato.symbolic.model import ModelConfig, build_model
+from ostinato.symbolic.sample import SamplingConfig, filter_logits, sample
 
 
 @pytest.fixture(scope="module")

@@ -11,9 +11,9 @@ import pytest
 import soundfile
 from conftest import run_cli
 
-import events
-from symbolic.evaluate import check_abc_tune
-from symbolic.shipped import DEFAULT_FOR_FORMAT, PRETRAINED, shipped_models
+from ostinato import events
+from ostinato.symbolic.evaluate import check_abc_tune
+from ostinato.symbolic.shipped import DEFAULT_FOR_FORMAT, PRETRAINED, shipped_models
 
 MAX_BYTES = 25 * 1024 * 1024
 SOURCES = {"folk-abc": "music21:abc-folk", "chorale-midi": "music21:polyphonic"}

@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from corpora.sources import is_held_out
-from symbolic.data import (
+from ostinato.corpora.sources import is_held_out
+from ostinato.symbolic.data import (
     TokenizedPiece,
     load_token_data,
     pack,
@@ -12,7 +12,7 @@ from symbolic.data import (
     source_items,
     tokenize_items,
 )
-from symbolic.tokenizers import build_tokenizer
+from ostinato.symbolic.tokenizers import build_tokenizer
 
 
 def test_held_out_tunes_never_reach_training_and_workers_change_nothing(tmp_path):

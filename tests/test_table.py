@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from events import KeySignature, NoteTable, TempoMap, TimeSignature, Track
+from ostinato.events import KeySignature, NoteTable, TempoMap, TimeSignature, Track
 
 
 def test_tempo_map_converts_both_ways_across_changes():

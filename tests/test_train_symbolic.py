@@ -13,8 +13,8 @@ import pytest
 import torch
 from conftest import REPO, run_cli
 
-from symbolic.model import ModelConfig, build_model, load_model_folder, save_model_folder
-from symbolic.tokenizers import build_tokenizer
+from ostinato.symbolic.model import ModelConfig, build_model, load_model_folder, save_model_folder
+from ostinato.symbolic.tokenizers import build_tokenizer
 
 TUNES = "music21:essenFolksong/han1.abc"   # 554 German folk tunes (music21's corpus)
 
@@ -66,7 +66,7 @@ def test_resume_after_kill_follows_the_same_loss_curve(tmp_path):
     assert _train(straight, config, *args).returncode == 0
     # the same run, killed with SIGKILL once its first checkpoint is on disk
     killed = tmp_path / "killed"
-    cmd = [sys.executable, "-c", "import sys, cli; sys.exit(cli.main())", "train", "symbolic", "--data", TUNES,
+    cmd = [sys.executable, "-m", "ostinato", "train", "symbolic", "--data", TUNES,
            "--tokenizer", "abc", "--out", str(killed), "--config", config, "--batch-size", "8", "--lr", "3e-3",
            "-q", *args]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -101,7 +101,7 @@ def test_two_processes_under_torchrun_match_one(tmp_path):
     ddp = tmp_path / "ddp"
     env = dict(os.environ, OMP_NUM_THREADS="1")
     result = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "--module", "cli",
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "--module", "ostinato",
          "train", "symbolic", "--out", str(ddp), *args],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -201,8 +201,8 @@ def test_unknown_tokenizer_and_abc_tokenizer_on_midi(tmp_path):
 def _one_note_midi() -> bytes:
     import numpy as np
 
-    from events import NoteTable, Track
-    from events.midi import midi_bytes
+    from ostinato.events import NoteTable, Track
+    from ostinato.events.midi import midi_bytes
 
     table = NoteTable.from_ticks(np.array([0]), np.array([480]), np.array([60]), np.array([90]), np.array([0]),
                                  [Track("p", 0, False)])
@@ -230,7 +230,7 @@ def test_a_full_disk_mid_checkpoint_keeps_the_previous_one(tmp_path):
     def cap_file_size():
         resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
 
-    cmd = [sys.executable, "-c", "import sys, cli; sys.exit(cli.main())", "train", "symbolic", "--data", TUNES,
+    cmd = [sys.executable, "-m", "ostinato", "train", "symbolic", "--data", TUNES,
            "--tokenizer", "abc", "--out", str(out), "--config", config, "--batch-size", "8", "--steps", "8",
            "--checkpoint-every", "4", "--resume", "-q"]
     result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, preexec_fn=cap_file_size, timeout=600)

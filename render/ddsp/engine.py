@@ -35,7 +35,7 @@ def load_model(model: str | os.PathLike | None = None) -> DDSPModel:
     """Load a DDSP model folder (safetensors + JSON only; nothing is unpickled)."""
     from safetensors.torch import load_file
 
-    from events import InputError
+    from ostinato.events import InputError
 
     path = model_dir(model)
     weights, config_path = path / WEIGHTS_FILE, path / CONFIG_FILE

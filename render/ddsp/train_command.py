@@ -12,7 +12,7 @@ log = logging.getLogger("ostinato")
 
 def load_pairs(args: argparse.Namespace, sample_rate_hz: int, *, quiet: bool = False) -> tuple[list, list]:
     """(train pairs, held-out pairs) from ``--pairs`` or ``--synthesize-from``; bad pieces reported and skipped."""
-    from events.errors import report
+    from ostinato.events.errors import report
 
     from ..paired import Pair, load_audio_mono, synthesize_pairs
 
@@ -21,7 +21,7 @@ def load_pairs(args: argparse.Namespace, sample_rate_hz: int, *, quiet: bool = F
 
     pairs: list = []
     if args.pairs:
-        from corpora.paired import iter_pairs
+        from ostinato.corpora.paired import iter_pairs
 
         for split in ("train", "test"):
             found = iter_pairs(args.pairs, split=split)

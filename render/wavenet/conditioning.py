@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from events import NoteTable, Track, to_pianoroll
+from ostinato.events import NoteTable, Track, to_pianoroll
 
 from .config import DRUM_OFFSET
 

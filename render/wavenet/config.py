@@ -147,7 +147,7 @@ def model_config(name_or_path: str) -> WaveNetConfig:
     """
     from pathlib import Path
 
-    from events import InputError
+    from ostinato.events import InputError
 
     if name_or_path in PRESETS:
         return dataclasses.replace(PRESETS[name_or_path])

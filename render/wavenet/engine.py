@@ -28,7 +28,7 @@ def load_model(model: str | os.PathLike | None) -> WaveNet:
     """Load a WaveNet model folder (safetensors + JSON only; nothing is unpickled)."""
     from safetensors.torch import load_file
 
-    from events import InputError
+    from ostinato.events import InputError
 
     if model is None:
         raise InputError("wavenet", "no model is shipped: give --model DIR, a folder made by "

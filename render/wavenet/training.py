@@ -166,7 +166,7 @@ def train(model_config: WaveNetConfig, train_pairs, heldout_pairs, out_dir: str 
     def save(net: WaveNet, directory: Path) -> None:
         save_model(net, directory)
         if directory == out:
-            from events.atomic import write_text_atomic
+            from ostinato.events.atomic import write_text_atomic
 
             write_text_atomic(directory / CARD_FILE, model_card(net, state, summary))
 
