@@ -13,21 +13,18 @@ import logging
 import os
 import sys
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from pathlib import Path
 
 log = logging.getLogger("ostinato")
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
-# Subcommands the project grows into, with the issue that builds each one.
-PLANNED: dict[str, tuple[str, str]] = {}
-
-# Each stage adds its own subcommands: ``add_parsers(sub, common)`` in its ``commands`` module
+# The stages' own commands: ``add_parsers(sub, common)`` in each stage's ``commands`` module
 # declares options and sets ``run`` (heavy imports such as torch stay inside the run functions,
-# so ``ostinato --help`` stays fast). ``train`` is shared: each stage adds its ``train <what>``.
-STAGE_COMMANDS = ("ostinato.symbolic.commands", "ostinato.render.commands", "ostinato.corpora.commands",
-                  "ostinato.symbolic.evaluate_commands")
-TRAIN_COMMANDS = ("ostinato.symbolic.commands", "ostinato.render.commands")
+# so ``ostinato --help`` stays fast). ``train`` and ``evaluate`` are shared: each stage adds its
+# ``train <what>`` and ``evaluate <what>``. This module is the only one that wires stages
+# together: ``compose --render`` (symbolic, then render) and ``plot`` (notes over a spectrogram).
 
 
 def _common_options() -> argparse.ArgumentParser:
@@ -40,6 +37,11 @@ def _common_options() -> argparse.ArgumentParser:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from ostinato.corpora import commands as corpora_commands
+    from ostinato.render import commands as render_commands
+    from ostinato.symbolic import commands as symbolic_commands
+    from ostinato.symbolic import evaluate_commands
+
     common = _common_options()
     parser = argparse.ArgumentParser(
         prog="ostinato", parents=[common],
@@ -58,30 +60,111 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--expand-repeats", action="store_true", help="play repeats out (ABC, MusicXML)")
     info.set_defaults(run=run_info)
 
-    import importlib
+    compose = symbolic_commands.add_compose_parser(sub, common)
+    audio = compose.add_argument_group("audio (the render stage)")
+    audio.add_argument("--render", metavar="OUT.wav", help="also render the piece to audio (with -n above 1: a folder)")
+    audio.add_argument("--engine", default="ddsp", help="render engine for --render (default: ddsp)")
+    compose.set_defaults(run=run_compose)
+    render_commands.add_parsers(sub, common)
+    corpora_commands.add_parsers(sub, common)
 
-    for module in STAGE_COMMANDS:
-        importlib.import_module(module).add_parsers(sub, common)
     train = sub.add_parser("train", parents=[common], help="train a symbolic model or a renderer",
                            description="Train a symbolic (token) model or an audio renderer.")
     train_sub = train.add_subparsers(dest="what", metavar="WHAT", required=True)
-    for module in TRAIN_COMMANDS:
-        importlib.import_module(module).add_train_parsers(train_sub, common)
+    symbolic_commands.add_train_parsers(train_sub, common)
+    render_commands.add_train_parsers(train_sub, common)
 
-    for name, (summary, issue) in PLANNED.items():
-        planned = sub.add_parser(name, parents=[common], help=f"{summary} (not yet available)",
-                                 description=f"{summary}. Not available in this version: it arrives with "
-                                             f"the {issue} work.")
-        planned.set_defaults(run=_not_yet(name))
+    evaluate = sub.add_parser("evaluate", parents=[common],
+                              help="held-out likelihood, sample quality and render quality",
+                              description="Measure a symbolic model (held-out likelihood, quality of its samples) "
+                                          "or a renderer (spectral distance, speed, note F1).")
+    what = evaluate.add_subparsers(dest="what", metavar="WHAT", required=True)
+    evaluate_commands.add_evaluate_parsers(what, common)
+    render_commands.add_evaluate_parsers(what, common) if hasattr(render_commands, "add_evaluate_parsers") else \
+        __import__("ostinato.render.evaluate", fromlist=["x"]).add_render_parser(what, common)  # TEMP
+
+    plot = sub.add_parser("plot", parents=[common], help="draw a piano roll or a spectrogram as PNG",
+                          description="MIDI/ABC/MusicXML: a piano roll, tracks coloured by instrument, bars marked. "
+                                      "Audio (WAV/FLAC/OGG): a log-mel spectrogram, with the notes of --notes "
+                                      "overlaid.")
+    plot.add_argument("file", metavar="FILE")
+    plot.add_argument("-o", "--output", required=True, metavar="OUT.png")
+    plot.add_argument("--notes", metavar="MIDI", help="audio: overlay the notes of this MIDI/ABC file")
+    plot.add_argument("--tune", type=int, metavar="X", help="ABC: the tune numbered X (default: the first)")
+    plot.set_defaults(run=run_plot)
     return parser
 
 
-def _not_yet(name: str) -> Callable[[argparse.Namespace], int]:
-    def run(args: argparse.Namespace) -> int:
-        print(f"ostinato: {name}: not available in this version yet (see `ostinato {name} --help`)", file=sys.stderr)
-        return EXIT_FAILED
+# ---------------------------------------------------------------------------- compose --render
+def run_compose(args: argparse.Namespace) -> int:
+    """``compose``, and with ``--render`` each piece rendered to audio by a render engine."""
+    from ostinato.events.errors import UsageError
+    from ostinato.symbolic.commands import compose_request, compose_to_files, list_models
 
-    return run
+    if args.list:
+        list_models()
+        return EXIT_OK
+    request = compose_request(args)
+    renders = None
+    if args.render:
+        from ostinato.render import ENGINES
+
+        if args.engine not in ENGINES:
+            raise UsageError("--engine", f"unknown engine {args.engine!r} (choose one of {', '.join(ENGINES)})")
+        renders = render_paths(args.render, request.n)
+    pieces = compose_to_files(request)
+    if renders:
+        from ostinato.render import get_renderer, write_audio
+
+        with get_renderer(args.engine) as renderer:
+            for piece, path in zip(pieces, renders, strict=True):
+                path.parent.mkdir(parents=True, exist_ok=True)
+                write_audio(renderer.render(piece.table, 44100), 44100, path)
+                if request.show_progress:
+                    print(f"rendered {path}", file=sys.stderr)
+    return EXIT_OK
+
+
+def render_paths(render: str, n: int) -> list[Path]:
+    """The audio files of ``--render``: the file itself, or ``001.wav``... in a folder for ``n`` above 1."""
+    if n == 1:
+        return [Path(render)]
+    return [Path(render) / f"{i:03d}.wav" for i in range(1, n + 1)]
+
+
+# ---------------------------------------------------------------------------- plot
+def run_plot(args: argparse.Namespace) -> int:
+    """``plot``: a piano roll of a score, or a spectrogram of audio with ``--notes`` outlined."""
+    from ostinato.events import AUDIO_SUFFIXES, InputError
+
+    path = Path(args.file)
+    if not path.exists():
+        raise InputError(path, "no such file")
+    if path.suffix.lower() in AUDIO_SUFFIXES:
+        from ostinato.render.plot import plot_spectrogram
+
+        notes = _read_notes(args.notes, None) if args.notes else None
+        plot_spectrogram(path, args.output, notes=notes)
+    else:
+        if args.notes:
+            raise InputError(args.notes, "--notes is for audio files (a piano roll shows its own notes)")
+        from ostinato.events.plot import plot_pianoroll
+
+        table = _read_notes(str(path), args.tune)
+        plot_pianoroll(table, args.output, title=path.name)
+    if args.quiet == 0:
+        print(f"wrote {args.output}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _read_notes(path: str, tune: int | None):
+    from ostinato import events
+
+    if tune is not None:
+        from ostinato.events.abc_read import read_abc
+
+        return read_abc(path, tune=tune)
+    return events.read(path)
 
 
 # ---------------------------------------------------------------------------- info
@@ -183,6 +266,8 @@ def _configure_logging(args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from ostinato.events.errors import UsageError
+
     parser = build_parser()
     args = parser.parse_args(argv)
     _configure_logging(args)
@@ -191,6 +276,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `ostinato info ... | head`: stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_FAILED
+    except UsageError as exc:   # a bad option value, found before any work: as argparse's own errors
+        _report(exc, args)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print("ostinato: interrupted", file=sys.stderr)
         return 130

@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ostinato.corpora.sources import iter_items
+from ostinato.events.sources import iter_items
 
 
 def music21_convert(files: list[Path], out: Path) -> tuple[float, int]:

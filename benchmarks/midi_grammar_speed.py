@@ -82,7 +82,7 @@ def accepted(grammar: MidiGrammar, ids: list[int]) -> int:
 
 
 def acceptance(scheme: str, chorales: int) -> None:
-    from ostinato.corpora.sources import iter_items
+    from ostinato.events.sources import iter_items
 
     tok = build_tokenizer(scheme)
     pieces = [(p.name, events.read(p)) for p in sorted(FIXTURES.glob("*.mid")) if p.name != "empty.mid"]

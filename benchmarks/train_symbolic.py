@@ -38,7 +38,7 @@ def main() -> None:
     parser.add_argument("--write-card", action="store_true", help="with --model: record the result in its card")
     args = parser.parse_args()
 
-    from ostinato.corpora.sources import iter_items
+    from ostinato.events.sources import iter_items
     from ostinato.symbolic.tokenizers import build_tokenizer
 
     tokenizer = build_tokenizer("abc")
@@ -76,7 +76,7 @@ def main() -> None:
 
 def compare_trained(model_name: str, data: str, heldout: str, xz_bpc: float, *, write_card: bool = False) -> None:
     """Print a trained model's held-out bits per character next to xz's (and put it in its card)."""
-    from ostinato.corpora.sources import iter_items
+    from ostinato.events.sources import iter_items
     from ostinato.symbolic.evaluate import likelihood
     from ostinato.symbolic.model import load_model_folder
     from ostinato.symbolic.shipped import resolve_model

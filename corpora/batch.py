@@ -17,11 +17,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ostinato.events import InputError
+from ostinato.events.sources import Item
 
 from .convert import ConvertSpec, Result, convert_item, input_sha256
 from .manifest import MANIFEST_NAME, ManifestWriter, latest, read_manifest, versions
 from .pool import PoolLimits, WorkerFailure, run_pool
-from .sources import Item
 
 ENGINES = ("local", "ray")
 LOCK_NAME = ".ostinato-convert.lock"
@@ -197,7 +197,7 @@ def run_batch(items: list[Item], spec: ConvertSpec, options: BatchOptions = Batc
     """Convert ``items`` into ``spec.out_dir``; resumable; never stops for one bad item.
 
     Args:
-        items: what to convert (see :mod:`corpora.sources`); keys must be unique.
+        items: what to convert (see :mod:`events.sources`); keys must be unique.
         spec: the target and its options.
         options: runner, limits, overwrite and failure policy.
         on_result: called with each item's :class:`Result` as it is recorded (for printing).
@@ -207,7 +207,7 @@ def run_batch(items: list[Item], spec: ConvertSpec, options: BatchOptions = Batc
     """
     keys = [item.key for item in items]
     if len(set(keys)) != len(keys):
-        raise ValueError("items must have unique keys (corpora.sources.iter_sources gives each key once)")
+        raise ValueError("items must have unique keys (events.sources.iter_sources gives each key once)")
     folder = Path(spec.out_dir)
     folder.mkdir(parents=True, exist_ok=True)
     summary = BatchSummary(total=len(items), manifest=str(folder / MANIFEST_NAME))

@@ -1,4 +1,4 @@
-"""The per-item conversion: one :class:`~corpora.sources.Item` in, its outputs written, one :class:`Result` out.
+"""The per-item conversion: one :class:`~events.sources.Item` in, its outputs written, one :class:`Result` out.
 
 This function knows nothing of runners: the local process pool and the Ray runner call the
 same :func:`convert_item`, and so can any script. Targets:
@@ -33,8 +33,7 @@ import numpy as np
 
 from ostinato.events import InputError
 from ostinato.events.atomic import atomic_path, write_text_atomic
-
-from .sources import ABC_READERS, Item
+from ostinato.events.sources import ABC_READERS, Item
 
 TARGETS = ("mid", "abc", "musicxml", "tokens", "pianoroll", "audio", "json")
 AUDIO_FORMATS = ("wav", "flac", "ogg")

@@ -24,8 +24,9 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from ostinato.events.sources import Item
+
 from .convert import ConvertSpec, Result, convert_item
-from .sources import Item
 
 
 class Timeout(BaseException):

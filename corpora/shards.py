@@ -13,7 +13,7 @@ The output folder holds::
 ``dtype`` is ``uint16`` when the vocabulary fits (up to 65,536 ids), else ``uint32``. Offsets
 and lengths count tokens, not bytes. A shard is raw ids with no header, so a trainer can map
 it whole (``np.memmap(path, dtype, mode="r")``) and draw windows across pieces, as nanoGPT
-does, or cut pieces out by the index (:func:`iter_pieces`). Pieces are appended in the order
+does, or cut pieces out by the index (:func:`iter_shard_pieces`). Pieces are appended in the order
 they finish, so the order inside a shard is not the source order; the index names each one.
 A shard is closed at ``shard_tokens`` tokens (default 2**27) and the next one begun.
 """
@@ -163,7 +163,7 @@ def write_index(folder: str | os.PathLike, records: dict[str, dict], *, dtype: n
     return meta
 
 
-def iter_pieces(folder: str | os.PathLike, *, split: str = "train") -> Iterator[tuple[str, np.ndarray]]:
+def iter_shard_pieces(folder: str | os.PathLike, *, split: str = "train") -> Iterator[tuple[str, np.ndarray]]:
     """Yield ``(key, ids)`` for every piece of ``split`` (``train``, ``test`` or ``all``) in a shard folder."""
     folder = Path(folder)
     meta = json.loads((folder / "meta.json").read_text())

@@ -21,6 +21,21 @@ class InputError(ValueError):
         return (type(self), (self.path, self.problem))
 
 
+class UsageError(ValueError):
+    """A bad option or option value, found before any work starts: exit code 2, as argparse's own.
+
+    ``str(error)`` is ``"<option or command>: <problem>"``, one line.
+    """
+
+    def __init__(self, where: str, problem: str):
+        self.where = where
+        self.problem = " ".join(str(problem).split())
+        super().__init__(f"{where}: {self.problem}")
+
+    def __reduce__(self):
+        return (type(self), (self.where, self.problem))
+
+
 def one_line(exc: BaseException, source: str | None = None) -> str:
     """The one-line message for ``exc``: ``"<file>: <problem>"``.
 

@@ -25,6 +25,9 @@ MUSIC21_SUFFIXES = MUSICXML_SUFFIXES + KERN_SUFFIXES
 READ_SUFFIXES = MIDI_SUFFIXES + ABC_SUFFIXES + MUSIC21_SUFFIXES
 WRITE_FORMATS = {"mid": ".mid", "midi": ".mid", "abc": ".abc", "musicxml": ".musicxml", "xml": ".musicxml",
                  "mxl": ".mxl"}
+# Audio files (written by the renderers, read as references and for plots): soundfile's formats.
+AUDIO_FORMATS = ("wav", "flac", "ogg")
+AUDIO_SUFFIXES = tuple(f".{fmt}" for fmt in AUDIO_FORMATS)
 
 
 def _kind(source: str | os.PathLike) -> str:

@@ -12,7 +12,7 @@ Run it again and everything is skipped (resume); add --overwrite to redo it.
 import argparse
 from pathlib import Path
 
-from ostinato.corpora import BatchOptions, ConvertSpec, PoolLimits, iter_pieces, iter_sources, run_batch
+from ostinato.corpora import BatchOptions, ConvertSpec, PoolLimits, iter_shard_pieces, iter_sources, run_batch
 from ostinato.symbolic.tokenizers import build_tokenizer, save_tokenizer
 
 
@@ -36,7 +36,7 @@ def main() -> None:
     summary = run_batch(items, spec, BatchOptions(limits=PoolLimits(n_workers=args.jobs, time_limit_s=60)))
     print(summary.line())
 
-    for key, ids in list(iter_pieces(args.out, split="test"))[:3]:
+    for key, ids in list(iter_shard_pieces(args.out, split="test"))[:3]:
         print(f"{key}: {len(ids)} tokens, first {ids[:8].tolist()}")
 
 

@@ -192,8 +192,8 @@ def _reference_audio(reference: str, path, table, sample_rate_hz: int, cache: di
 
 def run_render_eval(args: argparse.Namespace) -> int:
     from ostinato import events
+    from ostinato.events.console import print_json, print_table
     from ostinato.events.errors import InputError, report
-    from ostinato.symbolic.evaluate_commands import print_json, print_table
 
     from . import get_renderer
     from .spectral import stft_distance

@@ -1,12 +1,12 @@
-"""Paired (notes, audio) data for renderer training.
-
-Two ways to get pairs:
+"""Paired (notes, audio) data for renderer training: :class:`TrainingPair` and where pairs come from.
 
 * :func:`synthesize_pairs`: any note source rendered by the ``soundfont`` engine (as Slakh2100
   was made), optionally with instruments assigned per part (:func:`assign_instruments`) and a
   simple drum part added (:func:`add_drum_part`), both deterministic in the piece's key;
-* :func:`recorded_pairs`: folders in the MAESTRO-v3, URMP or Slakh2100 layouts
-  (through ``corpora.paired``).
+* :func:`recorded_pairs`: a folder in the MAESTRO-v3, URMP or Slakh2100 layout
+  (:mod:`render.datasets`), notes and audio read into memory;
+* :func:`load_pairs`: either, as a :class:`PairSource` describes it, split into training and
+  held-out pairs (what ``ostinato train renderer`` trains on, for every engine).
 
 A pair's audio is mono float32 at the model's native rate. The held-out split is the project's
 (DESIGN.md): a piece is held out when the first byte of sha256(key) is below 13.
@@ -14,16 +14,18 @@ A pair's audio is mono float32 at the model's native rate. The held-out split is
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Iterable, Iterator
+import os
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
-from ostinato.corpora.instruments import ENSEMBLES, SOLO_PROGRAMS, assign_instruments
-from ostinato.corpora.instruments import keyed_rng as _rng
-from ostinato.corpora.sources import is_held_out
 from ostinato.events import NoteTable
+from ostinato.events.instruments import ENSEMBLES, SOLO_PROGRAMS, assign_instruments
+from ostinato.events.instruments import keyed_rng as _rng
+from ostinato.events.sources import is_held_out
 
 # re-exported: the project's split rule and the instrument choice for parts that name none
 __all__ = ["ENSEMBLES", "SOLO_PROGRAMS", "assign_instruments", "is_held_out"]
@@ -112,8 +114,11 @@ def truncate(table: NoteTable, max_seconds: float) -> NoteTable:
 
 
 @dataclass
-class Pair:
-    """One training piece: its key, notes, mono audio at ``sample_rate_hz`` and split."""
+class TrainingPair:
+    """One training piece in memory: its key, notes, mono audio at ``sample_rate_hz`` and split.
+
+    (A data set's files, before they are read, are a :class:`render.datasets.RecordedPair`.)
+    """
 
     key: str
     table: NoteTable
@@ -124,7 +129,7 @@ class Pair:
 
 def synthesize_pairs(items: Iterable[tuple[str, NoteTable, bool]], *, renderer, sample_rate_hz: int,
                      max_seconds: float = 30.0, assign: bool = False, drums_fraction: float = 0.0,
-                     on_error=None) -> Iterator[Pair]:
+                     on_error=None) -> Iterator[TrainingPair]:
     """Render ``(key, table, held_out)`` items with a soundfont renderer into pairs.
 
     Args:
@@ -150,7 +155,7 @@ def synthesize_pairs(items: Iterable[tuple[str, NoteTable, bool]], *, renderer, 
                 raise
             on_error(key, exc)
             continue
-        yield Pair(key, table, audio.astype(np.float32), sample_rate_hz, held_out)
+        yield TrainingPair(key, table, audio.astype(np.float32), sample_rate_hz, held_out)
 
 
 def load_audio_mono(path, sample_rate_hz: int) -> np.ndarray:
@@ -163,3 +168,95 @@ def load_audio_mono(path, sample_rate_hz: int) -> np.ndarray:
     if rate != sample_rate_hz:
         mono = soxr.resample(mono, rate, sample_rate_hz).astype(np.float32)
     return mono
+
+
+def recorded_pairs(root: str | os.PathLike, sample_rate_hz: int, *, split: str = "all", max_pieces: int | None = None,
+                   max_seconds: float | None = None, on_error: Callable[[str, Exception], None] | None = None
+                   ) -> Iterator[TrainingPair]:
+    """The pieces of a MAESTRO-v3, URMP or Slakh2100 folder (:func:`render.datasets.iter_pairs`) in memory.
+
+    Args:
+        split: ``"train"``, ``"test"`` (held out) or ``"all"``.
+        max_pieces: at most this many pieces (in the layout's order).
+        max_seconds: audio cut to this length, and the notes with it.
+        on_error: called with (key, exception) for a piece whose notes or audio cannot be read;
+            it is skipped (raised without one).
+    """
+    from .datasets import iter_pairs
+
+    for pair in itertools.islice(iter_pairs(root, split=split), max_pieces):
+        try:
+            table = pair.read_notes()
+            audio = load_audio_mono(pair.audio, sample_rate_hz)
+        except Exception as exc:
+            if on_error is None:
+                raise
+            on_error(pair.key, exc)
+            continue
+        audio = audio[: int(max_seconds * sample_rate_hz)] if max_seconds else audio
+        yield TrainingPair(pair.key, truncate(table, len(audio) / sample_rate_hz), audio, sample_rate_hz,
+                           pair.held_out)
+
+
+@dataclass(frozen=True)
+class PairSource:
+    """Where training pairs come from: a recorded data set folder, or note sources to synthesize.
+
+    Attributes:
+        recorded: a MAESTRO-v3, URMP or Slakh2100 folder (:func:`recorded_pairs`); or
+        synthesize_from: note sources (file, folder, glob, ``music21:<collection>``) rendered by the
+            soundfont engine with ``soundfont`` (default: FluidR3_GM) (:func:`synthesize_pairs`).
+        max_pieces: at most this many pieces from each source (each split of a recorded folder).
+        max_seconds: cut each piece to this length (a recorded piece: 0 keeps it whole).
+        assign_instruments, drums_fraction: synthesized pieces only (see :func:`synthesize_pairs`).
+    """
+
+    recorded: str | None = None
+    synthesize_from: tuple[str, ...] = ()
+    soundfont: str | None = None
+    max_pieces: int | None = None
+    max_seconds: float = 20.0
+    assign_instruments: bool = False
+    drums_fraction: float = 0.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "synthesize_from", tuple(self.synthesize_from))
+        if (self.recorded is None) == (not self.synthesize_from):
+            raise ValueError("give one of a recorded data set folder (--pairs) or sources to synthesize "
+                             "(--synthesize-from)")
+        if self.max_pieces is not None and self.max_pieces < 1:
+            raise ValueError(f"--max-pieces must be >= 1, got {self.max_pieces}")
+        if self.max_seconds < 0:
+            raise ValueError(f"--max-seconds must be >= 0, got {self.max_seconds}")
+        if not 0 <= self.drums_fraction <= 1:
+            raise ValueError(f"--drums must be in 0..1, got {self.drums_fraction}")
+
+
+def load_pairs(source: PairSource, sample_rate_hz: int, *, progress: bool = True,
+               on_error: Callable[[str, Exception], None] | None = None) -> tuple[list[TrainingPair], list[TrainingPair]]:
+    """(training pairs, held-out pairs) of ``source`` at ``sample_rate_hz``.
+
+    Args:
+        progress: show a progress bar while synthesizing.
+        on_error: called with (key, exception) for a piece that cannot be read or rendered; it is
+            skipped (raised without one).
+    """
+    if source.recorded is not None:
+        pairs = [pair for split in ("train", "test")
+                 for pair in recorded_pairs(source.recorded, sample_rate_hz, split=split, max_pieces=source.max_pieces,
+                                            max_seconds=source.max_seconds, on_error=on_error)]
+    else:
+        from tqdm import tqdm
+
+        from .soundfont import SoundFontRenderer
+        from .sources import iter_notes
+
+        renderer = SoundFontRenderer(source.soundfont)
+        items = itertools.chain.from_iterable(
+            itertools.islice(iter_notes(name, on_error=on_error), source.max_pieces) for name in source.synthesize_from)
+        made = synthesize_pairs(items, renderer=renderer, sample_rate_hz=sample_rate_hz,
+                                max_seconds=source.max_seconds, assign=source.assign_instruments,
+                                drums_fraction=source.drums_fraction, on_error=on_error)
+        pairs = list(tqdm(made, desc="synthesize pairs", unit="piece", disable=not progress))
+        renderer.close()
+    return [p for p in pairs if not p.held_out], [p for p in pairs if p.held_out]

@@ -71,7 +71,7 @@ def spectrogram_figure(audio: np.ndarray, sample_rate_hz: int, *, notes=None, ti
     ax.imshow(db, origin="lower", aspect="auto", cmap="magma", vmin=top - 80, vmax=top,
               extent=(0, float(times[-1]) if len(times) else 1.0, -0.5, N_MELS - 0.5))
     if notes is not None and len(notes):
-        from ostinato.symbolic.plot import draw_notes
+        from ostinato.events.plot import draw_notes
 
         draw_notes(ax, notes, y_of_pitch=lambda p: mel_band_of_pitch(p, sample_rate_hz), filled=False)
     ax.set_xlim(0, float(times[-1]) if len(times) else 1.0)
@@ -91,7 +91,7 @@ def plot_spectrogram(path: str | os.PathLike, out: str | os.PathLike, *, notes=N
     import soundfile
 
     from ostinato.events.errors import InputError
-    from ostinato.symbolic.plot import save_png
+    from ostinato.events.plot import save_png
 
     try:
         audio, rate = soundfile.read(path, dtype="float32", always_2d=True)

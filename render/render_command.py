@@ -1,17 +1,99 @@
-"""The work of ``ostinato render``: expand inputs, map them to outputs, render each (in parallel with -j)."""
+"""The work of ``ostinato render``: a :class:`RenderRequest` in, every input rendered to an audio file.
+
+    request = RenderRequest(inputs=("song.mid",), output="song.flac", engine="soundfont")
+    exit_code = render_files(request)     # 0: every file rendered or skipped; 1: some failed
+
+Inputs are expanded into jobs (:func:`plan`: one input and an audio-suffix output is one file;
+otherwise the output is a folder mirroring the input names), and each job is rendered by a
+:class:`RenderWorker`, in this process or in ``jobs`` spawned processes (one worker each).
+"""
 
 from __future__ import annotations
 
-import argparse
-import glob
 import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from .audio_io import AUDIO_FORMATS
+from ostinato.events import AUDIO_FORMATS
+from ostinato.events.errors import UsageError
 
-_STATE: dict = {}  # per process: the renderer, built once and kept loaded across files
+MUSIC21_PREFIX = "music21:"
+
+
+@dataclass(frozen=True)
+class RenderRequest:
+    """What ``ostinato render`` is asked to do (validated: a bad value is a :class:`UsageError`).
+
+    Attributes:
+        inputs: files, folders (recursive), globs or ``music21:<piece>`` names.
+        output: the audio file (one input), or the folder the outputs mirror the inputs in.
+        engine: a registered engine (``ddsp``, ``soundfont``, ``wavenet``).
+        sample_rate_hz: the output rate; gain: the audio is multiplied by this.
+        soundfont: the soundfont engine's SoundFont; model: the ddsp/wavenet model folder or name.
+        format: ``wav``, ``flac`` or ``ogg`` (default: the output's suffix, else wav).
+        jobs: files rendered in parallel (spawned processes).
+        temperature: the wavenet engine's sampling temperature (0..10).
+        overwrite: replace existing outputs (else they are skipped).
+        quiet, verbose, debug: what is printed on stderr (nothing but errors; each file; tracebacks).
+    """
+
+    inputs: tuple[str, ...]
+    output: str
+    engine: str = "ddsp"
+    sample_rate_hz: int = 44100
+    gain: float = 1.0
+    soundfont: str | None = None
+    model: str | None = None
+    format: str | None = None
+    jobs: int = 1
+    temperature: float | None = None
+    overwrite: bool = False
+    quiet: bool = False
+    verbose: bool = False
+    debug: bool = False
+
+    def __post_init__(self) -> None:
+        from .base import ENGINES, check_sample_rate
+
+        object.__setattr__(self, "inputs", tuple(os.fspath(i) for i in self.inputs))
+        object.__setattr__(self, "output", os.fspath(self.output))
+
+        def usage(problem: str) -> UsageError:
+            return UsageError("render", problem)
+
+        if self.engine not in ENGINES:
+            raise usage(f"unknown engine {self.engine!r} (choose {', '.join(sorted(ENGINES))})")
+        try:
+            check_sample_rate(self.sample_rate_hz)
+        except ValueError as exc:
+            raise usage(str(exc)) from None
+        if self.jobs < 1:
+            raise usage(f"--jobs must be >= 1, got {self.jobs}")
+        if self.format is not None and self.format not in AUDIO_FORMATS:
+            raise usage(f"--format must be one of {', '.join(AUDIO_FORMATS)}, got {self.format!r}")
+        if self.soundfont and self.engine != "soundfont":
+            raise usage("--soundfont needs --engine soundfont")
+        if self.model and self.engine == "soundfont":
+            raise usage("--model is for the ddsp/wavenet engines")
+        if self.temperature is not None:
+            if self.engine != "wavenet":
+                raise usage("--temperature is for the wavenet engine")
+            if not 0 <= self.temperature <= 10:
+                raise usage(f"--temperature must be in 0..10, got {self.temperature}")
+
+    def engine_options(self) -> dict:
+        """The keyword arguments of ``get_renderer(self.engine, ...)``."""
+        options: dict = {}
+        if self.soundfont:
+            options["soundfont"] = self.soundfont
+        if self.model:
+            options["model"] = self.model
+        if self.temperature is not None:
+            options["temperature"] = self.temperature
+        if self.engine == "wavenet" and not self.quiet:
+            options["announce"] = True  # the expected time on a CPU, on stderr
+        return options
 
 
 @dataclass(frozen=True)
@@ -22,30 +104,43 @@ class Job:
     output: Path
 
 
-def expand_inputs(inputs: list[str]) -> list[tuple[str, Path]]:
-    """``(file, path relative to the output folder)`` for files, folders (recursive) and globs."""
-    from ostinato.events import READ_SUFFIXES, InputError
+def expand_inputs(inputs: list[str] | tuple[str, ...]) -> list[tuple[str, Path]]:
+    """``(file, path relative to the output folder)`` for files, folders (recursive) and globs.
+
+    Folders and globs are enumerated by :func:`events.sources.iter_items` (hidden files skipped;
+    an ABC file is one file here, its tunes become ``NAME-X`` outputs). A folder maps to
+    ``<folder name>/<relative path>``, a glob's files to their path below its fixed part, a file
+    to its name, ``music21:a/b`` to ``a_b``. A file that does not exist is kept: rendering it
+    reports the problem, and the other inputs are still rendered.
+
+    Raises:
+        events.InputError: a glob matches nothing, or a folder holds no music files.
+    """
+    from ostinato.events.sources import iter_items
 
     found: list[tuple[str, Path]] = []
     for item in inputs:
-        if item.startswith("music21:"):
-            found.append((item, Path(item[len("music21:"):].replace("/", "_"))))
-        elif any(ch in item for ch in "*?["):
+        if item.startswith(MUSIC21_PREFIX):
+            found.append((item, Path(item[len(MUSIC21_PREFIX):].replace("/", "_"))))
+            continue
+        path = Path(item)
+        is_glob = not path.exists() and any(ch in item for ch in "*?[")
+        if not is_glob and not path.is_dir():
+            found.append((item, Path(path.name)))
+            continue
+        if is_glob:
             prefix = item.split("*")[0].split("?")[0].split("[")[0]
             root = Path(prefix) if prefix.endswith(os.sep) else Path(prefix).parent
-            matches = sorted(p for p in glob.glob(item, recursive=True) if Path(p).is_file())
-            if not matches:
-                raise InputError(item, "no file matches this pattern")
-            found += [(p, Path(os.path.relpath(p, root))) for p in matches]
-        elif Path(item).is_dir():
-            files = sorted(p for p in Path(item).rglob("*") if p.is_file() and p.suffix.lower() in READ_SUFFIXES)
-            found += [(str(p), Path(Path(item).resolve().name) / p.relative_to(item)) for p in files]
         else:
-            found.append((item, Path(Path(item).name)))
+            root = path
+        files = dict.fromkeys(p.path for p in iter_items(item))  # the tunes of an ABC file share one path
+        for file in files:
+            relative = Path(os.path.relpath(file, root))
+            found.append((file, Path(path.resolve().name) / relative if not is_glob else relative))
     return found
 
 
-def plan(inputs: list[str], output: str, fmt: str | None) -> list[Job]:
+def plan(inputs: list[str] | tuple[str, ...], output: str, fmt: str | None) -> list[Job]:
     """The jobs: one input and an audio-extension OUT -> that file; otherwise OUT is a folder."""
     files = expand_inputs(inputs)
     single = len(files) == 1 and len(inputs) == 1 and not Path(inputs[0]).is_dir()
@@ -53,46 +148,6 @@ def plan(inputs: list[str], output: str, fmt: str | None) -> list[Job]:
         return [Job(files[0][0], Path(output))]
     suffix = "." + (fmt or "wav")
     return [Job(source, Path(output) / relative.with_suffix(suffix)) for source, relative in files]
-
-
-def _renderer(engine: str, options: dict):
-    key = (engine, tuple(sorted(options.items())))
-    if _STATE.get("key") != key:
-        if engine != "soundfont":
-            _one_torch_thread()  # files run in parallel with -j instead; many threads thrash on a busy machine
-        from . import get_renderer
-
-        _STATE["renderer"] = get_renderer(engine, **options)
-        _STATE["key"] = key
-    return _STATE["renderer"]
-
-
-def render_one(job: Job, engine: str, options: dict, sample_rate_hz: int, gain: float, fmt: str | None) -> int:
-    """Render one job (every piece of the file; a multi-tune ABC file gives ``NAME-X`` files). Returns samples."""
-    from ostinato import events
-
-    from .audio_io import write_audio_stream
-    from .base import N_CHANNELS
-
-    pieces = events.pieces(job.source)
-    renderer = _renderer(engine, options)
-    written = 0
-    for piece in pieces:
-        output = job.output
-        if len(pieces) > 1:
-            output = job.output.with_name(f"{job.output.stem}-{piece.key.rsplit('#', 1)[-1]}{job.output.suffix}")
-        table = piece.read()
-        blocks = renderer.stream(table, sample_rate_hz)
-        if gain != 1.0:
-            blocks = (block * gain for block in blocks)
-        written += write_audio_stream(blocks, sample_rate_hz, output, fmt, n_channels=N_CHANNELS)
-    return written
-
-
-def _one_torch_thread() -> None:
-    import torch
-
-    torch.set_num_threads(1)
 
 
 @dataclass(frozen=True)
@@ -103,19 +158,85 @@ class Failure:
     traceback: str
 
 
-def _run_job(job: Job, engine: str, options: dict, sample_rate_hz: int, gain: float, fmt: str | None):
-    try:
-        return job, render_one(job, engine, options, sample_rate_hz, gain, fmt), None
-    except Exception as exc:  # reported by the parent, one line
-        import traceback
+class RenderWorker:
+    """Renders jobs with one renderer, built on the first job and kept loaded across files.
 
-        from ostinato.events.errors import one_line
+    Each process has its own: the parent's for ``jobs == 1``, else one per pool process, made by
+    the pool's initializer. A renderer that cannot be built fails the job (and is tried again
+    on the next one).
+    """
 
-        return job, 0, Failure(one_line(exc, job.source), "".join(traceback.format_exception(exc)))
+    def __init__(self, engine: str, options: dict, sample_rate_hz: int, gain: float, fmt: str | None):
+        self.engine, self.options = engine, dict(options)
+        self.sample_rate_hz, self.gain, self.fmt = sample_rate_hz, gain, fmt
+        self.renderer = None
+
+    @classmethod
+    def for_request(cls, request: RenderRequest) -> RenderWorker:
+        return cls(request.engine, request.engine_options(), request.sample_rate_hz, request.gain, request.format)
+
+    def get_renderer(self):
+        """The worker's renderer (built on first use)."""
+        if self.renderer is None:
+            if self.engine != "soundfont":
+                import torch
+
+                torch.set_num_threads(1)  # files run in parallel with -j instead; many threads thrash a busy machine
+            from . import get_renderer
+
+            self.renderer = get_renderer(self.engine, **self.options)
+        return self.renderer
+
+    def render(self, job: Job) -> int:
+        """Render one job (every piece of the file; a multi-tune ABC file gives ``NAME-X`` files). Returns samples."""
+        from ostinato import events
+
+        from .audio_io import write_audio_stream
+        from .base import N_CHANNELS
+
+        pieces = events.pieces(job.source)
+        renderer = self.get_renderer()
+        written = 0
+        for piece in pieces:
+            output = job.output
+            if len(pieces) > 1:
+                output = job.output.with_name(f"{job.output.stem}-{piece.key.rsplit('#', 1)[-1]}{job.output.suffix}")
+            table = piece.read()
+            blocks = renderer.stream(table, self.sample_rate_hz)
+            if self.gain != 1.0:
+                blocks = (block * self.gain for block in blocks)
+            written += write_audio_stream(blocks, self.sample_rate_hz, output, self.fmt, n_channels=N_CHANNELS)
+        return written
+
+    def run(self, job: Job) -> tuple[Job, int, Failure | None]:
+        """``(job, samples written, None)``, or ``(job, 0, Failure)`` when it failed."""
+        try:
+            return job, self.render(job), None
+        except Exception as exc:  # reported by the parent, one line
+            import traceback
+
+            from ostinato.events.errors import one_line
+
+            return job, 0, Failure(one_line(exc, job.source), "".join(traceback.format_exception(exc)))
 
 
-def _parallel(todo: list[Job], args: argparse.Namespace, options: dict, fmt: str | None):
-    """Results of ``todo`` rendered by ``args.jobs`` fresh (spawned) processes, in completion order.
+_process_worker: RenderWorker | None = None  # set once in each pool process, by start_process_worker
+
+
+def start_process_worker(worker: RenderWorker) -> None:
+    """The pool's initializer: this process renders its jobs with ``worker``."""
+    global _process_worker
+    _process_worker = worker
+
+
+def run_in_process_worker(job: Job) -> tuple[Job, int, Failure | None]:
+    """A pool task: ``job`` rendered by this process's worker (see :func:`start_process_worker`)."""
+    assert _process_worker is not None, "start_process_worker was not called in this process"
+    return _process_worker.run(job)
+
+
+def render_in_parallel(todo: list[Job], worker: RenderWorker, n_processes: int):
+    """Results of ``todo`` rendered by ``n_processes`` fresh (spawned) processes, in completion order.
 
     A worker that dies takes only its own file down: the file is reported and the rest go on.
     """
@@ -125,9 +246,9 @@ def _parallel(todo: list[Job], args: argparse.Namespace, options: dict, fmt: str
 
     pending = list(todo)
     while pending:
-        pool = ProcessPoolExecutor(max_workers=args.jobs, mp_context=multiprocessing.get_context("spawn"))
-        futures = {pool.submit(_run_job, job, args.engine, options, args.sample_rate, args.gain, fmt): job
-                   for job in pending}
+        pool = ProcessPoolExecutor(max_workers=n_processes, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=start_process_worker, initargs=(worker,))
+        futures = {pool.submit(run_in_process_worker, job): job for job in pending}
         pending = []
         broken = False
         for future in as_completed(futures):
@@ -143,70 +264,38 @@ def _parallel(todo: list[Job], args: argparse.Namespace, options: dict, fmt: str
         pool.shutdown(cancel_futures=True)
 
 
-def render_files(args: argparse.Namespace) -> int:
-    """Run ``ostinato render``: 0 when every file rendered (or was skipped), 1 when any failed."""
-    from .base import ENGINES, check_sample_rate
+def render_files(request: RenderRequest) -> int:
+    """Run ``ostinato render``: 0 when every file rendered (or was skipped), 1 when any failed.
 
-    if args.engine not in ENGINES:
-        print(f"ostinato: render: unknown engine {args.engine!r} (choose {', '.join(sorted(ENGINES))})",
-              file=sys.stderr)
-        return 2
-    try:
-        check_sample_rate(args.sample_rate)
-    except ValueError as exc:
-        print(f"ostinato: render: {exc}", file=sys.stderr)
-        return 2
-    if args.jobs < 1:
-        print(f"ostinato: render: --jobs must be >= 1, got {args.jobs}", file=sys.stderr)
-        return 2
-    options: dict = {}
-    if args.soundfont:
-        if args.engine != "soundfont":
-            print("ostinato: render: --soundfont needs --engine soundfont", file=sys.stderr)
-            return 2
-        options["soundfont"] = args.soundfont
-    if args.model:
-        if args.engine == "soundfont":
-            print("ostinato: render: --model is for the ddsp/wavenet engines", file=sys.stderr)
-            return 2
-        options["model"] = args.model
-    temperature = getattr(args, "temperature", None)
-    if temperature is not None:
-        if args.engine != "wavenet":
-            print("ostinato: render: --temperature is for the wavenet engine", file=sys.stderr)
-            return 2
-        if not 0 <= temperature <= 10:
-            print(f"ostinato: render: --temperature must be in 0..10, got {temperature}", file=sys.stderr)
-            return 2
-        options["temperature"] = temperature
-    if args.engine == "wavenet" and args.quiet == 0:
-        options["announce"] = True  # the expected time on a CPU, on stderr
-    fmt = args.format
-    jobs = plan(args.inputs, args.output, fmt)
+    Existing outputs are skipped (a line on stderr unless quiet) unless ``request.overwrite``; a
+    file that fails is reported on stderr in one line (its traceback too with ``debug``).
+    """
+    jobs = plan(request.inputs, request.output, request.format)
     failed = 0
     todo = []
     for job in jobs:
-        if job.output.exists() and not args.overwrite:
-            if args.quiet == 0:
+        if job.output.exists() and not request.overwrite:
+            if not request.quiet:
                 print(f"ostinato: {job.output}: exists, skipped (use --overwrite to replace it)", file=sys.stderr)
         else:
             todo.append(job)
     from tqdm import tqdm
 
-    bar = tqdm(total=len(todo), desc="render", unit="file", disable=args.quiet > 0 or len(todo) < 2)
-    if args.jobs == 1 or len(todo) < 2:
-        results = (_run_job(job, args.engine, options, args.sample_rate, args.gain, fmt) for job in todo)
+    worker = RenderWorker.for_request(request)
+    bar = tqdm(total=len(todo), desc="render", unit="file", disable=request.quiet or len(todo) < 2)
+    if request.jobs == 1 or len(todo) < 2:
+        results = (worker.run(job) for job in todo)
     else:
-        results = _parallel(todo, args, options, fmt)
+        results = render_in_parallel(todo, worker, request.jobs)
     for job, _, exc in results:
         bar.update(1)
         if exc is not None:
             failed += 1
             bar.clear()
-            if args.debug:
+            if request.debug:
                 print(exc.traceback, file=sys.stderr, end="")
             print(f"ostinato: {exc.line}", file=sys.stderr, flush=True)
-        elif args.verbose:
+        elif request.verbose:
             bar.write(f"ostinato: {job.source} -> {job.output}", file=sys.stderr)
     bar.close()
     return 1 if failed else 0

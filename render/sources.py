@@ -1,4 +1,4 @@
-"""Note sources for renderer training, through ``corpora.sources`` (files, folders, globs, music21).
+"""Note sources for renderer training, through ``events.sources`` (files, folders, globs, music21).
 
 Yields ``(key, table, held_out)``. Keys follow DESIGN.md (``<collection>/<file>`` and
 ``#<X>`` for a tune of an ABC file) and decide the held-out split.
@@ -15,7 +15,7 @@ def iter_notes(source: str, *, split: str = "all", on_error=None) -> Iterator[tu
     ``source`` is a file, folder, glob or ``music21:<collection or piece>``. A piece that cannot
     be read is passed to ``on_error(key, exc)`` (or raised without one) and skipped.
     """
-    from ostinato.corpora.sources import iter_items
+    from ostinato.events.sources import iter_items
 
     for item in iter_items(source, split=split):
         try:

@@ -1,6 +1,8 @@
 """Token stage: tokenizers (ABC, MIDI events), the GPT model, training and constrained sampling.
 
-Sees only tokens and note tables (``events``), never audio.
+Sees only tokens and note tables, never audio. A side-by-side layer (DESIGN.md, "The layers"):
+symbolic imports ``ostinato.events`` only, never ``ostinato.render`` or ``ostinato.corpora``
+(import-linter checks it); ``ostinato.cli`` wires it to the render stage (``compose --render``).
 
 - :mod:`symbolic.abc_normalise`, :mod:`symbolic.abc_tokens`: ABC tunes as folk-rnn style tokens.
 - :mod:`symbolic.midi_tokens`: miditok REMI/TSD/MIDILike behind MuseNet-style control tokens.
@@ -12,9 +14,9 @@ Sees only tokens and note tables (``events``), never audio.
 - :mod:`symbolic.sample`: the KV-cached sampling loop; :mod:`symbolic.abc_grammar` and
   :mod:`symbolic.midi_grammar`: the masks that keep every sample valid.
 - :mod:`symbolic.compose`, :mod:`symbolic.shipped`: composing with controls and primers; shipped models.
-- :mod:`symbolic.evaluate`, :mod:`symbolic.plot`: held-out likelihood, sample metrics, piano-roll plots.
+- :mod:`symbolic.evaluate`: held-out likelihood, sample metrics.
 - :mod:`symbolic.commands`, :mod:`symbolic.evaluate_commands`: ``train symbolic``, ``compose``,
-  ``evaluate``, ``plot``.
+  ``evaluate nll``, ``evaluate samples`` (options -> a request dataclass -> a library function).
 """
 
 from .abc_normalise import AbcNotAccepted, music21_misreads, normalise_abc

@@ -1,4 +1,10 @@
-"""``ostinato train symbolic``: options in, typed calls to symbolic/ out (no torch at import time)."""
+"""``ostinato train symbolic`` and ``ostinato compose``: options in, a typed request, a library function.
+
+The shape of every command module (corpora/commands.py is the model): argparse declares the
+options, ``run_*`` turns the Namespace into a frozen request dataclass (a bad option value is a
+:class:`~ostinato.events.errors.UsageError`, exit 2, found before any model loads), and a
+library function takes the request and never sees argparse. No torch at import time.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,8 @@ import argparse
 import logging
 import shlex
 import sys
+from dataclasses import dataclass
+from pathlib import Path
 
 log = logging.getLogger("ostinato")
 
@@ -52,11 +60,49 @@ def add_train_parsers(train_sub, common: argparse.ArgumentParser) -> None:
     p.set_defaults(run=run_train_symbolic)
 
 
-def run_train_symbolic(args: argparse.Namespace) -> int:
-    from dataclasses import replace
-    from pathlib import Path
+@dataclass(frozen=True)
+class TrainSymbolicRequest:
+    """Everything ``ostinato train symbolic`` was asked for (see its ``--help`` for each field)."""
 
-    from ostinato.events.errors import InputError
+    data: str
+    out: str
+    tokenizer: str | None = None        # a kind or a tokenizer .json; None: the --init-from model's
+    config: str | None = None           # a size preset or a JSON file; None: small, or the model's
+    init_from: str | None = None
+    architecture: str | None = None
+    steps: int = 2000
+    batch_size: int = 16
+    learning_rate: float = 6e-4
+    warmup: int | None = None           # None: 5% of steps
+    eval_every: int = 200
+    checkpoint_every: int = 200
+    instruments: str = "keep"
+    workers: int = 1
+    seed: int = 0
+    resume: bool = False
+    device: str | None = None
+    show_progress: bool = True
+    list_failures: bool = False
+    command: str = ""                   # the command line, recorded in the model card
+
+
+def run_train_symbolic(args: argparse.Namespace) -> int:
+    request = TrainSymbolicRequest(
+        data=args.data, out=args.out, tokenizer=args.tokenizer, config=args.config, init_from=args.init_from,
+        architecture=args.architecture, steps=args.steps, batch_size=args.batch_size, learning_rate=args.lr,
+        warmup=args.warmup, eval_every=args.eval_every, checkpoint_every=args.checkpoint_every,
+        instruments=args.instruments, workers=args.workers, seed=args.seed, resume=args.resume, device=args.device,
+        show_progress=args.quiet == 0, list_failures=bool(args.verbose),
+        command="ostinato " + shlex.join(sys.argv[1:]) if sys.argv and sys.argv[0] else "")
+    train_symbolic(request)
+    return 0
+
+
+def train_symbolic(request: TrainSymbolicRequest) -> dict:
+    """Tokenize ``request.data``, train (or resume) the model into ``request.out``; returns the held-out figures."""
+    from dataclasses import replace
+
+    from ostinato.events.errors import InputError, UsageError
 
     from . import distributed
     from .data import tokenize_source
@@ -64,69 +110,69 @@ def run_train_symbolic(args: argparse.Namespace) -> int:
     from .tokenizers import build_tokenizer, load_tokenizer
     from .train import TrainConfig, train
 
-    init = _init_model(args) if args.init_from else None
+    init = init_model(request) if request.init_from else None
     if init is not None:
         _, tokenizer, config, _ = init
-    elif args.tokenizer is None:
-        raise InputError("train symbolic", "--tokenizer is required (or --init-from a model)")
-    elif args.tokenizer in TOKENIZERS:
-        tokenizer = build_tokenizer(args.tokenizer) if args.tokenizer == "abc" else None
-    elif args.tokenizer.endswith(".json") or Path(args.tokenizer).exists():
-        tokenizer = load_tokenizer(args.tokenizer)
+    elif request.tokenizer is None:
+        raise UsageError("train symbolic", "--tokenizer is required (or --init-from a model)")
+    elif request.tokenizer in TOKENIZERS:
+        tokenizer = build_tokenizer(request.tokenizer) if request.tokenizer == "abc" else None
+    elif request.tokenizer.endswith(".json") or Path(request.tokenizer).exists():
+        tokenizer = load_tokenizer(request.tokenizer)
     else:
-        raise InputError(args.tokenizer, f"unknown tokenizer (choose one of {', '.join(TOKENIZERS)} or a .json file)")
+        raise UsageError(request.tokenizer, f"unknown tokenizer (choose one of {', '.join(TOKENIZERS)} or a .json "
+                                            f"file)")
     if init is None:
-        config = model_config(args.config or "small")
-    if args.architecture:
-        config = replace(config, architecture=args.architecture)
+        config = model_config(request.config or "small")
+    if request.architecture:
+        config = replace(config, architecture=request.architecture)
     try:
         train_config = TrainConfig(
-            steps=args.steps, batch_size=args.batch_size, learning_rate=args.lr,
-            warmup_steps=args.warmup if args.warmup is not None else max(args.steps // 20, 1),
-            eval_every=args.eval_every, checkpoint_every=args.checkpoint_every, seed=args.seed)
+            steps=request.steps, batch_size=request.batch_size, learning_rate=request.learning_rate,
+            warmup_steps=request.warmup if request.warmup is not None else max(request.steps // 20, 1),
+            eval_every=request.eval_every, checkpoint_every=request.checkpoint_every, seed=request.seed)
     except ValueError as exc:
         raise InputError("train symbolic", str(exc)) from None
 
-    ctx = distributed.setup(args.device)
+    ctx = distributed.setup(request.device)
     try:
-        out = Path(args.out)
+        out = Path(request.out)
         if tokenizer is None:   # a MIDI scheme: its Style block holds the source's collections
-            from ostinato.corpora.sources import iter_items
+            from ostinato.events.sources import iter_items
 
             from .data import collection_of
 
-            styles = sorted({collection_of(item.key) for item in iter_items(args.data)})
-            tokenizer = build_tokenizer(args.tokenizer, styles=styles)
-        show = args.quiet == 0
+            styles = sorted({collection_of(item.key) for item in iter_items(request.data)})
+            tokenizer = build_tokenizer(request.tokenizer, styles=styles)
+        show = request.show_progress
         cache = out / "data"
         if ctx.is_main:
-            data = tokenize_source(args.data, tokenizer, max_tokens=config.context, cache_dir=cache,
-                                   instruments=args.instruments, workers=args.workers,
+            data = tokenize_source(request.data, tokenizer, max_tokens=config.context, cache_dir=cache,
+                                   instruments=request.instruments, workers=request.workers,
                                    progress=_progress("tokenize", show))
         ctx.barrier()
         if not ctx.is_main:
-            data = tokenize_source(args.data, tokenizer, max_tokens=config.context, cache_dir=cache,
-                                   instruments=args.instruments)
+            data = tokenize_source(request.data, tokenizer, max_tokens=config.context, cache_dir=cache,
+                                   instruments=request.instruments)
         if ctx.is_main:
-            for failure in data.failures[:20] if args.verbose else []:
+            for failure in data.failures[:20] if request.list_failures else []:
                 log.warning("skipped %s", failure)
             if data.failures:
                 log.warning("%d piece(s) could not be used (-v lists them); %d training and %d held-out sequences",
                             len(data.failures), len(data.train), len(data.test))
-        command = "ostinato " + shlex.join(sys.argv[1:]) if sys.argv and sys.argv[0] else ""
         figures = train(data=data, tokenizer=tokenizer, model_config=config, config=train_config, out_dir=out,
-                        resume=args.resume, command=command, source=args.data, ctx=ctx, show_progress=show,
-                        init_model=init[0] if init else None, init_from=str(init[3]) if init else "",
-                        instruments=args.instruments)
+                        resume=request.resume, command=request.command, source=request.data, ctx=ctx,
+                        show_progress=show, init_model=init[0] if init else None,
+                        init_from=str(init[3]) if init else "", instruments=request.instruments)
     finally:
         distributed.teardown(ctx)
-    if ctx.is_main and args.quiet == 0:
+    if ctx.is_main and show:
         message = ", ".join(f"{k} {v:.4f}" for k, v in figures.items() if k.startswith("bits"))
         print(f"wrote {out} (held-out: {message or 'none'})", file=sys.stderr)
-    return 0
+    return figures
 
 
-def _init_model(args: argparse.Namespace):
+def init_model(request: TrainSymbolicRequest):
     """``(model, tokenizer, config, folder)`` of ``--init-from``; ``--tokenizer``/``--config``, when
     given too, must agree with it (a model's weights only fit its own vocabulary and shape); a
     ``--config`` of the same shape may change the dropout."""
@@ -137,16 +183,16 @@ def _init_model(args: argparse.Namespace):
     from .model import build_model, load_model_folder, model_config
     from .shipped import resolve_model
 
-    folder = resolve_model(args.init_from)
+    folder = resolve_model(request.init_from)
     model, tokenizer, config = load_model_folder(folder)
-    if args.tokenizer is not None and args.tokenizer not in (tokenizer.kind, str(folder / "tokenizer.json")):
-        raise InputError(args.init_from, f"uses the {tokenizer.kind!r} tokenizer, not {args.tokenizer!r}: leave "
-                                         f"--tokenizer out to use the model's")
-    if args.config is not None:
-        wanted = model_config(args.config)
+    if request.tokenizer is not None and request.tokenizer not in (tokenizer.kind, str(folder / "tokenizer.json")):
+        raise InputError(request.init_from, f"uses the {tokenizer.kind!r} tokenizer, not {request.tokenizer!r}: "
+                                            f"leave --tokenizer out to use the model's")
+    if request.config is not None:
+        wanted = model_config(request.config)
         if replace(wanted, dropout=config.dropout) != config:
-            raise InputError(args.init_from, f"has another shape ({config}) than --config {args.config}: leave "
-                                             f"--config out to use the model's")
+            raise InputError(request.init_from, f"has another shape ({config}) than --config {request.config}: "
+                                                f"leave --config out to use the model's")
         if wanted.dropout != config.dropout:   # the same weights in a model with the new dropout
             fresh = build_model(wanted, len(tokenizer), pad_id=tokenizer.pad_id, bos_id=tokenizer.bos_id,
                                 eos_id=tokenizer.eos_id)
@@ -167,10 +213,48 @@ def _progress(desc: str, show: bool):
 
 # ---------------------------------------------------------------------------- compose
 FORMATS = ("mid", "abc", "musicxml")
+EXTENSIONS = {"mid": ".mid", "abc": ".abc", "musicxml": ".musicxml"}
+
+
+@dataclass(frozen=True)
+class ComposeRequest:
+    """Everything ``ostinato compose`` was asked for, checked (see :func:`compose_request`).
+
+    ``outputs`` are the files to write (one per piece); controls left ``None`` are the model's choice.
+    """
+
+    outputs: tuple[Path, ...]
+    fmt: str                                   # mid, abc or musicxml
+    model: str                                 # a shipped name or a model folder
+    seed: int = 0
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 0.95
+    max_tokens: int | None = None              # None: the model's context
+    key: str | None = None
+    meter: str | None = None
+    unit_length: str | None = None
+    bars: int | None = None
+    sections: tuple[int, int] | None = None    # (sections, bars per section)
+    instruments: tuple[int | str, ...] = ()    # GM programs and/or "drums"
+    tempo_bpm: float | None = None
+    seconds: float | None = None
+    style: str | None = None
+    primer: str | None = None
+    show_progress: bool = True
+
+    @property
+    def n(self) -> int:
+        return len(self.outputs)
 
 
 def add_parsers(sub, common: argparse.ArgumentParser) -> None:
     """Add ``compose``."""
+    add_compose_parser(sub, common)
+
+
+def add_compose_parser(sub, common: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add ``compose`` (writing pieces; cli.py adds ``--render``) and return its parser."""
     p = sub.add_parser(
         "compose", parents=[common], help="compose new pieces with a symbolic model (MIDI, ABC or MusicXML)",
         description="Compose new pieces, offline, with a shipped model or one you trained. Every piece is valid: "
@@ -201,199 +285,184 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
     midi.add_argument("--seconds", type=float, help="length in seconds (instead of --bars)")
     midi.add_argument("--style", help="collection/composer style token, e.g. bach, palestrina")
     p.add_argument("--primer", metavar="FILE", help="continue this MIDI/ABC/MusicXML piece (its controls apply)")
-    p.add_argument("--render", metavar="OUT.wav", help="also render the piece to audio (with -n above 1: a folder)")
-    p.add_argument("--engine", default="ddsp", help="render engine for --render (default: ddsp)")
     p.add_argument("--list", action="store_true", help="list the shipped models with their cards, then exit")
     p.set_defaults(run=run_compose)
+    return p
 
 
 def run_compose(args: argparse.Namespace) -> int:
-
-    from ostinato.events.errors import InputError
-
-    from .shipped import DEFAULT_FOR_FORMAT, card_summary, shipped_models
-
+    """``ostinato compose``: list the models, or compose and write the pieces."""
     if args.list:
-        models = shipped_models()
-        if not models:
-            print("no shipped models in this install (train one: examples/train_folk_abc.sh)")
-        for name, folder in models.items():
-            print(f"{name}\n  {card_summary(folder)}\n  {folder / 'model_card.md'}")
+        list_models()
         return 0
-    fmt = args.format or _format_of(args.output) or "mid"
-    if args.n < 1:
-        raise InputError("compose", f"-n must be at least 1, got {args.n}")
-    model_name = args.model or DEFAULT_FOR_FORMAT[fmt]
-    outputs = _output_paths(args.output, fmt, args.n)
-    renders = _render_paths(args.render, args.n) if args.render else None
-
-    import torch
-
-    from .compose import check_controls, compose
-    from .model import load_model_folder
-    from .sample import SamplingConfig
-    from .shipped import resolve_model
-
-    model, tokenizer, config = load_model_folder(resolve_model(model_name))
-    torch.manual_seed(args.seed)
-    sampling = _checked(lambda: SamplingConfig(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
-                                               max_tokens=args.max_tokens or config.context, seed=args.seed))
-    abc, midi, prompt = _controls(args, tokenizer)
-    try:   # before any progress is shown: controls the grammar cannot meet are one line
-        check_controls(tokenizer, abc=abc, midi=midi, max_tokens=sampling.max_tokens)
-    except ValueError as exc:
-        raise InputError("compose", str(exc)) from None
-    show = args.quiet == 0
-    from tqdm import tqdm
-
-    bar = tqdm(total=sampling.max_tokens, desc=f"compose x{args.n}", unit="tok", file=sys.stderr, disable=not show,
-               dynamic_ncols=True, mininterval=0.5)
-    try:
-        pieces = compose(model, tokenizer, n=args.n, sampling=sampling, abc=abc, midi=midi, prompt=prompt,
-                         on_step=lambda step: bar.update(step - bar.n))
-    except ValueError as exc:   # controls the grammar cannot meet (e.g. a meter the tokens cannot write)
-        raise InputError(args.primer or "compose", str(exc)) from None
-    bar.close()
-    for piece, path in zip(pieces, outputs, strict=True):
-        _write_piece(piece, path, fmt)
-        if show:
-            print(f"wrote {path}", file=sys.stderr)
-    if renders:
-        from ostinato.render import get_renderer, write_audio
-
-        with get_renderer(args.engine) as renderer:
-            for piece, path in zip(pieces, renders, strict=True):
-                write_audio(renderer.render(piece.table, 44100), 44100, path)
-                if show:
-                    print(f"rendered {path}", file=sys.stderr)
+    compose_to_files(compose_request(args))
     return 0
 
 
-def _format_of(output: str | None) -> str | None:
-    if not output:
-        return None
-    from pathlib import Path
+def list_models() -> None:
+    """Print the shipped models with the summary of their cards."""
+    from .shipped import card_summary, shipped_models
 
-    suffix = Path(output).suffix.lower().lstrip(".")
-    return {"mid": "mid", "midi": "mid", "abc": "abc", "musicxml": "musicxml", "xml": "musicxml",
-            "mxl": "musicxml"}.get(suffix)
-
-
-def _output_paths(output: str | None, fmt: str, n: int) -> list:
-    from pathlib import Path
-
-    ext = {"mid": ".mid", "abc": ".abc", "musicxml": ".musicxml"}[fmt]
-    if n == 1:
-        return [Path(output or f"composition{ext}")]
-    folder = Path(output or "compositions")
-    if folder.suffix and not folder.is_dir():
-        from ostinato.events.errors import InputError
-
-        raise InputError(folder, f"with -n {n}, -o names a folder (the {n} pieces are numbered inside it)")
-    folder.mkdir(parents=True, exist_ok=True)
-    return [folder / f"{i:03d}{ext}" for i in range(1, n + 1)]
+    models = shipped_models()
+    if not models:
+        print("no shipped models in this install (train one: examples/train_folk_abc.sh)")
+    for name, folder in models.items():
+        print(f"{name}\n  {card_summary(folder)}\n  {folder / 'model_card.md'}")
 
 
-def _render_paths(render: str, n: int) -> list:
-    from pathlib import Path
+def compose_request(args: argparse.Namespace) -> ComposeRequest:
+    """The checked request of ``compose``'s options (UsageError, exit 2, for a bad option value)."""
+    from ostinato.events.errors import UsageError
+    from ostinato.events.instruments import instrument_list
 
-    if n == 1:
-        return [Path(render)]
-    folder = Path(render)
-    folder.mkdir(parents=True, exist_ok=True)
-    return [folder / f"{i:03d}.wav" for i in range(1, n + 1)]
+    from .shipped import DEFAULT_FOR_FORMAT
 
-
-def _checked(build):
-    from ostinato.events.errors import InputError
-
-    try:
-        return build()
-    except ValueError as exc:
-        raise InputError("compose", str(exc)) from None
-
-
-def _controls(args, tokenizer):
-    """(AbcControls, MidiControls, prompt) from the options and the primer."""
-    from ostinato.events.errors import InputError
-
-    from .compose import AbcControls, MidiControls
-    from .midi_tokens import Controls
-
+    fmt = args.format or format_of(args.output) or "mid"
+    if args.n < 1:
+        raise UsageError("compose", f"-n must be at least 1, got {args.n}")
     sections = None
     if args.sections:
         try:
             count, bars = (int(x) for x in args.sections.lower().split("x"))
         except ValueError:
-            raise InputError("--sections", f"expected SxB such as 2x8, got {args.sections!r}") from None
+            raise UsageError("--sections", f"expected SxB such as 2x8, got {args.sections!r}") from None
         sections = (count, bars)
-    if tokenizer.kind == "abc":
-        if args.primer:
-            return _abc_primer(args, tokenizer)
-        return AbcControls(key=args.key, meter=args.meter, unit=args.unit_length, bars=args.bars,
-                           sections=sections), None, None
-    if args.primer:
-        return _midi_primer(args, tokenizer)
-    instruments = None
-    if args.instruments:
-        instruments = tuple(_instrument(x.strip()) for x in args.instruments.split(",") if x.strip())
-    controls = Controls(style=args.style, key=args.key, meter=args.meter, tempo_bpm=args.tempo,
-                        instruments=instruments or ())
-    return None, MidiControls(controls, bars=args.bars, seconds=args.seconds), None
-
-
-def _instrument(name: str):
-    from ostinato.events.errors import InputError
-
-    if name.lower() == "drums":
-        return "drums"
-    if name.isdigit() and 0 <= int(name) <= 127:
-        return int(name)
-    import pretty_midi
-
     try:
-        return int(pretty_midi.instrument_name_to_program(name))
-    except ValueError:
-        raise InputError("--instruments", f"unknown instrument {name!r} (a GM program 0-127, a GM name such as "
-                                          f"'Violin', or drums)") from None
+        instruments = instrument_list(args.instruments) if args.instruments else ()
+    except ValueError as exc:
+        raise UsageError("--instruments", str(exc)) from None
+    return ComposeRequest(
+        outputs=tuple(output_paths(args.output, fmt, args.n)), fmt=fmt, model=args.model or DEFAULT_FOR_FORMAT[fmt],
+        seed=args.seed, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+        max_tokens=args.max_tokens, key=args.key, meter=args.meter, unit_length=args.unit_length, bars=args.bars,
+        sections=sections, instruments=instruments, tempo_bpm=args.tempo, seconds=args.seconds, style=args.style,
+        primer=args.primer, show_progress=args.quiet == 0)
 
 
-def _abc_primer(args, tokenizer):
+def compose_to_files(request: ComposeRequest) -> list:
+    """Compose ``request.n`` pieces and write them to ``request.outputs``; returns the compositions.
+
+    The request is checked against the model's tokenizer before the weights load: a control the
+    grammar cannot meet, or a bad sampling value, is a :class:`UsageError`.
+    """
+    from ostinato.events.errors import InputError, UsageError
+
+    from .compose import check_controls, compose
+    from .model import load_model_folder, read_model_config
+    from .sample import SamplingConfig
+    from .shipped import resolve_model
+    from .tokenizers import load_tokenizer
+
+    folder = resolve_model(request.model)
+    config = read_model_config(folder)
+    tokenizer = load_tokenizer(folder / "tokenizer.json")
+    try:
+        sampling = SamplingConfig(temperature=request.temperature, top_k=request.top_k, top_p=request.top_p,
+                                  max_tokens=request.max_tokens or config.context, seed=request.seed)
+    except ValueError as exc:
+        raise UsageError("compose", str(exc)) from None
+    abc, midi, prompt = controls_of_request(request, tokenizer)
+    try:   # before the model loads: controls the grammar cannot meet are one line
+        check_controls(tokenizer, abc=abc, midi=midi, max_tokens=sampling.max_tokens)
+    except ValueError as exc:
+        raise UsageError("compose", str(exc)) from None
+
+    import torch
+    from tqdm import tqdm
+
+    model, tokenizer, config = load_model_folder(folder)
+    torch.manual_seed(request.seed)
+    bar = tqdm(total=sampling.max_tokens, desc=f"compose x{request.n}", unit="tok", file=sys.stderr,
+               disable=not request.show_progress, dynamic_ncols=True, mininterval=0.5)
+    try:
+        pieces = compose(model, tokenizer, n=request.n, sampling=sampling, abc=abc, midi=midi, prompt=prompt,
+                         on_step=lambda step: bar.update(step - bar.n))
+    except ValueError as exc:   # controls the grammar cannot meet (e.g. a meter the tokens cannot write)
+        raise InputError(request.primer or "compose", str(exc)) from None
+    finally:
+        bar.close()
+    for piece, path in zip(pieces, request.outputs, strict=True):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_piece(piece, path, request.fmt)
+        if request.show_progress:
+            print(f"wrote {path}", file=sys.stderr)
+    return pieces
+
+
+def format_of(output: str | None) -> str | None:
+    """The output format named by ``output``'s extension (None: no extension we write)."""
+    if not output:
+        return None
+    suffix = Path(output).suffix.lower().lstrip(".")
+    return {"mid": "mid", "midi": "mid", "abc": "abc", "musicxml": "musicxml", "xml": "musicxml",
+            "mxl": "musicxml"}.get(suffix)
+
+
+def output_paths(output: str | None, fmt: str, n: int) -> list[Path]:
+    """The files ``-o`` names for ``n`` pieces: the file itself, or ``001.<ext>``... in a folder."""
+    from ostinato.events.errors import UsageError
+
+    ext = EXTENSIONS[fmt]
+    if n == 1:
+        return [Path(output or f"composition{ext}")]
+    folder = Path(output or "compositions")
+    if folder.suffix and not folder.is_dir():
+        raise UsageError(str(folder), f"with -n {n}, -o names a folder (the {n} pieces are numbered inside it)")
+    return [folder / f"{i:03d}{ext}" for i in range(1, n + 1)]
+
+
+def controls_of_request(request: ComposeRequest, tokenizer):
+    """``(AbcControls, MidiControls, prompt)`` of the request's controls and primer."""
+    from .compose import AbcControls, MidiControls
+    from .midi_tokens import Controls
+
+    if tokenizer.kind == "abc":
+        if request.primer:
+            return abc_primer(request.primer, tokenizer, request.bars)
+        return AbcControls(key=request.key, meter=request.meter, unit=request.unit_length, bars=request.bars,
+                           sections=request.sections), None, None
+    if request.primer:
+        return midi_primer(request.primer, tokenizer, request.bars, request.style)
+    controls = Controls(style=request.style, key=request.key, meter=request.meter, tempo_bpm=request.tempo_bpm,
+                        instruments=request.instruments)
+    return None, MidiControls(controls, bars=request.bars, seconds=request.seconds), None
+
+
+def abc_primer(primer: str, tokenizer, bars: int | None):
+    """``(AbcControls, None, prompt)``: the primer's first tune, continued for ``bars`` more bars (default 8)."""
     from ostinato.events.abc_read import read_abc_text, split_tunes
 
+    from .abc_tokens import bar_bucket, count_bars
     from .compose import AbcControls
 
-    tunes = split_tunes(read_abc_text(args.primer))
+    tunes = split_tunes(read_abc_text(primer))
     text = tokenizer.normalise(tunes[0].text)
     tokens = tokenizer.tokenize(text)
     header = {t[:2]: t[2:] for t in tokens[:3]}
     body = tokens[4:]
     if body and body[-1] == "|]":   # the tune goes on after the primer
         body = [*body[:-1], "|"]
-    from .abc_tokens import count_bars
-
-    primer_bars = count_bars(body)
-    total = primer_bars + (args.bars or 8)
+    total = count_bars(body) + (bars or 8)
     controls = AbcControls(key=header["K:"], meter=header["M:"], unit=header["L:"], bars=total)
-    from .abc_tokens import bar_bucket
-
     prompt = [tokenizer.bos_id, *(tokenizer.token_to_id[t] for t in [*tokens[:3], bar_bucket(total), *body])]
     return controls, None, prompt
 
 
-def _midi_primer(args, tokenizer):
+def midi_primer(primer: str, tokenizer, bars: int | None, style: str | None):
+    """``(None, MidiControls, prompt)``: the primer's controls and tokens, continued for ``bars`` more (default 8)."""
     from ostinato import events
 
     from .compose import MidiControls
 
-    table = events.read(args.primer)
-    controls = tokenizer.controls_of(table, args.style)
-    ids = tokenizer.encode(table, style=args.style)[:-1]   # without <eos>: the piece goes on
-    bars = sum(1 for i in ids if tokenizer.vocab[i] == "Bar_None")
-    return None, MidiControls(controls, bars=bars + (args.bars or 8)), ids
+    table = events.read(primer)
+    controls = tokenizer.controls_of(table, style)
+    ids = tokenizer.encode(table, style=style)[:-1]   # without <eos>: the piece goes on
+    n_bars = sum(1 for i in ids if tokenizer.vocab[i] == "Bar_None")
+    return None, MidiControls(controls, bars=n_bars + (bars or 8)), ids
 
 
-def _write_piece(piece, path, fmt: str) -> None:
+def write_piece(piece, path, fmt: str) -> None:
+    """Write one composition atomically: ABC models' own text for .abc, else the notes in ``fmt``."""
     from ostinato.events import write
     from ostinato.events.atomic import write_text_atomic
 

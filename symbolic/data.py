@@ -66,10 +66,10 @@ def collection_of(key: str) -> str:
 
 
 def tokenize_item(item, tokenizer, *, max_tokens: int, instruments: str = "keep") -> list[TokenizedPiece]:
-    """The sequences of one :class:`corpora.sources.Item` (raises InputError/ValueError if unusable).
+    """The sequences of one :class:`events.sources.Item` (raises InputError/ValueError if unusable).
 
     ``instruments="ensemble"`` gives each part a GM program chosen from the piece's key
-    (:func:`corpora.instruments.assign_instruments`), for scores whose parts name none.
+    (:func:`events.instruments.assign_instruments`), for scores whose parts name none.
     """
     if tokenizer.kind == "abc":
         text = tokenizer.normalise(item.abc_text())
@@ -78,7 +78,7 @@ def tokenize_item(item, tokenizer, *, max_tokens: int, instruments: str = "keep"
     if len(table) == 0:
         raise InputError(item.key, "no notes")
     if instruments == "ensemble":
-        from ostinato.corpora.instruments import assign_instruments
+        from ostinato.events.instruments import assign_instruments
 
         table = assign_instruments(table, item.key)
     style = collection_of(item.key)
@@ -135,8 +135,8 @@ def tokenize_items(items: list, tokenizer, *, max_tokens: int, instruments: str 
 
 
 def source_items(source: str):
-    """Every item of ``source`` (see :mod:`corpora.sources`); InputError when it has none."""
-    from ostinato.corpora.sources import iter_items
+    """Every item of ``source`` (see :mod:`events.sources`); InputError when it has none."""
+    from ostinato.events.sources import iter_items
 
     items = list(iter_items(source, split="all"))
     if not items:

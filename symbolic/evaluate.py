@@ -60,7 +60,7 @@ def likelihood(model, tokenizer, *, context: int, items: list, instruments: str 
         tokenizer: its tokenizer.
         context: the model's context in tokens (longer pieces are scored in chunks, and MIDI
             pieces are cut into windows of at most ``context`` tokens, as in training).
-        items: :class:`corpora.sources.Item` list, scored in this order.
+        items: :class:`events.sources.Item` list, scored in this order.
         instruments: ``"keep"`` or ``"ensemble"``, as the model was trained (MIDI tokenizers).
 
     Returns:

@@ -1,28 +1,24 @@
-"""``ostinato evaluate nll|samples|render`` and ``ostinato plot``: options in, typed calls out.
+"""``ostinato evaluate nll|samples``: options in, a typed request, a library function, a record out.
 
 Every evaluate command prints a readable table and, with ``--json``, one JSON object on the
 last line of stdout with stable keys (README, "Evaluating"). No heavy import at module level.
+cli.py makes the ``evaluate`` group and adds these beside the render stage's ``evaluate render``.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import math
 import sys
+from dataclasses import dataclass
+
+from ostinato.events.console import format_value, print_json, print_table
 
 log = logging.getLogger("ostinato")
 
 
-def add_parsers(sub, common: argparse.ArgumentParser) -> None:
-    """Add ``evaluate`` (``nll``, ``samples``, ``render``) and ``plot``."""
-    evaluate = sub.add_parser("evaluate", parents=[common],
-                              help="held-out likelihood, sample quality and render quality",
-                              description="Measure a symbolic model (held-out likelihood, quality of its samples) "
-                                          "or a renderer (spectral distance, speed, note F1).")
-    what = evaluate.add_subparsers(dest="what", metavar="WHAT", required=True)
-
+def add_evaluate_parsers(what, common: argparse.ArgumentParser) -> None:
+    """Add ``evaluate nll`` and ``evaluate samples`` to the ``evaluate`` subcommands ``what``."""
     nll = what.add_parser("nll", parents=[common], help="held-out likelihood of pieces under a model",
                           description="Bits per token, and per character (ABC tunes, of the normalised text) or "
                                       "per note (MIDI tokens), of pieces under a model. A source's held-out pieces "
@@ -69,49 +65,6 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
     samples.add_argument("--json", action="store_true", help="one JSON object on the last line of stdout")
     samples.set_defaults(run=run_samples)
 
-    from ostinato.render.evaluate import add_render_parser
-
-    add_render_parser(what, common)
-
-    plot = sub.add_parser("plot", parents=[common], help="draw a piano roll or a spectrogram as PNG",
-                          description="MIDI/ABC/MusicXML: a piano roll, tracks coloured by instrument, bars marked. "
-                                      "Audio (WAV/FLAC/OGG): a log-mel spectrogram, with the notes of --notes "
-                                      "overlaid.")
-    plot.add_argument("file", metavar="FILE")
-    plot.add_argument("-o", "--output", required=True, metavar="OUT.png")
-    plot.add_argument("--notes", metavar="MIDI", help="audio: overlay the notes of this MIDI/ABC file")
-    plot.add_argument("--tune", type=int, metavar="X", help="ABC: the tune numbered X (default: the first)")
-    plot.set_defaults(run=run_plot)
-
-
-# ---------------------------------------------------------------------------- output
-def format_value(value) -> str:
-    if isinstance(value, float):
-        return "inf" if math.isinf(value) else f"{value:.4f}"
-    return str(value)
-
-
-def print_table(title: str, rows: list[tuple[str, object]]) -> None:
-    """A two-column table on stdout."""
-    width = max((len(name) for name, _ in rows), default=0)
-    print(title)
-    for name, value in rows:
-        print(f"  {name:<{width}}  {format_value(value)}")
-
-
-def print_json(record: dict) -> None:
-    """One JSON object on one line (inf becomes null, which JSON can hold)."""
-    def clean(x):
-        if isinstance(x, float) and not math.isfinite(x):
-            return None
-        if isinstance(x, dict):
-            return {k: clean(v) for k, v in x.items()}
-        if isinstance(x, list | tuple):
-            return [clean(v) for v in x]
-        return x
-
-    print(json.dumps(clean(record)), flush=True)
-
 
 # ---------------------------------------------------------------------------- nll
 def trained_instruments(folder) -> str:
@@ -127,17 +80,48 @@ def trained_instruments(folder) -> str:
     return recorded if recorded in ("keep", "ensemble") else "keep"
 
 
+@dataclass(frozen=True)
+class NllRequest:
+    """``evaluate nll``: score the pieces of ``sources`` (held-out ones unless ``all_pieces``) under ``model``."""
+
+    sources: tuple[str, ...]
+    model: str
+    all_pieces: bool = False
+    instruments: str | None = None   # keep/ensemble; None: as the model was trained
+    device: str = "cpu"
+
+
 def run_nll(args: argparse.Namespace) -> int:
-    from ostinato.corpora.sources import iter_items
+    request = NllRequest(sources=tuple(args.sources), model=args.model, all_pieces=args.all,
+                         instruments=args.instruments, device=args.device)
+    record = evaluate_nll(request)
+    for failure in record["failed"]:
+        print(f"ostinato: not scored: {failure}", file=sys.stderr)
+    rows = [(k, v) for k, v in record.items() if k not in ("failed", "model")]
+    if args.quiet == 0 or not args.json:
+        print_table(f"held-out likelihood under {record['model']}" if record["split"] == "test"
+                    else f"likelihood under {record['model']}", rows)
+    if args.json:
+        print_json(record)
+    return 0
+
+
+def evaluate_nll(request: NllRequest) -> dict:
+    """The likelihood record (bits per token and per unit, counts, failures) of ``request``.
+
+    Raises:
+        InputError: a source with no pieces, or nothing to score.
+    """
     from ostinato.events.errors import InputError
+    from ostinato.events.sources import iter_items
 
     from .evaluate import likelihood
     from .model import load_model_folder
     from .shipped import resolve_model
 
-    split = "all" if args.all else "test"
+    split = "all" if request.all_pieces else "test"
     items = []
-    for source in args.sources:
+    for source in request.sources:
         found = list(iter_items(source, split=split))
         if not found:
             if split == "test" and any(True for _ in iter_items(source, split="all")):
@@ -147,62 +131,51 @@ def run_nll(args: argparse.Namespace) -> int:
                 raise InputError(source, "no pieces found")
         items.extend(found)
     if not items:
-        raise InputError(" ".join(args.sources), "no held-out pieces to score (pass --all to score every piece)")
-    folder = resolve_model(args.model)
-    model, tokenizer, config = load_model_folder(folder, device=args.device)
-    instruments = args.instruments or trained_instruments(folder)
+        raise InputError(" ".join(request.sources), "no held-out pieces to score (pass --all to score every piece)")
+    folder = resolve_model(request.model)
+    model, tokenizer, config = load_model_folder(folder, device=request.device)
+    instruments = request.instruments or trained_instruments(folder)
     figures = likelihood(model, tokenizer, context=config.context, items=items, instruments=instruments,
-                         device=args.device)
-    for failure in figures["failed"]:
-        print(f"ostinato: not scored: {failure}", file=sys.stderr)
-    record = {"model": str(folder), "tokenizer": tokenizer.kind, "split": split, **figures}
-    rows = [(k, v) for k, v in record.items() if k not in ("failed", "model")]
-    if args.quiet == 0 or not args.json:
-        print_table(f"held-out likelihood under {folder}" if split == "test" else f"likelihood under {folder}",
-                    rows)
-    if args.json:
-        print_json(record)
-    return 0
+                         device=request.device)
+    return {"model": str(folder), "tokenizer": tokenizer.kind, "split": split, **figures}
 
 
 # ---------------------------------------------------------------------------- samples
+@dataclass(frozen=True)
+class SamplesRequest:
+    """``evaluate samples``: pieces sampled from ``model`` (or the files of ``folder``) against ``reference``."""
+
+    reference: str
+    model: str | None = None
+    folder: str | None = None
+    n: int = 8
+    seed: int = 0
+    temperature: float = 1.0
+    top_p: float = 0.95
+    max_tokens: int | None = None
+    keep: str | None = None                  # also keep the sampled pieces here
+    originality: bool = True
+    key: str | None = None
+    meter: str | None = None
+    bars: int | None = None
+    instruments: tuple[int | str, ...] | None = None
+
+
 def run_samples(args: argparse.Namespace) -> int:
-    import tempfile
-    from pathlib import Path
+    from ostinato.events.errors import UsageError
+    from ostinato.events.instruments import instrument_list
 
-    from ostinato.events.errors import InputError
-
-    from .evaluate import adherence, check_file, sample_summary
-
-    instruments = None
-    if args.instruments:
-        from .commands import _instrument
-
-        instruments = [_instrument(x.strip()) for x in args.instruments.split(",") if x.strip()]
+    try:
+        instruments = instrument_list(args.instruments) if args.instruments else None
+    except ValueError as exc:
+        raise UsageError("--instruments", str(exc)) from None
     if args.n < 1:
-        raise InputError("evaluate samples", f"-n must be at least 1, got {args.n}")
-    with tempfile.TemporaryDirectory(prefix="ostinato-samples-") as tmp:
-        if args.model:
-            folder = Path(args.keep) if args.keep else Path(tmp)
-            folder.mkdir(parents=True, exist_ok=True)
-            files = _sample_to_folder(args, folder, instruments)
-        else:
-            folder = Path(args.folder)
-            if not folder.is_dir():
-                raise InputError(folder, "no such folder")
-            files = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".abc", ".mid", ".midi"))
-            if not files:
-                raise InputError(folder, "no .abc, .mid or .midi files in this folder")
-        checks = [check for path in files for check in check_file(path)]
-    for check in checks:
-        if not check.valid:
-            print(f"ostinato: invalid: {check.key}: {check.problem}", file=sys.stderr)
-        elif check.bad_bars:
-            log.info("%s: bars %s do not match the meter %s", check.key, check.bad_bars, check.meter)
-    record = {"source": args.model or args.folder, "reference": args.reference, **sample_summary(checks)}
-    record["adherence"] = adherence(checks, key=args.key, meter=args.meter, bars=args.bars, instruments=instruments)
-    tables = [c.table for c in checks if c.valid]
-    record.update(_reference_metrics(args, tables))
+        raise UsageError("evaluate samples", f"-n must be at least 1, got {args.n}")
+    request = SamplesRequest(
+        reference=args.reference, model=args.model, folder=args.folder, n=args.n, seed=args.seed,
+        temperature=args.temperature, top_p=args.top_p, max_tokens=args.max_tokens, keep=args.keep,
+        originality=not args.no_originality, key=args.key, meter=args.meter, bars=args.bars, instruments=instruments)
+    record = evaluate_samples(request)
     rows = [(k, v) for k, v in record.items() if not isinstance(v, dict | list)]
     rows += [(f"adherence {k}", v) for k, v in record["adherence"].items()]
     for name, values in record["similarity"].items():
@@ -217,44 +190,83 @@ def run_samples(args: argparse.Namespace) -> int:
     return 0
 
 
-def _sample_to_folder(args, folder, instruments) -> list:
+def evaluate_samples(request: SamplesRequest) -> dict:
+    """The record of ``evaluate samples``: validity, adherence, similarity and originality.
+
+    Invalid pieces are reported on stderr, one line each, and counted.
+    """
+    import tempfile
+    from pathlib import Path
+
+    from ostinato.events.errors import InputError
+
+    from .evaluate import adherence, check_file, sample_summary
+
+    with tempfile.TemporaryDirectory(prefix="ostinato-samples-") as tmp:
+        if request.model:
+            folder = Path(request.keep) if request.keep else Path(tmp)
+            folder.mkdir(parents=True, exist_ok=True)
+            files = sample_to_folder(request, folder)
+        else:
+            folder = Path(request.folder)
+            if not folder.is_dir():
+                raise InputError(folder, "no such folder")
+            files = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".abc", ".mid", ".midi"))
+            if not files:
+                raise InputError(folder, "no .abc, .mid or .midi files in this folder")
+        checks = [check for path in files for check in check_file(path)]
+    for check in checks:
+        if not check.valid:
+            print(f"ostinato: invalid: {check.key}: {check.problem}", file=sys.stderr)
+        elif check.bad_bars:
+            log.info("%s: bars %s do not match the meter %s", check.key, check.bad_bars, check.meter)
+    record = {"source": request.model or request.folder, "reference": request.reference, **sample_summary(checks)}
+    record["adherence"] = adherence(checks, key=request.key, meter=request.meter, bars=request.bars,
+                                    instruments=list(request.instruments) if request.instruments else None)
+    tables = [c.table for c in checks if c.valid]
+    record.update(reference_metrics(request.reference, tables, originality=request.originality))
+    return record
+
+
+def sample_to_folder(request: SamplesRequest, folder) -> list:
+    """Sample ``request.n`` pieces from ``request.model`` into ``folder`` (001.abc or 001.mid ...)."""
     import torch
 
-    from .commands import _write_piece
+    from ostinato.events.errors import UsageError
+
+    from .commands import write_piece
     from .compose import AbcControls, MidiControls, compose
     from .midi_tokens import Controls
     from .model import load_model_folder
     from .sample import SamplingConfig
     from .shipped import resolve_model
 
-    model, tokenizer, config = load_model_folder(resolve_model(args.model))
-    torch.manual_seed(args.seed)
+    model, tokenizer, config = load_model_folder(resolve_model(request.model))
+    torch.manual_seed(request.seed)
     try:
-        sampling = SamplingConfig(temperature=args.temperature, top_p=args.top_p,
-                                  max_tokens=args.max_tokens or config.context, seed=args.seed)
+        sampling = SamplingConfig(temperature=request.temperature, top_p=request.top_p,
+                                  max_tokens=request.max_tokens or config.context, seed=request.seed)
     except ValueError as exc:
-        from ostinato.events.errors import InputError
-
-        raise InputError("evaluate samples", str(exc)) from None
+        raise UsageError("evaluate samples", str(exc)) from None
     if tokenizer.kind == "abc":
-        pieces = compose(model, tokenizer, n=args.n, sampling=sampling,
-                         abc=AbcControls(key=args.key, meter=args.meter, bars=args.bars))
+        pieces = compose(model, tokenizer, n=request.n, sampling=sampling,
+                         abc=AbcControls(key=request.key, meter=request.meter, bars=request.bars))
         fmt, ext = "abc", ".abc"
     else:
-        controls = Controls(key=args.key, meter=args.meter, instruments=tuple(instruments or ()))
-        pieces = compose(model, tokenizer, n=args.n, sampling=sampling,
-                         midi=MidiControls(controls, bars=args.bars))
+        controls = Controls(key=request.key, meter=request.meter, instruments=tuple(request.instruments or ()))
+        pieces = compose(model, tokenizer, n=request.n, sampling=sampling,
+                         midi=MidiControls(controls, bars=request.bars))
         fmt, ext = "mid", ".mid"
     paths = [folder / f"{i:03d}{ext}" for i in range(1, len(pieces) + 1)]
     for piece, path in zip(pieces, paths, strict=True):
-        _write_piece(piece, path, fmt)
+        write_piece(piece, path, fmt)
     return paths
 
 
-def _reference_metrics(args, tables: list) -> dict:
+def reference_metrics(reference: str, tables: list, *, originality: bool = True) -> dict:
     """Similarity to the reference's held-out pieces and originality against its training pieces."""
-    from ostinato.corpora.sources import iter_items
     from ostinato.events.errors import one_line
+    from ostinato.events.sources import iter_items
 
     from .evaluate import TrainingIndex, distribution_similarity, note_sequence, yang_lerch
 
@@ -267,16 +279,16 @@ def _reference_metrics(args, tables: list) -> dict:
                 log.warning("reference piece skipped: %s", one_line(exc, item.key))
         return out
 
-    held_out = read(iter_items(args.reference, split="test"))
+    held_out = read(iter_items(reference, split="test"))
     if not held_out:
-        log.warning("%s: no held-out pieces; similarity is measured against all its pieces", args.reference)
-        held_out = read(iter_items(args.reference, split="all"))
+        log.warning("%s: no held-out pieces; similarity is measured against all its pieces", reference)
+        held_out = read(iter_items(reference, split="all"))
     result = {"n_reference_pieces": len(held_out),
               "similarity": distribution_similarity(tables, list(held_out.values())),
               "yang_lerch": yang_lerch(tables, list(held_out.values()))}
-    if args.no_originality:
+    if not originality:
         return result
-    training = read(iter_items(args.reference, split="train"), fast=True)   # abc2midi: 20x faster
+    training = read(iter_items(reference, split="train"), fast=True)   # abc2midi: 20x faster
     index = TrainingIndex({key: note_sequence(t) for key, t in training.items()})
     runs = [index.longest_shared_run(note_sequence(t)) for t in tables]
     longest = max(runs, default=(0, None))
@@ -286,36 +298,3 @@ def _reference_metrics(args, tables: list) -> dict:
     return result
 
 
-# ---------------------------------------------------------------------------- plot
-def run_plot(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from ostinato.events.errors import InputError
-
-    path = Path(args.file)
-    if not path.exists():
-        raise InputError(path, "no such file")
-    if path.suffix.lower() in (".wav", ".flac", ".ogg"):
-        from ostinato.render.plot import plot_spectrogram
-
-        notes = _read_notes(args.notes, None) if args.notes else None
-        plot_spectrogram(path, args.output, notes=notes)
-    else:
-        if args.notes:
-            raise InputError(args.notes, "--notes is for audio files (a piano roll shows its own notes)")
-        from .plot import plot_pianoroll
-
-        table = _read_notes(str(path), args.tune)
-        plot_pianoroll(table, args.output, title=path.name)
-    if args.quiet == 0:
-        print(f"wrote {args.output}", file=sys.stderr)
-    return 0
-
-
-def _read_notes(path: str, tune: int | None):
-    from ostinato import events
-    if tune is not None:
-        from ostinato.events.abc_read import read_abc
-
-        return read_abc(path, tune=tune)
-    return events.read(path)

@@ -137,6 +137,24 @@ def save_model_folder(model, tokenizer, folder: str | os.PathLike) -> None:
     save_tokenizer(tokenizer, folder / "tokenizer.json")
 
 
+def read_model_config(folder: str | os.PathLike) -> ModelConfig:
+    """The :class:`ModelConfig` of a model folder (its ``config.json``'s ``ostinato`` section), without
+    loading the weights.
+
+    Raises:
+        InputError: no config.json, or one that is not ours, named.
+    """
+    folder = Path(folder)
+    for name in ("config.json", "model.safetensors", "tokenizer.json"):
+        if not (folder / name).is_file():
+            raise InputError(folder, f"not a model folder (no {name})")
+    try:
+        return ModelConfig.from_json(json.loads((folder / "config.json").read_text())["ostinato"])
+    except Exception as exc:  # JSON, a missing section, a bad value
+        raise InputError(folder / "config.json", f"not an ostinato model config: {' '.join(str(exc).split())[:300]}") \
+            from None
+
+
 def load_model_folder(folder: str | os.PathLike, *, device: str = "cpu"):
     """Load ``(model, tokenizer, config)`` from a model folder (no code is executed, no pickle).
 
@@ -149,12 +167,9 @@ def load_model_folder(folder: str | os.PathLike, *, device: str = "cpu"):
 
     _quiet_transformers()
     folder = Path(folder)
-    for name in ("config.json", "model.safetensors", "tokenizer.json"):
-        if not (folder / name).is_file():
-            raise InputError(folder, f"not a model folder (no {name})")
+    config = read_model_config(folder)
     tokenizer = load_tokenizer(folder / "tokenizer.json")
     try:
-        config = ModelConfig.from_json(json.loads((folder / "config.json").read_text())["ostinato"])
         model = transformers.AutoModelForCausalLM.from_pretrained(folder, use_safetensors=True, local_files_only=True)
     except Exception as exc:  # safetensors, JSON and transformers all raise their own kinds
         raise InputError(folder, f"cannot load the model: {' '.join(str(exc).split())[:300]}") from None

@@ -95,6 +95,6 @@ def test_errors_are_one_line(tmp_path, abc_model):
     assert missing.returncode == 1 and len(missing.stderr.strip().splitlines()) == 1
     assert "no such model" in missing.stderr
     folder = run_cli("compose", "--model", abc_model, "-n", "2", "-o", str(tmp_path / "x.abc"))
-    assert folder.returncode == 1 and "-o names a folder" in folder.stderr
+    assert folder.returncode == 2 and "-o names a folder" in folder.stderr   # a usage error
     listed = run_cli("compose", "--list")
     assert listed.returncode == 0

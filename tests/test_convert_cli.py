@@ -16,8 +16,8 @@ from test_hostile import EOT, HOSTILE, _mthd, _mtrk
 
 from ostinato import events
 from ostinato.corpora.manifest import read_manifest
-from ostinato.corpora.shards import iter_pieces
-from ostinato.corpora.sources import is_held_out, iter_items
+from ostinato.corpora.shards import iter_shard_pieces
+from ostinato.events.sources import is_held_out, iter_items
 
 # Good ABC tunes, and one that sends music21 into a practically endless loop: every "(" opens
 # a slur that never closes, and music21 adds each later note to every open slur (200 take
@@ -325,7 +325,7 @@ def test_sigkill_half_way_then_rerun_finishes_every_token_piece_once(tune_book, 
     assert len(oks) == 120 and set(oks.values()) == {1}  # every piece done, none twice
     tokenizer = load_tokenizer(out / "tokenizer.json")
     items = {i.key: i for i in iter_items(tune_book)}
-    pieces = dict(iter_pieces(out, split="all"))
+    pieces = dict(iter_shard_pieces(out, split="all"))
     assert sorted(pieces) == sorted(items)
     for key, ids in pieces.items():
         assert ids.tolist() == tokenizer.encode(items[key].read(abc_reader="music21")), key

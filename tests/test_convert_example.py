@@ -5,7 +5,7 @@ import sys
 
 from conftest import REPO
 
-from ostinato.corpora import iter_items, iter_pieces
+from ostinato.corpora import iter_items, iter_shard_pieces
 from ostinato.symbolic.tokenizers import load_tokenizer
 
 
@@ -19,7 +19,7 @@ def test_convert_corpus_example(tmp_path):
     assert lines[1] == f"converted 313/313, failed 0, skipped 0 (manifest: {tmp_path / 'shards' / 'manifest.jsonl'})"
     tokenizer = load_tokenizer(tmp_path / "shards" / "tokenizer.json")
     items = {i.key: i for i in iter_items("music21:essenFolksong/altdeu10.abc")}
-    test = dict(iter_pieces(tmp_path / "shards", split="test"))
+    test = dict(iter_shard_pieces(tmp_path / "shards", split="test"))
     assert sorted(test) == sorted(k for k, i in items.items() if i.held_out)
     for key, ids in test.items():
         assert ids.tolist() == tokenizer.encode(items[key].abc_text())

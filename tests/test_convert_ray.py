@@ -5,7 +5,7 @@ from conftest import run_cli
 from test_convert_cli import GOOD_TUNES, LOOP_TUNE, _midi
 
 from ostinato.corpora.manifest import read_manifest
-from ostinato.corpora.shards import iter_pieces
+from ostinato.corpora.shards import iter_shard_pieces
 
 pytest.importorskip("ray")
 
@@ -33,6 +33,6 @@ def test_ray_engine_matches_the_local_pool(tmp_path):
         assert f"ostinato: {key}: " in ray.stderr
     local = run_cli("convert", str(src), *common, "-o", str(local_out))
     assert local.stdout.splitlines()[-1].startswith("converted 8/11, failed 3, skipped 0")
-    ray_pieces = {k: v.tolist() for k, v in iter_pieces(ray_out, split="all")}
-    local_pieces = {k: v.tolist() for k, v in iter_pieces(local_out, split="all")}
+    ray_pieces = {k: v.tolist() for k, v in iter_shard_pieces(ray_out, split="all")}
+    local_pieces = {k: v.tolist() for k, v in iter_shard_pieces(local_out, split="all")}
     assert len(ray_pieces) == 8 and ray_pieces == local_pieces

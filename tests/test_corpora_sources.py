@@ -5,8 +5,8 @@ import hashlib
 import pytest
 from test_hostile import GOOD_MIDI
 
-from ostinato.corpora.sources import Item, is_held_out, iter_items, iter_sources
 from ostinato.events import InputError
+from ostinato.events.sources import Item, is_held_out, iter_items, iter_sources
 
 TUNES = "%abc-2.1\nM:6/8\n\nX:1\nT:one\nL:1/8\nK:G\nGAB cde|\n\nX:2\nT:two\nK:D\nd2 f a2|\n\nX:7\nT:seven\nK:C\nC3|\n"
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from conftest import run_cli
 
-from ostinato.corpora.sources import iter_items
 from ostinato.events import NoteTable, Track
+from ostinato.events.sources import iter_items
 from ostinato.symbolic.evaluate import (
     KL_FLOOR,
     MAX_INTERVAL,

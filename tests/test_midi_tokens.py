@@ -43,7 +43,7 @@ def test_other_schemes_round_trip(scheme):
 
 
 def test_round_trip_on_bach_chorales_with_a_program_per_part():
-    from ostinato.corpora.sources import iter_items
+    from ostinato.events.sources import iter_items
 
     tok = build_tokenizer("remi", styles=["bach"])
     items = [i for i in iter_items("music21:bach") if i.path.endswith(".mxl")][:8]

@@ -1,6 +1,7 @@
 """One import name: the wheel installs `ostinato/` only, and the layers hold (import-linter)."""
 
 import ast
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -12,9 +13,11 @@ STAGES = ("events", "symbolic", "render", "corpora")
 
 
 def test_the_wheel_holds_only_the_ostinato_package_and_its_dist_info(tmp_path):
+    source = tmp_path / "source"   # a copy: building writes build/ and egg-info beside the sources
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(".git", "build", "*.egg-info", "__pycache__"))
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                    "-w", str(tmp_path), str(REPO)], check=True, capture_output=True, timeout=600)
-    (wheel,) = tmp_path.glob("ostinato-*.whl")
+                    "-w", str(tmp_path / "dist"), str(source)], check=True, capture_output=True, timeout=600)
+    (wheel,) = (tmp_path / "dist").glob("ostinato-*.whl")
     with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()
     version = wheel.name.split("-")[1]

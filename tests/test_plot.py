@@ -10,8 +10,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 
 from ostinato import events
 from ostinato.events import NoteTable, Track
+from ostinato.events.plot import bar_times_s, instrument_colours, pianoroll_figure
 from ostinato.render.plot import N_MELS, log_mel, mel_band_of_pitch, spectrogram_figure
-from ostinato.symbolic.plot import bar_times_s, instrument_colours, pianoroll_figure
 
 
 def _two_instruments() -> NoteTable:

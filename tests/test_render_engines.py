@@ -14,7 +14,8 @@ from ostinato.events import NoteTable, Track
 from ostinato.render.base import N_CHANNELS, n_output_samples
 from ostinato.render.ddsp.config import DDSPConfig
 from ostinato.render.ddsp.engine import DDSPRenderer, load_model
-from ostinato.render.ddsp.model import DDSPModel, instrument_map
+from ostinato.render.ddsp.model import DDSPModel
+from ostinato.render.instruments import instrument_map
 from ostinato.render.model_folder import save_model
 
 
@@ -117,7 +118,7 @@ def test_every_program_and_drum_key_renders(ddsp):
 
 
 def test_instrument_map():
-    mapping = instrument_map(DDSPConfig(trained_instruments=[0, 40, 48, 56, 128 + 36, 128 + 38]))
+    mapping = instrument_map([0, 40, 48, 56, 128 + 36, 128 + 38])  # a config's trained_instruments
     assert mapping[0] == 0 and mapping[40] == 40
     assert mapping[5] == 0  # electric piano -> the trained piano (same family)
     assert mapping[42] == 40  # cello -> violin (strings family)

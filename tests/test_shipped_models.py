@@ -91,17 +91,17 @@ def test_chorale_midi_uses_only_the_requested_instruments(tmp_path):
     assert len(table.tracks) >= 2 and len(table) > 0
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--model", "no-such-model"], "no-such-model: no such model"),
-    (["--format", "abc", "--key", "H"], "key 'H' is not in the ABC vocabulary"),
-    (["--format", "abc", "--bars", "0"], "bars must be at least 1, got 0"),
-    (["--key", "H"], "key: 'H' is not a key"),
-    (["--bars", "0"], "bars: must be a whole number >= 1, got 0"),
-    (["--instruments", "0,999"], "unknown instrument '999'"),
+@pytest.mark.parametrize("args, code, message", [
+    (["--model", "no-such-model"], 1, "no-such-model: no such model"),   # a folder that cannot be read
+    (["--format", "abc", "--key", "H"], 2, "key 'H' is not in the ABC vocabulary"),   # usage errors
+    (["--format", "abc", "--bars", "0"], 2, "bars must be at least 1, got 0"),
+    (["--key", "H"], 2, "key: 'H' is not a key"),
+    (["--bars", "0"], 2, "bars: must be a whole number >= 1, got 0"),
+    (["--instruments", "0,999"], 2, "unknown instrument '999'"),
 ])
-def test_impossible_requests_are_one_line(tmp_path, args, message):
+def test_impossible_requests_are_one_line(tmp_path, args, code, message):
     result = run_cli("compose", "-o", str(tmp_path / "out"), *args)
-    assert result.returncode == 1, result.stderr
+    assert result.returncode == code, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and message in result.stderr
     assert "Traceback" not in result.stderr and not (tmp_path / "out").exists()
 

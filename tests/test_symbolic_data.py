@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from ostinato.corpora.sources import is_held_out
+from ostinato.events.sources import is_held_out
 from ostinato.symbolic.data import (
     TokenizedPiece,
     load_token_data,

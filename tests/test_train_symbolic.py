@@ -173,7 +173,7 @@ def test_init_from_starts_from_the_given_weights(tmp_path):
     assert shape.returncode == 1 and "than --config small" in shape.stderr
     assert len(shape.stderr.strip().splitlines()) == 1
     missing = run_cli("train", "symbolic", "--data", TUNES, "--out", str(tmp_path / "z"), "--steps", "1")
-    assert missing.returncode == 1 and "--tokenizer is required" in missing.stderr
+    assert missing.returncode == 2 and "--tokenizer is required" in missing.stderr   # a usage error
 
 
 # ---------------------------------------------------------------------------- bad input
@@ -188,7 +188,7 @@ def test_a_source_with_no_pieces_fails_in_one_line(tmp_path):
 
 def test_unknown_tokenizer_and_abc_tokenizer_on_midi(tmp_path):
     result = _train(tmp_path / "out", "tiny", "--steps", "2", tokenizer="bpe")
-    assert result.returncode == 1 and result.stderr.strip() == (
+    assert result.returncode == 2 and result.stderr.strip() == (
         "ostinato: bpe: unknown tokenizer (choose one of abc, remi, tsd, midilike or a .json file)")
     midi = tmp_path / "midi"
     midi.mkdir()

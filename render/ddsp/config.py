@@ -6,8 +6,7 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 
-N_INSTRUMENTS = 256  # 128 GM programs, then 128 drum keys (128 + key)
-DRUM_OFFSET = 128
+from ..instruments import N_INSTRUMENTS
 
 
 @dataclass
@@ -25,7 +24,8 @@ class DDSPConfig:
         reverb_s: length of the trainable reverb impulse response.
         noise_seed: seed of the noise generator (same seed, same audio).
         trained_instruments: instrument indices (program, or 128 + drum key) seen in training;
-            others are played by a trained instrument of the same GM family (see engine).
+            others are played by a trained instrument of the same GM family
+            (:func:`render.instruments.instrument_map`).
     """
 
     sample_rate_hz: int = 22050

@@ -17,11 +17,12 @@ import numpy as np
 import torch
 
 from ..base import DEFAULT_CHUNK_S, N_CHANNELS, Renderer, check_sample_rate, n_output_samples
+from ..instruments import instrument_map
 from ..model_folder import CONFIG_FILE, WEIGHTS_FILE
 from ..model_folder import model_dir as shared_model_dir
 from .config import DDSPConfig
 from .features import chunk_voices, voices_of
-from .model import DDSPModel, instrument_map
+from .model import DDSPModel
 
 DEFAULT_MODEL = "ddsp-fluidr3"
 
@@ -68,7 +69,7 @@ class DDSPRenderer(Renderer):
         if chunk_frames < 1:
             raise ValueError(f"chunk_frames must be >= 1, got {chunk_frames}")
         self.chunk_frames = int(chunk_frames)
-        self._map = instrument_map(self.config)
+        self._map = instrument_map(self.config.trained_instruments)
 
     def native(self, table, *, chunk_s: float = DEFAULT_CHUNK_S) -> Iterator[np.ndarray]:
         """Mono float32 blocks at the model's native rate; they concatenate to

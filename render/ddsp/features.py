@@ -9,13 +9,13 @@ The instrument (GM program, or 128 + drum key) is embedded by the model.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from .config import DRUM_OFFSET, DDSPConfig
+from ..instruments import DRUM_OFFSET
+from .config import DDSPConfig
 
 
 @dataclass
@@ -119,7 +119,3 @@ def chunk_voices(voices: Voices, first_frame: int, end_frame: int) -> Voices:
     """The voices that sound in frames ``[first_frame, end_frame)``."""
     return voices.select((voices.first_frame < end_frame) & (voices.end_frame > first_frame))
 
-
-def frame_count(duration_s: float, tail_s: float, config: DDSPConfig) -> int:
-    """Frames covering a render of ``duration_s + tail_s`` seconds at the native rate."""
-    return math.ceil((duration_s + tail_s) * config.frame_rate_hz) + 1

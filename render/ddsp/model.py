@@ -14,7 +14,8 @@ import torch
 from torch import nn
 
 from . import core
-from .config import DRUM_OFFSET, N_INSTRUMENTS, DDSPConfig
+from ..instruments import N_INSTRUMENTS
+from .config import DDSPConfig
 from .features import Voices, active_pairs, f0_hz, n_features, pair_features
 
 
@@ -185,27 +186,3 @@ class DDSPModel(nn.Module):
                 spectrum_cache[size] = torch.fft.rfft(self.reverb_ir, size)
             wet = torch.fft.irfft(torch.fft.rfft(dry, size) * spectrum_cache[size], size)[:n]
         return torch.nn.functional.pad(dry, (0, wet.shape[-1] - dry.shape[-1])) + wet
-
-
-def instrument_map(config: DDSPConfig) -> np.ndarray:
-    """[256] int64: each instrument -> one the model was trained on.
-
-    A trained instrument plays itself. Another GM program plays the trained program of its GM
-    family (programs 8k..8k+7) closest in number, else the trained program closest in number;
-    a drum key plays the closest trained drum key. Without any trained instrument, identity.
-    """
-    trained = np.asarray(config.trained_instruments, dtype=np.int64)
-    mapping = np.arange(N_INSTRUMENTS, dtype=np.int64)
-    programs = trained[trained < DRUM_OFFSET]
-    drums = trained[trained >= DRUM_OFFSET]
-    for p in range(DRUM_OFFSET):
-        if programs.size and p not in programs:
-            family = programs[programs // 8 == p // 8]
-            pool = family if family.size else programs
-            mapping[p] = pool[np.argmin(np.abs(pool - p))]
-    for k in range(DRUM_OFFSET, N_INSTRUMENTS):
-        if drums.size and k not in drums:
-            mapping[k] = drums[np.argmin(np.abs(drums - k))]
-        elif not drums.size and programs.size:
-            mapping[k] = k  # untrained drum embedding still renders (a percussive voice)
-    return mapping

@@ -15,7 +15,7 @@ import numpy as np
 
 from ostinato.events import NoteTable, Track, to_pianoroll
 
-from .config import DRUM_OFFSET
+from ..instruments import DRUM_OFFSET
 
 N_PLANES = 3  # onset, frame, velocity
 N_PITCHES = 128
@@ -57,7 +57,7 @@ def instrument_of(table: NoteTable) -> np.ndarray:
 
 def conditioning_of(table: NoteTable, frame_rate_hz: float, instrument_map: np.ndarray | None = None
                     ) -> Conditioning:
-    """The conditioning of ``table`` at ``frame_rate_hz`` (``instrument_map``: [256] int64, as the ddsp engine's)."""
+    """The conditioning of ``table`` at ``frame_rate_hz`` (``instrument_map``: [256] int64, :func:`render.instruments.instrument_map`)."""
     instrument = instrument_of(table)
     if instrument_map is not None:
         instrument = instrument_map[instrument]

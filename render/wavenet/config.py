@@ -7,9 +7,9 @@ import json
 import math
 from dataclasses import dataclass, field
 
-from ..ddsp.config import DRUM_OFFSET, N_INSTRUMENTS
+from ..instruments import N_INSTRUMENTS
 
-__all__ = ["DRUM_OFFSET", "N_INSTRUMENTS", "OUTPUTS", "PRESETS", "WaveNetConfig"]
+__all__ = ["OUTPUTS", "PRESETS", "WaveNetConfig"]
 
 OUTPUTS = ("mulaw", "mol")
 
@@ -33,7 +33,8 @@ class WaveNetConfig:
             (discretized mixture of ``n_mixtures`` logistics over ``2 ** mol_bits`` levels).
         log_scale_min: floor of the logistic components' log scale (mol).
         trained_instruments: instrument indices (program, or 128 for a drum kit) seen in training;
-            others are played by a trained instrument of the same GM family (as in the ddsp engine).
+            others are played by a trained instrument of the same GM family
+            (:func:`render.instruments.instrument_map`).
     """
 
     sample_rate_hz: int = 16000

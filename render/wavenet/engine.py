@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from ..base import DEFAULT_CHUNK_S, N_CHANNELS, Renderer, check_sample_rate, n_output_samples
+from ..instruments import instrument_map
 from ..model_folder import CONFIG_FILE, WEIGHTS_FILE, model_dir
 from .conditioning import conditioning_of
 from .config import WaveNetConfig
@@ -76,9 +77,7 @@ class WaveNetRenderer(Renderer):
         self.settings = GenerationSettings(temperature=temperature, segment_s=segment_s, crossfade_s=crossfade_s,
                                            warmup_s=warmup_s, max_batch=max_batch, seed=seed, accelerate=accelerate)
         self.announce = announce
-        from ..ddsp.model import instrument_map
-
-        self._map = instrument_map(self.config)
+        self._map = instrument_map(self.config.trained_instruments)
 
     def _speed_note(self, audio_s: float):
         """A progress callback that prints, once, the measured speed and the expected time (CPU only)."""

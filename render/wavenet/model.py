@@ -22,8 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..instruments import N_INSTRUMENTS
 from .conditioning import N_PITCHES, N_PLANES, Conditioning
-from .config import N_INSTRUMENTS, WaveNetConfig
+from .config import WaveNetConfig
 
 CONDITION_MARGIN_FRAMES = 4  # frames either side that reach a sample through the conditioning network
 

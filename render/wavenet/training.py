@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from .. import training_common as common
-from ..ddsp.model import instrument_map
+from ..instruments import instrument_map
 from ..model_folder import CARD_FILE, save_model
 from ..training_common import CHECKPOINT_DIR, LOG_FILE, TrainConfig
 from . import output
@@ -44,7 +44,7 @@ class PieceData:
 
 def prepare(pairs, config: WaveNetConfig) -> list[PieceData]:
     """Conditioning and audio of ``pairs`` (each with .key, .table, .audio at the model's native rate)."""
-    mapping = instrument_map(config)
+    mapping = instrument_map(config.trained_instruments)
     out = []
     for pair in pairs:
         audio = torch.from_numpy(np.asarray(pair.audio, dtype=np.float32))

@@ -48,8 +48,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ostinato.events import READ_SUFFIXES, InputError, NoteTable
-from ostinato.events.abc_read import ABC_SUFFIXES
+from .abc_read import ABC_SUFFIXES
+from .errors import InputError
+from .io import READ_SUFFIXES
+from .table import NoteTable
 
 MUSIC21_PREFIX = "music21:"
 HELD_OUT_BELOW = 13  # first byte of sha256(key) below this: held out (DESIGN.md)
@@ -67,12 +69,6 @@ _GLOB_CHARS = frozenset("*?[")
 def is_held_out(key: str) -> bool:
     """True when ``key`` is in the held-out (test) split: first byte of sha256(key, UTF-8) < 13."""
     return hashlib.sha256(key.encode("utf-8")).digest()[0] < HELD_OUT_BELOW
-
-
-def in_split(key: str, split: str) -> bool:
-    """Whether ``key`` belongs to ``split`` (``"train"``, ``"test"`` or ``"all"``)."""
-    check_split(split)
-    return split == "all" or is_held_out(key) == (split == "test")
 
 
 def check_split(split: str) -> str:
@@ -119,12 +115,12 @@ class Item:
         Args:
             expand_repeats: play ABC/MusicXML repeats out (music21 reader).
             abc_reader: for ABC, ``"music21"`` (events' reader: as written, measures kept) or
-                ``"abc2midi"`` (as performed, about 20x faster; see :mod:`corpora.abc2midi`).
+                ``"abc2midi"`` (as performed, about 20x faster; see :mod:`events.abc2midi`).
 
         Raises:
             events.InputError: the piece cannot be read (one line, naming the file or tune).
         """
-        from ostinato import events
+        from . import io as events
         if abc_reader not in ABC_READERS:
             raise ValueError(f"abc_reader must be one of {', '.join(ABC_READERS)}, got {abc_reader!r}")
         if self.is_abc and abc_reader == "abc2midi":
@@ -132,7 +128,7 @@ class Item:
 
             return read_abc_abc2midi(self.abc_text(), self.key)
         if self.is_abc and self.tune is not None:
-            from ostinato.events.abc_read import AbcTune, parse_tune
+            from .abc_read import AbcTune, parse_tune
 
             return parse_tune(AbcTune(self.tune, self.abc_text()), self.path, expand_repeats=expand_repeats)
         return events.read(self.path, expand_repeats=expand_repeats)
@@ -147,7 +143,7 @@ class Item:
             raise InputError(self.path, "not an ABC file (the abc tokenizer needs ABC text)")
         if self.text is not None:
             return self.text
-        from ostinato.events.abc_read import read_abc_text, split_tunes
+        from .abc_read import read_abc_text, split_tunes
 
         tunes = split_tunes(read_abc_text(self.path))
         if not tunes:
@@ -170,7 +166,7 @@ def _file_items(path: Path, key: str) -> Iterator[Item]:
     if path.suffix.lower() not in ABC_SUFFIXES:
         yield Item(key=key, path=str(path))
         return
-    from ostinato.events.abc_read import read_abc_text, split_tunes
+    from .abc_read import read_abc_text, split_tunes
 
     try:
         tunes = split_tunes(read_abc_text(path))
@@ -253,7 +249,7 @@ def _music21_items(source: str) -> Iterator[Item]:
     if name and target.is_file():
         path = target
     else:
-        from ostinato.events.music21_io import corpus_path
+        from .music21_io import corpus_path
 
         path = corpus_path(source)  # raises InputError naming the source
     try:

@@ -5,9 +5,9 @@ import pytest
 import soundfile as sf
 import symusic
 
-from ostinato.corpora.paired import Pair, detect_layout, iter_pairs
-from ostinato.corpora.sources import is_held_out
 from ostinato.events import InputError, NoteTable, Track, write_midi
+from ostinato.events.sources import is_held_out
+from ostinato.render.datasets import RecordedPair, detect_layout, iter_pairs
 
 SR = 8000
 
@@ -150,13 +150,13 @@ def test_split_and_detection_errors(slakh, tmp_path):
 def test_bad_midi_in_a_pair_is_an_input_error(maestro):
     (maestro / "2004" / "b.midi").write_bytes(b"garbage")
     pair = next(p for p in iter_pairs(maestro) if p.key.endswith("b.midi"))
-    assert isinstance(pair, Pair)
+    assert isinstance(pair, RecordedPair)
     with pytest.raises(InputError, match="not a MIDI file"):
         pair.read_notes()
 
 
 def test_apply_sustain_without_pedals_keeps_notes(tmp_path):
-    from ostinato.corpora.paired import apply_sustain
+    from ostinato.render.datasets import apply_sustain
 
     table = NoteTable.from_ticks([0, 100], [50, 200], [60, 60], [80, 80], [0, 0], [Track()])
     out = apply_sustain(table, [np.zeros((0, 2), np.int64)])

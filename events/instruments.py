@@ -12,7 +12,7 @@ import hashlib
 
 import numpy as np
 
-from ostinato.events import NoteTable, Track
+from .table import NoteTable, Track
 
 # Ensembles a part-writing piece is played by; each lists GM programs, given to parts in turn.
 ENSEMBLES: dict[str, tuple[int, ...]] = {
@@ -64,3 +64,32 @@ def retrack(table: NoteTable, tracks: list[Track]) -> NoteTable:
     program = np.array([t.program for t in tracks], dtype=np.uint8)[table.track] if len(table) else table.program
     drum = np.array([t.is_drum for t in tracks], dtype=bool)[table.track] if len(table) else table.is_drum
     return dataclasses.replace(table, tracks=tracks, program=program, is_drum=drum)
+
+
+DRUMS = "drums"
+
+
+def instrument_program(name: str) -> int | str:
+    """A General MIDI program (0-127) for ``name``: a number, a GM instrument name (``"Violin"``),
+    or ``"drums"`` (returned as the string ``"drums"``).
+
+    Raises:
+        ValueError: neither (one line, naming ``name``).
+    """
+    name = name.strip()
+    if name.lower() == DRUMS:
+        return DRUMS
+    if name.isascii() and name.isdigit() and 0 <= int(name) <= 127:
+        return int(name)
+    import pretty_midi
+
+    try:
+        return int(pretty_midi.instrument_name_to_program(name))
+    except ValueError:
+        raise ValueError(f"unknown instrument {name!r} (a GM program 0-127, a GM name such as 'Violin', "
+                         f"or drums)") from None
+
+
+def instrument_list(text: str) -> tuple[int | str, ...]:
+    """``"0,Violin,drums"`` -> ``(0, 40, "drums")`` (see :func:`instrument_program`); empty items are skipped."""
+    return tuple(instrument_program(x) for x in text.split(",") if x.strip())

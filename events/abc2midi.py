@@ -17,7 +17,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from ostinato.events import InputError, NoteTable
+from .errors import InputError
+from .table import NoteTable
 
 DEFAULT_TIMEOUT_S = 60.0
 
@@ -42,14 +43,14 @@ def read_abc_abc2midi(text: str, name: str = "<abc>", *, timeout_s: float = DEFA
     """Play one ABC tune (its full text, ``X:`` to the end) through abc2midi into a note table.
 
     Args:
-        text: the tune's ABC text (e.g. :meth:`corpora.sources.Item.abc_text`).
+        text: the tune's ABC text (e.g. :meth:`events.sources.Item.abc_text`).
         name: the tune's name for messages (``file.abc#3``).
         timeout_s: seconds abc2midi may take.
 
     Raises:
         InputError: abc2midi wrote no MIDI (its first error line is the problem), or timed out.
     """
-    from ostinato.events.midi import parse_midi
+    from .midi import parse_midi
 
     program = abc2midi_program()
     with tempfile.TemporaryDirectory(prefix="ostinato-abc2midi-") as tmp:

@@ -1,14 +1,16 @@
-"""Paired corpora: MIDI (or note annotations) with the audio it is aligned to, for renderer training.
+"""Recorded data sets for renderer training: MIDI (or note annotations) with the audio it is aligned to.
 
 Three published layouts are read as they are downloaded; each one's quirks live in its own
-small class below, and nowhere else:
+small class below, and nowhere else. A :class:`RecordedPair` names a piece's files (a
+:class:`render.paired.TrainingPair`, made from it by :func:`render.paired.recorded_pairs`,
+holds the notes and audio in memory):
 
 ``maestro`` (MAESTRO v3: ``maestro-v3.0.0.csv`` + year folders of ``.midi``/``.wav``)
     The CSV is the index (a partial download is fine: rows whose files are missing are
     skipped with one warning). Performances hold the sustain pedal (CC64); the piano keeps
-    sounding while it is down, so :meth:`Pair.read_notes` extends each note's offset to the
+    sounding while it is down, so :meth:`RecordedPair.read_notes` extends each note's offset to the
     pedal release (cut at the next onset of the same pitch), as the Onsets and Frames
-    transcription targets do. Audio may have been re-encoded (``.flac``/``.mp3``/``.ogg``
+    transcription targets do. Audio may have been re-encoded (``.flac``/``.ogg``/``.mp3``
     beside the listed ``.wav``): the first that exists is used.
 ``urmp`` (URMP: ``NN_Piece_inst1_inst2/`` with ``Sco_*.mid``, ``AuMix_*.wav``, per part
 ``AuSep_<n>_<inst>_*.wav`` and ``Notes_<n>_<inst>_*.txt``)
@@ -28,7 +30,7 @@ small class below, and nowhere else:
 
 Keys follow DESIGN.md with the layout's root folder as the collection:
 ``<root name>/<MIDI path relative to the root>`` (for URMP, the ``Sco_`` file's path), so the
-held-out split (:func:`corpora.sources.is_held_out`) applies unchanged.
+held-out split (:func:`events.sources.is_held_out`) applies unchanged.
 """
 
 from __future__ import annotations
@@ -43,13 +45,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ostinato.events import InputError, NoteTable, Track
+from ostinato.events import AUDIO_SUFFIXES, InputError, NoteTable, Track
+from ostinato.events.sources import Item, check_split, is_held_out
 
-from .sources import Item, check_split, is_held_out
+log = logging.getLogger("ostinato.render")
 
-log = logging.getLogger("ostinato.corpora")
-
-AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg")
+# what a downloaded data set's audio may have been re-encoded as: the formats ostinato writes, and MP3
+RECORDING_SUFFIXES = (*AUDIO_SUFFIXES, ".mp3")
 URMP_VELOCITY = 90
 # URMP instrument abbreviations -> General MIDI programs (0-based).
 URMP_PROGRAMS = {
@@ -70,7 +72,7 @@ class Part:
 
 
 @dataclass(frozen=True)
-class Pair:
+class RecordedPair:
     """One piece with its aligned audio.
 
     Attributes:
@@ -100,7 +102,7 @@ class Pair:
         return LAYOUTS[self.layout].read_notes(self)
 
     def item(self) -> Item:
-        """This pair as a :class:`~corpora.sources.Item` (path = the MIDI file, audio kept)."""
+        """This pair as a :class:`~events.sources.Item` (path = the MIDI file, audio kept)."""
         return Item(key=self.key, path=self.midi or self.audio, audio=self.audio)
 
 
@@ -161,7 +163,7 @@ def apply_sustain(table: NoteTable, pedals: list[np.ndarray]) -> NoteTable:
 def _existing_audio(path: Path) -> Path | None:
     if path.is_file():
         return path
-    for suffix in AUDIO_SUFFIXES:
+    for suffix in RECORDING_SUFFIXES:
         candidate = path.with_suffix(suffix)
         if candidate.is_file():
             return candidate
@@ -186,7 +188,7 @@ class Maestro:
     def detect(self, root: Path) -> bool:
         return self.index(root) is not None
 
-    def pairs(self, root: Path) -> Iterator[Pair]:
+    def pairs(self, root: Path) -> Iterator[RecordedPair]:
         index = self.index(root)
         with open(index, newline="", encoding="utf-8") as f:
             rows = list(csv.DictReader(f))
@@ -199,12 +201,12 @@ class Maestro:
             if not midi.is_file() or audio is None:
                 missing += 1
                 continue
-            yield Pair(key=_key(root, midi), midi=str(midi), audio=str(audio), layout=self.name)
+            yield RecordedPair(key=_key(root, midi), midi=str(midi), audio=str(audio), layout=self.name)
         if missing:
             log.warning("%s: %d of %d pieces listed in %s have no MIDI or audio file here (skipped)",
                         root, missing, len(rows), index.name)
 
-    def read_notes(self, pair: Pair) -> NoteTable:
+    def read_notes(self, pair: RecordedPair) -> NoteTable:
         score, table = _score_and_table(pair.midi)
         pedals = []
         for trk in score.tracks:
@@ -228,7 +230,7 @@ class Urmp:
     def detect(self, root: Path) -> bool:
         return bool(self._pieces(root))
 
-    def pairs(self, root: Path) -> Iterator[Pair]:
+    def pairs(self, root: Path) -> Iterator[RecordedPair]:
         for folder in self._pieces(root):
             mix = _existing_audio(folder / f"AuMix_{folder.name}.wav") or next(iter(sorted(folder.glob("AuMix_*"))))
             scores = sorted(folder.glob("Sco_*.mid"))
@@ -240,7 +242,7 @@ class Urmp:
                 part = parts.setdefault(int(match.group(1)), {"inst": match.group(2)})
                 part["notes" if path.name.startswith("Notes_") else "audio"] = str(path)
             key_path = scores[0] if scores else mix
-            yield Pair(
+            yield RecordedPair(
                 key=_key(root, key_path), midi=str(scores[0]) if scores else None, audio=str(mix), layout=self.name,
                 parts=tuple(
                     Part(name=f"{n}_{p['inst']}", notes=p.get("notes"), audio=p.get("audio"),
@@ -249,7 +251,7 @@ class Urmp:
                 ),
             )
 
-    def read_notes(self, pair: Pair) -> NoteTable:
+    def read_notes(self, pair: RecordedPair) -> NoteTable:
         annotated = [p for p in pair.parts if p.notes]
         if not annotated or len(annotated) < len(pair.parts):
             if pair.midi is None:
@@ -296,7 +298,7 @@ class Slakh:
     def detect(self, root: Path) -> bool:
         return bool(self._tracks(root))
 
-    def pairs(self, root: Path) -> Iterator[Pair]:
+    def pairs(self, root: Path) -> Iterator[RecordedPair]:
         import yaml
 
         for folder in self._tracks(root):
@@ -322,9 +324,9 @@ class Slakh:
                         audio=str(_existing_audio(folder / "stems" / f"{stem}.flac") or "") or None,
                         program=int(info.get("program_num", 0)), is_drum=bool(info.get("is_drum", False)),
                     ))
-            yield Pair(key=_key(root, midi), midi=str(midi), audio=str(mix), layout=self.name, parts=tuple(parts))
+            yield RecordedPair(key=_key(root, midi), midi=str(midi), audio=str(mix), layout=self.name, parts=tuple(parts))
 
-    def read_notes(self, pair: Pair) -> NoteTable:
+    def read_notes(self, pair: RecordedPair) -> NoteTable:
         _, base = _score_and_table(pair.midi)
         stems = [p for p in pair.parts if p.notes]
         if not stems:
@@ -366,7 +368,7 @@ def detect_layout(root: str | os.PathLike) -> str:
                            "or Slakh2100 (TrackNNNNN folders) layout")
 
 
-def iter_pairs(root: str | os.PathLike, *, split: str = "all", layout: str | None = None) -> Iterator[Pair]:
+def iter_pairs(root: str | os.PathLike, *, split: str = "all", layout: str | None = None) -> Iterator[RecordedPair]:
     """The (notes, audio) pairs under ``root``, in a stable order.
 
     Args:

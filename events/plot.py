@@ -13,7 +13,7 @@ import os
 
 import numpy as np
 
-from ostinato.events import NoteTable
+from .table import NoteTable
 
 DRUM_COLOUR = "#7f7f7f"
 
@@ -97,7 +97,7 @@ def pianoroll_figure(table: NoteTable, *, title: str = ""):
 
 def save_png(fig, path: str | os.PathLike) -> None:
     """Write a Figure as PNG, atomically."""
-    from ostinato.events.atomic import atomic_path
+    from .atomic import atomic_path
 
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         fig.savefig(fh, format="png")

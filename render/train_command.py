@@ -1,0 +1,148 @@
+"""The work of ``ostinato train renderer``, for every trainable engine: a :class:`TrainRendererRequest` in,
+a model folder out.
+
+    request = TrainRendererRequest(engine="wavenet", data=PairSource(synthesize_from=("music21:bach",)),
+                                   out="model/", train=TrainConfig(steps=2000), config="tiny")
+    state = train_renderer(request)
+
+The pairs come from :func:`render.paired.load_pairs`; the engine's ``training.train`` does the
+rest (the loop and checkpoints of :mod:`render.training_common`). The engine-specific parts are
+its model config (ddsp: ``harmonics``/``hidden_size``/``layers``; wavenet: a ``config`` preset or
+JSON file and the output ``distribution``) and the unit of its held-out loss.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ostinato.events.errors import UsageError
+
+if TYPE_CHECKING:
+    from .paired import PairSource
+    from .training_common import TrainConfig
+
+TRAINABLE_ENGINES = ("ddsp", "wavenet")
+DEFAULT_WAVENET_CONFIG = "piano"
+
+
+@dataclass(frozen=True)
+class TrainRendererRequest:
+    """What ``ostinato train renderer`` is asked to do (validated: a bad value is a :class:`UsageError`).
+
+    Attributes:
+        engine: ``ddsp`` or ``wavenet``.
+        data: where the (notes, audio) pairs come from.
+        out: the model folder (best model, ``checkpoint/``, ``train_log.jsonl``).
+        train: the optimisation settings.
+        resume: continue from ``out/checkpoint`` (its model config wins).
+        harmonics, hidden_size, layers: the ddsp model's sizes.
+        config: the wavenet model's config, a preset name (``tiny``, ``piano``) or a JSON file
+            (default ``piano``); distribution: its output, ``mulaw`` or ``mol`` (default: the config's).
+        progress: show progress bars.
+    """
+
+    engine: str
+    data: PairSource
+    out: str
+    train: TrainConfig
+    resume: bool = False
+    harmonics: int = 48
+    hidden_size: int = 128
+    layers: int = 2
+    config: str | None = None
+    distribution: str | None = None
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "out", os.fspath(self.out))
+
+        def usage(problem: str) -> UsageError:
+            return UsageError("train renderer", problem)
+
+        if self.engine not in TRAINABLE_ENGINES:
+            raise usage(f"cannot train engine {self.engine!r} (choose {', '.join(TRAINABLE_ENGINES)})")
+        if self.engine != "wavenet" and (self.config or self.distribution):
+            raise usage("--config and --distribution are for --engine wavenet")
+        if self.engine == "wavenet":
+            from .wavenet.config import OUTPUTS
+
+            if self.distribution is not None and self.distribution not in OUTPUTS:
+                raise usage(f"--distribution must be one of {', '.join(OUTPUTS)}, got {self.distribution!r}")
+        else:
+            try:
+                self.model_config()
+            except ValueError as exc:
+                raise usage(str(exc)) from None
+
+    def model_config(self):
+        """The engine's model config for a new run: ddsp's :class:`~render.ddsp.config.DDSPConfig` of
+        ``harmonics``, ``hidden_size`` and ``layers``; wavenet's :class:`~render.wavenet.config.WaveNetConfig`
+        of ``config`` and ``distribution``.
+
+        Raises:
+            events.InputError: the wavenet config file is missing, not JSON, or has a bad field.
+        """
+        if self.engine == "ddsp":
+            from .ddsp.config import DDSPConfig
+
+            return DDSPConfig(n_harmonics=self.harmonics, hidden_size=self.hidden_size, n_layers=self.layers)
+        import dataclasses
+
+        from .wavenet.config import model_config
+
+        config = model_config(self.config or DEFAULT_WAVENET_CONFIG)
+        return dataclasses.replace(config, output=self.distribution) if self.distribution else config
+
+
+def engine_training(engine: str) -> tuple[Callable, str]:
+    """``(the engine's train function, the unit of its held-out loss)``, imported on use."""
+    if engine == "ddsp":
+        from .ddsp.training import train
+
+        return train, ""  # multi-resolution STFT distance
+    if engine == "wavenet":
+        from .wavenet.training import train
+
+        return train, " nats/sample"
+    raise ValueError(f"cannot train engine {engine!r} (choose {', '.join(TRAINABLE_ENGINES)})")
+
+
+def stderr_log(message: str) -> None:
+    """``ostinato: <message>`` on stderr (the train command's progress lines)."""
+    print(f"ostinato: {message}", file=sys.stderr, flush=True)
+
+
+def train_renderer(request: TrainRendererRequest, *, log: Callable[[str], None] = stderr_log,
+                   on_error: Callable[[str, Exception], None] | None = None) -> dict:
+    """Load the pairs, train (or resume) the engine's model into ``request.out``; returns the final state.
+
+    Args:
+        log: where progress lines go (the number of pieces, each evaluation, the result).
+        on_error: called with (key, exception) for a piece that cannot be read or rendered; it is
+            skipped (raised without one).
+    Raises:
+        events.InputError: a source, the wavenet config file or the checkpoint to resume is unusable.
+        ValueError: no training or no held-out piece is left.
+    """
+    from .model_folder import CONFIG_FILE
+    from .paired import load_pairs
+    from .training_common import require_checkpoint
+
+    train, unit = engine_training(request.engine)
+    model_config = request.model_config()
+    if request.resume:  # the checkpoint's config wins (its sample rate decides how the pairs are read)
+        checkpoint = require_checkpoint(request.out)
+        model_config = type(model_config).from_json((checkpoint / CONFIG_FILE).read_text())
+    rate = model_config.sample_rate_hz
+    train_pairs, heldout_pairs = load_pairs(request.data, rate, progress=request.progress, on_error=on_error)
+    minutes = sum(len(p.audio) for p in train_pairs) / rate / 60
+    log(f"{len(train_pairs)} training pieces ({minutes:.1f} min), {len(heldout_pairs)} held out")
+    state = train(model_config, train_pairs, heldout_pairs, request.out, request.train, resume=request.resume,
+                  progress=request.progress, log=log)
+    log(f"done: step {state['step']}, held-out loss {state['first_heldout_loss']:.4f} -> "
+        f"best {state['best_heldout_loss']:.4f}{unit}; model in {request.out}")
+    return state
