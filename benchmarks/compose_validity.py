@@ -80,8 +80,7 @@ def main() -> None:
     parser.add_argument("--first-seed", type=int, default=0)
     args = parser.parse_args()
 
-    from ostinato.symbolic.compose import MidiControls, compose
-    from ostinato.symbolic.midi_tokens import Controls
+    from ostinato.symbolic.compose import compose
     from ostinato.symbolic.model import load_model_folder
     from ostinato.symbolic.sample import SamplingConfig, context_of
     from ostinato.symbolic.shipped import resolve_model
@@ -93,12 +92,12 @@ def main() -> None:
         for seed in range(args.first_seed, args.first_seed + n_batches):
             sampling = SamplingConfig(top_p=0.95, seed=seed, max_tokens=context_of(model))
             requested = SETS[seed % len(SETS)]
-            midi = MidiControls(Controls(instruments=requested))
+            controls = tokenizer.make_controls(instruments=requested)   # ABC models have no instruments
             started = time.perf_counter()
-            pieces = compose(model, tokenizer, n=args.batch, sampling=sampling, midi=midi)
+            pieces = compose(model, tokenizer, n=args.batch, sampling=sampling, controls=controls)
             seconds.append((time.perf_counter() - started) / args.batch)
             for i, piece in enumerate(pieces):
-                if tokenizer.kind == "abc":
+                if piece.text is not None:   # an ABC tune: its own text is checked
                     problem = check_abc(piece)
                 else:
                     problem = check_midi(piece, requested, Path(tmp), seed * args.batch + i)

@@ -5,8 +5,8 @@
 For each batch size, both draw that many sequences of ``--tokens`` tokens with temperature 1
 and top-p 0.95 and no early stop; prints tokens per second for each and the ratio (ours /
 generate). Without --model, a randomly initialised `small` GPT-2 is used (speed does not
-depend on the weights). With an ABC --model it also times composing one whole tune under the
-grammar (`ostinato compose` without the file writing), seed 0..4.
+depend on the weights). With a --model it also times composing one whole piece under its
+tokenizer's grammar (`ostinato compose` without the file writing), seed 0..4.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def main() -> None:
                   f"{args.repeats})")
         print(f"batch {n:3d}: ratio ostinato / generate: {results['ostinato'] / results['generate']:.2f}x on "
               f"{torch.get_num_threads()} CPU threads")
-    if args.model and tokenizer.kind == "abc":
+    if args.model:
         from ostinato.symbolic.compose import compose
 
         times = []
@@ -72,7 +72,7 @@ def main() -> None:
             started = time.perf_counter()
             (piece,) = compose(model, tokenizer, n=1, sampling=SamplingConfig(top_p=0.95, seed=seed))
             times.append(time.perf_counter() - started)
-        print(f"one whole tune under the grammar: median {sorted(times)[2]:.2f} s (seeds 0-4, "
+        print(f"one whole piece under the grammar: median {sorted(times)[2]:.2f} s (seeds 0-4, "
               f"last one {len(piece.ids)} tokens)")
 
 

@@ -182,9 +182,9 @@ def check_renderer(spec: ConvertSpec) -> None:
     """
     import multiprocessing
 
-    from .pool import _context
+    from .pool import process_context
 
-    ctx = _context() if multiprocessing.get_start_method(allow_none=True) != "spawn" else multiprocessing
+    ctx = process_context() if multiprocessing.get_start_method(allow_none=True) != "spawn" else multiprocessing
     parent, child = ctx.Pipe()
     process = ctx.Process(target=_try_renderer, args=(spec, child), daemon=True)
     process.start()

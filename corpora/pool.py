@@ -151,7 +151,8 @@ def _death(process) -> str:
     return f"worker exited with code {code}"
 
 
-def _context():
+def process_context():
+    """The multiprocessing context workers start in: fork where the platform has it (fast), else spawn."""
     methods = multiprocessing.get_all_start_methods()
     return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
 
@@ -169,7 +170,7 @@ def run_pool(fn: Callable, tasks: Iterable, limits: PoolLimits = PoolLimits()) -
             except Exception as exc:
                 yield task, WorkerFailure(type(exc).__name__, " ".join(str(exc).split()))
         return
-    ctx = _context()
+    ctx = process_context()
     pending = iter(tasks)
     exhausted = False
     workers = [_Worker(ctx, fn, limits.memory_limit_mb) for _ in range(limits.n_workers)]

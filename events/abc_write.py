@@ -51,21 +51,17 @@ from fractions import Fraction
 import numpy as np
 
 from .atomic import write_text_atomic
-from .table import LETTERS, NATURAL_PC, KeySignature, NoteTable
+from .table import KeySignature, NoteTable
+from .theory import ABC_MODE_SUFFIX, LETTERS, NATURAL_PC, key_alterations, tonic_pc
 
 GRID_PER_QUARTER = 12  # grid steps per quarter note
 BARS_PER_LINE = 4
 
-_SHARP_ORDER = "FCGDAEB"  # order in which a key signature sharpens; flats go the other way
 _SHARP_NAMES = [("C", 0), ("C", 1), ("D", 0), ("D", 1), ("E", 0), ("F", 0),
                 ("F", 1), ("G", 0), ("G", 1), ("A", 0), ("A", 1), ("B", 0)]
 _FLAT_NAMES = [("C", 0), ("D", -1), ("D", 0), ("E", -1), ("E", 0), ("F", 0),
                ("G", -1), ("G", 0), ("A", -1), ("A", 0), ("B", -1), ("B", 0)]
 _ACCIDENTAL_TEXT = {-2: "__", -1: "_", 0: "=", 1: "^", 2: "^^"}
-_MODE_SUFFIX = {
-    "major": "", "ionian": "", "minor": "m", "aeolian": "m", "dorian": "dor",
-    "phrygian": "phr", "lydian": "lyd", "mixolydian": "mix", "locrian": "loc",
-}
 
 
 # --------------------------------------------------------------------------- data
@@ -128,7 +124,7 @@ def table_to_abc(
     voices = _all_voices(table, starts, ends)
     bars = _make_bars(_meters(table), int(ends.max()) if len(ends) else 0)
     lines = _header(table, key, title, reference_number, unit_length)
-    key_alters, spelling = _key_alters(key.sharps), _spelling(key)
+    key_alters, spelling = key_alterations(key.sharps), _spelling(key)
     for number, voice in enumerate(voices, start=1):
         lines += _voice_preamble(table, voice, number, len(voices))
         bar_texts = _VoiceWriter(key_alters, spelling, unit_length).bars(voice.events, bars)
@@ -237,16 +233,6 @@ def _allocate(events: list[_Event]) -> list[list[_Event]]:
 # --------------------------------------------------------------------------- pitch
 
 
-def _key_alters(sharps: int) -> dict[str, int]:
-    """Alteration (+1 sharp, -1 flat, 0) of each letter under a key signature of ``sharps``."""
-    alters = dict.fromkeys(LETTERS, 0)
-    for letter in _SHARP_ORDER[:max(sharps, 0)]:
-        alters[letter] = 1
-    for letter in _SHARP_ORDER[::-1][:max(-sharps, 0)]:
-        alters[letter] = -1
-    return alters
-
-
 def _spelling(key: KeySignature) -> list[tuple[str, int]]:
     """``(letter, alteration)`` for each pitch class 0-11 under ``key``.
 
@@ -254,14 +240,13 @@ def _spelling(key: KeySignature) -> list[tuple[str, int]]:
     the tonic is its leading tone (C# in D minor, not Db); any other pitch is a sharp in
     sharp and neutral keys and a flat in flat keys. Double sharps and flats are never used.
     """
-    key_alters = _key_alters(key.sharps)
+    key_alters = key_alterations(key.sharps)
     names = list(_FLAT_NAMES if key.sharps < 0 else _SHARP_NAMES)
-    tonic_letter = key.tonic[0]
-    tonic_pc = (NATURAL_PC[tonic_letter] + key.tonic.count("#") - key.tonic.count("b")) % 12
-    leading = LETTERS[LETTERS.index(tonic_letter) - 1]
-    leading_alter = (tonic_pc - 1 - NATURAL_PC[leading] + 6) % 12 - 6
+    tonic = tonic_pc(key.tonic)
+    leading = LETTERS[LETTERS.index(key.tonic[0]) - 1]
+    leading_alter = (tonic - 1 - NATURAL_PC[leading] + 6) % 12 - 6
     if abs(leading_alter) <= 1:
-        names[(tonic_pc - 1) % 12] = (leading, leading_alter)
+        names[(tonic - 1) % 12] = (leading, leading_alter)
     for letter, alter in key_alters.items():
         names[(NATURAL_PC[letter] + alter) % 12] = (letter, alter)
     return names
@@ -417,7 +402,7 @@ def _key_text(key: KeySignature) -> str:
     """
     if key.mode == "locrian" or key.tonic == "Fb":
         key = KeySignature(key.tick, key.time_s, key.sharps, "major")
-    return key.tonic + _MODE_SUFFIX[key.mode]
+    return key.tonic + ABC_MODE_SUFFIX[key.mode]
 
 
 def _header(

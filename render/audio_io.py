@@ -8,8 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-AUDIO_FORMATS = {"wav": "WAV", "flac": "FLAC", "ogg": "OGG"}
-_SUBTYPES = {"WAV": "PCM_16", "FLAC": "PCM_16", "OGG": "VORBIS"}
+from ostinato.events import AUDIO_FORMATS
+
+# soundfile's (format, subtype) of each of ``events.AUDIO_FORMATS``
+SOUNDFILE_FORMATS = {"wav": ("WAV", "PCM_16"), "flac": ("FLAC", "PCM_16"), "ogg": ("OGG", "VORBIS")}
 
 
 def audio_format_for(path: str | os.PathLike, format: str | None = None) -> str:
@@ -38,11 +40,11 @@ def write_audio_stream(blocks: Iterable[np.ndarray], sample_rate_hz: int, path: 
 
     from ostinato.events.atomic import atomic_path
 
-    fmt = AUDIO_FORMATS[audio_format_for(path, format)]
+    fmt, subtype = SOUNDFILE_FORMATS[audio_format_for(path, format)]
     written = 0
     with atomic_path(path) as tmp, soundfile.SoundFile(tmp, "w", samplerate=int(sample_rate_hz),
                                                        channels=n_channels, format=fmt,
-                                                       subtype=_SUBTYPES[fmt]) as out:
+                                                       subtype=subtype) as out:
         for block in blocks:
             block = np.asarray(block, dtype=np.float32)
             if block.shape[0] != n_channels:

@@ -1,16 +1,21 @@
-"""``ostinato render`` and ``ostinato train renderer``: options in, typed calls to render/ out.
+"""``ostinato render``, ``ostinato train renderer`` and ``ostinato evaluate render``: options in, typed requests
+to the render stage's library functions out.
 
-Only argparse here at import time; torch and the engines are imported inside the run functions.
+Each command reads its options into a request dataclass (:class:`~render.render_command.RenderRequest`,
+:class:`~render.train_command.TrainRendererRequest`, :class:`~render.evaluate.EvaluateRenderRequest`),
+which validates them (a bad value raises :class:`events.errors.UsageError`: exit 2, before any model
+loads), then calls :func:`~render.render_command.render_files`, :func:`~render.train_command.train_renderer`
+or :func:`~render.evaluate.evaluate_render`; none of those sees ``argparse.Namespace``.
+Only argparse here at import time; torch and the engines are imported when a command runs.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
-# ``train renderer --engine NAME`` runs ``<module>.run_train(args)`` of the engine's package.
-TRAINERS = {"ddsp": "ostinato.render.ddsp.train_command", "wavenet": "ostinato.render.wavenet.train_command"}
+from ostinato.events import AUDIO_FORMATS
+
+from .train_command import TRAINABLE_ENGINES
 
 
 def add_parsers(sub, common: argparse.ArgumentParser) -> None:
@@ -28,8 +33,7 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("--engine", default="ddsp", help="ddsp (default), soundfont or wavenet")
     p.add_argument("--soundfont", metavar="SF2", help="SoundFont for the soundfont engine (default FluidR3_GM)")
     p.add_argument("--model", metavar="DIR", help="model folder or shipped model name for ddsp/wavenet")
-    p.add_argument("--format", choices=("wav", "flac", "ogg"), help="audio format (default: from OUT's extension, "
-                                                                     "else wav)")
+    p.add_argument("--format", choices=AUDIO_FORMATS, help="audio format (default: from OUT's extension, else wav)")
     p.add_argument("-j", "--jobs", type=int, default=1, help="render this many files in parallel (default 1)")
     p.add_argument("--temperature", type=float, metavar="T",
                    help="wavenet: sampling temperature (default 1.0; lower is more conservative, 0 is greedy)")
@@ -43,7 +47,7 @@ def add_train_parsers(train_sub, common: argparse.ArgumentParser) -> None:
         "renderer", parents=[common], help="train an audio renderer (ddsp, wavenet)",
         description="Train a renderer on paired (notes, audio) data: recorded pairs in MAESTRO-v3/URMP/Slakh2100 "
                     "layouts (--pairs), or pairs made on the fly by the soundfont engine (--synthesize-from).")
-    p.add_argument("--engine", default="ddsp", choices=sorted(TRAINERS), help="what to train (default ddsp)")
+    p.add_argument("--engine", default="ddsp", choices=TRAINABLE_ENGINES, help="what to train (default ddsp)")
     data = p.add_mutually_exclusive_group(required=True)
     data.add_argument("--pairs", metavar="DIR", help="a MAESTRO-v3, URMP or Slakh2100 folder")
     data.add_argument("--synthesize-from", action="append", metavar="SOURCE",
@@ -75,25 +79,109 @@ def add_train_parsers(train_sub, common: argparse.ArgumentParser) -> None:
     p.set_defaults(run=run_train)
 
 
-# ---------------------------------------------------------------------------- render
+def add_evaluate_parsers(what, common: argparse.ArgumentParser) -> None:
+    """Add ``evaluate render`` to the ``evaluate`` subcommands (``what``)."""
+    p = what.add_parser(
+        "render", parents=[common], help="spectral distance, speed and note F1 of a renderer",
+        description="Render MIDI files with an engine and measure the multi-resolution STFT distance to reference "
+                    "audio (a FluidSynth render of the same notes, or the files of the same name in a folder), "
+                    "the real-time factor, and the note F1 of a basic-pitch transcription of the render against "
+                    "the input notes (the optional [eval] extra).")
+    p.add_argument("files", nargs="+", metavar="FILES", help="MIDI/ABC/MusicXML files")
+    p.add_argument("--engine", required=True, help="ddsp, soundfont, ...")
+    p.add_argument("--model", metavar="DIR", help="the engine's model folder (ddsp)")
+    p.add_argument("--soundfont", metavar="SF2", help="the SoundFont of the soundfont engine")
+    p.add_argument("--reference", required=True, metavar="soundfont|DIR",
+                   help="'soundfont' (render the same notes with FluidSynth's default SoundFont), "
+                        "'soundfont:PATH.sf2', or a folder of audio files named like the inputs")
+    p.add_argument("--sample-rate", type=int, default=44100, metavar="HZ")
+    p.add_argument("--no-f1", action="store_true", help="skip the transcription (no [eval] extra needed)")
+    p.add_argument("--json", action="store_true", help="one JSON object on the last line of stdout")
+    p.set_defaults(run=run_evaluate_render)
+
+
+# ---------------------------------------------------------------------------- options -> requests
+def render_request(args: argparse.Namespace):
+    """The :class:`~render.render_command.RenderRequest` of ``render``'s options (UsageError when one is bad)."""
+    from .render_command import RenderRequest
+
+    return RenderRequest(
+        inputs=tuple(args.inputs), output=args.output, engine=args.engine, sample_rate_hz=args.sample_rate,
+        gain=args.gain, soundfont=args.soundfont, model=args.model, format=args.format, jobs=args.jobs,
+        temperature=args.temperature, overwrite=args.overwrite, quiet=args.quiet > 0, verbose=args.verbose > 0,
+        debug=args.debug)
+
+
+def train_request(args: argparse.Namespace):
+    """The :class:`~render.train_command.TrainRendererRequest` of ``train renderer``'s options (UsageError when
+    one is bad)."""
+    from ostinato.events.errors import UsageError
+
+    from .paired import PairSource
+    from .train_command import TrainRendererRequest
+    from .training_common import TrainConfig
+
+    try:
+        data = PairSource(recorded=args.pairs, synthesize_from=tuple(args.synthesize_from or ()),
+                          soundfont=args.soundfont, max_pieces=args.max_pieces, max_seconds=args.max_seconds,
+                          assign_instruments=args.assign_instruments, drums_fraction=args.drums)
+        train = TrainConfig(steps=args.steps, batch_size=args.batch_size, segment_s=args.segment_s,
+                            learning_rate=args.learning_rate, eval_every=args.eval_every, seed=args.seed,
+                            device=args.device)
+    except ValueError as exc:
+        raise UsageError("train renderer", str(exc)) from None
+    return TrainRendererRequest(engine=args.engine, data=data, out=args.out, train=train, resume=args.resume,
+                                harmonics=args.harmonics, hidden_size=args.hidden_size, layers=args.layers,
+                                config=args.config, distribution=args.distribution, progress=args.quiet == 0)
+
+
+def evaluate_request(args: argparse.Namespace):
+    """The :class:`~render.evaluate.EvaluateRenderRequest` of ``evaluate render``'s options (UsageError when one
+    is bad)."""
+    from .evaluate import EvaluateRenderRequest
+
+    return EvaluateRenderRequest(files=tuple(args.files), engine=args.engine, reference=args.reference,
+                                 model=args.model, soundfont=args.soundfont, sample_rate_hz=args.sample_rate,
+                                 measure_note_f1=not args.no_f1)
+
+
+def reporter(args: argparse.Namespace):
+    """``on_error(source, exc)``: one line on stderr per failed piece (its traceback too with --debug)."""
+    from ostinato.events.errors import report
+
+    def on_error(source: str, exc: Exception) -> None:
+        report(exc, debug=args.debug, source=source)
+
+    return on_error
+
+
+# ---------------------------------------------------------------------------- the commands
 def run_render(args: argparse.Namespace) -> int:
     from .render_command import render_files
 
-    return render_files(args)
+    return render_files(render_request(args))
 
 
 def run_train(args: argparse.Namespace) -> int:
-    import importlib
+    from .train_command import train_renderer
 
-    if args.engine != "wavenet" and (args.config or args.distribution):
-        print("ostinato: train renderer: --config and --distribution are for --engine wavenet", file=sys.stderr)
-        return 2
+    train_renderer(train_request(args), on_error=reporter(args))
+    return 0
 
-    try:
-        module = importlib.import_module(TRAINERS[args.engine])
-    except ModuleNotFoundError as exc:
-        if exc.name != TRAINERS[args.engine]:
-            raise
-        print(f"ostinato: train renderer: the {args.engine} engine is not available in this version", file=sys.stderr)
+
+def run_evaluate_render(args: argparse.Namespace) -> int:
+    from ostinato.events.console import print_json, print_table
+
+    from .evaluate import evaluate_render
+
+    request = evaluate_request(args)
+    record = evaluate_render(request, on_error=reporter(args))
+    if record["n_pieces"] == 0:
         return 1
-    return module.run_train(args)
+    if args.quiet == 0 or not args.json:
+        rows = [(k, v) for k, v in record.items() if k != "pieces" and v is not None]
+        print_table(f"render quality of {request.engine} against {request.reference}", rows)
+    if args.json:
+        print_json(record)
+    return 1 if record["n_failed"] else 0
+

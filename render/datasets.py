@@ -324,7 +324,8 @@ class Slakh:
                         audio=str(_existing_audio(folder / "stems" / f"{stem}.flac") or "") or None,
                         program=int(info.get("program_num", 0)), is_drum=bool(info.get("is_drum", False)),
                     ))
-            yield RecordedPair(key=_key(root, midi), midi=str(midi), audio=str(mix), layout=self.name, parts=tuple(parts))
+            yield RecordedPair(key=_key(root, midi), midi=str(midi), audio=str(mix), layout=self.name,
+                               parts=tuple(parts))
 
     def read_notes(self, pair: RecordedPair) -> NoteTable:
         _, base = _score_and_table(pair.midi)

@@ -1,7 +1,7 @@
 """Evaluating a renderer: spectral distance to reference audio, speed, and note F1 of a transcription.
 
-    result = evaluate_piece(renderer, table, reference_audio, sample_rate_hz=44100)
-    result.stft_distance, result.realtime_factor
+    request = EvaluateRenderRequest(files=("a.mid",), engine="ddsp", reference="soundfont")
+    record = evaluate_render(request)      # the figures ``ostinato evaluate render`` prints
 
 - ``stft_distance``: :func:`render.spectral.stft_distance` (DESIGN.md "Measuring") between the
   render and the reference (a FluidSynth render of the same notes, or a recording).
@@ -13,18 +13,21 @@
 
 from __future__ import annotations
 
-import argparse
 import logging
+import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-log = logging.getLogger("ostinato")
+from ostinato.events import AUDIO_SUFFIXES
+from ostinato.events.errors import InputError, UsageError
 
 EXTRA_MISSING = ("note F1 needs the optional [eval] extra: pip install 'ostinato[eval]' "
                  "(basic-pitch --no-deps, onnxruntime, mir_eval); or pass --no-f1")
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
+SOUNDFONT_REFERENCE = "soundfont"
 
 
 @dataclass
@@ -83,9 +86,13 @@ def note_f1(reference, estimated, *, onset_tolerance_s: float = 0.05, with_offse
     return float(f1)
 
 
-def _basic_pitch():
-    """basic-pitch's ``predict`` and its ONNX model path (its import warns about every backend it
-    lacks, TensorFlow included: silenced, as only onnxruntime is used)."""
+def basic_pitch():
+    """basic-pitch's ``predict`` and ``Model`` and its ONNX model path (its import warns about every
+    backend it lacks, TensorFlow included: silenced, as only onnxruntime is used).
+
+    Raises:
+        RuntimeError: the ``[eval]`` extra is missing (the message says how to install it).
+    """
     previous = logging.root.manager.disable
     logging.disable(logging.WARNING)
     try:
@@ -101,12 +108,46 @@ def _basic_pitch():
     return predict, Model, ICASSP_2022_MODEL_PATH
 
 
-_MODEL: dict = {}
+def check_eval_extra() -> None:
+    """Raise RuntimeError(:data:`EXTRA_MISSING`) unless note F1 can be measured (mir_eval, basic-pitch, onnxruntime)."""
+    try:
+        import mir_eval  # noqa: F401
+    except ImportError:
+        raise RuntimeError(EXTRA_MISSING) from None
+    basic_pitch()
+
+
+class Transcriber:
+    """basic-pitch's ONNX model, loaded once, transcribing any number of renders (see :func:`transcribe`)."""
+
+    def __init__(self):
+        self.predict, model_class, model_path = basic_pitch()
+        self.model = model_class(model_path)
+
+    def __call__(self, audio: np.ndarray, sample_rate_hz: int) -> tuple[np.ndarray, np.ndarray]:
+        import contextlib
+        import io
+        import tempfile
+
+        from .audio_io import write_audio
+
+        mono = np.asarray(audio, np.float32)
+        mono = mono.mean(0) if mono.ndim == 2 else mono
+        with tempfile.TemporaryDirectory(prefix="ostinato-transcribe-") as tmp:
+            path = os.path.join(tmp, "audio.wav")
+            write_audio(mono, sample_rate_hz, path)
+            with contextlib.redirect_stdout(io.StringIO()):   # it prints "Predicting MIDI for ..."
+                _, _, notes = self.predict(path, self.model)
+        notes = sorted(notes, key=lambda e: (e[0], e[2]))
+        if not notes:
+            return np.zeros((0, 2)), np.zeros(0)
+        return np.array([[e[0], e[1]] for e in notes], np.float64), np.array([e[2] for e in notes], np.float64)
 
 
 def transcribe(audio: np.ndarray, sample_rate_hz: int) -> tuple[np.ndarray, np.ndarray]:
     """Notes of ``audio`` ([n_channels, n_samples] or [n_samples]) by basic-pitch's ONNX model
     (basic-pitch's default thresholds; the audio is mixed to mono and resampled to 22050 Hz by it).
+    For many renders, make one :class:`Transcriber` and call it instead (the model loads once).
 
     Returns:
         ``(intervals_s [n, 2], pitches_midi [n])``, sorted by onset.
@@ -114,141 +155,162 @@ def transcribe(audio: np.ndarray, sample_rate_hz: int) -> tuple[np.ndarray, np.n
     Raises:
         RuntimeError: the ``[eval]`` extra is missing (the message says how to install it).
     """
-    import contextlib
-    import io
-    import os
-    import tempfile
-
-    from .audio_io import write_audio
-
-    predict, Model, model_path = _basic_pitch()
-    if "model" not in _MODEL:
-        _MODEL["model"] = Model(model_path)
-    mono = np.asarray(audio, np.float32)
-    mono = mono.mean(0) if mono.ndim == 2 else mono
-    with tempfile.TemporaryDirectory(prefix="ostinato-transcribe-") as tmp:
-        path = os.path.join(tmp, "audio.wav")
-        write_audio(mono, sample_rate_hz, path)
-        with contextlib.redirect_stdout(io.StringIO()):   # it prints "Predicting MIDI for ..."
-            _, _, events = predict(path, _MODEL["model"])
-    events = sorted(events, key=lambda e: (e[0], e[2]))
-    if not events:
-        return np.zeros((0, 2)), np.zeros(0)
-    return (np.array([[e[0], e[1]] for e in events], np.float64), np.array([e[2] for e in events], np.float64))
+    return Transcriber()(audio, sample_rate_hz)
 
 
-# ---------------------------------------------------------------------------- the command
-def add_render_parser(what, common: argparse.ArgumentParser) -> None:
-    """Add ``evaluate render``."""
-    p = what.add_parser(
-        "render", parents=[common], help="spectral distance, speed and note F1 of a renderer",
-        description="Render MIDI files with an engine and measure the multi-resolution STFT distance to reference "
-                    "audio (a FluidSynth render of the same notes, or the files of the same name in a folder), "
-                    "the real-time factor, and the note F1 of a basic-pitch transcription of the render against "
-                    "the input notes (the optional [eval] extra).")
-    p.add_argument("files", nargs="+", metavar="FILES", help="MIDI/ABC/MusicXML files")
-    p.add_argument("--engine", required=True, help="ddsp, soundfont, ...")
-    p.add_argument("--model", metavar="DIR", help="the engine's model folder (ddsp)")
-    p.add_argument("--soundfont", metavar="SF2", help="the SoundFont of the soundfont engine")
-    p.add_argument("--reference", required=True, metavar="soundfont|DIR",
-                   help="'soundfont' (render the same notes with FluidSynth's default SoundFont), "
-                        "'soundfont:PATH.sf2', or a folder of audio files named like the inputs")
-    p.add_argument("--sample-rate", type=int, default=44100, metavar="HZ")
-    p.add_argument("--no-f1", action="store_true", help="skip the transcription (no [eval] extra needed)")
-    p.add_argument("--json", action="store_true", help="one JSON object on the last line of stdout")
-    p.set_defaults(run=run_render_eval)
+# ---------------------------------------------------------------------------- the request
+@dataclass(frozen=True)
+class EvaluateRenderRequest:
+    """What ``ostinato evaluate render`` measures (validated: a bad value is a :class:`UsageError`).
+
+    Attributes:
+        files: MIDI/ABC/MusicXML files to render.
+        engine: the engine measured; model: its model folder (ddsp, wavenet); soundfont: its
+            SoundFont (soundfont engine).
+        reference: ``"soundfont"`` (FluidSynth's default SoundFont renders the same notes),
+            ``"soundfont:PATH.sf2"``, or a folder of audio files named like the inputs.
+        sample_rate_hz: the rate of the renders (and of the reference audio).
+        measure_note_f1: also transcribe each render and measure its note F1 (the ``[eval]`` extra).
+    """
+
+    files: tuple[str, ...]
+    engine: str
+    reference: str
+    model: str | None = None
+    soundfont: str | None = None
+    sample_rate_hz: int = 44100
+    measure_note_f1: bool = True
+
+    def __post_init__(self) -> None:
+        from .base import ENGINES, check_sample_rate
+
+        object.__setattr__(self, "files", tuple(os.fspath(f) for f in self.files))
+
+        def usage(problem: str) -> UsageError:
+            return UsageError("evaluate render", problem)
+
+        if self.engine not in ENGINES:
+            raise usage(f"unknown engine {self.engine!r} (choose {', '.join(sorted(ENGINES))})")
+        if self.soundfont and self.engine != "soundfont":
+            raise usage("--soundfont needs --engine soundfont")
+        if self.model and self.engine == "soundfont":
+            raise usage("--model is for the ddsp/wavenet engines")
+        try:
+            check_sample_rate(self.sample_rate_hz)
+        except ValueError as exc:
+            raise usage(str(exc)) from None
+        if not (self.reference == SOUNDFONT_REFERENCE or self.reference.startswith(SOUNDFONT_REFERENCE + ":")
+                or Path(self.reference).is_dir()):
+            raise usage(f"--reference must be 'soundfont', 'soundfont:PATH' or a folder of audio files, "
+                        f"got {self.reference!r}")
+
+    def engine_options(self) -> dict:
+        """The keyword arguments of ``get_renderer(self.engine, ...)``."""
+        options = {}
+        if self.model:
+            options["model"] = self.model
+        if self.soundfont:
+            options["soundfont"] = self.soundfont
+        return options
 
 
-def _reference_audio(reference: str, path, table, sample_rate_hz: int, cache: dict) -> np.ndarray:
-    from pathlib import Path
+class ReferenceAudio:
+    """The reference of each piece: a FluidSynth render of its notes (the renderer built once), or
+    the audio file of the same name in a folder."""
 
-    from ostinato.events.errors import InputError
+    def __init__(self, reference: str, sample_rate_hz: int):
+        self.reference, self.sample_rate_hz = reference, sample_rate_hz
+        self.renderer = None
 
-    if reference == "soundfont" or reference.startswith("soundfont:"):
-        if "renderer" not in cache:
-            from . import get_renderer
+    def __call__(self, path: str, table) -> np.ndarray:
+        """float32 ``[n_channels, n_samples]`` audio of the piece read from ``path`` (as ``table``)."""
+        if self.reference == SOUNDFONT_REFERENCE or self.reference.startswith(SOUNDFONT_REFERENCE + ":"):
+            if self.renderer is None:
+                from . import get_renderer
 
-            sf = reference.split(":", 1)[1] if ":" in reference else None
-            cache["renderer"] = get_renderer("soundfont", **({"soundfont": sf} if sf else {}))
-        return cache["renderer"].render(table, sample_rate_hz)
-    folder = Path(reference)
-    if not folder.is_dir():
-        raise InputError(reference, "--reference must be 'soundfont', 'soundfont:PATH' or a folder of audio files")
-    for suffix in AUDIO_SUFFIXES:
-        candidate = folder / (Path(path).stem + suffix)
-        if candidate.is_file():
-            import soundfile
+                sf = self.reference.split(":", 1)[1] if ":" in self.reference else None
+                self.renderer = get_renderer("soundfont", **({"soundfont": sf} if sf else {}))
+            return self.renderer.render(table, self.sample_rate_hz)
+        folder = Path(self.reference)
+        for suffix in AUDIO_SUFFIXES:
+            candidate = folder / (Path(path).stem + suffix)
+            if candidate.is_file():
+                import soundfile
 
-            try:
-                audio, rate = soundfile.read(candidate, dtype="float32", always_2d=True)
-            except Exception as exc:
-                raise InputError(candidate, f"cannot read audio: {exc}") from None
-            if rate != sample_rate_hz:
-                raise InputError(candidate, f"sample rate {rate} Hz, but the render is at {sample_rate_hz} Hz "
-                                            f"(pass --sample-rate {rate})")
-            return audio.T
-    raise InputError(path, f"no reference audio {Path(path).stem}{{{','.join(AUDIO_SUFFIXES)}}} in {folder}")
+                try:
+                    audio, rate = soundfile.read(candidate, dtype="float32", always_2d=True)
+                except Exception as exc:
+                    raise InputError(candidate, f"cannot read audio: {exc}") from None
+                if rate != self.sample_rate_hz:
+                    raise InputError(candidate, f"sample rate {rate} Hz, but the render is at {self.sample_rate_hz} "
+                                                f"Hz (pass --sample-rate {rate})")
+                return audio.T
+        raise InputError(path, f"no reference audio {Path(path).stem}{{{','.join(AUDIO_SUFFIXES)}}} in {folder}")
+
+    def close(self) -> None:
+        if self.renderer is not None:
+            self.renderer.close()
+            self.renderer = None
 
 
-def run_render_eval(args: argparse.Namespace) -> int:
+def evaluate_render(request: EvaluateRenderRequest, *,
+                    on_error: Callable[[str, Exception], None] | None = None) -> dict:
+    """Render every file, measure it against its reference; the record ``evaluate render`` prints.
+
+    The record: ``engine``, ``reference``, ``n_pieces`` (measured), ``n_failed``, the means of
+    ``stft_distance``, ``note_f1`` and ``note_f1_offset`` (None without ``measure_note_f1``, or when no piece
+    was measured), ``realtime_factor`` (all audio over all render time) and ``pieces`` (each one's figures).
+
+    Args:
+        on_error: called with (file, exception) for a file that fails; it is counted in ``n_failed``
+            and the others go on (raised without one).
+    Raises:
+        events.InputError: note F1 was asked for without the ``[eval]`` extra (checked before the
+            renderer loads), or the engine's model cannot be loaded.
+    """
     from ostinato import events
-    from ostinato.events.console import print_json, print_table
-    from ostinato.events.errors import InputError, report
 
     from . import get_renderer
     from .spectral import stft_distance
 
-    if not args.no_f1:
+    if request.measure_note_f1:
         try:
-            import mir_eval  # noqa: F401
-
-            _basic_pitch()
-        except (ImportError, RuntimeError):
+            check_eval_extra()
+        except RuntimeError:
             raise InputError("evaluate render", EXTRA_MISSING) from None
-    options = {}
-    if args.model:
-        options["model"] = args.model
-    if args.soundfont:
-        options["soundfont"] = args.soundfont
-    try:
-        renderer = get_renderer(args.engine, **options)
-    except (ValueError, TypeError) as exc:
-        raise InputError("--engine", str(exc)) from None
-    results, failed, cache = [], 0, {}
-    rate = args.sample_rate
+    renderer = get_renderer(request.engine, **request.engine_options())
+    transcriber = Transcriber() if request.measure_note_f1 else None
+    reference = ReferenceAudio(request.reference, request.sample_rate_hz)
+    results, failed, rate = [], 0, request.sample_rate_hz
     with renderer:
-        for path in args.files:
+        for path in request.files:
             try:
                 table = events.read(path)
                 audio, seconds = timed_render(renderer, table, rate)
-                reference = _reference_audio(args.reference, path, table, rate, cache)
-                result = RenderResult(str(path), stft_distance(audio, reference),
+                result = RenderResult(str(path), stft_distance(audio, reference(path, table)),
                                       realtime_factor(audio.shape[-1], rate, seconds), audio.shape[-1] / rate, seconds)
-                if not args.no_f1:
-                    estimated = transcribe(audio, rate)
+                if transcriber is not None:
+                    estimated = transcriber(audio, rate)
                     result.note_f1 = note_f1(table, estimated)
                     result.note_f1_offset = note_f1(table, estimated, with_offsets=True)
                 results.append(result)
             except Exception as exc:  # a batch survives a bad file
+                if on_error is None:
+                    raise
                 failed += 1
-                report(exc, debug=args.debug, source=str(path))
-    if "renderer" in cache:
-        cache["renderer"].close()
-    if not results:
-        return 1
-    audio_s = sum(r.audio_s for r in results)
-    record = {
-        "engine": args.engine, "reference": args.reference, "n_pieces": len(results), "n_failed": failed,
-        "stft_distance": float(np.mean([r.stft_distance for r in results])),
-        "realtime_factor": audio_s / max(sum(r.render_s for r in results), 1e-9),
-        "note_f1": None if args.no_f1 else float(np.mean([r.note_f1 for r in results])),
-        "note_f1_offset": None if args.no_f1 else float(np.mean([r.note_f1_offset for r in results])),
+                on_error(str(path), exc)
+    reference.close()
+
+    def mean(values) -> float | None:
+        return float(np.mean(values)) if results else None
+
+    return {
+        "engine": request.engine, "reference": request.reference, "n_pieces": len(results), "n_failed": failed,
+        "stft_distance": mean([r.stft_distance for r in results]),
+        "realtime_factor": (sum(r.audio_s for r in results) / max(sum(r.render_s for r in results), 1e-9)
+                            if results else None),
+        "note_f1": mean([r.note_f1 for r in results]) if request.measure_note_f1 else None,
+        "note_f1_offset": mean([r.note_f1_offset for r in results]) if request.measure_note_f1 else None,
         "pieces": [{"path": r.key, "stft_distance": r.stft_distance, "realtime_factor": r.realtime_factor,
                     "note_f1": r.note_f1, "note_f1_offset": r.note_f1_offset} for r in results],
     }
-    if args.quiet == 0 or not args.json:
-        rows = [(k, v) for k, v in record.items() if k != "pieces" and v is not None]
-        print_table(f"render quality of {args.engine} against {args.reference}", rows)
-    if args.json:
-        print_json(record)
-    return 1 if failed else 0

@@ -233,7 +233,8 @@ class PairSource:
 
 
 def load_pairs(source: PairSource, sample_rate_hz: int, *, progress: bool = True,
-               on_error: Callable[[str, Exception], None] | None = None) -> tuple[list[TrainingPair], list[TrainingPair]]:
+               on_error: Callable[[str, Exception], None] | None = None
+               ) -> tuple[list[TrainingPair], list[TrainingPair]]:
     """(training pairs, held-out pairs) of ``source`` at ``sample_rate_hz``.
 
     Args:

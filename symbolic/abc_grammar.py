@@ -63,8 +63,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .abc_normalise import DURATIONS, KEYS, METERS, PITCHES, UNITS
-from .abc_tokens import BAR_BUCKETS, AbcTokenizer, bar_bucket
+from ostinato.events.theory import BROKEN_RHYTHM, LETTERS, bar_length
+
+from .abc_normalise import BAR_BUCKETS, DURATIONS, KEYS, METERS, PITCHES, UNITS, bar_bucket
 
 __all__ = ["GRID_TICKS", "MAX_CHORD_NOTES", "MAX_SLURS", "TICKS_PER_UNIT", "AbcGrammar", "clear_caches",
            "tuplet_ratio"]
@@ -83,10 +84,6 @@ _AFTER_EL = frozenset((NOTE, REST, CHORD_END, EL_DONE, SLUR_CLOSED))
 _DUR_OK = frozenset((NOTE, REST, CHORD_END))
 _BAR_START = frozenset((START, LEAD, BAR, FIELD, ENDING))
 _ELEMENT_CTX = _BAR_START | _AFTER_EL | {TIE, BROKEN, SLUR_OPEN, TUPLET, GRACE_END}
-_BROKEN_FACTORS = {">": (Fraction(3, 2), Fraction(1, 2)), ">>": (Fraction(7, 4), Fraction(1, 4)),
-                   ">>>": (Fraction(15, 8), Fraction(1, 8)), "<": (Fraction(1, 2), Fraction(3, 2)),
-                   "<<": (Fraction(1, 4), Fraction(7, 4)), "<<<": (Fraction(1, 8), Fraction(15, 8))}
-_LETTERS = "CDEFGAB"
 _FIELD_BIT = {"M": 1, "L": 2, "K": 4}
 _COMPOUND = frozenset((6, 9, 12, 15))
 
@@ -144,10 +141,10 @@ def tuplet_ratio(p: int, meter: str) -> Fraction:
 
 def _bar_ticks(meter: str, unit: str) -> int:
     """Ticks in one bar (0 for free meter)."""
-    value = AbcTokenizer.meter_value("M:" + meter)
+    value = bar_length(meter)
     if value is None:
         return 0
-    units = value / AbcTokenizer.unit_value("L:" + unit) * TICKS_PER_UNIT
+    units = value / Fraction(unit) * TICKS_PER_UNIT
     if units.denominator != 1:
         raise AssertionError(f"bar of M:{meter} L:{unit} off the tick grid")  # never: units >= 1/64
     return int(units)
@@ -238,7 +235,7 @@ class AbcGrammar:
     """The ABC grammar mask (see the module docstring).
 
     Args:
-        tokenizer: the :class:`AbcTokenizer` whose ids the masks are over.
+        tokenizer: the :class:`symbolic.abc_tokens.AbcTokenizer` whose ids the masks are over.
         meter, unit, key: requested header values (``"6/8"`` or ``"M:6/8"``, ``"1/8"``, ``"Ador"``), or None.
         bars: the exact number of bars, or None.
         sections: ``(n_sections, bars_per_section)``: that many bars, a section bar line after each section.
@@ -252,7 +249,7 @@ class AbcGrammar:
             ``max_tokens`` (the message names the parameter).
     """
 
-    def __init__(self, tokenizer: AbcTokenizer, *, meter: str | None = None, unit: str | None = None,
+    def __init__(self, tokenizer, *, meter: str | None = None, unit: str | None = None,
                  key: str | None = None, bars: int | None = None, sections: tuple[int, int] | None = None,
                  max_tokens: int = 512, strict_bars: bool = True, final_bar_line: bool = True) -> None:
         self.tok = tokenizer
@@ -304,9 +301,9 @@ class AbcGrammar:
             for i in range(start, stop):
                 kind[i] = name
         self.kind = kind
-        self.pitch_letter = {ids[p]: _LETTERS.index(p[0].upper()) for p in PITCHES}
-        self.letter_pitch = [ids[letter.lower()] for letter in _LETTERS]  # representative pitch per letter
-        self.letter_ids = [np.array([ids[p] for p in PITCHES if p[0].upper() == letter]) for letter in _LETTERS]
+        self.pitch_letter = {ids[p]: LETTERS.index(p[0].upper()) for p in PITCHES}
+        self.letter_pitch = [ids[letter.lower()] for letter in LETTERS]  # representative pitch per letter
+        self.letter_ids = [np.array([ids[p] for p in PITCHES if p[0].upper() == letter]) for letter in LETTERS]
         self.acc_ids = np.arange(*self.tok.blocks["accidental"])
         self.pitch_ids = np.arange(*self.tok.blocks["pitch"])
         self.dur_id = {n: ids[t] for t, n in _DUR_N.items()}
@@ -428,7 +425,7 @@ class AbcGrammar:
                 marked |= bit
             elif marked & bit:
                 raise ValueError(f"token {self.vocab[token_id]!r} not allowed: "
-                                 f"{_LETTERS[self.pitch_letter[token_id]]} had an accidental earlier in the bar "
+                                 f"{LETTERS[self.pitch_letter[token_id]]} had an accidental earlier in the bar "
                                  "(write one)")
         elif kind in ("bar", "ending"):
             marked = 0
@@ -867,7 +864,7 @@ class AbcGrammar:
     @functools.cache
     def _tuplet_limit(unit: str) -> int:
         """The longest note (1/32 units) music21 reads inside a tuplet: 24 whole notes."""
-        return int(24 / AbcTokenizer.unit_value("L:" + unit) * 32)
+        return int(24 / Fraction(unit) * 32)
 
     @staticmethod
     def _tuplet_feasible(k: _Key, rem: int, pos: int, g1: int) -> bool:
@@ -1097,7 +1094,7 @@ class AbcGrammar:
             raise _Bad("no chains of broken rhythm")
         if k.tup is not None:
             raise _Bad("no broken rhythm inside a tuplet")
-        left, right = _BROKEN_FACTORS[token]
+        left, right = BROKEN_RHYTHM[token]
         if not k.bar:
             return k._replace(ctx=BROKEN, brk=1, el_start=0, el_unit=0)
         pos = k.el_start + (k.pos - k.el_start) * left.numerator // left.denominator  # exact: lengths are

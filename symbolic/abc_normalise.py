@@ -62,21 +62,30 @@ import functools
 import re
 from fractions import Fraction
 
-__all__ = ["BARS", "DURATIONS", "ENDINGS", "KEYS", "KEY_MODES", "METERS", "PITCHES", "SECTION_BARS", "UNITS",
-           "AbcNotAccepted", "duration_text", "key_sharps", "music21_misreads", "normalise_abc", "render_tokens"]
+from ostinato.events.theory import (
+    ABC_MODE_SUFFIX,
+    LETTERS,
+    MODE_SHARPS,
+    key_alterations,
+    major_sharps,
+    mode_name,
+    split_key,
+)
+
+__all__ = ["BARS", "BAR_BUCKETS", "DURATIONS", "ENDINGS", "KEYS", "KEY_MODES", "METERS", "PITCHES", "SECTION_BARS",
+           "UNITS", "AbcNotAccepted", "bar_bucket", "duration_text", "key_sharps", "music21_misreads", "normalise_abc",
+           "render_tokens"]
 
 
 class AbcNotAccepted(ValueError):
     """A tune the normaliser cannot represent; ``str(exc)`` is a short reason."""
 
 
-# Modes the vocabulary carries: canonical suffix -> sharps relative to the tonic's major key.
-KEY_MODES = {"": 0, "m": -3, "mix": -1, "dor": -2, "phr": -4, "lyd": 1}
-_MODE_ALIASES = {"": "", "maj": "", "ion": "", "m": "m", "min": "m", "aeo": "m", "mix": "mix", "dor": "dor",
-                 "phr": "phr", "lyd": "lyd"}
+# Modes the vocabulary carries: canonical suffix -> sharps relative to the tonic's major key
+# ({"": 0, "m": -3, "mix": -1, "dor": -2, "phr": -4, "lyd": 1}; no locrian: music21 misreads it).
+KEY_MODES = {ABC_MODE_SUFFIX[mode]: MODE_SHARPS[mode]
+             for mode in ("major", "minor", "mixolydian", "dorian", "phrygian", "lydian")}
 _CLEF_WORDS = frozenset(("bass", "treble", "alto", "tenor", "perc", "none"))
-_MAJOR_SHARPS = {"C": 0, "G": 1, "D": 2, "A": 3, "E": 4, "B": 5, "F": -1}
-_SHARP_ORDER = "FCGDAEB"
 ACCIDENTAL_ALTER = {"^^": 2, "^": 1, "=": 0, "_": -1, "__": -2}
 _ALTER_TEXT = {v: k for k, v in ACCIDENTAL_ALTER.items()}
 SECTION_BARS = ("||", "|]", ":|")
@@ -133,16 +142,7 @@ def duration_text(length: Fraction) -> str:
 def key_sharps(key: str) -> int:
     """Sharps (negative: flats) of a canonical key text such as ``Ador`` or ``F#m``."""
     tonic, mode = (key[:2], key[2:]) if len(key) > 1 and key[1] in "#b" else (key[:1], key[1:])
-    sharps = _MAJOR_SHARPS[tonic[0]] + (7 if tonic[1:] == "#" else -7 if tonic[1:] == "b" else 0)
-    return sharps + KEY_MODES[mode]
-
-
-def _signature(sharps: int) -> dict[str, int]:
-    """Letter (upper case) -> alteration given by a key signature of ``sharps``."""
-    out = dict.fromkeys("ABCDEFG", 0)
-    for letter in (_SHARP_ORDER[:sharps] if sharps > 0 else _SHARP_ORDER[::-1][:-sharps]):
-        out[letter] = 1 if sharps > 0 else -1
-    return out
+    return major_sharps(tonic) + KEY_MODES[mode]
 
 
 # The closed sets the tokenizer's vocabulary is made of (a tune using anything else is rejected).
@@ -151,8 +151,26 @@ PITCHES: list[str] = _pitches()
 _PITCH_SET = frozenset(PITCHES)
 METERS: list[str] = ["none", "C", "C|"] + [f"{n}/{d}" for d in (1, 2, 4, 8, 16) for n in range(1, 17)]
 UNITS: list[str] = ["1/1", "1/2", "1/4", "1/8", "1/16", "1/32", "1/64"]
-KEYS: list[str] = [t + a + m for m in KEY_MODES for t in "CDEFGAB" for a in ("", "#", "b")
-                   if -7 <= _MAJOR_SHARPS[t] + (7 if a == "#" else -7 if a == "b" else 0) + KEY_MODES[m] <= 7]
+KEYS: list[str] = [t + a + m for m in KEY_MODES for t in LETTERS for a in ("", "#", "b")
+                   if -7 <= key_sharps(t + a + m) <= 7]
+# Buckets of the length control: (first, last) number of bars; the last is open-ended.
+BAR_BUCKETS: tuple[tuple[int, int | None], ...] = (
+    (1, 4), (5, 8), (9, 12), (13, 16), (17, 20), (21, 24), (25, 32), (33, 40), (41, 48), (49, 64), (65, 96),
+    (97, 128), (129, None),
+)
+
+
+def bucket_token(first: int, last: int | None) -> str:
+    """The length control token of the bucket ``(first, last)`` (``<bars:17-20>``, ``<bars:129+>``)."""
+    return f"<bars:{first}+>" if last is None else f"<bars:{first}-{last}>"
+
+
+def bar_bucket(n_bars: int) -> str:
+    """The length control token for ``n_bars`` bars (``<bars:17-20>``)."""
+    for first, last in BAR_BUCKETS:
+        if n_bars >= first and (last is None or n_bars <= last):
+            return bucket_token(first, last)
+    raise ValueError(f"n_bars must be at least 1, got {n_bars}")
 
 
 def _strip_comment(value: str) -> str:
@@ -177,19 +195,22 @@ def _parse_unit(value: str) -> str:
 
 
 def _parse_key(value: str) -> str:
+    """The canonical key text (tonic + one of KEY_MODES' suffixes) of a ``K:`` value."""
     value = _strip_comment(value)
-    m = re.fullmatch(r"([A-G])([#b]?)\s*([A-Za-z]*)(.*)", value)
-    if not m:
+    parts = split_key(value)
+    if parts is None or not value[0].isupper():
         raise AbcNotAccepted(f"key K:{value or '(empty)'} not supported")
-    tonic, word, rest = m.group(1) + m.group(2), m.group(3), m.group(4).split()
-    mode = _MODE_ALIASES.get(word.lower()[:3] if len(word) > 1 else word.lower())
-    if mode is None and word.lower() in _CLEF_WORDS:
-        rest, mode = [word, *rest], ""
-    if mode is None:
+    tonic, word, rest = parts[0], parts[1], parts[2].split()
+    suffix = ABC_MODE_SUFFIX.get(mode_name(word))
+    if suffix not in KEY_MODES:
+        suffix = None
+        if word.lower() in _CLEF_WORDS:
+            rest, suffix = [word, *rest], ""
+    if suffix is None:
         raise AbcNotAccepted(f"key mode {word!r} not supported")
     if rest:  # music21 moves notes an octave for some (bass, -8va) and not for others
         raise AbcNotAccepted(f"key modifier {rest[0]!r} not supported (clef, octave or explicit accidentals)")
-    key = tonic + mode
+    key = tonic + suffix
     if not -7 <= key_sharps(key) <= 7:
         raise AbcNotAccepted(f"key K:{key} has more than 7 sharps or flats")
     return key
@@ -432,7 +453,7 @@ def _bar_run(line: str, i: int) -> str:
 
 def _settle_accidentals(items: list, version: bool) -> None:
     """Give every note the alteration the original reading gives it, then decide which to write."""
-    signature = _signature(0)
+    signature = key_alterations(0)
     carried: dict[str, int] = {}  # letter -> alteration carried in this bar (music21, ABC 2.x)
     marked: set[str] = set()  # letters with any written accidental in this bar (output)
     tie_from: _Note | None = None
@@ -442,7 +463,7 @@ def _settle_accidentals(items: list, version: bool) -> None:
     for item in items:
         if isinstance(item, str):
             if item.startswith("K:"):
-                signature = _signature(key_sharps(item[2:]))
+                signature = key_alterations(key_sharps(item[2:]))
             elif item in BARS or item in ENDINGS:
                 carried, marked = {}, set()
                 crossed_bar = True

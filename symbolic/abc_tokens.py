@@ -19,8 +19,11 @@ segments holding at least one note or rest, as written, repeats not played out) 
 bucket ``BAR_BUCKETS`` names. ``decode`` drops it (the text implies it).
 
 ``decode(encode(t, normalised=True)) == t`` for every normalised text ``t``. Bits per
-character are computed on ``len(normalised_text)`` (:meth:`AbcTokenizer.n_chars`): the trainer
-divides the total nats by ln 2 and by the characters of the normalised texts.
+character are computed on ``len(normalised_text)`` (:meth:`AbcTokenizer.count_units`): the
+trainer divides the total nats by ln 2 and by the characters of the normalised texts.
+
+:class:`AbcTokenizer` is the ABC implementation of :class:`symbolic.tokenizers.Tokenizer`: its
+controls are :class:`AbcControls` and its grammar :class:`symbolic.abc_grammar.AbcGrammar`.
 """
 
 from __future__ import annotations
@@ -28,12 +31,17 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass
 from fractions import Fraction
 
 from ostinato.events.atomic import write_text_atomic
 from ostinato.events.errors import InputError
+from ostinato.events.table import NoteTable
+from ostinato.events.theory import bar_length
 
 from .abc_normalise import (
+    BAR_BUCKETS,
     BARS,
     DURATIONS,
     ENDINGS,
@@ -42,27 +50,30 @@ from .abc_normalise import (
     PITCHES,
     UNITS,
     AbcNotAccepted,
+    bar_bucket,
+    bucket_token,
     normalise_abc,
     render_tokens,
 )
 
-__all__ = ["BAR_BUCKETS", "AbcNotAccepted", "AbcTokenizer", "bar_bucket", "count_bars"]
-
-# Buckets of the length control: (first, last) number of bars; the last is open-ended.
-BAR_BUCKETS: tuple[tuple[int, int | None], ...] = (
-    (1, 4), (5, 8), (9, 12), (13, 16), (17, 20), (21, 24), (25, 32), (33, 40), (41, 48), (49, 64), (65, 96),
-    (97, 128), (129, None),
-)
+__all__ = ["BAR_BUCKETS", "AbcControls", "AbcNotAccepted", "AbcTokenizer", "bar_bucket", "count_bars"]
 
 
-def _bucket_token(first: int, last: int | None) -> str:
-    return f"<bars:{first}+>" if last is None else f"<bars:{first}-{last}>"
+@dataclass(frozen=True)
+class AbcControls:
+    """Controls of an ABC tune (None: the model chooses). ``key`` as in ABC (``"G"``, ``"Ador"``)."""
+
+    key: str | None = None
+    meter: str | None = None
+    unit: str | None = None
+    bars: int | None = None
+    sections: tuple[int, int] | None = None   # (sections, bars per section)
 
 
 def _blocks() -> list[tuple[str, list[str]]]:
     return [
         ("special", ["<pad>", "<bos>", "<eos>"]),
-        ("length", [_bucket_token(first, last) for first, last in BAR_BUCKETS]),
+        ("length", [bucket_token(first, last) for first, last in BAR_BUCKETS]),
         ("meter", [f"M:{m}" for m in METERS]),
         ("unit", [f"L:{u}" for u in UNITS]),
         ("key", [f"K:{k}" for k in KEYS]),
@@ -102,19 +113,13 @@ def count_bars(tokens: list[str]) -> int:
     return bars + content
 
 
-def bar_bucket(n_bars: int) -> str:
-    """The length control token for ``n_bars`` bars (``<bars:17-20>``)."""
-    for first, last in BAR_BUCKETS:
-        if n_bars >= first and (last is None or n_bars <= last):
-            return _bucket_token(first, last)
-    raise ValueError(f"n_bars must be at least 1, got {n_bars}")
-
-
 class AbcTokenizer:
     """Normalised ABC text <-> token ids over a closed vocabulary (see the module docstring).
 
     Attributes:
         kind: ``"abc"``.
+        unit: ``"char"``: likelihood is given in bits per character of normalised text.
+        file_format: ``"abc"``: composed tunes are written as their own text.
         VERSION: the vocabulary's version; saved files carry it.
         vocab: token strings, the id is the index.
         blocks: block name -> ``(start, stop)`` ids, stop exclusive.
@@ -122,6 +127,8 @@ class AbcTokenizer:
     """
 
     kind = "abc"
+    unit = "char"
+    file_format = "abc"
     VERSION = 1
 
     def __init__(self) -> None:
@@ -154,6 +161,10 @@ class AbcTokenizer:
     def n_chars(normalised_text: str) -> int:
         """Characters bits-per-character is measured on: ``len(normalised_text)``."""
         return len(normalised_text)
+
+    def count_units(self, ids: Sequence[int]) -> int:
+        """Characters of the normalised text ``ids`` encode (``len(decode(ids))``): the unit of bits per character."""
+        return len(self.decode(ids))
 
     def tokenize(self, normalised_text: str) -> list[str]:
         """The tokens of a normalised tune: ``M: L: K:`` header, length control, body (no bos/eos).
@@ -208,6 +219,79 @@ class AbcTokenizer:
             tokens.append(self.vocab[i])
         return render_tokens(tokens)
 
+    def decode_text(self, ids: Sequence[int]) -> str:
+        """The tune ``ids`` encode, as normalised ABC text (what :meth:`decode` gives)."""
+        return self.decode(ids)
+
+    def decode_notes(self, ids: Sequence[int]) -> NoteTable:
+        """The notes of the tune ``ids`` encode (its text read by music21)."""
+        from ostinato.events.abc_read import AbcTune, parse_tune
+
+        return parse_tune(AbcTune(1, self.decode(ids)), "composed.abc")
+
+    def encode_item(self, item, *, max_tokens: int, style: str | None = None,
+                    instruments: str = "keep") -> list[tuple[str, list[int]]]:
+        """``[(item.key, ids)]``: the one training sequence of an :class:`events.sources.Item`, its tune's
+        normalised text. ``max_tokens``, ``style`` and ``instruments`` are for MIDI tokens (a tune is never cut).
+
+        Raises:
+            AbcNotAccepted: the normaliser rejects the tune. InputError: the item cannot be read.
+        """
+        text = self.normalise(item.abc_text())
+        return [(item.key, self.encode(text, normalised=True))]
+
+    # -- controls, grammar, primer ------------------------------------------------------------
+
+    @staticmethod
+    def make_controls(*, key: str | None = None, meter: str | None = None, bars: int | None = None,
+                      unit: str | None = None, sections: tuple[int, int] | None = None, style: str | None = None,
+                      tempo_bpm: float | None = None, instruments: Sequence[int | str] | None = (),
+                      seconds: float | None = None) -> AbcControls:
+        """:class:`AbcControls` of plain control values (None: free). ``style``, ``tempo_bpm``, ``instruments``
+        and ``seconds`` are MIDI controls: an ABC tune has none of them, so they are left out."""
+        return AbcControls(key=key, meter=meter, unit=unit, bars=bars, sections=sections)
+
+    def grammar(self, controls: AbcControls | None = None, *, max_tokens: int):
+        """The :class:`symbolic.abc_grammar.AbcGrammar` that keeps a sample valid and meets ``controls``
+        (strict bars); ValueError (one line, naming the control) when they cannot be met."""
+        return self._grammar(controls, max_tokens, strict_bars=True)
+
+    def primer_grammar(self, controls: AbcControls | None = None, *, max_tokens: int):
+        """The grammar a primer that :meth:`grammar` refuses is continued under: ABC syntax only, since a
+        real tune may have irregular bars."""
+        return self._grammar(controls, max_tokens, strict_bars=False)
+
+    def _grammar(self, controls: AbcControls | None, max_tokens: int, *, strict_bars: bool):
+        from .abc_grammar import AbcGrammar
+
+        c = controls if controls is not None else AbcControls()
+        return AbcGrammar(self, meter=c.meter, unit=c.unit, key=c.key, bars=c.bars, sections=c.sections,
+                          max_tokens=max_tokens, strict_bars=strict_bars)
+
+    def primer(self, path: str | os.PathLike, *, bars: int | None = None,
+               style: str | None = None) -> tuple[AbcControls, list[int]]:
+        """``(controls, prompt ids)`` to continue the first tune of the ABC file ``path`` for ``bars`` more bars
+        (default 8): its header's key, meter and unit, its bars plus ``bars``; the prompt is ``<bos>``, the
+        header, the length control and the body without a final ``|]``. ``style`` is for MIDI tokens.
+
+        Raises:
+            InputError: the file cannot be read. AbcNotAccepted: the normaliser rejects the tune.
+        """
+        from ostinato.events.abc_read import read_abc_text, split_tunes
+
+        tunes = split_tunes(read_abc_text(path))
+        if not tunes:
+            raise InputError(path, "no ABC tune found (no X: or K: line)")
+        tokens = self.tokenize(self.normalise(tunes[0].text))
+        header = {t[:2]: t[2:] for t in tokens[:3]}
+        body = tokens[4:]
+        if body and body[-1] == "|]":   # the tune goes on after the primer
+            body = [*body[:-1], "|"]
+        total = count_bars(body) + (bars or 8)
+        controls = AbcControls(key=header["K:"], meter=header["M:"], unit=header["L:"], bars=total)
+        prompt = [self.bos_id, *(self.token_to_id[t] for t in [*tokens[:3], bar_bucket(total), *body])]
+        return controls, prompt
+
     # -- values the grammar needs -------------------------------------------------------------
 
     def block_of(self, token_id: int) -> str:
@@ -225,13 +309,7 @@ class AbcTokenizer:
     @staticmethod
     def meter_value(token: str) -> Fraction | None:
         """A meter token's bar length in whole notes (``"M:6/8"`` -> 3/4, ``"M:C"`` -> 1); None for ``M:none``."""
-        meter = token.removeprefix("M:")
-        if meter == "none":
-            return None
-        if meter in ("C", "C|"):
-            return Fraction(1)
-        num, den = meter.split("/")
-        return Fraction(int(num), int(den))
+        return bar_length(token.removeprefix("M:"))
 
     @staticmethod
     def unit_value(token: str) -> Fraction:

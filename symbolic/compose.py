@@ -1,42 +1,28 @@
 """Composing: controls and an optional primer in, valid pieces out (ABC text or note tables).
 
-    pieces = compose(model, tokenizer, ComposeRequest(n=4, abc=AbcControls(meter="6/8", bars=16)),
-                     sampling=SamplingConfig(seed=1))
+    controls = tokenizer.make_controls(meter="6/8", key="G", bars=16)   # AbcControls or MidiControls
+    pieces = compose(model, tokenizer, n=4, sampling=SamplingConfig(seed=1), controls=controls)
+    controls, prompt = tokenizer.primer("tune.abc", bars=8)             # continue a piece instead
+    pieces = compose(model, tokenizer, n=4, controls=controls, prompt=prompt)
 
-The grammar of the tokenizer (``symbolic.abc_grammar`` or ``symbolic.midi_grammar``) masks every
-token that would make a piece invalid, and enforces the controls it can (key, meter, unit length,
-bars; instruments, tempo, length). The primer's tokens are the start of every sample.
+Any :class:`symbolic.tokenizers.Tokenizer` works: its grammar (``tokenizer.grammar(controls)``,
+:mod:`symbolic.abc_grammar` or :mod:`symbolic.midi_grammar`) masks every token that would make a
+piece invalid, and enforces the controls it can (key, meter, unit length, bars; instruments, tempo,
+length). The primer's tokens are the start of every sample.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ostinato.events import NoteTable
 
-from .midi_tokens import Controls
+from .abc_tokens import AbcControls
+from .midi_tokens import MidiControls
 from .sample import SamplingConfig, context_of, sample
 
-
-@dataclass(frozen=True)
-class AbcControls:
-    """Controls of an ABC tune (None: the model chooses). ``key`` as in ABC (``"G"``, ``"Ador"``)."""
-
-    key: str | None = None
-    meter: str | None = None
-    unit: str | None = None
-    bars: int | None = None
-    sections: tuple[int, int] | None = None   # (sections, bars per section)
-
-
-@dataclass(frozen=True)
-class MidiControls:
-    """Controls of a MIDI piece: the control prefix plus its length in bars or seconds."""
-
-    controls: Controls = field(default_factory=Controls)
-    bars: int | None = None
-    seconds: float | None = None
+__all__ = ["AbcControls", "Composition", "MidiControls", "check_controls", "compose", "decode"]
 
 
 @dataclass(frozen=True)
@@ -48,61 +34,57 @@ class Composition:
     table: NoteTable
 
 
-def abc_grammar(tokenizer, controls: AbcControls, max_tokens: int, *, strict_bars: bool = True):
-    from .abc_grammar import AbcGrammar
+def check_controls(tokenizer, controls=None, *, max_tokens: int, abc: AbcControls | None = None,
+                   midi: MidiControls | None = None) -> None:
+    """Raise ValueError (one line) when ``controls`` cannot be met by the tokenizer's grammar.
 
-    return AbcGrammar(tokenizer, meter=controls.meter, unit=controls.unit, key=controls.key, bars=controls.bars,
-                      sections=controls.sections, max_tokens=max_tokens, strict_bars=strict_bars)
-
-
-def midi_grammar(tokenizer, controls: MidiControls, max_tokens: int):
-    from .midi_grammar import MidiGrammar
-
-    return MidiGrammar(tokenizer, controls=controls.controls, bars=controls.bars, seconds=controls.seconds,
-                       max_tokens=max_tokens)
+    ``abc=``/``midi=`` are the former names of ``controls`` (the first one given is used).
+    """
+    tokenizer.grammar(_given(controls, abc, midi), max_tokens=max_tokens)
 
 
-def check_controls(tokenizer, *, abc: AbcControls | None = None, midi: MidiControls | None = None,
-                   max_tokens: int) -> None:
-    """Raise ValueError (one line) when the controls cannot be met by this tokenizer's grammar."""
-    if tokenizer.kind == "abc":
-        abc_grammar(tokenizer, abc or AbcControls(), max_tokens)
-    else:
-        midi_grammar(tokenizer, midi or MidiControls(), max_tokens)
-
-
-def compose(model, tokenizer, *, n: int = 1, sampling: SamplingConfig | None = None,
+def compose(model, tokenizer, *, n: int = 1, sampling: SamplingConfig | None = None, controls=None,
             abc: AbcControls | None = None, midi: MidiControls | None = None, prompt: list[int] | None = None,
             on_step: Callable[[int], None] | None = None) -> list[Composition]:
     """Sample ``n`` pieces under the tokenizer's grammar and decode them.
 
-    ``prompt`` (e.g. from :func:`primer_prompt`) replaces the grammar's own forced prefix.
+    Args:
+        controls: the tokenizer's controls (``tokenizer.make_controls(...)``), None: all free.
+            ``abc=``/``midi=`` are its former names.
+        prompt: the start of every sample (e.g. from ``tokenizer.primer(path)``), replacing the
+            grammar's own forced prefix. A primer the controls' grammar refuses is continued under
+            ``tokenizer.primer_grammar`` when the tokenizer has one (ABC: syntax only).
+        on_step: called with the number of new tokens so far.
     """
     sampling = sampling or SamplingConfig()
+    controls = _given(controls, abc, midi)
     max_tokens = min(sampling.max_tokens, context_of(model))
-    if tokenizer.kind == "abc":
-        grammars = [abc_grammar(tokenizer, abc or AbcControls(), max_tokens) for _ in range(n)]
-    else:
-        grammars = [midi_grammar(tokenizer, midi or MidiControls(), max_tokens) for _ in range(n)]
+    grammars = [tokenizer.grammar(controls, max_tokens=max_tokens) for _ in range(n)]
     if prompt is None:
         prompt = list(grammars[0].prefix_ids())
     else:
-        grammars = _fitting(grammars, prompt, tokenizer, abc, max_tokens)
+        grammars = _fitting(grammars, prompt, tokenizer, controls, max_tokens)
     ids = sample(model, prompt=prompt, n=n, config=sampling, grammars=grammars, eos_id=tokenizer.eos_id,
                  pad_id=tokenizer.pad_id, on_step=on_step)
     return [decode(tokenizer, seq) for seq in ids]
 
 
-def _fitting(grammars: list, prompt: list[int], tokenizer, abc: AbcControls | None, max_tokens: int) -> list:
+def _given(*candidates):
+    """The first of ``candidates`` that is not None (or None)."""
+    return next((c for c in candidates if c is not None), None)
+
+
+def _fitting(grammars: list, prompt: list[int], tokenizer, controls, max_tokens: int) -> list:
     """Grammars that accept the primer's tokens: a real ABC primer may have irregular bars, so
-    its tune is then continued with syntax rules only. Raises ValueError when nothing fits."""
+    its tune is then continued under the tokenizer's primer grammar. Raises ValueError when nothing fits."""
     try:
         _advance_all(grammars[0], prompt)
         return grammars
     except ValueError as exc:
-        if tokenizer.kind != "abc":
+        first = tokenizer.primer_grammar(controls, max_tokens=max_tokens)
+        if first is None:
             raise ValueError(f"the primer does not fit the requested controls: {exc}") from None
-    loose = [abc_grammar(tokenizer, abc or AbcControls(), max_tokens, strict_bars=False) for _ in grammars]
+    loose = [first, *(tokenizer.primer_grammar(controls, max_tokens=max_tokens) for _ in grammars[1:])]
     try:
         _advance_all(loose[0], prompt)
     except ValueError as exc:
@@ -119,10 +101,4 @@ def _advance_all(grammar, ids: list[int]):
 
 def decode(tokenizer, ids: list[int]) -> Composition:
     """A finished token sequence as a :class:`Composition` (text and notes for ABC, notes for MIDI)."""
-    if tokenizer.kind == "abc":
-        from ostinato.events.abc_read import AbcTune, parse_tune
-
-        text = tokenizer.decode(ids)
-        return Composition(ids, text, parse_tune(AbcTune(1, text), "composed.abc"))
-    return Composition(ids, None, tokenizer.decode(ids))
-
+    return Composition(ids, tokenizer.decode_text(ids), tokenizer.decode_notes(ids))

@@ -68,23 +68,13 @@ def collection_of(key: str) -> str:
 def tokenize_item(item, tokenizer, *, max_tokens: int, instruments: str = "keep") -> list[TokenizedPiece]:
     """The sequences of one :class:`events.sources.Item` (raises InputError/ValueError if unusable).
 
+    ``tokenizer.encode_item`` makes them (its collection is the style control of MIDI tokens);
     ``instruments="ensemble"`` gives each part a GM program chosen from the piece's key
     (:func:`events.instruments.assign_instruments`), for scores whose parts name none.
     """
-    if tokenizer.kind == "abc":
-        text = tokenizer.normalise(item.abc_text())
-        return [TokenizedPiece(item.key, np.asarray(tokenizer.encode(text, normalised=True), np.int32), len(text))]
-    table = item.read()
-    if len(table) == 0:
-        raise InputError(item.key, "no notes")
-    if instruments == "ensemble":
-        from ostinato.events.instruments import assign_instruments
-
-        table = assign_instruments(table, item.key)
-    style = collection_of(item.key)
-    windows = tokenizer.encode_windows(table, max_tokens=max_tokens, style=style)
-    return [TokenizedPiece(f"{item.key}@{i}", np.asarray(ids, np.int32), tokenizer.count_notes(ids))
-            for i, ids in enumerate(windows)]
+    sequences = tokenizer.encode_item(item, max_tokens=max_tokens, style=collection_of(item.key),
+                                      instruments=instruments)
+    return [TokenizedPiece(key, np.asarray(ids, np.int32), tokenizer.count_units(ids)) for key, ids in sequences]
 
 
 _WORKER: dict = {}
@@ -112,7 +102,7 @@ def tokenize_items(items: list, tokenizer, *, max_tokens: int, instruments: str 
 
     The result is in the order of ``items`` whatever the number of workers.
     """
-    data = TokenData(unit="char" if tokenizer.kind == "abc" else "note")
+    data = TokenData(unit=tokenizer.unit)
     if workers > 1:
         from concurrent.futures import ProcessPoolExecutor
 

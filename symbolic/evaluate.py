@@ -42,6 +42,7 @@ import numpy as np
 
 from ostinato.events import NoteTable
 from ostinato.events.errors import InputError, one_line
+from ostinato.events.theory import BROKEN_RHYTHM, bar_length, mode_name, split_key
 
 FEATURES = ("pitch_class", "pitch_range", "interval", "ioi", "note_length")
 MAX_INTERVAL = 24
@@ -179,11 +180,6 @@ def bad_bars(lengths: list[tuple[Fraction, Fraction | None]]) -> list[int]:
     return bad
 
 
-_BROKEN = {">": (Fraction(3, 2), Fraction(1, 2)), ">>": (Fraction(7, 4), Fraction(1, 4)),
-           ">>>": (Fraction(15, 8), Fraction(1, 8))}
-_BROKEN.update({k.replace(">", "<"): (b, a) for k, (a, b) in list(_BROKEN.items())})
-
-
 def abc_bar_lengths(text: str) -> list[tuple[Fraction, Fraction | None]] | None:
     """``[(length, meter's bar length)]`` in whole notes for each bar of an ABC tune, from the
     tokenizer's normalised form (tuplets as music21 reads them, broken rhythm, chords by their
@@ -223,7 +219,7 @@ def abc_bar_lengths(text: str) -> list[tuple[Fraction, Fraction | None]] | None:
         token = tokens[i]
         if token in BARS:
             if current:
-                bars.append((sum(current, Fraction(0)), tokenizer.meter_value("M:" + meter)))
+                bars.append((sum(current, Fraction(0)), bar_length(meter)))
                 current = []
             i += 1
         elif token[:2] == "M:":
@@ -250,8 +246,8 @@ def abc_bar_lengths(text: str) -> list[tuple[Fraction, Fraction | None]] | None:
         elif token.startswith("(") and token[1:].isdigit():
             tuplet_left, ratio = int(token[1:]), tuplet_ratio(int(token[1:]), meter)
             i += 1
-        elif token in _BROKEN:
-            first, second = _BROKEN[token]
+        elif token in BROKEN_RHYTHM:
+            first, second = BROKEN_RHYTHM[token]
             if current:
                 current[-1] *= first
             next_factor = second
@@ -259,7 +255,7 @@ def abc_bar_lengths(text: str) -> list[tuple[Fraction, Fraction | None]] | None:
         else:   # accidentals, ties, slurs, endings, K: changes
             i += 1
     if current:
-        bars.append((sum(current, Fraction(0)), tokenizer.meter_value("M:" + meter)))
+        bars.append((sum(current, Fraction(0)), bar_length(meter)))
     return bars
 
 
@@ -323,25 +319,19 @@ def _programs(table: NoteTable) -> list:
 
 
 # ---------------------------------------------------------------------------- control adherence
-_MODES = {"": "major", "maj": "major", "major": "major", "ion": "major", "ionian": "major",
-          "m": "minor", "min": "minor", "minor": "minor", "aeo": "minor", "aeolian": "minor"}
-
-
 def normalise_key(text: str | None) -> str | None:
-    """``"G"``, ``"Gmaj"``, ``"G major"`` -> ``"G major"``; ``"Ador"`` -> ``"A dorian"``; None stays None."""
+    """``"G"``, ``"Gmaj"``, ``"G major"`` -> ``"G major"``; ``"Ador"`` -> ``"A dorian"``; None stays None.
+
+    Read by :func:`events.theory.split_key` (what follows the mode word is ignored); a mode word
+    that names no mode is kept in lower case, and text with no tonic is returned stripped.
+    """
     if text is None:
         return None
-    match = re.match(r"\s*([A-Ga-g])([#b]?)\s*([A-Za-z]*)", text)
-    if not match:
+    parts = split_key(text)
+    if parts is None:
         return text.strip()
-    tonic = match.group(1).upper() + match.group(2)
-    mode = match.group(3).lower()
-    if mode in _MODES:
-        return f"{tonic} {_MODES[mode]}"
-    for full in ("dorian", "phrygian", "lydian", "mixolydian", "locrian"):
-        if full.startswith(mode[:3]) and len(mode) >= 3:
-            return f"{tonic} {full}"
-    return f"{tonic} {mode}"
+    tonic, word, _ = parts
+    return f"{tonic} {mode_name(word) or word.lower()}"
 
 
 def normalise_meter(text: str | None) -> str | None:

@@ -1,6 +1,8 @@
 """Constrained decoding for :class:`~symbolic.midi_tokens.MidiTokenizer` (REMI, TSD, MIDILike).
 
-A :class:`MidiGrammar` says, token by token, which ids keep a sequence a valid piece that
+A :class:`MidiGrammar` (``MidiGrammar(tokenizer, ...)`` is the grammar of the tokenizer's scheme:
+:class:`RemiGrammar`, :class:`TsdGrammar` or :class:`MidiLikeGrammar`, each only what its scheme
+does differently) says, token by token, which ids keep a sequence a valid piece that
 decodes: the control prefix ``<bos> Style Key Meter Tempo Inst...`` (forced from the controls,
 or free where a control is ``None``), then miditok's events in the scheme's canonical order
 (the orders miditok's own encoder writes, a subset of ``miditok.tokens_types_graph``), then
@@ -51,9 +53,10 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .midi_tokens import DRUMS, METERS, TEMPO_BUCKETS_BPM, Controls, MidiTokenizer, key_name
+from ostinato.events.instruments import DRUMS
+from ostinato.events.theory import major_minor_key
 
-# Meters of METERS that miditok's default time signatures lack, written as the same bar.
+# Meters of the Meter block that miditok's default time signatures lack, written as the same bar.
 METER_ALIASES = {"2/2": "4/4", "3/2": "6/4"}
 LATER_TEMPO_TOLERANCE = 0.10    # later Tempo tokens: within 10 % of the requested bpm
 MAX_FREE_INSTRUMENTS = 16       # with free instruments, at most this many Inst tokens
@@ -134,7 +137,12 @@ class GrammarState:
 
 
 class MidiGrammar:
-    """The token grammar of a :class:`MidiTokenizer` scheme with controls and a length.
+    """The token grammar of a :class:`~symbolic.midi_tokens.MidiTokenizer` scheme with controls and a length.
+
+    ``MidiGrammar(tokenizer, ...)`` builds the grammar of ``tokenizer.scheme`` (:data:`GRAMMARS`); this
+    base class holds what the schemes share (the control prefix, meters, tempo, the budget), each
+    subclass its body: the masks (:meth:`_body_mask`), how a Program token counts
+    (:meth:`_on_program`) and the fewest tokens to finish (:meth:`_body_cost`).
 
     Args:
         tokenizer: the MIDI tokenizer (REMI, TSD or MIDILike, programs in one stream).
@@ -150,7 +158,18 @@ class MidiGrammar:
     Raises ValueError naming the parameter when a control cannot be written or the budget is too small.
     """
 
-    def __init__(self, tokenizer: MidiTokenizer, *, controls: Controls | None = None, bars: int | None = None,
+    scheme = ""         # the MidiTokenizer scheme a subclass is the grammar of
+    BODY_HEAD = 2       # tokens from the body's start to its first Tempo (TSD/MIDILike: TimeSig Tempo)
+
+    def __new__(cls, *args, **kwargs):
+        if cls is MidiGrammar:   # the grammar of the tokenizer's scheme
+            tokenizer = args[0] if args else kwargs["tokenizer"]
+            if tokenizer.scheme not in GRAMMARS:
+                raise ValueError(f"tokenizer: no grammar for the MIDI token scheme {tokenizer.scheme!r}")
+            cls = GRAMMARS[tokenizer.scheme]
+        return super().__new__(cls)
+
+    def __init__(self, tokenizer, *, controls=None, bars: int | None = None,
                  seconds: float | None = None, max_tokens: int = 1024, allow_changes: bool = False):
         if bars is not None and seconds is not None:
             raise ValueError("bars, seconds: give at most one length")
@@ -162,9 +181,11 @@ class MidiGrammar:
             raise ValueError("allow_changes: meter and tempo changes only go with a free length (no bars or seconds)")
         if not isinstance(max_tokens, int | np.integer) or max_tokens < 1:
             raise ValueError(f"max_tokens: must be a whole number >= 1, got {max_tokens!r}")
+        if tokenizer.scheme != self.scheme:
+            raise ValueError(f"tokenizer: {type(self).__name__} is the grammar of {self.scheme} tokens, not "
+                             f"{tokenizer.scheme}")
         self.tokenizer = tokenizer
-        self.scheme = tokenizer.scheme
-        self.controls = controls if controls is not None else Controls()
+        self.controls = controls if controls is not None else tokenizer.make_controls().controls
         self.bars = None if bars is None else int(bars)
         self.seconds = None if seconds is None else float(seconds)
         self.max_tokens = int(max_tokens)
@@ -220,7 +241,6 @@ class MidiGrammar:
         # MIDILike note-on/off ids by pitch, per drum-ness
         self.noteoff_id = {(False, self.value[i]): i for i in self.ids[K_NOTEOFF]}
         self.noteoff_id.update({(True, self.value[i]): i for i in self.ids[K_DRUMOFF]})
-        self.special_block = tok.blocks["special"]
         self.block_ids = {name: np.arange(*span) for name, span in tok.blocks.items()}
 
     def _index_meters(self) -> None:
@@ -258,7 +278,7 @@ class MidiGrammar:
         # a requested key or style must be one the tokens can write (the training prefixes write
         # unknown ones as Key:none / Style:none)
         if c.key is not None:
-            name = key_name(c.key)
+            name = major_minor_key(c.key)
             if name is None:
                 raise ValueError(f"key: {c.key!r} is not a key (write a tonic and major or minor, e.g. 'D minor', "
                                  f"'Eb major', 'F#m')")
@@ -290,7 +310,9 @@ class MidiGrammar:
             self.forced_insts += (prog,)
         self._prefix = tok.control_ids(c)
         # prefix masks, one per prefix position 1..4
-        meter_block = [tok.token_to_id["Meter:none"]] + [tok.token_to_id[f"Meter:{m}"] for m in METERS
+        meter_texts = {i: tok.vocab[i].removeprefix("Meter:") for i in range(*tok.blocks["meter"])
+                       if tok.vocab[i] != "Meter:none"}
+        meter_block = [tok.token_to_id["Meter:none"]] + [i for i, m in meter_texts.items()
                                                          if self.meter_of(m) is not None]
         free = {1: self.block_ids["style"], 2: self.block_ids["key"], 3: np.array(meter_block),
                 4: self.block_ids["tempo"]}
@@ -303,8 +325,8 @@ class MidiGrammar:
         self.inst_token_program[tok.token_to_id[f"Inst:{DRUMS}"]] = -1
         self.inst_ids_sorted = np.array([tok.token_to_id[f"Inst:{p}"] for p in range(128)]
                                         + [tok.token_to_id[f"Inst:{DRUMS}"]])
-        self.meter_token_meter = {tok.token_to_id[f"Meter:{m}"]: self.meter_of(m) for m in METERS}
-        self.bucket_of_token = {tok.token_to_id[f"Tempo:{b}"]: float(b) for b in TEMPO_BUCKETS_BPM}
+        self.meter_token_meter = {i: self.meter_of(m) for i, m in meter_texts.items()}
+        self.bucket_of_token = {i: float(tok.vocab[i].removeprefix("Tempo:")) for i in range(*tok.blocks["tempo"])}
 
     def _mask_of(self, ids) -> np.ndarray:
         mask = np.zeros(self.vocab_size, dtype=bool)
@@ -365,11 +387,11 @@ class MidiGrammar:
             return self._mask_of([self.tokenizer.pad_id])
         if s.phase == PREFIX:
             return self._prefix_mask(s)
-        if self.scheme == "remi":
-            return self._remi_mask(s)
-        if self.scheme == "tsd":
-            return self._tsd_mask(s)
-        return self._midilike_mask(s)
+        return self._body_mask(s)
+
+    def _body_mask(self, s: GrammarState) -> np.ndarray:
+        """The mask of a body state (after the prefix, before ``<eos>``): the scheme's token order."""
+        raise NotImplementedError
 
     def _prefix_mask(self, s: GrammarState) -> np.ndarray:
         if s.stage <= 4:
@@ -390,8 +412,7 @@ class MidiGrammar:
         return mask
 
     def _body_start_mask(self, s: GrammarState) -> np.ndarray:
-        if self.scheme == "remi":
-            return self._mask_of([self.bar_id])
+        """The first event: the TimeSig (REMI: a Bar)."""
         return self._timesig_mask(s)
 
     def _timesig_mask(self, s: GrammarState) -> np.ndarray:
@@ -422,9 +443,6 @@ class MidiGrammar:
     def _program_ids(self, s: GrammarState) -> list[int]:
         return [self.program_id[p] for p in s.insts]
 
-    def _onset_ok(self, s: GrammarState, tick: int) -> bool:
-        return s.end_tick is None or tick + s.meter.min_ticks <= s.end_tick
-
     def _can_finish(self, s: GrammarState) -> bool:
         return (s.n_notes > 0 and s.unplayed == 0
                 and (s.window_tick is None or s.last_onset >= s.window_tick))
@@ -436,51 +454,6 @@ class MidiGrammar:
         else:
             mask[ids[s.tick + s.meter.duration_ticks <= s.end_tick]] = True
 
-    def _remi_positions(self, s: GrammarState, mask: np.ndarray) -> None:
-        m = s.meter
-        bar_start = s.bar_start
-        first = s.pos + 1
-        last = m.n_positions - 1
-        if s.end_tick is not None:
-            last = min(last, (s.end_tick - m.min_ticks - bar_start) // m.ticks_per_pos)
-        if first <= last:
-            mask[[self.position_of[p] for p in range(first, last + 1)]] = True
-
-    def _remi_bar_ok(self, s: GrammarState) -> bool:
-        return s.end_tick is None or s.bar_start + s.meter.bar_ticks + s.meter.min_ticks <= s.end_tick
-
-    def _remi_mask(self, s: GrammarState) -> np.ndarray:
-        ph = s.phase
-        if ph == PREFIX:
-            return self._body_start_mask(s)
-        mask = np.zeros(self.vocab_size, dtype=bool)
-        if ph == BAR:
-            return self._timesig_mask(s)
-        if ph == TIMESIG:
-            if not s.tempo_done:
-                mask[self.position_of[0]] = True
-                return mask
-            self._remi_positions(s, mask)
-            if self._remi_bar_ok(s):
-                mask[self.bar_id] = True
-        elif ph == POSITION:
-            if not s.tempo_done:
-                mask[self._tempo_ids(s, first=True)] = True
-                return mask
-            mask[self._program_ids(s)] = True
-            if self._later_tempo_ok(s):
-                mask[self._tempo_ids(s, first=False)] = True
-        elif ph in (TEMPO, DURATION):
-            mask[self._program_ids(s)] = True
-            self._remi_positions(s, mask)
-            if self._remi_bar_ok(s):
-                mask[self.bar_id] = True
-            if ph == DURATION and self._can_finish(s):
-                mask[self.tokenizer.eos_id] = True
-        else:
-            self._note_mask(s, mask)
-        return mask
-
     def _note_mask(self, s: GrammarState, mask: np.ndarray) -> None:
         """Inside a note (REMI, TSD): Program -> Pitch/PitchDrum -> Velocity -> Duration."""
         ph = s.phase
@@ -490,80 +463,6 @@ class MidiGrammar:
             mask[self.ids[K_VELOCITY]] = True
         elif ph == VELOCITY:
             self._duration_mask(s, mask)
-
-    def _shift_mask(self, s: GrammarState, mask: np.ndarray, after_ok: np.ndarray | None = None) -> None:
-        ids = self.ids[K_TIMESHIFT]
-        if s.end_tick is None:
-            mask[ids] = True
-            return
-        new = s.tick + s.meter.shift_ticks
-        ok = new + s.meter.min_ticks <= s.end_tick
-        if after_ok is not None:
-            ok = ok | after_ok(new)
-        mask[ids[ok]] = True
-
-    def _tsd_mask(self, s: GrammarState) -> np.ndarray:
-        ph = s.phase
-        if ph == PREFIX:
-            return self._body_start_mask(s)
-        mask = np.zeros(self.vocab_size, dtype=bool)
-        if ph == TIMESIG and not s.tempo_done:
-            mask[self._tempo_ids(s, first=True)] = True
-        elif ph in (TEMPO, TIMESHIFT, DURATION, TIMESIG):
-            mask[self._program_ids(s)] = True
-            self._shift_mask(s, mask)
-            if ph in (TIMESHIFT, TIMESIG) and self._later_tempo_ok(s):
-                mask[self._tempo_ids(s, first=False)] = True
-            if ph == TIMESHIFT and self.allow_changes:
-                mask[self.ids[K_TIMESIG]] = True
-            if ph == DURATION and self._can_finish(s):
-                mask[self.tokenizer.eos_id] = True
-        else:
-            self._note_mask(s, mask)
-        return mask
-
-    def _closable(self, s: GrammarState, program: int) -> list[int]:
-        """MIDILike: pitches of ``program`` whose oldest sounding note began before the current tick."""
-        return [pitch for (prog, pitch), onsets in s.sounding.items() if prog == program and onsets[0] < s.tick]
-
-    def _midilike_mask(self, s: GrammarState) -> np.ndarray:
-        ph = s.phase
-        if ph == PREFIX:
-            return self._body_start_mask(s)
-        mask = np.zeros(self.vocab_size, dtype=bool)
-        if ph == TIMESIG and not s.tempo_done:
-            mask[self._tempo_ids(s, first=True)] = True
-        elif ph in (TEMPO, TIMESHIFT, VELOCITY, NOTEOFF, TIMESIG):
-            onset_ok = self._midi_onset_ok(s)
-            for p in s.insts:
-                if onset_ok or self._closable(s, p):
-                    mask[self.program_id[p]] = True
-            if s.end_tick is None:
-                mask[self.ids[K_TIMESHIFT]] = True
-            else:   # a shift to where no note may begin only when all that is left is closing notes
-                closing_only = s.n_sounding > 0 and self._can_finish(s)
-                new = s.tick + s.meter.shift_ticks
-                ok = (new <= s.end_tick) & ((new + s.meter.min_ticks <= s.end_tick) | closing_only)
-                mask[self.ids[K_TIMESHIFT][ok]] = True
-            if ph in (TIMESHIFT, TIMESIG) and self._later_tempo_ok(s):
-                mask[self._tempo_ids(s, first=False)] = True
-            if ph == TIMESHIFT and self.allow_changes:
-                mask[self.ids[K_TIMESIG]] = True
-            if ph == NOTEOFF and s.n_sounding == 0 and self._can_finish(s):
-                mask[self.tokenizer.eos_id] = True
-        elif ph == PROGRAM:
-            drum = s.program == -1
-            if self._midi_onset_ok(s):
-                mask[self.ids[K_DRUMON] if drum else self.ids[K_NOTEON]] = True
-            closable = self._closable(s, s.program)
-            if closable:
-                mask[[self.noteoff_id[(drum, p)] for p in closable]] = True
-        elif ph == NOTEON:
-            mask[self.ids[K_VELOCITY]] = True
-        return mask
-
-    def _midi_onset_ok(self, s: GrammarState) -> bool:
-        return s.end_tick is None or s.tick + s.meter.min_ticks <= s.end_tick
 
     # ------------------------------------------------------------------ transitions
     def _set_meter(self, s: GrammarState, meter: _Meter) -> None:
@@ -631,8 +530,7 @@ class MidiGrammar:
         elif kind == K_PROGRAM:
             s.phase = PROGRAM
             s.program = val
-            if self.scheme != "midilike":
-                self._note_on(s, val)
+            self._on_program(s, val)
         elif kind in (K_PITCH, K_PITCHDRUM):
             s.phase = PITCH
         elif kind == K_VELOCITY:
@@ -667,6 +565,10 @@ class MidiGrammar:
         s.played |= 1 << (program + 1)
         s.last_onset = s.tick
         s.n_notes += 1
+
+    def _on_program(self, s: GrammarState, program: int) -> None:
+        """A Program token was taken: REMI and TSD notes begin there (MIDILike at the NoteOn)."""
+        self._note_on(s, program)
 
     # ------------------------------------------------------------------ budget
     def _budget_filter(self, s: GrammarState, mask: np.ndarray, remaining: int) -> np.ndarray:
@@ -707,11 +609,11 @@ class MidiGrammar:
                 self._set_meter(t, meter)
                 best = min(best, self._cost(t))
             return best
-        if self.scheme == "remi":
-            return self._remi_cost(s)
-        if self.scheme == "tsd":
-            return self._tsd_cost(s)
-        return self._midilike_cost(s)
+        return self._body_cost(s)
+
+    def _body_cost(self, s: GrammarState) -> float:
+        """:meth:`_cost` of a body state whose meter is known."""
+        raise NotImplementedError
 
     def _prefix_cost(self, s: GrammarState) -> float:
         left = max(0, 5 - s.stage)
@@ -732,7 +634,7 @@ class MidiGrammar:
         elif self.controls.tempo_bpm is not None:
             targets = [float(self.controls.tempo_bpm)]
         else:
-            targets = [float(b) for b in TEMPO_BUCKETS_BPM] if self.seconds is not None else [120.0]
+            targets = list(self.bucket_of_token.values()) if self.seconds is not None else [120.0]
         return left + min(self._body_start_cost(m, b, n_insts) for m in meters for b in targets)
 
     def _body_start_cost(self, meter: _Meter, target_bpm: float, n_insts: int) -> float:
@@ -747,12 +649,13 @@ class MidiGrammar:
             s.tempo_done = True
             s.phase = TEMPO
             s.tick = 0
-            if self.scheme == "remi":
-                s.bar, s.pos = 0, 0
+            self._at_first_tempo(s)
             self._set_limits(s)
-            head = 4 if self.scheme == "remi" else 2   # Bar TimeSig Position_0 Tempo / TimeSig Tempo
-            self._body_cost_cache[key] = head + self._cost(s)
+            self._body_cost_cache[key] = self.BODY_HEAD + self._cost(s)
         return self._body_cost_cache[key]
+
+    def _at_first_tempo(self, s: GrammarState) -> None:
+        """Set what the scheme's body start (:data:`BODY_HEAD` tokens) leaves in ``s`` besides the tempo."""
 
     def _after_first_tempo(self, s: GrammarState) -> GrammarState:
         """A copy of ``s`` as if the forced first Tempo token were taken (its length limits set)."""
@@ -763,12 +666,75 @@ class MidiGrammar:
         self._set_limits(t)
         return t
 
-    def _remi_cost(self, s: GrammarState) -> float:
+    def _moves_to_window(self, s: GrammarState) -> tuple[bool, int]:
+        win = s.window_tick is not None and s.last_onset < s.window_tick
+        if not win or s.tick >= s.window_tick:
+            return win, 0
+        return win, -(-(s.window_tick - s.tick) // s.meter.max_shift)
+
+
+class RemiGrammar(MidiGrammar):
+    """REMI: ``Bar TimeSig`` opens each bar, ``Position`` moves forward within it, notes are
+    ``Program Pitch Velocity Duration``."""
+
+    scheme = "remi"
+    BODY_HEAD = 4       # Bar TimeSig Position_0 Tempo
+
+    def _body_start_mask(self, s: GrammarState) -> np.ndarray:
+        return self._mask_of([self.bar_id])
+
+    def _at_first_tempo(self, s: GrammarState) -> None:
+        s.bar, s.pos = 0, 0
+
+    def _body_mask(self, s: GrammarState) -> np.ndarray:
+        ph = s.phase
+        mask = np.zeros(self.vocab_size, dtype=bool)
+        if ph == BAR:
+            return self._timesig_mask(s)
+        if ph == TIMESIG:
+            if not s.tempo_done:
+                mask[self.position_of[0]] = True
+                return mask
+            self._remi_positions(s, mask)
+            if self._remi_bar_ok(s):
+                mask[self.bar_id] = True
+        elif ph == POSITION:
+            if not s.tempo_done:
+                mask[self._tempo_ids(s, first=True)] = True
+                return mask
+            mask[self._program_ids(s)] = True
+            if self._later_tempo_ok(s):
+                mask[self._tempo_ids(s, first=False)] = True
+        elif ph in (TEMPO, DURATION):
+            mask[self._program_ids(s)] = True
+            self._remi_positions(s, mask)
+            if self._remi_bar_ok(s):
+                mask[self.bar_id] = True
+            if ph == DURATION and self._can_finish(s):
+                mask[self.tokenizer.eos_id] = True
+        else:
+            self._note_mask(s, mask)
+        return mask
+
+    def _remi_positions(self, s: GrammarState, mask: np.ndarray) -> None:
+        m = s.meter
+        bar_start = s.bar_start
+        first = s.pos + 1
+        last = m.n_positions - 1
+        if s.end_tick is not None:
+            last = min(last, (s.end_tick - m.min_ticks - bar_start) // m.ticks_per_pos)
+        if first <= last:
+            mask[[self.position_of[p] for p in range(first, last + 1)]] = True
+
+    def _remi_bar_ok(self, s: GrammarState) -> bool:
+        return s.end_tick is None or s.bar_start + s.meter.bar_ticks + s.meter.min_ticks <= s.end_tick
+
+    def _body_cost(self, s: GrammarState) -> float:
         ph = s.phase
         if ph == BAR:
             t = s.copy()
             t.phase = TIMESIG
-            return 1 + self._remi_cost(t)
+            return 1 + self._body_cost(t)
         if ph == TIMESIG:
             if not s.tempo_done:
                 t = self._after_first_tempo(s)
@@ -815,7 +781,40 @@ class MidiGrammar:
             return math.inf
         return 2 * k + 1 + note_cost
 
-    def _tsd_cost(self, s: GrammarState) -> float:
+
+class TsdGrammar(MidiGrammar):
+    """TSD: ``TimeShift`` moves forward, notes are ``Program Pitch Velocity Duration``."""
+
+    scheme = "tsd"
+
+    def _body_mask(self, s: GrammarState) -> np.ndarray:
+        ph = s.phase
+        mask = np.zeros(self.vocab_size, dtype=bool)
+        if ph == TIMESIG and not s.tempo_done:
+            mask[self._tempo_ids(s, first=True)] = True
+        elif ph in (TEMPO, TIMESHIFT, DURATION, TIMESIG):
+            mask[self._program_ids(s)] = True
+            self._shift_mask(s, mask)
+            if ph in (TIMESHIFT, TIMESIG) and self._later_tempo_ok(s):
+                mask[self._tempo_ids(s, first=False)] = True
+            if ph == TIMESHIFT and self.allow_changes:
+                mask[self.ids[K_TIMESIG]] = True
+            if ph == DURATION and self._can_finish(s):
+                mask[self.tokenizer.eos_id] = True
+        else:
+            self._note_mask(s, mask)
+        return mask
+
+    def _shift_mask(self, s: GrammarState, mask: np.ndarray) -> None:
+        """The TimeShifts after which a note still fits before the end."""
+        ids = self.ids[K_TIMESHIFT]
+        if s.end_tick is None:
+            mask[ids] = True
+            return
+        new = s.tick + s.meter.shift_ticks
+        mask[ids[new + s.meter.min_ticks <= s.end_tick]] = True
+
+    def _body_cost(self, s: GrammarState) -> float:
         ph = s.phase
         if ph == TIMESIG and not s.tempo_done:
             return 1 + self._tsd_point(self._after_first_tempo(s), must_note=True)
@@ -825,12 +824,6 @@ class MidiGrammar:
             return _PENDING[ph] + self._tsd_point(s, must_note=False)
         return self._tsd_point(s, must_note=False)
 
-    def _moves_to_window(self, s: GrammarState) -> tuple[bool, int]:
-        win = s.window_tick is not None and s.last_onset < s.window_tick
-        if not win or s.tick >= s.window_tick:
-            return win, 0
-        return win, -(-(s.window_tick - s.tick) // s.meter.max_shift)
-
     def _tsd_point(self, s: GrammarState, *, must_note: bool) -> float:
         U = s.unplayed
         win, k = self._moves_to_window(s)
@@ -838,7 +831,58 @@ class MidiGrammar:
             return 1
         return k + 4 * max(U, 1) + 1
 
-    def _midilike_cost(self, s: GrammarState) -> float:
+
+class MidiLikeGrammar(MidiGrammar):
+    """MIDILike: ``TimeShift`` moves forward, a note is ``Program NoteOn Velocity`` and later
+    ``Program NoteOff`` (a note begins at its NoteOn, not at its Program)."""
+
+    scheme = "midilike"
+
+    def _on_program(self, s: GrammarState, program: int) -> None:
+        """A note begins at its NoteOn: the Program token alone changes nothing."""
+
+    def _body_mask(self, s: GrammarState) -> np.ndarray:
+        ph = s.phase
+        mask = np.zeros(self.vocab_size, dtype=bool)
+        if ph == TIMESIG and not s.tempo_done:
+            mask[self._tempo_ids(s, first=True)] = True
+        elif ph in (TEMPO, TIMESHIFT, VELOCITY, NOTEOFF, TIMESIG):
+            onset_ok = self._midi_onset_ok(s)
+            for p in s.insts:
+                if onset_ok or self._closable(s, p):
+                    mask[self.program_id[p]] = True
+            if s.end_tick is None:
+                mask[self.ids[K_TIMESHIFT]] = True
+            else:   # a shift to where no note may begin only when all that is left is closing notes
+                closing_only = s.n_sounding > 0 and self._can_finish(s)
+                new = s.tick + s.meter.shift_ticks
+                ok = (new <= s.end_tick) & ((new + s.meter.min_ticks <= s.end_tick) | closing_only)
+                mask[self.ids[K_TIMESHIFT][ok]] = True
+            if ph in (TIMESHIFT, TIMESIG) and self._later_tempo_ok(s):
+                mask[self._tempo_ids(s, first=False)] = True
+            if ph == TIMESHIFT and self.allow_changes:
+                mask[self.ids[K_TIMESIG]] = True
+            if ph == NOTEOFF and s.n_sounding == 0 and self._can_finish(s):
+                mask[self.tokenizer.eos_id] = True
+        elif ph == PROGRAM:
+            drum = s.program == -1
+            if self._midi_onset_ok(s):
+                mask[self.ids[K_DRUMON] if drum else self.ids[K_NOTEON]] = True
+            closable = self._closable(s, s.program)
+            if closable:
+                mask[[self.noteoff_id[(drum, p)] for p in closable]] = True
+        elif ph == NOTEON:
+            mask[self.ids[K_VELOCITY]] = True
+        return mask
+
+    def _closable(self, s: GrammarState, program: int) -> list[int]:
+        """MIDILike: pitches of ``program`` whose oldest sounding note began before the current tick."""
+        return [pitch for (prog, pitch), onsets in s.sounding.items() if prog == program and onsets[0] < s.tick]
+
+    def _midi_onset_ok(self, s: GrammarState) -> bool:
+        return s.end_tick is None or s.tick + s.meter.min_ticks <= s.end_tick
+
+    def _body_cost(self, s: GrammarState) -> float:
         ph = s.phase
         if ph == TIMESIG and not s.tempo_done:
             return 1 + self._midi_point(self._after_first_tempo(s), prev_off=False)
@@ -871,3 +915,7 @@ class MidiGrammar:
             return (1 if s.n_fresh > 0 else 0) + 2 * S + 1
         n = max(U, 1)
         return k + 3 * n + 1 + 2 * (S + n) + 1
+
+
+# The grammar class of each MidiTokenizer scheme (what MidiGrammar(tokenizer) builds).
+GRAMMARS: dict[str, type[MidiGrammar]] = {"remi": RemiGrammar, "tsd": TsdGrammar, "midilike": MidiLikeGrammar}

@@ -14,12 +14,16 @@ The vocabulary is laid out as named blocks: ``special`` (``<pad> <bos> <eos>``),
 ``key``, ``meter``, ``tempo``, ``instrument``, ``events``. A long piece is cut into training
 windows at bar lines (:meth:`MidiTokenizer.encode_windows`); each window carries the tempo,
 meter and key in force where it starts.
+
+:class:`MidiTokenizer` is the MIDI implementation of :class:`symbolic.tokenizers.Tokenizer`: its
+controls are :class:`MidiControls` and its grammar the scheme's :class:`symbolic.midi_grammar.MidiGrammar`.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import symusic
@@ -27,38 +31,21 @@ import symusic
 from ostinato.events import KeySignature, NoteTable, from_score, to_score
 from ostinato.events.atomic import write_text_atomic
 from ostinato.events.errors import InputError
-from ostinato.events.table import NATURAL_PC
+from ostinato.events.instruments import DRUMS
+from ostinato.events.theory import MAJOR_MINOR_KEYS, MINOR_MODES, major_minor_key, major_minor_name
 from ostinato.symbolic.fast_remi import fast_remi_ids
 
 SCHEMES = ("remi", "tsd", "midilike")
 SPECIAL_TOKENS = ("<pad>", "<bos>", "<eos>")  # ids 0, 1, 2, as in every ostinato tokenizer
 VERSION = 1
 
-KEY_NAMES = [f"{tonic} {mode}" for mode in ("major", "minor")
-             for tonic in ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")]
+KEY_NAMES = MAJOR_MINOR_KEYS    # the Key: control values, "C major" .. "B minor" (one spelling per tonic)
 METERS = ("2/4", "3/4", "4/4", "5/4", "6/4", "2/2", "3/2", "4/2", "3/8", "5/8", "6/8", "7/8", "9/8", "12/8")
 TEMPO_BUCKETS_BPM = (40, 48, 56, 63, 72, 80, 88, 96, 104, 112, 120, 132, 144, 160, 176, 192, 208, 240)
-DRUMS = "drums"
-_ENHARMONIC = {"Db": "C#", "D#": "Eb", "Gb": "F#", "G#": "Ab", "A#": "Bb", "Cb": "B", "E#": "F", "Fb": "E", "B#": "C"}
-
-
-def key_name(text: str) -> str | None:
-    """One of KEY_NAMES for a user's key (``"D minor"``, ``"Dm"``, ``"Eb"``, ``"Db major"``), or None.
-
-    A bare tonic means major; ``m``/``min``/``minor`` after it, minor; enharmonic spellings map
-    to the one KEY_NAMES uses (``Db`` -> ``C#``).
-    """
-    parts = text.strip().replace("-", " ").split()
-    if not parts or len(parts) > 2:
-        return None
-    tonic, mode = parts[0], (parts[1].lower() if len(parts) == 2 else "major")
-    if len(parts) == 1 and len(tonic) > 1 and tonic.endswith("m"):   # "Dm", "F#m"
-        tonic, mode = tonic[:-1], "minor"
-    mode = {"maj": "major", "major": "major", "m": "minor", "min": "minor", "minor": "minor"}.get(mode)
-    tonic = tonic[:1].upper() + tonic[1:]
-    tonic = _ENHARMONIC.get(tonic, tonic)
-    name = f"{tonic} {mode}"
-    return name if mode and name in KEY_NAMES else None
+# The Key: control of a user's key text: one of KEY_NAMES, or None (see events.theory.major_minor_key).
+key_name = major_minor_key
+# Schemes with a vectorised encoder giving miditok's own ids (the others use miditok's encode).
+_FAST_EVENT_IDS = {"remi": fast_remi_ids}
 
 # miditok settings we choose (everything else keeps miditok's defaults); saved with the tokenizer.
 DEFAULT_MIDITOK = {
@@ -79,23 +66,29 @@ class Controls:
     instruments: tuple[int | str, ...] = ()   # GM programs 0-127 and/or "drums"
 
 
+@dataclass(frozen=True)
+class MidiControls:
+    """Controls of a MIDI piece: the control prefix plus its length in bars or seconds (None: free)."""
+
+    controls: Controls = field(default_factory=Controls)
+    bars: int | None = None
+    seconds: float | None = None
+
+
 def tempo_bucket(bpm: float) -> int:
     """The nearest tempo bucket (beats per minute) to ``bpm``."""
     return min(TEMPO_BUCKETS_BPM, key=lambda b: abs(np.log(b / max(bpm, 1e-3))))
 
 
-MINOR_LIKE_MODES = ("minor", "aeolian", "dorian", "phrygian", "locrian")
-
-
 def key_control(key: KeySignature | None) -> str | None:
     """The ``Key:`` control for a key signature: its tonic with major or minor (one of KEY_NAMES).
 
-    Church modes keep their tonic: A dorian -> ``"A minor"``, G mixolydian -> ``"G major"``.
+    Church modes keep their tonic: A dorian -> ``"A minor"``, G mixolydian -> ``"G major"`` (a mode
+    with a minor third is minor, :data:`events.theory.MINOR_MODES`).
     """
     if key is None:
         return None
-    pc = (NATURAL_PC[key.tonic[0]] + key.tonic.count("#") - key.tonic[1:].count("b")) % 12
-    return KEY_NAMES[pc + (12 if key.mode in MINOR_LIKE_MODES else 0)]
+    return major_minor_name(key.tonic, key.mode in MINOR_MODES)
 
 
 def _opening(events: list):
@@ -113,9 +106,16 @@ class MidiTokenizer:
         scheme: ``"remi"`` (default, with ``Bar`` tokens), ``"tsd"`` or ``"midilike"``.
         styles: the collection/composer names the ``Style:`` block knows (``Style:none`` is always there).
         miditok: overrides of :data:`DEFAULT_MIDITOK` (any ``miditok.TokenizerConfig`` field).
+
+    Attributes:
+        kind, scheme: the scheme (``kind`` is the name saved in the tokenizer JSON).
+        unit: ``"note"``: likelihood is given in bits per note.
+        file_format: ``"mid"``: composed pieces are notes, written as MIDI.
     """
 
     kind: str
+    unit = "note"
+    file_format = "mid"
 
     def __init__(self, scheme: str = "remi", *, styles: Sequence[str] = (), miditok: dict | None = None):
         import miditok as mt
@@ -198,7 +198,8 @@ class MidiTokenizer:
 
     # ------------------------------------------------------------------ encode / decode
     def _event_ids(self, score: symusic.Score) -> list[int]:
-        ids = fast_remi_ids(self.miditok, score) if self.scheme == "remi" else None   # same ids, vectorised
+        fast = _FAST_EVENT_IDS.get(self.scheme)
+        ids = fast(self.miditok, score) if fast is not None else None   # miditok's ids, vectorised (or None)
         if ids is None:
             seq = self.miditok.encode(score)
             ids = seq.ids if not isinstance(seq, list) else [i for s in seq for i in s.ids]
@@ -270,6 +271,78 @@ class MidiTokenizer:
     def count_notes(self, ids: Sequence[int] | np.ndarray) -> int:
         """How many notes ``ids`` encode (one Pitch/PitchDrum token per note): the unit of bits per note."""
         return int(np.isin(np.asarray(ids), self.note_ids).sum())
+
+    count_units = count_notes   # the protocol's name: units of bits-per-unit are notes
+
+    def decode_text(self, ids: Sequence[int]) -> None:
+        """None: MIDI tokens have no text form (pieces are notes, :meth:`decode_notes`)."""
+        return None
+
+    def decode_notes(self, ids: Sequence[int]) -> NoteTable:
+        """The notes ``ids`` encode (what :meth:`decode` gives)."""
+        return self.decode(ids)
+
+    def encode_item(self, item, *, max_tokens: int, style: str | None = None,
+                    instruments: str = "keep") -> list[tuple[str, list[int]]]:
+        """``[(f"{item.key}@{i}", ids)]``: the windows (:meth:`encode_windows`) of an :class:`events.sources.Item`.
+
+        ``style`` is the ``Style:`` control (its collection); ``instruments="ensemble"`` gives each part a
+        GM program chosen from the piece's key (:func:`events.instruments.assign_instruments`), for
+        scores whose parts name none.
+
+        Raises:
+            InputError: the item cannot be read or has no notes.
+        """
+        table = item.read()
+        if len(table) == 0:
+            raise InputError(item.key, "no notes")
+        if instruments == "ensemble":
+            from ostinato.events.instruments import assign_instruments
+
+            table = assign_instruments(table, item.key)
+        windows = self.encode_windows(table, max_tokens=max_tokens, style=style)
+        return [(f"{item.key}@{i}", ids) for i, ids in enumerate(windows)]
+
+    # ------------------------------------------------------------------ controls, grammar, primer
+    @staticmethod
+    def make_controls(*, key: str | None = None, meter: str | None = None, bars: int | None = None,
+                      unit: str | None = None, sections: tuple[int, int] | None = None, style: str | None = None,
+                      tempo_bpm: float | None = None, instruments: Sequence[int | str] | None = (),
+                      seconds: float | None = None) -> MidiControls:
+        """:class:`MidiControls` of plain control values (None: free). ``unit`` and ``sections`` are ABC
+        controls: MIDI tokens have none of them, so they are left out."""
+        controls = Controls(style=style, key=key, meter=meter, tempo_bpm=tempo_bpm,
+                            instruments=tuple(instruments or ()))
+        return MidiControls(controls, bars=bars, seconds=seconds)
+
+    def grammar(self, controls: MidiControls | None = None, *, max_tokens: int):
+        """The scheme's :class:`symbolic.midi_grammar.MidiGrammar` that keeps a sample valid and meets
+        ``controls``; ValueError (one line, naming the control) when they cannot be met."""
+        from .midi_grammar import MidiGrammar
+
+        c = controls if controls is not None else MidiControls()
+        return MidiGrammar(self, controls=c.controls, bars=c.bars, seconds=c.seconds, max_tokens=max_tokens)
+
+    def primer_grammar(self, controls: MidiControls | None = None, *, max_tokens: int) -> None:
+        """None: a MIDI primer is continued under :meth:`grammar` only (its tokens must meet the controls)."""
+        return None
+
+    def primer(self, path: str | os.PathLike, *, bars: int | None = None,
+               style: str | None = None) -> tuple[MidiControls, list[int]]:
+        """``(controls, prompt ids)`` to continue the piece in ``path`` (MIDI, ABC, MusicXML) for ``bars`` more bars
+        (default 8): its controls (``style`` as the ``Style:`` control) and its bars plus ``bars`` (REMI counts its
+        ``Bar`` tokens; TSD and MIDILike have none); the prompt is its whole sequence without ``<eos>``.
+
+        Raises:
+            InputError: the file cannot be read.
+        """
+        from ostinato import events
+
+        table = events.read(path)
+        controls = self.controls_of(table, style)
+        ids = self.encode(table, style=style)[:-1]   # without <eos>: the piece goes on
+        n_bars = sum(1 for i in ids if self.vocab[i] == "Bar_None")
+        return MidiControls(controls, bars=n_bars + (bars or 8)), ids
 
     # ------------------------------------------------------------------ JSON
     def to_json(self) -> dict:

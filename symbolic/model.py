@@ -155,25 +155,62 @@ def read_model_config(folder: str | os.PathLike) -> ModelConfig:
             from None
 
 
+MODEL_TYPES = {"gpt2": "gpt2", "llama": "llama"}   # our architectures and transformers' model_type of each
+
+
 def load_model_folder(folder: str | os.PathLike, *, device: str = "cpu"):
-    """Load ``(model, tokenizer, config)`` from a model folder (no code is executed, no pickle).
+    """Load ``(model, tokenizer, config)`` from a model folder; nothing in it is executed or unpickled.
+
+    The model class is built by us from the folder's own ``ostinato`` config section (transformers'
+    ``auto_map``, ``trust_remote_code`` and the rest of config.json are never consulted), and the
+    safetensors tensors are loaded into it strictly: a missing, unexpected or mis-shaped tensor, or
+    a ``model_type`` that is not the architecture's, is refused.
 
     Raises:
-        InputError: a missing or corrupt file, named.
+        InputError: a missing, corrupt or foreign file, named, in one line.
     """
-    import transformers
+    from safetensors.torch import load_file
 
     from .tokenizers import load_tokenizer
 
     _quiet_transformers()
     folder = Path(folder)
     config = read_model_config(folder)
+    try:
+        model_type = json.loads((folder / "config.json").read_text()).get("model_type")
+    except (OSError, ValueError, AttributeError) as exc:
+        raise InputError(folder / "config.json", f"cannot read: {exc}") from None
+    if model_type != MODEL_TYPES[config.architecture]:
+        raise InputError(folder / "config.json", f"model_type {model_type!r} is not ostinato's "
+                                                 f"{config.architecture} ({MODEL_TYPES[config.architecture]!r})")
     tokenizer = load_tokenizer(folder / "tokenizer.json")
     try:
-        model = transformers.AutoModelForCausalLM.from_pretrained(folder, use_safetensors=True, local_files_only=True)
-    except Exception as exc:  # safetensors, JSON and transformers all raise their own kinds
+        state = load_file(folder / "model.safetensors")
+    except Exception as exc:  # safetensors raises its own kinds for a torn or foreign file
         raise InputError(folder, f"cannot load the model: {' '.join(str(exc).split())[:300]}") from None
-    if model.config.vocab_size != len(tokenizer):
-        raise InputError(folder, f"model has {model.config.vocab_size} tokens but tokenizer.json has {len(tokenizer)}")
+    model = build_model(config, len(tokenizer), pad_id=tokenizer.pad_id, bos_id=tokenizer.bos_id,
+                        eos_id=tokenizer.eos_id)
+    check_state(model, state, folder)
+    model.load_state_dict(state, strict=False)   # every tensor checked above; tied ones are tied again
+    model.tie_weights()
     model.to(device).eval()
     return model, tokenizer, config
+
+
+def check_state(model, state: dict, folder: Path) -> None:
+    """Raise InputError unless ``state`` holds exactly ``model``'s tensors with their shapes (the output
+    projection may be left out when it is tied to the input embedding, as transformers saves it)."""
+    expected = model.state_dict()
+    tied = {"lm_head.weight"} if getattr(model.config, "tie_word_embeddings", False) else set()
+    missing = sorted(k for k in expected if k not in state and k not in tied)
+    unexpected = sorted(k for k in state if k not in expected)
+    shapes = sorted(f"{k} {tuple(state[k].shape)} (expected {tuple(expected[k].shape)})" for k in state
+                    if k in expected and tuple(state[k].shape) != tuple(expected[k].shape))
+    def listed(what: str, names: list[str]) -> str:
+        return f"{len(names)} {what} tensor(s) ({', '.join(names[:3])}{', ...' if len(names) > 3 else ''})"
+
+    problems = [listed(what, names) for what, names in (("missing", missing), ("unexpected", unexpected),
+                                                         ("mis-shaped", shapes)) if names]
+    if problems:
+        raise InputError(folder, "cannot load the model: model.safetensors does not fit its config and tokenizer: "
+                                 + "; ".join(problems))

@@ -13,8 +13,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import core
 from ..instruments import N_INSTRUMENTS
+from . import core
 from .config import DDSPConfig
 from .features import Voices, active_pairs, f0_hz, n_features, pair_features
 

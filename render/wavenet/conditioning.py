@@ -57,7 +57,11 @@ def instrument_of(table: NoteTable) -> np.ndarray:
 
 def conditioning_of(table: NoteTable, frame_rate_hz: float, instrument_map: np.ndarray | None = None
                     ) -> Conditioning:
-    """The conditioning of ``table`` at ``frame_rate_hz`` (``instrument_map``: [256] int64, :func:`render.instruments.instrument_map`)."""
+    """The conditioning of ``table`` at ``frame_rate_hz``.
+
+    ``instrument_map`` ([256] int64, :func:`render.instruments.instrument_map`) sends each instrument
+    to one the model was trained on.
+    """
     instrument = instrument_of(table)
     if instrument_map is not None:
         instrument = instrument_map[instrument]
