@@ -107,11 +107,14 @@ def run_compose(args: argparse.Namespace) -> int:
     request = compose_request(args)
     renders = None
     if args.render:
+        from ostinato.events.io import check_not_an_input
         from ostinato.render import ENGINES
 
         if args.engine not in ENGINES:
             raise UsageError("--engine", f"unknown engine {args.engine!r} (choose one of {', '.join(ENGINES)})")
         renders = render_paths(args.render, request.n)
+        for path in renders:
+            check_not_an_input(path, [args.primer, *request.outputs], option="--render")
     pieces = compose_to_files(request)
     if renders:
         from ostinato.render import get_renderer, write_audio
@@ -136,10 +139,12 @@ def render_paths(render: str, n: int) -> list[Path]:
 def run_plot(args: argparse.Namespace) -> int:
     """``plot``: a piano roll of a score, or a spectrogram of audio with ``--notes`` outlined."""
     from ostinato.events import AUDIO_SUFFIXES, InputError
+    from ostinato.events.io import check_not_an_input
 
     path = Path(args.file)
     if not path.exists():
         raise InputError(path, "no such file")
+    check_not_an_input(args.output, [path, args.notes])
     if path.suffix.lower() in AUDIO_SUFFIXES:
         from ostinato.render.plot import plot_spectrogram
 

@@ -25,6 +25,8 @@ from .pool import PoolLimits, WorkerFailure, run_pool
 
 ENGINES = ("local", "ray")
 LOCK_NAME = ".ostinato-convert.lock"
+# Files of the batch itself (besides each item's output) that are written atomically.
+BATCH_FILES = {MANIFEST_NAME, "tokenizer.json", "index.jsonl", "meta.json"}
 EARLIER = "done in an earlier run"
 
 
@@ -102,11 +104,16 @@ def _folder_lock(folder: Path) -> Iterator[None]:
             fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
-def _remove_stale_temporaries(folder: Path) -> None:
-    """Delete half-written temporaries (``.<name>.<random>.tmp<suffix>``) left by a killed run."""
+def _remove_stale_temporaries(folder: Path, planned: set[str]) -> None:
+    """Delete half-written temporaries left by a killed run: only files named as our temporaries are
+    (:func:`events.atomic.temporary_target`) whose target is one of this batch's ``planned`` outputs
+    (paths relative to ``folder``). Nothing else under ``-o`` is touched."""
+    from ostinato.events.atomic import temporary_target
+
     for dirpath, _dirnames, filenames in os.walk(folder):
         for name in filenames:
-            if name.startswith(".") and ".tmp" in name and name != LOCK_NAME:
+            target = temporary_target(name)
+            if target is not None and Path(dirpath, target).relative_to(folder).as_posix() in planned:
                 Path(dirpath, name).unlink(missing_ok=True)
 
 
@@ -212,7 +219,8 @@ def run_batch(items: list[Item], spec: ConvertSpec, options: BatchOptions = Batc
     folder.mkdir(parents=True, exist_ok=True)
     summary = BatchSummary(total=len(items), manifest=str(folder / MANIFEST_NAME))
     with _folder_lock(folder):
-        _remove_stale_temporaries(folder)
+        planned = {spec.output_for(key) for key in keys} | BATCH_FILES
+        _remove_stale_temporaries(folder, planned)
         tokens = None
         if spec.to == "tokens":
             spec = _Tokens.prepare(spec, folder, options.overwrite)

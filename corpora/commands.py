@@ -125,11 +125,11 @@ def run_convert(args: argparse.Namespace) -> int:
 
     from ostinato.events import InputError
     from ostinato.events.errors import report
+    from ostinato.events.sources import iter_sources
 
     from .batch import BatchOptions, BatchUsageError, run_batch
     from .convert import ConvertSpec
     from .pool import PoolLimits, default_workers
-    from .sources import iter_sources
 
     if args.engine == "ray":
         try:

@@ -114,3 +114,14 @@ def read_abc(path: str | os.PathLike, *, tune: int | None = None, expand_repeats
         if candidate.number == tune:
             return parse_tune(candidate, path, expand_repeats=expand_repeats)
     raise InputError(path, f"no tune X:{tune} (tunes: {', '.join(str(t.number) for t in tunes[:20])})")
+
+
+def tune_keys(tunes: list[AbcTune]) -> list[str]:
+    """The key suffix of each tune of one file: its ``X:`` number, made unique when a file repeats
+    a number (rare): ``3``, ``3.2``, ``3.3``. Every reader of multi-tune files keys tunes this way."""
+    seen: dict[int, int] = {}
+    keys = []
+    for tune in tunes:
+        seen[tune.number] = seen.get(tune.number, 0) + 1
+        keys.append(str(tune.number) if seen[tune.number] == 1 else f"{tune.number}.{seen[tune.number]}")
+    return keys

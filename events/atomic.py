@@ -7,9 +7,22 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+# Our temporaries, and only ours, are named ``.<target name>.<8 random characters>.ostinato-tmp<suffix>``.
+TMP_MARK = ".ostinato-tmp"
+_TMP_NAME = re.compile(r"^\.(?P<target>.+)\.[a-z0-9_]{8}" + re.escape(TMP_MARK) + r"(?P<suffix>\.[^./]*)?$")
+
+
+def temporary_target(name: str) -> str | None:
+    """The file name a temporary of :func:`atomic_path` was to become (``None``: not one of ours)."""
+    match = _TMP_NAME.match(name)
+    if match is None or (match["suffix"] or "") != os.path.splitext(match["target"])[1]:
+        return None
+    return match["target"]
 
 
 @contextlib.contextmanager
@@ -21,7 +34,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".tmp{target.suffix}", dir=target.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f"{TMP_MARK}{target.suffix}", dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:

@@ -103,13 +103,13 @@ def pieces(source: str | os.PathLike, *, expand_repeats: bool = False,
 
         path = corpus_path(name)
     if kind == "abc" or (kind == "corpus" and path.suffix.lower() in ABC_SUFFIXES):
-        from .abc_read import parse_tune, read_abc_text, split_tunes
+        from .abc_read import parse_tune, read_abc_text, split_tunes, tune_keys
 
         tunes = split_tunes(read_abc_text(path))
         if not tunes:
             raise InputError(name, "no ABC tune found (no X: or K: line)")
-        return [Piece(f"{name}#{tune.number}", functools.partial(parse_tune, tune, name, expand_repeats=expand_repeats))
-                for tune in tunes]
+        return [Piece(f"{name}#{suffix}", functools.partial(parse_tune, tune, name, expand_repeats=expand_repeats))
+                for tune, suffix in zip(tunes, tune_keys(tunes), strict=True)]
     return [Piece(name, functools.partial(read, source, expand_repeats=expand_repeats, limits=limits))]
 
 
@@ -142,3 +142,25 @@ def write(table: NoteTable, path: str | os.PathLike, format: str | None = None) 
         from .music21_io import write_musicxml
 
         write_musicxml(table, path)
+
+
+def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """True when ``a`` and ``b`` are one existing file (``os.path.samefile``: links and ``..`` included)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def check_not_an_input(output: str | os.PathLike, inputs, *, option: str = "-o") -> None:
+    """Refuse an output that is one of the command's own inputs: nothing a user hands us is overwritten.
+
+    Raises:
+        UsageError: ``output`` is the same file as one of ``inputs`` (exit 2, before any work).
+    """
+    from .errors import UsageError
+
+    for source in inputs:
+        if source is not None and same_file(output, source):
+            raise UsageError(option, f"{os.fspath(output)} is an input of this command ({os.fspath(source)}); "
+                                     f"choose another output")

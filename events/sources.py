@@ -166,7 +166,7 @@ def _file_items(path: Path, key: str) -> Iterator[Item]:
     if path.suffix.lower() not in ABC_SUFFIXES:
         yield Item(key=key, path=str(path))
         return
-    from .abc_read import read_abc_text, split_tunes
+    from .abc_read import read_abc_text, split_tunes, tune_keys
 
     try:
         tunes = split_tunes(read_abc_text(path))
@@ -175,11 +175,7 @@ def _file_items(path: Path, key: str) -> Iterator[Item]:
     if not tunes:
         yield Item(key=key, path=str(path))
         return
-    seen: dict[int, int] = {}
-    for tune in tunes:
-        seen[tune.number] = seen.get(tune.number, 0) + 1
-        # A repeated X: number in one file (rare) keeps keys unique: file#3, file#3.2, ...
-        suffix = str(tune.number) if seen[tune.number] == 1 else f"{tune.number}.{seen[tune.number]}"
+    for tune, suffix in zip(tunes, tune_keys(tunes), strict=True):
         yield Item(key=f"{key}#{suffix}", path=str(path), tune=tune.number, text=tune.text)
 
 

@@ -27,8 +27,12 @@ from ostinato.events.instruments import ENSEMBLES, SOLO_PROGRAMS, assign_instrum
 from ostinato.events.instruments import keyed_rng as _rng
 from ostinato.events.sources import is_held_out
 
-# re-exported: the project's split rule and the instrument choice for parts that name none
-__all__ = ["ENSEMBLES", "SOLO_PROGRAMS", "assign_instruments", "is_held_out"]
+# with re-exports: the project's split rule (is_held_out) and the instrument choice for parts that name none
+__all__ = [
+    "DRUM_KEYS", "ENSEMBLES", "SOLO_PROGRAMS", "PairSource", "TrainingPair", "add_drum_part", "assign_instruments",
+    "concat_tables", "drum_pattern", "is_held_out", "load_audio_mono", "load_pairs", "recorded_pairs",
+    "synthesize_pairs", "truncate",
+]
 
 DRUM_KEYS = {"kick": 36, "kick2": 35, "snare": 38, "snare2": 40, "stick": 37, "clap": 39, "closed hat": 42,
              "pedal hat": 44, "open hat": 46, "low tom": 45, "mid tom": 47, "high tom": 50, "floor tom": 41,

@@ -3,7 +3,7 @@
 
 An engine's ``training`` module calls :func:`start_run` (config, model, optimizer, state and
 data, fresh or resumed), then hands :func:`fit` a function that gives the loss of one training
-batch and one that gives the held-out loss.
+batch and one that gives the held-out loss (:func:`heldout_loss` over fixed segments).
 
 Layout of ``out_dir``::
 
@@ -92,6 +92,24 @@ def eval_segments(lengths: list[int], per_piece: int, length: int) -> list[tuple
         for j in range(per_piece):
             picks.append((i, int(span * (j + 0.5) / per_piece)))
     return picks
+
+
+def heldout_loss(model: torch.nn.Module, segment_loss: Callable[[list[tuple[int, int]]], torch.Tensor],
+                 picks: list[tuple[int, int]], batch_size: int) -> float:
+    """Mean of ``segment_loss`` over the held-out segments ``picks``, ``batch_size`` at a time, in eval mode.
+
+    Args:
+        segment_loss: the engine's mean loss of a batch of (piece, start) segments.
+    """
+    model.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for a in range(0, len(picks), batch_size):
+            batch = picks[a:a + batch_size]
+            total += float(segment_loss(batch)) * len(batch)
+            count += len(batch)
+    model.train()
+    return total / max(count, 1)
 
 
 def save_checkpoint(directory: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, state: dict,

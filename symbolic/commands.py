@@ -314,6 +314,7 @@ def compose_request(args: argparse.Namespace) -> ComposeRequest:
     """The checked request of ``compose``'s options (UsageError, exit 2, for a bad option value)."""
     from ostinato.events.errors import UsageError
     from ostinato.events.instruments import instrument_list
+    from ostinato.events.io import check_not_an_input
 
     from .shipped import DEFAULT_FOR_FORMAT
 
@@ -331,8 +332,11 @@ def compose_request(args: argparse.Namespace) -> ComposeRequest:
         instruments = instrument_list(args.instruments) if args.instruments else ()
     except ValueError as exc:
         raise UsageError("--instruments", str(exc)) from None
+    outputs = tuple(output_paths(args.output, fmt, args.n))
+    for output in outputs:
+        check_not_an_input(output, [args.primer])
     return ComposeRequest(
-        outputs=tuple(output_paths(args.output, fmt, args.n)), fmt=fmt, model=args.model or DEFAULT_FOR_FORMAT[fmt],
+        outputs=outputs, fmt=fmt, model=args.model or DEFAULT_FOR_FORMAT[fmt],
         seed=args.seed, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
         max_tokens=args.max_tokens, key=args.key, meter=args.meter, unit_length=args.unit_length, bars=args.bars,
         sections=sections, instruments=instruments, tempo_bpm=args.tempo, seconds=args.seconds, style=args.style,

@@ -335,7 +335,7 @@ class MidiGrammar:
 
     # ------------------------------------------------------------------ public interface
     def prefix_ids(self) -> list[int]:
-        """The control prefix :meth:`MidiTokenizer.control_ids` writes for the controls (a valid start).
+        """The prefix :meth:`symbolic.midi_tokens.MidiTokenizer.control_ids` writes for the controls (a valid start).
 
         Where a control is ``None`` the grammar also allows other tokens at that place (and with no
         instruments given, it needs at least one ``Inst`` token that this prefix lacks).

@@ -84,3 +84,60 @@ def test_the_import_contracts_hold():
                             text=True, cwd=REPO, timeout=300)
     assert result.returncode == 0, result.stdout[-4000:]
     assert "BROKEN" not in result.stdout
+
+
+def test_the_package_level_import_graph_is_the_layers_of_design_md():
+    """Which package imports which (every import, also those inside functions), as DESIGN.md draws them."""
+    import grimp
+
+    graph = grimp.build_graph("ostinato")
+    packages = ("cli", "corpora", "symbolic", "render", "events")
+
+    def package(module: str) -> str | None:
+        return next((p for p in packages if module == f"ostinato.{p}" or module.startswith(f"ostinato.{p}.")), None)
+
+    edges = set()
+    for module in graph.modules:
+        for imported in graph.find_modules_directly_imported_by(module):
+            a, b = package(module), package(imported)
+            if a and b and a != b:
+                edges.add((a, b))
+    assert edges == {
+        ("cli", "corpora"), ("cli", "symbolic"), ("cli", "render"), ("cli", "events"),
+        ("corpora", "symbolic"), ("corpora", "render"), ("corpora", "events"),
+        ("symbolic", "events"), ("render", "events"),
+    }
+
+
+def test_every_import_of_our_own_modules_resolves():
+    """Also the imports inside functions (a moved module must not leave a lazy import behind)."""
+    import importlib.util
+
+    def exists(name: str) -> bool:
+        try:
+            return importlib.util.find_spec(name) is not None
+        except ModuleNotFoundError:   # a parent that is a module, not a package
+            return False
+
+    missing = []
+    for path in REPO.rglob("*.py"):
+        if {".git", "build"} & set(path.parts):
+            continue
+        relative = path.relative_to(REPO)
+        in_package = relative.parts[0] in (*STAGES, "cli.py", "__init__.py", "__main__.py")
+        package = ".".join(("ostinato", *relative.parts[:-1])) if in_package else None
+        for module, names, line in _imports(path):
+            if module.startswith("."):
+                if package is None:
+                    continue
+                module = importlib.util.resolve_name(module, package)
+            if not module.startswith("ostinato"):
+                continue
+            if not exists(module):
+                missing.append(f"{relative}:{line}: {module}")
+                continue
+            for name in names:   # `from ostinato.x import y`: y is a module or an attribute of x
+                if not exists(f"{module}.{name}") and not hasattr(
+                        importlib.import_module(module), name):
+                    missing.append(f"{relative}:{line}: {module}.{name}")
+    assert missing == []

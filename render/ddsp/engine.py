@@ -11,15 +11,13 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..base import DEFAULT_CHUNK_S, N_CHANNELS, Renderer, check_sample_rate, n_output_samples
 from ..instruments import instrument_map
-from ..model_folder import CONFIG_FILE, WEIGHTS_FILE
-from ..model_folder import model_dir as shared_model_dir
+from ..model_folder import load_model_folder
 from .config import DDSPConfig
 from .features import chunk_voices, voices_of
 from .model import DDSPModel
@@ -27,28 +25,10 @@ from .model import DDSPModel
 DEFAULT_MODEL = "ddsp-fluidr3"
 
 
-def model_dir(model: str | os.PathLike | None) -> Path:
-    """The folder of ``model``: a path, or the name of a shipped model (default ``ddsp-fluidr3``)."""
-    return shared_model_dir(DEFAULT_MODEL if model is None else model)
-
-
 def load_model(model: str | os.PathLike | None = None) -> DDSPModel:
-    """Load a DDSP model folder (safetensors + JSON only; nothing is unpickled)."""
-    from safetensors.torch import load_file
-
-    from ostinato.events import InputError
-
-    path = model_dir(model)
-    weights, config_path = path / WEIGHTS_FILE, path / CONFIG_FILE
-    if not weights.is_file() or not config_path.is_file():
-        raise InputError(path, f"not a ddsp model folder (needs {WEIGHTS_FILE} and {CONFIG_FILE})")
-    try:
-        config = DDSPConfig.from_json(config_path.read_text())
-        net = DDSPModel(config)
-        net.load_state_dict(load_file(weights))
-    except (ValueError, RuntimeError, OSError) as exc:
-        raise InputError(path, f"cannot load ddsp model: {exc}") from exc
-    return net.eval()
+    """Load a DDSP model folder or shipped model name (default ``ddsp-fluidr3``); nothing is unpickled."""
+    return load_model_folder(DEFAULT_MODEL if model is None else model, config_class=DDSPConfig, build=DDSPModel,
+                             engine="ddsp")
 
 
 class DDSPRenderer(Renderer):

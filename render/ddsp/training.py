@@ -94,20 +94,6 @@ def eval_segments(pieces: list[PieceData], per_piece: int, n_frames: int) -> lis
     return common.eval_segments([p.n_frames for p in pieces], per_piece, n_frames)
 
 
-def heldout_loss(model: DDSPModel, pieces: list[PieceData], picks: list[tuple[int, int]], n_frames: int,
-                 batch_size: int) -> float:
-    """Mean multi-resolution STFT loss over held-out segments."""
-    model.eval()
-    total, count = 0.0, 0
-    with torch.no_grad():
-        for a in range(0, len(picks), batch_size):
-            batch = picks[a:a + batch_size]
-            total += float(segment_loss(model, pieces, batch, n_frames)) * len(batch)
-            count += len(batch)
-    model.train()
-    return total / max(count, 1)
-
-
 def train(model_config: DDSPConfig, train_pairs, heldout_pairs, out_dir: str | os.PathLike,
           train_config: TrainConfig, *, resume: bool = False, progress: bool = True,
           log=print) -> dict:
@@ -130,7 +116,11 @@ def train(model_config: DDSPConfig, train_pairs, heldout_pairs, out_dir: str | o
         batch = draw_segments(train_data, train_config.batch_size, n_frames, common.step_rng(train_config.seed, step))
         return segment_loss(model, train_data, batch, n_frames)
 
+    def heldout_loss() -> float:
+        return common.heldout_loss(model, lambda batch: segment_loss(model, heldout_data, batch, n_frames), picks,
+                                   train_config.batch_size)
+
     return common.fit(model=model, optimizer=run.optimizer, out_dir=out, train_config=train_config, state=run.state,
                       batch_loss=batch_loss,
-                      heldout_loss=lambda: heldout_loss(model, heldout_data, picks, n_frames, train_config.batch_size),
+                      heldout_loss=heldout_loss,
                       save_model=save_model, resume=resume, desc="train ddsp", progress=progress, log=log)

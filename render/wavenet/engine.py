@@ -18,7 +18,7 @@ import torch
 
 from ..base import DEFAULT_CHUNK_S, N_CHANNELS, Renderer, check_sample_rate, n_output_samples
 from ..instruments import instrument_map
-from ..model_folder import CONFIG_FILE, WEIGHTS_FILE, model_dir
+from ..model_folder import load_model_folder
 from .conditioning import conditioning_of
 from .config import WaveNetConfig
 from .generate import GenerationSettings, generate_pieces
@@ -27,24 +27,12 @@ from .model import WaveNet
 
 def load_model(model: str | os.PathLike | None) -> WaveNet:
     """Load a WaveNet model folder (safetensors + JSON only; nothing is unpickled)."""
-    from safetensors.torch import load_file
-
     from ostinato.events import InputError
 
     if model is None:
         raise InputError("wavenet", "no model is shipped: give --model DIR, a folder made by "
                                     "`ostinato train renderer --engine wavenet` (see render/wavenet/MODEL_CARD.md)")
-    path = model_dir(model)
-    weights, config_path = path / WEIGHTS_FILE, path / CONFIG_FILE
-    if not weights.is_file() or not config_path.is_file():
-        raise InputError(path, f"not a wavenet model folder (needs {WEIGHTS_FILE} and {CONFIG_FILE})")
-    try:
-        config = WaveNetConfig.from_json(config_path.read_text())
-        net = WaveNet(config)
-        net.load_state_dict(load_file(weights))
-    except (ValueError, TypeError, RuntimeError, OSError) as exc:
-        raise InputError(path, f"cannot load wavenet model: {exc}") from exc
-    return net.eval()
+    return load_model_folder(model, config_class=WaveNetConfig, build=WaveNet, engine="wavenet")
 
 
 class WaveNetRenderer(Renderer):

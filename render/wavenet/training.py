@@ -95,20 +95,6 @@ def segment_loss(model: WaveNet, pieces: list[PieceData], picks: list[tuple[int,
     return output.loss(params, target, model.config)
 
 
-def heldout_loss(model: WaveNet, pieces: list[PieceData], picks: list[tuple[int, int]], n_samples: int,
-                 batch_size: int) -> float:
-    """Mean nats per sample over held-out segments."""
-    model.eval()
-    total, count = 0.0, 0
-    with torch.no_grad():
-        for a in range(0, len(picks), batch_size):
-            batch = picks[a:a + batch_size]
-            total += float(segment_loss(model, pieces, batch, n_samples)) * len(batch)
-            count += len(batch)
-    model.train()
-    return total / max(count, 1)
-
-
 def model_card(model: WaveNet, state: dict, summary: dict) -> str:
     """A short model card: what the model is, what it was trained on, its held-out loss."""
     c = model.config
@@ -163,6 +149,10 @@ def train(model_config: WaveNetConfig, train_pairs, heldout_pairs, out_dir: str 
         batch = common.draw_segments(lengths, train_config.batch_size, n_samples, rng)
         return segment_loss(model, train_data, batch, n_samples)
 
+    def heldout_loss() -> float:
+        return common.heldout_loss(model, lambda batch: segment_loss(model, heldout_data, batch, n_samples), picks,
+                                   train_config.batch_size)
+
     def save(net: WaveNet, directory: Path) -> None:
         save_model(net, directory)
         if directory == out:
@@ -172,5 +162,5 @@ def train(model_config: WaveNetConfig, train_pairs, heldout_pairs, out_dir: str 
 
     return common.fit(model=model, optimizer=run.optimizer, out_dir=out, train_config=train_config, state=state,
                       batch_loss=batch_loss,
-                      heldout_loss=lambda: heldout_loss(model, heldout_data, picks, n_samples, train_config.batch_size),
+                      heldout_loss=heldout_loss,
                       save_model=save, resume=resume, desc="train wavenet", progress=progress, log=log)

@@ -1,0 +1,73 @@
+"""Trust: nothing under -o that ostinato did not create is deleted; outputs never land on inputs."""
+
+import hashlib
+
+import numpy as np
+from conftest import run_cli
+
+from ostinato import events
+from ostinato.events import NoteTable, Track
+from ostinato.events.atomic import atomic_path, temporary_target
+
+
+def _piece(path):
+    table = NoteTable.from_ticks(np.array([0, 480]), np.array([480, 960]), np.array([60, 64]), np.array([90, 90]),
+                                 np.array([0, 0]), [Track("p", 0, False)])
+    events.write(table, path)
+
+
+def _checksums(folder):
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_our_temporaries_are_named_so_and_nothing_else_is_taken_for_one(tmp_path):
+    with atomic_path(tmp_path / "song.mid") as tmp:
+        assert temporary_target(tmp.name) == "song.mid" and tmp.suffix == ".mid"
+        tmp.write_bytes(b"x")
+    assert [p.name for p in tmp_path.iterdir()] == ["song.mid"]
+    for name in (".draft.tmp.abc", ".session.tmp", ".vimrc.tmpl", ".song.mid.tmp.mid", ".a.mid.abcd1234.tmp.mid",
+                 ".a.mid.abcd1234.ostinato-tmp.abc", "a.mid.abcd1234.ostinato-tmp.mid"):
+        assert temporary_target(name) is None, name
+    assert temporary_target(".a.mid.abcd1234.ostinato-tmp.mid") == "a.mid"
+
+
+def test_convert_removes_only_its_own_stale_temporaries(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    _piece(src / "a.mid")
+    out = tmp_path / "out"
+    (out / "src").mkdir(parents=True)
+    users = {".draft.tmp.abc": b"a draft", "src/.session.tmp": b"session", ".vimrc.tmpl": b"set nu",
+             "src/.b.mid.abcd1234.ostinato-tmp.mid": b"not a planned output of this batch"}
+    for name, data in users.items():
+        (out / name).write_bytes(data)
+    stale = out / "src" / ".a.mid.abcd1234.ostinato-tmp.mid"   # a killed run's half-written a.mid
+    stale.write_bytes(b"half")
+    before = _checksums(out)
+    result = run_cli("convert", str(src), "--to", "mid", "-o", str(out), "-j", "0")
+    assert result.returncode == 0, result.stderr
+    assert not stale.exists()
+    after = _checksums(out)
+    assert {name: after[name] for name in users} == {name: before[name] for name in users}
+    assert events.read(out / "src" / "a.mid").pitch.tolist() == [60, 64]
+
+
+def test_an_output_that_is_an_input_is_refused_and_the_input_kept(tmp_path):
+    tune = tmp_path / "tune.abc"
+    tune.write_text("X:1\nM:4/4\nL:1/8\nK:G\nGABc dedB|G4 G4|]\n")
+    midi = tmp_path / "piece.mid"
+    _piece(midi)
+    link = tmp_path / "link.abc"
+    link.symlink_to(tune)
+    before = _checksums(tmp_path)
+    for args in (["plot", str(tune), "-o", str(tune)],
+                 ["plot", str(tune), "-o", str(link)],                                  # the same file by a link
+                 ["plot", str(midi), "-o", str(tmp_path / ".." / tmp_path.name / "piece.mid")],   # and by ..
+                 ["compose", "--primer", str(tune), "-o", str(tune)],
+                 ["compose", "--primer", str(midi), "-o", str(midi), "--bars", "1"],
+                 ["compose", "--primer", str(midi), "-o", str(tmp_path / "new.mid"), "--render", str(midi)]):
+        result = run_cli(*args)
+        assert result.returncode == 2, (args, result.stderr)
+        assert result.stderr.count("\n") == 1 and "is an input of this command" in result.stderr, result.stderr
+        assert _checksums(tmp_path) == before, args
