@@ -212,12 +212,12 @@ def run_batch(items: list[Item], spec: ConvertSpec, options: BatchOptions = Batc
     Raises:
         BatchUsageError: the output folder is busy, or holds another tokenizer's shards.
     """
+    summary = BatchSummary(total=len(items), manifest=str(spec.out_dir) + os.sep + MANIFEST_NAME)
+    items, collisions = distinct_outputs(items, spec)
     keys = [item.key for item in items]
-    if len(set(keys)) != len(keys):
-        raise ValueError("items must have unique keys (events.sources.iter_sources gives each key once)")
     folder = Path(spec.out_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    summary = BatchSummary(total=len(items), manifest=str(folder / MANIFEST_NAME))
+    summary.manifest = str(folder / MANIFEST_NAME)
     with _folder_lock(folder):
         planned = {spec.output_for(key) for key in keys} | BATCH_FILES
         _remove_stale_temporaries(folder, planned)
@@ -238,6 +238,13 @@ def run_batch(items: list[Item], spec: ConvertSpec, options: BatchOptions = Batc
 
             writer.sync = synced
         try:
+            for result, keyed in collisions:   # loud, each naming the item it collides with
+                if keyed:   # its key is its own: the manifest records it
+                    writer.write(key=result.key, input=result.input, sha256=None, status="failed",
+                                 error=result.error, message=result.message, outputs=[], seconds=0.0)
+                summary.failed += 1
+                if on_result:
+                    on_result(result)
             todo = _resume(items, spec, options, records, tokens, folder, writer, summary, on_result)
             _preload(todo, spec, tokens)
             _run(todo, spec, options, tokens, writer, summary, on_result, records)
@@ -246,6 +253,35 @@ def run_batch(items: list[Item], spec: ConvertSpec, options: BatchOptions = Batc
             if tokens is not None:
                 tokens.close(latest(read_manifest(folder / MANIFEST_NAME)))
     return summary
+
+
+def distinct_outputs(items: list[Item], spec: ConvertSpec) -> tuple[list[Item], list[tuple[Result, bool]]]:
+    """``items`` less those whose key or output is another item's, and a failed Result for each of those.
+
+    Two items collide when they share a key (two source folders of the same name), or their outputs
+    are one file (``x.abc`` tune 1 and a file named ``x.abc#1.mid``; ``UP.MID`` and ``UP.MID.mid``),
+    compared case-insensitively so that a case-insensitive file system cannot merge them either.
+    The first item keeps its output; each later one fails, naming the first. The bool says whether
+    the failed item's key is its own (it can be recorded in the manifest under it).
+    """
+    kept: list[Item] = []
+    claimed: dict[str, Item] = {}
+    failed: list[tuple[Result, bool]] = []
+    for item in items:
+        names = [f"key:{item.key}"]
+        if spec.to != "tokens":   # tokens go to shards, keyed by the item's key alone
+            names.append(f"out:{spec.output_for(item.key).casefold()}")
+        other = next((claimed[n] for n in names if n in claimed), None)
+        if other is None:
+            claimed.update(dict.fromkeys(names, item))
+            kept.append(item)
+            continue
+        what = "its key" if other.key == item.key else f"its output {spec.output_for(item.key)}"
+        message = (f"{what} is also {other.key}'s (from {other.path}); rename one of them or convert them "
+                   f"into separate folders")
+        failed.append((Result(key=item.key, input=item.path, status="failed", error="OutputCollision",
+                              message=message), other.key != item.key))
+    return kept, failed
 
 
 def _resume(items, spec, options, records, tokens, folder, writer, summary, on_result) -> list[Item]:

@@ -290,10 +290,15 @@ def _iter_all(source: str) -> Iterator[Item]:
 
 
 def iter_sources(sources: Iterable[str | os.PathLike], *, split: str = "all") -> Iterator[Item]:
-    """The items of every source in turn; an item whose key was already seen is given once."""
-    seen: set[str] = set()
+    """The items of every source in turn; the same piece of the same file is given once.
+
+    Two different files can still share a key (two folders of the same name); both are given,
+    and the consumer decides (``convert`` fails the second, naming the first).
+    """
+    seen: set[tuple[str, str, int | None]] = set()
     for source in sources:
         for item in iter_items(source, split=split):
-            if item.key not in seen:
-                seen.add(item.key)
+            identity = (item.key, os.path.realpath(item.path), item.tune)
+            if identity not in seen:
+                seen.add(identity)
                 yield item

@@ -71,3 +71,35 @@ def test_an_output_that_is_an_input_is_refused_and_the_input_kept(tmp_path):
         assert result.returncode == 2, (args, result.stderr)
         assert result.stderr.count("\n") == 1 and "is an input of this command" in result.stderr, result.stderr
         assert _checksums(tmp_path) == before, args
+
+
+def test_convert_gives_every_item_its_own_output_or_fails_it_naming_the_other(tmp_path):
+    c = tmp_path / "c"
+    c.mkdir()
+    (c / "x.abc").write_text("X:1\nM:4/4\nL:1/8\nK:G\nGABc dedB|G4 G4|]\n")
+    for name in ("x.abc#1.mid", "song.midi", "song.midi.mid", "UP.MID", "UP.MID.mid"):
+        _piece(c / name)
+    for folder in ("a/music", "b/music"):
+        (tmp_path / folder).mkdir(parents=True)
+        _piece(tmp_path / folder / "p.mid")
+    out = tmp_path / "out"
+    before = _checksums(tmp_path)
+    result = run_cli("convert", str(c), str(tmp_path / "a" / "music"), str(tmp_path / "b" / "music"), "--to", "mid",
+                     "-o", str(out), "-j", "0")
+    assert result.returncode == 1
+    lines = sorted(result.stderr.strip().splitlines())
+    assert lines == sorted([
+        f"ostinato: c/x.abc#1.mid: OutputCollision: its output c/x.abc#1.mid is also c/x.abc#1's (from {c / 'x.abc'}); "
+        f"rename one of them or convert them into separate folders",
+        f"ostinato: c/song.midi.mid: OutputCollision: its output c/song.midi.mid is also c/song.midi's (from "
+        f"{c / 'song.midi'}); rename one of them or convert them into separate folders",
+        f"ostinato: c/UP.MID.mid: OutputCollision: its output c/UP.MID.mid is also c/UP.MID's (from {c / 'UP.MID'}); "
+        f"rename one of them or convert them into separate folders",
+        f"ostinato: music/p.mid: OutputCollision: its key is also music/p.mid's (from "
+        f"{tmp_path / 'a' / 'music' / 'p.mid'}); rename one of them or convert them into separate folders",
+    ])
+    assert "converted 4/8, failed 4, skipped 0" in result.stdout
+    assert events.read(out / "c" / "x.abc#1.mid").pitch.tolist() == [67, 69, 71, 72, 74, 76, 74, 71, 67, 67]
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.mid")) == [
+        "c/UP.MID.mid", "c/song.midi.mid", "c/x.abc#1.mid", "music/p.mid"]
+    assert {k: v for k, v in _checksums(tmp_path).items() if not k.startswith("out/")} == before
