@@ -14,7 +14,7 @@ import json
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from ostinato.events import InputError
 from ostinato.events.sources import Item
@@ -271,6 +271,11 @@ def distinct_outputs(items: list[Item], spec: ConvertSpec) -> tuple[list[Item], 
         names = [f"key:{item.key}"]
         if spec.to != "tokens":   # tokens go to shards, keyed by the item's key alone
             names.append(f"out:{spec.output_for(item.key).casefold()}")
+        output = spec.output_for(item.key)
+        if ".." in PurePosixPath(output).parts or PurePosixPath(output).is_absolute():
+            failed.append((Result(key=item.key, input=item.path, status="failed", error="OutputOutside",
+                                  message=f"its output {output} would be outside the output folder"), True))
+            continue
         other = next((claimed[n] for n in names if n in claimed), None)
         if other is None:
             claimed.update(dict.fromkeys(names, item))

@@ -219,8 +219,14 @@ def _glob_items(pattern: str) -> Iterator[Item]:
     files = [p for p in matches if p.is_file() and not p.name.startswith(".")]
     if not files:
         raise InputError(pattern, "no file matches this pattern")
+    root = Path(os.path.normpath(base))
     for path in files:
-        yield from _file_items(path, _relative_key(collection, base, path))
+        real = Path(os.path.normpath(path))   # no ".." in a key: keys become output paths
+        try:
+            key = _relative_key(collection, root, real)
+        except ValueError:   # the pattern climbed out of its fixed folder: keyed as a lone file
+            key = f"{real.resolve().parent.name or 'root'}/{real.name}"
+        yield from _file_items(path, key)
 
 
 def music21_corpus_root() -> Path:

@@ -103,3 +103,29 @@ def test_convert_gives_every_item_its_own_output_or_fails_it_naming_the_other(tm
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.mid")) == [
         "c/UP.MID.mid", "c/song.midi.mid", "c/x.abc#1.mid", "music/p.mid"]
     assert {k: v for k, v in _checksums(tmp_path).items() if not k.startswith("out/")} == before
+
+
+def test_a_glob_that_climbs_out_cannot_write_outside_o(tmp_path):
+    (tmp_path / "src" / "sub").mkdir(parents=True)
+    (tmp_path / "victim").mkdir()
+    _piece(tmp_path / "victim" / "a.mid")
+    out = tmp_path / "work" / "out"
+    before = _checksums(tmp_path)
+    result = run_cli("convert", "src/*/../../victim/*.mid", "--to", "mid", "-o", str(out), "-j", "0", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    written = [p for p in tmp_path.rglob("*") if p.is_file() and p.relative_to(tmp_path).as_posix() not in before]
+    assert written and all(out in p.parents for p in written), written
+    assert events.read(out / "victim" / "a.mid").pitch.tolist() == [60, 64]
+    assert {k: v for k, v in _checksums(tmp_path).items() if k in before} == before
+
+
+def test_a_key_with_dots_fails_instead_of_writing_outside(tmp_path):
+    from ostinato.corpora import BatchOptions, ConvertSpec, PoolLimits, run_batch
+    from ostinato.events.sources import Item
+
+    _piece(tmp_path / "a.mid")
+    out = tmp_path / "out"
+    summary = run_batch([Item(key="../escaped/a.mid", path=str(tmp_path / "a.mid"))], ConvertSpec(to="mid", out_dir=str(out)),
+                        BatchOptions(limits=PoolLimits(n_workers=0)))
+    assert summary.failed == 1 and summary.converted == 0
+    assert not (tmp_path / "escaped").exists()
