@@ -125,7 +125,7 @@ def test_a_key_with_dots_fails_instead_of_writing_outside(tmp_path):
 
     _piece(tmp_path / "a.mid")
     out = tmp_path / "out"
-    summary = run_batch([Item(key="../escaped/a.mid", path=str(tmp_path / "a.mid"))], ConvertSpec(to="mid", out_dir=str(out)),
-                        BatchOptions(limits=PoolLimits(n_workers=0)))
+    item = Item(key="../escaped/a.mid", path=str(tmp_path / "a.mid"))
+    summary = run_batch([item], ConvertSpec(to="mid", out_dir=str(out)), BatchOptions(limits=PoolLimits(n_workers=0)))
     assert summary.failed == 1 and summary.converted == 0
     assert not (tmp_path / "escaped").exists()
