@@ -56,7 +56,10 @@ def split_tunes(text: str) -> list[AbcTune]:
                 continue
             kept.append(line)
             body_started = body_started or line.startswith("K:")
-        number = int(match.group(1)) if match.group(1).isdigit() else max(used, default=0) + 1
+        value = match.group(1)   # ASCII digits only: "²" passes str.isdigit() and then fails int()
+        number = int(value) if value.isascii() and value.isdigit() else max(used, default=0) + 1
+        if str(number) != value.lstrip("0") and kept:   # the tune carries the number it is known by
+            kept[0] = f"X:{number}"
         used.add(number)
         version = [line for line in file_header if line.startswith("%abc-")]
         fields = [line for line in file_header if not line.startswith("%abc-")]

@@ -129,3 +129,16 @@ def test_a_key_with_dots_fails_instead_of_writing_outside(tmp_path):
     summary = run_batch([item], ConvertSpec(to="mid", out_dir=str(out)), BatchOptions(limits=PoolLimits(n_workers=0)))
     assert summary.failed == 1 and summary.converted == 0
     assert not (tmp_path / "escaped").exists()
+
+
+def test_a_unicode_digit_x_number_costs_nothing(tmp_path):
+    from ostinato.events.abc_read import split_tunes
+
+    text = "X:1\nM:4/4\nL:1/8\nK:G\nGABc dedB|]\n\nX:²\nM:4/4\nL:1/8\nK:D\nDEFG ABcd|]\n"
+    assert [t.number for t in split_tunes(text)] == [1, 2]
+    tunes = tmp_path / "odd.abc"
+    tunes.write_text(text)
+    result = run_cli("info", "--json", str(tunes))
+    assert result.returncode == 0, result.stderr
+    assert [line.split('"path": ')[1].split(",")[0] for line in result.stdout.splitlines()] == [
+        f'"{tunes}#1"', f'"{tunes}#2"']
