@@ -102,7 +102,7 @@ def train_symbolic(request: TrainSymbolicRequest) -> dict:
     """Tokenize ``request.data``, train (or resume) the model into ``request.out``; returns the held-out figures."""
     from dataclasses import replace
 
-    from ostinato.events.errors import InputError, UsageError
+    from ostinato.events.errors import UsageError
 
     from . import distributed
     from .data import tokenize_source
@@ -132,7 +132,7 @@ def train_symbolic(request: TrainSymbolicRequest) -> dict:
             warmup_steps=request.warmup if request.warmup is not None else max(request.steps // 20, 1),
             eval_every=request.eval_every, checkpoint_every=request.checkpoint_every, seed=request.seed)
     except ValueError as exc:
-        raise InputError("train symbolic", str(exc)) from None
+        raise UsageError("train symbolic", str(exc)) from None
 
     ctx = distributed.setup(request.device)
     try:
@@ -213,6 +213,7 @@ def _progress(desc: str, show: bool):
 
 # ---------------------------------------------------------------------------- compose
 FORMATS = ("mid", "abc", "musicxml")
+MAX_PIECES = 256   # pieces sampled in one batch: memory grows with it (its KV cache)
 EXTENSIONS = {"mid": ".mid", "abc": ".abc", "musicxml": ".musicxml"}
 
 
@@ -318,9 +319,13 @@ def compose_request(args: argparse.Namespace) -> ComposeRequest:
 
     from .shipped import DEFAULT_FOR_FORMAT
 
+    if args.output and not args.format and Path(args.output).suffix and format_of(args.output) is None \
+            and args.n == 1:
+        raise UsageError("-o", f"{args.output}: compose writes .mid, .abc, .musicxml, .xml or .mxl, not "
+                               f"{Path(args.output).suffix} (audio: --render OUT.wav)")
     fmt = args.format or format_of(args.output) or "mid"
-    if args.n < 1:
-        raise UsageError("compose", f"-n must be at least 1, got {args.n}")
+    if not 1 <= args.n <= MAX_PIECES:
+        raise UsageError("compose", f"-n must be 1 to {MAX_PIECES} (the pieces are sampled as one batch), got {args.n}")
     sections = None
     if args.sections:
         try:

@@ -80,7 +80,7 @@ class TrainConfig:
                 raise ValueError(f"{name}: expected a positive integer, got {getattr(self, name)!r}")
         if self.warmup_steps < 0:
             raise ValueError(f"warmup_steps: expected >= 0, got {self.warmup_steps!r}")
-        if not self.learning_rate > 0:
+        if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
             raise ValueError(f"learning_rate: expected > 0, got {self.learning_rate!r}")
         if not 0 <= self.min_lr_ratio <= 1:
             raise ValueError(f"min_lr_ratio: expected 0..1, got {self.min_lr_ratio!r}")
@@ -304,6 +304,9 @@ def train(*, data: TokenData, tokenizer, model_config: ModelConfig, config: Trai
         with _autocast(ctx.device):
             logits = wrapped(input_ids=batch[:, :-1]).logits  # [b, T, V]
         loss = torch.nn.functional.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1))
+        if not torch.isfinite(loss):   # diverged: stop before a NaN reaches the weights or a checkpoint
+            raise TrainingDiverged(f"the loss is {loss.item()} at step {step + 1} (learning rate {lr:.3g}); the last "
+                                   f"checkpoint is kept: resume with a lower --lr")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip) if config.grad_clip else None
@@ -367,11 +370,22 @@ def _append_log(path: Path, record: dict) -> None:
         fh.write(json.dumps(record) + "\n")
 
 
+class TrainingDiverged(RuntimeError):
+    """The training loss became NaN or infinite (too high a learning rate, usually)."""
+
+
 def _truncate_log(path: Path, step: int) -> None:
     """Keep the log lines up to ``step`` (a resumed run rewrites what came after its checkpoint)."""
     if not path.is_file():
         return
-    keep = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
+    keep = []
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:   # a line torn by a kill mid-write: dropped, the checkpoint is what counts
+            continue
+        if isinstance(record, dict) and isinstance(record.get("step"), int) and record["step"] <= step:
+            keep.append(line)
     write_text_atomic(path, "".join(line + "\n" for line in keep))
 
 

@@ -142,3 +142,58 @@ def test_a_unicode_digit_x_number_costs_nothing(tmp_path):
     assert result.returncode == 0, result.stderr
     assert [line.split('"path": ')[1].split(",")[0] for line in result.stdout.splitlines()] == [
         f'"{tunes}#1"', f'"{tunes}#2"']
+
+
+# ---------------------------------------------------------------------------- bombs and nonsense from options
+def _tiny(tmp_path):
+    import json
+
+    path = tmp_path / "tiny.json"
+    path.write_text(json.dumps({"architecture": "gpt2", "n_layers": 1, "d_model": 32, "n_heads": 2, "context": 64,
+                                "dropout": 0.0}))
+    return str(path)
+
+
+def _tunes(tmp_path):
+    path = tmp_path / "tunes.abc"
+    path.write_text("".join(f"X:{i}\nM:4/4\nL:1/8\nK:G\nGABc dedB|{'ABcd' if i % 2 else 'edcB'} G4|]\n\n"
+                            for i in range(1, 41)))
+    return str(path)
+
+
+def test_options_that_make_nonsense_or_bombs_are_usage_errors(tmp_path):
+    for args, message in (
+            (["compose", "-o", str(tmp_path / "x.wav")],
+             "compose writes .mid, .abc, .musicxml, .xml or .mxl, not .wav"),
+            (["compose", "-n", "100000", "-o", str(tmp_path / "many")], "-n must be 1 to 256"),
+            (["train", "symbolic", "--data", _tunes(tmp_path), "--tokenizer", "abc", "--out", str(tmp_path / "m"),
+              "--config", _tiny(tmp_path), "--lr", "inf"], "learning_rate: expected > 0, got inf")):
+        result = run_cli(*args)
+        assert result.returncode == 2 and message in result.stderr, (args, result.stderr)
+        assert len(result.stderr.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.json", "tunes.abc"]
+
+
+def test_a_diverging_run_stops_and_writes_no_nan_model(tmp_path):
+    out = tmp_path / "run"
+    result = run_cli("train", "symbolic", "--data", _tunes(tmp_path), "--tokenizer", "abc", "--out", str(out),
+                     "--config", _tiny(tmp_path), "--lr", "1e30", "--warmup", "0", "--steps", "20",
+                     "--checkpoint-every", "1000", "--eval-every", "1000", "--batch-size", "4", "-q")
+    assert result.returncode == 1 and "TrainingDiverged: the loss is nan" in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (out / "model.safetensors").exists()
+
+
+def test_a_torn_last_log_line_does_not_block_resume(tmp_path):
+    import json
+
+    out = tmp_path / "run"
+    common = ["train", "symbolic", "--data", _tunes(tmp_path), "--tokenizer", "abc", "--out", str(out), "--config",
+              _tiny(tmp_path), "--batch-size", "4", "--checkpoint-every", "2", "--eval-every", "1000", "-q"]
+    assert run_cli(*common, "--steps", "4").returncode == 0
+    with open(out / "train_log.jsonl", "a") as log:
+        log.write('{"step": 5, "loss": 2.')   # killed mid-line
+    result = run_cli(*common, "--steps", "6", "--resume")
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if "loss" in r] == [1, 2, 3, 4, 5, 6]
