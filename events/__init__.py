@@ -19,7 +19,8 @@ import the other:
 from .abc_write import table_to_abc, write_abc
 from .errors import InputError
 from .io import AUDIO_FORMATS, AUDIO_SUFFIXES, READ_SUFFIXES, Piece, format_for, iter_pieces, pieces, read, write
-from .midi import ReadLimits, read_midi, write_midi
+from .limits import ReadLimits
+from .midi import read_midi, write_midi
 from .pianoroll import PianoRoll, to_pianoroll
 from .score import from_score, to_score
 from .table import KeySignature, NoteTable, Tempo, TempoMap, TimeSignature, Track

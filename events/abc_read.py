@@ -69,22 +69,17 @@ def split_tunes(text: str) -> list[AbcTune]:
 
 def read_abc_text(path: str | os.PathLike) -> str:
     """The text of an ABC file (UTF-8, else Latin-1), refusing binary and oversized files."""
+    from .limits import ReadLimits, check_lines, read_file_bytes
+
     path = Path(path)
-    try:
-        size = path.stat().st_size
-        if size > MAX_ABC_BYTES:
-            raise InputError(path, f"file is {size} bytes (limit {MAX_ABC_BYTES})")
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise InputError(path, "no such file") from None
-    except OSError as exc:
-        raise InputError(path, exc.strerror or str(exc)) from None
+    data = read_file_bytes(path, ReadLimits(max_file_bytes=MAX_ABC_BYTES))
     if b"\x00" in data:
         raise InputError(path, "not an ABC file (binary data)")
     try:
-        return data.decode("utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
-        return data.decode("latin-1")
+        text = data.decode("latin-1")
+    return check_lines(text, path)
 
 
 def parse_tune(tune: AbcTune, path: str | os.PathLike = "<abc>", *, expand_repeats: bool = False) -> NoteTable:
@@ -103,7 +98,9 @@ def parse_tune(tune: AbcTune, path: str | os.PathLike = "<abc>", *, expand_repea
         score = converter.parse(text, format="abc", forceSource=True)
     except Exception as exc:  # music21's ABC parser raises many kinds
         raise InputError(name, f"cannot parse ABC: {type(exc).__name__}: {exc}") from None
-    return stream_to_table(score, expand_repeats=expand_repeats, path=name)
+    from .limits import check_table
+
+    return check_table(stream_to_table(score, expand_repeats=expand_repeats, path=name), name)
 
 
 def read_abc(path: str | os.PathLike, *, tune: int | None = None, expand_repeats: bool = False) -> NoteTable:

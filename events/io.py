@@ -17,7 +17,8 @@ from pathlib import Path
 
 from .abc_read import ABC_SUFFIXES
 from .errors import InputError
-from .midi import DEFAULT_LIMITS, MIDI_SUFFIXES, ReadLimits, read_midi, write_midi
+from .limits import DEFAULT_LIMITS, ReadLimits
+from .midi import MIDI_SUFFIXES, read_midi, write_midi
 from .music21_io import CORPUS_PREFIX, KERN_SUFFIXES, MUSICXML_SUFFIXES
 from .table import NoteTable
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import struct
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,28 +17,13 @@ import symusic
 
 from .atomic import write_bytes_atomic
 from .errors import InputError
+from .limits import DEFAULT_LIMITS, ReadLimits, read_file_bytes
 from .score import from_score, to_score
 from .table import NoteTable
 
 MIDI_SUFFIXES = (".mid", ".midi", ".smf", ".kar", ".rmi")
 
 
-@dataclass(frozen=True)
-class ReadLimits:
-    """What one file may declare before it is refused (memory and time stay bounded).
-
-    Attributes:
-        max_file_bytes: largest file read, in bytes.
-        max_notes: most notes in one piece.
-        max_duration_s: longest piece, in seconds (an absurd tick value shows up here).
-    """
-
-    max_file_bytes: int = 64 * 1024 * 1024
-    max_notes: int = 5_000_000
-    max_duration_s: float = 24 * 3600.0
-
-
-DEFAULT_LIMITS = ReadLimits()
 
 
 def check_midi_bytes(data: bytes, path: str | os.PathLike, limits: ReadLimits = DEFAULT_LIMITS) -> bytes:
@@ -87,19 +71,7 @@ def read_midi(path: str | os.PathLike, limits: ReadLimits = DEFAULT_LIMITS) -> N
         InputError: the file is missing, too large, malformed, or exceeds ``limits``.
     """
     path = Path(path)
-    try:
-        size = path.stat().st_size
-    except FileNotFoundError:
-        raise InputError(path, "no such file") from None
-    except OSError as exc:
-        raise InputError(path, exc.strerror or str(exc)) from None
-    if size > limits.max_file_bytes:
-        raise InputError(path, f"file is {size} bytes (limit {limits.max_file_bytes})")
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise InputError(path, exc.strerror or str(exc)) from None
-    return parse_midi(data, path, limits)
+    return parse_midi(read_file_bytes(path, limits), path, limits)
 
 
 def parse_midi(data: bytes, path: str | os.PathLike = "<bytes>", limits: ReadLimits = DEFAULT_LIMITS) -> NoteTable:

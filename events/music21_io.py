@@ -177,14 +177,17 @@ def read_music21_file(path: str | os.PathLike, *, expand_repeats: bool = False) 
     """Read MusicXML (``.xml``, ``.musicxml``, ``.mxl``) or Humdrum (``.krn``) with music21."""
     from music21 import converter
 
+    from .limits import check_compressed, check_regular_file, check_table
+
     path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "no such file")
+    check_regular_file(path)   # no FIFO, device or oversized file reaches music21
+    if path.suffix.lower() == ".mxl":
+        check_compressed(path)   # a zip bomb is refused before it is unpacked
     try:
         score = converter.parse(str(path), forceSource=True)
     except Exception as exc:  # music21 raises many kinds; all mean "cannot read this file"
         raise InputError(path, f"cannot parse {path.suffix.lstrip('.')}: {type(exc).__name__}: {exc}") from None
-    return stream_to_table(score, expand_repeats=expand_repeats, path=path)
+    return check_table(stream_to_table(score, expand_repeats=expand_repeats, path=path), path)
 
 
 def corpus_path(name: str) -> Path:

@@ -197,3 +197,45 @@ def test_a_torn_last_log_line_does_not_block_resume(tmp_path):
     assert result.returncode == 0, result.stderr
     records = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records if "loss" in r] == [1, 2, 3, 4, 5, 6]
+
+
+# ---------------------------------------------------------------------------- hangs and memory outside MIDI
+XML_LONG_NOTE = """<?xml version="1.0" encoding="UTF-8"?>
+<score-partwise version="3.1"><part-list><score-part id="P1"><part-name>P</part-name></score-part></part-list>
+<part id="P1"><measure number="1"><attributes><divisions>1</divisions><time><beats>4</beats><beat-type>4</beat-type>
+</time></attributes><note><pitch><step>C</step><octave>4</octave></pitch><duration>{duration}</duration></note>
+</measure></part></score-partwise>
+"""
+
+
+def test_only_regular_files_within_limits_are_read(tmp_path):
+    import os
+    import subprocess
+    import sys
+    import zipfile
+
+    good = tmp_path / "good.mid"
+    _piece(good)
+    hostile = []
+    for name in ("fifo.abc", "fifo.mid", "fifo.musicxml"):
+        os.mkfifo(tmp_path / name)
+        hostile.append((name, "not a regular file"))
+    for name in ("zero.mid", "zero.abc", "zero.krn"):
+        (tmp_path / name).symlink_to("/dev/zero")
+        hostile.append((name, "not a regular file"))
+    (tmp_path / "long.abc").write_text("X:1\nM:4/4\nL:1/8\nK:G\n" + "GABc " * 400_000 + "|]\n")
+    hostile.append(("long.abc", "a line of 2000002 characters (limit 20000)"))
+    with zipfile.ZipFile(tmp_path / "bomb.mxl", "w", zipfile.ZIP_DEFLATED) as bomb:
+        bomb.writestr("score.musicxml", b" " * (100 * 1024 * 1024))
+    hostile.append(("bomb.mxl", "uncompresses to 104857600 bytes (limit 67108864)"))
+    (tmp_path / "long.musicxml").write_text(XML_LONG_NOTE.format(duration=500_000_000_000))
+    hostile.append(("long.musicxml", "absurd note times"))
+    files = [str(tmp_path / name) for name, _ in hostile]
+    result = subprocess.run([sys.executable, "-m", "ostinato", "info", "--json", *files, str(good)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == len(hostile), result.stderr
+    for (name, problem), line in zip(hostile, lines, strict=True):
+        assert line.startswith(f"ostinato: {tmp_path / name}") and problem in line, line
+    assert str(good) in result.stdout   # the good file after them is still reported
