@@ -91,6 +91,18 @@ class TimeSignature:
         return Fraction(4 * self.numerator, self.denominator)
 
 
+def _is_meter(tick, numerator, denominator) -> bool:
+    """True for a meter a bar can have (n >= 1 beats of 1/d, d a power of two); warns and drops any other."""
+    numerator, denominator = int(numerator), int(denominator)
+    if numerator >= 1 and denominator >= 1 and denominator & (denominator - 1) == 0:
+        return True
+    import warnings
+
+    warnings.warn(f"time signature {numerator}/{denominator} at tick {int(tick)} is not a meter; dropped",
+                  stacklevel=3)
+    return False
+
+
 @dataclass(frozen=True)
 class KeySignature:
     """A key change at ``tick``: ``sharps`` in -7..7 (negative = flats) and a ``mode``.
@@ -280,7 +292,7 @@ class NoteTable:
             tempos=_stamp_tempos(tmap),
             time_signatures=[
                 TimeSignature(int(t), float(tmap.to_seconds(t)), int(n), int(d))
-                for t, n, d in sorted(time_signatures or [])
+                for t, n, d in sorted(time_signatures or []) if _is_meter(t, n, d)
             ],
             key_signatures=[
                 KeySignature(int(t), float(tmap.to_seconds(t)), int(s), m)

@@ -239,3 +239,21 @@ def test_only_regular_files_within_limits_are_read(tmp_path):
     for (name, problem), line in zip(hostile, lines, strict=True):
         assert line.startswith(f"ostinato: {tmp_path / name}") and problem in line, line
     assert str(good) in result.stdout   # the good file after them is still reported
+
+
+def test_a_time_signature_that_is_no_meter_is_dropped_at_read(tmp_path):
+    import symusic
+
+    score = symusic.Score(480)
+    track = symusic.Track("p", 0, False)
+    track.notes.append(symusic.Note(0, 480, 60, 90))
+    score.tracks.append(track)
+    score.time_signatures.append(symusic.TimeSignature(0, 0, 4))
+    path = tmp_path / "zero.mid"
+    score.dump_midi(str(path))
+    table = events.read(path)
+    assert table.time_signatures == [] and len(table) == 1
+    plot = run_cli("plot", str(path), "-o", str(tmp_path / "roll.png"))
+    assert plot.returncode == 0, plot.stderr
+    assert "time signature 0/4 at tick 0 is not a meter; dropped" in plot.stderr
+    assert (tmp_path / "roll.png").stat().st_size > 1000
