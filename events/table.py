@@ -33,6 +33,8 @@ from fractions import Fraction
 
 import numpy as np
 
+from .theory import LETTERS, NATURAL_PC, tonic_pc
+
 DEFAULT_TICKS_PER_QUARTER = 480
 DEFAULT_QPM = 120.0
 
@@ -45,19 +47,15 @@ MODE_DEGREES = {
 }
 
 
-LETTERS = "CDEFGAB"
-NATURAL_PC = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}  # pitch class of each natural
-
-
 def _major_scale_names(tonic: str) -> list[str]:
     """Spell the major scale on ``tonic`` ("Eb" -> Eb F G Ab Bb C D)."""
     steps = [0, 2, 4, 5, 7, 9, 11]
     start_letter = LETTERS.index(tonic[0])
-    tonic_pc = (NATURAL_PC[tonic[0]] + tonic[1:].count("#") - tonic[1:].count("b")) % 12
+    start_pc = tonic_pc(tonic)
     names = []
     for degree, step in enumerate(steps):
         letter = LETTERS[(start_letter + degree) % 7]
-        alter = (tonic_pc + step - NATURAL_PC[letter] + 6) % 12 - 6
+        alter = (start_pc + step - NATURAL_PC[letter] + 6) % 12 - 6
         names.append(letter + ("#" * alter if alter > 0 else "b" * -alter))
     return names
 

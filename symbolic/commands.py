@@ -370,9 +370,9 @@ def compose_to_files(request: ComposeRequest) -> list:
                                   max_tokens=request.max_tokens or config.context, seed=request.seed)
     except ValueError as exc:
         raise UsageError("compose", str(exc)) from None
-    abc, midi, prompt = controls_of_request(request, tokenizer)
+    controls, prompt = controls_of_request(request, tokenizer)
     try:   # before the model loads: controls the grammar cannot meet are one line
-        check_controls(tokenizer, abc=abc, midi=midi, max_tokens=sampling.max_tokens)
+        check_controls(tokenizer, controls, max_tokens=sampling.max_tokens)
     except ValueError as exc:
         raise UsageError("compose", str(exc)) from None
 
@@ -384,7 +384,7 @@ def compose_to_files(request: ComposeRequest) -> list:
     bar = tqdm(total=sampling.max_tokens, desc=f"compose x{request.n}", unit="tok", file=sys.stderr,
                disable=not request.show_progress, dynamic_ncols=True, mininterval=0.5)
     try:
-        pieces = compose(model, tokenizer, n=request.n, sampling=sampling, abc=abc, midi=midi, prompt=prompt,
+        pieces = compose(model, tokenizer, n=request.n, sampling=sampling, controls=controls, prompt=prompt,
                          on_step=lambda step: bar.update(step - bar.n))
     except ValueError as exc:   # controls the grammar cannot meet (e.g. a meter the tokens cannot write)
         raise InputError(request.primer or "compose", str(exc)) from None
@@ -421,53 +421,12 @@ def output_paths(output: str | None, fmt: str, n: int) -> list[Path]:
 
 
 def controls_of_request(request: ComposeRequest, tokenizer):
-    """``(AbcControls, MidiControls, prompt)`` of the request's controls and primer."""
-    from .compose import AbcControls, MidiControls
-    from .midi_tokens import Controls
-
-    if tokenizer.kind == "abc":
-        if request.primer:
-            return abc_primer(request.primer, tokenizer, request.bars)
-        return AbcControls(key=request.key, meter=request.meter, unit=request.unit_length, bars=request.bars,
-                           sections=request.sections), None, None
+    """``(controls, prompt)``: the request's controls, or its primer's (prompt None without a primer)."""
     if request.primer:
-        return midi_primer(request.primer, tokenizer, request.bars, request.style)
-    controls = Controls(style=request.style, key=request.key, meter=request.meter, tempo_bpm=request.tempo_bpm,
-                        instruments=request.instruments)
-    return None, MidiControls(controls, bars=request.bars, seconds=request.seconds), None
-
-
-def abc_primer(primer: str, tokenizer, bars: int | None):
-    """``(AbcControls, None, prompt)``: the primer's first tune, continued for ``bars`` more bars (default 8)."""
-    from ostinato.events.abc_read import read_abc_text, split_tunes
-
-    from .abc_tokens import bar_bucket, count_bars
-    from .compose import AbcControls
-
-    tunes = split_tunes(read_abc_text(primer))
-    text = tokenizer.normalise(tunes[0].text)
-    tokens = tokenizer.tokenize(text)
-    header = {t[:2]: t[2:] for t in tokens[:3]}
-    body = tokens[4:]
-    if body and body[-1] == "|]":   # the tune goes on after the primer
-        body = [*body[:-1], "|"]
-    total = count_bars(body) + (bars or 8)
-    controls = AbcControls(key=header["K:"], meter=header["M:"], unit=header["L:"], bars=total)
-    prompt = [tokenizer.bos_id, *(tokenizer.token_to_id[t] for t in [*tokens[:3], bar_bucket(total), *body])]
-    return controls, None, prompt
-
-
-def midi_primer(primer: str, tokenizer, bars: int | None, style: str | None):
-    """``(None, MidiControls, prompt)``: the primer's controls and tokens, continued for ``bars`` more (default 8)."""
-    from ostinato import events
-
-    from .compose import MidiControls
-
-    table = events.read(primer)
-    controls = tokenizer.controls_of(table, style)
-    ids = tokenizer.encode(table, style=style)[:-1]   # without <eos>: the piece goes on
-    n_bars = sum(1 for i in ids if tokenizer.vocab[i] == "Bar_None")
-    return None, MidiControls(controls, bars=n_bars + (bars or 8)), ids
+        return tokenizer.primer(request.primer, bars=request.bars, style=request.style)
+    return tokenizer.make_controls(key=request.key, meter=request.meter, unit=request.unit_length, bars=request.bars,
+                                   sections=request.sections, style=request.style, tempo_bpm=request.tempo_bpm,
+                                   instruments=request.instruments, seconds=request.seconds), None
 
 
 def write_piece(piece, path, fmt: str) -> None:

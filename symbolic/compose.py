@@ -34,30 +34,23 @@ class Composition:
     table: NoteTable
 
 
-def check_controls(tokenizer, controls=None, *, max_tokens: int, abc: AbcControls | None = None,
-                   midi: MidiControls | None = None) -> None:
-    """Raise ValueError (one line) when ``controls`` cannot be met by the tokenizer's grammar.
-
-    ``abc=``/``midi=`` are the former names of ``controls`` (the first one given is used).
-    """
-    tokenizer.grammar(_given(controls, abc, midi), max_tokens=max_tokens)
+def check_controls(tokenizer, controls=None, *, max_tokens: int) -> None:
+    """Raise ValueError (one line) when ``controls`` cannot be met by the tokenizer's grammar."""
+    tokenizer.grammar(controls, max_tokens=max_tokens)
 
 
 def compose(model, tokenizer, *, n: int = 1, sampling: SamplingConfig | None = None, controls=None,
-            abc: AbcControls | None = None, midi: MidiControls | None = None, prompt: list[int] | None = None,
-            on_step: Callable[[int], None] | None = None) -> list[Composition]:
+            prompt: list[int] | None = None, on_step: Callable[[int], None] | None = None) -> list[Composition]:
     """Sample ``n`` pieces under the tokenizer's grammar and decode them.
 
     Args:
         controls: the tokenizer's controls (``tokenizer.make_controls(...)``), None: all free.
-            ``abc=``/``midi=`` are its former names.
         prompt: the start of every sample (e.g. from ``tokenizer.primer(path)``), replacing the
             grammar's own forced prefix. A primer the controls' grammar refuses is continued under
             ``tokenizer.primer_grammar`` when the tokenizer has one (ABC: syntax only).
         on_step: called with the number of new tokens so far.
     """
     sampling = sampling or SamplingConfig()
-    controls = _given(controls, abc, midi)
     max_tokens = min(sampling.max_tokens, context_of(model))
     grammars = [tokenizer.grammar(controls, max_tokens=max_tokens) for _ in range(n)]
     if prompt is None:
@@ -67,11 +60,6 @@ def compose(model, tokenizer, *, n: int = 1, sampling: SamplingConfig | None = N
     ids = sample(model, prompt=prompt, n=n, config=sampling, grammars=grammars, eos_id=tokenizer.eos_id,
                  pad_id=tokenizer.pad_id, on_step=on_step)
     return [decode(tokenizer, seq) for seq in ids]
-
-
-def _given(*candidates):
-    """The first of ``candidates`` that is not None (or None)."""
-    return next((c for c in candidates if c is not None), None)
 
 
 def _fitting(grammars: list, prompt: list[int], tokenizer, controls, max_tokens: int) -> list:

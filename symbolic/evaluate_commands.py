@@ -235,8 +235,7 @@ def sample_to_folder(request: SamplesRequest, folder) -> list:
     from ostinato.events.errors import UsageError
 
     from .commands import write_piece
-    from .compose import AbcControls, MidiControls, compose
-    from .midi_tokens import Controls
+    from .compose import compose
     from .model import load_model_folder
     from .sample import SamplingConfig
     from .shipped import resolve_model
@@ -248,16 +247,11 @@ def sample_to_folder(request: SamplesRequest, folder) -> list:
                                   max_tokens=request.max_tokens or config.context, seed=request.seed)
     except ValueError as exc:
         raise UsageError("evaluate samples", str(exc)) from None
-    if tokenizer.kind == "abc":
-        pieces = compose(model, tokenizer, n=request.n, sampling=sampling,
-                         abc=AbcControls(key=request.key, meter=request.meter, bars=request.bars))
-        fmt, ext = "abc", ".abc"
-    else:
-        controls = Controls(key=request.key, meter=request.meter, instruments=tuple(request.instruments or ()))
-        pieces = compose(model, tokenizer, n=request.n, sampling=sampling,
-                         midi=MidiControls(controls, bars=request.bars))
-        fmt, ext = "mid", ".mid"
-    paths = [folder / f"{i:03d}{ext}" for i in range(1, len(pieces) + 1)]
+    controls = tokenizer.make_controls(key=request.key, meter=request.meter, bars=request.bars,
+                                       instruments=tuple(request.instruments or ()))
+    pieces = compose(model, tokenizer, n=request.n, sampling=sampling, controls=controls)
+    fmt = tokenizer.file_format
+    paths = [folder / f"{i:03d}.{fmt}" for i in range(1, len(pieces) + 1)]
     for piece, path in zip(pieces, paths, strict=True):
         write_piece(piece, path, fmt)
     return paths
