@@ -28,7 +28,7 @@ from .model import PRESETS, ModelConfig, build_model, load_model_folder, save_mo
 from .tokenizers import KINDS, Tokenizer, build_tokenizer, load_tokenizer, save_tokenizer
 
 __all__ = [
-    "KINDS", "PRESETS", "AbcNotAccepted", "AbcTokenizer", "Controls", "MidiTokenizer", "ModelConfig", "Tokenizer", "build_model",
-    "build_tokenizer", "load_model_folder", "load_tokenizer", "music21_misreads", "normalise_abc", "save_model_folder",
-    "save_tokenizer",
+    "KINDS", "PRESETS", "AbcNotAccepted", "AbcTokenizer", "Controls", "MidiTokenizer", "ModelConfig", "Tokenizer",
+    "build_model", "build_tokenizer", "load_model_folder", "load_tokenizer", "music21_misreads", "normalise_abc",
+    "save_model_folder", "save_tokenizer",
 ]
