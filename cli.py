@@ -14,6 +14,7 @@ import os
 import sys
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 log = logging.getLogger("ostinato")
@@ -136,30 +137,48 @@ def render_paths(render: str, n: int) -> list[Path]:
 
 
 # ---------------------------------------------------------------------------- plot
+@dataclass(frozen=True)
+class PlotRequest:
+    """``ostinato plot``: ``file`` drawn into the PNG ``output``: a score as a piano roll, audio as a
+    spectrogram with the notes of ``notes`` outlined."""
+
+    file: str
+    output: str
+    notes: str | None = None
+    tune: int | None = None
+
+
 def run_plot(args: argparse.Namespace) -> int:
     """``plot``: a piano roll of a score, or a spectrogram of audio with ``--notes`` outlined."""
-    from ostinato.events import AUDIO_SUFFIXES, InputError
     from ostinato.events.io import check_not_an_input
 
-    path = Path(args.file)
+    request = PlotRequest(file=args.file, output=args.output, notes=args.notes, tune=args.tune)
+    check_not_an_input(request.output, [request.file, request.notes])
+    plot(request)
+    if args.quiet == 0:
+        print(f"wrote {request.output}", file=sys.stderr)
+    return EXIT_OK
+
+
+def plot(request: PlotRequest) -> None:
+    """Draw the PNG of ``request`` (the events stage draws scores, the render stage audio)."""
+    from ostinato.events import AUDIO_SUFFIXES, InputError
+
+    path = Path(request.file)
     if not path.exists():
         raise InputError(path, "no such file")
-    check_not_an_input(args.output, [path, args.notes])
     if path.suffix.lower() in AUDIO_SUFFIXES:
         from ostinato.render.plot import plot_spectrogram
 
-        notes = _read_notes(args.notes, None) if args.notes else None
-        plot_spectrogram(path, args.output, notes=notes)
+        notes = _read_notes(request.notes, None) if request.notes else None
+        plot_spectrogram(path, request.output, notes=notes)
     else:
-        if args.notes:
-            raise InputError(args.notes, "--notes is for audio files (a piano roll shows its own notes)")
+        if request.notes:
+            raise InputError(request.notes, "--notes is for audio files (a piano roll shows its own notes)")
         from ostinato.events.plot import plot_pianoroll
 
-        table = _read_notes(str(path), args.tune)
-        plot_pianoroll(table, args.output, title=path.name)
-    if args.quiet == 0:
-        print(f"wrote {args.output}", file=sys.stderr)
-    return EXIT_OK
+        table = _read_notes(str(path), request.tune)
+        plot_pianoroll(table, request.output, title=path.name)
 
 
 def _read_notes(path: str, tune: int | None):

@@ -93,3 +93,121 @@ def instrument_program(name: str) -> int | str:
 def instrument_list(text: str) -> tuple[int | str, ...]:
     """``"0,Violin,drums"`` -> ``(0, 40, "drums")`` (see :func:`instrument_program`); empty items are skipped."""
     return tuple(instrument_program(x) for x in text.split(",") if x.strip())
+
+
+# ---------------------------------------------------------------------------- playable ranges
+@dataclasses.dataclass(frozen=True)
+class InstrumentRange:
+    """What one General MIDI instrument can play: sounding MIDI pitches ``low..high`` (inclusive)
+    and at most ``polyphony`` notes sounding at once (a violin's double stop is 2, a flute 1)."""
+
+    low: int
+    high: int
+    polyphony: int
+
+
+def _ranges(*spans: tuple[int, int, int, int, int]) -> tuple[InstrumentRange, ...]:
+    table: list[InstrumentRange | None] = [None] * 128
+    for first, last, low, high, poly in spans:
+        for program in range(first, last + 1):
+            table[program] = InstrumentRange(low, high, poly)
+    assert all(r is not None for r in table)
+    return tuple(table)  # type: ignore[arg-type]
+
+
+# The playable range of each of the 128 General MIDI programs (index = program), as sounding MIDI
+# pitches (middle C = 60), with the most notes it sounds at once. Orchestral instruments take the
+# standard orchestration ranges (S. Adler, *The Study of Orchestration*, 3rd ed., and the Vienna
+# Symphonic Library instrument pages): violin G3-A7 (55-105 cut to 103), viola C3-E6, cello C2-C6,
+# contrabass E1-G4 sounding, trumpet F#3-D6, horn B1-F5, trombone E2-C5, tuba D1-F4 (limited to
+# E1..), flute C4-C7, oboe Bb3-G6, clarinet D3-Bb6, bassoon Bb1-Eb5, saxophones at their written
+# range transposed to sounding pitch; fretted instruments from their standard tunings (guitar
+# E2-E6, bass E1-G4); keyboards their keyboard compass; voices the choral SATB compass E2-A5.
+# Synthesizer and effect programs (80-103, 119-127) have no acoustic model: the span of a 61-key
+# keyboard (C2-C7) is used. Monophonic winds and brass play 1 note, bowed strings 2 (double stops),
+# plucked strings their string count, keyboards 10 (two hands), sections and pads 8.
+GM_RANGES: tuple[InstrumentRange, ...] = _ranges(
+    (0, 5, 21, 108, 10),      # pianos, electric pianos: A0-C8
+    (6, 6, 29, 89, 10),       # harpsichord F1-F6
+    (7, 7, 36, 96, 10),       # clavinet
+    (8, 8, 60, 108, 10),      # celesta C4-C8
+    (9, 9, 79, 108, 2),       # glockenspiel G5-C8 (sounding)
+    (10, 10, 60, 96, 6),      # music box
+    (11, 11, 53, 89, 4),      # vibraphone F3-F6
+    (12, 12, 45, 96, 4),      # marimba A2-C7
+    (13, 13, 65, 108, 2),     # xylophone F4-C8 (sounding)
+    (14, 14, 60, 77, 2),      # tubular bells C4-F5
+    (15, 15, 48, 96, 4),      # dulcimer
+    (16, 18, 36, 96, 10),     # drawbar, percussive, rock organ
+    (19, 19, 24, 108, 10),    # church organ, pedals from C1
+    (20, 20, 36, 96, 10),     # reed organ
+    (21, 21, 41, 89, 6),      # accordion (treble keyboard)
+    (22, 22, 60, 96, 3),      # harmonica
+    (23, 23, 41, 89, 6),      # tango accordion
+    (24, 24, 40, 83, 6),      # nylon guitar E2-B5
+    (25, 30, 40, 88, 6),      # steel, jazz, clean, muted, overdriven, distortion guitars E2-E6
+    (31, 31, 52, 88, 6),      # guitar harmonics
+    (32, 37, 28, 67, 2),      # acoustic, finger, pick, fretless, slap basses E1-G4
+    (38, 39, 24, 72, 2),      # synth basses
+    (40, 40, 55, 103, 2),     # violin G3-G7
+    (41, 41, 48, 91, 2),      # viola C3-G6
+    (42, 42, 36, 84, 2),      # cello C2-C6
+    (43, 43, 28, 67, 2),      # contrabass E1-G4 (sounding)
+    (44, 45, 28, 103, 8),     # tremolo, pizzicato strings (the section)
+    (46, 46, 23, 103, 8),     # harp B0-G7
+    (47, 47, 40, 57, 2),      # timpani E2-A3
+    (48, 51, 28, 103, 8),     # string ensembles, synth strings
+    (52, 53, 40, 81, 8),      # choir aahs, voice oohs: E2-A5
+    (54, 54, 40, 84, 8),      # synth voice
+    (55, 55, 36, 84, 6),      # orchestra hit
+    (56, 56, 54, 86, 1),      # trumpet F#3-D6
+    (57, 57, 40, 72, 1),      # trombone E2-C5
+    (58, 58, 28, 65, 1),      # tuba E1-F4
+    (59, 59, 54, 82, 1),      # muted trumpet
+    (60, 60, 35, 77, 1),      # french horn B1-F5
+    (61, 61, 35, 86, 6),      # brass section
+    (62, 63, 36, 96, 8),      # synth brass
+    (64, 64, 56, 87, 1),      # soprano sax Ab3-Eb6
+    (65, 65, 49, 81, 1),      # alto sax Db3-A5
+    (66, 66, 44, 76, 1),      # tenor sax Ab2-E5
+    (67, 67, 36, 69, 1),      # baritone sax C2-A4
+    (68, 68, 58, 91, 1),      # oboe Bb3-G6
+    (69, 69, 52, 81, 1),      # english horn E3-A5
+    (70, 70, 34, 75, 1),      # bassoon Bb1-Eb5
+    (71, 71, 50, 94, 1),      # clarinet D3-Bb6
+    (72, 72, 74, 108, 1),     # piccolo D5-C8
+    (73, 73, 60, 96, 1),      # flute C4-C7
+    (74, 74, 72, 98, 1),      # recorder (soprano) C5-D7
+    (75, 76, 60, 96, 1),      # pan flute, blown bottle
+    (77, 77, 55, 91, 1),      # shakuhachi
+    (78, 78, 72, 108, 1),     # whistle
+    (79, 79, 60, 89, 1),      # ocarina
+    (80, 87, 36, 96, 2),      # synth leads
+    (88, 95, 36, 96, 8),      # synth pads
+    (96, 103, 36, 96, 6),     # synth effects
+    (104, 104, 48, 84, 2),    # sitar
+    (105, 105, 48, 86, 4),    # banjo
+    (106, 106, 50, 84, 2),    # shamisen
+    (107, 107, 55, 91, 4),    # koto
+    (108, 108, 60, 88, 4),    # kalimba
+    (109, 109, 55, 74, 1),    # bagpipe (chanter)
+    (110, 110, 55, 100, 2),   # fiddle
+    (111, 111, 60, 90, 1),    # shanai
+    (112, 112, 72, 96, 2),    # tinkle bell
+    (113, 113, 60, 84, 2),    # agogo
+    (114, 114, 52, 88, 4),    # steel drums
+    (115, 115, 60, 84, 2),    # woodblock
+    (116, 118, 36, 72, 2),    # taiko, melodic tom, synth drum
+    (119, 127, 36, 96, 2),    # reverse cymbal and sound effects
+)
+# The GM percussion key map (channel 10): 27 (high Q) .. 87 (open surdo); a kit plays 4 at once.
+DRUM_RANGE = InstrumentRange(27, 87, 4)
+
+
+def instrument_range(program: int | str) -> InstrumentRange:
+    """The :class:`InstrumentRange` of a GM program 0-127, or of ``"drums"`` (or program -1)."""
+    if program == DRUMS or program == -1:
+        return DRUM_RANGE
+    if not isinstance(program, int | np.integer) or not 0 <= program <= 127:
+        raise ValueError(f"program: expected a GM program 0-127 or {DRUMS!r}, got {program!r}")
+    return GM_RANGES[int(program)]

@@ -86,6 +86,9 @@ _BAR_START = frozenset((START, LEAD, BAR, FIELD, ENDING))
 _ELEMENT_CTX = _BAR_START | _AFTER_EL | {TIE, BROKEN, SLUR_OPEN, TUPLET, GRACE_END}
 _FIELD_BIT = {"M": 1, "L": 2, "K": 4}
 _COMPOUND = frozenset((6, 9, 12, 15))
+_CLOSING = ("|]", ":|")  # bar lines a tune may end with under the form rules
+_FORM_START = (None, False, (), ())  # form state: tonic, last note is the tonic, this bar, the bars before
+MAX_LOOP_PERIOD = 4  # form: no group of 1..4 bars three times in a row
 
 
 class _Bad(Exception):
@@ -243,6 +246,9 @@ class AbcGrammar:
         strict_bars: every bar holds the meter's length (a pickup and a final bar may be shorter).
         final_bar_line: ``<eos>`` only after a bar line; False also lets a tune end after its last note
             (as most of the Essen tunes in music21's corpus do; not with ``sections``).
+        form: the form rules of a composed tune (what the sampler uses, ``AbcTokenizer.grammar``; see
+            "Form" in the module docstring): hard rules on the closing bar line, and style rules (no
+            loops, tonic endings) that narrow the mask only where another valid token remains.
 
     Raises:
         ValueError: a control outside the vocabulary, or a tune with these controls cannot fit in
@@ -251,7 +257,8 @@ class AbcGrammar:
 
     def __init__(self, tokenizer, *, meter: str | None = None, unit: str | None = None,
                  key: str | None = None, bars: int | None = None, sections: tuple[int, int] | None = None,
-                 max_tokens: int = 512, strict_bars: bool = True, final_bar_line: bool = True) -> None:
+                 max_tokens: int = 512, strict_bars: bool = True, final_bar_line: bool = True,
+                 form: bool = False) -> None:
         self.tok = tokenizer
         self.meter = self._control("meter", meter, "M:", METERS)
         self.unit = self._control("unit", unit, "L:", UNITS)
@@ -271,8 +278,9 @@ class AbcGrammar:
             raise ValueError(f"max_tokens must be at least 8, got {max_tokens!r}")
         self.bars, self.sections, self.max_tokens, self.strict = bars, sections, max_tokens, bool(strict_bars)
         self.final_bar_line = bool(final_bar_line)
+        self.form = bool(form)
         self.vocab = tokenizer.vocab
-        config = (self.strict, self.final_bar_line, sections, self.meter, self.unit, self.key, bars)
+        config = (self.strict, self.final_bar_line, self.form, sections, self.meter, self.unit, self.key, bars)
         self._c = _CACHES.setdefault(config, _Cache())
         self._build_tables()
         cost = self._header_cost(("H", 0, None, None))
@@ -349,12 +357,15 @@ class AbcGrammar:
         self.rep_of = np.full(self.V, -1, dtype=np.int64)
         for rep, group in reps:
             self.rep_of[group] = rep
+        self._filling = np.zeros(self.V, dtype=bool)  # tokens that may end an element (form's tonic rule)
+        self._filling[np.arange(*self.tok.blocks["duration"])] = True
+        self._filling[[self.rest, ids["]"], ids[")"]]] = True
 
     # -- public interface ------------------------------------------------------------------------
 
     def start(self) -> tuple:
         """The state before ``<bos>``."""
-        return (("H", 0, None, None), 0, 0, None, 0)
+        return (("H", 0, None, None), 0, 0, None, 0, _FORM_START if self.form else None)
 
     def finished(self, state: tuple) -> bool:
         """True after ``<eos>``."""
@@ -373,7 +384,7 @@ class AbcGrammar:
 
     def allowed(self, state: tuple) -> np.ndarray:
         """Tokens that keep the tune valid and finishable within ``max_tokens``: bool ``[len(tokenizer)]``."""
-        key, bd, n, note, marked = state
+        key, bd, n, note, marked, fs = state
         budget = self.max_tokens - n
         if key == "DONE":
             mask = np.zeros(self.V, dtype=bool)
@@ -388,11 +399,17 @@ class AbcGrammar:
             mask &= self.marked_ok[marked]
         if key.tie in ("n", "na") and key.ctx in (TIE, BAR, ACC):
             self._restrict_tie(mask, key, note)
+        if fs is not None:
+            banned = self._style_ban(key, bd, note, fs, mask)
+            if banned is not None:
+                narrowed = mask & ~banned
+                if narrowed.any():  # a style rule never takes the last valid token away
+                    mask = narrowed
         return mask
 
     def advance(self, state: tuple, token_id: int) -> tuple:
         """The state after ``token_id``; raises ValueError naming the token if it is not allowed."""
-        key, bd, n, note, marked = state
+        key, bd, n, note, marked, fs = state
         token_id = int(token_id)
         if not 0 <= token_id < self.V:
             raise ValueError(f"token id {token_id} out of range 0..{self.V - 1}")
@@ -404,7 +421,9 @@ class AbcGrammar:
             if costs[token_id] >= budget:
                 raise ValueError(self._refusal(key, token_id, token_id in self._header_options(key),
                                                int(costs[token_id])))
-            return (self._header_step(key, token_id), 0, n + 1, None, 0)
+            if fs is not None and self.kind[token_id] == "key":
+                fs = (self._tonic_of(self.vocab[token_id][2:]), *fs[1:])
+            return (self._header_step(key, token_id), 0, n + 1, None, 0, fs)
         e = self._entry(key)
         rep = int(self.rep_of[token_id])
         if rep < 0 or e.loc[token_id] >= _INF:
@@ -431,7 +450,7 @@ class AbcGrammar:
             marked = 0
         nxt, inc = step
         if nxt == "DONE":
-            return ("DONE", bd, n + 1, None, 0)
+            return ("DONE", bd, n + 1, None, 0, fs)
         if inc:
             bd += 1
             nxt = nxt._replace(cls=self._cls(bd, nxt.lo, nxt.hi))
@@ -439,7 +458,9 @@ class AbcGrammar:
             note = (self.vocab[token_id], note[1] if note else None)
         elif kind == "pitch" and (key.ctx == ACC or key.ctx in _ELEMENT_CTX):
             note = (note[0] if key.ctx == ACC else "", token_id)
-        return (nxt, bd, n + 1, note, marked)
+        if fs is not None:
+            fs = self._form_step(fs, key, token_id, note)
+        return (nxt, bd, n + 1, note, marked, fs)
 
     def _tails(self, e: _Entry, bd: int) -> np.ndarray:
         """Tokens after each of ``e``'s bar-start signatures, with ``bd`` bars done before them."""
@@ -450,13 +471,121 @@ class AbcGrammar:
 
     def cost(self, state: tuple) -> int:
         """Tokens the completion policy still needs from ``state`` (``<eos>`` included); a large number if none."""
-        key, bd, _n, _note, _marked = state
+        key, bd, _n, _note, _marked, _fs = state
         if key == "DONE":
             return 0
         if key[0] == "H":
             return self._header_cost(key)
         steps, sig = self._local(key)
         return min(_INF, steps + self._tail(bd + 1, sig))
+
+    # -- form: style rules over the valid tokens ---------------------------------------------------
+
+    def _tonic_of(self, key_name: str) -> tuple[int, str]:
+        """(letter index, accidental token of the tonic: ``""``, ``"^"`` or ``"_"``) of a key (``"F#m"``)."""
+        return LETTERS.index(key_name[0]), {"#": "^", "b": "_"}.get(key_name[1:2], "")
+
+    def _is_tonic(self, tonic: tuple[int, str] | None, note) -> bool:
+        """The note ``(accidental, pitch id)`` is the tonic: its letter, bare (the key signature gives the
+        tonic's accidental) or with the tonic's own accidental."""
+        if tonic is None or note is None:
+            return False
+        acc, pitch = note
+        return self.pitch_letter[pitch] == tonic[0] and (acc in ("", tonic[1]) or (acc == "=" and not tonic[1]))
+
+    def _form_step(self, fs: tuple, key: _Key, token_id: int, note) -> tuple:
+        """The form state after ``token_id``: (tonic, last note is the tonic, this bar's tokens, the tokens of
+        the last ``3 * MAX_LOOP_PERIOD - 1`` bars)."""
+        tonic, last_tonic, cur, hist = fs
+        kind = self.kind[token_id]
+        if kind == "bar":
+            if any(self.kind[t] in ("pitch", "rest") for t in cur):
+                hist = (*hist[2 - 3 * MAX_LOOP_PERIOD:], cur)
+            return (tonic, last_tonic, (), hist)
+        if kind == "key":
+            return (self._tonic_of(self.vocab[token_id][2:]), last_tonic, cur, hist)
+        if kind in ("ending", "meter", "unit"):
+            return fs
+        if kind == "pitch" and (key.ctx == ACC or key.ctx in _ELEMENT_CTX):
+            last_tonic = self._is_tonic(tonic, note)
+        elif self.vocab[token_id] == "[" and key.ctx in _ELEMENT_CTX:
+            last_tonic = False  # a chord is not a tonic ending (the rule is about the melody note)
+        return (tonic, last_tonic, (*cur, token_id), hist)
+
+    def _full_after(self, key: _Key, rep: int) -> bool:
+        """The bar is full after the token ``rep`` (an element that ends exactly at the bar's end)."""
+        e = self._entry(key)
+        if e.loc[rep] >= _INF:
+            return False
+        step = e.next.get(rep)
+        if step is None:
+            try:
+                step = e.next[rep] = self._step(key, rep)
+            except _Bad:
+                return False
+        nxt = step[0]
+        return isinstance(nxt, _Key) and nxt.bar > 0 and nxt.pos >= nxt.bar and nxt.ctx in _AFTER_EL
+
+    def _tonic_pitches(self, tonic: tuple[int, str], acc: str) -> np.ndarray:
+        """Bool [V]: the pitch tokens that are the tonic after the accidental ``acc`` (``""``: none)."""
+        mask = np.zeros(self.V, dtype=bool)
+        if acc in ("", tonic[1]) or (acc == "=" and not tonic[1]):
+            mask[self.letter_ids[tonic[0]]] = True
+        return mask
+
+    def _style_ban(self, key: _Key, bd: int, note, fs: tuple, mask: np.ndarray) -> np.ndarray | None:
+        """Bool [V]: the valid tokens the style rules of ``form`` take away here (None: none). The caller
+        keeps them when nothing else is allowed, so validity never depends on these rules.
+
+        Rules (the grammar decides these; the model chooses among what remains):
+
+        - No loops: the token that would complete a bar making the same group of ``p`` bars (``p`` from 1 to
+          ``MAX_LOOP_PERIOD``; same tokens) three times in a row is refused: no third identical bar in a row
+          (``p = 1``), no ``X Y X Y X Y`` (``p = 2``), and so on.
+        - Tonic endings: a section or tune ends on its tonic (``K:``'s tonic pitch class; a chord does not
+          count). Where the tune may end or a section may close by choice, ``|]``, ``||`` and ``:|`` (not
+          the ``:|`` closing a first ending) and ``<eos>`` after ``:|`` are refused after a last note that is
+          not the tonic (``|`` carries on). In a bar that must close the tune or a section (the last bar of
+          ``bars``/``sections``, every section's last bar), every note, rest, chord or duration token that
+          would fill the bar after a note that is not the tonic is refused (so the bar's last note is the
+          tonic, at a place and with a rhythm the model chooses).
+        """
+        tonic, last_tonic, cur, hist = fs
+        ban = None
+        for p in range(1, MAX_LOOP_PERIOD + 1):
+            if len(hist) < 3 * p - 1:
+                break
+            target = hist[-p]  # the bar that would continue the period-p loop
+            if (len(cur) + 1 == len(target) and target[:-1] == cur
+                    and all(hist[-j] == hist[-j - p] for j in range(1, 2 * p))):
+                if ban is None:
+                    ban = np.zeros(self.V, dtype=bool)
+                ban[target[-1]] = True
+        if tonic is None:
+            return ban
+        if ban is None:
+            ban = np.zeros(self.V, dtype=bool)
+        ids = self.tok.token_to_id
+        if not last_tonic:
+            ban[ids["|]"]] = ban[ids["||"]] = True
+            if key.ending != 1:
+                ban[ids[":|"]] = True
+            if key.ctx == BAR and key.lb == ":|":
+                ban[self.eos] = True
+        if not key.bar or key.cls is None:
+            return ban
+        _first, _final_next, _eos, _room, boundary, _last = key.cls
+        if not (boundary if self.sections else bd + 1 == key.hi):
+            return ban
+        # a bar that must close a section or the tune: refuse what would fill it after a non-tonic note
+        if (key.ctx in _ELEMENT_CTX or key.ctx == ACC) and self._full_after(key, self.letter_pitch[0]):
+            acc = note[0] if key.ctx == ACC and note else ""
+            ban[self.pitch_ids] |= ~self._tonic_pitches(tonic, acc)[self.pitch_ids]
+        for t in np.flatnonzero(mask & self._filling):
+            after_tonic = last_tonic and self.kind[t] != "chord"
+            if not after_tonic and self._full_after(key, int(self.rep_of[t])):
+                ban[t] = True
+        return ban
 
     # -- helpers ---------------------------------------------------------------------------------
 
@@ -895,7 +1024,7 @@ class AbcGrammar:
 
     def _eos_ok(self, k: _Key) -> bool:
         return (k.tie is None and k.rep == 0 and k.ending in (0, 3) and k.slur == 0 and k.cls[2]
-                and k.lb is not None)
+                and k.lb is not None and (not self.form or k.lb in _CLOSING))
 
     # -- the transition function -----------------------------------------------------------------
 
@@ -945,7 +1074,7 @@ class AbcGrammar:
         if t == self.eos:
             if c in (BAR, FINAL) and self._eos_ok(k):
                 return "DONE", 0
-            if not self.final_bar_line and c in _AFTER_EL and not self.sections:
+            if not self.final_bar_line and c in _AFTER_EL and not self.sections and not self.form:
                 k = self._finalize(k)
                 if (k.tup is None and not k.slur and k.rep == 0 and k.ending in (0, 3) and k.cls[1]
                         and k.cls[3]):
@@ -1138,8 +1267,19 @@ class AbcGrammar:
             if boundary:
                 if token not in ("||", ":|", "|]") or (token == "|]" and not last) or (k.rep and token != ":|"):
                     raise _Bad("a section ends with '||' or ':|' ('|]' at the end; ':|' closes an open repeat)")
+                if self.form and last and token == "||":
+                    raise _Bad("the last section ends with '|]' or ':|'")
             elif token not in ("|", "|:"):
                 raise _Bad("inside a section only '|' or '|:'")
+        if self.form:  # form: '|]' is the tune's last bar line, and the last bar line is '|]' or ':|'
+            if token == "|]":
+                if not _final_next:
+                    raise _Bad("'|]' ends the tune: only once it has its bars")
+                if k.slur:
+                    raise _Bad("'|]' ends the tune: no slur may stay open")
+                ctx = FINAL
+            elif ctx == FINAL and token != ":|":
+                raise _Bad("a shorter final bar ends with '|]' or ':|'")
         rep, ending = k.rep, k.ending
         if token == "|":
             pass

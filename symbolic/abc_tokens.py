@@ -253,20 +253,22 @@ class AbcTokenizer:
 
     def grammar(self, controls: AbcControls | None = None, *, max_tokens: int):
         """The :class:`symbolic.abc_grammar.AbcGrammar` that keeps a sample valid and meets ``controls``
-        (strict bars); ValueError (one line, naming the control) when they cannot be met."""
-        return self._grammar(controls, max_tokens, strict_bars=True)
+        (strict bars, and the form rules: a closing ``|]`` or ``:|`` with nothing after it, no third
+        identical bar in a row, sections and the tune ending on the tonic where another valid token
+        remains); ValueError (one line, naming the control) when they cannot be met."""
+        return self._grammar(controls, max_tokens, strict_bars=True, form=True)
 
     def primer_grammar(self, controls: AbcControls | None = None, *, max_tokens: int):
         """The grammar a primer that :meth:`grammar` refuses is continued under: ABC syntax only, since a
         real tune may have irregular bars."""
         return self._grammar(controls, max_tokens, strict_bars=False)
 
-    def _grammar(self, controls: AbcControls | None, max_tokens: int, *, strict_bars: bool):
+    def _grammar(self, controls: AbcControls | None, max_tokens: int, *, strict_bars: bool, form: bool = False):
         from .abc_grammar import AbcGrammar
 
         c = controls if controls is not None else AbcControls()
         return AbcGrammar(self, meter=c.meter, unit=c.unit, key=c.key, bars=c.bars, sections=c.sections,
-                          max_tokens=max_tokens, strict_bars=strict_bars)
+                          max_tokens=max_tokens, strict_bars=strict_bars, form=form)
 
     def primer(self, path: str | os.PathLike, *, bars: int | None = None,
                style: str | None = None) -> tuple[AbcControls, list[int]]:

@@ -302,13 +302,19 @@ def run_compose(args: argparse.Namespace) -> int:
 
 def list_models() -> None:
     """Print the shipped models with the summary of their cards."""
-    from .shipped import card_summary, shipped_models
+    from .shipped import card_summary, known_controls, shipped_models
 
     models = shipped_models()
     if not models:
         print("no shipped models in this install (train one: examples/train_folk_abc.sh)")
     for name, folder in models.items():
-        print(f"{name}\n  {card_summary(folder)}\n  {folder / 'model_card.md'}")
+        print(f"{name}\n  {card_summary(folder)}")
+        known = known_controls(folder)
+        if known.get("trained_styles"):
+            print(f"  styles: {', '.join(known['trained_styles'])}")
+        if known.get("trained_instruments"):
+            print(f"  instruments (GM programs): {', '.join(known['trained_instruments'])}")
+        print(f"  {folder / 'model_card.md'}")
 
 
 def compose_request(args: argparse.Namespace) -> ComposeRequest:
@@ -359,12 +365,13 @@ def compose_to_files(request: ComposeRequest) -> list:
     from .compose import check_controls, compose
     from .model import load_model_folder, read_model_config
     from .sample import SamplingConfig
-    from .shipped import resolve_model
+    from .shipped import check_known, resolve_model
     from .tokenizers import load_tokenizer
 
     folder = resolve_model(request.model)
     config = read_model_config(folder)
     tokenizer = load_tokenizer(folder / "tokenizer.json")
+    check_known(folder, instruments=request.instruments, style=request.style)
     try:
         sampling = SamplingConfig(temperature=request.temperature, top_k=request.top_k, top_p=request.top_p,
                                   max_tokens=request.max_tokens or config.context, seed=request.seed)

@@ -9,12 +9,17 @@ Any :class:`symbolic.tokenizers.Tokenizer` works: its grammar (``tokenizer.gramm
 :mod:`symbolic.abc_grammar` or :mod:`symbolic.midi_grammar`) masks every token that would make a
 piece invalid, and enforces the controls it can (key, meter, unit length, bars; instruments, tempo,
 length). The primer's tokens are the start of every sample.
+
+Pieces longer than the model's context (any ``bars``/``seconds``, any primer) are sampled with a
+sliding window where the tokenizer has one (MIDI REMI: :meth:`symbolic.midi_tokens.MidiTokenizer.window`):
+when the context is full the model goes on from the control prefix and the most recent bars, while
+the grammar keeps following the whole piece.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ostinato.events import NoteTable
 
@@ -22,7 +27,7 @@ from .abc_tokens import AbcControls
 from .midi_tokens import MidiControls
 from .sample import SamplingConfig, context_of, sample
 
-__all__ = ["AbcControls", "Composition", "MidiControls", "check_controls", "compose", "decode"]
+__all__ = ["AbcControls", "Composition", "MidiControls", "check_controls", "compose", "decode", "token_budget"]
 
 
 @dataclass(frozen=True)
@@ -34,9 +39,36 @@ class Composition:
     table: NoteTable
 
 
+# With a sliding window (tokenizers with ``window``), the grammar's budget for a piece of known length:
+# this many tokens per bar (a dense four-part chorale bar is about 80) or per second, beyond the prompt.
+TOKENS_PER_BAR = 256
+TOKENS_PER_SECOND = 128
+
+
+def slides(tokenizer) -> bool:
+    """Whether ``tokenizer`` re-encodes a sequence shorter (``window``), so pieces may outgrow the context."""
+    return callable(getattr(tokenizer, "window", None)) and getattr(tokenizer, "scheme", None) == "remi"
+
+
+def token_budget(tokenizer, controls, max_tokens: int, *, prompt_tokens: int = 0) -> int:
+    """The longest sequence the grammar plans for: ``max_tokens`` (the context, without a sliding
+    window), or with one, enough for the requested bars or seconds after the prompt (at least ``max_tokens``)."""
+    if not slides(tokenizer) or controls is None:
+        return max_tokens
+    bars, seconds = getattr(controls, "bars", None), getattr(controls, "seconds", None)
+    need = prompt_tokens + 64
+    if bars is not None:
+        need += TOKENS_PER_BAR * int(bars)
+    elif seconds is not None:
+        need += int(TOKENS_PER_SECOND * float(seconds))
+    else:
+        need = max(need, 2 * max_tokens)
+    return max(max_tokens, need)
+
+
 def check_controls(tokenizer, controls=None, *, max_tokens: int) -> None:
     """Raise ValueError (one line) when ``controls`` cannot be met by the tokenizer's grammar."""
-    tokenizer.grammar(controls, max_tokens=max_tokens)
+    tokenizer.grammar(controls, max_tokens=token_budget(tokenizer, controls, max_tokens))
 
 
 def compose(model, tokenizer, *, n: int = 1, sampling: SamplingConfig | None = None, controls=None,
@@ -51,15 +83,27 @@ def compose(model, tokenizer, *, n: int = 1, sampling: SamplingConfig | None = N
         on_step: called with the number of new tokens so far.
     """
     sampling = sampling or SamplingConfig()
-    max_tokens = min(sampling.max_tokens, context_of(model))
+    context = context_of(model)
+    max_tokens = token_budget(tokenizer, controls, min(sampling.max_tokens, context),
+                              prompt_tokens=len(prompt or ()))
     grammars = [tokenizer.grammar(controls, max_tokens=max_tokens) for _ in range(n)]
     if prompt is None:
         prompt = list(grammars[0].prefix_ids())
     else:
+        for grammar in grammars:   # the primer is taken as it is; the note rules hold after it
+            grammar.free_tokens = len(prompt)
         grammars = _fitting(grammars, prompt, tokenizer, controls, max_tokens)
+    window = None
+    if slides(tokenizer):
+        def window(seq: list[int]) -> list[int]:
+            fed = tokenizer.window(seq, max_tokens=context // 2)
+            if fed is None:
+                raise ValueError(f"the piece cannot be cut to fit the model's context of {context} tokens")
+            return fed
+        sampling = replace(sampling, max_tokens=max_tokens)
     ids = sample(model, prompt=prompt, n=n, config=sampling, grammars=grammars, eos_id=tokenizer.eos_id,
-                 pad_id=tokenizer.pad_id, on_step=on_step)
-    return [decode(tokenizer, seq) for seq in ids]
+                 pad_id=tokenizer.pad_id, on_step=on_step, window=window)
+    return [decode(tokenizer, seq, controls) for seq in ids]
 
 
 def _fitting(grammars: list, prompt: list[int], tokenizer, controls, max_tokens: int) -> list:
@@ -87,6 +131,13 @@ def _advance_all(grammar, ids: list[int]):
     return state
 
 
-def decode(tokenizer, ids: list[int]) -> Composition:
-    """A finished token sequence as a :class:`Composition` (text and notes for ABC, notes for MIDI)."""
-    return Composition(ids, tokenizer.decode_text(ids), tokenizer.decode_notes(ids))
+def decode(tokenizer, ids: list[int], controls=None) -> Composition:
+    """A finished token sequence as a :class:`Composition` (text and notes for ABC, notes for MIDI).
+
+    A tokenizer with ``finish(table, controls)`` (MIDI) gives the notes what the controls ask for
+    that the tokens cannot say exactly (the tempo, the key signature, a primer's tracks)."""
+    table = tokenizer.decode_notes(ids)
+    finish = getattr(tokenizer, "finish", None)
+    if finish is not None and controls is not None:
+        table = finish(table, controls)
+    return Composition(ids, tokenizer.decode_text(ids), table)

@@ -53,8 +53,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ostinato.events.instruments import DRUMS
-from ostinato.events.theory import major_minor_key
+from ostinato.events.instruments import DRUMS, instrument_range
+from ostinato.events.theory import major_minor_key, tonic_pc
 
 # Meters of the Meter block that miditok's default time signatures lack, written as the same bar.
 METER_ALIASES = {"2/2": "4/4", "3/2": "6/4"}
@@ -73,6 +73,11 @@ _KINDS = {"Bar": K_BAR, "TimeSig": K_TIMESIG, "Position": K_POSITION, "Tempo": K
           "TimeShift": K_TIMESHIFT, "NoteOn": K_NOTEON, "NoteOff": K_NOTEOFF, "DrumOn": K_DRUMON,
           "DrumOff": K_DRUMOFF}
 _PENDING = {PROGRAM: 3, PITCH: 2, VELOCITY: 1}   # REMI/TSD tokens left to finish the note in flight
+# Pitch classes (from the tonic) a requested key allows: the major scale, the harmonic minor scale
+# (its raised seventh is what tells a minor key from its relative major), and the tonic triads
+# the first beat and the last bar are held to, so the piece opens and closes in its key.
+SCALE_PCS = {False: (0, 2, 4, 5, 7, 9, 11), True: (0, 2, 3, 5, 7, 8, 11)}
+TRIAD_PCS = {False: (0, 4, 7), True: (0, 3, 7)}
 
 
 @dataclass(frozen=True)
@@ -122,6 +127,10 @@ class GrammarState:
         self.sounding: dict[tuple[int, int], tuple[int, ...]] = {}   # MIDILike: (program, pitch) -> onset ticks
         self.n_sounding = 0
         self.n_fresh = 0            # MIDILike: sounding notes begun at the current tick
+        self.here: frozenset = frozenset()   # (program, pitch) of the notes begun at the current tick
+        self.ends: tuple = ()       # (program, end tick) of the REMI/TSD notes that may still sound
+        self.bar_played = 0         # bit (program + 1) set once the program has a note in the current bar
+        self.relaxed = False        # the note rules were dropped to avoid a dead end (never in practice)
         self.mask: np.ndarray | None = None
 
     def copy(self) -> GrammarState:
@@ -154,6 +163,14 @@ class MidiGrammar:
         allow_changes: also allow meter changes (REMI at bar lines, TSD/MIDILike after a TimeShift) and
             tempo changes to any tempo, as real pieces have them; only with a free length. The controls
             then say how the piece starts.
+        note_rules: also hold composed notes to what the instruments and the key allow (what
+            :meth:`MidiTokenizer.grammar` asks for; real pieces break these rules): each pitch within
+            its GM instrument's playable range (:data:`events.instruments.GM_RANGES`), no note
+            begun twice at one tick, at most the instrument's polyphony sounding, every instrument
+            in every bar (REMI: a note begun in it or one sounding through it), no tempo change
+            after the first Tempo, and with a key, pitches of its scale (harmonic minor for minor
+            keys) and its tonic triad on the first beat and in the last bar. The first
+            ``free_tokens`` tokens (a primer) are exempt.
 
     Raises ValueError naming the parameter when a control cannot be written or the budget is too small.
     """
@@ -170,7 +187,8 @@ class MidiGrammar:
         return super().__new__(cls)
 
     def __init__(self, tokenizer, *, controls=None, bars: int | None = None,
-                 seconds: float | None = None, max_tokens: int = 1024, allow_changes: bool = False):
+                 seconds: float | None = None, max_tokens: int = 1024, allow_changes: bool = False,
+                 note_rules: bool = False):
         if bars is not None and seconds is not None:
             raise ValueError("bars, seconds: give at most one length")
         if bars is not None and (not isinstance(bars, int | np.integer) or bars < 1):
@@ -190,6 +208,7 @@ class MidiGrammar:
         self.seconds = None if seconds is None else float(seconds)
         self.max_tokens = int(max_tokens)
         self.allow_changes = bool(allow_changes)
+        self.note_rules = bool(note_rules)
         self.vocab_size = len(tokenizer)
         mt = tokenizer.miditok
         if not (mt.config.use_programs and mt.config.one_token_stream_for_programs and mt.config.use_time_signatures
@@ -202,6 +221,10 @@ class MidiGrammar:
         self._resolve_controls()
         self._body_cost_cache: dict = {}
         self._tempo_cache: dict = {}
+        self._pitch_cache: dict = {}
+        # the first ``free_tokens`` tokens (a primer) are taken as they are: the note rules (range,
+        # key, duplicates, polyphony, every part in every bar, one tempo) hold from there on
+        self.free_tokens = 0
         need = self._cost(self.start())
         self.min_tokens = need   # the shortest piece these controls and this length allow, in tokens
         if math.isinf(need):
@@ -238,6 +261,8 @@ class MidiGrammar:
         self.position_of = {self.value[i]: i for i in self.ids[K_POSITION]}
         self.program_id = {self.value[i]: i for i in self.ids[K_PROGRAM]}
         self.tempo_values = np.array([self.value[i] for i in self.ids[K_TEMPO]])
+        self.pitch_values = np.array([self.value[i] for i in self.ids[K_PITCH]], dtype=np.int64)
+        self.noteon_values = np.array([self.value[i] for i in self.ids[K_NOTEON]], dtype=np.int64)
         # MIDILike note-on/off ids by pitch, per drum-ness
         self.noteoff_id = {(False, self.value[i]): i for i in self.ids[K_NOTEOFF]}
         self.noteoff_id.update({(True, self.value[i]): i for i in self.ids[K_DRUMOFF]})
@@ -309,6 +334,12 @@ class MidiGrammar:
             seen.add(prog)
             self.forced_insts += (prog,)
         self._prefix = tok.control_ids(c)
+        self.scale = self.triad = None   # pitch classes 0-11 the key allows (None: any)
+        if c.key is not None:
+            tonic, mode = c.key.split()
+            root = tonic_pc(tonic)
+            self.scale = frozenset((root + d) % 12 for d in SCALE_PCS[mode == "minor"])
+            self.triad = frozenset((root + d) % 12 for d in TRIAD_PCS[mode == "minor"])
         # prefix masks, one per prefix position 1..4
         meter_texts = {i: tok.vocab[i].removeprefix("Meter:") for i in range(*tok.blocks["meter"])
                        if tok.vocab[i] != "Meter:none"}
@@ -364,6 +395,9 @@ class MidiGrammar:
         unsettled = state.phase == PREFIX or state.meter is None or not state.tempo_done
         if state.phase != DONE and (unsettled or remaining - 1 - self._cost(state) < _SLACK):
             mask = self._budget_filter(state, mask, remaining)
+        if not mask.any() and not state.relaxed:   # the note rules closed every way: drop them from here on
+            state.relaxed = True
+            return self.allowed(state)
         if not mask.any():   # a bug, not a user error: say where
             raise RuntimeError(f"MidiGrammar dead end in phase {state.phase} after {state.n} tokens")
         state.mask = mask
@@ -438,10 +472,53 @@ class MidiGrammar:
         return self.ids[K_TEMPO][near]
 
     def _later_tempo_ok(self, s: GrammarState) -> bool:
-        return s.tempo_done and self.seconds is None
+        """Tempo changes: none once the primer (if any) is over, unless ``allow_changes``."""
+        return s.tempo_done and self.seconds is None and (self.allow_changes or not self._ruled(s))
+
+    def _ruled(self, s: GrammarState) -> bool:
+        """Whether the note rules hold at ``s`` (past the primer, not relaxed)."""
+        return self.note_rules and s.n >= self.free_tokens and not s.relaxed
+
+    def _n_sounding(self, s: GrammarState, program: int) -> int:
+        return sum(1 for p, end in s.ends if p == program and end > s.tick)
 
     def _program_ids(self, s: GrammarState) -> list[int]:
-        return [self.program_id[p] for p in s.insts]
+        """The instruments that may begin a note here: those below their polyphony (all when none is)."""
+        if not self._ruled(s):
+            return [self.program_id[p] for p in s.insts]
+        free = [self.program_id[p] for p in s.insts if self._n_sounding(s, p) < instrument_range(p).polyphony]
+        return free or [self.program_id[p] for p in s.insts]
+
+    def _bar_complete(self, s: GrammarState) -> bool:
+        """Every instrument has a note in the current bar or one sounding past its end (REMI)."""
+        if not self._ruled(s) or s.meter is None:
+            return True
+        bar_end = s.bar_start + s.meter.bar_ticks
+        for p in s.insts:
+            if not s.bar_played >> (p + 1) & 1 and not any(q == p and end > bar_end for q, end in s.ends):
+                return False
+        return True
+
+    def _pitch_ok(self, s: GrammarState, program: int, values: np.ndarray) -> np.ndarray:
+        """Bool [len(values)]: the pitches ``program`` may play at ``s`` (its range; the key's scale, the
+        tonic triad on the first beat and in the last bar; not one it already began at this tick)."""
+        if s.tick < s.meter.ticks_per_beat or (s.window_tick is not None and s.tick >= s.window_tick):
+            region = 1
+        else:
+            region = 0
+        key = (program, region, len(values))
+        if key not in self._pitch_cache:
+            r = instrument_range(program)
+            ok = (values >= r.low) & (values <= r.high)
+            pcs = (self.triad if region else self.scale) if self.scale is not None else None
+            if pcs is not None:
+                ok &= np.isin(values % 12, list(pcs))
+            self._pitch_cache[key] = ok
+        ok = self._pitch_cache[key]
+        used = [pitch for q, pitch in s.here if q == program]
+        if used:
+            ok = ok & ~np.isin(values, used)
+        return ok
 
     def _can_finish(self, s: GrammarState) -> bool:
         return (s.n_notes > 0 and s.unplayed == 0
@@ -458,7 +535,12 @@ class MidiGrammar:
         """Inside a note (REMI, TSD): Program -> Pitch/PitchDrum -> Velocity -> Duration."""
         ph = s.phase
         if ph == PROGRAM:
-            mask[self.ids[K_PITCHDRUM] if s.program == -1 else self.ids[K_PITCH]] = True
+            if s.program == -1:
+                mask[self.ids[K_PITCHDRUM]] = True
+            elif self._ruled(s):
+                mask[self.ids[K_PITCH][self._pitch_ok(s, s.program, self.pitch_values)]] = True
+            else:
+                mask[self.ids[K_PITCH]] = True
         elif ph == PITCH:
             mask[self.ids[K_VELOCITY]] = True
         elif ph == VELOCITY:
@@ -511,6 +593,8 @@ class MidiGrammar:
             s.bar += 1
             s.pos = -1
             s.tick = s.bar_start
+            s.bar_played = 0
+            self._moved(s)
         elif kind == K_TIMESIG:
             s.phase = TIMESIG
             if s.meter is None or self.allow_changes:
@@ -521,6 +605,7 @@ class MidiGrammar:
             s.phase = POSITION
             s.pos = val
             s.tick = s.bar_start + val * s.meter.ticks_per_pos
+            self._moved(s)
         elif kind == K_TEMPO:
             s.phase = TEMPO
             s.qpm = val
@@ -533,14 +618,18 @@ class MidiGrammar:
             self._on_program(s, val)
         elif kind in (K_PITCH, K_PITCHDRUM):
             s.phase = PITCH
+            s.here = s.here | {(s.program, val)}
         elif kind == K_VELOCITY:
             s.phase = VELOCITY
         elif kind == K_DURATION:
             s.phase = DURATION
+            ticks = int(s.meter.duration_ticks[t - self.ids[K_DURATION][0]])
+            s.ends = (*s.ends, (s.program, s.tick + ticks))
         elif kind == K_TIMESHIFT:
             s.phase = TIMESHIFT
             s.tick += int(s.meter.shift_ticks[t - self.ids[K_TIMESHIFT][0]])
             s.n_fresh = 0
+            self._moved(s)
         elif kind in (K_NOTEON, K_DRUMON):
             s.phase = NOTEON
             self._note_on(s, s.program)
@@ -561,8 +650,16 @@ class MidiGrammar:
         return s
 
     @staticmethod
+    def _moved(s: GrammarState) -> None:
+        """Time moved to ``s.tick``: forget the notes begun before it and those that ended."""
+        s.here = frozenset()
+        if s.ends:
+            s.ends = tuple(e for e in s.ends if e[1] > s.tick)
+
+    @staticmethod
     def _note_on(s: GrammarState, program: int) -> None:
         s.played |= 1 << (program + 1)
+        s.bar_played |= 1 << (program + 1)
         s.last_onset = s.tick
         s.n_notes += 1
 
@@ -710,7 +807,7 @@ class RemiGrammar(MidiGrammar):
             self._remi_positions(s, mask)
             if self._remi_bar_ok(s):
                 mask[self.bar_id] = True
-            if ph == DURATION and self._can_finish(s):
+            if ph == DURATION and self._can_finish(s) and self._bar_complete(s):
                 mask[self.tokenizer.eos_id] = True
         else:
             self._note_mask(s, mask)
@@ -727,7 +824,8 @@ class RemiGrammar(MidiGrammar):
             mask[[self.position_of[p] for p in range(first, last + 1)]] = True
 
     def _remi_bar_ok(self, s: GrammarState) -> bool:
-        return s.end_tick is None or s.bar_start + s.meter.bar_ticks + s.meter.min_ticks <= s.end_tick
+        return ((s.end_tick is None or s.bar_start + s.meter.bar_ticks + s.meter.min_ticks <= s.end_tick)
+                and (s.bar < 0 or self._bar_complete(s)))
 
     def _body_cost(self, s: GrammarState) -> float:
         ph = s.phase
@@ -867,7 +965,12 @@ class MidiLikeGrammar(MidiGrammar):
         elif ph == PROGRAM:
             drum = s.program == -1
             if self._midi_onset_ok(s):
-                mask[self.ids[K_DRUMON] if drum else self.ids[K_NOTEON]] = True
+                if drum:
+                    mask[self.ids[K_DRUMON]] = True
+                elif self._ruled(s):
+                    mask[self.ids[K_NOTEON][self._pitch_ok(s, s.program, self.noteon_values)]] = True
+                else:
+                    mask[self.ids[K_NOTEON]] = True
             closable = self._closable(s, s.program)
             if closable:
                 mask[[self.noteoff_id[(drum, p)] for p in closable]] = True

@@ -68,11 +68,18 @@ class Controls:
 
 @dataclass(frozen=True)
 class MidiControls:
-    """Controls of a MIDI piece: the control prefix plus its length in bars or seconds (None: free)."""
+    """Controls of a MIDI piece: the control prefix plus its length in bars or seconds (None: free).
+
+    ``tracks`` (from :meth:`MidiTokenizer.primer`) keeps a primer's parts apart: one
+    ``(token program, program, track name)`` per part, where parts that share a GM program were
+    given distinct stand-in programs in the tokens; :meth:`MidiTokenizer.finish` gives each part its
+    own track and its own program back.
+    """
 
     controls: Controls = field(default_factory=Controls)
     bars: int | None = None
     seconds: float | None = None
+    tracks: tuple[tuple[int, int, str], ...] = ()
 
 
 def tempo_bucket(bpm: float) -> int:
@@ -89,6 +96,31 @@ def key_control(key: KeySignature | None) -> str | None:
     if key is None:
         return None
     return major_minor_name(key.tonic, key.mode in MINOR_MODES)
+
+
+# Stand-in programs for parts that share a GM program (SATB on one piano), highest part first: the
+# "mixed" ensemble the model was trained with (flute, violin, horn, cello), then more distinct ones.
+STAND_INS = (73, 40, 60, 42, 71, 41, 70, 43, 68, 57, 56, 58, 65, 66, 69, 32)
+
+
+def _stand_ins(table: NoteTable) -> tuple[NoteTable, tuple[tuple[int, int, str], ...]]:
+    """``(table, tracks)``: when pitched parts share a GM program (miditok's one token stream would
+    merge them), each pitched part gets a distinct stand-in program, highest part first; ``tracks``
+    maps them back (``(stand-in, program, name)``, see :class:`MidiControls`). Otherwise unchanged, ``()``."""
+    from ostinato.events.instruments import retrack
+    from ostinato.events.table import Track
+
+    pitched = [i for i, t in enumerate(table.tracks) if not t.is_drum and np.any(table.track == i)]
+    programs = [table.tracks[i].program for i in pitched]
+    if len(set(programs)) == len(programs) or len(pitched) > len(STAND_INS):
+        return table, ()
+    mean = {i: float(table.pitch[table.track == i].mean()) for i in pitched}
+    order = sorted(pitched, key=lambda i: -mean[i])
+    tracks, mapping = list(table.tracks), []
+    for stand_in, i in zip(STAND_INS, order, strict=False):
+        mapping.append((stand_in, tracks[i].program, tracks[i].name))
+        tracks[i] = Track(name=tracks[i].name, program=stand_in, is_drum=False)
+    return retrack(table, tracks), tuple(mapping)
 
 
 def _opening(events: list):
@@ -321,7 +353,109 @@ class MidiTokenizer:
         from .midi_grammar import MidiGrammar
 
         c = controls if controls is not None else MidiControls()
-        return MidiGrammar(self, controls=c.controls, bars=c.bars, seconds=c.seconds, max_tokens=max_tokens)
+        return MidiGrammar(self, controls=c.controls, bars=c.bars, seconds=c.seconds, max_tokens=max_tokens,
+                           note_rules=True)
+
+    def window(self, ids: Sequence[int], *, max_tokens: int) -> list[int] | None:
+        """What the model is fed to go on with ``ids`` once they fill its context (REMI; None for TSD
+        and MIDILike): the control prefix and the most recent whole bars that fit in ``max_tokens``,
+        re-encoded as a training window starts (``Bar TimeSig Position_0 Tempo`` then the bars' events),
+        ending with the last token of ``ids`` (a note in flight included). When even the current bar
+        does not fit, it is cut at the latest ``Position`` that fits.
+        """
+        if self.scheme != "remi":
+            return None
+        ids = [int(i) for i in ids]
+        body = next((k for k, i in enumerate(ids) if i >= self.events_offset), len(ids))
+        prefix = ids[:body]
+        vocab = self.vocab
+        bar_id = self.token_to_id["Bar_None"]
+        timesig = tempo = None
+        cuts: list[tuple[int, int | None, int | None]] = []   # (index, TimeSig, Tempo in force there)
+        for k in range(body, len(ids)):
+            name = vocab[ids[k]]
+            if ids[k] == bar_id or name.startswith("Position_"):
+                cuts.append((k, timesig, tempo))
+            if name.startswith("TimeSig_"):
+                timesig = ids[k]
+            elif name.startswith("Tempo_"):
+                tempo = ids[k]
+        position0 = self.token_to_id["Position_0"]
+        for k, ts, tp in cuts:
+            if ts is None or tp is None:
+                continue
+            if ids[k] == bar_id:   # Bar TimeSig [Position_0] ... -> Bar TimeSig Position_0 Tempo ...
+                if k + 2 >= len(ids):
+                    continue
+                ts = ids[k + 1]
+                rest = ids[k + 2:]
+                if rest and rest[0] == position0:
+                    rest = rest[1:]
+                    if rest and vocab[rest[0]].startswith("Tempo_"):
+                        rest = rest[1:]
+                head = [bar_id, ts, position0, tp]
+            else:                  # mid-bar: Bar TimeSig Position_0 Tempo Position_k ...
+                rest = ids[k:]
+                head = [bar_id, ts, position0, tp]
+                if ids[k] == position0:
+                    rest = rest[1:]
+                    if rest and vocab[rest[0]].startswith("Tempo_"):
+                        rest = rest[1:]
+            if not rest:   # the window must end as the sequence does (the grammar goes on from there)
+                continue
+            fed = prefix + head + rest
+            if len(fed) <= max_tokens:
+                return fed
+        return None
+
+    def finish(self, table: NoteTable, controls: MidiControls | None) -> NoteTable:
+        """A decoded piece as the controls asked: the requested tempo exactly (the tokens quantise it:
+        96 bpm is written ``Tempo_94.19``; every tempo event at that quantised value becomes the
+        requested one, the note times follow), the requested key as a key signature at tick 0 (when the
+        piece has none), and a primer's parts on their own tracks with their own programs
+        (``controls.tracks``)."""
+        if controls is None or len(table) == 0:
+            return table
+        from ostinato.events.table import Track
+        from ostinato.events.theory import MODE_SHARPS, major_sharps
+
+        c = controls.controls
+        tempos = [(t.tick, t.qpm) for t in table.tempos]
+        if c.tempo_bpm is not None and tempos:
+            quantised = self.miditok_tempo(float(c.tempo_bpm))
+            tempos = [(tick, float(c.tempo_bpm) if abs(qpm - quantised) < 1e-6 else qpm) for tick, qpm in tempos]
+        keys = [(k.tick, k.sharps, k.mode) for k in table.key_signatures]
+        if c.key is not None and not keys:
+            name = key_name(c.key)
+            if name is not None:
+                tonic, mode = name.split()
+                sharps = major_sharps(tonic) + MODE_SHARPS[mode]
+                if -7 <= sharps <= 7:
+                    keys = [(0, sharps, mode)]
+        tracks, track = list(table.tracks), table.track
+        if controls.tracks:
+            stand_in = {token_program: (program, name) for token_program, program, name in controls.tracks}
+            tracks, index = [], np.zeros(len(table.tracks), dtype=np.int32)
+            order = sorted(range(len(table.tracks)), key=lambda i: [tp for tp, _, _ in controls.tracks].index(
+                table.tracks[i].program) if table.tracks[i].program in stand_in else len(stand_in) + i)
+            for i in order:
+                t = table.tracks[i]
+                if not t.is_drum and t.program in stand_in:
+                    program, name = stand_in[t.program]
+                    t = Track(name=name or t.name, program=program, is_drum=False)
+                index[i] = len(tracks)
+                tracks.append(t)
+            track = index[table.track]
+        return NoteTable.from_ticks(
+            table.onset_tick, table.offset_tick, table.pitch, table.velocity, track, tracks,
+            ticks_per_quarter=table.ticks_per_quarter, tempos=tempos,
+            time_signatures=[(t.tick, t.numerator, t.denominator) for t in table.time_signatures],
+            key_signatures=keys)
+
+    def miditok_tempo(self, bpm: float) -> float:
+        """The ``Tempo`` token value miditok writes for ``bpm`` (its nearest, in microseconds per quarter)."""
+        values = np.array([float(t.removeprefix("Tempo_")) for t in self.vocab if t.startswith("Tempo_")])
+        return float(values[int(np.argmin(np.abs(6e7 / values - 6e7 / bpm)))])
 
     def primer_grammar(self, controls: MidiControls | None = None, *, max_tokens: int) -> None:
         """None: a MIDI primer is continued under :meth:`grammar` only (its tokens must meet the controls)."""
@@ -339,10 +473,11 @@ class MidiTokenizer:
         from ostinato import events
 
         table = events.read(path)
+        table, tracks = _stand_ins(table)
         controls = self.controls_of(table, style)
         ids = self.encode(table, style=style)[:-1]   # without <eos>: the piece goes on
         n_bars = sum(1 for i in ids if self.vocab[i] == "Bar_None")
-        return MidiControls(controls, bars=n_bars + (bars or 8)), ids
+        return MidiControls(controls, bars=n_bars + (bars or 8), tracks=tracks), ids
 
     # ------------------------------------------------------------------ JSON
     def to_json(self) -> dict:

@@ -28,7 +28,8 @@ class SamplingConfig:
         temperature: divides the logits; 0 picks the most likely token (greedy).
         top_k: keep only the k most likely tokens (0: all).
         top_p: keep the smallest set of tokens whose probability reaches p (1.0: all).
-        max_tokens: the longest sequence, prompt included (at most the model's context).
+        max_tokens: the longest sequence, prompt included (at most the model's context, unless
+            :func:`sample` is given a ``window`` to slide on with).
         seed: seeds the draws; the same seed gives the same samples.
     """
 
@@ -67,19 +68,27 @@ def filter_logits(logits: torch.Tensor, *, top_k: int = 0, top_p: float = 1.0) -
 @torch.no_grad()
 def sample(model, *, prompt: Sequence[int], n: int = 1, config: SamplingConfig = SamplingConfig(),
            grammars: Sequence | None = None, eos_id: int, pad_id: int = 0,
-           on_step: Callable[[int], None] | None = None) -> list[list[int]]:
+           on_step: Callable[[int], None] | None = None,
+           window: Callable[[list[int]], list[int]] | None = None) -> list[list[int]]:
     """Draw ``n`` continuations of ``prompt``; returns each sequence (prompt included, up to ``<eos>``).
 
     Args:
         model: a transformers causal LM (``model(input_ids, past_key_values=..., use_cache=True)``).
         prompt: the tokens every sample starts with (``<bos>`` and any controls or primer).
         grammars: one grammar per sample (or None): its mask is applied before every draw, and the
-            prompt must be allowed by it.
+            prompt must be allowed by it. The grammar sees the whole sequence, window or not.
         on_step: called with the number of new tokens so far (for a progress bar).
+        window: ``window(sequence) -> tokens``, what the model is fed to go on with a sequence that
+            fills its context: the same music re-encoded shorter (e.g. the control prefix and the most
+            recent bars, :meth:`symbolic.midi_tokens.MidiTokenizer.window`), at most half the context.
+            With it a sequence may grow to ``config.max_tokens`` (beyond the context): whenever the
+            context is full the model restarts on the window. Without it the sequence stops at the
+            context (and a longer prompt is a ValueError).
     """
     device = next(model.parameters()).device
-    limit = min(config.max_tokens, context_of(model))
-    if len(prompt) >= limit:
+    context = context_of(model)
+    limit = config.max_tokens if window is not None else min(config.max_tokens, context)
+    if len(prompt) >= limit or (window is None and len(prompt) >= context):
         raise ValueError(f"the prompt has {len(prompt)} tokens; the model's limit is {limit}")
     states = None
     if grammars is not None:
@@ -88,41 +97,82 @@ def sample(model, *, prompt: Sequence[int], n: int = 1, config: SamplingConfig =
         states = [g.start() for g in grammars]
         for token in prompt:
             states = [g.advance(s, token) for g, s in zip(grammars, states, strict=True)]
-    generator = torch.Generator(device="cpu").manual_seed(config.seed)
-    sequences = [list(prompt) for _ in range(n)]
-    done = np.zeros(n, dtype=bool)
+    run = _Run(model=model, config=config, grammars=grammars, states=states, eos_id=eos_id, pad_id=pad_id,
+               limit=limit, context=context, device=device, on_step=on_step,
+               generator=torch.Generator(device="cpu").manual_seed(config.seed),
+               sequences=[list(prompt) for _ in range(n)], done=np.zeros(n, dtype=bool))
     if states is not None:
-        done[:] = [g.finished(s) for g, s in zip(grammars, states, strict=True)]
+        run.done[:] = [g.finished(s) for g, s in zip(grammars, states, strict=True)]
+    feed = list(prompt) if len(prompt) < context else _shorter(window, list(prompt), context)
+    run.go(list(range(n)), feed)
+    for i in range(n):   # past the context: each sequence on its own, from its window
+        while not run.done[i]:
+            run.go([i], _shorter(window, run.sequences[i], context))
+    return run.sequences
 
-    input_ids = torch.tensor([list(prompt)] * n, dtype=torch.long, device=device)   # [n, P]
-    next_logits = _decoder(model, n, limit)
-    for step in range(limit - len(prompt)):
-        logits = next_logits(input_ids).float().cpu()                      # [n, V]
-        if states is not None:
-            mask = np.stack([g.allowed(s) if not d else _only(eos_id, logits.shape[-1])
-                             for g, s, d in zip(grammars, states, done, strict=True)])
-            logits = logits.masked_fill(~torch.from_numpy(mask), float("-inf"))
-        if config.temperature == 0:
-            tokens = logits.argmax(dim=-1)
-        else:
-            logits = filter_logits(logits / config.temperature, top_k=config.top_k, top_p=config.top_p)
-            tokens = torch.multinomial(torch.softmax(logits, dim=-1), 1, generator=generator)[:, 0]
-        for i, token in enumerate(tokens.tolist()):
-            if done[i]:
-                continue
-            sequences[i].append(token)
+
+def _shorter(window, sequence: list[int], context: int) -> list[int]:
+    fed = window(sequence)
+    if not 0 < len(fed) <= context // 2 + 1:
+        raise ValueError(f"window: gave {len(fed)} tokens; expected 1 to {context // 2 + 1}")
+    return fed
+
+
+@dataclass
+class _Run:
+    """The state of one :func:`sample` call: the sequences, grammar states and the draws so far."""
+
+    model: object
+    config: SamplingConfig
+    grammars: Sequence | None
+    states: list | None
+    eos_id: int
+    pad_id: int
+    limit: int
+    context: int
+    device: object
+    on_step: Callable[[int], None] | None
+    generator: torch.Generator
+    sequences: list[list[int]]
+    done: np.ndarray
+    n_new: int = 0
+
+    def go(self, rows: list[int], feed: list[int]) -> None:
+        """Sample ``rows`` on, the model fed ``feed`` first, until they finish or the context is full."""
+        grammars, states, done, config = self.grammars, self.states, self.done, self.config
+        input_ids = torch.tensor([feed] * len(rows), dtype=torch.long, device=self.device)   # [B, P]
+        next_logits = _decoder(self.model, len(rows), self.context)
+        for _ in range(self.context - len(feed)):
+            logits = next_logits(input_ids).float().cpu()                  # [B, V]
             if states is not None:
-                states[i] = grammars[i].advance(states[i], token)
-                done[i] = grammars[i].finished(states[i])
+                mask = np.stack([grammars[i].allowed(states[i]) if not done[i] else _only(self.eos_id, logits.shape[-1])
+                                 for i in rows])
+                logits = logits.masked_fill(~torch.from_numpy(mask), float("-inf"))
+            if config.temperature == 0:
+                tokens = logits.argmax(dim=-1)
             else:
-                done[i] = token == eos_id
-        if on_step is not None:
-            on_step(step + 1)
-        if done.all():
-            break
-        feed = torch.where(torch.from_numpy(done), torch.full_like(tokens, pad_id), tokens)
-        input_ids = feed[:, None].to(device)                                # [n, 1]
-    return sequences
+                logits = filter_logits(logits / config.temperature, top_k=config.top_k, top_p=config.top_p)
+                tokens = torch.multinomial(torch.softmax(logits, dim=-1), 1, generator=self.generator)[:, 0]
+            for i, token in zip(rows, tokens.tolist(), strict=True):
+                if done[i]:
+                    continue
+                self.sequences[i].append(token)
+                if states is not None:
+                    states[i] = grammars[i].advance(states[i], token)
+                    done[i] = grammars[i].finished(states[i])
+                else:
+                    done[i] = token == self.eos_id
+                if len(self.sequences[i]) >= self.limit:
+                    done[i] = True
+            self.n_new += 1
+            if self.on_step is not None:
+                self.on_step(self.n_new)
+            if done[rows].all():
+                return
+            feed_now = torch.where(torch.from_numpy(done[rows]), torch.full_like(tokens, self.pad_id), tokens)
+            input_ids = feed_now[:, None].to(self.device)                  # [B, 1]
+        if any(not done[i] for i in rows) and self.limit <= self.context:   # no window: the context is the end
+            done[rows] = True
 
 
 def _decoder(model, batch: int, limit: int) -> Callable[[torch.Tensor], torch.Tensor]:

@@ -53,3 +53,39 @@ def card_summary(folder: Path) -> str:
         if line.strip() or body:
             body.append(line.strip())
     return " ".join(" ".join(body).split())
+
+
+def known_controls(folder: Path) -> dict[str, list[str]]:
+    """What a model was trained on: ``{"trained_instruments": [...], "trained_styles": [...]}`` from its
+    metrics.json (GM programs as strings and ``"drums"``; collection names); ``{}`` when not recorded."""
+    import json
+
+    try:
+        metrics = json.loads((Path(folder) / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(metrics, dict):
+        return {}
+    return {name: [str(v) for v in metrics[name]] for name in ("trained_instruments", "trained_styles")
+            if isinstance(metrics.get(name), list)}
+
+
+def check_known(folder: Path, *, instruments=(), style: str | None = None) -> None:
+    """Refuse a control the model never saw (an instrument or a style), naming what it knows.
+
+    Raises:
+        UsageError: ``instruments`` (GM programs, ``"drums"``) or ``style`` outside the model's training data.
+    """
+    from ostinato.events.errors import UsageError
+
+    known = known_controls(folder)
+    trained = known.get("trained_instruments")
+    if trained is not None:
+        unknown = [str(x) for x in instruments if str(x) not in trained]
+        if unknown:
+            raise UsageError("--instruments", f"{folder.name} was never trained on {', '.join(unknown)} "
+                                              f"(it knows GM programs {', '.join(trained)})")
+    styles = known.get("trained_styles")
+    if styles is not None and style is not None and style not in styles:
+        raise UsageError("--style", f"{folder.name} was never trained on the style {style!r} "
+                                    f"(it knows {', '.join(styles)})")

@@ -353,6 +353,7 @@ def train(*, data: TokenData, tokenizer, model_config: ModelConfig, config: Trai
                "device": _device_name(ctx), "n_processes": ctx.world_size, "source": source, "command": command,
                "model": asdict(model_config), "train": asdict(config), "init_from": init_from or None,
                "schedule": schedule, "instruments": instruments,
+               **seen_controls(tokenizer, data.train),
                "n_parameters": sum(p.numel() for p in model.parameters())}
     write_text_atomic(out_dir / "metrics.json", json.dumps(metrics, indent=1) + "\n")
     write_text_atomic(out_dir / "model_card.md", model_card(metrics, tokenizer, data))
@@ -415,6 +416,44 @@ def _init_line(metrics: dict) -> str:
     return f"\n- Started from the weights of `{init}` (see its model card), not from random ones." if init else ""
 
 
+CONTROL_BLOCKS = {"Inst:": "trained_instruments", "Style:": "trained_styles"}
+
+
+def seen_controls(tokenizer, pieces) -> dict[str, list[str]]:
+    """``{"trained_instruments": [...], "trained_styles": [...]}``: the control values (``Inst:``/``Style:``
+    tokens, ``none`` left out) that occur in the training ``pieces``; empty for tokenizers without them.
+    ``compose`` refuses a control the model never saw, naming these."""
+    prefixes = tuple(CONTROL_BLOCKS)
+    wanted = {i: token for i, token in enumerate(tokenizer.vocab)
+              if token.startswith(prefixes) and not token.endswith(":none")}
+    if not wanted or not pieces:
+        return {}
+    seen = np.unique(np.concatenate([np.asarray(p.ids, dtype=np.int64) for p in pieces]))
+    found: dict[str, list[str]] = {name: [] for name in CONTROL_BLOCKS.values()}
+    for i in seen.tolist():
+        if i in wanted:
+            prefix = next(p for p in prefixes if wanted[i].startswith(p))
+            found[CONTROL_BLOCKS[prefix]].append(wanted[i][len(prefix):])
+    order = {"trained_instruments": lambda v: (v == "drums", int(v) if v.isdigit() else 0), "trained_styles": str}
+    return {name: sorted(values, key=order[name]) for name, values in found.items()}
+
+
+def _knows_section(metrics: dict) -> str:
+    if not metrics.get("trained_instruments") and not metrics.get("trained_styles"):
+        return ""
+    import pretty_midi
+
+    names = [f"{v} ({'drums' if v == 'drums' else pretty_midi.program_to_instrument_name(int(v))})"
+             for v in metrics.get("trained_instruments", [])]
+    return (f"""
+## What it knows
+
+- Styles (`--style`): {', '.join(metrics.get('trained_styles', [])) or 'none'}.
+- Instruments (`--instruments`, GM programs): {', '.join(names) or 'none'}.
+- `ostinato compose` refuses a style or instrument outside these, before the model loads.
+""")
+
+
 def model_card(metrics: dict, tokenizer, data: TokenData) -> str:
     """The model card (markdown): what was trained on what, how, and how well on held-out pieces."""
     heldout = metrics["heldout"]
@@ -453,4 +492,4 @@ over `{tokenizer.kind}` tokens ({len(tokenizer)} in the vocabulary), trained by 
 
 Bits per character are over the normalised ABC text of each held-out tune; bits per note over
 the notes the held-out sequences encode. `ostinato evaluate nll` recomputes them.
-"""
+{_knows_section(metrics)}"""

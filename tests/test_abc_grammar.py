@@ -33,10 +33,10 @@ def walk(grammar: AbcGrammar, rng: np.random.Generator) -> list[int]:
         mask = grammar.allowed(state)
         assert mask.dtype == bool and mask.shape == (len(grammar.vocab),)
         assert mask.any(), f"dead end after {len(ids)} tokens"
-        key, bars_done, n_tokens, note, marked = state
+        key, bars_done, n_tokens, note, marked, form = state
         cost = grammar.cost(state)
         assert n_tokens + cost <= grammar.max_tokens
-        tight = grammar.allowed((key, bars_done, grammar.max_tokens - cost, note, marked))
+        tight = grammar.allowed((key, bars_done, grammar.max_tokens - cost, note, marked, form))
         assert tight.any() and not (tight & ~mask).any()
         token = int(rng.choice(np.flatnonzero(mask)))
         state = grammar.advance(state, token)
@@ -469,3 +469,107 @@ def _regular_bars(tokens: list[str]) -> bool:
     lengths = bar_lengths(tokens)
     return all(full is None or (length <= full and (length == full or j in (0, len(lengths) - 1)))
                for j, (length, full) in enumerate(lengths))
+
+
+# -- form (the sampler's grammar: AbcTokenizer.grammar) ---------------------------------------------
+
+FORM_WALKS = [  # (meter, unit, key, bars, sections, max_tokens)
+    ("3/4", "1/8", "Ador", None, (2, 8), 256),
+    ("6/8", "1/8", "G", None, None, 256),
+    ("4/4", "1/8", "D", 8, None, 256),
+    (None, None, None, None, None, 200),
+    ("2/4", "1/8", None, 2, None, 24),  # a small budget: the form rules still end validly
+]
+
+
+@pytest.mark.parametrize(("meter", "unit", "key", "bars", "sections", "max_tokens"), FORM_WALKS)
+def test_form_walks_end_with_one_closing_bar_line(tok, meter, unit, key, bars, sections, max_tokens):
+    """With ``form``, random walks are valid tunes whose last token is '|]' or ':|', with '|]' nowhere else
+    and no group of 1..4 bars three times in a row unless the budget forced it."""
+    grammar = AbcGrammar(tok, meter=meter, unit=unit, key=key, bars=bars, sections=sections,
+                         max_tokens=max_tokens, form=True)
+    rng = np.random.default_rng(11)
+    for _ in range(8):
+        ids = walk(grammar, rng)
+        _text, tokens = check_tune(tok, grammar, ids, meter=meter, unit=unit, key=key,
+                                   bars=bars or (sections and sections[0] * sections[1]), sections=sections)
+        body = tokens[4:]
+        assert body[-1] in ("|]", ":|"), body[-8:]
+        assert "|]" not in body[:-1]
+
+
+def _feed(grammar: AbcGrammar, text: str):
+    state = grammar.start()
+    for t in grammar.prefix_ids():
+        state = grammar.advance(state, t)
+    for t in text.split():
+        state = grammar.advance(state, grammar.tok.token_to_id[t])
+    return state
+
+
+def test_form_closing_bar_line_rules(tok):
+    ids = tok.token_to_id
+    grammar = AbcGrammar(tok, meter="3/4", unit="1/8", key="G", bars=2, max_tokens=100, form=True)
+    state = _feed(grammar, "G 6")
+    with pytest.raises(ValueError, match="'\\|\\]' not allowed: '\\|\\]' ends the tune"):
+        grammar.advance(state, ids["|]"])  # not at bar 1 of 2
+    state = _feed(grammar, "G 6 | G 6 |")
+    with pytest.raises(ValueError, match="'<eos>' not allowed"):  # the last bar line is '|]' or ':|'
+        grammar.advance(state, tok.eos_id)
+    state = _feed(grammar, "G 6 | G 6 |]")
+    assert np.flatnonzero(grammar.allowed(state)).tolist() == [tok.eos_id]  # nothing after '|]'
+    assert grammar.finished(grammar.advance(state, tok.eos_id))
+    sections = AbcGrammar(tok, meter="3/4", unit="1/8", key="G", sections=(2, 1), max_tokens=100, form=True)
+    state = _feed(sections, "G 6 || G 6")
+    assert not sections.allowed(state)[ids["||"]] and sections.allowed(state)[ids["|]"]]
+    # without form, the old rules: '|]' anywhere, '<eos>' after any bar line
+    loose = AbcGrammar(tok, meter="3/4", unit="1/8", key="G", bars=2, max_tokens=100)
+    assert loose.allowed(_feed(loose, "G 6"))[ids["|]"]]
+    assert loose.allowed(_feed(loose, "G 6 | G 6 |"))[tok.eos_id]
+
+
+def test_form_refuses_a_third_identical_bar_and_xyxyxy(tok):
+    ids = tok.token_to_id
+    grammar = AbcGrammar(tok, meter="3/4", unit="1/8", key="G", bars=16, max_tokens=256, form=True)
+    loose = AbcGrammar(tok, meter="3/4", unit="1/8", key="G", bars=16, max_tokens=256)
+    third = "G 2 A 2 B 2 | G 2 A 2 B 2 | G 2 A 2 B"
+    state = _feed(grammar, third)
+    assert not grammar.allowed(state)[ids["2"]]  # B2 would repeat the bar a third time
+    assert grammar.allowed(state)[ids["/2"]] and grammar.allowed(state)[ids["c"]]
+    assert loose.allowed(_feed(loose, third))[ids["2"]]
+    two = "G 2 A 2 B 2 | G 2 A 2 B"  # a second identical bar is fine
+    assert grammar.allowed(_feed(grammar, two))[ids["2"]]
+    xy = "G 6 | A 6 | G 6 | A 6 | G 6 | A"  # X Y X Y X then Y: refused
+    assert not grammar.allowed(_feed(grammar, xy))[ids["6"]]
+    assert grammar.allowed(_feed(grammar, "G 6 | A 6 | G 6 | A 6 | B 6 | A"))[ids["6"]]
+    # a style rule never takes the last valid token: a tie forces the third bar
+    forced = _feed(grammar, "G 6 - | G 6 - | G 5")
+    assert np.flatnonzero(grammar.allowed(forced)).tolist() == [ids["6"]]
+
+
+def test_form_ends_sections_and_the_tune_on_the_tonic(tok):
+    ids = tok.token_to_id
+    grammar = AbcGrammar(tok, meter="3/4", unit="1/8", key="Ador", sections=(2, 2), max_tokens=256, form=True)
+    # bar 2 closes section 1: a note that would fill it must be the tonic A (any octave, bare or '=')
+    state = _feed(grammar, "E 6 | c 2 B 2")
+    mask = grammar.allowed(state)
+    assert mask[ids["A"]] and mask[ids["a"]] and mask[ids["A,"]] and mask[ids["="]]
+    assert mask[ids["B"]]  # B then a shorter note: the bar goes on
+    after_b = grammar.allowed(grammar.advance(state, ids["B"]))
+    assert not after_b[ids["2"]] and after_b[ids["/2"]]  # B2 would end the section on B
+    after_a = grammar.allowed(grammar.advance(state, ids["A"]))
+    assert after_a[ids["2"]]
+    assert not grammar.allowed(_feed(grammar, "E 6 | c 2 B 2 ^"))[ids["A"]]  # ^A is not the tonic
+    full = _feed(grammar, "E 6 | c 2 B 2 B /2")
+    assert not grammar.allowed(full)[ids["B"]] and grammar.allowed(full)[ids["A"]]
+    # where the tune may end by choice (a bar bucket), '|]' waits for a tonic last note
+    free = AbcGrammar(tok, meter="3/4", unit="1/8", key="G", max_tokens=256, form=True)
+    state = free.start()
+    for t in [*free.prefix_ids(), ids["<bars:1-4>"]]:
+        state = free.advance(state, t)
+    for t in "G 6 | A 6".split():
+        state = free.advance(state, ids[t])
+    assert not free.allowed(state)[ids["|]"]] and free.allowed(state)[ids["|"]]
+    for t in "| G 6".split():
+        state = free.advance(state, ids[t])
+    assert free.allowed(state)[ids["|]"]]

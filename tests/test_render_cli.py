@@ -108,3 +108,39 @@ def test_render_piece_example(tmp_path):
     names = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert names == ["bach_bwv66_ddsp.flac", "bach_bwv66_soundfont.flac"]
     assert soundfile.info(tmp_path / "out" / names[0]).frames == soundfile.info(tmp_path / "out" / names[1]).frames
+
+
+def test_requests_are_checked_before_any_model_loads(tmp_path):
+    """The commands' request dataclasses take typed values (no argparse) and reject bad ones as usage errors."""
+    from ostinato.events.errors import UsageError
+    from ostinato.render.evaluate import EvaluateRenderRequest
+    from ostinato.render.paired import PairSource
+    from ostinato.render.render_command import RenderRequest
+    from ostinato.render.train_command import TrainRendererRequest
+    from ostinato.render.training_common import TrainConfig
+
+    with pytest.raises(UsageError, match="render: --temperature is for the wavenet engine"):
+        RenderRequest(inputs=("a.mid",), output="a.wav", engine="ddsp", temperature=0.5)
+    with pytest.raises(UsageError, match="unknown engine 'nope'"):
+        RenderRequest(inputs=("a.mid",), output="a.wav", engine="nope")
+    data = PairSource(synthesize_from=("a.mid",))
+    with pytest.raises(UsageError, match="--config and --distribution are for --engine wavenet"):
+        TrainRendererRequest(engine="ddsp", data=data, out=tmp_path, train=TrainConfig(), config="tiny")
+    with pytest.raises(UsageError, match=r"DDSPConfig\.n_harmonics is out of range"):
+        TrainRendererRequest(engine="ddsp", data=data, out=tmp_path, train=TrainConfig(), harmonics=0)
+    with pytest.raises(ValueError, match="one of a recorded data set folder"):
+        PairSource()
+    with pytest.raises(UsageError, match="evaluate render: unknown engine 'nope'"):
+        EvaluateRenderRequest(files=("a.mid",), engine="nope", reference="soundfont")
+    with pytest.raises(UsageError, match="--reference must be"):
+        EvaluateRenderRequest(files=("a.mid",), engine="soundfont", reference=str(tmp_path / "missing"))
+
+
+def test_render_files_is_a_library_call(tmp_path, midi_dir):
+    from ostinato.render.render_command import RenderRequest, render_files
+
+    request = RenderRequest(inputs=(str(midi_dir),), output=str(tmp_path / "out"), engine="soundfont",
+                            sample_rate_hz=16000, format="flac", quiet=True)
+    assert render_files(request) == 0
+    assert sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*.flac")) == [
+        "in/sub/t0.flac", "in/sub/t1.flac"]

@@ -117,7 +117,7 @@ def test_train_cli_errors(tmp_path):
 
 
 def test_train_cli_on_maestro_layout(tmp_path):
-    """``--pairs`` reads a MAESTRO-v3 folder (index CSV + year folders) through corpora.paired."""
+    """``--pairs`` reads a MAESTRO-v3 folder (index CSV + year folders) through render.datasets."""
     root = tmp_path / "maestro"
     renderer = SoundFontRenderer()
     rows = ["canonical_composer,canonical_title,split,year,midi_filename,audio_filename,duration"]

@@ -1,0 +1,278 @@
+"""Folk quality of composed ABC tunes, side by side with real held-out tunes (issue 17).
+
+    python benchmarks/folk_quality.py                 # 100 tunes per setting (12 settings), shipped folk-abc
+    python benchmarks/folk_quality.py --n 20          # a smaller run
+    python benchmarks/folk_quality.py --quick         # 5 tunes per setting, 30 real tunes
+
+Settings: defaults, 6/8 jigs in G, 4/4 reels in D, 3/4 waltzes in Ador with ``--sections 2x8``, each at
+temperatures 0.5, 0.8 and 1.0 (top-p 0.95, the CLI's default), seeds 0.. one per batch. The real tunes are
+an evenly spread sample of the held-out split of ``music21:abc-folk`` (DESIGN.md).
+
+Columns (per tune, read from the normalised ABC tokens, so real and generated tunes are read alike):
+
+- ``tonic end``: the last note's pitch class is the tonic of the ``K:`` field.
+- ``sect tonic``: the last note before each section bar line (``||``, ``:|``, ``|]``, and the tune's end)
+  is the tonic, pooled over all section ends.
+- ``3+ same``: share of tunes with 3 or more identical consecutive bars (same tokens); ``run max``: the
+  longest such run over the set.
+- ``closed``: the tune ends with ``|]`` or ``:|`` (nothing after it); ``sections ok``: the requested
+  sections (``2x8``: 16 bars, section bar lines after bars 8 and 16 only), else ``-``.
+- ``range``: median pitch range (semitones); ``out key``: share of notes outside the key signature's
+  pitch classes; ``|int|``: mean absolute interval between consecutive notes (semitones); ``steps``:
+  share of intervals of 1-2 semitones; ``leaps``: share of 5 semitones or more.
+- ``YL ovl``: Yang-Lerch overlap (mean over ``symbolic.evaluate`` features) with the real tunes
+  (real row: one half of the real sample against the other).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+SETTINGS = (  # (name, controls)
+    ("defaults", {}),
+    ("jig 6/8 G", {"meter": "6/8", "key": "G"}),
+    ("reel 4/4 D", {"meter": "4/4", "key": "D"}),
+    ("waltz 3/4 Ador 2x8", {"meter": "3/4", "key": "Ador", "sections": (2, 8)}),
+)
+TEMPERATURES = (0.5, 0.8, 1.0)
+_SECTION_END = ("||", ":|", "|]")
+_SHARP_ORDER = "FCGDAEB"
+_PC = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
+_ACC = {"^^": 2, "^": 1, "=": 0, "_": -1, "__": -2}
+
+
+@dataclass
+class TuneStats:
+    tonic_end: bool
+    section_ends: list[bool]
+    longest_run: int
+    closed: bool
+    sections_ok: bool | None
+    pitch_range: int
+    n_notes: int
+    n_outside: int
+    intervals: list[int]
+
+
+def _key_alter(key: str) -> dict[str, int]:
+    """Letter -> semitones the key signature of ``key`` (``"Ador"``) alters it by."""
+    from ostinato.symbolic.abc_normalise import key_sharps
+
+    sharps = key_sharps(key)
+    order = _SHARP_ORDER if sharps >= 0 else _SHARP_ORDER[::-1]
+    return {letter: (1 if sharps > 0 else -1) for letter in order[:abs(sharps)]}
+
+
+def _tonic_pc(key: str) -> int:
+    pc = _PC[key[0]]
+    if len(key) > 1 and key[1] in "#b":
+        pc += 1 if key[1] == "#" else -1
+    return pc % 12
+
+
+def _midi(token: str) -> tuple[str, int]:
+    """(letter, MIDI pitch without accidentals) of a pitch token (``C`` is 60, ``c`` 72)."""
+    letter = token[0].upper()
+    pitch = _PC[letter] + (72 if token[0].islower() else 60)
+    return letter, pitch + 12 * token.count("'") - 12 * token.count(",")
+
+
+def tune_stats(tokens: list[str], sections: tuple[int, int] | None = None) -> TuneStats | None:
+    """Statistics of one tune's tokens (header ``M: L: K:``, length token, body); None without notes."""
+    from ostinato.symbolic.abc_normalise import BARS, PITCHES
+
+    pitch_set, bar_set = frozenset(PITCHES), frozenset(BARS)
+    key = tokens[2][2:]
+    if key not in _KEYS:
+        return None
+    alter, tonic = _key_alter(key), _tonic_pc(key)
+    scale = {(_PC[letter] + alter.get(letter, 0)) % 12 for letter in _PC}
+    body = tokens[4:]
+    notes: list[int] = []
+    section_ends: list[bool] = []
+    bars: list[tuple[str, ...]] = []
+    closing: list[str] = []
+    cur: list[str] = []
+    bar_acc: dict[tuple[str, int], int] = {}
+    pending_acc: int | None = None
+    in_grace = in_chord = False
+    chord_notes = 0
+    outside = 0
+    for t in body:
+        if t in bar_set:
+            if any(x in pitch_set or x == "z" for x in cur):
+                bars.append(tuple(cur))
+                closing.append(t)
+            cur = []
+            bar_acc = {}
+            if t in _SECTION_END and notes:
+                section_ends.append(notes[-1] % 12 == tonic)
+            continue
+        if t.startswith(("M:", "L:", "K:")) or t in ("[1", "[2"):
+            continue
+        cur.append(t)
+        if t == "{":
+            in_grace = True
+        elif t == "}":
+            in_grace = False
+        elif t == "[":
+            in_chord, chord_notes = True, 0
+        elif t == "]":
+            in_chord = False
+        elif t in _ACC:
+            pending_acc = _ACC[t]
+        elif t in pitch_set:
+            letter, base = _midi(t)
+            if pending_acc is not None:
+                bar_acc[(letter, base)] = pending_acc
+                pending_acc = None
+            pitch = base + bar_acc.get((letter, base), alter.get(letter, 0))
+            if in_chord:
+                chord_notes += 1
+            if in_grace or (in_chord and chord_notes > 1):
+                continue  # grace notes and all but a chord's first note are not melody notes
+            notes.append(pitch)
+            outside += pitch % 12 not in scale
+    if any(x in pitch_set or x == "z" for x in cur):
+        bars.append(tuple(cur))
+        closing.append("")
+    if not notes:
+        return None
+    closed = bool(body) and body[-1] in ("|]", ":|")
+    if not closed:
+        section_ends.append(notes[-1] % 12 == tonic)
+    longest = run = 1
+    for a, b in zip(bars, bars[1:], strict=False):
+        run = run + 1 if a == b else 1
+        longest = max(longest, run)
+    sections_ok = None
+    if sections:
+        n, per = sections
+        sections_ok = (len(bars) == n * per and closed
+                       and all((c in _SECTION_END) == (j % per == 0) for j, c in enumerate(closing, 1)))
+    intervals = [b - a for a, b in zip(notes, notes[1:], strict=False)]
+    return TuneStats(notes[-1] % 12 == tonic, section_ends, longest, closed, sections_ok,
+                     max(notes) - min(notes), len(notes), outside, intervals)
+
+
+def _row(name: str, stats: list[TuneStats], overlap: float | None) -> str:
+    n = len(stats)
+    ends = [e for s in stats for e in s.section_ends]
+    ints = [abs(i) for s in stats for i in s.intervals]
+    sec = [s.sections_ok for s in stats if s.sections_ok is not None]
+    cells = [
+        name, str(n),
+        f"{sum(s.tonic_end for s in stats) / n:.0%}",
+        f"{sum(ends) / max(1, len(ends)):.0%}",
+        f"{sum(s.longest_run >= 3 for s in stats) / n:.0%}",
+        str(max(s.longest_run for s in stats)),
+        f"{sum(s.closed for s in stats) / n:.0%}",
+        f"{sum(sec) / len(sec):.0%}" if sec else "-",
+        f"{statistics.median(s.pitch_range for s in stats):.0f}",
+        f"{sum(s.n_outside for s in stats) / max(1, sum(s.n_notes for s in stats)):.1%}",
+        f"{statistics.fmean(ints):.2f}" if ints else "-",
+        f"{sum(1 <= i <= 2 for i in ints) / max(1, len(ints)):.0%}",
+        f"{sum(i >= 5 for i in ints) / max(1, len(ints)):.0%}",
+        f"{overlap:.2f}" if overlap is not None else "-",
+    ]
+    return "| " + " | ".join(cells) + " |"
+
+
+_HEADER = ("| set | tunes | tonic end | sect tonic | 3+ same | run max | closed | sections ok | range | out key "
+           "| \\|int\\| | steps | leaps | YL ovl |\n|" + "---|" * 14)
+
+
+def _overlap(generated: list, reference: list) -> float | None:
+    from ostinato.symbolic.evaluate import yang_lerch
+
+    result = yang_lerch([t for t in generated if len(t)], [t for t in reference if len(t)])
+    if not result:
+        return None
+    return statistics.fmean(v["overlap"] for v in result.values())
+
+
+def real_tunes(n: int, tok) -> list[tuple[list[str], object]]:
+    """``n`` held-out tunes spread evenly over the split: (tokens, note table)."""
+    from ostinato.events.sources import iter_items
+
+    items = list(iter_items("music21:abc-folk", split="test"))
+    out = []
+    step = max(1, len(items) // n)
+    for item in items[::step]:
+        if len(out) >= n:
+            break
+        try:
+            text = tok.normalise(item.abc_text())
+            ids = tok.encode(text, normalised=True)
+            table = tok.decode_notes(ids)
+        except Exception:  # noqa: BLE001 - a tune the tokenizer or music21 refuses is skipped
+            continue
+        out.append(([tok.vocab[i] for i in ids[1:-1]], table))
+    return out
+
+
+_KEYS: frozenset = frozenset()
+
+
+def main(argv: list[str] | None = None) -> int:
+    global _KEYS
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default="folk-abc", help="shipped model name or model folder (default folk-abc)")
+    parser.add_argument("--n", type=int, default=100, help="tunes per setting (default 100)")
+    parser.add_argument("--batch", type=int, default=20, help="tunes composed at once (default 20)")
+    parser.add_argument("--quick", action="store_true", help="5 tunes per setting, 30 real tunes")
+    parser.add_argument("--real", type=int, default=None, help="real tunes (default: --n, at least 60)")
+    args = parser.parse_args(argv)
+    n = 5 if args.quick else args.n
+    n_real = args.real or (30 if args.quick else max(60, n))
+
+    from ostinato.symbolic.abc_normalise import KEYS
+    from ostinato.symbolic.compose import compose
+    from ostinato.symbolic.model import load_model_folder
+    from ostinato.symbolic.sample import SamplingConfig
+    from ostinato.symbolic.shipped import resolve_model
+
+    _KEYS = frozenset(KEYS)
+    model, tok, _config = load_model_folder(resolve_model(args.model))
+    model.eval()
+    start = time.perf_counter()
+    real = real_tunes(n_real, tok)
+    real_stats = [s for s in (tune_stats(t) for t, _ in real) if s is not None]
+    half = len(real) // 2
+    rows = [_row("real (held out)", real_stats,
+                 _overlap([t for _, t in real[:half]], [t for _, t in real[half:]]))]
+    ref_tables = [t for _, t in real]
+    print(f"{len(real)} real tunes read in {time.perf_counter() - start:.1f} s", file=sys.stderr)
+    for temperature in TEMPERATURES:
+        for name, controls in SETTINGS:
+            start = time.perf_counter()
+            stats, tables = [], []
+            seed = 0
+            while len(stats) < n:
+                batch = min(args.batch, n - len(stats))
+                sampling = SamplingConfig(temperature=temperature, top_p=0.95, seed=seed)
+                pieces = compose(model, tok, n=batch, sampling=sampling, controls=tok.make_controls(**controls))
+                seed += 1
+                for piece in pieces:
+                    s = tune_stats([tok.vocab[i] for i in piece.ids[1:]][: -1 if piece.ids[-1] == tok.eos_id
+                                                                          else None],
+                                   controls.get("sections"))
+                    if s is not None:
+                        stats.append(s)
+                        tables.append(piece.table)
+            rows.append(_row(f"{name} t={temperature}", stats, _overlap(tables, ref_tables)))
+            print(f"{name} t={temperature}: {time.perf_counter() - start:.1f} s", file=sys.stderr)
+    print(_HEADER)
+    print("\n".join(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
