@@ -81,8 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
                                           "or a renderer (spectral distance, speed, note F1).")
     what = evaluate.add_subparsers(dest="what", metavar="WHAT", required=True)
     evaluate_commands.add_evaluate_parsers(what, common)
-    render_commands.add_evaluate_parsers(what, common) if hasattr(render_commands, "add_evaluate_parsers") else \
-        __import__("ostinato.render.evaluate", fromlist=["x"]).add_render_parser(what, common)  # TEMP
+    render_commands.add_evaluate_parsers(what, common)
 
     plot = sub.add_parser("plot", parents=[common], help="draw a piano roll or a spectrogram as PNG",
                           description="MIDI/ABC/MusicXML: a piano roll, tracks coloured by instrument, bars marked. "

@@ -27,6 +27,7 @@ Columns (per tune, read from the normalised ABC tokens, so real and generated tu
 from __future__ import annotations
 
 import argparse
+import itertools
 import statistics
 import sys
 import time
@@ -149,7 +150,7 @@ def tune_stats(tokens: list[str], sections: tuple[int, int] | None = None) -> Tu
     if not closed:
         section_ends.append(notes[-1] % 12 == tonic)
     longest = run = 1
-    for a, b in zip(bars, bars[1:], strict=False):
+    for a, b in itertools.pairwise(bars):
         run = run + 1 if a == b else 1
         longest = max(longest, run)
     sections_ok = None
@@ -157,7 +158,7 @@ def tune_stats(tokens: list[str], sections: tuple[int, int] | None = None) -> Tu
         n, per = sections
         sections_ok = (len(bars) == n * per and closed
                        and all((c in _SECTION_END) == (j % per == 0) for j, c in enumerate(closing, 1)))
-    intervals = [b - a for a, b in zip(notes, notes[1:], strict=False)]
+    intervals = [b - a for a, b in itertools.pairwise(notes)]
     return TuneStats(notes[-1] % 12 == tonic, section_ends, longest, closed, sections_ok,
                      max(notes) - min(notes), len(notes), outside, intervals)
 
@@ -212,7 +213,7 @@ def real_tunes(n: int, tok) -> list[tuple[list[str], object]]:
             text = tok.normalise(item.abc_text())
             ids = tok.encode(text, normalised=True)
             table = tok.decode_notes(ids)
-        except Exception:  # noqa: BLE001 - a tune the tokenizer or music21 refuses is skipped
+        except Exception:
             continue
         out.append(([tok.vocab[i] for i in ids[1:-1]], table))
     return out

@@ -85,7 +85,7 @@ class Item:
         key: the split key, ``<collection>/<relative path>[#X]`` (see the module docstring).
         path: the real file path (music21 corpus names resolved).
         tune: the ``X:`` number of one tune of an ABC file, else None.
-        audio: the aligned audio file, for paired layouts (see :mod:`corpora.paired`), else None.
+        audio: the aligned audio file, for paired layouts (see :mod:`render.datasets`), else None.
         text: the tune's own ABC text (header inherited from the file), for ABC tunes; else None.
     """
 

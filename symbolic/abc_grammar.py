@@ -8,8 +8,8 @@ tune token by token::
     state = grammar.advance(state, token_id)    # ValueError naming the token if it is not allowed
     grammar.finished(state)                     # True after <eos>
 
-A state is a small immutable tuple ``(key, bars_done, n_tokens, last_note, marked_letters)``: copying it
-is free, and one per sequence of a batch costs nothing.
+A state is a small immutable tuple ``(key, bars_done, n_tokens, last_note, marked_letters, form_state)``
+(``form_state`` None without ``form``): copying it is free, and one per sequence of a batch costs nothing.
 
 What a tune must be (the tokenizer's canonical form, :mod:`symbolic.abc_normalise`):
 
@@ -44,6 +44,26 @@ What a tune must be (the tokenizer's canonical form, :mod:`symbolic.abc_normalis
 - The whole sequence, ``<bos>`` and ``<eos>`` included, is at most ``max_tokens`` long: a token is
   allowed only if a valid ending still fits after it (the cost of a fixed completion policy, exact per
   state), so the grammar never dead-ends.
+
+Form (``form=True``, what ``AbcTokenizer.grammar`` gives the sampler; issue 17). Rules, hard (the mask
+and ``advance`` refuse, the completion costs know them, so validity is as without form):
+
+- The tune closes with ``|]`` or ``:|`` and nothing after it: ``<eos>`` only after one of them; ``|]`` only
+  where the tune may end (its bars in the requested number or bucket, no slur open), and after ``|]`` only
+  ``<eos>``; the last section of ``sections`` ends with ``|]`` or ``:|`` (not ``||``). Sections already have
+  exactly ``bars_per_section`` full bars each (no pickup, no shorter bar).
+
+Style rules (:meth:`AbcGrammar._style_ban`): they only narrow the valid mask, and never to nothing (when
+every valid token is refused by them, the valid mask is kept), so they cannot lower validity; ``advance``
+accepts what they refuse (a primer or a real tune may break them):
+
+- No loops: the token completing a bar that would make the same 1..``MAX_LOOP_PERIOD`` bars three times in
+  a row is refused (no third identical bar in a row, no ``X Y X Y X Y``).
+- Tonic endings (from the ``K:`` field, also a free one the model wrote): ``|]``, ``||``, ``:|`` (except the
+  one closing a first ending) and ``<eos>`` after ``:|`` are refused after a last note that is not the
+  tonic; in a bar that must close a section or the tune, a token that would fill the bar after a note that
+  is not the tonic (or start one that would) is refused. Where, when and with what rhythm the tune reaches
+  its tonic, and which valid ending it writes, the model chooses.
 
 Masks are cached per state class (module-level, shared by grammars with the same options); a cached
 ``allowed`` + ``advance`` is a few numpy operations (about 20 us, ``benchmarks/abc_grammar_speed.py``);
@@ -581,6 +601,9 @@ class AbcGrammar:
         if (key.ctx in _ELEMENT_CTX or key.ctx == ACC) and self._full_after(key, self.letter_pitch[0]):
             acc = note[0] if key.ctx == ACC and note else ""
             ban[self.pitch_ids] |= ~self._tonic_pitches(tonic, acc)[self.pitch_ids]
+            if key.ctx != ACC:  # and an accidental no tonic can follow
+                for a in self.acc_ids:
+                    ban[a] |= not self._tonic_pitches(tonic, self.vocab[a]).any()
         for t in np.flatnonzero(mask & self._filling):
             after_tonic = last_tonic and self.kind[t] != "chord"
             if not after_tonic and self._full_after(key, int(self.rep_of[t])):

@@ -396,6 +396,10 @@ class MidiGrammar:
         if state.phase != DONE and (unsettled or remaining - 1 - self._cost(state) < _SLACK):
             mask = self._budget_filter(state, mask, remaining)
         if not mask.any() and not state.relaxed:   # the note rules closed every way: drop them from here on
+            import warnings
+
+            warnings.warn(f"MidiGrammar: the note rules are dropped after {state.n} tokens (they closed every "
+                          f"way on in phase {state.phase})", RuntimeWarning, stacklevel=2)
             state.relaxed = True
             return self.allowed(state)
         if not mask.any():   # a bug, not a user error: say where
@@ -486,8 +490,7 @@ class MidiGrammar:
         """The instruments that may begin a note here: those below their polyphony (all when none is)."""
         if not self._ruled(s):
             return [self.program_id[p] for p in s.insts]
-        free = [self.program_id[p] for p in s.insts if self._n_sounding(s, p) < instrument_range(p).polyphony]
-        return free or [self.program_id[p] for p in s.insts]
+        return [self.program_id[p] for p in s.insts if self._n_sounding(s, p) < instrument_range(p).polyphony]
 
     def _bar_complete(self, s: GrammarState) -> bool:
         """Every instrument has a note in the current bar or one sounding past its end (REMI)."""
@@ -799,7 +802,8 @@ class RemiGrammar(MidiGrammar):
             if not s.tempo_done:
                 mask[self._tempo_ids(s, first=True)] = True
                 return mask
-            mask[self._program_ids(s)] = True
+            # a Position needs a note: when every instrument is at its polyphony, one goes over it
+            mask[self._program_ids(s) or [self.program_id[p] for p in s.insts]] = True
             if self._later_tempo_ok(s):
                 mask[self._tempo_ids(s, first=False)] = True
         elif ph in (TEMPO, DURATION):
@@ -807,7 +811,7 @@ class RemiGrammar(MidiGrammar):
             self._remi_positions(s, mask)
             if self._remi_bar_ok(s):
                 mask[self.bar_id] = True
-            if ph == DURATION and self._can_finish(s) and self._bar_complete(s):
+            if ph == DURATION and self._can_finish(s):
                 mask[self.tokenizer.eos_id] = True
         else:
             self._note_mask(s, mask)
@@ -821,7 +825,18 @@ class RemiGrammar(MidiGrammar):
         if s.end_tick is not None:
             last = min(last, (s.end_tick - m.min_ticks - bar_start) // m.ticks_per_pos)
         if first <= last:
-            mask[[self.position_of[p] for p in range(first, last + 1)]] = True
+            positions = range(first, last + 1)
+            if s.ends and self._ruled(s):   # only where some instrument is below its polyphony
+                ticks = bar_start + np.arange(first, last + 1) * m.ticks_per_pos
+                free = np.zeros(len(ticks), dtype=bool)
+                for p in s.insts:
+                    ends = np.array([end for q, end in s.ends if q == p], dtype=np.int64)
+                    n_sounding = (ends[None, :] > ticks[:, None]).sum(axis=1) if len(ends) else 0
+                    free |= n_sounding < instrument_range(p).polyphony
+                # none free: after a note, end or go to the next bar instead; at a bar's start, go over
+                positions = [p for p, ok in zip(positions, free, strict=True) if ok] or (
+                    [] if s.phase in (TEMPO, DURATION) else positions)
+            mask[[self.position_of[p] for p in positions]] = True
 
     def _remi_bar_ok(self, s: GrammarState) -> bool:
         return ((s.end_tick is None or s.bar_start + s.meter.bar_ticks + s.meter.min_ticks <= s.end_tick)

@@ -371,36 +371,40 @@ class MidiTokenizer:
         vocab = self.vocab
         bar_id = self.token_to_id["Bar_None"]
         timesig = tempo = None
-        cuts: list[tuple[int, int | None, int | None]] = []   # (index, TimeSig, Tempo in force there)
+        position = None
+        cuts: list[tuple] = []   # (index, TimeSig, Tempo, Position in force there)
         for k in range(body, len(ids)):
             name = vocab[ids[k]]
-            if ids[k] == bar_id or name.startswith("Position_"):
-                cuts.append((k, timesig, tempo))
+            if ids[k] == bar_id:
+                position = None
+            if ids[k] == bar_id or name.startswith(("Position_", "Program_")):
+                cuts.append((k, timesig, tempo, position))
             if name.startswith("TimeSig_"):
                 timesig = ids[k]
             elif name.startswith("Tempo_"):
                 tempo = ids[k]
+            elif name.startswith("Position_"):
+                position = ids[k]
         position0 = self.token_to_id["Position_0"]
-        for k, ts, tp in cuts:
+        bars = [c for c in cuts if ids[c[0]] == bar_id]
+        others = [c for c in cuts if ids[c[0]] != bar_id]
+        for k, ts, tp, pos in [*bars, *others]:   # whole bars first, then from a Position or a note
             if ts is None or tp is None:
                 continue
-            if ids[k] == bar_id:   # Bar TimeSig [Position_0] ... -> Bar TimeSig Position_0 Tempo ...
+            head = [bar_id, ts, position0, tp]
+            if ids[k] == bar_id:   # Bar TimeSig [Position_0 [Tempo]] ... -> Bar TimeSig Position_0 Tempo ...
                 if k + 2 >= len(ids):
                     continue
-                ts = ids[k + 1]
+                head[1] = ids[k + 1]
                 rest = ids[k + 2:]
-                if rest and rest[0] == position0:
-                    rest = rest[1:]
-                    if rest and vocab[rest[0]].startswith("Tempo_"):
-                        rest = rest[1:]
-                head = [bar_id, ts, position0, tp]
-            else:                  # mid-bar: Bar TimeSig Position_0 Tempo Position_k ...
+            elif ids[k] == pos or pos is None or pos == position0:   # from a Position (or a note at 0)
                 rest = ids[k:]
-                head = [bar_id, ts, position0, tp]
-                if ids[k] == position0:
+            else:                  # from a note: its Position first
+                rest = [pos, *ids[k:]]
+            if rest and rest[0] == position0:
+                rest = rest[1:]
+                if rest and vocab[rest[0]].startswith("Tempo_"):
                     rest = rest[1:]
-                    if rest and vocab[rest[0]].startswith("Tempo_"):
-                        rest = rest[1:]
             if not rest:   # the window must end as the sequence does (the grammar goes on from there)
                 continue
             fed = prefix + head + rest
@@ -423,7 +427,7 @@ class MidiTokenizer:
         tempos = [(t.tick, t.qpm) for t in table.tempos]
         if c.tempo_bpm is not None and tempos:
             quantised = self.miditok_tempo(float(c.tempo_bpm))
-            tempos = [(tick, float(c.tempo_bpm) if abs(qpm - quantised) < 1e-6 else qpm) for tick, qpm in tempos]
+            tempos = [(tick, float(c.tempo_bpm) if abs(qpm - quantised) < 0.01 * quantised else qpm) for tick, qpm in tempos]
         keys = [(k.tick, k.sharps, k.mode) for k in table.key_signatures]
         if c.key is not None and not keys:
             name = key_name(c.key)

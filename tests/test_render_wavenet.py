@@ -13,7 +13,7 @@ from conftest import run_cli
 
 from ostinato import events
 from ostinato.events import NoteTable, Track
-from ostinato.render.paired import is_held_out, synthesize_pairs
+from ostinato.render.paired import TrainingPair, is_held_out, synthesize_pairs
 from ostinato.render.soundfont import SoundFontRenderer
 from ostinato.render.wavenet import output
 from ostinato.render.wavenet.conditioning import conditioning_of
@@ -28,7 +28,7 @@ from ostinato.render.wavenet.generate import (
     segment_uniforms,
 )
 from ostinato.render.wavenet.model import WaveNet
-from ostinato.render.wavenet.training import TrainConfig, train
+from ostinato.render.wavenet.training import TrainConfig, prepare, segment_batch, train
 
 RATE = 8000
 TINY = PRESETS["tiny"]
@@ -161,6 +161,20 @@ def strongest_hz(audio: np.ndarray, first_s: float, last_s: float) -> float:
     return float(hz[np.argmax(spectrum)])
 
 
+def rms(audio: np.ndarray, first_s: float, last_s: float) -> float:
+    return float(np.sqrt(np.mean(audio[int(first_s * RATE):int(last_s * RATE)] ** 2)))
+
+
+def predicted_amplitude(model: WaveNet, table: NoteTable, audio: np.ndarray) -> np.ndarray:
+    """[n_samples - 1] expected |sample| under the model given the true audio before it (teacher forcing)."""
+    (piece,) = prepare([TrainingPair("reference", table, audio, RATE, True)], model.config)
+    with torch.no_grad():
+        inputs, condition, _ = segment_batch(model, [piece], [(0, 0)], piece.n_samples - 1)
+        logits = model(inputs, condition)[0, :, model.config.receptive_field:]  # [n_classes, n]: sample k at k
+    levels = output.mulaw_decode(torch.arange(model.config.n_classes), model.config.n_classes).abs()
+    return (torch.softmax(logits.float(), 0) * levels[:, None]).sum(0).numpy()
+
+
 def test_short_training_learns_the_note(tmp_path, note_pairs, one_thread):
     train_pairs, heldout_pairs = note_pairs
     state = train(TINY, train_pairs, heldout_pairs, tmp_path,
@@ -176,15 +190,24 @@ def test_short_training_learns_the_note(tmp_path, note_pairs, one_thread):
                                                            "model_card.md", "train_log.jsonl"]
     assert json.loads((tmp_path / "config.json").read_text())["trained_instruments"] == [0]
     assert "held-out loss" in (tmp_path / "model_card.md").read_text()
-    table = single_note(90, 0.8)
-    audio = WaveNetRenderer(tmp_path).render(table, RATE)[0]
+    table = single_note(90, 0.8)  # 0.1 - 0.9 s, then 1 s of release: 1.9 s
+    renderer = WaveNetRenderer(tmp_path)
+    audio = renderer.render(table, RATE)[0]
     reference = SoundFontRenderer().render(table, RATE).mean(0)
     assert abs(strongest_hz(reference, 0.15, 0.9) - 440.0) < 5
     peak_hz = strongest_hz(audio, 0.15, 0.9)
     assert abs(12 * np.log2(peak_hz / 440.0)) < 1.0, peak_hz  # within a semitone of A4
-    note_rms = np.sqrt(np.mean(audio[int(0.15 * RATE):int(0.9 * RATE)] ** 2))
-    tail_rms = np.sqrt(np.mean(audio[-int(0.5 * RATE):] ** 2))
-    assert note_rms > 3 * tail_rms  # it sounds while the note does, then dies away
+    assert rms(audio, 0.15, 0.9) > 3 * rms(audio, 0.0, 0.09)  # silent until the note starts, then it sounds
+    # That it dies away after the note is judged on the model's predictions given the true past, not on the
+    # sampled tail. A sample feeds the model its own noise, which a 500-step model may not pull back to silence:
+    # the sampled tail is then its noise floor, and whether it is has no reason in the code, only in the
+    # floating-point path of the run (measured on one machine, sampled note / tail rms over training seeds 0-3:
+    # 1.4, 1.05, 0.75, 4.8; seed 0 with two threads instead of one: 3.4). The predictions below are what training
+    # optimises: in the same runs the tail came out 68-103x below the note, the note at 0.9-1.4x its true level.
+    expected = predicted_amplitude(renderer.model, table, reference)
+    note, tail = rms(expected, 0.15, 0.9), rms(expected, 1.4, 1.9)
+    assert note > 10 * tail, (note, tail)
+    assert 0.5 < note / rms(reference, 0.15, 0.9) < 2, note
 
 
 def test_resume_is_exact(tmp_path, note_pairs, one_thread):

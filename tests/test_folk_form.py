@@ -1,0 +1,135 @@
+"""Form of tunes composed with the shipped folk-abc model (issue 17): sections as requested, one closing
+bar line with nothing after it, no loops, the tune and its sections ending on the tonic.
+
+Fixed seeds and few tunes (a minute on two CPU cores). The form rules are the sampler's grammar
+(``AbcTokenizer.grammar``, ``form=True``); these tests fail if any of them stops holding.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+
+from ostinato.events.theory import LETTERS
+from ostinato.symbolic.abc_normalise import BARS, PITCHES
+from ostinato.symbolic.compose import compose
+from ostinato.symbolic.evaluate import check_abc_tune
+from ostinato.symbolic.sample import SamplingConfig
+
+_PITCH_SET = frozenset(PITCHES)
+_ACCIDENTALS = frozenset(("^^", "^", "=", "_", "__"))
+_SECTION_END = ("||", ":|", "|]")
+
+
+@functools.cache
+def _model():
+    from ostinato.symbolic.model import load_model_folder
+    from ostinato.symbolic.shipped import resolve_model
+
+    try:
+        folder = resolve_model("folk-abc")
+    except Exception as exc:
+        pytest.skip(f"folk-abc not shipped: {exc}")
+    model, tok, _config = load_model_folder(folder)
+    model.eval()
+    return model, tok
+
+
+def _is_tonic(key: str, acc: str, pitch: str) -> bool:
+    """``acc pitch`` (tokens) is the tonic of ``key``: the tonic's letter, bare or with its own accidental."""
+    tonic_acc = {"#": "^", "b": "_"}.get(key[1:2], "")
+    return pitch[0].upper() == key[0] and (acc in ("", tonic_acc) or (acc == "=" and not tonic_acc))
+
+
+def _bars_and_ends(tokens: list[str]):
+    """(bars as token tuples, the bar line closing each, is the last note before each bar line the tonic)."""
+    key = tokens[2][2:]
+    bars, closing, tonic_before = [], [], []
+    cur: list[str] = []
+    acc, last_tonic, depth = "", False, 0
+    for t in tokens[4:]:
+        if t in BARS:
+            if any(x in _PITCH_SET or x == "z" for x in cur):
+                bars.append(tuple(cur))
+                closing.append(t)
+                tonic_before.append(last_tonic)
+            cur = []
+            continue
+        if t in ("[1", "[2") or t[:2] in ("M:", "L:", "K:"):
+            continue
+        cur.append(t)
+        if t in ("[", "{"):
+            depth += 1
+            if t == "[":
+                last_tonic = False
+        elif t in ("]", "}"):
+            depth -= 1
+        elif t in _ACCIDENTALS:
+            acc = t
+        elif t in _PITCH_SET:
+            if not depth:
+                last_tonic = _is_tonic(key, acc, t)
+            acc = ""
+    return bars, closing, tonic_before
+
+
+def _loops(bars: list[tuple], max_period: int = 4) -> list[int]:
+    """Bars that end a group of 1..max_period bars written three times in a row."""
+    found = []
+    for i in range(len(bars)):
+        for p in range(1, max_period + 1):
+            if i + 1 >= 3 * p and all(bars[i - j] == bars[i - j - p] for j in range(2 * p)):
+                found.append(i)
+    return found
+
+
+def _compose(controls: dict, temperature: float, seed: int, n: int):
+    model, tok = _model()
+    pieces = compose(model, tok, n=n, sampling=SamplingConfig(temperature=temperature, top_p=0.95, seed=seed),
+                     controls=tok.make_controls(**controls))
+    return tok, pieces
+
+
+CASES = [  # (controls, temperature, seed): waltzes at the temperature that looped most, jigs, free tunes
+    ({"meter": "3/4", "key": "Ador", "sections": (2, 8)}, 0.5, 3),
+    ({"meter": "6/8", "key": "G", "bars": 16}, 0.8, 1),
+    ({}, 1.0, 0),
+]
+
+
+@pytest.mark.parametrize(("controls", "temperature", "seed"), CASES)
+def test_composed_tunes_have_their_form(controls, temperature, seed):
+    tok, pieces = _compose(controls, temperature, seed, n=3)
+    for piece in pieces:
+        ids = piece.ids
+        assert ids[-1] == tok.eos_id and tok.eos_id not in ids[:-1]
+        tokens = [tok.vocab[i] for i in ids[1:-1]]
+        text = piece.text
+        assert check_abc_tune(text).valid, text
+        body = tokens[4:]
+        # one closing bar line, the last token: nothing after it, and '|]' nowhere else
+        assert body[-1] in ("|]", ":|"), text
+        assert "|]" not in body[:-1], text
+        bars, closing, tonic_before = _bars_and_ends(tokens)
+        if "sections" in controls:
+            n, per = controls["sections"]
+            assert len(bars) == n * per, text
+            assert [j for j, c in enumerate(closing, 1) if c in _SECTION_END] == [per * k for k in range(1, n + 1)]
+            assert all(tonic_before[per * k - 1] for k in range(1, n + 1)), text  # every section ends on the tonic
+        if "bars" in controls:
+            assert len(bars) == controls["bars"], text
+        assert tonic_before[-1], text  # the tune ends on the tonic
+        assert not _loops(bars), text  # no bar three times in a row, no X Y X Y X Y, ...
+        key = tokens[2][2:]
+        assert key in ([controls["key"]] if "key" in controls else [key])
+
+
+def test_the_tonic_is_read_from_the_key():
+    assert _is_tonic("Ador", "", "a") and _is_tonic("Ador", "=", "A,") and not _is_tonic("Ador", "^", "A")
+    assert _is_tonic("Bb", "", "B") and _is_tonic("Bb", "_", "b'") and not _is_tonic("Bb", "=", "B")
+    assert _is_tonic("F#m", "", "f") and not _is_tonic("F#m", "=", "F")
+    assert LETTERS.index("A") == 5
+    assert _loops([("a",), ("a",), ("a",)]) == [2]
+    assert _loops([("a",), ("b",), ("a",), ("b",), ("a",), ("b",)]) == [5]
+    assert _loops([("a",), ("a",), ("b",), ("a",), ("a",)]) == []
