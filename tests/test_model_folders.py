@@ -91,3 +91,29 @@ def test_the_shipped_weights_load_exactly(tmp_path):
         state = model.state_dict()
         assert all(torch.equal(state[k], v) for k, v in stored.items())
         assert model.lm_head.weight.data_ptr() == model.transformer.wte.weight.data_ptr()   # tied, as trained
+
+
+def test_compose_refuses_what_the_model_never_saw_and_names_what_it_knows(tmp_path):
+    out = tmp_path / "x.mid"
+    guitar = run_cli("compose", "--instruments", "40,30", "-o", str(out))
+    assert guitar.returncode == 2 and not out.exists()
+    assert guitar.stderr.strip() == (
+        "ostinato: --instruments: chorale-midi was never trained on 30 (it knows GM programs 0, 1, 16, 19, 24, 25, 33, "
+        "40, 41, 42, 43, 48, 52, 53, 56, 57, 58, 60, 68, 70, 71, 73, drums)")
+    style = run_cli("compose", "--style", "debussy", "-o", str(out))
+    assert style.returncode == 2 and "never trained on the style 'debussy' (it knows bach, beethoven" in style.stderr
+    listed = run_cli("compose", "--list")
+    assert "instruments (GM programs): 0, 1, 16," in listed.stdout and "styles: bach, beethoven," in listed.stdout
+
+
+def test_training_records_the_controls_it_saw(tmp_path):
+    from ostinato.symbolic.data import TokenizedPiece
+    from ostinato.symbolic.tokenizers import build_tokenizer
+    from ostinato.symbolic.train import seen_controls
+
+    tokenizer = build_tokenizer("remi", styles=["bach", "mozart"])
+    ids = [tokenizer.token_to_id[t] for t in ("Style:bach", "Inst:40", "Inst:drums", "Inst:0", "Style:none")]
+    pieces = [TokenizedPiece("bach/a", ids, 1)]
+    assert seen_controls(tokenizer, pieces) == {"trained_instruments": ["0", "40", "drums"],
+                                               "trained_styles": ["bach"]}
+    assert seen_controls(build_tokenizer("abc"), pieces) == {}
