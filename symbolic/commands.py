@@ -362,7 +362,7 @@ def compose_to_files(request: ComposeRequest) -> list:
     """
     from ostinato.events.errors import InputError, UsageError
 
-    from .compose import check_controls, compose
+    from .compose import check_controls, compose, token_budget
     from .model import load_model_folder, read_model_config
     from .sample import SamplingConfig
     from .shipped import check_known, resolve_model
@@ -388,7 +388,8 @@ def compose_to_files(request: ComposeRequest) -> list:
 
     model, tokenizer, config = load_model_folder(folder)
     torch.manual_seed(request.seed)
-    bar = tqdm(total=sampling.max_tokens, desc=f"compose x{request.n}", unit="tok", file=sys.stderr,
+    total = token_budget(tokenizer, controls, sampling.max_tokens, prompt_tokens=len(prompt or ()))
+    bar = tqdm(total=total, desc=f"compose x{request.n}", unit="tok", file=sys.stderr,
                disable=not request.show_progress, dynamic_ncols=True, mininterval=0.5)
     try:
         pieces = compose(model, tokenizer, n=request.n, sampling=sampling, controls=controls, prompt=prompt,

@@ -75,7 +75,7 @@ _KINDS = {"Bar": K_BAR, "TimeSig": K_TIMESIG, "Position": K_POSITION, "Tempo": K
 _PENDING = {PROGRAM: 3, PITCH: 2, VELOCITY: 1}   # REMI/TSD tokens left to finish the note in flight
 # Pitch classes (from the tonic) a requested key allows: the major scale, the harmonic minor scale
 # (its raised seventh is what tells a minor key from its relative major), and the tonic triads
-# the first beat and the last bar are held to, so the piece opens and closes in its key.
+# the first and the last bar are held to, so the piece opens and closes in its key.
 SCALE_PCS = {False: (0, 2, 4, 5, 7, 9, 11), True: (0, 2, 3, 5, 7, 8, 11)}
 TRIAD_PCS = {False: (0, 4, 7), True: (0, 3, 7)}
 
@@ -169,7 +169,7 @@ class MidiGrammar:
             begun twice at one tick, at most the instrument's polyphony sounding, every instrument
             in every bar (REMI: a note begun in it or one sounding through it), no tempo change
             after the first Tempo, and with a key, pitches of its scale (harmonic minor for minor
-            keys) and its tonic triad on the first beat and in the last bar. The first
+            keys) and its tonic triad in the first and the last bar. The first
             ``free_tokens`` tokens (a primer) are exempt.
 
     Raises ValueError naming the parameter when a control cannot be written or the budget is too small.
@@ -504,8 +504,8 @@ class MidiGrammar:
 
     def _pitch_ok(self, s: GrammarState, program: int, values: np.ndarray) -> np.ndarray:
         """Bool [len(values)]: the pitches ``program`` may play at ``s`` (its range; the key's scale, the
-        tonic triad on the first beat and in the last bar; not one it already began at this tick)."""
-        if s.tick < s.meter.ticks_per_beat or (s.window_tick is not None and s.tick >= s.window_tick):
+        tonic triad in the first and the last bar; not one it already began at this tick)."""
+        if s.tick < s.meter.bar_ticks or (s.window_tick is not None and s.tick >= s.window_tick):
             region = 1
         else:
             region = 0

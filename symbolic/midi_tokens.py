@@ -427,7 +427,8 @@ class MidiTokenizer:
         tempos = [(t.tick, t.qpm) for t in table.tempos]
         if c.tempo_bpm is not None and tempos:
             quantised = self.miditok_tempo(float(c.tempo_bpm))
-            tempos = [(tick, float(c.tempo_bpm) if abs(qpm - quantised) < 0.01 * quantised else qpm) for tick, qpm in tempos]
+            tempos = [(tick, float(c.tempo_bpm) if abs(qpm - quantised) < 0.01 * quantised else qpm)
+                      for tick, qpm in tempos]
         keys = [(k.tick, k.sharps, k.mode) for k in table.key_signatures]
         if c.key is not None and not keys:
             name = key_name(c.key)

@@ -142,6 +142,8 @@ def test_32_bars_outgrow_the_context_with_no_empty_bar(shipped):
     (piece,) = _compose(shipped, seed=0, tempo_bpm=96, instruments=(40, 42), bars=32, meter="4/4")
     assert len(piece.ids) > 512   # past the model's context: the window slid
     _check_notes(piece.table, bars=32)
+    (again,) = _compose(shipped, seed=0, tempo_bpm=96, instruments=(40, 42), bars=32, meter="4/4")
+    assert again.ids == piece.ids   # the same seed, the same tokens, window and all
 
 
 def test_a_whole_chorale_as_primer_goes_on_for_8_bars_with_its_4_tracks(shipped):
