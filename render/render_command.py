@@ -10,6 +10,7 @@ otherwise the output is a folder mirroring the input names), and each job is ren
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from dataclasses import dataclass
@@ -70,6 +71,8 @@ class RenderRequest:
             raise usage(str(exc)) from None
         if self.jobs < 1:
             raise usage(f"--jobs must be >= 1, got {self.jobs}")
+        if not (math.isfinite(self.gain) and self.gain > 0):   # nan would write full-scale DC
+            raise usage(f"--gain must be a finite number above 0, got {self.gain}")
         if self.format is not None and self.format not in AUDIO_FORMATS:
             raise usage(f"--format must be one of {', '.join(AUDIO_FORMATS)}, got {self.format!r}")
         if self.soundfont and self.engine != "soundfont":

@@ -42,11 +42,23 @@ def test_a_folder_with_its_own_code_never_runs_it(tmp_path):
     import sys
 
     for args in (["compose", "--model", str(folder), "-o", str(out), "-q"],
-                 ["evaluate", "nll", "--model", str(folder), "--all", "--json", "-q", str(tmp_path / "t.abc")]):
+                 ["evaluate", "nll", "--model", str(folder), "--all", "--json", "-q", str(tmp_path / "t.abc")],
+                 ["evaluate", "samples", "--model", str(folder), "-n", "1", "--reference", str(tmp_path / "t.abc"),
+                  "--no-originality", "--max-tokens", "64", "-q"],
+                 ["train", "symbolic", "--data", str(tmp_path / "t.abc"), "--init-from", str(folder), "--out",
+                  str(tmp_path / "tuned"), "--steps", "1", "--batch-size", "1", "--eval-every", "1",
+                  "--checkpoint-every", "1", "-q"]):
         (tmp_path / "t.abc").write_text("X:1\nM:4/4\nL:1/8\nK:G\nGABc dedB|G4 G4|]\n")
         subprocess.run([sys.executable, "-m", "ostinato", *args], input="y\ny\n", capture_output=True, text=True,
                        timeout=600, check=True)
-    assert out.is_file()
+    assert out.is_file() and (tmp_path / "tuned" / "model.safetensors").is_file()
+    assert not marker.exists()
+    # resume loads the run's own checkpoint folder, which the evil files are copied into too
+    (tmp_path / "tuned" / "modeling_evil.py").write_text(EVIL.format(marker=str(marker)))
+    subprocess.run([sys.executable, "-m", "ostinato", "train", "symbolic", "--data", str(tmp_path / "t.abc"),
+                    "--init-from", str(folder), "--out", str(tmp_path / "tuned"), "--steps", "2", "--batch-size", "1",
+                    "--eval-every", "1", "--checkpoint-every", "1", "--resume", "-q"],
+                   input="y\ny\n", capture_output=True, text=True, timeout=600, check=True)
     assert not marker.exists()
 
 

@@ -257,3 +257,12 @@ def test_a_time_signature_that_is_no_meter_is_dropped_at_read(tmp_path):
     assert plot.returncode == 0, plot.stderr
     assert "time signature 0/4 at tick 0 is not a meter; dropped" in plot.stderr
     assert (tmp_path / "roll.png").stat().st_size > 1000
+
+
+def test_render_refuses_a_gain_that_is_no_number(tmp_path):
+    midi = tmp_path / "piece.mid"
+    _piece(midi)
+    for gain in ("nan", "inf", "0", "-1"):
+        result = run_cli("render", str(midi), "-o", str(tmp_path / "out.wav"), "-g", gain, "--engine", "soundfont")
+        assert result.returncode == 2 and "--gain must be a finite number above 0" in result.stderr, result.stderr
+        assert not (tmp_path / "out.wav").exists()
