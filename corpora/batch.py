@@ -308,8 +308,7 @@ def _resume(items, spec, options, records, tokens, folder, writer, summary, on_r
             continue
         result = Result(key=item.key, input=item.path, sha256=record.get("sha256"), status="skipped",
                         message=EARLIER, outputs=record.get("outputs") or [])
-        writer.write(key=item.key, input=item.path, sha256=result.sha256, status="skipped", error=None,
-                     message=EARLIER, outputs=result.outputs, seconds=0.0)
+        # not written again: the manifest already holds this item's record (a rerun must not grow it)
         summary.skipped += 1
         if on_result:
             on_result(result)

@@ -1,4 +1,4 @@
-"""The manifest: one JSON line per item per run, in the output folder; the truth of a batch.
+"""The manifest in the output folder, the truth of a batch: a JSON line per item each time it is converted or fails.
 
 Each line (``manifest.jsonl``)::
 
@@ -11,8 +11,8 @@ Each line (``manifest.jsonl``)::
 ``options`` are the conversion options that shape the output (a rerun with other options
 redoes the items). ``outputs`` are paths relative to the output folder; for the ``tokens`` target each output is
 ``{"shard": "train-00000.bin", "offset": 1234, "length": 56}`` (offset and length in tokens).
-``skipped`` means not converted in this run: done by an earlier run (message ``"done in an
-earlier run"``, outputs repeated) or nothing to convert (an empty piece). The file is only ever
+``skipped`` means nothing to convert (an empty piece). An item that an earlier run finished is
+skipped without a new line (a rerun does not grow the manifest). The file is only ever
 appended to; the last line of a key is its state. A line is written after the item's outputs
 are complete on disk, so after a kill or power cut the manifest never claims an unfinished
 output (a torn last line is dropped when the next run opens the file).

@@ -175,12 +175,16 @@ def test_rerun_skips_what_is_done_and_overwrite_redoes_it(tmp_path):
     assert second.stdout.splitlines()[-1].startswith("converted 2/5, failed 0, skipped 3")
     assert (out / "src" / "m0.mid.json").stat().st_mtime_ns == stamp
     assert json.loads((out / "src" / "m1.mid.json").read_text())["notes"]["pitch"] == [72, 74]
+    lines = (out / "manifest.jsonl").read_text().count("\n")
+    again = run_cli("convert", str(src), "--to", "json", "-o", str(out), "-j", "1")
+    assert again.stdout.splitlines()[-1].startswith("converted 0/5, failed 0, skipped 5")
+    assert (out / "manifest.jsonl").read_text().count("\n") == lines   # a rerun does not grow the manifest
     third = run_cli("convert", str(src), "--to", "json", "-o", str(out), "-j", "1", "--overwrite")
     assert third.stdout.splitlines()[-1].startswith("converted 5/5, failed 0, skipped 0")
     other = run_cli("convert", str(src), "--to", "json", "-o", str(out), "-j", "1", "--expand-repeats")
     assert other.stdout.splitlines()[-1].startswith("converted 5/5, failed 0, skipped 0")  # other options: redone
     statuses = Counter((r["key"], r["status"]) for r in read_manifest(out / "manifest.jsonl"))
-    assert statuses[("src/m0.mid", "ok")] == 3 and statuses[("src/m0.mid", "skipped")] == 1
+    assert statuses[("src/m0.mid", "ok")] == 3 and statuses[("src/m0.mid", "skipped")] == 0
     assert statuses[("src/bad.mid", "failed")] == 1 and statuses[("src/bad.mid", "ok")] == 3
 
 
