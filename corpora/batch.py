@@ -204,7 +204,8 @@ def run_batch(items: list[Item], spec: ConvertSpec, options: BatchOptions = Batc
     """Convert ``items`` into ``spec.out_dir``; resumable; never stops for one bad item.
 
     Args:
-        items: what to convert (see :mod:`events.sources`); keys must be unique.
+        items: what to convert (see :mod:`events.sources`); an item whose key or output is an earlier
+            item's fails, naming it (:func:`distinct_outputs`).
         spec: the target and its options.
         options: runner, limits, overwrite and failure policy.
         on_result: called with each item's :class:`Result` as it is recorded (for printing).
@@ -212,14 +213,12 @@ def run_batch(items: list[Item], spec: ConvertSpec, options: BatchOptions = Batc
     Raises:
         BatchUsageError: the output folder is busy, or holds another tokenizer's shards.
     """
-    summary = BatchSummary(total=len(items), manifest=str(spec.out_dir) + os.sep + MANIFEST_NAME)
-    items, collisions = distinct_outputs(items, spec)
-    keys = [item.key for item in items]
     folder = Path(spec.out_dir)
+    summary = BatchSummary(total=len(items), manifest=str(folder / MANIFEST_NAME))
+    items, collisions = distinct_outputs(items, spec)
     folder.mkdir(parents=True, exist_ok=True)
-    summary.manifest = str(folder / MANIFEST_NAME)
     with _folder_lock(folder):
-        planned = {spec.output_for(key) for key in keys} | BATCH_FILES
+        planned = {spec.output_for(item.key) for item in items} | BATCH_FILES
         _remove_stale_temporaries(folder, planned)
         tokens = None
         if spec.to == "tokens":

@@ -72,7 +72,7 @@ def read_abc_text(path: str | os.PathLike) -> str:
     from .limits import ReadLimits, check_lines, read_file_bytes
 
     path = Path(path)
-    data = read_file_bytes(path, ReadLimits(max_file_bytes=MAX_ABC_BYTES))
+    data = read_file_bytes(path, ReadLimits(max_file_bytes=MAX_ABC_BYTES))   # ABC's own, smaller byte cap
     if b"\x00" in data:
         raise InputError(path, "not an ABC file (binary data)")
     try:

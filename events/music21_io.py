@@ -180,9 +180,10 @@ def read_music21_file(path: str | os.PathLike, *, expand_repeats: bool = False) 
     from .limits import check_compressed, check_regular_file, check_table
 
     path = Path(path)
-    check_regular_file(path)   # no FIFO, device or oversized file reaches music21
     if path.suffix.lower() == ".mxl":
-        check_compressed(path)   # a zip bomb is refused before it is unpacked
+        check_compressed(path)   # a regular file, and no zip bomb: refused before it is unpacked
+    else:
+        check_regular_file(path)   # no FIFO, device or oversized file reaches music21
     try:
         score = converter.parse(str(path), forceSource=True)
     except Exception as exc:  # music21 raises many kinds; all mean "cannot read this file"

@@ -137,9 +137,12 @@ def save_model_folder(model, tokenizer, folder: str | os.PathLike) -> None:
     save_tokenizer(tokenizer, folder / "tokenizer.json")
 
 
+MODEL_TYPES = {"gpt2": "gpt2", "llama": "llama"}   # our architectures and transformers' model_type of each
+
+
 def read_model_config(folder: str | os.PathLike) -> ModelConfig:
     """The :class:`ModelConfig` of a model folder (its ``config.json``'s ``ostinato`` section), without
-    loading the weights.
+    loading the weights; the file's ``model_type`` must be the architecture's.
 
     Raises:
         InputError: no config.json, or one that is not ours, named.
@@ -148,14 +151,16 @@ def read_model_config(folder: str | os.PathLike) -> ModelConfig:
     for name in ("config.json", "model.safetensors", "tokenizer.json"):
         if not (folder / name).is_file():
             raise InputError(folder, f"not a model folder (no {name})")
+    path = folder / "config.json"
     try:
-        return ModelConfig.from_json(json.loads((folder / "config.json").read_text())["ostinato"])
+        data = json.loads(path.read_text())
+        config = ModelConfig.from_json(data["ostinato"])
     except Exception as exc:  # JSON, a missing section, a bad value
-        raise InputError(folder / "config.json", f"not an ostinato model config: {' '.join(str(exc).split())[:300]}") \
-            from None
-
-
-MODEL_TYPES = {"gpt2": "gpt2", "llama": "llama"}   # our architectures and transformers' model_type of each
+        raise InputError(path, f"not an ostinato model config: {' '.join(str(exc).split())[:300]}") from None
+    if data.get("model_type") != MODEL_TYPES[config.architecture]:
+        raise InputError(path, f"model_type {data.get('model_type')!r} is not ostinato's {config.architecture} "
+                               f"({MODEL_TYPES[config.architecture]!r})")
+    return config
 
 
 def load_model_folder(folder: str | os.PathLike, *, device: str = "cpu"):
@@ -176,13 +181,6 @@ def load_model_folder(folder: str | os.PathLike, *, device: str = "cpu"):
     _quiet_transformers()
     folder = Path(folder)
     config = read_model_config(folder)
-    try:
-        model_type = json.loads((folder / "config.json").read_text()).get("model_type")
-    except (OSError, ValueError, AttributeError) as exc:
-        raise InputError(folder / "config.json", f"cannot read: {exc}") from None
-    if model_type != MODEL_TYPES[config.architecture]:
-        raise InputError(folder / "config.json", f"model_type {model_type!r} is not ostinato's "
-                                                 f"{config.architecture} ({MODEL_TYPES[config.architecture]!r})")
     tokenizer = load_tokenizer(folder / "tokenizer.json")
     try:
         state = load_file(folder / "model.safetensors")

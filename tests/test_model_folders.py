@@ -96,7 +96,7 @@ def test_a_model_type_that_is_not_ours_is_refused(tmp_path):
         load_model_folder(folder)
 
 
-def test_the_shipped_weights_load_exactly(tmp_path):
+def test_the_shipped_weights_load_exactly():
     for name in ("folk-abc", "chorale-midi"):
         model, _, _ = load_model_folder(resolve_model(name))
         stored = load_file(resolve_model(name) / "model.safetensors")
