@@ -28,12 +28,31 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 # together: ``compose --render`` (symbolic, then render) and ``plot`` (notes over a spectrogram).
 
 
-def _common_options() -> argparse.ArgumentParser:
+class _Parser(argparse.ArgumentParser):
+    """argparse, except that a missing command (``ostinato``, ``ostinato train``) lists the commands."""
+
+    def error(self, message: str):
+        if message.startswith("the following arguments are required: ") and message.endswith(("COMMAND", "WHAT")):
+            self.print_help(sys.stderr)
+            self.exit(EXIT_USAGE, f"\n{self.prog}: error: {message}\n")
+        super().error(message)
+
+
+def _common_options(*, top: bool = False) -> argparse.ArgumentParser:
+    """``-q``, ``-v`` and ``--debug``, accepted before the command (``top``) and after it.
+
+    After the command they default to nothing (``SUPPRESS``), so a flag given before the command
+    is not reset by the subcommand's parser: ``ostinato --debug info x`` = ``ostinato info --debug x``.
+    """
+    def default(value):
+        return value if top else argparse.SUPPRESS
+
     common = argparse.ArgumentParser(add_help=False)
     group = common.add_argument_group("output")
-    group.add_argument("-q", "--quiet", action="count", default=0, help="print less (errors only)")
-    group.add_argument("-v", "--verbose", action="count", default=0, help="print more (repeat for debug logs)")
-    group.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    group.add_argument("-q", "--quiet", action="count", default=default(0), help="print less (errors only)")
+    group.add_argument("-v", "--verbose", action="count", default=default(0),
+                       help="print more (repeat for debug logs)")
+    group.add_argument("--debug", action="store_true", default=default(False), help="show full tracebacks on errors")
     return common
 
 
@@ -44,9 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
     from ostinato.symbolic import evaluate_commands
 
     common = _common_options()
-    parser = argparse.ArgumentParser(
-        prog="ostinato", parents=[common],
-        description="Symbolic-first music: a transformer composes ABC/MIDI, a neural renderer plays it.",
+    parser = _Parser(
+        prog="ostinato", parents=[_common_options(top=True)],
+        description="Symbolic-first music: a transformer composes ABC/MIDI, a neural renderer plays it. "
+                    "-q, -v and --debug go before or after the command.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
@@ -119,6 +139,10 @@ def run_compose(args: argparse.Namespace) -> int:
     if renders:
         from ostinato.render import get_renderer, write_audio
 
+        if args.engine != "soundfont":   # as `render` does: many threads thrash a busy machine
+            import torch
+
+            torch.set_num_threads(1)
         with get_renderer(args.engine) as renderer:
             for piece, path in zip(pieces, renders, strict=True):
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -201,6 +225,7 @@ def piece_summary(key: str, table) -> dict:
         tracks.append({
             "name": trk.name, "program": trk.program, "is_drum": trk.is_drum, "n_notes": int(mask.sum()),
             "pitch_range": [int(table.pitch[mask].min()), int(table.pitch[mask].max())] if mask.any() else None,
+            "controls": _control_counts(table.controls, index),
         })
     return {
         "path": key,
@@ -214,8 +239,19 @@ def piece_summary(key: str, table) -> dict:
         "key": first_key,
         "ticks_per_quarter": table.ticks_per_quarter,
         "n_tempo_changes": max(len(table.tempos) - 1, 0),
+        "controls": _control_counts(table.controls),
         "tracks": tracks,
     }
+
+
+def _control_counts(controls, track: int | None = None) -> dict:
+    """Events of each kind of performance data (of one track, or of all): sustain, volume, ..."""
+    from ostinato.events.table import CONTROLLERS, PITCH_BEND
+
+    mine = controls.number if track is None else controls.number[controls.track == track]
+    kinds = {**{name: number for number, name in sorted(CONTROLLERS.items(), key=lambda kv: kv[1])},
+             "pitch_bend": PITCH_BEND}
+    return {name: int((mine == number).sum()) for name, number in kinds.items()}
 
 
 def _format_summary(record: dict) -> str:

@@ -38,6 +38,8 @@ COMPARISONS = (
     Comparison("abc_acceptance", "ABC tokenizer over music21's ABC corpus, tunes/s", "music21 ABCHandler",
                ("--peer-tunes", "50", "--top", "5")),
     Comparison("convert_abc", "ABC -> MIDI conversion, tunes/s", "music21 converter", ("--tunes", "30")),
+    Comparison("startup", "whole process `ostinato compose -o t.abc`, seconds", 'python -c "import torch"',
+               ("--runs", "1")),
     Comparison("convert_tokens", "convert --to tokens, files/s", "miditok tokenize_dataset", ("--rounds", "1")),
     Comparison("sample_speed", "KV-cached constrained sampling, tokens/s", "transformers generate()",
                ("-n", "4", "--tokens", "64", "--repeats", "1")),

@@ -7,9 +7,11 @@ corpus, and does it honour every control?
 Pieces are composed with the shipped ``chorale-midi`` through the Python API (one piece per seed,
 the CLI's sampling defaults), per setting:
 
-* ``default``: no controls;
-* ``key <K>``: six keys (three minor), ``--tempo 96 --instruments 40,41,42 --bars 16``;
-* ``bars 32`` / ``bars 64``: empty bars at those lengths (instruments 40,41,42,43).
+* ``default``: no controls (the model samples style, key, meter, tempo and instruments);
+* ``bach``: ``--style bach``, the rest free;
+* ``key <K>``: six keys (three minor), ``--style bach --tempo 96 --instruments 40,41,42,43 --bars 16``
+  (four parts, as a chorale has); ``trio``: the same with three (40,41,42) in D minor;
+* ``bars 32`` / ``bars 64``: empty bars at those lengths (``--style bach``, the four strings).
 
 The reference is six held-out Bach chorales (``music21:bach``, split ``test``). Printed per setting:
 notes per bar, silent beats, exact duplicate notes (same track, tick, pitch), the largest onset
@@ -84,12 +86,12 @@ def reference_tables(n: int = 6) -> list:
     return tables
 
 
-def compose_one(model, tokenizer, seed: int, **controls):
+def compose_one(model, tokenizer, seed: int, temperature: float = 1.0, top_p: float = 0.95, **controls):
     from ostinato.symbolic.compose import compose
     from ostinato.symbolic.sample import SamplingConfig
 
     c = tokenizer.make_controls(**controls)
-    sampling = SamplingConfig(temperature=1.0, top_p=0.95, max_tokens=model.config.n_positions, seed=seed)
+    sampling = SamplingConfig(temperature=temperature, top_p=top_p, max_tokens=model.config.n_positions, seed=seed)
     return compose(model, tokenizer, n=1, sampling=sampling, controls=c)[0].table
 
 
@@ -131,6 +133,8 @@ def main(argv=None) -> int:
     p.add_argument("-n", type=int, default=20, help="pieces per setting (seeds 0..n-1)")
     p.add_argument("--quick", action="store_true", help="3 pieces per setting, 3 keys, no --bars 64")
     p.add_argument("--model", default="chorale-midi")
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--top-p", type=float, default=0.95)
     args = p.parse_args(argv)
     n = 3 if args.quick else args.n
     keys = KEYS[:3] if args.quick else KEYS
@@ -145,17 +149,22 @@ def main(argv=None) -> int:
     reference = reference_tables()
     rows = [summarise("Bach chorales (6 held-out)", reference, [piece_metrics(t) for t in reference], None)]
     settings = [("default", {}, None, None, None)]
-    settings += [(f"key {k}", dict(key=k, tempo_bpm=TEMPO_BPM, instruments=TRIO, bars=16), k, TEMPO_BPM, 16)
-                 for k in keys]
-    settings += [("bars 32", dict(tempo_bpm=TEMPO_BPM, instruments=QUARTET, bars=32), None, TEMPO_BPM, 32)]
+    settings += [("bach", dict(style="bach"), None, None, None)]
+    settings += [(f"key {k}", dict(style="bach", key=k, tempo_bpm=TEMPO_BPM, instruments=QUARTET, bars=16), k,
+                  TEMPO_BPM, 16) for k in keys]
+    settings += [("trio " + keys[1], dict(style="bach", key=keys[1], tempo_bpm=TEMPO_BPM, instruments=TRIO, bars=16),
+                  keys[1], TEMPO_BPM, 16)]
+    settings += [("bars 32", dict(style="bach", tempo_bpm=TEMPO_BPM, instruments=QUARTET, bars=32), None, TEMPO_BPM,
+                  32)]
     if not args.quick:
-        settings += [("bars 64", dict(tempo_bpm=TEMPO_BPM, instruments=QUARTET, bars=64), None, TEMPO_BPM, 64)]
+        settings += [("bars 64", dict(style="bach", tempo_bpm=TEMPO_BPM, instruments=QUARTET, bars=64), None,
+                      TEMPO_BPM, 64)]
     for name, controls, key, tempo, bars in settings:
         start = time.perf_counter()
         tables, metrics = [], []
         for seed in range(n):
             try:
-                table = compose_one(model, tokenizer, seed, **controls)
+                table = compose_one(model, tokenizer, seed, args.temperature, args.top_p, **controls)
             except Exception as exc:  # a failure is a result here
                 print(f"{name} seed {seed}: FAILED {type(exc).__name__}: {exc}", file=sys.stderr)
                 continue

@@ -93,14 +93,22 @@ class BatchSummary:
 # ---------------------------------------------------------------------------- helpers
 @contextlib.contextmanager
 def _folder_lock(folder: Path) -> Iterator[None]:
-    with open(folder / LOCK_NAME, "a+") as f:
+    """Hold ``folder/.ostinato-convert.lock`` while converting, and remove it after.
+
+    The file is unlinked while still locked; a run that opened it just before then finds, once it
+    holds the lock, that the name no longer leads to its file, and reports the folder busy."""
+    path = folder / LOCK_NAME
+    with open(path, "a+") as f:
         try:
             fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if not path.exists() or os.stat(path).st_ino != os.fstat(f.fileno()).st_ino:
+                raise BlockingIOError   # another run held it and removed it: it may have a new lock now
         except BlockingIOError:
             raise BatchUsageError(f"{folder}: another convert is writing to this folder") from None
         try:
             yield
         finally:
+            path.unlink(missing_ok=True)
             fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
@@ -145,6 +153,16 @@ def _package_versions(spec: ConvertSpec) -> dict[str, str]:
 def _convert_task(task: tuple[Item, ConvertSpec]) -> Result:
     item, spec = task
     return convert_item(item, spec)
+
+
+def _warm_up() -> None:
+    """What every conversion imports (symusic, our readers and writers), loaded before a worker's memory cap."""
+    import symusic  # noqa: F401
+
+    from ostinato.events import io, midi, score  # noqa: F401
+
+
+_convert_task.warm_up = _warm_up   # corpora.pool calls it in each worker before capping its memory
 
 
 # ---------------------------------------------------------------------------- tokens
@@ -212,10 +230,15 @@ def run_batch(items: list[Item], spec: ConvertSpec, options: BatchOptions = Batc
 
     Raises:
         BatchUsageError: the output folder is busy, or holds another tokenizer's shards.
+        events.InputError: the tokenizer file (``tokens`` target) cannot be loaded (nothing is written).
     """
     folder = Path(spec.out_dir)
     summary = BatchSummary(total=len(items), manifest=str(folder / MANIFEST_NAME))
     items, collisions = distinct_outputs(items, spec)
+    if spec.to == "tokens":   # a bad tokenizer file is refused before the output folder is made
+        from .convert import cached_tokenizer
+
+        cached_tokenizer(spec.tokenizer)
     folder.mkdir(parents=True, exist_ok=True)
     with _folder_lock(folder):
         planned = {spec.output_for(item.key) for item in items} | BATCH_FILES
@@ -227,7 +250,7 @@ def run_batch(items: list[Item], spec: ConvertSpec, options: BatchOptions = Batc
         if spec.to == "tokens":
             tokens = _Tokens(spec, folder, records, options)
         writer = ManifestWriter(folder / MANIFEST_NAME, target=spec.to, versions=_package_versions(spec),
-                                options=spec_options(spec))
+                                options=spec_options(spec), outputs_unsynced=True)   # see deferred_fsync below
         if tokens is not None:
             sync = writer.sync
 
@@ -246,7 +269,10 @@ def run_batch(items: list[Item], spec: ConvertSpec, options: BatchOptions = Batc
                     on_result(result)
             todo = _resume(items, spec, options, records, tokens, folder, writer, summary, on_result)
             _preload(todo, spec, tokens)
-            _run(todo, spec, options, tokens, writer, summary, on_result, records)
+            from ostinato.events.atomic import deferred_fsync
+
+            with deferred_fsync():   # outputs reach the disk together, before the manifest lines that claim them
+                _run(todo, spec, options, tokens, writer, summary, on_result, records)
         finally:
             writer.close()
             if tokens is not None:
@@ -263,8 +289,10 @@ def distinct_outputs(items: list[Item], spec: ConvertSpec) -> tuple[list[Item], 
     The first item keeps its output; each later one fails, naming the first. The bool says whether
     the failed item's key is its own (it can be recorded in the manifest under it).
     """
+    from ostinato.events.outputs import OutputClaims
+
     kept: list[Item] = []
-    claimed: dict[str, Item] = {}
+    claims = OutputClaims()   # the same rule as render's (events.outputs)
     failed: list[tuple[Result, bool]] = []
     for item in items:
         names = [f"key:{item.key}"]
@@ -275,9 +303,8 @@ def distinct_outputs(items: list[Item], spec: ConvertSpec) -> tuple[list[Item], 
             failed.append((Result(key=item.key, input=item.path, status="failed", error="OutputOutside",
                                   message=f"its output {output} would be outside the output folder"), True))
             continue
-        other = next((claimed[n] for n in names if n in claimed), None)
+        other = claims.claim(names, item)
         if other is None:
-            claimed.update(dict.fromkeys(names, item))
             kept.append(item)
             continue
         what = "its key" if other.key == item.key else f"its output {spec.output_for(item.key)}"

@@ -62,8 +62,9 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
     target = p.add_argument_group("target options")
     target.add_argument("--abc-reader", choices=("abc2midi", "music21"), default="abc2midi",
                         help="how ABC becomes notes: abc2midi (default; as performed: repeats and grace notes "
-                             "played, beat-stress velocities; ~20x faster) or music21 (as written, like "
-                             "`ostinato info`; repeats only with --expand-repeats)")
+                             "played, beat-stress velocities; convert is about 40x faster than music21, see the "
+                             "README) or music21 (as written, like `ostinato info`; repeats only with "
+                             "--expand-repeats)")
     target.add_argument("--expand-repeats", action="store_true",
                         help="play ABC (music21 reader) and MusicXML repeats out")
     target.add_argument("--tokenizer", default="remi", metavar="FILE|KIND",
@@ -160,7 +161,7 @@ def run_convert(args: argparse.Namespace) -> int:
                 from .convert import check_renderer
 
                 check_renderer(spec)
-            items = list(iter_sources(args.sources, split=args.split))
+            items = list(iter_sources(args.sources, split=args.split, exclude=[args.out]))   # never its own outputs
         except (InputError, ValueError, TypeError) as exc:
             return _usage(str(exc))
         if not items:

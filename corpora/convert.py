@@ -132,11 +132,17 @@ def input_sha256(item: Item) -> str:
     """The hex sha256 of what ``item`` reads: the tune text for an ABC tune, else the file's bytes."""
     if item.text is not None:
         return hashlib.sha256(item.text.encode("utf-8")).hexdigest()
+    from ostinato.events.limits import DEFAULT_LIMITS, check_regular_file
+
+    size = check_regular_file(item.path)   # a FIFO or /dev/zero would block or never end: refused unread
     digest = hashlib.sha256()
     try:
         with open(item.path, "rb") as f:
             for block in iter(lambda: f.read(1 << 20), b""):
                 digest.update(block)
+                size -= len(block)
+                if size < -DEFAULT_LIMITS.max_file_bytes:   # it grew without end while read
+                    raise InputError(item.path, f"file grew past {DEFAULT_LIMITS.max_file_bytes} bytes while read")
     except OSError as exc:
         raise InputError(item.path, exc.strerror or str(exc)) from None
     return digest.hexdigest()
@@ -147,7 +153,7 @@ _TOKENIZERS: dict[str, object] = {}  # per process: loaded once, used for every 
 _RENDERERS: dict[tuple, object] = {}
 
 
-def _tokenizer(path: str):
+def cached_tokenizer(path: str):
     if path not in _TOKENIZERS:
         from ostinato.symbolic.tokenizers import load_tokenizer
 
@@ -268,7 +274,7 @@ def convert_item(item: Item, spec: ConvertSpec) -> Result:
     try:
         result.sha256 = input_sha256(item)
         if spec.to == "tokens":
-            ids = encode_item(item, _tokenizer(spec.tokenizer), expand_repeats=spec.expand_repeats,
+            ids = encode_item(item, cached_tokenizer(spec.tokenizer), expand_repeats=spec.expand_repeats,
                               abc_reader=spec.abc_reader)
             if ids.size == 0:
                 result.status, result.message = "skipped", "no tokens (empty piece)"

@@ -16,6 +16,10 @@ skipped without a new line (a rerun does not grow the manifest). The file is onl
 appended to; the last line of a key is its state. A line is written after the item's outputs
 are complete on disk, so after a kill or power cut the manifest never claims an unfinished
 output (a torn last line is dropped when the next run opens the file).
+
+The keys travel with the data: read again as a source (``convert out --to tokens``, ``train
+symbolic --data out``), each output file is keyed by its record's ``key``, not by its new path
+(:mod:`events.origins`), so a held-out piece stays held out.
 """
 
 from __future__ import annotations
@@ -26,7 +30,10 @@ import time
 from importlib import metadata
 from pathlib import Path
 
-MANIFEST_NAME = "manifest.jsonl"
+from ostinato.events.origins import MANIFEST_NAME  # events re-keys converted files by their manifest
+
+__all__ = ["MANIFEST_NAME", "ManifestWriter", "latest", "read_manifest", "versions"]
+
 FSYNC_EVERY_S = 1.0
 
 
@@ -74,26 +81,44 @@ def latest(records: list[dict]) -> dict[str, dict]:
 
 
 class ManifestWriter:
-    """Appends records; flushes each line, fsyncs at most once a second and on :meth:`sync`/:meth:`close`."""
+    """Appends records; flushes each line, fsyncs at most once a second and on :meth:`sync`/:meth:`close`.
 
-    def __init__(self, path: str | os.PathLike, *, target: str, versions: dict[str, str], options: dict | None = None):
+    With ``outputs_unsynced`` (outputs written under :func:`events.atomic.deferred_fsync`) lines are
+    held back until :meth:`sync`, which first flushes the whole file system (the outputs they
+    claim) and only then writes and fsyncs them: a line on disk still means its outputs are.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, target: str, versions: dict[str, str], options: dict | None = None,
+                 outputs_unsynced: bool = False):
         self.path = Path(path)
         self.target = target
         self.options = options or {}
         self.versions = versions
+        self.outputs_unsynced = outputs_unsynced
+        self._pending: list[str] = []
         self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (closed by close())
         self._synced = time.monotonic()
 
     def write(self, **fields) -> dict:
         record = {"key": fields.pop("key"), **fields, "target": self.target, "options": self.options,
                   "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "versions": self.versions}
-        self._file.write(json.dumps(record, ensure_ascii=False) + "\n")
-        self._file.flush()
+        line = json.dumps(record, ensure_ascii=False) + "\n"
+        if self.outputs_unsynced:
+            self._pending.append(line)
+        else:
+            self._file.write(line)
+            self._file.flush()
         if time.monotonic() - self._synced > FSYNC_EVERY_S:
             self.sync()
         return record
 
     def sync(self) -> None:
+        if self._pending:
+            from ostinato.events.atomic import sync_filesystem
+
+            sync_filesystem(self.path.parent)   # the outputs the pending lines claim reach the disk first
+            self._file.write("".join(self._pending))
+            self._pending.clear()
         self._file.flush()
         os.fsync(self._file.fileno())
         self._synced = time.monotonic()

@@ -11,7 +11,8 @@ watches every worker:
   ``"WorkerCrash"``;
 - either way a fresh worker takes the dead one's place and the batch goes on.
 
-Each worker caps its own address space (``RLIMIT_AS``) at what it started with plus
+Each worker first calls ``fn.warm_up()`` when ``fn`` has one (its imports), then caps its own
+address space (``RLIMIT_AS``) at what it started with plus
 ``memory_limit_mb``, so a runaway allocation ends in ``MemoryError`` (or a crash) in that
 worker, not in the machine swapping. Workers die with the parent (``PR_SET_PDEATHSIG`` on
 Linux), so a killed batch leaves nothing running.
@@ -88,6 +89,9 @@ def _worker_main(conn, fn: Callable, memory_limit_mb: int | None) -> None:
     _die_with_parent()
     faulthandler.disable()  # a crash is reported by the parent in one line, not as a C traceback
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    warm_up = getattr(fn, "warm_up", None)
+    if warm_up is not None:   # fn's imports before the cap: the cap measures its work, not its code
+        warm_up()
     if memory_limit_mb is not None:
         import resource
 

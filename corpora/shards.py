@@ -5,9 +5,12 @@ The output folder holds::
     tokenizer.json         the tokenizer that made the ids (symbolic.tokenizers.load_tokenizer reads it)
     train-00000.bin ...    token ids of the training pieces, concatenated, little-endian
     test-00000.bin ...     the held-out pieces (DESIGN.md's split), likewise
-    index.jsonl            one line per piece: {"key", "split", "shard", "offset", "length"}
+    index.jsonl            one line per sequence (a piece, or one window of a long MIDI piece):
+                           {"key", "split", "shard", "offset", "length"}; "key" is the piece's split key,
+                           which a converted file carries from its source (events.origins)
     meta.json              {"format": "ostinato-token-shards", "version": 1, "dtype": "uint16",
-                            "vocab_size", "tokenizer", "tokenizer_kind", "n_pieces", "n_tokens", "shards"}
+                            "vocab_size", "tokenizer", "tokenizer_kind", "n_pieces", "n_sequences",
+                            "n_tokens", "shards"} (counts per split)
     manifest.jsonl         the batch's manifest (corpora.manifest)
 
 ``dtype`` is ``uint16`` when the vocabulary fits (up to 65,536 ids), else ``uint32``. Offsets
@@ -142,23 +145,28 @@ def write_index(folder: str | os.PathLike, records: dict[str, dict], *, dtype: n
                 tokenizer_kind: str | None) -> dict:
     """Write ``index.jsonl`` and ``meta.json`` (atomically) from the latest manifest records; returns meta."""
     folder = Path(folder)
-    lines, n_pieces, n_tokens, shards = [], dict.fromkeys(SPLIT_NAMES, 0), dict.fromkeys(SPLIT_NAMES, 0), set()
+    lines, shards = [], set()
+    n_pieces, n_sequences, n_tokens = (dict.fromkeys(SPLIT_NAMES, 0) for _ in range(3))
     for key in sorted(records):
         record = records[key]
         if record.get("status") not in ("ok", "skipped"):
             continue
+        splits = set()
         for out in record.get("outputs") or []:
             if not isinstance(out, dict):
                 continue
             split = out["shard"].split("-")[0]
             lines.append(json.dumps({"key": key, "split": split, **out}))
-            n_pieces[split] += 1
+            splits.add(split)
+            n_sequences[split] += 1   # a long MIDI piece is cut into several windows: one piece, several sequences
             n_tokens[split] += out["length"]
             shards.add(out["shard"])
+        for split in splits:
+            n_pieces[split] += 1
     write_text_atomic(folder / "index.jsonl", "".join(line + "\n" for line in lines))
     meta = {"format": FORMAT, "version": VERSION, "dtype": np.dtype(dtype).name, "vocab_size": vocab_size,
             "tokenizer": "tokenizer.json", "tokenizer_kind": tokenizer_kind, "n_pieces": n_pieces,
-            "n_tokens": n_tokens, "shards": sorted(shards)}
+            "n_sequences": n_sequences, "n_tokens": n_tokens, "shards": sorted(shards)}
     write_text_atomic(folder / "meta.json", json.dumps(meta, indent=1) + "\n")
     return meta
 

@@ -23,10 +23,11 @@ from .limits import ReadLimits
 from .midi import read_midi, write_midi
 from .pianoroll import PianoRoll, to_pianoroll
 from .score import from_score, to_score
-from .table import KeySignature, NoteTable, Tempo, TempoMap, TimeSignature, Track
+from .table import Controls, KeySignature, NoteTable, Tempo, TempoMap, TimeSignature, Track
 
 __all__ = [
-    "AUDIO_FORMATS", "AUDIO_SUFFIXES", "READ_SUFFIXES", "InputError", "KeySignature", "NoteTable", "PianoRoll",
+    "AUDIO_FORMATS", "AUDIO_SUFFIXES", "READ_SUFFIXES", "Controls", "InputError", "KeySignature", "NoteTable",
+    "PianoRoll",
     "Piece", "ReadLimits", "Tempo", "TempoMap", "TimeSignature", "Track", "format_for", "from_score", "iter_pieces",
     "pieces", "read", "read_midi", "table_to_abc", "to_pianoroll", "to_score", "write", "write_abc", "write_midi",
 ]

@@ -11,6 +11,7 @@ time limit, so a tune that hangs it costs that tune only.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -53,15 +54,25 @@ def read_abc_abc2midi(text: str, name: str = "<abc>", *, timeout_s: float = DEFA
     from .midi import parse_midi
 
     program = abc2midi_program()
-    with tempfile.TemporaryDirectory(prefix="ostinato-abc2midi-") as tmp:
-        source, target = Path(tmp, "tune.abc"), Path(tmp, "tune.mid")
-        source.write_text(text, encoding="utf-8")
+    # Two fresh files, unlinked after: a temporary folder costs more than abc2midi itself (creating
+    # and removing it takes milliseconds on ext4), and abc2midi seeks in its output, so no pipe.
+    fd, source = tempfile.mkstemp(prefix="ostinato-abc2midi-", suffix=".abc")
+    with os.fdopen(fd, "wb") as f:
+        f.write(text.encode("utf-8"))
+    fd, target = tempfile.mkstemp(prefix="ostinato-abc2midi-", suffix=".mid")
+    os.close(fd)
+    try:
         try:
-            done = subprocess.run([program, str(source), "-o", str(target), "-silent", "-NGUI"], cwd=tmp,
+            done = subprocess.run([program, source, "-o", target, "-silent", "-NGUI"], cwd=os.path.dirname(target),
                                   stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout_s)
         except subprocess.TimeoutExpired:
             raise InputError(name, f"abc2midi took longer than {timeout_s:g} s") from None
-        output = (done.stdout + done.stderr).decode("utf-8", "replace")
-        if not target.is_file() or target.stat().st_size == 0:
+        data = Path(target).read_bytes()
+        if not data:
+            output = (done.stdout + done.stderr).decode("utf-8", "replace")
             raise InputError(name, f"abc2midi: {_problem(output)}")
-        return parse_midi(target.read_bytes(), name)
+        return parse_midi(data, name)
+    finally:
+        for path in (source, target):
+            with contextlib.suppress(OSError):
+                os.unlink(path)

@@ -94,13 +94,15 @@ def parse_tune(tune: AbcTune, path: str | os.PathLike = "<abc>", *, expand_repea
     text = tune.text
     if not re.search(r"^[LM]:", text, re.MULTILINE):  # ABC 2.1: no L: and no M: means L:1/8
         text = re.sub(r"^(K:.*)$", r"L:1/8\n\1", text, count=1, flags=re.MULTILINE)
-    try:
-        score = converter.parse(text, format="abc", forceSource=True)
-    except Exception as exc:  # music21's ABC parser raises many kinds
-        raise InputError(name, f"cannot parse ABC: {type(exc).__name__}: {exc}") from None
     from .limits import check_table
+    from .music21_io import music21_messages
 
-    return check_table(stream_to_table(score, expand_repeats=expand_repeats, path=name), name)
+    with music21_messages(name):   # music21's warnings name the tune, with our prefix
+        try:
+            score = converter.parse(text, format="abc", forceSource=True)
+        except Exception as exc:  # music21's ABC parser raises many kinds
+            raise InputError(name, f"cannot parse ABC: {type(exc).__name__}: {exc}") from None
+        return check_table(stream_to_table(score, expand_repeats=expand_repeats, path=name), name)
 
 
 def read_abc(path: str | os.PathLike, *, tune: int | None = None, expand_repeats: bool = False) -> NoteTable:

@@ -39,11 +39,16 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
-        os.chmod(tmp_path, 0o666 & ~_umask())   # mkstemp makes 0600; outputs get the usual mode
+        os.chmod(tmp_path, output_mode())   # mkstemp makes 0600; outputs get the usual mode
         os.replace(tmp_path, target)
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
+
+
+def output_mode() -> int:
+    """The mode of a new output file: 0666 less the umask (0644 under the usual umask 022)."""
+    return 0o666 & ~_umask()
 
 
 def _umask() -> int:
@@ -52,12 +57,42 @@ def _umask() -> int:
     return mask
 
 
+_deferred = False   # True inside deferred_fsync(): the caller makes outputs durable itself
+
+
+@contextlib.contextmanager
+def deferred_fsync() -> Iterator[None]:
+    """Within this block (and in processes forked inside it) :func:`write_bytes_atomic` does not fsync
+    each file: the caller calls :func:`sync_filesystem` before it records them as done (``convert``'s
+    manifest does, at most once a second). An fsync per small file costs more than converting it."""
+    global _deferred
+    previous, _deferred = _deferred, True
+    try:
+        yield
+    finally:
+        _deferred = previous
+
+
+def sync_filesystem(path: str | os.PathLike) -> None:
+    """Flush everything written to the file system holding ``path`` to disk (Linux ``syncfs``, else ``sync``)."""
+    import ctypes
+
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        syncfs = getattr(ctypes.CDLL(None, use_errno=True), "syncfs", None)
+        if syncfs is None or syncfs(fd) != 0:
+            os.sync()
+    finally:
+        os.close(fd)
+
+
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (fsync'd before the rename)."""
+    """Write ``data`` to ``path`` atomically (fsync'd before the rename, unless in :func:`deferred_fsync`)."""
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         f.write(data)
         f.flush()
-        os.fsync(f.fileno())
+        if not _deferred:
+            os.fsync(f.fileno())
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:

@@ -61,7 +61,10 @@ def read(source: str | os.PathLike, *, tune: int | None = None, expand_repeats: 
     """
     kind = _kind(source)
     if kind == "midi":
-        return read_midi(source, limits)
+        from .limits import named_warnings
+
+        with named_warnings(source):   # a reader's warning names the file
+            return read_midi(source, limits)
     if kind == "abc":
         from .abc_read import read_abc
 

@@ -9,9 +9,12 @@ every parsed piece for its note count and duration (:func:`check_table`).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
+import warnings
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from .errors import InputError
@@ -101,3 +104,23 @@ def check_table(table, path: str | os.PathLike, limits: ReadLimits = DEFAULT_LIM
         raise InputError(path, f"absurd note times: piece lasts {table.duration_s / 3600:.1f} h "
                                f"(limit {limits.max_duration_s / 3600:.1f} h)")
     return table
+
+
+@contextlib.contextmanager
+def named_warnings(path: str | os.PathLike) -> Iterator[None]:
+    """Re-emit the warnings raised while the block runs as ``"<path>: <message>"`` (same category), each
+    distinct one once, so that a reader's warning (a dropped time signature...) names the file it is about."""
+    name = os.fspath(path)
+    caught: list = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            yield
+    finally:
+        seen = set()
+        for warning in caught or ():
+            message = " ".join(str(warning.message).split())
+            if message not in seen:
+                seen.add(message)
+                warnings.warn(message if message.startswith(name) else f"{name}: {message}", warning.category,
+                              stacklevel=3)

@@ -65,7 +65,8 @@ def check_midi_bytes(data: bytes, path: str | os.PathLike, limits: ReadLimits = 
 
 
 def read_midi(path: str | os.PathLike, limits: ReadLimits = DEFAULT_LIMITS) -> NoteTable:
-    """Read a MIDI file into a note table (all tracks, ticks kept exactly).
+    """Read a MIDI file into a note table (all tracks, ticks kept exactly, with the performance data
+    of :class:`~events.table.Controls`).
 
     Raises:
         InputError: the file is missing, too large, malformed, or exceeds ``limits``.
@@ -96,7 +97,8 @@ def parse_midi(data: bytes, path: str | os.PathLike = "<bytes>", limits: ReadLim
 
 
 def midi_bytes(table: NoteTable) -> bytes:
-    """The table as a type-1 Standard MIDI File: one track per table track, drums on channel 10."""
+    """The table as a type-1 Standard MIDI File: one track per table track, drums on channel 10,
+    each track with its performance data (sustain pedal, volume, expression, pan, pitch bend)."""
     return to_score(table).dumps_midi()
 
 

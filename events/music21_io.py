@@ -9,7 +9,12 @@ per pitch, grace notes (no notated duration) are left out, repeats are kept as w
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
+import re
+import warnings
+from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 
@@ -24,6 +29,39 @@ MUSICXML_SUFFIXES = (".xml", ".musicxml", ".mxl")
 KERN_SUFFIXES = (".krn",)
 CORPUS_PREFIX = "music21:"
 DEFAULT_VELOCITY = 90  # music21's realised default volume (0.7087 * 127)
+
+
+class Music21Warning(UserWarning):
+    """Something music21 said while reading a file, re-emitted naming the file (see :func:`music21_messages`)."""
+
+
+_MUSIC21_HEADER = re.compile(r"^\s*music21[\w.]*:\s*WARNING:\s*")
+
+
+@contextlib.contextmanager
+def music21_messages(path: str | os.PathLike) -> Iterator[None]:
+    """Collect what music21 says while the block runs (its ``warnings`` and the lines its
+    ``environLocal.warn`` writes straight to stderr) and re-emit each distinct message once, as a
+    :class:`Music21Warning` ``"<path>: <message>"`` (``(N times)`` when repeated): the command line
+    prints them as ``ostinato: <path>: ...``, never as bare music21 output.
+    """
+    caught: list = []
+    buffer = io.StringIO()
+    try:
+        with warnings.catch_warnings(record=True) as caught, contextlib.redirect_stderr(buffer):
+            warnings.simplefilter("always")
+            yield
+    finally:
+        messages = [str(w.message) for w in caught or ()]
+        messages += [_MUSIC21_HEADER.sub("", line) for line in buffer.getvalue().splitlines() if line.strip()]
+        counts: dict[str, int] = {}
+        for message in messages:
+            message = " ".join(message.split())
+            if message:
+                counts[message] = counts.get(message, 0) + 1
+        for message, n in counts.items():
+            warnings.warn(f"{os.fspath(path)}: {message}" + (f" ({n} times)" if n > 1 else ""), Music21Warning,
+                          stacklevel=3)
 
 
 def stream_to_table(score, *, expand_repeats: bool = False, path: str | os.PathLike = "<music21>") -> NoteTable:
@@ -184,11 +222,12 @@ def read_music21_file(path: str | os.PathLike, *, expand_repeats: bool = False) 
         check_compressed(path)   # a regular file, and no zip bomb: refused before it is unpacked
     else:
         check_regular_file(path)   # no FIFO, device or oversized file reaches music21
-    try:
-        score = converter.parse(str(path), forceSource=True)
-    except Exception as exc:  # music21 raises many kinds; all mean "cannot read this file"
-        raise InputError(path, f"cannot parse {path.suffix.lstrip('.')}: {type(exc).__name__}: {exc}") from None
-    return check_table(stream_to_table(score, expand_repeats=expand_repeats, path=path), path)
+    with music21_messages(path):   # music21's warnings name the file, with our prefix
+        try:
+            score = converter.parse(str(path), forceSource=True)
+        except Exception as exc:  # music21 raises many kinds; all mean "cannot read this file"
+            raise InputError(path, f"cannot parse {path.suffix.lstrip('.')}: {type(exc).__name__}: {exc}") from None
+        return check_table(stream_to_table(score, expand_repeats=expand_repeats, path=path), path)
 
 
 def corpus_path(name: str) -> Path:

@@ -2,8 +2,10 @@
 
 symusic is the bridge to MIDI files (fast C++ parsing and writing) and to miditok, which
 tokenizes a ``symusic.Score`` directly. Ticks, ticks-per-quarter, tempos, meters, keys, track
-names, programs and drum flags all survive ``from_score(to_score(t))`` exactly. What a note
-table does not represent (controllers, pedals, pitch bends, lyrics, markers) is not carried.
+names, programs, drum flags and the performance data (sustain pedal, volume, expression and
+pan controllers, pitch bends: :class:`~events.table.Controls`) all survive
+``from_score(to_score(t))`` exactly. What a note table does not represent (other controllers,
+lyrics, markers) is not carried.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import symusic
 
-from .table import NoteTable, Track
+from .table import CONTROLLERS, PITCH_BEND, Controls, NoteTable, TempoMap, Track
 
 _TONALITY_TO_MODE = {0: "major", 1: "minor"}
 
@@ -23,11 +25,12 @@ def from_score(score: symusic.Score) -> NoteTable:
     """
     if score.ttype != symusic.core.Tick():
         score = score.to("tick")
-    tracks, arrays = [], []
+    tracks, arrays, controls = [], [], []
     for index, trk in enumerate(score.tracks):
         tracks.append(Track(name=trk.name, program=int(trk.program), is_drum=bool(trk.is_drum)))
         notes = trk.notes.numpy()  # dict of [n] arrays: time, duration, pitch, velocity
         arrays.append((notes, np.full(len(notes["time"]), index, dtype=np.int32)))
+        controls.append(_track_controls(trk, index))
     if arrays:
         time = np.concatenate([a["time"] for a, _ in arrays]).astype(np.int64)
         duration = np.concatenate([a["duration"] for a, _ in arrays]).astype(np.int64)
@@ -36,15 +39,30 @@ def from_score(score: symusic.Score) -> NoteTable:
         track = np.concatenate([t for _, t in arrays])
     else:
         time = duration = pitch = velocity = track = np.zeros(0, dtype=np.int64)
+    tempos = [(int(t.time), float(t.qpm)) for t in score.tempos]
+    events = [np.concatenate([c[k] for c in controls]) if controls else np.zeros(0, np.int64) for k in range(4)]
     return NoteTable.from_ticks(
         time, time + duration, pitch, velocity, track, tracks,
         ticks_per_quarter=int(score.ticks_per_quarter),
-        tempos=[(int(t.time), float(t.qpm)) for t in score.tempos],
+        tempos=tempos,
         time_signatures=[(int(ts.time), int(ts.numerator), int(ts.denominator)) for ts in score.time_signatures],
         key_signatures=[
             (int(k.time), int(k.key), _TONALITY_TO_MODE.get(int(k.tonality), "major")) for k in score.key_signatures
         ],
+        controls=Controls.from_ticks(*events, TempoMap(int(score.ticks_per_quarter), tempos)),
     )
+
+
+def _track_controls(trk, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(tick, track, number, value) of the contract's controllers and the pitch bends of one symusic track."""
+    cc = trk.controls.numpy() if len(trk.controls) else {"time": [], "number": [], "value": []}
+    keep = np.isin(np.asarray(cc["number"], dtype=np.int64), list(CONTROLLERS))
+    bends = trk.pitch_bends.numpy() if len(trk.pitch_bends) else {"time": [], "value": []}
+    tick = np.concatenate([np.asarray(cc["time"], dtype=np.int64)[keep], np.asarray(bends["time"], dtype=np.int64)])
+    number = np.concatenate([np.asarray(cc["number"], dtype=np.int64)[keep],
+                             np.full(len(bends["time"]), PITCH_BEND, dtype=np.int64)])
+    value = np.concatenate([np.asarray(cc["value"], dtype=np.int64)[keep], np.asarray(bends["value"], dtype=np.int64)])
+    return tick, np.full(len(tick), index, dtype=np.int64), number, value
 
 
 def to_score(table: NoteTable) -> symusic.Score:
@@ -60,6 +78,7 @@ def to_score(table: NoteTable) -> symusic.Score:
         score.time_signatures.append(symusic.TimeSignature(ts.tick, ts.numerator, ts.denominator))
     for ks in table.key_signatures:
         score.key_signatures.append(symusic.KeySignature(ks.tick, ks.sharps, 1 if ks.mode == "minor" else 0))
+    controls = table.controls
     order = np.argsort(table.track, kind="stable")
     bounds = np.searchsorted(table.track[order], np.arange(len(table.tracks) + 1))
     for index, trk in enumerate(table.tracks):
@@ -72,5 +91,15 @@ def to_score(table: NoteTable) -> symusic.Score:
             pitch=table.pitch[rows].astype(np.int8),
             velocity=table.velocity[rows].astype(np.int8),
         )
+        mine = controls.track == index
+        cc, bend = mine & (controls.number != PITCH_BEND), mine & (controls.number == PITCH_BEND)
+        cc = np.flatnonzero(cc)[np.argsort(controls.tick[cc], kind="stable")]  # in time order, as in a file
+        if len(cc):
+            out.controls = symusic.ControlChange.from_numpy(
+                time=controls.tick[cc].astype(np.int32), number=controls.number[cc].astype(np.uint8),
+                value=controls.value[cc].astype(np.uint8))
+        if bend.any():
+            out.pitch_bends = symusic.PitchBend.from_numpy(time=controls.tick[bend].astype(np.int32),
+                                                           value=controls.value[bend].astype(np.int32))
         score.tracks.append(out)
     return score

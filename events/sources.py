@@ -36,7 +36,10 @@ byte of ``sha256(key)`` is below 13: about 5% of pieces, the same on every machi
 
 Enumerating a source never parses music: ABC files are split into tunes once (cheap text
 work) and each tune's text travels with its item; MIDI, MusicXML and kern are read only
-when :meth:`Item.read` is called, so one broken piece fails only when it is read.
+when :meth:`Item.read` is called, so one broken piece fails only when it is read. A folder
+that cannot be listed, and a broken link, are named in a :class:`SourceWarning` (what they hold is
+skipped); nothing is skipped silently. ``exclude`` keeps a batch's own output folder out of a
+source that contains it.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from __future__ import annotations
 import glob
 import hashlib
 import os
+import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,6 +68,10 @@ POLYPHONIC_COLLECTIONS = ("bach", "palestrina", "monteverdi", "trecento", "cicon
                           "mozart", "beethoven", "corelli", "handel", "cpebach")
 COLLECTION_GROUPS = {"abc-folk": ABC_FOLK_COLLECTIONS, "abc": ABC_COLLECTIONS, "polyphonic": POLYPHONIC_COLLECTIONS}
 _GLOB_CHARS = frozenset("*?[")
+
+
+class SourceWarning(UserWarning):
+    """Part of a source could not be looked at (a folder that cannot be listed, a broken link): named, skipped."""
 
 
 def is_held_out(key: str) -> bool:
@@ -161,8 +169,14 @@ def _file_items(path: Path, key: str) -> Iterator[Item]:
     """The items of one file: one per ABC tune (keyed ``key#X``), else one keyed ``key``.
 
     An ABC file that cannot be read or split gives one item (no tune) whose ``read()``
-    raises the reason, so a batch lists it as failed instead of stopping.
+    raises the reason, so a batch lists it as failed instead of stopping. A file that ``convert``
+    wrote keeps the key its manifest records for it (:func:`events.origins.origin_key`), so the
+    held-out split follows the piece, not its new file name.
     """
+    from .origins import origin_key
+
+    origin = origin_key(path)
+    key = origin or key
     if path.suffix.lower() not in ABC_SUFFIXES:
         yield Item(key=key, path=str(path))
         return
@@ -175,48 +189,83 @@ def _file_items(path: Path, key: str) -> Iterator[Item]:
     if not tunes:
         yield Item(key=key, path=str(path))
         return
+    if origin is not None and len(tunes) == 1:   # a converted tune: its recorded key already names the tune
+        yield Item(key=key, path=str(path), tune=tunes[0].number, text=tunes[0].text)
+        return
     for tune, suffix in zip(tunes, tune_keys(tunes), strict=True):
         yield Item(key=f"{key}#{suffix}", path=str(path), tune=tune.number, text=tune.text)
 
 
-def _walk(folder: Path) -> Iterator[Path]:
+def _folder_id(path: str | os.PathLike) -> tuple[int, int] | None:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return (info.st_dev, info.st_ino)
+
+
+def _walk(folder: Path, skip: frozenset[tuple[int, int]] = frozenset()) -> Iterator[Path]:
     """Readable files under ``folder``, recursively, in sorted order; hidden names skipped.
 
     Symbolic links to folders are followed, each real folder once (a link loop ends there).
+    Folders in ``skip`` (``(st_dev, st_ino)``: an output folder inside the source) are not entered.
+    A folder that cannot be listed, and a broken link, are warned about by name (their files,
+    if any, are not read); nothing is skipped silently.
     """
-    seen: set[tuple[int, int]] = set()
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
-        stat = os.stat(dirpath)
-        if (stat.st_dev, stat.st_ino) in seen:
+    seen: set[tuple[int, int]] = set(skip)
+
+    def unlistable(error: OSError) -> None:
+        where = error.filename or folder
+        warnings.warn(f"{where}: cannot list this folder ({error.strerror or error}); its files are skipped",
+                      SourceWarning, stacklevel=2)
+
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True, onerror=unlistable):
+        ident = _folder_id(dirpath)
+        if ident is None or ident in seen:
             dirnames[:] = []
             continue
-        seen.add((stat.st_dev, stat.st_ino))
+        seen.add(ident)
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in sorted(filenames):
-            if not name.startswith(".") and Path(name).suffix.lower() in READ_SUFFIXES:
-                yield Path(dirpath) / name
+            if name.startswith("."):
+                continue
+            path = Path(dirpath) / name
+            if Path(name).suffix.lower() in READ_SUFFIXES:
+                yield path
+            elif path.is_symlink() and not path.exists():
+                warnings.warn(f"{path}: a broken link (to {os.readlink(path)}); skipped", SourceWarning, stacklevel=2)
 
 
 def _relative_key(collection: str, base: Path, path: Path) -> str:
     return f"{collection}/{path.relative_to(base).as_posix()}"
 
 
-def _folder_items(folder: Path, collection: str, source: str) -> Iterator[Item]:
+def _folder_items(folder: Path, collection: str, source: str, exclude: tuple[str, ...] = ()) -> Iterator[Item]:
+    skip = set()
+    for path in exclude:   # an output folder that is this folder holds its outputs under <collection>/
+        ident = _folder_id(path)
+        if ident is not None:
+            skip.add(_folder_id(Path(path) / collection) if ident == _folder_id(folder) else ident)
     found = False
-    for path in _walk(folder):
+    for path in _walk(folder, frozenset(skip - {None})):
         found = True
         yield from _file_items(path, _relative_key(collection, folder, path))
     if not found:
         raise InputError(source, f"no music files in this folder (looked for {', '.join(READ_SUFFIXES)})")
 
 
-def _glob_items(pattern: str) -> Iterator[Item]:
+def _inside(path: Path, folders: tuple[str, ...]) -> bool:
+    real = os.path.realpath(path)
+    return any(os.path.commonpath([real, os.path.realpath(folder)]) == os.path.realpath(folder) for folder in folders)
+
+
+def _glob_items(pattern: str, exclude: tuple[str, ...] = ()) -> Iterator[Item]:
     parts = Path(pattern).parts
     fixed = next((i for i, part in enumerate(parts) if _GLOB_CHARS & set(part)), len(parts))
     base = Path(*parts[:fixed]) if fixed else Path(".")
     collection = base.resolve().name or "root"
     matches = sorted(Path(p) for p in glob.glob(pattern, recursive=True))
-    files = [p for p in matches if p.is_file() and not p.name.startswith(".")]
+    files = [p for p in matches if p.is_file() and not p.name.startswith(".") and not _inside(p, exclude)]
     if not files:
         raise InputError(pattern, "no file matches this pattern")
     root = Path(os.path.normpath(base))
@@ -261,49 +310,59 @@ def _music21_items(source: str) -> Iterator[Item]:
     yield from _file_items(path, key)
 
 
-def iter_items(source: str | os.PathLike, *, split: str = "all") -> Iterator[Item]:
+def iter_items(source: str | os.PathLike, *, split: str = "all",
+               exclude: Iterable[str | os.PathLike] = ()) -> Iterator[Item]:
     """The items of one source (a file, folder, glob or ``music21:`` name), in a stable order.
 
     Args:
         source: see the module docstring.
         split: ``"train"`` (not held out), ``"test"`` (held out) or ``"all"``.
+        exclude: folders whose files are never items (an output folder inside a source folder, so that
+            a rerun does not read its own outputs); when one is the source folder itself, its
+            ``<collection>/`` subfolder (where a batch writes that source's outputs) is left out.
 
     Raises:
         events.InputError: the source does not exist or holds no music files (raised when
             iteration starts).
+
+    Warns:
+        SourceWarning: a folder that cannot be listed, or a broken link, naming it (its files are skipped).
     """
     check_split(split)
-    for item in _iter_all(os.fspath(source)):
+    for item in _iter_all(os.fspath(source), tuple(os.fspath(folder) for folder in exclude)):
         if split == "all" or item.held_out == (split == "test"):
             yield item
 
 
-def _iter_all(source: str) -> Iterator[Item]:
+def _iter_all(source: str, exclude: tuple[str, ...] = ()) -> Iterator[Item]:
     if source.startswith(MUSIC21_PREFIX):
         yield from _music21_items(source)
         return
     path = Path(source).expanduser()
     if path.is_dir():
         collection = path.resolve().name or "root"
-        yield from _folder_items(path, collection, source)
+        yield from _folder_items(path, collection, source, exclude)
     elif path.is_file():
         collection = path.resolve().parent.name or "root"
         yield from _file_items(path, f"{collection}/{path.name}")
     elif _GLOB_CHARS & set(source):
-        yield from _glob_items(str(path))
+        yield from _glob_items(str(path), exclude)
     else:
         raise InputError(source, "no such file, folder or music21: collection")
 
 
-def iter_sources(sources: Iterable[str | os.PathLike], *, split: str = "all") -> Iterator[Item]:
+def iter_sources(sources: Iterable[str | os.PathLike], *, split: str = "all",
+                 exclude: Iterable[str | os.PathLike] = ()) -> Iterator[Item]:
     """The items of every source in turn; the same piece of the same file is given once.
 
     Two different files can still share a key (two folders of the same name); both are given,
-    and the consumer decides (``convert`` fails the second, naming the first).
+    and the consumer decides (``convert`` fails the second, naming the first). ``exclude``: as
+    :func:`iter_items`.
     """
+    exclude = tuple(exclude)
     seen: set[tuple[str, str, int | None]] = set()
     for source in sources:
-        for item in iter_items(source, split=split):
+        for item in iter_items(source, split=split, exclude=exclude):
             identity = (item.key, os.path.realpath(item.path), item.tune)
             if identity not in seen:
                 seen.add(identity)

@@ -23,6 +23,12 @@ track          int32      index into ``tracks``
 Metadata: ``ticks_per_quarter``, ``tracks`` (name, program, drum flag per track),
 ``tempos``, ``time_signatures`` and ``key_signatures`` (each sorted by tick, each event
 stamped with both its tick and its time in seconds).
+
+Performance data: ``controls``, a :class:`Controls` table of the controller changes and pitch
+bends that renderers honour (sustain pedal CC64, volume CC7, expression CC11, pan CC10, pitch
+bend), per track, each stamped with its tick and its time in seconds. :func:`with_sustain`
+turns the pedal into note lengths; :func:`default_pans` gives the pan of a track whose file
+sets none.
 """
 
 from __future__ import annotations
@@ -183,6 +189,184 @@ class TempoMap:
         return np.rint(ticks).astype(np.int64)
 
 
+# ------------------------------------------------------------------ performance data
+SUSTAIN, VOLUME, PAN, EXPRESSION = 64, 7, 10, 11
+CONTROLLERS = {VOLUME: "volume", PAN: "pan", EXPRESSION: "expression", SUSTAIN: "sustain"}
+PITCH_BEND = 128  # the ``number`` of pitch-bend events in :class:`Controls` (not a controller number)
+#: What a MIDI channel holds before any event (General MIDI): volume 100, pan centre, full expression,
+#: pedal up, no bend.
+DEFAULT_VALUES = {VOLUME: 100, PAN: 64, EXPRESSION: 127, SUSTAIN: 0, PITCH_BEND: 0}
+PITCH_BEND_RANGE_SEMITONES = 2.0  # the General MIDI default bend range (RPN 0 is not read)
+PEDAL_DOWN = 64  # CC64 values 64..127 hold the pedal down
+
+
+@dataclass(eq=False)
+class Controls:
+    """Controller changes and pitch bends, columnar (each column shape ``[n_events]``).
+
+    Kept: sustain (CC64), volume (CC7), expression (CC11), pan (CC10) and pitch bend
+    (``number == PITCH_BEND``); other controllers are not part of the contract. Events are in
+    canonical order: by track, then number, then tick, events at the same tick in file order
+    (the last one wins).
+
+    Columns: ``tick`` int64 (>= 0), ``time_s`` float64, ``track`` int32 (index into the
+    table's tracks), ``number`` uint8 (7, 10, 11, 64 or 128), ``value`` int16 (0..127 for a
+    controller; -8192..8191 for a bend, 0 = none, +8191 = up ``PITCH_BEND_RANGE_SEMITONES``).
+    """
+
+    tick: np.ndarray
+    time_s: np.ndarray
+    track: np.ndarray
+    number: np.ndarray
+    value: np.ndarray
+
+    def __post_init__(self) -> None:
+        n = len(np.asarray(self.tick))
+        for name, dtype in (("tick", np.int64), ("time_s", np.float64), ("track", np.int32),
+                            ("number", np.int64), ("value", np.int64)):
+            raw = np.asarray(getattr(self, name))
+            if raw.shape != (n,):
+                raise ValueError(f"Controls.{name} must have shape ({n},), got {raw.shape}")
+            setattr(self, name, raw.astype(dtype, copy=False))
+        if n:
+            known = np.isin(self.number, [*CONTROLLERS, PITCH_BEND])
+            if not known.all():
+                raise ValueError(f"Controls.number must be one of {sorted(CONTROLLERS)} or {PITCH_BEND} (pitch bend), "
+                                 f"got {self.number[~known][0]}")
+            bend = self.number == PITCH_BEND
+            bad = np.where(bend, (self.value < -8192) | (self.value > 8191), (self.value < 0) | (self.value > 127))
+            if bad.any():
+                i = int(np.argmax(bad))
+                raise ValueError(f"Controls.value of {'pitch bend' if bend[i] else f'CC{self.number[i]}'} "
+                                 f"out of range, got {self.value[i]}")
+            if self.tick.min() < 0:
+                raise ValueError(f"Controls.tick must be >= 0, got {self.tick.min()}")
+            if self.track.min() < 0:
+                raise ValueError(f"Controls.track must be >= 0, got {self.track.min()}")
+        order = np.lexsort((self.tick, self.number, self.track))  # stable: same-tick events keep their order
+        if n and np.any(order != np.arange(n)):
+            for name in ("tick", "time_s", "track", "number", "value"):
+                setattr(self, name, getattr(self, name)[order])
+        for name, dtype in (("tick", np.int64), ("time_s", np.float64), ("track", np.int32), ("number", np.uint8),
+                            ("value", np.int16)):
+            setattr(self, name, np.ascontiguousarray(getattr(self, name).astype(dtype)))
+
+    @classmethod
+    def from_ticks(cls, tick, track, number, value, tempo_map: TempoMap) -> Controls:
+        """Events at ``tick`` (arrays ``[n_events]``), their seconds from ``tempo_map``."""
+        tick = np.asarray(tick, dtype=np.int64)
+        return cls(tick=tick, time_s=tempo_map.to_seconds(tick), track=track, number=number, value=value)
+
+    @classmethod
+    def empty(cls) -> Controls:
+        return cls(tick=[], time_s=[], track=[], number=[], value=[])
+
+    def __len__(self) -> int:
+        return int(self.tick.shape[0])
+
+    def restamped(self, tempo_map: TempoMap) -> Controls:
+        """The same events with their seconds recomputed from ``tempo_map``."""
+        return Controls.from_ticks(self.tick, self.track, self.number, self.value, tempo_map)
+
+    def select(self, mask) -> Controls:
+        return Controls(**{k: getattr(self, k)[mask] for k in ("tick", "time_s", "track", "number", "value")})
+
+    def events(self, track: int, number: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(tick, time_s, value)`` of one track's events of one kind, in playing order."""
+        mask = (self.track == track) & (self.number == number)
+        return self.tick[mask], self.time_s[mask], self.value[mask]
+
+    def values_at(self, track: int, number: int, times_s, default: int | None = None) -> np.ndarray:
+        """The value in effect at ``times_s`` (any shape): the last event at or before each time,
+        else ``default`` (else the General MIDI default of ``number``). Returns int64, shape of ``times_s``."""
+        _, time_s, value = self.events(track, number)
+        default = DEFAULT_VALUES[number] if default is None else default
+        i = np.searchsorted(time_s, np.asarray(times_s, dtype=np.float64), side="right") - 1
+        return np.where(i >= 0, np.append(value, 0)[i], default).astype(np.int64)
+
+    def equals(self, other: Controls) -> bool:
+        """Same events (ticks, tracks, numbers, values exactly; seconds within 1 ns)."""
+        return (len(self) == len(other)
+                and all(np.array_equal(getattr(self, c), getattr(other, c))
+                        for c in ("tick", "track", "number", "value"))
+                and bool(np.allclose(self.time_s, other.time_s, rtol=0, atol=1e-9)))
+
+    def __repr__(self) -> str:
+        numbers, counts = np.unique(self.number, return_counts=True)
+        kinds = {CONTROLLERS.get(int(k), "pitch_bend"): int(c) for k, c in zip(numbers, counts)}
+        return f"Controls(n_events={len(self)}, {kinds})"
+
+
+# GM-style default pans (CC10 values) by instrument family (program // 8), after common band and
+# orchestra seatings; a convention of ostinato's, not part of General MIDI.
+_FAMILY_PANS = [54, 83, 45, 39, 64, 64, 52, 86, 76, 47, 80, 48, 77, 83, 89, 64]
+_PROGRAM_PANS = {40: 36, 41: 55, 42: 77, 43: 90, 44: 45, 45: 45, 46: 86, 47: 80, 50: 80, 51: 80,
+                 56: 80, 57: 92, 58: 96, 60: 70, 68: 58, 70: 74, 71: 50, 73: 48}
+_SPREAD = 0.4  # tracks sharing a default pan are spread evenly over +-this (in pan units, -1..1)
+
+
+def default_pan(program: int, is_drum: bool = False) -> int:
+    """The CC10 value (0..127, 64 = centre) of a track of ``program`` whose file sets no pan; drums are centred."""
+    if is_drum:
+        return 64
+    return _PROGRAM_PANS.get(int(program), _FAMILY_PANS[int(program) // 8])
+
+
+def default_pans(tracks: list[Track]) -> list[int]:
+    """CC10 values for ``tracks`` when their file sets none (:func:`default_pan`); pitched tracks
+    that share a program are spread evenly +-0.4 around its pan, in track order, so no two sit together."""
+    pans = [default_pan(t.program, t.is_drum) for t in tracks]
+    groups: dict[int, list[int]] = {}
+    for index, t in enumerate(tracks):
+        if not t.is_drum:
+            groups.setdefault(int(t.program), []).append(index)
+    for members in groups.values():
+        if len(members) > 1:
+            for k, index in enumerate(members):
+                offset = _SPREAD * (2 * k / (len(members) - 1) - 1)
+                pans[index] = int(np.clip(round(pans[index] + 63 * offset), 0, 127))
+    return pans
+
+
+def with_sustain(table: NoteTable) -> NoteTable:
+    """The table with notes held by the sustain pedal (CC64 >= 64) lengthened, and its CC64 events removed.
+
+    A note whose release (``offset_tick``) falls while its track's pedal is down (the last CC64
+    at or before it is >= 64) sounds on until the pedal comes up, or until the same key is struck
+    again in the same track, whichever comes first (never shorter than written); a pedal never
+    lifted holds to the end of the piece. Other performance data is kept.
+    """
+    c = table.controls
+    pedal = c.number == SUSTAIN
+    if not pedal.any() or not len(table):
+        return dataclasses.replace(table, controls=c.select(~pedal)) if pedal.any() else table
+    offset_tick = table.offset_tick.copy()
+    end_tick = int(table.offset_tick.max())
+    for track in np.unique(c.track[pedal]).tolist():
+        ticks, _, values = c.events(track, SUSTAIN)
+        notes = np.flatnonzero(table.track == track)
+        if not len(notes):
+            continue
+        last = np.searchsorted(ticks, table.offset_tick[notes], side="right") - 1
+        held = (last >= 0) & (values[np.clip(last, 0, None)] >= PEDAL_DOWN)
+        up_ticks = ticks[values < PEDAL_DOWN]
+        i = np.searchsorted(up_ticks, table.offset_tick[notes], side="right")
+        release = np.where(i < len(up_ticks), np.append(up_ticks, 0)[i], max(end_tick, 0))
+        # the next onset of the same key in this track, strictly later than this note's onset
+        pitch, onset = table.pitch[notes].astype(np.int64), table.onset_tick[notes]
+        order = np.lexsort((onset, pitch))
+        keys = pitch[order] * (1 << 40) + onset[order]  # sorted; ticks stay far below 2**40
+        after = np.searchsorted(keys, pitch * (1 << 40) + onset, side="right")
+        found = (after < len(notes)) & (np.append(pitch[order], -1)[after] == pitch)
+        next_onset = np.where(found, np.append(onset[order], 0)[after], np.iinfo(np.int64).max)
+        new_offset = np.maximum(table.offset_tick[notes], np.minimum(release, next_onset))
+        offset_tick[notes] = np.where(held, new_offset, table.offset_tick[notes])
+    changed = offset_tick != table.offset_tick
+    offset_s = table.offset_s.copy()
+    offset_s[changed] = table.tempo_map.to_seconds(offset_tick[changed])
+    return dataclasses.replace(table, offset_tick=offset_tick, offset_s=offset_s, controls=c.select(~pedal))
+
+
 _COLUMNS = {
     "onset_tick": np.int64,
     "offset_tick": np.int64,
@@ -219,6 +403,7 @@ class NoteTable:
     tempos: list[Tempo] = field(default_factory=list)
     time_signatures: list[TimeSignature] = field(default_factory=list)
     key_signatures: list[KeySignature] = field(default_factory=list)
+    controls: Controls = field(default_factory=Controls.empty)
 
     def __post_init__(self) -> None:
         n = len(np.asarray(self.onset_tick))
@@ -248,6 +433,11 @@ class NoteTable:
                 )
         if self.ticks_per_quarter <= 0:
             raise ValueError(f"NoteTable.ticks_per_quarter must be > 0, got {self.ticks_per_quarter}")
+        if not isinstance(self.controls, Controls):
+            raise ValueError(f"NoteTable.controls must be a Controls table, got {type(self.controls).__name__}")
+        if len(self.controls) and self.controls.track.max() >= len(self.tracks):
+            raise ValueError(f"NoteTable.controls.track must index tracks (0..{len(self.tracks) - 1}), "
+                             f"got {self.controls.track.max()}")
 
     # ----------------------------------------------------------------- construction
     @classmethod
@@ -258,6 +448,7 @@ class NoteTable:
         tempos: list[tuple[int, float]] | None = None,
         time_signatures: list[tuple[int, int, int]] | None = None,
         key_signatures: list[tuple[int, int, str]] | None = None,
+        controls: Controls | None = None,
     ) -> NoteTable:
         """Build a table from tick times; seconds, programs and drum flags are derived.
 
@@ -267,6 +458,7 @@ class NoteTable:
             tempos: ``(tick, qpm)`` pairs (default: 120 qpm).
             time_signatures: ``(tick, numerator, denominator)`` (default: none).
             key_signatures: ``(tick, sharps, mode)`` (default: none).
+            controls: performance data (default: none); its seconds are recomputed from ``tempos``.
         """
         tmap = TempoMap(ticks_per_quarter, tempos)
         track = np.asarray(track, dtype=np.int32)
@@ -296,6 +488,7 @@ class NoteTable:
                 KeySignature(int(t), float(tmap.to_seconds(t)), int(s), m)
                 for t, s, m in sorted(key_signatures or [], key=lambda k: k[0])
             ],
+            controls=Controls.empty() if controls is None else controls.restamped(tmap),
         )
 
     @classmethod
@@ -307,6 +500,7 @@ class NoteTable:
         tempos: list[tuple[int, float]] | None = None,
         time_signatures: list[tuple[int, int, int]] | None = None,
         key_signatures: list[tuple[int, int, str]] | None = None,
+        controls: Controls | None = None,
     ) -> NoteTable:
         """Build a table from times in seconds (what a renderer or transcriber has).
 
@@ -332,7 +526,7 @@ class NoteTable:
         table = cls.from_ticks(
             tmap.to_ticks(onset_s), tmap.to_ticks(offset_s), pitch, velocity, track, tracks,
             ticks_per_quarter=ticks_per_quarter, tempos=tempos,
-            time_signatures=time_signatures, key_signatures=key_signatures,
+            time_signatures=time_signatures, key_signatures=key_signatures, controls=controls,
         )
         # Keep the caller's exact seconds; ticks are their nearest grid points.
         table.onset_s = onset_s.copy()
@@ -399,7 +593,8 @@ class NoteTable:
         key = self.key_signatures[0].name if self.key_signatures else "-"
         return (
             f"NoteTable(n_notes={len(self)}, n_tracks={self.n_tracks}, duration_s={self.duration_s:.2f}, "
-            f"tpq={self.ticks_per_quarter}, tempos={len(self.tempos)}, time_signature={ts}, key={key})"
+            f"tpq={self.ticks_per_quarter}, tempos={len(self.tempos)}, time_signature={ts}, key={key}, "
+            f"controls={len(self.controls)})"
         )
 
 

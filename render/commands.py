@@ -59,7 +59,8 @@ def add_train_parsers(train_sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--segment-s", type=float, default=1.0, help="seconds of audio per training segment")
-    p.add_argument("--learning-rate", type=float, default=2e-3)
+    p.add_argument("--learning-rate", "--lr", dest="learning_rate", type=float, default=2e-3,
+                   help="learning rate (default: 2e-3)")
     p.add_argument("--eval-every", type=int, default=100, help="steps between held-out evaluations and checkpoints")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
@@ -175,7 +176,7 @@ def run_evaluate_render(args: argparse.Namespace) -> int:
     from .evaluate import evaluate_render
 
     request = evaluate_request(args)
-    record = evaluate_render(request, on_error=reporter(args))
+    record = evaluate_render(request, on_error=reporter(args), quiet=bool(args.quiet))
     if record["n_pieces"] == 0:
         return 1
     if args.quiet == 0 or not args.json:

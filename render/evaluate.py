@@ -86,34 +86,81 @@ def note_f1(reference, estimated, *, onset_tolerance_s: float = 0.05, with_offse
     return float(f1)
 
 
+def _cause(exc: BaseException) -> str:
+    """Why an import failed, in one short line (``No module named 'pkg_resources'``)."""
+    return " ".join(str(exc).split())[:200] or type(exc).__name__
+
+
+def _import(name: str):
+    """``importlib.import_module(name)``; an ImportError says which of ours was wanted and why it failed."""
+    import importlib
+
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        raise ImportError(f"{name}: {_cause(exc)}", name=name) from exc
+
+
+def resample(x: np.ndarray, sr_orig: float, sr_new: float, axis: int = -1, **_options) -> np.ndarray:
+    """``resampy.resample``'s signature over scipy's polyphase resampler (for basic-pitch, see :func:`basic_pitch`)."""
+    from fractions import Fraction
+
+    from scipy.signal import resample_poly
+
+    ratio = Fraction(round(sr_new), round(sr_orig))
+    return resample_poly(np.asarray(x), ratio.numerator, ratio.denominator, axis=axis)
+
+
+def _resampy_or_stand_in() -> None:
+    """Make ``import resampy`` work for basic-pitch, which imports it at the top of a module but only
+    uses it to sonify notes (never here). resampy before 0.4.3 imports ``pkg_resources``, which
+    setuptools 80 and later no longer ship: then a stand-in module whose ``resample`` is scipy's."""
+    import sys
+    import types
+
+    try:
+        import resampy  # noqa: F401
+    except Exception as exc:   # ImportError, or whatever its own imports raise
+        log = logging.getLogger("ostinato")
+        log.debug("resampy cannot be imported (%s); basic-pitch gets scipy's resampler instead", _cause(exc))
+        stand_in = types.ModuleType("resampy")
+        stand_in.resample = resample
+        stand_in.__ostinato_stand_in__ = True
+        sys.modules["resampy"] = stand_in
+
+
 def basic_pitch():
     """basic-pitch's ``predict`` and ``Model`` and its ONNX model path (its import warns about every
     backend it lacks, TensorFlow included: silenced, as only onnxruntime is used).
 
     Raises:
-        RuntimeError: the ``[eval]`` extra is missing (the message says how to install it).
+        RuntimeError: the ``[eval]`` extra is missing (the message says how to install it, and what
+            failed to import).
     """
     previous = logging.root.manager.disable
     logging.disable(logging.WARNING)
     try:
-        import onnxruntime  # noqa: F401
-        from basic_pitch import ICASSP_2022_MODEL_PATH
-        from basic_pitch.inference import Model, predict
-    except ImportError:
-        raise RuntimeError(EXTRA_MISSING) from None
+        _resampy_or_stand_in()
+        _import("onnxruntime")
+        model_path = _import("basic_pitch").ICASSP_2022_MODEL_PATH
+        inference = _import("basic_pitch.inference")
+        model_class, predict = inference.Model, inference.predict
+    except ImportError as exc:
+        raise RuntimeError(f"{EXTRA_MISSING} (cannot import {exc})") from exc
     finally:
         logging.disable(previous)
-    if not str(ICASSP_2022_MODEL_PATH).endswith(".onnx"):
-        raise RuntimeError(f"basic-pitch chose {ICASSP_2022_MODEL_PATH}, not its ONNX model: {EXTRA_MISSING}")
-    return predict, Model, ICASSP_2022_MODEL_PATH
+    if not str(model_path).endswith(".onnx"):
+        raise RuntimeError(f"basic-pitch chose {model_path}, not its ONNX model: {EXTRA_MISSING}")
+    return predict, model_class, model_path
 
 
 def check_eval_extra() -> None:
-    """Raise RuntimeError(:data:`EXTRA_MISSING`) unless note F1 can be measured (mir_eval, basic-pitch, onnxruntime)."""
+    """Raise RuntimeError(:data:`EXTRA_MISSING` and the cause) unless note F1 can be measured (mir_eval,
+    basic-pitch, onnxruntime)."""
     try:
-        import mir_eval  # noqa: F401
-    except ImportError:
-        raise RuntimeError(EXTRA_MISSING) from None
+        _import("mir_eval")
+    except ImportError as exc:
+        raise RuntimeError(f"{EXTRA_MISSING} (cannot import {exc})") from exc
     basic_pitch()
 
 
@@ -254,7 +301,7 @@ class ReferenceAudio:
 
 
 def evaluate_render(request: EvaluateRenderRequest, *,
-                    on_error: Callable[[str, Exception], None] | None = None) -> dict:
+                    on_error: Callable[[str, Exception], None] | None = None, quiet: bool = False) -> dict:
     """Render every file, measure it against its reference; the record ``evaluate render`` prints.
 
     The record: ``engine``, ``reference``, ``n_pieces`` (measured), ``n_failed``, the means of
@@ -264,11 +311,13 @@ def evaluate_render(request: EvaluateRenderRequest, *,
     Args:
         on_error: called with (file, exception) for a file that fails; it is counted in ``n_failed``
             and the others go on (raised without one).
+        quiet: no progress bar (there is one on a terminal otherwise: files, ETA).
     Raises:
         events.InputError: note F1 was asked for without the ``[eval]`` extra (checked before the
             renderer loads), or the engine's model cannot be loaded.
     """
     from ostinato import events
+    from ostinato.events.console import progress
 
     from . import get_renderer
     from .spectral import stft_distance
@@ -276,14 +325,19 @@ def evaluate_render(request: EvaluateRenderRequest, *,
     if request.measure_note_f1:
         try:
             check_eval_extra()
-        except RuntimeError:
-            raise InputError("evaluate render", EXTRA_MISSING) from None
+        except RuntimeError as exc:   # the message names what failed to import
+            raise InputError("evaluate render", str(exc)) from None
+    if request.engine != "soundfont":   # as `render` does: one thread renders faster than many on a busy machine
+        import torch
+
+        torch.set_num_threads(1)
     renderer = get_renderer(request.engine, **request.engine_options())
     transcriber = Transcriber() if request.measure_note_f1 else None
     reference = ReferenceAudio(request.reference, request.sample_rate_hz)
     results, failed, rate = [], 0, request.sample_rate_hz
+    bar = progress(request.files, desc="evaluate render", unit="file", quiet=quiet)
     with renderer:
-        for path in request.files:
+        for path in bar:
             try:
                 table = events.read(path)
                 audio, seconds = timed_render(renderer, table, rate)
@@ -298,7 +352,9 @@ def evaluate_render(request: EvaluateRenderRequest, *,
                 if on_error is None:
                     raise
                 failed += 1
+                bar.clear()
                 on_error(str(path), exc)
+    bar.close()
     reference.close()
 
     def mean(values) -> float | None:

@@ -47,6 +47,8 @@ def library() -> ctypes.CDLL:
         "fluid_synth_set_channel_type": (i, [p, i, i]),
         "fluid_synth_noteon": (i, [p, i, i, i]),
         "fluid_synth_noteoff": (i, [p, i, i]),
+        "fluid_synth_cc": (i, [p, i, i, i]),
+        "fluid_synth_pitch_bend": (i, [p, i, i]),
         "fluid_synth_system_reset": (i, [p]),
         "fluid_synth_write_float": (i, [p, i, fp, i, i, fp, i, i]),
         "fluid_set_log_function": (p, [i, p, p]),

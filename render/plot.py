@@ -17,6 +17,8 @@ import numpy as np
 N_FFT = 2048
 HOP = 512
 N_MELS = 128
+MAX_PLOT_SECONDS = 3600            # longer audio is refused (its samples would fill memory for one picture)
+MAX_AUDIO_BYTES = 4 * 1024 ** 3
 
 
 def hz_to_mel(f_hz):
@@ -87,16 +89,34 @@ def spectrogram_figure(audio: np.ndarray, sample_rate_hz: int, *, notes=None, ti
 
 
 def plot_spectrogram(path: str | os.PathLike, out: str | os.PathLike, *, notes=None):
-    """Read the audio file ``path`` and draw its log-mel spectrogram into the PNG ``out``; returns the Figure."""
+    """Read the audio file ``path`` and draw its log-mel spectrogram into the PNG ``out``; returns the Figure.
+
+    Raises:
+        events.InputError: not a regular audio file, shorter than ``N_FFT`` samples, longer than
+            ``MAX_PLOT_SECONDS``, or holding NaN/infinite samples (one line naming the file).
+    """
     import soundfile
 
     from ostinato.events.errors import InputError
+    from ostinato.events.limits import ReadLimits, check_regular_file
     from ostinato.events.plot import save_png
 
+    check_regular_file(path, ReadLimits(max_file_bytes=MAX_AUDIO_BYTES))   # no FIFO, device or huge file
     try:
+        info = soundfile.info(path)
+        if info.frames > MAX_PLOT_SECONDS * info.samplerate:
+            raise InputError(path, f"{info.frames / info.samplerate / 60:.0f} minutes of audio is too long to draw "
+                                   f"(limit {MAX_PLOT_SECONDS // 60} minutes)")
         audio, rate = soundfile.read(path, dtype="float32", always_2d=True)
+    except InputError:
+        raise
     except Exception as exc:
         raise InputError(path, f"cannot read audio: {' '.join(str(exc).split())}") from None
+    if len(audio) < N_FFT:
+        raise InputError(path, f"too short to draw: {len(audio)} sample{'s' if len(audio) != 1 else ''} "
+                               f"(a spectrogram needs at least {N_FFT})")
+    if not np.isfinite(audio).all():
+        raise InputError(path, "holds samples that are not numbers (NaN or infinity)")
     fig = spectrogram_figure(audio.T, rate, notes=notes, title=os.path.basename(path))
     save_png(fig, out)
     return fig

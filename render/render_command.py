@@ -75,6 +75,10 @@ class RenderRequest:
             raise usage(f"--gain must be a finite number above 0, got {self.gain}")
         if self.format is not None and self.format not in AUDIO_FORMATS:
             raise usage(f"--format must be one of {', '.join(AUDIO_FORMATS)}, got {self.format!r}")
+        suffix = Path(self.output).suffix
+        if suffix and suffix.lower().lstrip(".") not in AUDIO_FORMATS and not Path(self.output).is_dir():
+            raise usage(f"-o {self.output}: unknown audio extension {suffix!r} (write .{', .'.join(AUDIO_FORMATS)}; "
+                        f"a folder of outputs is named without an extension)")
         if self.soundfont and self.engine != "soundfont":
             raise usage("--soundfont needs --engine soundfont")
         if self.model and self.engine == "soundfont":
@@ -101,10 +105,22 @@ class RenderRequest:
 
 @dataclass(frozen=True)
 class Job:
-    """One input file and the audio file it becomes."""
+    """One input file (or one tune of an ABC file) and the audio file it becomes.
+
+    Attributes:
+        source: the input file or ``music21:`` name.
+        output: the audio file.
+        tune: the key suffix of one ABC tune (``"3"``; ``"3.2"`` for a second ``X:3``), None: the whole file.
+    """
 
     source: str
     output: Path
+    tune: str | None = None
+
+    @property
+    def name(self) -> str:
+        """The input as messages name it: ``file`` or ``file#tune``."""
+        return self.source if self.tune is None else f"{self.source}#{self.tune}"
 
 
 def expand_inputs(inputs: list[str] | tuple[str, ...]) -> list[tuple[str, Path]]:
@@ -143,14 +159,79 @@ def expand_inputs(inputs: list[str] | tuple[str, ...]) -> list[tuple[str, Path]]
     return found
 
 
+def _tune_keys(source: str) -> list[str] | None:
+    """The key suffixes of the tunes of a local ABC file (``tune_keys``), or None (not ABC, or unreadable:
+    the job then reads the whole file and reports why it cannot)."""
+    from ostinato.events import InputError
+    from ostinato.events.abc_read import ABC_SUFFIXES, read_abc_text, split_tunes, tune_keys
+
+    if source.startswith(MUSIC21_PREFIX) or Path(source).suffix.lower() not in ABC_SUFFIXES:
+        return None
+    try:
+        tunes = split_tunes(read_abc_text(source))
+    except InputError:
+        return None
+    return tune_keys(tunes) or None
+
+
 def plan(inputs: list[str] | tuple[str, ...], output: str, fmt: str | None) -> list[Job]:
-    """The jobs: one input and an audio-extension OUT -> that file; otherwise OUT is a folder."""
+    """The jobs: one input and an audio-extension OUT -> that file; otherwise OUT is a folder.
+
+    An ABC file of several tunes gives one job per tune, its output named ``NAME-X`` (``NAME-X.2`` for
+    a second tune numbered X), so existing outputs are skipped tune by tune. The same input given
+    twice (the same real file, read as the same format) is one job.
+    """
     files = expand_inputs(inputs)
     single = len(files) == 1 and len(inputs) == 1 and not Path(inputs[0]).is_dir()
     if single and Path(output).suffix.lower().lstrip(".") in AUDIO_FORMATS and not Path(output).is_dir():
-        return [Job(files[0][0], Path(output))]
-    suffix = "." + (fmt or "wav")
-    return [Job(source, Path(output) / relative.with_suffix(suffix)) for source, relative in files]
+        targets = [(files[0][0], Path(output))]
+    else:
+        suffix = "." + (fmt or "wav")
+        targets = [(source, Path(output) / relative.with_suffix(suffix)) for source, relative in files]
+    jobs: dict[tuple, Job] = {}
+    for source, target in targets:
+        tunes = _tune_keys(source)
+        if tunes is None or len(tunes) == 1:
+            found = [Job(source, target, tunes[0] if tunes else None)]
+        else:
+            found = [Job(source, target.with_name(f"{target.stem}-{tune}{target.suffix}"), tune) for tune in tunes]
+        for job in found:
+            same = (os.path.realpath(job.source), Path(job.source).suffix.lower(), job.tune,
+                    os.path.abspath(job.output))
+            jobs.setdefault(same, job)
+    return list(jobs.values())
+
+
+def distinct_jobs(jobs: list[Job]) -> tuple[list[Job], list[str], list[str]]:
+    """Every job with an output of its own: ``(jobs, failure lines, rename notes)``.
+
+    Two inputs can map to one output (``a.mid`` beside ``a.abc``; two source folders of one name;
+    ``x.abc`` of tunes 1 and 2 beside a file ``x-1.mid``). The first keeps it; a later one is written
+    with its input's suffix kept (``a.abc.wav``, noted), and when that name is taken too it fails,
+    naming the input that holds its output, so no rendered file ever replaces another input's.
+    """
+    from ostinato.events.outputs import OutputClaims, output_name
+
+    claims = OutputClaims()
+    kept, failures, notes = [], [], []
+    for job in jobs:
+        options = [job.output]
+        suffix = Path(job.source).suffix
+        if suffix and not job.source.startswith(MUSIC21_PREFIX):
+            options.append(job.output.with_name(f"{job.output.stem}{suffix}{job.output.suffix}"))
+        for output in options:
+            if claims.claim([output_name(output)], job) is None:
+                if output != job.output:
+                    notes.append(f"{job.name}: its output {job.output} is also "
+                                 f"{claims.owner([output_name(job.output)]).name}'s; written as {output.name}")
+                    job = Job(job.source, output, job.tune)
+                kept.append(job)
+                break
+        else:
+            owner = claims.owner([output_name(job.output)])
+            failures.append(f"{job.name}: OutputCollision: its output {job.output} is also {owner.name}'s; rename "
+                            f"one of them or render them into separate folders")
+    return kept, failures, notes
 
 
 @dataclass(frozen=True)
@@ -198,6 +279,10 @@ class RenderWorker:
         from .base import N_CHANNELS
 
         pieces = events.pieces(job.source)
+        if job.tune is not None:
+            pieces = [piece for piece in pieces if piece.key.rsplit("#", 1)[-1] == job.tune]
+            if not pieces:
+                raise events.InputError(job.name, "this tune is gone (the file changed while rendering)")
         renderer = self.get_renderer()
         written = 0
         for piece in pieces:
@@ -220,7 +305,7 @@ class RenderWorker:
 
             from ostinato.events.errors import one_line
 
-            return job, 0, Failure(one_line(exc, job.source), "".join(traceback.format_exception(exc)))
+            return job, 0, Failure(one_line(exc, job.name), "".join(traceback.format_exception(exc)))
 
 
 _process_worker: RenderWorker | None = None  # set once in each pool process, by start_process_worker
@@ -263,21 +348,26 @@ def render_in_parallel(todo: list[Job], worker: RenderWorker, n_processes: int):
                     pending.append(job)  # an innocent bystander: try it again in a new pool
                 else:
                     broken = True
-                    yield job, 0, Failure(f"{job.source}: the rendering process died", "")
+                    yield job, 0, Failure(f"{job.name}: the rendering process died", "")
         pool.shutdown(cancel_futures=True)
 
 
 def render_files(request: RenderRequest) -> int:
     """Run ``ostinato render``: 0 when every file rendered (or was skipped), 1 when any failed.
 
-    Existing outputs are skipped (a line on stderr unless quiet) unless ``request.overwrite``; a
-    file that fails is reported on stderr in one line (its traceback too with ``debug``).
+    Existing outputs are skipped (a line on stderr unless quiet) unless ``request.overwrite``. An input
+    whose output is another input's is written under its own suffix, or fails naming the other
+    (:func:`distinct_jobs`). A file that fails is reported on stderr in one line (its traceback too
+    with ``debug``).
     """
-    jobs = plan(request.inputs, request.output, request.format)
-    failed = 0
-    todo = []
+    jobs, collisions, renamed = distinct_jobs(plan(request.inputs, request.output, request.format))
+    for line in collisions + ([] if request.quiet else renamed):
+        print(f"ostinato: {line}", file=sys.stderr, flush=True)
+    failed = len(collisions)
+    todo, skipped = [], 0
     for job in jobs:
         if job.output.exists() and not request.overwrite:
+            skipped += 1
             if not request.quiet:
                 print(f"ostinato: {job.output}: exists, skipped (use --overwrite to replace it)", file=sys.stderr)
         else:
@@ -285,7 +375,8 @@ def render_files(request: RenderRequest) -> int:
     from tqdm import tqdm
 
     worker = RenderWorker.for_request(request)
-    bar = tqdm(total=len(todo), desc="render", unit="file", disable=request.quiet or len(todo) < 2)
+    bar = tqdm(total=len(todo), desc="render", unit="file",
+               disable=request.quiet or len(todo) < 2 or not sys.stderr.isatty())   # no bar in a log file
     if request.jobs == 1 or len(todo) < 2:
         results = (worker.run(job) for job in todo)
     else:
@@ -299,6 +390,9 @@ def render_files(request: RenderRequest) -> int:
                 print(exc.traceback, file=sys.stderr, end="")
             print(f"ostinato: {exc.line}", file=sys.stderr, flush=True)
         elif request.verbose:
-            bar.write(f"ostinato: {job.source} -> {job.output}", file=sys.stderr)
+            bar.write(f"ostinato: {job.name} -> {job.output}", file=sys.stderr)
     bar.close()
+    if not request.quiet:   # as convert ends: one line on stdout
+        total = len(jobs) + len(collisions)
+        print(f"rendered {total - failed - skipped}/{total}, failed {failed}, skipped {skipped}", flush=True)
     return 1 if failed else 0

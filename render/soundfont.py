@@ -2,8 +2,11 @@
 
 It is the reference renderer and the maker of paired training data. Each track of the note
 table gets its own MIDI channel (up to 256), with its General MIDI program on bank 0, or the
-standard drum kit (bank 128, preset 0) for drum tracks. FluidSynth's default reverb, chorus
-and gain (0.2) are kept, so the output matches the ``fluidsynth`` command-line program.
+standard drum kit (bank 128, preset 0) for drum tracks. The table's performance data
+(sustain pedal, volume, expression, pan, pitch bend) is sent at its times; a track whose file
+sets no pan at its start is panned by :func:`events.table.default_pans` (GM-style seating), so a
+multi-track piece is stereo (``default_pans=False`` leaves every channel centred, as the
+``fluidsynth`` program does). FluidSynth's default reverb, chorus and gain (0.2) are kept.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+
+from ostinato.events.table import PAN, PITCH_BEND, default_pans
 
 from .base import DEFAULT_CHUNK_S, N_CHANNELS, Renderer, check_sample_rate, n_output_samples
 from .fluidsynth_lib import CHANNEL_TYPE_DRUM, CHANNEL_TYPE_MELODIC
@@ -52,6 +57,42 @@ def note_events(table, sample_rate_hz: int) -> tuple[np.ndarray, np.ndarray, np.
     return sample[order], is_on[order], channel[order], pitch[order], velocity[order]
 
 
+CONTROL, NOTE_OFF, NOTE_ON = 0, 1, 2  # event kinds, in their order at equal times
+
+
+def performance_events(table, sample_rate_hz: int, *, pans: bool = True
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Every event of ``table`` for a synth: controllers, pitch bends, note-offs, note-ons, in playing order.
+
+    Returns:
+        (sample [n] int64, kind [n] (CONTROL, NOTE_OFF or NOTE_ON), channel [n], a [n], b [n]):
+        for notes a = pitch and b = velocity; for controls a = controller number (``PITCH_BEND``
+        for a bend) and b = value (a bend's -8192..8191). At equal times controls come first (a
+        pedal pressed with a note-off holds it), then note-offs (a repeated note is struck again),
+        then note-ons. With ``pans``, tracks get their :func:`default_pans` at sample 0, before
+        the file's own events.
+    """
+    sample, is_on, channel, pitch, velocity = note_events(table, sample_rate_hz)
+    c = table.controls
+    if pans and table.tracks:
+        pan_tracks = np.arange(min(len(table.tracks), N_MIDI_CHANNELS))
+        pan_values = np.asarray(default_pans(table.tracks), dtype=np.int64)[pan_tracks]
+    else:
+        pan_tracks = pan_values = np.zeros(0, dtype=np.int64)
+    c_sample = np.concatenate([np.zeros(len(pan_tracks), np.int64),
+                               np.rint(c.time_s * sample_rate_hz).astype(np.int64)])
+    c_channel = np.concatenate([pan_tracks, c.track.astype(np.int64) % N_MIDI_CHANNELS])
+    c_number = np.concatenate([np.full(len(pan_tracks), PAN, np.int64), c.number.astype(np.int64)])
+    c_value = np.concatenate([pan_values, c.value.astype(np.int64)])
+    all_sample = np.concatenate([c_sample, sample])
+    kind = np.concatenate([np.full(len(c_sample), CONTROL), np.where(is_on, NOTE_ON, NOTE_OFF)])
+    sequence = np.arange(len(all_sample))  # controls keep their order (the last of a tick wins)
+    order = np.lexsort((sequence, kind, all_sample))
+    a = np.concatenate([c_number, pitch])
+    b = np.concatenate([c_value, velocity])
+    return all_sample[order], kind[order], np.concatenate([c_channel, channel])[order], a[order], b[order]
+
+
 class SoundFontRenderer(Renderer):
     """FluidSynth through ctypes; one synth per sample rate, the SoundFont loaded once per synth.
 
@@ -59,12 +100,13 @@ class SoundFontRenderer(Renderer):
         soundfont: a .sf2/.sf3 file (default: :func:`default_soundfont`).
         gain: FluidSynth's master gain (``synth.gain``; the CLI's ``-g``), default 0.2.
         reverb, chorus: FluidSynth's effects (on by default, as in the CLI).
+        default_pans: pan tracks whose file sets no pan (see the module); False centres them.
     """
 
     name = "soundfont"
 
     def __init__(self, soundfont: str | os.PathLike | None = None, *, gain: float = 0.2,
-                 reverb: bool = True, chorus: bool = True):
+                 reverb: bool = True, chorus: bool = True, default_pans: bool = True):
         from ostinato.events import InputError
 
         from .fluidsynth_lib import library
@@ -76,6 +118,7 @@ class SoundFontRenderer(Renderer):
         if not 0 < gain <= 10:
             raise ValueError(f"gain must be in (0, 10], got {gain}")
         self.gain, self.reverb, self.chorus = float(gain), bool(reverb), bool(chorus)
+        self.default_pans = bool(default_pans)
         self._lib = library()
         self._holder: tuple[int, int, int] | None = self._new_synth(44100)  # keeps the samples loaded
 
@@ -118,7 +161,7 @@ class SoundFontRenderer(Renderer):
                 lib.fluid_synth_program_select(synth, index, sfont, DRUM_BANK if drum else 0,
                                                0 if drum else int(track.program))
             total = n_output_samples(table.duration_s, sample_rate_hz, self.tail_s)
-            sample, is_on, channel, pitch, velocity = note_events(table, sample_rate_hz)
+            sample, kind, channel, a, b = performance_events(table, sample_rate_hz, pans=self.default_pans)
             chunk = max(64, math.ceil(chunk_s * sample_rate_hz))
             fptr = ctypes.POINTER(ctypes.c_float)
             event, n_events, position = 0, len(sample), 0
@@ -128,11 +171,15 @@ class SoundFontRenderer(Renderer):
                 done = 0
                 while done < n:
                     while event < n_events and sample[event] <= position + done:
-                        if is_on[event]:
-                            lib.fluid_synth_noteon(synth, int(channel[event]), int(pitch[event]),
-                                                   int(velocity[event]))
+                        ch, x, y = int(channel[event]), int(a[event]), int(b[event])
+                        if kind[event] == NOTE_ON:
+                            lib.fluid_synth_noteon(synth, ch, x, y)
+                        elif kind[event] == NOTE_OFF:
+                            lib.fluid_synth_noteoff(synth, ch, x)
+                        elif x == PITCH_BEND:
+                            lib.fluid_synth_pitch_bend(synth, ch, y + 8192)
                         else:
-                            lib.fluid_synth_noteoff(synth, int(channel[event]), int(pitch[event]))
+                            lib.fluid_synth_cc(synth, ch, x, y)
                         event += 1
                     until = n if event >= n_events else min(n, int(sample[event]) - position)
                     left = out[0, done:].ctypes.data_as(fptr)

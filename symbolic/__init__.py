@@ -16,6 +16,8 @@ symbolic imports ``ostinato.events`` only, never ``ostinato.render`` or ``ostina
   :mod:`symbolic.midi_grammar` (a base grammar and one small class per scheme): the masks that
   keep every sample valid.
 - :mod:`symbolic.compose`, :mod:`symbolic.shipped`: composing with controls and primers; shipped models.
+- :mod:`symbolic.infill`: rewriting bars inside a piece (fill-in-the-middle training format, span
+  grammars); ``infill(piece, bars=(5, 8), model=...)`` is exported here.
 - :mod:`symbolic.evaluate`: held-out likelihood, sample metrics.
 - :mod:`symbolic.commands`, :mod:`symbolic.evaluate_commands`: ``train symbolic``, ``compose``,
   ``evaluate nll``, ``evaluate samples`` (options -> a request dataclass -> a library function).
@@ -23,12 +25,13 @@ symbolic imports ``ostinato.events`` only, never ``ostinato.render`` or ``ostina
 
 from .abc_normalise import AbcNotAccepted, music21_misreads, normalise_abc
 from .abc_tokens import AbcTokenizer
+from .infill import infill
 from .midi_tokens import Controls, MidiTokenizer
 from .model import PRESETS, ModelConfig, build_model, load_model_folder, save_model_folder
 from .tokenizers import KINDS, Tokenizer, build_tokenizer, load_tokenizer, save_tokenizer
 
 __all__ = [
     "KINDS", "PRESETS", "AbcNotAccepted", "AbcTokenizer", "Controls", "MidiTokenizer", "ModelConfig", "Tokenizer",
-    "build_model", "build_tokenizer", "load_model_folder", "load_tokenizer", "music21_misreads", "normalise_abc",
-    "save_model_folder", "save_tokenizer",
+    "build_model", "build_tokenizer", "infill", "load_model_folder", "load_tokenizer", "music21_misreads",
+    "normalise_abc", "save_model_folder", "save_tokenizer",
 ]

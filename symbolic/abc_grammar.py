@@ -162,7 +162,7 @@ def tuplet_ratio(p: int, meter: str) -> Fraction:
     return Fraction(q, p)
 
 
-def _bar_ticks(meter: str, unit: str) -> int:
+def meter_bar_ticks(meter: str, unit: str) -> int:
     """Ticks in one bar (0 for free meter)."""
     value = bar_length(meter)
     if value is None:
@@ -402,6 +402,8 @@ class AbcGrammar:
             out.append(self.tok.token_to_id[bar_bucket(self.bars)])
         return out
 
+
+    forced_prefix_ids = prefix_ids   # the forced ids up front (what sampling starts from)
     def allowed(self, state: tuple) -> np.ndarray:
         """Tokens that keep the tune valid and finishable within ``max_tokens``: bool ``[len(tokenizer)]``."""
         key, bd, n, note, marked, fs = state
@@ -692,7 +694,7 @@ class AbcGrammar:
         else:
             lo, last = BAR_BUCKETS[token_id - self.tok.blocks["length"][0]]
             hi = _NO_LIMIT if last is None else last
-        bar = _bar_ticks(meter, unit) if self.strict else 0
+        bar = meter_bar_ticks(meter, unit) if self.strict else 0
         return _Key(START, meter, unit, bar, lo, hi, 0, None, None, 0, None, 0, False, 0, 0, 0, 0, 0, None, 0,
                     self._cls(0, lo, hi))
 
@@ -1345,5 +1347,5 @@ class AbcGrammar:
         if name == "K":
             return k._replace(ctx=FIELD, fields=fields)
         meter, unit = (value, k.unit) if name == "M" else (k.meter, value)
-        bar = _bar_ticks(meter, unit) if self.strict else 0
+        bar = meter_bar_ticks(meter, unit) if self.strict else 0
         return k._replace(ctx=FIELD, fields=fields, meter=meter, unit=unit, bar=bar)

@@ -277,14 +277,17 @@ class AbcTokenizer:
         header, the length control and the body without a final ``|]``. ``style`` is for MIDI tokens.
 
         Raises:
-            InputError: the file cannot be read. AbcNotAccepted: the normaliser rejects the tune.
+            InputError: the file cannot be read, or the normaliser rejects its first tune.
         """
         from ostinato.events.abc_read import read_abc_text, split_tunes
 
         tunes = split_tunes(read_abc_text(path))
         if not tunes:
             raise InputError(path, "no ABC tune found (no X: or K: line)")
-        tokens = self.tokenize(self.normalise(tunes[0].text))
+        try:
+            tokens = self.tokenize(self.normalise(tunes[0].text))
+        except AbcNotAccepted as exc:   # named by file and tune, as every primer problem
+            raise InputError(f"{path}#{tunes[0].number}", f"cannot continue this tune: {exc}") from None
         header = {t[:2]: t[2:] for t in tokens[:3]}
         body = tokens[4:]
         if body and body[-1] == "|]":   # the tune goes on after the primer
@@ -337,6 +340,10 @@ class AbcTokenizer:
             raise ValueError(f"ABC tokenizer version {data.get('version')!r} is not supported (this is "
                              f"version {cls.VERSION})")
         tok = cls()
+        if isinstance(data.get("blocks"), dict) and "infill" in data["blocks"]:   # a model trained to infill
+            from .fim import add_infill_tokens
+
+            add_infill_tokens(tok)
         if "vocab" in data and data["vocab"] != tok.vocab:
             raise ValueError("ABC tokenizer vocabulary differs from version "
                              f"{cls.VERSION}'s ({len(data['vocab'])} tokens vs {len(tok)})")

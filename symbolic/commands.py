@@ -44,7 +44,8 @@ def add_train_parsers(train_sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("--architecture", choices=("gpt2", "llama"), help="override the config's architecture")
     p.add_argument("--steps", type=int, default=2000, help="optimizer steps (default: 2000)")
     p.add_argument("--batch-size", type=int, default=16, help="sequences per step over all processes (default: 16)")
-    p.add_argument("--lr", type=float, default=6e-4, help="peak learning rate (default: 6e-4)")
+    p.add_argument("--learning-rate", "--lr", dest="lr", type=float, default=6e-4,
+                   help="peak learning rate (default: 6e-4)")
     p.add_argument("--warmup", type=int, default=None, help="warm-up steps (default: 5%% of --steps)")
     p.add_argument("--eval-every", type=int, default=200, metavar="N", help="held-out evaluation every N steps")
     p.add_argument("--checkpoint-every", type=int, default=200, metavar="N", help="checkpoint every N steps")
@@ -55,6 +56,11 @@ def add_train_parsers(train_sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("-j", "--workers", type=int, default=1, metavar="N",
                    help="processes that read and tokenize the pieces (default: 1)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--infill-share", type=float, default=None, metavar="P",
+                   help="share of the training sequences in the fill-in-the-middle form (prefix, suffix, then the "
+                        "middle bars), so the model can rewrite bars inside a piece (`compose --infill`); adds "
+                        "three tokens to the vocabulary (an --init-from model grows its embeddings); default: 0.25, "
+                        "with --init-from: 0 (the model as it was)")
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: CUDA when present)")
     p.set_defaults(run=run_train_symbolic)
@@ -83,6 +89,7 @@ class TrainSymbolicRequest:
     device: str | None = None
     show_progress: bool = True
     list_failures: bool = False
+    infill_share: float | None = None   # None: 0.25, or 0 with --init-from
     command: str = ""                   # the command line, recorded in the model card
 
 
@@ -92,6 +99,7 @@ def run_train_symbolic(args: argparse.Namespace) -> int:
         architecture=args.architecture, steps=args.steps, batch_size=args.batch_size, learning_rate=args.lr,
         warmup=args.warmup, eval_every=args.eval_every, checkpoint_every=args.checkpoint_every,
         instruments=args.instruments, workers=args.workers, seed=args.seed, resume=args.resume, device=args.device,
+        infill_share=args.infill_share,
         show_progress=args.quiet == 0, list_failures=bool(args.verbose),
         command="ostinato " + shlex.join(sys.argv[1:]) if sys.argv and sys.argv[0] else "")
     train_symbolic(request)
@@ -124,6 +132,9 @@ def train_symbolic(request: TrainSymbolicRequest) -> dict:
                                             f"file)")
     if init is None:
         config = model_config(request.config or "small")
+    infill_share = request.infill_share if request.infill_share is not None else (0.0 if init else 0.25)
+    if not 0 <= infill_share <= 1:
+        raise UsageError("--infill-share", f"expected a share from 0 to 1, got {infill_share!r}")
     if request.architecture:
         config = replace(config, architecture=request.architecture)
     try:
@@ -144,6 +155,12 @@ def train_symbolic(request: TrainSymbolicRequest) -> dict:
 
             styles = sorted({collection_of(item.key) for item in iter_items(request.data)})
             tokenizer = build_tokenizer(request.tokenizer, styles=styles)
+        if infill_share > 0:   # the fill-in-the-middle tokens (and, fine-tuning, their embedding rows)
+            from .fim import add_infill_tokens, grow_embeddings
+
+            add_infill_tokens(tokenizer)
+            if init is not None:
+                grow_embeddings(init[0], len(tokenizer), seed=request.seed)
         show = request.show_progress
         cache = out / "data"
         if ctx.is_main:
@@ -155,7 +172,11 @@ def train_symbolic(request: TrainSymbolicRequest) -> dict:
             data = tokenize_source(request.data, tokenizer, max_tokens=config.context, cache_dir=cache,
                                    instruments=request.instruments)
         if ctx.is_main:
-            for failure in data.failures[:20] if request.list_failures else []:
+            if show:
+                n_pieces = len({piece.key.split("@")[0] for piece in (*data.train, *data.test)})
+                print(f"tokenized {n_pieces} pieces: {len(data.train)} training and {len(data.test)} held-out "
+                      f"sequences, {len(data.failures)} failed", file=sys.stderr)
+            for failure in data.failures if request.list_failures else []:   # -v: every one, by name
                 log.warning("skipped %s", failure)
             if data.failures:
                 log.warning("%d piece(s) could not be used (-v lists them); %d training and %d held-out sequences",
@@ -163,7 +184,8 @@ def train_symbolic(request: TrainSymbolicRequest) -> dict:
         figures = train(data=data, tokenizer=tokenizer, model_config=config, config=train_config, out_dir=out,
                         resume=request.resume, command=request.command, source=request.data, ctx=ctx,
                         show_progress=show, init_model=init[0] if init else None,
-                        init_from=str(init[3]) if init else "", instruments=request.instruments)
+                        init_from=str(init[3]) if init else "", instruments=request.instruments,
+                        infill_share=infill_share)
     finally:
         distributed.teardown(ctx)
     if ctx.is_main and show:
@@ -205,7 +227,8 @@ def _progress(desc: str, show: bool):
     def wrap(items):
         from tqdm import tqdm
 
-        return tqdm(items, desc=desc, unit="piece", file=sys.stderr, disable=not show, dynamic_ncols=True,
+        return tqdm(items, desc=desc, unit="piece", file=sys.stderr, disable=not (show and sys.stderr.isatty()),
+                    dynamic_ncols=True,
                     mininterval=1.0)
 
     return wrap
@@ -243,6 +266,7 @@ class ComposeRequest:
     style: str | None = None
     primer: str | None = None
     show_progress: bool = True
+    infill: tuple[int, int] | None = None      # (first, last) bars of the primer to rewrite (past its end: extend)
 
     @property
     def n(self) -> int:
@@ -277,7 +301,8 @@ def add_compose_parser(sub, common: argparse.ArgumentParser) -> argparse.Argumen
     abc.add_argument("--key", help="ABC key, e.g. G, Ador, Bb, F#m (MIDI models: 'D minor', 'Eb major')")
     abc.add_argument("--meter", help="e.g. 6/8, 3/4, C")
     abc.add_argument("--unit-length", metavar="L", help="ABC unit note length, e.g. 1/8")
-    abc.add_argument("--bars", type=int, help="length in bars (with --primer: bars to add)")
+    abc.add_argument("--bars", type=int,
+                     help="length in bars (with --primer: bars to add; MIDI default: 16 unless --seconds)")
     abc.add_argument("--sections", metavar="SxB", help="ABC: S sections of B bars each, e.g. 2x8")
     midi = p.add_argument_group("MIDI controls")
     midi.add_argument("--instruments", metavar="LIST",
@@ -286,6 +311,9 @@ def add_compose_parser(sub, common: argparse.ArgumentParser) -> argparse.Argumen
     midi.add_argument("--seconds", type=float, help="length in seconds (instead of --bars)")
     midi.add_argument("--style", help="collection/composer style token, e.g. bach, palestrina")
     p.add_argument("--primer", metavar="FILE", help="continue this MIDI/ABC/MusicXML piece (its controls apply)")
+    p.add_argument("--infill", metavar="FIRST-LAST",
+                   help="rewrite bars FIRST to LAST of --primer (e.g. 5-8), keeping every other bar exactly; bars "
+                        "past its end extend it (needs a model trained with --infill-share)")
     p.add_argument("--list", action="store_true", help="list the shipped models with their cards, then exit")
     p.set_defaults(run=run_compose)
     return p
@@ -343,6 +371,16 @@ def compose_request(args: argparse.Namespace) -> ComposeRequest:
         instruments = instrument_list(args.instruments) if args.instruments else ()
     except ValueError as exc:
         raise UsageError("--instruments", str(exc)) from None
+    infill = None
+    if getattr(args, "infill", None):
+        from .fim import parse_bars
+
+        if not args.primer:
+            raise UsageError("--infill", "needs --primer: the piece whose bars are rewritten")
+        try:
+            infill = parse_bars(args.infill)
+        except ValueError as exc:
+            raise UsageError("--infill", str(exc).removeprefix("--infill: ")) from None
     outputs = tuple(output_paths(args.output, fmt, args.n))
     for output in outputs:
         check_not_an_input(output, [args.primer])
@@ -351,7 +389,7 @@ def compose_request(args: argparse.Namespace) -> ComposeRequest:
         seed=args.seed, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
         max_tokens=args.max_tokens, key=args.key, meter=args.meter, unit_length=args.unit_length, bars=args.bars,
         sections=sections, instruments=instruments, tempo_bpm=args.tempo, seconds=args.seconds, style=args.style,
-        primer=args.primer, show_progress=args.quiet == 0)
+        primer=args.primer, show_progress=args.quiet == 0, infill=infill)
 
 
 def compose_to_files(request: ComposeRequest) -> list:
@@ -377,6 +415,10 @@ def compose_to_files(request: ComposeRequest) -> list:
                                   max_tokens=request.max_tokens or config.context, seed=request.seed)
     except ValueError as exc:
         raise UsageError("compose", str(exc)) from None
+    if request.infill is not None:   # rewrite bars of the primer (symbolic/infill.py)
+        from .infill import infill_to_files
+
+        return infill_to_files(request, folder, tokenizer, sampling, write=write_piece)
     controls, prompt = controls_of_request(request, tokenizer)
     try:   # before the model loads: controls the grammar cannot meet are one line
         check_controls(tokenizer, controls, max_tokens=sampling.max_tokens)
@@ -386,11 +428,11 @@ def compose_to_files(request: ComposeRequest) -> list:
     import torch
     from tqdm import tqdm
 
-    model, tokenizer, config = load_model_folder(folder)
+    model, tokenizer, config = load_model_folder(folder, inference=True)
     torch.manual_seed(request.seed)
     total = token_budget(tokenizer, controls, sampling.max_tokens, prompt_tokens=len(prompt or ()))
     bar = tqdm(total=total, desc=f"compose x{request.n}", unit="tok", file=sys.stderr,
-               disable=not request.show_progress, dynamic_ncols=True, mininterval=0.5)
+               disable=not (request.show_progress and sys.stderr.isatty()), dynamic_ncols=True, mininterval=0.5)
     try:
         pieces = compose(model, tokenizer, n=request.n, sampling=sampling, controls=controls, prompt=prompt,
                          on_step=lambda step: bar.update(step - bar.n))
@@ -428,11 +470,17 @@ def output_paths(output: str | None, fmt: str, n: int) -> list[Path]:
     return [folder / f"{i:03d}{ext}" for i in range(1, n + 1)]
 
 
+DEFAULT_MIDI_BARS = 16   # the length of a MIDI piece when neither --bars nor --seconds is given
+
+
 def controls_of_request(request: ComposeRequest, tokenizer):
     """``(controls, prompt)``: the request's controls, or its primer's (prompt None without a primer)."""
     if request.primer:
         return tokenizer.primer(request.primer, bars=request.bars, style=request.style)
-    return tokenizer.make_controls(key=request.key, meter=request.meter, unit=request.unit_length, bars=request.bars,
+    bars = request.bars
+    if bars is None and request.seconds is None and tokenizer.file_format == "mid":
+        bars = DEFAULT_MIDI_BARS   # a MIDI model left to end where it likes can stop after a bar or two
+    return tokenizer.make_controls(key=request.key, meter=request.meter, unit=request.unit_length, bars=bars,
                                    sections=request.sections, style=request.style, tempo_bpm=request.tempo_bpm,
                                    instruments=request.instruments, seconds=request.seconds), None
 

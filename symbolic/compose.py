@@ -19,7 +19,8 @@ the grammar keeps following the whole piece.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 from ostinato.events import NoteTable
 
@@ -32,11 +33,18 @@ __all__ = ["AbcControls", "Composition", "MidiControls", "check_controls", "comp
 
 @dataclass(frozen=True)
 class Composition:
-    """One composed piece: its tokens, the ABC text (ABC models) and the notes."""
+    """One composed piece: its tokens, the ABC text (ABC models) and the notes.
+
+    ``table`` is read from the tokens when first asked for (an ABC tune's notes come from music21,
+    which writing the tune as .abc never needs)."""
 
     ids: list[int]
     text: str | None
-    table: NoteTable
+    notes: Callable[[], NoteTable] = field(repr=False, compare=False)
+
+    @cached_property
+    def table(self) -> NoteTable:
+        return self.notes()
 
 
 # With a sliding window (tokenizers with ``window``), the grammar's budget for a piece of known length:
@@ -88,7 +96,7 @@ def compose(model, tokenizer, *, n: int = 1, sampling: SamplingConfig | None = N
                               prompt_tokens=len(prompt or ()))
     grammars = [tokenizer.grammar(controls, max_tokens=max_tokens) for _ in range(n)]
     if prompt is None:
-        prompt = list(grammars[0].prefix_ids())
+        prompt = list(grammars[0].forced_prefix_ids())   # the model samples the controls left free
     else:
         for grammar in grammars:   # the primer is taken as it is; the note rules hold after it
             grammar.free_tokens = len(prompt)
@@ -136,8 +144,11 @@ def decode(tokenizer, ids: list[int], controls=None) -> Composition:
 
     A tokenizer with ``finish(table, controls)`` (MIDI) gives the notes what the controls ask for
     that the tokens cannot say exactly (the tempo, the key signature, a primer's tracks)."""
-    table = tokenizer.decode_notes(ids)
-    finish = getattr(tokenizer, "finish", None)
-    if finish is not None and controls is not None:
-        table = finish(table, controls)
-    return Composition(ids, tokenizer.decode_text(ids), table)
+    def notes() -> NoteTable:
+        table = tokenizer.decode_notes(ids)
+        finish = getattr(tokenizer, "finish", None)
+        if finish is not None and controls is not None:
+            table = finish(table, controls, ids)
+        return table
+
+    return Composition(ids, tokenizer.decode_text(ids), notes)

@@ -4,6 +4,7 @@
     data.train, data.test          # lists of TokenizedPiece (test = the held-out split, DESIGN.md)
     stream = pack(data.train)      # one int32 stream of every training sequence, end to end
     x = sample_blocks(stream, block=513, batch=16, seed=0, step=7)   # [16, 513], the same on every rerun
+    train = fim_parts(data.train, tokenizer, share=0.25)   # a quarter in the fill-in-the-middle form (symbolic/fim.py)
 
 A piece is one ABC tune (its normalised text) for the ``abc`` tokenizer, or one window of a
 MIDI/ABC/MusicXML piece (at most ``max_tokens``, cut at bar lines) for the MIDI tokenizers.
@@ -17,6 +18,7 @@ import hashlib
 import json
 import logging
 import os
+import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,7 +115,7 @@ def tokenize_items(items: list, tokenizer, *, max_tokens: int, instruments: str 
         pool = None
         results = (_tokenize_or_fail(item, tokenizer, max_tokens, instruments) for item in items)
     try:
-        for item, pieces, failure in progress(results):
+        for item, pieces, failure in progress(_Sized(results, len(items))):
             if failure is not None:
                 data.failures.append(failure)
             else:
@@ -122,6 +124,19 @@ def tokenize_items(items: list, tokenizer, *, max_tokens: int, instruments: str 
         if pool is not None:
             pool.shutdown(cancel_futures=True)
     return data
+
+
+class _Sized:
+    """An iterator with a known length (so a progress bar shows a total and an ETA)."""
+
+    def __init__(self, iterator, length: int):
+        self.iterator, self.length = iterator, length
+
+    def __iter__(self):
+        return iter(self.iterator)
+
+    def __len__(self) -> int:
+        return self.length
 
 
 def source_items(source: str):
@@ -142,7 +157,9 @@ def tokenize_source(source: str, tokenizer, *, max_tokens: int, instruments: str
     Raises:
         InputError: the source has no pieces, or none of them could be tokenized.
     """
-    digest = hashlib.sha256(json.dumps([CACHE_VERSION, source, tokenizer.to_json(), max_tokens, instruments],
+    from .fim import plain_json  # the infill tokens change no left-to-right id: runs with and without share
+
+    digest = hashlib.sha256(json.dumps([CACHE_VERSION, source, plain_json(tokenizer), max_tokens, instruments],
                                        sort_keys=True).encode()).hexdigest()[:16]
     cache = Path(cache_dir) / f"tokens-{digest}.npz" if cache_dir else None
     if cache is not None and cache.is_file():
@@ -183,6 +200,27 @@ def load_token_data(path: str | os.PathLike) -> TokenData:
                       for i, (key, units) in enumerate(zip(z[f"{split}_keys"], z[f"{split}_units"], strict=True))]
             setattr(data, split, pieces)
     return data
+
+
+def fim_parts(pieces, tokenizer, *, share: float, seed: int = 0):
+    """``pieces`` (:class:`symbolic.data.TokenizedPiece`) with a ``share`` of them in the fill-in-the-middle
+    form; which ones and where they are cut depend only on (seed, piece key)."""
+    from .fim import fim_example
+
+    if not 0 <= share <= 1:
+        raise ValueError(f"infill_share: expected 0..1, got {share!r}")
+    if share == 0:
+        return list(pieces)
+    out = []
+    for piece in pieces:
+        rng = np.random.default_rng([seed, zlib.crc32(piece.key.encode()), 20])
+        if rng.random() < share:
+            fim = fim_example(tokenizer, piece.ids, rng)
+            if fim is not None:
+                out.append(TokenizedPiece(piece.key, np.asarray(fim, np.int32), piece.n_units))
+                continue
+        out.append(piece)
+    return out
 
 
 def pack(pieces: list[TokenizedPiece]) -> np.ndarray:

@@ -52,8 +52,13 @@ KL_FLOOR = 1e-6
 
 
 # ---------------------------------------------------------------------------- likelihood
+def _advance(bar, done: int, total: int) -> None:
+    bar.total = total
+    bar.update(done - bar.n)
+
+
 def likelihood(model, tokenizer, *, context: int, items: list, instruments: str = "keep",
-               device: str = "cpu", batch_size: int = 16) -> dict:
+               device: str = "cpu", batch_size: int = 16, quiet: bool = False) -> dict:
     """Bits per token and per character (ABC) or per note (MIDI) of ``items`` under ``model``.
 
     Args:
@@ -63,29 +68,34 @@ def likelihood(model, tokenizer, *, context: int, items: list, instruments: str 
             pieces are cut into windows of at most ``context`` tokens, as in training).
         items: :class:`events.sources.Item` list, scored in this order.
         instruments: ``"keep"`` or ``"ensemble"``, as the model was trained (MIDI tokenizers).
+        quiet: no progress bars (on a terminal there are two otherwise: tokenizing, scoring).
 
     Returns:
         ``bits_per_token``, ``bits_per_char`` (ABC) or ``bits_per_note`` (MIDI), ``n_tokens``,
-        ``n_pieces``, ``n_chars``/``n_notes``, ``n_failed`` and ``failed`` (one line per piece the
-        tokenizer could not accept).
+        ``n_pieces`` (pieces scored), ``n_sequences`` (the windows a long MIDI piece is cut into count
+        each), ``n_chars``/``n_notes``, ``n_failed`` and ``failed`` (one line per piece the tokenizer could
+        not accept).
 
     Raises:
         InputError: no piece could be tokenized.
     """
     import torch
 
+    from ostinato.events.console import progress
+
     from .data import tokenize_items
     from .train import heldout_nats, likelihood_figures
 
-    data = tokenize_items(items, tokenizer, max_tokens=context, instruments=instruments)
+    data = tokenize_items(items, tokenizer, max_tokens=context, instruments=instruments,
+                          progress=lambda results: progress(results, desc="tokenize", quiet=quiet))
     pieces = [*data.train, *data.test] if data.train and data.test else data.train or data.test
     if not pieces:
         first = f" (first problem: {data.failures[0]})" if data.failures else ""
         raise InputError("evaluate nll", f"no piece could be tokenized: {len(data.failures)} failed{first}")
-    totals = heldout_nats(model, pieces, context=context, pad_id=tokenizer.pad_id, device=torch.device(device),
-                          batch_size=batch_size)
+    with progress(desc="score", unit="seq", quiet=quiet) as bar:
+        totals = heldout_nats(model, pieces, context=context, pad_id=tokenizer.pad_id, device=torch.device(device),
+                              batch_size=batch_size, on_batch=lambda done, total: _advance(bar, done, total))
     figures = likelihood_figures(totals, data.unit)
-    figures["n_items"] = len({p.key.split("@")[0] for p in pieces})
     figures["n_failed"] = len(data.failures)
     figures["failed"] = list(data.failures)
     return figures

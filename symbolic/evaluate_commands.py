@@ -89,11 +89,12 @@ class NllRequest:
     all_pieces: bool = False
     instruments: str | None = None   # keep/ensemble; None: as the model was trained
     device: str = "cpu"
+    quiet: bool = False              # no progress bars
 
 
 def run_nll(args: argparse.Namespace) -> int:
     request = NllRequest(sources=tuple(args.sources), model=args.model, all_pieces=args.all,
-                         instruments=args.instruments, device=args.device)
+                         instruments=args.instruments, device=args.device, quiet=bool(args.quiet))
     record = evaluate_nll(request)
     for failure in record["failed"]:
         print(f"ostinato: not scored: {failure}", file=sys.stderr)
@@ -120,23 +121,25 @@ def evaluate_nll(request: NllRequest) -> dict:
     from .shipped import resolve_model
 
     split = "all" if request.all_pieces else "test"
-    items = []
+    items, none_held_out = [], []
     for source in request.sources:
         found = list(iter_items(source, split=split))
         if not found:
             if split == "test" and any(True for _ in iter_items(source, split="all")):
-                log.warning("%s: none of its pieces is held out (about 5%% are); pass --all to score them all",
-                            source)
+                none_held_out.append(source)
             else:
                 raise InputError(source, "no pieces found")
         items.extend(found)
-    if not items:
-        raise InputError(" ".join(request.sources), "no held-out pieces to score (pass --all to score every piece)")
+    if not items:   # one message, once
+        raise InputError(" ".join(request.sources), "none of its pieces is held out (about 5% are); "
+                                                    "pass --all to score every piece")
+    for source in none_held_out:
+        log.warning("%s: none of its pieces is held out (about 5%% are); pass --all to score them all", source)
     folder = resolve_model(request.model)
-    model, tokenizer, config = load_model_folder(folder, device=request.device)
+    model, tokenizer, config = load_model_folder(folder, device=request.device, inference=True)
     instruments = request.instruments or trained_instruments(folder)
     figures = likelihood(model, tokenizer, context=config.context, items=items, instruments=instruments,
-                         device=request.device)
+                         device=request.device, quiet=request.quiet)
     return {"model": str(folder), "tokenizer": tokenizer.kind, "split": split, **figures}
 
 
@@ -159,6 +162,7 @@ class SamplesRequest:
     meter: str | None = None
     bars: int | None = None
     instruments: tuple[int | str, ...] | None = None
+    quiet: bool = False                      # no progress bars
 
 
 def run_samples(args: argparse.Namespace) -> int:
@@ -174,7 +178,8 @@ def run_samples(args: argparse.Namespace) -> int:
     request = SamplesRequest(
         reference=args.reference, model=args.model, folder=args.folder, n=args.n, seed=args.seed,
         temperature=args.temperature, top_p=args.top_p, max_tokens=args.max_tokens, keep=args.keep,
-        originality=not args.no_originality, key=args.key, meter=args.meter, bars=args.bars, instruments=instruments)
+        originality=not args.no_originality, key=args.key, meter=args.meter, bars=args.bars, instruments=instruments,
+        quiet=bool(args.quiet))
     record = evaluate_samples(request)
     rows = [(k, v) for k, v in record.items() if not isinstance(v, dict | list)]
     rows += [(f"adherence {k}", v) for k, v in record["adherence"].items()]
@@ -198,6 +203,7 @@ def evaluate_samples(request: SamplesRequest) -> dict:
     import tempfile
     from pathlib import Path
 
+    from ostinato.events.console import progress
     from ostinato.events.errors import InputError
 
     from .evaluate import adherence, check_file, sample_summary
@@ -214,7 +220,8 @@ def evaluate_samples(request: SamplesRequest) -> dict:
             files = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".abc", ".mid", ".midi"))
             if not files:
                 raise InputError(folder, "no .abc, .mid or .midi files in this folder")
-        checks = [check for path in files for check in check_file(path)]
+        checks = [check for path in progress(files, desc="check", unit="file", quiet=request.quiet)
+                  for check in check_file(path)]
     for check in checks:
         if not check.valid:
             print(f"ostinato: invalid: {check.key}: {check.problem}", file=sys.stderr)
@@ -224,7 +231,7 @@ def evaluate_samples(request: SamplesRequest) -> dict:
     record["adherence"] = adherence(checks, key=request.key, meter=request.meter, bars=request.bars,
                                     instruments=list(request.instruments) if request.instruments else None)
     tables = [c.table for c in checks if c.valid]
-    record.update(reference_metrics(request.reference, tables, originality=request.originality))
+    record.update(reference_metrics(request.reference, tables, originality=request.originality, quiet=request.quiet))
     return record
 
 
@@ -232,15 +239,16 @@ def sample_to_folder(request: SamplesRequest, folder) -> list:
     """Sample ``request.n`` pieces from ``request.model`` into ``folder`` (001.abc or 001.mid ...)."""
     import torch
 
+    from ostinato.events.console import progress
     from ostinato.events.errors import UsageError
 
     from .commands import write_piece
-    from .compose import compose
+    from .compose import compose, token_budget
     from .model import load_model_folder
     from .sample import SamplingConfig
     from .shipped import resolve_model
 
-    model, tokenizer, config = load_model_folder(resolve_model(request.model))
+    model, tokenizer, config = load_model_folder(resolve_model(request.model), inference=True)
     torch.manual_seed(request.seed)
     try:
         sampling = SamplingConfig(temperature=request.temperature, top_p=request.top_p,
@@ -249,7 +257,10 @@ def sample_to_folder(request: SamplesRequest, folder) -> list:
         raise UsageError("evaluate samples", str(exc)) from None
     controls = tokenizer.make_controls(key=request.key, meter=request.meter, bars=request.bars,
                                        instruments=tuple(request.instruments or ()))
-    pieces = compose(model, tokenizer, n=request.n, sampling=sampling, controls=controls)
+    with progress(total=token_budget(tokenizer, controls, sampling.max_tokens), desc=f"sample x{request.n}",
+                  unit="tok", quiet=request.quiet) as bar:
+        pieces = compose(model, tokenizer, n=request.n, sampling=sampling, controls=controls,
+                         on_step=lambda step: bar.update(step - bar.n))
     fmt = tokenizer.file_format
     paths = [folder / f"{i:03d}.{fmt}" for i in range(1, len(pieces) + 1)]
     for piece, path in zip(pieces, paths, strict=True):
@@ -257,23 +268,27 @@ def sample_to_folder(request: SamplesRequest, folder) -> list:
     return paths
 
 
-def reference_metrics(reference: str, tables: list, *, originality: bool = True) -> dict:
+def reference_metrics(reference: str, tables: list, *, originality: bool = True, quiet: bool = False) -> dict:
     """Similarity to the reference's held-out pieces and originality against its training pieces."""
+    from ostinato.events.console import progress
     from ostinato.events.errors import one_line
     from ostinato.events.sources import iter_items
 
     from .evaluate import TrainingIndex, distribution_similarity, note_sequence, yang_lerch
 
-    def read(items, fast: bool = False):
+    def read(items, fast: bool = False, what: str = "reference"):
         out = {}
-        for item in items:
+        bar = progress(list(items), desc=f"read {what}", quiet=quiet)
+        for item in bar:
             try:
                 out[item.key] = item.read(abc_reader="abc2midi") if fast and item.is_abc else item.read()
             except Exception as exc:  # a bad reference piece is skipped, and said
+                bar.clear()
                 log.warning("reference piece skipped: %s", one_line(exc, item.key))
+        bar.close()
         return out
 
-    held_out = read(iter_items(reference, split="test"))
+    held_out = read(iter_items(reference, split="test"), what="held-out")
     if not held_out:
         log.warning("%s: no held-out pieces; similarity is measured against all its pieces", reference)
         held_out = read(iter_items(reference, split="all"))
@@ -282,7 +297,7 @@ def reference_metrics(reference: str, tables: list, *, originality: bool = True)
               "yang_lerch": yang_lerch(tables, list(held_out.values()))}
     if not originality:
         return result
-    training = read(iter_items(reference, split="train"), fast=True)   # abc2midi: 20x faster
+    training = read(iter_items(reference, split="train"), fast=True, what="training")   # abc2midi: fast
     index = TrainingIndex({key: note_sequence(t) for key, t in training.items()})
     runs = [index.longest_shared_run(note_sequence(t)) for t in tables]
     longest = max(runs, default=(0, None))

@@ -130,7 +130,9 @@ class GrammarState:
         self.here: frozenset = frozenset()   # (program, pitch) of the notes begun at the current tick
         self.ends: tuple = ()       # (program, end tick) of the REMI/TSD notes that may still sound
         self.bar_played = 0         # bit (program + 1) set once the program has a note in the current bar
+        self.bar_begun = False      # a note begins in the current bar
         self.relaxed = False        # the note rules were dropped to avoid a dead end (never in practice)
+        self.key_pcs = None         # (scale, triad, tonic) of the Key token sampled when the key is free
         self.mask: np.ndarray | None = None
 
     def copy(self) -> GrammarState:
@@ -167,9 +169,12 @@ class MidiGrammar:
             :meth:`MidiTokenizer.grammar` asks for; real pieces break these rules): each pitch within
             its GM instrument's playable range (:data:`events.instruments.GM_RANGES`), no note
             begun twice at one tick, at most the instrument's polyphony sounding, every instrument
-            in every bar (REMI: a note begun in it or one sounding through it), no tempo change
+            in every bar (REMI: a note begun in it or one held into it), no whole beat where nothing
+            sounds (REMI: the next onset comes by the beat after the sound ends), no tempo change
             after the first Tempo, and with a key, pitches of its scale (harmonic minor for minor
-            keys) and its tonic triad in the first and the last bar. The first
+            keys) and its tonic triad in the first and the last bar (``edge_triads``; False for the
+            bars inside a piece that an infill writes: the scale only; ``ranges`` replaces a program's
+            GM range, e.g. by a part's own). The first
             ``free_tokens`` tokens (a primer) are exempt.
 
     Raises ValueError naming the parameter when a control cannot be written or the budget is too small.
@@ -188,7 +193,8 @@ class MidiGrammar:
 
     def __init__(self, tokenizer, *, controls=None, bars: int | None = None,
                  seconds: float | None = None, max_tokens: int = 1024, allow_changes: bool = False,
-                 note_rules: bool = False):
+                 note_rules: bool = False, edge_triads: bool = True,
+                 ranges: dict[int, tuple[int, int]] | None = None):
         if bars is not None and seconds is not None:
             raise ValueError("bars, seconds: give at most one length")
         if bars is not None and (not isinstance(bars, int | np.integer) or bars < 1):
@@ -209,6 +215,8 @@ class MidiGrammar:
         self.max_tokens = int(max_tokens)
         self.allow_changes = bool(allow_changes)
         self.note_rules = bool(note_rules)
+        self.edge_triads = bool(edge_triads)
+        self.ranges = dict(ranges or {})   # program -> (low, high) in place of its GM range (an infill's parts)
         self.vocab_size = len(tokenizer)
         mt = tokenizer.miditok
         if not (mt.config.use_programs and mt.config.one_token_stream_for_programs and mt.config.use_time_signatures
@@ -334,12 +342,8 @@ class MidiGrammar:
             seen.add(prog)
             self.forced_insts += (prog,)
         self._prefix = tok.control_ids(c)
-        self.scale = self.triad = None   # pitch classes 0-11 the key allows (None: any)
-        if c.key is not None:
-            tonic, mode = c.key.split()
-            root = tonic_pc(tonic)
-            self.scale = frozenset((root + d) % 12 for d in SCALE_PCS[mode == "minor"])
-            self.triad = frozenset((root + d) % 12 for d in TRIAD_PCS[mode == "minor"])
+        # pitch classes 0-11 the key allows (None: any); with no key asked, the sampled Key token's
+        self.key_pcs = self._key_pcs(c.key)
         # prefix masks, one per prefix position 1..4
         meter_texts = {i: tok.vocab[i].removeprefix("Meter:") for i in range(*tok.blocks["meter"])
                        if tok.vocab[i] != "Meter:none"}
@@ -359,6 +363,16 @@ class MidiGrammar:
         self.meter_token_meter = {i: self.meter_of(m) for i, m in meter_texts.items()}
         self.bucket_of_token = {i: float(tok.vocab[i].removeprefix("Tempo:")) for i in range(*tok.blocks["tempo"])}
 
+    @staticmethod
+    def _key_pcs(name: str | None) -> tuple[frozenset, frozenset, int] | None:
+        """(scale, tonic triad, tonic) pitch classes of a key name ``"D minor"``; None for no key."""
+        if name is None or name == "none":
+            return None
+        tonic, mode = name.split()
+        root = tonic_pc(tonic)
+        return (frozenset((root + d) % 12 for d in SCALE_PCS[mode == "minor"]),
+                frozenset((root + d) % 12 for d in TRIAD_PCS[mode == "minor"]), root)
+
     def _mask_of(self, ids) -> np.ndarray:
         mask = np.zeros(self.vocab_size, dtype=bool)
         mask[np.asarray(ids, dtype=np.int64)] = True
@@ -372,6 +386,17 @@ class MidiGrammar:
         instruments given, it needs at least one ``Inst`` token that this prefix lacks).
         """
         return list(self._prefix)
+
+    def forced_prefix_ids(self) -> list[int]:
+        """The ids the controls force up front: :meth:`prefix_ids` up to the first free control.
+
+        Sampling starts from these, so the model chooses what the controls leave free (its style, its
+        key, which the note rules then hold the piece to, its meter and tempo) instead of ``none``.
+        """
+        c = self.controls
+        given = (True, c.style is not None, c.key is not None, c.meter is not None, c.tempo_bpm is not None)
+        n = given.index(False) if False in given else len(self._prefix)
+        return list(self._prefix[:n])
 
     def start(self) -> GrammarState:
         """The state before ``<bos>``."""
@@ -490,12 +515,15 @@ class MidiGrammar:
         """The instruments that may begin a note here: those below their polyphony (all when none is)."""
         if not self._ruled(s):
             return [self.program_id[p] for p in s.insts]
-        return [self.program_id[p] for p in s.insts if self._n_sounding(s, p) < instrument_range(p).polyphony]
+        return [self.program_id[p] for p in s.insts if self._n_sounding(s, p) < instrument_range(p).polyphony
+                and (p == -1 or self._pitch_ok(s, p, self.pitch_values).any())]   # and a pitch is left to it
 
     def _bar_complete(self, s: GrammarState) -> bool:
-        """Every instrument has a note in the current bar or one sounding past its end (REMI)."""
+        """A note begins in the current bar, and every instrument has one in it or held into it (REMI)."""
         if not self._ruled(s) or s.meter is None:
             return True
+        if not s.bar_begun:
+            return False
         bar_end = s.bar_start + s.meter.bar_ticks
         for p in s.insts:
             if not s.bar_played >> (p + 1) & 1 and not any(q == p and end > bar_end for q, end in s.ends):
@@ -505,15 +533,26 @@ class MidiGrammar:
     def _pitch_ok(self, s: GrammarState, program: int, values: np.ndarray) -> np.ndarray:
         """Bool [len(values)]: the pitches ``program`` may play at ``s`` (its range; the key's scale, the
         tonic triad in the first and the last bar; not one it already began at this tick)."""
-        if s.tick < s.meter.bar_ticks or (s.window_tick is not None and s.tick >= s.window_tick):
+        if not self.edge_triads:
+            region = 0
+        elif s.tick < s.meter.bar_ticks or (s.window_tick is not None and s.tick >= s.window_tick):
             region = 1
         else:
             region = 0
-        key = (program, region, len(values))
+        scale, triad, tonic = self.key_pcs if self.key_pcs is not None else (s.key_pcs or (None, None, None))
+        # the lowest-reaching of several instruments is the bass: a melodic one (a string, a wind, a
+        # bass, a voice: at most two notes at once) opens and closes on the tonic
+        pitched = [p for p in s.insts if p != -1]
+        bass = (len(pitched) > 1 and program == min(pitched, key=lambda p: instrument_range(p).low)
+                and instrument_range(program).polyphony <= 2)
+        key = (program, region, len(values), scale, bass)
         if key not in self._pitch_cache:
             r = instrument_range(program)
-            ok = (values >= r.low) & (values <= r.high)
-            pcs = (self.triad if region else self.scale) if self.scale is not None else None
+            low, high = self.ranges.get(program, (r.low, r.high))
+            ok = (values >= low) & (values <= high)
+            pcs = (triad if region else scale) if scale is not None else None
+            if pcs is not None and region and bass:
+                pcs = {tonic}
             if pcs is not None:
                 ok &= np.isin(values % 12, list(pcs))
             self._pitch_cache[key] = ok
@@ -577,6 +616,8 @@ class MidiGrammar:
         if s.phase == PREFIX and t < tok.events_offset:
             stage = s.stage
             s.stage += 1
+            if stage == 2 and self.controls.key is None:   # a key the model chose holds as a requested one
+                s.key_pcs = self._key_pcs(self.tokenizer.vocab[t].removeprefix("Key:"))
             if stage == 3:
                 meter = self.forced_meter if self.forced_meter is not None else self.meter_token_meter.get(t)
                 if meter is not None:
@@ -597,7 +638,10 @@ class MidiGrammar:
             s.pos = -1
             s.tick = s.bar_start
             s.bar_played = 0
+            s.bar_begun = False
             self._moved(s)
+            for p, _ in s.ends:   # a note held over the bar line sounds in this bar too
+                s.bar_played |= 1 << (p + 1)
         elif kind == K_TIMESIG:
             s.phase = TIMESIG
             if s.meter is None or self.allow_changes:
@@ -663,6 +707,7 @@ class MidiGrammar:
     def _note_on(s: GrammarState, program: int) -> None:
         s.played |= 1 << (program + 1)
         s.bar_played |= 1 << (program + 1)
+        s.bar_begun = True
         s.last_onset = s.tick
         s.n_notes += 1
 
@@ -824,6 +869,8 @@ class RemiGrammar(MidiGrammar):
         last = m.n_positions - 1
         if s.end_tick is not None:
             last = min(last, (s.end_tick - m.min_ticks - bar_start) // m.ticks_per_pos)
+        if s.tempo_done and self._ruled(s):   # no silent beat: the next onset comes by the beat after the sound
+            last = min(last, (self._sound_reach(s) - bar_start) // m.ticks_per_pos)
         if first <= last:
             positions = range(first, last + 1)
             if s.ends and self._ruled(s):   # only where some instrument is below its polyphony
@@ -839,8 +886,18 @@ class RemiGrammar(MidiGrammar):
             mask[[self.position_of[p] for p in positions]] = True
 
     def _remi_bar_ok(self, s: GrammarState) -> bool:
-        return ((s.end_tick is None or s.bar_start + s.meter.bar_ticks + s.meter.min_ticks <= s.end_tick)
-                and (s.bar < 0 or self._bar_complete(s)))
+        bar_end = s.bar_start + s.meter.bar_ticks
+        return ((s.end_tick is None or bar_end + s.meter.min_ticks <= s.end_tick)
+                and (s.bar < 0 or self._bar_complete(s))
+                and (s.bar < 0 or not self._ruled(s) or self._sound_reach(s) >= bar_end))
+
+    @staticmethod
+    def _sound_reach(s: GrammarState) -> int:
+        """The beat line at or after the last sounding note's end (the current tick when none sounds):
+        with the note rules, no onset is later, so no whole beat is silent (a rest inside a beat is)."""
+        reach = max((end for _, end in s.ends), default=s.tick)
+        beat = s.meter.ticks_per_beat
+        return max(s.tick, -(-reach // beat) * beat)
 
     def _body_cost(self, s: GrammarState) -> float:
         ph = s.phase

@@ -21,6 +21,7 @@ controls are :class:`MidiControls` and its grammar the scheme's :class:`symbolic
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -53,6 +54,184 @@ DEFAULT_MIDITOK = {
     "use_time_signatures": True, "use_rests": False, "use_chords": False, "num_velocities": 16,
     "beat_res": {(0, 4): 12, (4, 12): 4}, "special_tokens": ["PAD"],
 }
+
+
+# Caps on what a tokenizer config may ask for (a tokenizer.json is input: beat_res [[0, 100000], 1000]
+# alone would make miditok build 10^8 position tokens). Generous beside the defaults above.
+MAX_STYLES = 4096
+MAX_STYLE_CHARS = 200
+MAX_BEATS = 64                  # beat_res / beat_res_rest ranges end at most here
+MAX_BEAT_RES = 64               # positions per beat
+MAX_POSITIONS = 4096            # sum of (end - start) * res over a beat_res
+MAX_VOCAB = 65536               # the miditok vocabulary, checked once built
+
+
+def _int(name: str, value, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValueError(f"miditok.{name}: expected a whole number in {low}..{high}, got {value!r}")
+    return value
+
+
+def _number(name: str, value, low: float, high: float) -> float:
+    import math
+
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) \
+            or not low <= value <= high:
+        raise ValueError(f"miditok.{name}: expected a number in {low}..{high}, got {value!r}")
+    return value
+
+
+def _numbers(name: str, value, bounds: tuple[tuple[float, float], ...], *, whole: bool = False) -> None:
+    """``value``: a list of ``len(bounds)`` numbers, each within its bounds."""
+    if not isinstance(value, list | tuple) or len(value) != len(bounds):
+        raise ValueError(f"miditok.{name}: expected {len(bounds)} numbers, got {_short(value)}")
+    for v, (low, high) in zip(value, bounds, strict=True):
+        (_int if whole else _number)(name, v, low, high)
+
+
+def _ints(name: str, value, low: int, high: int, most: int) -> None:
+    if not isinstance(value, list | tuple) or len(value) > most:
+        raise ValueError(f"miditok.{name}: expected a list of at most {most} whole numbers, got {_short(value)}")
+    for v in value:
+        _int(name, v, low, high)
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _range(name: str, value, low: int, high: int) -> None:
+    if not isinstance(value, list | tuple) or len(value) != 2:
+        raise ValueError(f"miditok.{name}: expected [low, high], got {_short(value)}")
+    _int(name, value[0], low, high)
+    _int(name, value[1], low, high)
+    if value[0] > value[1]:
+        raise ValueError(f"miditok.{name}: low {value[0]} is above high {value[1]}")
+
+
+def _beat_res(name: str, value) -> None:
+    if not isinstance(value, dict) or not value or len(value) > MAX_BEATS:
+        raise ValueError(f"miditok.{name}: expected 1 to {MAX_BEATS} [[start, end], positions per beat] "
+                         f"entries, got {_short(value)}")
+    total = 0
+    spans = []
+    for span, res in value.items():
+        if not isinstance(span, tuple) or len(span) != 2:
+            raise ValueError(f"miditok.{name}: expected [start, end] beats, got {_short(span)}")
+        start, end = (_int(name, beat, 0, MAX_BEATS) for beat in span)
+        if start >= end:
+            raise ValueError(f"miditok.{name}: beats [{start}, {end}] are empty (start must be below end)")
+        total += (end - start) * _int(name, res, 1, MAX_BEAT_RES)
+        spans.append((start, end))
+    spans.sort()
+    for (start, end), (next_start, next_end) in itertools.pairwise(spans):
+        if next_start < end:
+            raise ValueError(f"miditok.{name}: beats [{next_start}, {next_end}] overlap [{start}, {end}]")
+    if total > MAX_POSITIONS:
+        raise ValueError(f"miditok.{name}: {total} positions (limit {MAX_POSITIONS})")
+
+
+def _flag(name: str, value) -> None:
+    if not isinstance(value, bool):
+        raise ValueError(f"miditok.{name}: expected true or false, got {_short(value)}")
+
+
+def _time_signatures(name: str, value) -> None:
+    if not isinstance(value, dict) or len(value) > 8:
+        raise ValueError(f"miditok.{name}: expected at most 8 denominators, got {_short(value)}")
+    for denominator, numerators in value.items():
+        _int(name, denominator, 1, 64)
+        _ints(name, numerators, 1, 128, 128)   # numerators, or miditok's (low, high): within 1..128 either way
+
+
+def _chord_maps(name: str, value) -> None:
+    if not isinstance(value, dict) or len(value) > 64:
+        raise ValueError(f"miditok.{name}: expected at most 64 chords, got {_short(value)}")
+    for chord, intervals in value.items():
+        if not isinstance(chord, str) or len(chord) > 32:
+            raise ValueError(f"miditok.{name}: a chord name must be text of at most 32 characters, got {_short(chord)}")
+        _ints(name, intervals, 0, 127, 12)
+
+
+def _special_tokens(name: str, value) -> None:
+    if not isinstance(value, list | tuple) or len(value) > 64 or \
+            not all(isinstance(t, str) and 0 < len(t) <= 64 for t in value):
+        raise ValueError(f"miditok.{name}: expected at most 64 names of 1 to 64 characters, got {_short(value)}")
+
+
+def _choice(*allowed):
+    def check(name: str, value) -> None:
+        if value not in allowed:
+            raise ValueError(f"miditok.{name}: expected one of {', '.join(map(str, allowed))}, got {_short(value)}")
+    return check
+
+
+_BOUNDED = {
+    "pitch_range": lambda n, v: _range(n, v, 0, 127), "drums_pitch_range": lambda n, v: _range(n, v, 0, 127),
+    "beat_res": _beat_res, "beat_res_rest": _beat_res,
+    "num_velocities": lambda n, v: _int(n, v, 1, 127), "special_tokens": _special_tokens,
+    "encode_ids_split": _choice("bar", "beat", "no"),
+    "use_note_duration_programs": lambda n, v: _ints(n, v, -1, 127, 129),
+    "programs": lambda n, v: _ints(n, v, -1, 127, 129),
+    "control_change_numbers": lambda n, v: _ints(n, v, 0, 127, 128),
+    "control_change_n_bins": lambda n, v: _int(n, v, 1, 128),
+    "default_note_duration": lambda n, v: _number(n, v, 0, MAX_BEATS),
+    "chord_maps": _chord_maps,
+    "chord_unknown": lambda n, v: None if v is None else _range(n, v, 1, 128),
+    "num_tempos": lambda n, v: _int(n, v, 1, 512),
+    "tempo_range": lambda n, v: _numbers(n, v, ((1, 1000), (1, 1000))),
+    "time_signature_range": _time_signatures,
+    "pitch_bend_range": lambda n, v: _numbers(n, v, ((-8192, 8191), (-8192, 8191), (1, 1024)), whole=True),
+    "max_pitch_interval": lambda n, v: _int(n, v, 0, 127),
+    "pitch_intervals_max_time_dist": lambda n, v: _number(n, v, 0, MAX_BEATS),
+    "ac_polyphony_min": lambda n, v: _int(n, v, 0, 128), "ac_polyphony_max": lambda n, v: _int(n, v, 0, 128),
+    "ac_note_density_track_min": lambda n, v: _int(n, v, 0, 256),
+    "ac_note_density_track_max": lambda n, v: _int(n, v, 0, 256),
+    "ac_note_density_bar_max": lambda n, v: _int(n, v, 0, 256),
+    "ac_repetition_track_num_bins": lambda n, v: _int(n, v, 1, 256),
+    "ac_repetition_track_num_consec_bars": lambda n, v: _int(n, v, 1, 64),
+}
+
+
+def check_miditok_options(options: dict) -> None:
+    """Refuse miditok options that are unknown, of the wrong type, or would make a huge vocabulary.
+
+    Every ``miditok.TokenizerConfig`` field is allowed; the ones that size the vocabulary are capped
+    (``beat_res``: at most :data:`MAX_POSITIONS` positions over :data:`MAX_BEATS` beats, ...).
+
+    Raises:
+        ValueError: ``miditok.<field>: <problem>``, one line.
+    """
+    import inspect
+
+    import miditok as mt
+
+    known = {name for name, parameter in inspect.signature(mt.TokenizerConfig.__init__).parameters.items()
+             if parameter.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD and name != "self"}
+    for name, value in options.items():
+        if name not in known:
+            raise ValueError(f"miditok.{name if isinstance(name, str) else _short(name)}: not a miditok "
+                             "TokenizerConfig option")
+        if name in _BOUNDED:
+            _BOUNDED[name](name, value)
+        elif name.startswith(("use_", "ac_")) or name in ("one_token_stream_for_programs", "program_changes",
+                                                         "log_tempos", "remove_duplicated_notes",
+                                                         "delete_equal_successive_tempo_changes",
+                                                         "delete_equal_successive_time_sig_changes",
+                                                         "sustain_pedal_duration", "chord_tokens_with_root_note"):
+            _flag(name, value)
+
+
+def check_styles(styles) -> tuple[str, ...]:
+    """``styles`` as a tuple of names, or ValueError: at most :data:`MAX_STYLES` names of text."""
+    if isinstance(styles, str) or not isinstance(styles, list | tuple | set | frozenset) \
+            or len(styles) > MAX_STYLES:
+        raise ValueError(f"styles: expected a list of at most {MAX_STYLES} names, got {_short(styles)}")
+    for style in styles:
+        if not isinstance(style, str) or not 0 < len(style) <= MAX_STYLE_CHARS:
+            raise ValueError(f"styles: a style is text of 1 to {MAX_STYLE_CHARS} characters, got {_short(style)}")
+    return tuple(styles)
 
 
 @dataclass(frozen=True)
@@ -103,7 +282,7 @@ def key_control(key: KeySignature | None) -> str | None:
 STAND_INS = (73, 40, 60, 42, 71, 41, 70, 43, 68, 57, 56, 58, 65, 66, 69, 32)
 
 
-def _stand_ins(table: NoteTable) -> tuple[NoteTable, tuple[tuple[int, int, str], ...]]:
+def stand_ins(table: NoteTable) -> tuple[NoteTable, tuple[tuple[int, int, str], ...]]:
     """``(table, tracks)``: when pitched parts share a GM program (miditok's one token stream would
     merge them), each pitched part gets a distinct stand-in program, highest part first; ``tracks``
     maps them back (``(stand-in, program, name)``, see :class:`MidiControls`). Otherwise unchanged, ``()``."""
@@ -155,12 +334,17 @@ class MidiTokenizer:
         if scheme not in SCHEMES:
             raise ValueError(f"scheme: unknown MIDI token scheme {scheme!r} (choose one of {', '.join(SCHEMES)})")
         self.kind = self.scheme = scheme
-        self.styles = tuple(sorted(set(styles)))
+        self.styles = tuple(sorted(set(check_styles(styles))))
+        if miditok is not None and not isinstance(miditok, dict):
+            raise ValueError(f"miditok: expected an object of TokenizerConfig options, got {_short(miditok)}")
         options = dict(DEFAULT_MIDITOK)
         options.update(miditok or {})
+        check_miditok_options(options)   # before miditok builds anything: a config is input (resource bombs)
         self.miditok_options = options
         cls = {"remi": mt.REMI, "tsd": mt.TSD, "midilike": mt.MIDILike}[scheme]
         self.miditok = cls(mt.TokenizerConfig(**options))
+        if len(self.miditok.vocab) > MAX_VOCAB:
+            raise ValueError(f"miditok: these options make {len(self.miditok.vocab)} tokens (limit {MAX_VOCAB})")
         events = [token for token, _ in sorted(self.miditok.vocab.items(), key=lambda kv: kv[1])]
         self.vocab: list[str] = []
         self.blocks: dict[str, tuple[int, int]] = {}
@@ -412,11 +596,12 @@ class MidiTokenizer:
                 return fed
         return None
 
-    def finish(self, table: NoteTable, controls: MidiControls | None) -> NoteTable:
+    def finish(self, table: NoteTable, controls: MidiControls | None, ids: Sequence[int] = ()) -> NoteTable:
         """A decoded piece as the controls asked: the requested tempo exactly (the tokens quantise it:
         96 bpm is written ``Tempo_94.19``; every tempo event at that quantised value becomes the
         requested one, the note times follow), the requested key as a key signature at tick 0 (when the
-        piece has none), and a primer's parts on their own tracks with their own programs
+        piece has none; with no key asked, the key its ``Key:`` token chose, which the grammar held
+        it to), and a primer's parts on their own tracks with their own programs
         (``controls.tracks``)."""
         if controls is None or len(table) == 0:
             return table
@@ -425,13 +610,19 @@ class MidiTokenizer:
 
         c = controls.controls
         tempos = [(t.tick, t.qpm) for t in table.tempos]
-        if c.tempo_bpm is not None and tempos:
-            quantised = self.miditok_tempo(float(c.tempo_bpm))
-            tempos = [(tick, float(c.tempo_bpm) if abs(qpm - quantised) < 0.01 * quantised else qpm)
+        bpm = c.tempo_bpm
+        if bpm is None and len(ids) > 4 and self.vocab[ids[4]].startswith("Tempo:"):   # the tempo it sampled
+            bpm = float(self.vocab[ids[4]].removeprefix("Tempo:"))
+        if bpm is not None and tempos:
+            quantised = self.miditok_tempo(float(bpm))
+            tempos = [(tick, float(bpm) if abs(qpm - quantised) < 0.01 * quantised else qpm)
                       for tick, qpm in tempos]
         keys = [(k.tick, k.sharps, k.mode) for k in table.key_signatures]
-        if c.key is not None and not keys:
-            name = key_name(c.key)
+        chosen = c.key
+        if chosen is None and len(ids) > 2 and self.vocab[ids[2]].startswith("Key:"):   # the key it sampled
+            chosen = self.vocab[ids[2]].removeprefix("Key:")
+        if chosen is not None and chosen != "none" and not keys:
+            name = key_name(chosen)
             if name is not None:
                 tonic, mode = name.split()
                 sharps = major_sharps(tonic) + MODE_SHARPS[mode]
@@ -473,12 +664,14 @@ class MidiTokenizer:
         ``Bar`` tokens; TSD and MIDILike have none); the prompt is its whole sequence without ``<eos>``.
 
         Raises:
-            InputError: the file cannot be read.
+            InputError: the file cannot be read, or holds no notes.
         """
         from ostinato import events
 
         table = events.read(path)
-        table, tracks = _stand_ins(table)
+        if not len(table):
+            raise InputError(path, "the primer has no notes (nothing to continue)")
+        table, tracks = stand_ins(table)
         controls = self.controls_of(table, style)
         ids = self.encode(table, style=style)[:-1]   # without <eos>: the piece goes on
         n_bars = sum(1 for i in ids if self.vocab[i] == "Bar_None")
@@ -499,10 +692,28 @@ class MidiTokenizer:
         if data.get("version") != VERSION:
             raise ValueError(f"MIDI tokenizer version {data.get('version')!r} is not supported (this is "
                              f"version {VERSION})")
-        options = dict(data.get("miditok", {}))
-        if "beat_res" in options:
-            options["beat_res"] = {tuple(r): v for r, v in options["beat_res"]}
+        options = data.get("miditok", {})
+        if not isinstance(options, dict):
+            raise ValueError(f"miditok: expected an object of TokenizerConfig options, got {_short(options)}")
+        options = dict(options)
+        for name in ("beat_res", "beat_res_rest"):   # JSON holds [[[start, end], res], ...]
+            if name in options:
+                pairs = options[name]
+                if not isinstance(pairs, list) or len(pairs) > MAX_BEATS or not all(
+                        isinstance(p, list) and len(p) == 2 and isinstance(p[0], list) for p in pairs):
+                    raise ValueError(f"miditok.{name}: expected [[[start, end], positions per beat], ...], "
+                                     f"got {_short(pairs)}")
+                options[name] = {tuple(r): v for r, v in pairs}
+                if len(options[name]) != len(pairs):
+                    raise ValueError(f"miditok.{name}: a [start, end] span is given twice")
+        if "time_signature_range" in options and isinstance(options["time_signature_range"], dict):
+            options["time_signature_range"] = {int(d) if isinstance(d, str) and d.isascii() and d.isdigit() else d: n
+                                               for d, n in options["time_signature_range"].items()}
         tokenizer = cls(data["kind"], styles=data.get("styles", ()), miditok=options)
+        if isinstance(data.get("blocks"), dict) and "infill" in data["blocks"]:   # a model trained to infill
+            from .fim import add_infill_tokens
+
+            add_infill_tokens(tokenizer)
         if len(tokenizer) != data.get("vocab_size", len(tokenizer)):
             raise ValueError(f"vocab_size: the saved tokenizer has {data['vocab_size']} tokens but this miditok "
                              f"builds {len(tokenizer)}")

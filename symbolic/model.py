@@ -1,5 +1,8 @@
 """The symbolic model: a decoder-only transformer from transformers, built from a dataclass.
 
+Training uses transformers' classes; inference of a GPT-2 loads the same tensors into our own
+torch module (:class:`symbolic.fast_decode.GPT2`), so ``compose`` never imports transformers.
+
 A model folder (what ``train symbolic`` writes and ``compose`` reads) holds::
 
     config.json         transformers' config (GPT-2 or Llama), with our ModelConfig under "ostinato"
@@ -121,6 +124,8 @@ def save_model_folder(model, tokenizer, folder: str | os.PathLike) -> None:
     Each file is written to a temporary name first and moved into place, so a crash leaves the
     previous files whole.
     """
+    from ostinato.events.atomic import output_mode
+
     from .tokenizers import save_tokenizer
 
     _quiet_transformers()
@@ -130,6 +135,7 @@ def save_model_folder(model, tokenizer, folder: str | os.PathLike) -> None:
     staging.mkdir(exist_ok=True)
     model.save_pretrained(staging, safe_serialization=True)
     for name in ("config.json", "model.safetensors"):
+        os.chmod(staging / name, output_mode())   # safetensors writes 0600; our outputs get the usual mode
         os.replace(staging / name, folder / name)
     for leftover in staging.iterdir():
         leftover.unlink()
@@ -163,13 +169,18 @@ def read_model_config(folder: str | os.PathLike) -> ModelConfig:
     return config
 
 
-def load_model_folder(folder: str | os.PathLike, *, device: str = "cpu"):
+def load_model_folder(folder: str | os.PathLike, *, device: str = "cpu", inference: bool = False):
     """Load ``(model, tokenizer, config)`` from a model folder; nothing in it is executed or unpickled.
 
     The model class is built by us from the folder's own ``ostinato`` config section (transformers'
     ``auto_map``, ``trust_remote_code`` and the rest of config.json are never consulted), and the
     safetensors tensors are loaded into it strictly: a missing, unexpected or mis-shaped tensor, or
     a ``model_type`` that is not the architecture's, is refused.
+
+    Args:
+        inference: for sampling and scoring only: a GPT-2 is then our own
+            :class:`symbolic.fast_decode.GPT2` in eval mode (the same tensors; transformers is not
+            imported). Otherwise (training) transformers' model class.
 
     Raises:
         InputError: a missing, corrupt or foreign file, named, in one line.
@@ -178,7 +189,6 @@ def load_model_folder(folder: str | os.PathLike, *, device: str = "cpu"):
 
     from .tokenizers import load_tokenizer
 
-    _quiet_transformers()
     folder = Path(folder)
     config = read_model_config(folder)
     tokenizer = load_tokenizer(folder / "tokenizer.json")
@@ -186,6 +196,16 @@ def load_model_folder(folder: str | os.PathLike, *, device: str = "cpu"):
         state = load_file(folder / "model.safetensors")
     except Exception as exc:  # safetensors raises its own kinds for a torn or foreign file
         raise InputError(folder, f"cannot load the model: {' '.join(str(exc).split())[:300]}") from None
+    if inference and config.architecture == "gpt2":
+        from .fast_decode import GPT2, GPT2Shape
+
+        model = GPT2(GPT2Shape(vocab_size=len(tokenizer), n_positions=config.context, n_embd=config.d_model,
+                               n_head=config.n_heads, n_layer=config.n_layers))   # uninitialised: the file fills it
+        check_state(model, state, folder)
+        model.load_state_dict(state, strict=False, assign=True)   # every tensor checked above
+        model.tie_weights()
+        return model.to(device).eval(), tokenizer, config
+    _quiet_transformers()
     model = build_model(config, len(tokenizer), pad_id=tokenizer.pad_id, bos_id=tokenizer.bos_id,
                         eos_id=tokenizer.eos_id)
     check_state(model, state, folder)

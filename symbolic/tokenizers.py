@@ -26,6 +26,7 @@ from .abc_tokens import AbcTokenizer
 from .midi_tokens import SCHEMES, MidiTokenizer
 
 KINDS = ("abc", *SCHEMES)
+MAX_TOKENIZER_BYTES = 16 * 1024 * 1024   # a tokenizer.json is a few kB; a larger one is refused unread
 
 
 class Tokenizer(Protocol):
@@ -79,7 +80,8 @@ class Tokenizer(Protocol):
         ...
 
     def grammar(self, controls: Any = None, *, max_tokens: int) -> Any:
-        """The constrained-sampling grammar (``start/allowed/advance/finished/prefix_ids``) that keeps every
+        """The constrained-sampling grammar (``start/allowed/advance/finished/prefix_ids/
+        forced_prefix_ids``) that keeps every
         sample valid and meets ``controls`` (None: all free) within ``max_tokens``; ValueError when it cannot."""
         ...
 
@@ -142,16 +144,26 @@ def load_tokenizer(path: str | os.PathLike) -> Tokenizer:
     """Load a tokenizer JSON file (or a model folder holding ``tokenizer.json``).
 
     Raises:
-        InputError: the file is missing, not JSON, or not a tokenizer this version reads.
+        InputError: the file is missing, not a regular file of at most 16 MB, not JSON, or not a
+            tokenizer this version reads (a MIDI tokenizer's miditok options are checked and capped
+            before anything is built: :func:`symbolic.midi_tokens.check_miditok_options`).
     """
+    from ostinato.events.limits import ReadLimits, read_file_bytes
+
     path = Path(path)
     if path.is_dir():
         path = path / "tokenizer.json"
-    try:
-        data = json.loads(path.read_text())
+    if not path.exists() and not path.is_symlink():
+        raise InputError(path, "no such tokenizer file")
+    try:   # a regular file of at most 16 MB (a FIFO or /dev/zero would hang or fill memory)
+        data = json.loads(read_file_bytes(path, ReadLimits(max_file_bytes=MAX_TOKENIZER_BYTES)).decode("utf-8"))
         return tokenizer_from_json(data)
+    except InputError:
+        raise
     except FileNotFoundError:
         raise InputError(path, "no such tokenizer file") from None
+    except RecursionError:
+        raise InputError(path, "not a tokenizer JSON file (nested too deeply)") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InputError(path, f"not a tokenizer JSON file ({exc})") from None
     except (ValueError, KeyError, TypeError) as exc:

@@ -97,11 +97,13 @@ class TrainConfig:
 
 # ---------------------------------------------------------------------------- evaluation
 @torch.no_grad()
-def heldout_nats(model, pieces, *, context: int, pad_id: int, device: torch.device, batch_size: int = 16) -> dict:
+def heldout_nats(model, pieces, *, context: int, pad_id: int, device: torch.device, batch_size: int = 16,
+                 on_batch=None) -> dict:
     """Total negative log-likelihood (nats) of held-out pieces, with token and unit counts.
 
     A piece longer than ``context`` is cut into chunks that overlap by one token, so every token
     after the first ``<bos>`` is predicted exactly once (a chunk does not see the previous one).
+    ``on_batch(done, total)``, when given, is called after each batch with chunks scored so far.
     """
     chunks, units = [], 0
     for piece in pieces:
@@ -129,8 +131,11 @@ def heldout_nats(model, pieces, *, context: int, pad_id: int, device: torch.devi
         nats += torch.nn.functional.cross_entropy(logits.transpose(1, 2), targets, ignore_index=-100,
                                                   reduction="sum").item()
         n_tokens += int((targets != -100).sum())
+        if on_batch is not None:
+            on_batch(min(i + batch_size, len(chunks)), len(chunks))
     model.train(was_training)
-    return {"nats": nats, "n_tokens": n_tokens, "n_units": units, "n_pieces": len(pieces)}
+    n_pieces = len({piece.key.split("@")[0] for piece in pieces})   # a MIDI piece's windows are one piece
+    return {"nats": nats, "n_tokens": n_tokens, "n_units": units, "n_pieces": n_pieces, "n_sequences": len(pieces)}
 
 
 def likelihood_figures(totals: dict, unit: str) -> dict:
@@ -138,6 +143,8 @@ def likelihood_figures(totals: dict, unit: str) -> dict:
     bits = totals["nats"] / LN2
     figures = {"bits_per_token": bits / max(totals["n_tokens"], 1), "n_tokens": totals["n_tokens"],
                "n_pieces": totals["n_pieces"]}
+    if "n_sequences" in totals:   # a long MIDI piece is several windows
+        figures["n_sequences"] = totals["n_sequences"]
     figures["bits_per_char" if unit == "char" else "bits_per_note"] = bits / max(totals["n_units"], 1)
     figures["n_chars" if unit == "char" else "n_notes"] = totals["n_units"]
     return figures
@@ -227,12 +234,14 @@ def _step_seed(seed: int, step: int, rank: int) -> int:
 def train(*, data: TokenData, tokenizer, model_config: ModelConfig, config: TrainConfig,
           out_dir: str | os.PathLike, resume: bool = False, command: str = "", source: str = "",
           ctx: distributed.Context | None = None, show_progress: bool = True, init_model=None,
-          init_from: str = "", instruments: str = "keep") -> dict:
+          init_from: str = "", instruments: str = "keep", infill_share: float = 0.0) -> dict:
     """Train (or resume) a model on ``data``; returns the final held-out figures.
 
     ``instruments`` (``keep``/``ensemble``, how ``data`` was made) is recorded for ``evaluate nll``.
     ``init_model`` (a loaded model of ``model_config`` and ``tokenizer``; ``init_from`` names it
     in the card) replaces the random initial weights: fine-tuning, or a second schedule.
+    ``infill_share``: the share of training sequences in the fill-in-the-middle form
+    (:func:`symbolic.infill.fim_parts`; the tokenizer must have the infill tokens), recorded in metrics.json.
 
     Raises:
         InputError: a checkpoint exists and ``resume`` is False, or the checkpoint is corrupt.
@@ -273,7 +282,12 @@ def train(*, data: TokenData, tokenizer, model_config: ModelConfig, config: Trai
         wrapped = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
 
-    stream = pack(data.train)
+    if infill_share > 0:
+        from .data import fim_parts
+
+        stream = pack(fim_parts(data.train, tokenizer, share=infill_share, seed=config.seed))
+    else:
+        stream = pack(data.train)
     block = model_config.context + 1
     per_rank = config.batch_size // ctx.world_size
     log_path = out_dir / "train_log.jsonl"
@@ -289,7 +303,7 @@ def train(*, data: TokenData, tokenizer, model_config: ModelConfig, config: Trai
         from tqdm import tqdm
 
         progress = tqdm(total=config.steps, initial=start_step, desc="train", unit="step", file=sys.stderr,
-                        dynamic_ncols=True, mininterval=0.5)
+                        dynamic_ncols=True, mininterval=0.5, disable=not sys.stderr.isatty())
     started = time.perf_counter()
     figures: dict = {}
     tokens_per_step = config.batch_size * model_config.context
@@ -352,7 +366,7 @@ def train(*, data: TokenData, tokenizer, model_config: ModelConfig, config: Trai
                "elapsed_s": round(elapsed, 1),
                "device": _device_name(ctx), "n_processes": ctx.world_size, "source": source, "command": command,
                "model": asdict(model_config), "train": asdict(config), "init_from": init_from or None,
-               "schedule": schedule, "instruments": instruments,
+               "schedule": schedule, "instruments": instruments, "infill_share": infill_share,
                **seen_controls(tokenizer, data.train),
                "n_parameters": sum(p.numel() for p in model.parameters())}
     write_text_atomic(out_dir / "metrics.json", json.dumps(metrics, indent=1) + "\n")
@@ -409,6 +423,12 @@ def _command_block(metrics: dict) -> str:
         lines += [f"- steps {segment['from_step']}-{end} (a {segment['steps']}-step schedule):", "",
                   f"  ```\n  {segment['command']}\n  ```"]
     return "\n".join(lines)
+
+
+def _infill_line(metrics: dict) -> str:
+    share = metrics.get("infill_share") or 0
+    return (f"\n- {share:.0%} of the training sequences in the fill-in-the-middle form: the model rewrites bars "
+            f"inside a piece (`ostinato compose --primer FILE --infill 5-8`).") if share else ""
 
 
 def _init_line(metrics: dict) -> str:
@@ -481,7 +501,7 @@ over `{tokenizer.kind}` tokens ({len(tokenizer)} in the vocabulary), trained by 
 
 - {metrics['steps']:,} steps of {train['batch_size']} sequences, AdamW (peak learning rate {train['learning_rate']},
   {train['warmup_steps']} warm-up steps, cosine decay to {train['min_lr_ratio']}x, weight decay {train['weight_decay']},
-  gradient clipping {train['grad_clip']}), seed {train['seed']}.{_init_line(metrics)}
+  gradient clipping {train['grad_clip']}), seed {train['seed']}.{_init_line(metrics)}{_infill_line(metrics)}
 - Wall time {metrics['elapsed_s']:.0f} s on {metrics['device']} ({metrics['n_processes']} process(es)).
 
 ## Held-out figures (final step)

@@ -115,4 +115,5 @@ def test_without_the_eval_extra_the_message_says_how_to_install_it(tmp_path):
                              "--engine", "soundfont", "--reference", "soundfont", str(midi)],
                             capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
     assert result.returncode == 1
-    assert result.stderr.strip() == f"ostinato: evaluate render: {EXTRA_MISSING}"
+    assert result.stderr.strip() == (f"ostinato: evaluate render: {EXTRA_MISSING} "
+                                     f"(cannot import basic_pitch: no basic_pitch here)")   # the cause, not hidden

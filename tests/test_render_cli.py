@@ -60,9 +60,12 @@ def test_one_file_formats_skip_overwrite_gain(tmp_path, midi_dir):
     assert run_cli("render", str(source), "-o", str(wav), *common, "-g", "0.5", "--overwrite").returncode == 0
     half = soundfile.read(wav)[0]
     np.testing.assert_allclose(half, full / 2, atol=2 / 32768)
-    ogg = run_cli("render", str(source), "-o", str(tmp_path / "x.bin"), *common, "--format", "ogg")
+    ogg = run_cli("render", str(source), "-o", str(tmp_path / "x"), *common, "--format", "ogg")
     assert ogg.returncode == 0
-    assert soundfile.info(tmp_path / "x.bin" / "t0.ogg").format == "OGG"  # not an audio suffix: a folder
+    assert soundfile.info(tmp_path / "x" / "t0.ogg").format == "OGG"  # no audio suffix: a folder
+    unknown = run_cli("render", str(source), "-o", str(tmp_path / "x.mp3"), *common)   # not a folder either
+    assert unknown.returncode == 2 and "unknown audio extension '.mp3'" in unknown.stderr
+    assert not (tmp_path / "x.mp3").exists()
 
 
 def test_folder_mirrors_names(tmp_path, midi_dir):

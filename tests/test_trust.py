@@ -255,7 +255,7 @@ def test_a_time_signature_that_is_no_meter_is_dropped_at_read(tmp_path):
     assert table.time_signatures == [] and len(table) == 1
     plot = run_cli("plot", str(path), "-o", str(tmp_path / "roll.png"))
     assert plot.returncode == 0, plot.stderr
-    assert "time signature 0/4 at tick 0 is not a meter; dropped" in plot.stderr
+    assert plot.stderr.splitlines()[0] == f"ostinato: {path}: time signature 0/4 at tick 0 is not a meter; dropped"
     assert (tmp_path / "roll.png").stat().st_size > 1000
 
 
@@ -266,3 +266,210 @@ def test_render_refuses_a_gain_that_is_no_number(tmp_path):
         result = run_cli("render", str(midi), "-o", str(tmp_path / "out.wav"), "-g", gain, "--engine", "soundfont")
         assert result.returncode == 2 and "--gain must be a finite number above 0" in result.stderr, result.stderr
         assert not (tmp_path / "out.wav").exists()
+
+
+# ---------------------------------------------------------------------------- render: every input its own output
+def _notes(path, pitches):
+    n = len(pitches)
+    table = NoteTable.from_ticks(np.arange(n) * 480, np.arange(1, n + 1) * 480, np.array(pitches), np.full(n, 90),
+                                 np.zeros(n, int), [Track("p", 0, False)])
+    events.write(table, path)
+
+
+def test_render_gives_every_input_its_own_output_and_skips_what_exists(tmp_path):
+    import soundfile
+
+    (tmp_path / "dup.abc").write_text("".join(f"X:1\nM:4/4\nL:1/8\nK:{k}\n{body}|]\n\n" for k, body in
+                                              (("G", "GABc"), ("D", "DEFG ABcd"), ("A", "ABcd efga abc'd'"))))
+    for folder, pitches in (("a/music", [60]), ("b/music", [60, 62]), ("d/music", [60, 62, 64])):
+        (tmp_path / folder).mkdir(parents=True)
+        _notes(tmp_path / folder / "p.mid", pitches)
+    (tmp_path / "c").mkdir()
+    _notes(tmp_path / "c" / "a.mid", [60, 62, 64, 65])
+    (tmp_path / "c" / "a.abc").write_text("X:1\nM:4/4\nL:1/8\nK:G\nGABc dedB|G4 G4|]\n")
+    before = _checksums(tmp_path)
+    args = ["render", "dup.abc", "a/music", "b/music", "d/music", "c", "-o", "out", "--engine", "soundfont",
+            "-r", "16000"]
+    result = run_cli(*args, cwd=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    collision = ("ostinato: d/music/p.mid: OutputCollision: its output out/music/p.wav is also a/music/p.mid's; "
+                 "rename one of them or render them into separate folders")
+    assert result.stderr.splitlines() == [
+        collision,
+        "ostinato: b/music/p.mid: its output out/music/p.wav is also a/music/p.mid's; written as p.mid.wav",
+        "ostinato: c/a.mid: its output out/c/a.wav is also c/a.abc#1's; written as a.mid.wav"]
+    out = tmp_path / "out"
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == [
+        "c/a.mid.wav", "c/a.wav", "dup-1.2.wav", "dup-1.3.wav", "dup-1.wav", "music/p.mid.wav", "music/p.wav"]
+    seconds = {name: soundfile.info(out / name).duration for name in ("music/p.wav", "music/p.mid.wav")}
+    assert seconds["music/p.wav"] < seconds["music/p.mid.wav"]   # a/music's one note, b/music's two
+    assert {k: v for k, v in _checksums(tmp_path).items() if not k.startswith("out/")} == before
+    rendered = _checksums(out)
+    again = run_cli(*args, cwd=tmp_path)   # a rerun skips every output that exists, tune by tune
+    assert again.returncode == 1 and _checksums(out) == rendered
+    assert sorted(again.stderr.splitlines()) == sorted([
+        "ostinato: b/music/p.mid: its output out/music/p.wav is also a/music/p.mid's; written as p.mid.wav",
+        collision,
+        "ostinato: c/a.mid: its output out/c/a.wav is also c/a.abc#1's; written as a.mid.wav",
+        *(f"ostinato: out/{name}: exists, skipped (use --overwrite to replace it)" for name in rendered)])
+
+
+# ---------------------------------------------------------------------------- tokenizer configs are input
+def test_a_tokenizer_config_that_would_build_a_huge_vocabulary_is_refused(tmp_path):
+    import json
+    import shutil
+
+    from ostinato.symbolic.midi_tokens import MidiTokenizer
+    from ostinato.symbolic.shipped import resolve_model
+
+    base = MidiTokenizer("remi").to_json()
+    del base["vocab_size"]
+    bombs = {
+        "beat_res.json": ({"beat_res": [[[0, 100000], 1000]]},
+                          "miditok.beat_res: expected a whole number in 0..64, got 100000"),
+        "overlap.json": ({"beat_res": [[[0, 64], 64], [[32, 64], 32]]},
+                         "miditok.beat_res: beats [32, 64] overlap [0, 64]"),
+        "twice.json": ({"beat_res": [[[0, 64], 64], [[0, 64], 32]]},
+                       "miditok.beat_res: a [start, end] span is given twice"),
+        "velocities.json": ({"num_velocities": 10 ** 9},
+                            "miditok.num_velocities: expected a whole number in 1..127, got 1000000000"),
+        "unknown.json": ({"exec": "import os"}, "miditok.exec: not a miditok TokenizerConfig option"),
+        "styles.json": ({}, "styles: expected a list of at most 4096 names, got"),
+    }
+    for name, (options, _) in bombs.items():
+        data = json.loads(json.dumps(base))
+        data["miditok"].update(options)
+        if name == "styles.json":
+            data["styles"] = [f"s{i}" for i in range(100_000)]
+        (tmp_path / name).write_text(json.dumps(data))
+    (tmp_path / "zero.json").symlink_to("/dev/zero")
+    bombs["zero.json"] = ({}, "not a regular file")
+    _piece(tmp_path / "good.mid")
+    before = _checksums(tmp_path)
+    for name, (_, message) in bombs.items():
+        result = run_cli("convert", "good.mid", "--to", "tokens", "--tokenizer", name, "-o", "out", cwd=tmp_path)
+        assert result.returncode == 2, (name, result.stderr)
+        line = result.stderr.strip()
+        assert "\n" not in line and line.startswith(f"ostinato: convert: {name}: ") and message in line, line
+        assert not (tmp_path / "out").exists()
+    folder = tmp_path / "model"   # the same bombs in a model folder: refused before the model loads
+    shutil.copytree(resolve_model("chorale-midi"), folder)
+    for name, expected in (("beat_res.json", "ostinato: model/tokenizer.json: bad tokenizer: miditok.beat_res: "
+                                             "expected a whole number in 0..64, got 100000"),
+                           ("zero.json", "ostinato: model: not a model folder (no tokenizer.json)")):
+        (folder / "tokenizer.json").unlink()
+        if name == "zero.json":   # a link to a device is no tokenizer file
+            (folder / "tokenizer.json").symlink_to("/dev/zero")
+        else:
+            shutil.copy(tmp_path / name, folder / "tokenizer.json")
+        result = run_cli("compose", "--model", "model", "-o", "x.mid", "-q", cwd=tmp_path)
+        assert result.returncode == 1 and result.stderr == expected + "\n", result.stderr
+        assert not (tmp_path / "x.mid").exists()
+    assert {k: v for k, v in _checksums(tmp_path).items() if not k.startswith("model/")} == before
+
+
+# ---------------------------------------------------------------------------- enumeration hides nothing
+def test_a_folder_that_cannot_be_listed_and_a_broken_link_are_named(tmp_path):
+    import os
+    import re
+
+    src = tmp_path / "src"
+    src.mkdir()
+    _piece(src / "a.mid")
+    (src / "gone").symlink_to(tmp_path / "no-such-folder")
+    fd = os.open(src, os.O_RDONLY)   # folders nested past PATH_MAX: no one, root included, can list the deepest
+    for _ in range(24):
+        os.mkdir("d" * 200, dir_fd=fd)
+        deeper = os.open("d" * 200, os.O_RDONLY, dir_fd=fd)
+        os.close(fd)
+        fd = deeper
+    with open(os.open("lost.mid", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd), "wb") as f:
+        f.write(b"MThd")
+    os.close(fd)
+    expected = [re.compile(re.escape(f"ostinato: src/gone: a broken link (to {tmp_path / 'no-such-folder'}); skipped")),
+                re.compile(r"ostinato: src(/d{200})+: cannot list this folder \(File name too long\); its files are "
+                           r"skipped")]
+    if os.geteuid() != 0:   # root reads a folder of mode 000; anyone else cannot
+        (src / "locked").mkdir()
+        _piece(src / "locked" / "b.mid")
+        (src / "locked").chmod(0)
+        expected.append(re.compile(r"ostinato: src/locked: cannot list this folder \(Permission denied\); its files "
+                                   r"are skipped"))
+    before = hashlib.sha256((src / "a.mid").read_bytes()).hexdigest()
+    try:
+        result = run_cli("convert", "src", "--to", "mid", "-o", "out", "-j", "0", cwd=tmp_path)
+    finally:
+        if (src / "locked").exists():
+            (src / "locked").chmod(0o755)
+    assert result.returncode == 0 and "converted 1/1, failed 0, skipped 0" in result.stdout, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == len(expected), result.stderr
+    for pattern in expected:
+        assert sum(bool(pattern.fullmatch(line)) for line in lines) == 1, (pattern.pattern, lines)
+    assert hashlib.sha256((src / "a.mid").read_bytes()).hexdigest() == before
+
+
+def test_an_output_folder_inside_the_source_is_never_read_as_source(tmp_path):
+    for out in ("src1/out", "src2"):   # a subfolder of the source, and the source folder itself
+        src = tmp_path / out.split("/")[0]
+        src.mkdir()
+        _piece(src / "a.mid")
+        (src / "b.abc").write_text("X:1\nM:4/4\nL:1/8\nK:G\nGABc dedB|G4 G4|]\n")
+        inputs = _checksums(src)
+        first = run_cli("convert", src.name, "--to", "mid", "-o", out, "-j", "0", cwd=tmp_path)
+        assert first.returncode == 0 and "converted 2/2, failed 0, skipped 0" in first.stdout, first.stderr
+        manifest = (tmp_path / out / "manifest.jsonl").read_text()
+        written = _checksums(tmp_path / out)
+        again = run_cli("convert", src.name, "--to", "mid", "-o", out, "-j", "0", cwd=tmp_path)
+        assert again.returncode == 0 and "converted 0/2, failed 0, skipped 2" in again.stdout, again.stderr
+        assert _checksums(tmp_path / out) == written and (tmp_path / out / "manifest.jsonl").read_text() == manifest
+        outputs = sorted(k for k in written if k.startswith(f"{src.name}/"))   # <-o>/<collection>/...
+        assert outputs == [f"{src.name}/a.mid", f"{src.name}/b.abc#1.mid"]
+        assert {k: v for k, v in _checksums(src).items() if k in inputs} == inputs
+
+
+# ---------------------------------------------------------------------------- messages name the file
+def test_messages_name_the_file_not_the_command(tmp_path):
+    import soundfile
+    import symusic
+
+    score = symusic.Score(480)
+    score.tracks.append(symusic.Track("p", 0, False))
+    score.dump_midi(str(tmp_path / "empty.mid"))
+    (tmp_path / "empty.abc").write_text("X:1\nM:4/4\nL:1/8\nK:G\n")
+    soundfile.write(tmp_path / "one.wav", np.zeros(1), 16000)
+    (tmp_path / "staff.musicxml").write_text(XML_LONG_NOTE.format(duration=4).replace(
+        "</time>", "</time><staff-details><staff-type>bogus</staff-type></staff-details>"))
+    before = _checksums(tmp_path)
+    for args, line in (
+            (["compose", "--primer", "empty.mid", "-o", "c.mid", "-q"],
+             "ostinato: empty.mid: the primer has no notes (nothing to continue)"),
+            (["compose", "--primer", "empty.abc", "-o", "c.abc", "-q"],
+             "ostinato: empty.abc#1: cannot continue this tune: no notes"),
+            (["plot", "one.wav", "-o", "one.png"],
+             "ostinato: one.wav: too short to draw: 1 sample (a spectrogram needs at least 2048)")):
+        result = run_cli(*args, cwd=tmp_path)
+        assert result.returncode == 1 and result.stderr == line + "\n", (args, result.stderr)
+    info = run_cli("info", "staff.musicxml", cwd=tmp_path)   # music21's warnings: our prefix, the file's name
+    assert info.returncode == 0 and info.stdout.startswith("staff.musicxml\n  1 notes")
+    assert info.stderr.startswith("ostinato: staff.musicxml: Got an incorrect staff-type in details: <Element ")
+    assert len(info.stderr.splitlines()) == 1
+    assert _checksums(tmp_path) == before
+
+
+def test_music21_messages_are_collected_and_named(capsys):
+    import sys
+    import warnings
+
+    import pytest
+
+    from ostinato.events.music21_io import Music21Warning, music21_messages
+
+    with pytest.warns(Music21Warning) as caught, music21_messages("x.abc#3"):
+        sys.stderr.write("music21.abcFormat: WARNING: Could not get pitch information from note: Q, assuming C\n")
+        sys.stderr.write("music21.abcFormat: WARNING: Could not get pitch information from note: Q, assuming C\n")
+        warnings.warn("Line <bracket> stop without start", UserWarning, stacklevel=1)
+    assert [str(w.message) for w in caught] == [
+        "x.abc#3: Line <bracket> stop without start",
+        "x.abc#3: Could not get pitch information from note: Q, assuming C (2 times)"]
+    assert capsys.readouterr().err == ""

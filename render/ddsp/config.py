@@ -26,6 +26,14 @@ class DDSPConfig:
         trained_instruments: instrument indices (program, or 128 + drum key) seen in training;
             others are played by a trained instrument of the same GM family
             (:func:`render.instruments.instrument_map`).
+        output_gain_db: gain of the rendered mix, in dB, calibrated after training so that the
+            integrated loudness (ITU-R BS.1770) matches the reference engine's
+            (``benchmarks/render_fidelity.py --calibrate``); not trained.
+        velocity_exponent: each voice is scaled by ``(velocity / 127) ** velocity_exponent``, the part
+            of the reference's velocity curve the network did not learn (2.0 is the SoundFont
+            default, 40 log10(v / 127) dB, for a model deaf to velocity); calibrated, not trained.
+        instrument_gain_db: calibrated gain of an instrument's part, in dB, by instrument index
+            (as ``trained_instruments``; others 0 dB); not trained (:func:`render.ddsp.calibration.calibrate`).
     """
 
     sample_rate_hz: int = 22050
@@ -40,9 +48,16 @@ class DDSPConfig:
     reverb_s: float = 0.5
     noise_seed: int = 0
     trained_instruments: list[int] = field(default_factory=list)
+    output_gain_db: float = 0.0
+    velocity_exponent: float = 0.0
+    instrument_gain_db: dict[int, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.time_scales_s = tuple(float(t) for t in self.time_scales_s)
+        self.output_gain_db = float(self.output_gain_db)
+        self.velocity_exponent = float(self.velocity_exponent)
+        self.instrument_gain_db = {int(i): float(g) for i, g in sorted(dict(self.instrument_gain_db).items(),
+                                                                        key=lambda kv: int(kv[0]))}
         self.trained_instruments = sorted({int(i) for i in self.trained_instruments})
         checks = {
             "sample_rate_hz": 4000 <= self.sample_rate_hz <= 96000,
@@ -57,6 +72,10 @@ class DDSPConfig:
             "reverb_s": 0 < self.reverb_s <= 10,
             "noise_seed": 0 <= self.noise_seed < 2**63,
             "trained_instruments": all(0 <= i < N_INSTRUMENTS for i in self.trained_instruments),
+            "output_gain_db": -40.0 <= self.output_gain_db <= 40.0,
+            "velocity_exponent": 0.0 <= self.velocity_exponent <= 4.0,
+            "instrument_gain_db": all(0 <= i < N_INSTRUMENTS and -40.0 <= g <= 40.0
+                                      for i, g in self.instrument_gain_db.items()),
         }
         for name, ok in checks.items():
             if not ok:
@@ -65,6 +84,16 @@ class DDSPConfig:
     @property
     def frame_rate_hz(self) -> float:
         return self.sample_rate_hz / self.hop_samples
+
+    @property
+    def instrument_gain(self):
+        """Linear gain per instrument: float64 ``[N_INSTRUMENTS]`` (ones without calibration)."""
+        import numpy as np
+
+        gain_db = np.zeros(N_INSTRUMENTS)
+        for instrument, db in self.instrument_gain_db.items():
+            gain_db[instrument] = db
+        return 10.0 ** (gain_db / 20.0)
 
     @property
     def release_frames(self) -> int:

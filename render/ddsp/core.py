@@ -137,27 +137,31 @@ def filtered_noise(band_magnitudes: torch.Tensor, first_frame: int, hop_samples:
     spectrum with those magnitudes.
 
     Args:
-        band_magnitudes: [n_frames, n_bands] for frames first_frame .. first_frame + n_frames - 1.
+        band_magnitudes: [..., n_frames, n_bands] for frames first_frame .. first_frame + n_frames - 1
+            (leading dimensions, e.g. channels, share the same random phases).
     Returns:
-        [(n_frames + 1) * hop] samples from absolute sample ``(first_frame - 1) * hop``.
+        [..., (n_frames + 1) * hop] samples from absolute sample ``(first_frame - 1) * hop``.
     """
-    n_frames, _ = band_magnitudes.shape
+    *batch, n_frames, n_bands = band_magnitudes.shape
     if n_frames == 0:
-        return band_magnitudes.new_zeros(hop_samples)
+        return band_magnitudes.new_zeros(*batch, hop_samples)
     n_fft = 2 * hop_samples
     n_bins = n_fft // 2 + 1
-    mags = torch.nn.functional.interpolate(band_magnitudes[:, None], size=n_bins, mode="linear",
-                                           align_corners=True)[:, 0]  # [F, n_bins]
-    phase = torch.from_numpy(frame_noise_phases(seed, first_frame, n_frames, n_bins)).to(mags)
-    spectrum = torch.polar(mags, phase)  # [F, n_bins]
+    mags = torch.nn.functional.interpolate(band_magnitudes.reshape(-1, 1, n_bands), size=n_bins, mode="linear",
+                                           align_corners=True).reshape(-1, n_frames, n_bins)  # [B, F, n_bins]
+    phase = torch.from_numpy(frame_noise_phases(seed, first_frame, n_frames, n_bins)).to(mags)  # [F, n_bins]
+    if mags.shape[0] == 1:
+        spectrum = torch.polar(mags, phase)  # [1, F, n_bins]
+    else:  # one phasor for all: m * (cos + i sin) is exactly polar(m, phase)
+        spectrum = mags * torch.polar(torch.ones_like(phase), phase)
     window = torch.sqrt(torch.hann_window(n_fft, periodic=True, dtype=mags.dtype, device=mags.device))
-    frames = torch.fft.irfft(spectrum, n=n_fft) * window * math.sqrt(n_fft)  # [F, n_fft]
+    frames = torch.fft.irfft(spectrum, n=n_fft) * window * math.sqrt(n_fft)  # [B, F, n_fft]
     # Overlap-add: the first half of frame f and the second half of frame f - 1 share a hop.
-    halves = frames.reshape(n_frames, 2, hop_samples)
-    out = torch.zeros(n_frames + 1, hop_samples, dtype=mags.dtype, device=mags.device)
-    out[:-1] += halves[:, 0]
-    out[1:] += halves[:, 1]
-    return out.reshape(-1)
+    halves = frames.reshape(-1, n_frames, 2, hop_samples)
+    out = torch.zeros(halves.shape[0], n_frames + 1, hop_samples, dtype=mags.dtype, device=mags.device)
+    out[:, :-1] += halves[:, :, 0]
+    out[:, 1:] += halves[:, :, 1]
+    return out.reshape(*batch, -1)
 
 
 def fft_convolve(signal: torch.Tensor, impulse_response: torch.Tensor) -> torch.Tensor:

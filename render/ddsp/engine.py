@@ -2,8 +2,11 @@
 
 Per chunk of frames, the notes sounding in it become voices, are synthesized at their absolute
 sample positions (so chunk seams are exact), summed, and passed through the reverb, whose tail
-is carried into the next chunk. The native-rate mono mix is resampled with soxr (streaming,
-"HQ") to the requested rate and copied to both channels.
+is carried into the next chunk. The file's performance data is honoured: the sustain pedal
+lengthens notes, volume and expression scale them, pan places them (the file's CC10, else GM-style
+defaults: :mod:`render.ddsp.performance`) and pitch bends bend them. The native-rate stereo mix
+is scaled by the model's calibrated ``output_gain_db`` and resampled with soxr (streaming, "HQ")
+to the requested rate.
 """
 
 from __future__ import annotations
@@ -16,11 +19,12 @@ import numpy as np
 import torch
 
 from ..base import DEFAULT_CHUNK_S, N_CHANNELS, Renderer, check_sample_rate, n_output_samples
-from ..instruments import instrument_map
+from ..instruments import DRUM_OFFSET, instrument_map
 from ..model_folder import load_model_folder
 from .config import DDSPConfig
 from .features import chunk_voices, voices_of
 from .model import DDSPModel
+from .performance import Performance
 
 DEFAULT_MODEL = "ddsp-fluidr3"
 
@@ -38,11 +42,14 @@ class DDSPRenderer(Renderer):
         model: a model folder or shipped model name (default: the shipped ``ddsp-fluidr3``),
             or a :class:`DDSPModel` instance.
         chunk_frames: control frames synthesized at once (bounds memory).
+        stereo: pan tracks (default); False gives the same mono mix in both channels.
+        gain_db: output gain in dB (default: the model's calibrated ``config.output_gain_db``).
     """
 
     name = "ddsp"
 
-    def __init__(self, model: str | os.PathLike | DDSPModel | None = None, *, chunk_frames: int = 128):
+    def __init__(self, model: str | os.PathLike | DDSPModel | None = None, *, chunk_frames: int = 128,
+                 stereo: bool = True, gain_db: float | None = None):
         self.model = model if isinstance(model, DDSPModel) else load_model(model)
         self.model.eval()
         self.config = self.model.config
@@ -50,52 +57,83 @@ class DDSPRenderer(Renderer):
             raise ValueError(f"chunk_frames must be >= 1, got {chunk_frames}")
         self.chunk_frames = int(chunk_frames)
         self._map = instrument_map(self.config.trained_instruments)
+        self.stereo = bool(stereo)
+        self.gain_db = self.config.output_gain_db if gain_db is None else float(gain_db)
+        if not (math.isfinite(self.gain_db) and -60.0 <= self.gain_db <= 60.0):
+            raise ValueError(f"gain_db must be in -60..60, got {gain_db}")
+
+    def instruments(self, table) -> np.ndarray:
+        """The instrument each note of ``table`` is played by (program, or 128 + drum key, mapped to a
+        trained one): int64 ``[n_notes]``."""
+        played = np.where(table.is_drum, DRUM_OFFSET + table.pitch.astype(np.int64), table.program.astype(np.int64))
+        return self._map[played]
 
     def native(self, table, *, chunk_s: float = DEFAULT_CHUNK_S) -> Iterator[np.ndarray]:
-        """Mono float32 blocks at the model's native rate; they concatenate to
-        ``n_output_samples(table.duration_s, native rate)`` samples."""
+        """The mono mix (no panning) as float32 blocks ``[n]`` at the model's native rate; they
+        concatenate to ``n_output_samples(table.duration_s, native rate)`` samples."""
+        for block in self.native_channels(table, chunk_s=chunk_s, stereo=False):
+            yield block[0]
+
+    def native_channels(self, table, *, chunk_s: float = DEFAULT_CHUNK_S, stereo: bool = True,
+                        instrument_gain: np.ndarray | None = None, gain_db: float | None = None
+                        ) -> Iterator[np.ndarray]:
+        """Float32 blocks ``[N_CHANNELS, n]`` at the model's native rate (panned when ``stereo``; else
+        the mono mix twice); they concatenate to ``n_output_samples(table.duration_s, native rate)`` samples.
+
+        ``instrument_gain`` (linear, ``[N_INSTRUMENTS]``) and ``gain_db`` replace the calibrated ones
+        (:mod:`render.ddsp.calibration` mutes all instruments but one this way)."""
         c = self.config
         hop = c.hop_samples
         total = n_output_samples(table.duration_s, c.sample_rate_hz, self.tail_s)
         voices = voices_of(table, c, self._map)
+        performance = Performance(table, c, stereo=stereo, instrument_gain=instrument_gain)
         n_frames_total = math.ceil(total / hop)
         step = max(1, min(self.chunk_frames, math.ceil(chunk_s * c.frame_rate_hz)))
-        tail = torch.zeros(0)
+        tail = torch.zeros(performance.n_channels, 0)
         produced = 0
+        scale = 10.0 ** ((self.gain_db if gain_db is None else gain_db) / 20.0)
         basis_cache: dict[int, torch.Tensor] = {}
         ir_spectra: dict[int, torch.Tensor] = {}
         with torch.inference_mode():
             for a in range(0, n_frames_total, step):
                 n = min(step, n_frames_total - a)
-                dry = self.model.dry_grouped(chunk_voices(voices, a, a + n + 1), a, n, basis_cache)  # [n * hop]
-                wet = self.model.reverb(dry, ir_spectra)  # [n * hop + n_ir - 1]
-                wet[: tail.shape[0]] += tail
-                tail = wet[n * hop:].clone()
-                block = wet[: n * hop].numpy().astype(np.float32)
-                keep = min(block.shape[0], total - produced)
+                dry = self.model.dry_grouped(chunk_voices(voices, a, a + n + 1), a, n, basis_cache,
+                                             performance)  # [C, n * hop]
+                # each channel through the reverb: the learned impulse response is part of the
+                # instruments' sound (a reverb fed the mid leaves L/R correlation at 0.9998)
+                wet = self.model.reverb(dry, ir_spectra)  # [C, n * hop + n_ir - 1]
+                wet[:, : tail.shape[-1]] += tail
+                tail = wet[:, n * hop:].clone()
+                block = (wet[:, : n * hop] * scale).numpy().astype(np.float32)
+                keep = min(block.shape[-1], total - produced)
                 produced += keep
-                yield block[:keep]
+                yield np.broadcast_to(block[:, :keep], (N_CHANNELS, keep)).copy()
+
+    def render_native(self, table, **options) -> np.ndarray:
+        """The whole render at the model's native rate, ``[N_CHANNELS, n]``; ``options`` as :meth:`native_channels`."""
+        return np.concatenate(list(self.native_channels(table, **options)), axis=1)
 
     def stream(self, table, sample_rate_hz: int = 44100, *, chunk_s: float = DEFAULT_CHUNK_S) -> Iterator[np.ndarray]:
         sample_rate_hz = check_sample_rate(sample_rate_hz)
         native_hz = self.config.sample_rate_hz
         total = n_output_samples(table.duration_s, sample_rate_hz, self.tail_s)
         if sample_rate_hz == native_hz:
-            for block in self.native(table, chunk_s=chunk_s):
-                yield np.broadcast_to(block, (N_CHANNELS, block.shape[0])).copy()
+            yield from self.native_channels(table, chunk_s=chunk_s, stereo=self.stereo)
             return
         import soxr
 
-        resampler = soxr.ResampleStream(native_hz, sample_rate_hz, 1, dtype="float32", quality="HQ")
+        n_channels = N_CHANNELS if self.stereo else 1  # a mono mix is resampled once
+        resampler = soxr.ResampleStream(native_hz, sample_rate_hz, n_channels, dtype="float32", quality="HQ")
         produced = 0
-        blocks = self.native(table, chunk_s=chunk_s)
+        blocks = self.native_channels(table, chunk_s=chunk_s, stereo=self.stereo)
         pending = next(blocks, None)
         while pending is not None:
             following = next(blocks, None)
-            out = resampler.resample_chunk(pending, last=following is None)
-            out = out[: max(0, total - produced)]
-            if following is None and produced + out.shape[0] < total:
-                out = np.concatenate([out, np.zeros(total - produced - out.shape[0], np.float32)])
-            produced += out.shape[0]
-            yield np.broadcast_to(out, (N_CHANNELS, out.shape[0])).copy()
+            out = resampler.resample_chunk(np.ascontiguousarray(pending[:n_channels].T), last=following is None).T
+            out = np.broadcast_to(out, (N_CHANNELS, out.shape[1]))  # [C, m]
+            out = out[:, : max(0, total - produced)]
+            if following is None and produced + out.shape[1] < total:
+                out = np.concatenate([out, np.zeros((N_CHANNELS, total - produced - out.shape[1]), np.float32)], 1)
+            produced += out.shape[1]
+            yield np.ascontiguousarray(out, dtype=np.float32)
             pending = following

@@ -1,7 +1,8 @@
 """Per-note voices and their frame-rate conditioning, from a note table.
 
 A voice is one note: it sounds from the frame of its onset to ``release_frames`` frames after
-its offset frame. Its conditioning at frame ``f`` (time ``t = f * hop / sample_rate``):
+its offset frame (or after the pedal's release, when the sustain pedal holds it). Its
+conditioning at frame ``f`` (time ``t = f * hop / sample_rate``):
 pitch, velocity, decays ``exp(-t_on / tau)`` of the time since onset and (after the note ends)
 since release, a released flag, and the piano-roll context (notes sounding in its track).
 The instrument (GM program, or 128 + drum key) is embedded by the model.
@@ -13,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+
+from ostinato.events.table import with_sustain
 
 from ..instruments import DRUM_OFFSET
 from .config import DDSPConfig
@@ -26,6 +29,7 @@ class Voices:
     pitch: np.ndarray  # int64 MIDI pitch (drum key for drums)
     velocity: np.ndarray  # int64 1..127
     track: np.ndarray  # int64
+    is_drum: np.ndarray  # bool
     onset_s: np.ndarray  # float64
     offset_s: np.ndarray  # float64
     onset_sample: np.ndarray  # int64, native rate
@@ -40,7 +44,11 @@ class Voices:
 
 
 def voices_of(table, config: DDSPConfig, instrument_map: np.ndarray | None = None) -> Voices:
-    """The voices of ``table``; ``instrument_map`` ([256] int64) maps instruments to trained ones."""
+    """The voices of ``table``; ``instrument_map`` ([256] int64) maps instruments to trained ones.
+
+    Notes held by the sustain pedal sound until it is lifted (:func:`events.table.with_sustain`).
+    """
+    table = with_sustain(table)
     instrument = np.where(table.is_drum, DRUM_OFFSET + table.pitch.astype(np.int64), table.program.astype(np.int64))
     if instrument_map is not None:
         instrument = instrument_map[instrument]
@@ -50,7 +58,8 @@ def voices_of(table, config: DDSPConfig, instrument_map: np.ndarray | None = Non
     first_frame = onset_sample // hop
     end_frame = -(-offset_sample // hop) + config.release_frames + 1
     return Voices(instrument=instrument, pitch=table.pitch.astype(np.int64), velocity=table.velocity.astype(np.int64),
-                  track=table.track.astype(np.int64), onset_s=table.onset_s.astype(np.float64),
+                  track=table.track.astype(np.int64), is_drum=table.is_drum.astype(bool),
+                  onset_s=table.onset_s.astype(np.float64),
                   offset_s=np.maximum(table.offset_s, table.onset_s).astype(np.float64), onset_sample=onset_sample,
                   first_frame=first_frame, end_frame=end_frame)
 

@@ -1,0 +1,326 @@
+"""Quality of infilling (issue 20): does the suffix help, are the seams smooth, is every fill valid and
+every other bar exact?
+
+    python benchmarks/infill_quality.py --abc-model runs/folk-fim --midi-model runs/chorale-fim
+    python benchmarks/infill_quality.py --quick --abc-model ... --midi-model ...   # 16 samples per format
+
+Models: folders trained with ``ostinato train symbolic --infill-share`` (or fine-tuned from the shipped
+ones: ``--init-from folk-abc --infill-share 0.25``). A format whose model is not given is skipped.
+Pieces: held-out pieces (DESIGN.md's split) of ``music21:essenFolksong`` (ABC) and ``music21:bach``
+(MIDI, parts given an ensemble as chorale-midi was trained; the likelihood on the piece's first
+training window, which fits the context); per piece a span of 1-4 bars drawn with
+a fixed seed, and ``--per-piece`` samples of it (the CLI's sampling defaults, top-p 0.95); the pieces
+are gone through again, with new spans, until there are enough samples (22 held-out chorales).
+
+Printed per format:
+
+* bits per token of the held-out middles with the suffix in view (the fill-in-the-middle form) and
+  without (the left-to-right form: controls, prefix, middle), on the same middle tokens, and how much
+  lower the first is (the issue asks for at least 5 %);
+* boundary smoothness: the mean absolute interval (semitones) from the last note before the span into
+  the fill's first note, and from the fill's last note into the first note after it, beside the same
+  intervals in the original pieces (the top part for MIDI); the issue asks for within 25 %;
+* validity of the filled span (ABC: the tune parses, every span bar as long as its meter by music21,
+  header unchanged; MIDI: notes of the piece's programs inside the span, on the input's track of
+  their program, within the part's range (its program's GM range, widened to the part's own notes),
+  every bar of the span with a note);
+* exactness: every bar outside the span byte for byte (ABC, the normalised text) or note for note
+  (MIDI: pitch, onset, offset, velocity, program, track), over all samples.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import math
+import sys
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def spans_for(n_bars: int, rng: np.random.Generator) -> tuple[int, int] | None:
+    """A span of 1-4 bars with at least one bar before and after it, or None."""
+    if n_bars < 3:
+        return None
+    k = int(rng.integers(1, min(4, n_bars - 2) + 1))
+    first = int(rng.integers(2, n_bars - k + 1))
+    return first, first + k - 1
+
+
+def rounds(items: list, n_samples: int, stats: dict, max_rounds: int = 20):
+    """The held-out ``items`` over and over (each round draws new spans) until ``n_samples`` samples are in."""
+    for _ in range(max_rounds):
+        for item in items:
+            if stats["samples"] >= n_samples:
+                return
+            yield item
+
+
+# ---------------------------------------------------------------------------- likelihood
+def middle_bits(model, tokenizer, parts, context: int) -> tuple[float, float, int] | None:
+    """(bits with the suffix in view, bits without, middle tokens) of one cut piece, or None when the
+    fill-in-the-middle form does not fit the context."""
+    import torch
+
+    from ostinato.symbolic.infill import infill_ids, to_fim
+
+    fim = to_fim(tokenizer, parts)
+    plain = [*parts.head, *parts.prefix, *parts.middle]
+    if len(fim) > context or not parts.middle:
+        return None
+    _fill, mid, _end = infill_ids(tokenizer)
+    out = []
+    for seq, start in ((fim, fim.index(mid) + 1), (plain, len(parts.head) + len(parts.prefix))):
+        ids = torch.tensor([seq])
+        with torch.no_grad():
+            logp = torch.log_softmax(model(input_ids=ids[:, :-1]).logits.float(), -1)[0]   # [T-1, V]
+        picked = -logp[torch.arange(len(seq) - 1), ids[0, 1:]] / math.log(2)
+        out.append(float(picked[start - 1:start - 1 + len(parts.middle)].sum()))
+    return out[0], out[1], len(parts.middle)
+
+
+# ---------------------------------------------------------------------------- ABC
+def abc_bars(tokenizer, text: str):
+    from ostinato.symbolic.infill import bar_cuts, split_head
+
+    head, body, _ = split_head(tokenizer, tokenizer.encode(text, normalised=True))
+    cuts = bar_cuts(tokenizer, body)
+    words = [tokenizer.vocab[i] for i in body]
+    bars = ["".join(words[a:b]) for a, b in itertools.pairwise(cuts)]
+    return head[1:4], bars, "".join(words[cuts[-1]:])
+
+
+def abc_measures(text: str):
+    """Per bar with notes (music21): (length, meter's length, first pitch, last pitch)."""
+    import music21
+
+    score = music21.converter.parse(text, format="abc")
+    part = score.parts[0] if score.parts else score
+    out = []
+    for m in part.getElementsByClass("Measure"):
+        if not m.notesAndRests:
+            continue
+        pitches = [max(p.midi for p in n.pitches) for n in m.notes]
+        out.append((Fraction(m.duration.quarterLength).limit_denominator(10000),
+                    Fraction(m.barDuration.quarterLength).limit_denominator(10000),
+                    pitches[0] if pitches else None, pitches[-1] if pitches else None))
+    return out
+
+
+def seam_intervals(measures, first: int, last: int) -> tuple[float | None, float | None]:
+    def last_pitch(i):
+        for m in reversed(measures[:i]):
+            if m[3] is not None:
+                return m[3]
+        return None
+
+    def first_pitch(i):
+        for m in measures[i:]:
+            if m[2] is not None:
+                return m[2]
+        return None
+
+    into = (first_pitch(first - 1), last_pitch(first - 1))
+    out = (first_pitch(last), last_pitch(last))
+    a = abs(into[0] - into[1]) if None not in into else None
+    b = abs(out[0] - out[1]) if None not in out else None
+    return a, b
+
+
+def run_abc(model_dir: str, n_samples: int, per_piece: int, seed: int) -> dict:
+    from ostinato.events.sources import iter_items
+    from ostinato.symbolic.infill import infill_compositions, split_bars
+    from ostinato.symbolic.model import load_model_folder
+    from ostinato.symbolic.sample import SamplingConfig
+
+    model, tok, config = load_model_folder(model_dir)
+    model.eval()
+    rng = np.random.default_rng(seed)
+    stats = {"bits_fim": 0.0, "bits_plain": 0.0, "n_tokens": 0, "samples": 0, "valid": 0, "exact": 0,
+             "seam_gen": [], "seam_ref": [], "failed": 0}
+    for item in rounds(list(iter_items("music21:essenFolksong", split="test")), n_samples, stats):
+        try:
+            text = tok.normalise(item.abc_text())
+            header, bars, tail = abc_bars(tok, text)
+            ref = abc_measures(text)
+        except Exception:
+            continue
+        span = spans_for(len(bars), rng)
+        if span is None or len(ref) < len(bars):
+            continue
+        first, last = span
+        ids = tok.encode(text, normalised=True)
+        got = middle_bits(model, tok, split_bars(tok, ids, first, last), config.context)
+        if got is not None:
+            stats["bits_fim"] += got[0]
+            stats["bits_plain"] += got[1]
+            stats["n_tokens"] += got[2]
+        try:
+            pieces = infill_compositions(model, tok, text, span, n=per_piece,
+                                         sampling=SamplingConfig(top_p=0.95, seed=int(rng.integers(1 << 30))))
+        except ValueError as exc:
+            stats["failed"] += per_piece
+            print(f"  {item.key} {first}-{last}: {exc}", file=sys.stderr)
+            continue
+        ref_seams = seam_intervals(ref, first, last)
+        for piece in pieces:
+            stats["samples"] += 1
+            new_header, new_bars, new_tail = abc_bars(tok, piece.text)
+            exact = (new_header == header and new_tail == tail and len(new_bars) == len(bars)
+                     and all(new_bars[i] == bars[i] for i in range(len(bars)) if not first - 1 <= i <= last - 1))
+            stats["exact"] += exact
+            try:
+                measures = abc_measures(piece.text)
+                valid = (tok.normalise(piece.text) == piece.text and len(measures) >= len(bars)
+                         and all(measures[i][0] == measures[i][1] for i in range(first - 1, last)))
+            except Exception:
+                measures, valid = None, False
+            stats["valid"] += valid
+            if measures is not None:
+                gen = seam_intervals(measures, first, last)
+                for g, r in zip(gen, ref_seams, strict=True):
+                    if g is not None and r is not None:
+                        stats["seam_gen"].append(g)
+                        stats["seam_ref"].append(r)
+    return stats
+
+
+# ---------------------------------------------------------------------------- MIDI
+def top_track(table) -> int:
+    tracks = np.unique(table.track)
+    return int(max(tracks, key=lambda t: table.pitch[table.track == t].mean()))
+
+
+def midi_seams(table, track: int, start: int, end: int) -> tuple[float | None, float | None]:
+    sel = table.track == track
+    on, pitch = table.onset_tick[sel], table.pitch[sel].astype(int)
+    order = np.argsort(on, kind="stable")
+    on, pitch = on[order], pitch[order]
+    before, inside, after = pitch[on < start], pitch[(on >= start) & (on < end)], pitch[on >= end]
+    a = abs(int(inside[0]) - int(before[-1])) if len(before) and len(inside) else None
+    b = abs(int(after[0]) - int(inside[-1])) if len(after) and len(inside) else None
+    return a, b
+
+
+def run_midi(model_dir: str, n_samples: int, per_piece: int, seed: int) -> dict:
+    from ostinato.events import to_score
+    from ostinato.events.instruments import assign_instruments, instrument_range
+    from ostinato.events.sources import iter_items
+    from ostinato.symbolic.infill import bar_cuts, infill_compositions, split_bars, split_head
+    from ostinato.symbolic.model import load_model_folder
+    from ostinato.symbolic.sample import SamplingConfig
+
+    model, tok, config = load_model_folder(model_dir)
+    model.eval()
+    rng, bits_rng = np.random.default_rng(seed), np.random.default_rng([seed, 1])
+    stats = {"bits_fim": 0.0, "bits_plain": 0.0, "n_tokens": 0, "samples": 0, "valid": 0, "exact": 0,
+             "seam_gen": [], "seam_ref": [], "failed": 0}
+    columns = ("pitch", "onset_tick", "offset_tick", "onset_s", "offset_s", "velocity", "program", "track")
+    for item in rounds(list(iter_items("music21:bach", split="test")), n_samples, stats):
+        try:
+            table = assign_instruments(item.read(), item.key)
+        except Exception:
+            continue
+        style = "bach" if "bach" in getattr(tok, "styles", ()) else None
+        ids = tok.encode(table, style=style)
+        _head, body, _ = split_head(tok, ids)
+        n_bars = len(bar_cuts(tok, body)) - 1
+        downbeats = sorted({int(t) for t in to_score(table).get_downbeats()} | {0})
+        span = spans_for(min(n_bars, len(downbeats) - 1), rng)
+        if span is None:
+            continue
+        first, last = span
+        start, end = downbeats[first - 1], downbeats[last]
+        window = tok.encode_windows(table, max_tokens=config.context - 3, style=style)[0]   # a window fits
+        _head, window_body, _ = split_head(tok, window)
+        window_span = spans_for(len(bar_cuts(tok, window_body)) - 1, bits_rng)
+        got = None if window_span is None else middle_bits(model, tok, split_bars(tok, window, *window_span),
+                                                           config.context)
+        if got is not None:
+            stats["bits_fim"] += got[0]
+            stats["bits_plain"] += got[1]
+            stats["n_tokens"] += got[2]
+        try:
+            pieces = infill_compositions(model, tok, table, span, n=per_piece, style="bach",
+                                         sampling=SamplingConfig(top_p=0.95, seed=int(rng.integers(1 << 30))))
+        except ValueError as exc:
+            stats["failed"] += per_piece
+            print(f"  {item.key} {first}-{last}: {exc}", file=sys.stderr)
+            continue
+        outside = (table.onset_tick < start) | (table.onset_tick >= end)
+        kept = table.select(outside).sorted()
+        top = top_track(table)
+        ref_seams = midi_seams(table, top, start, end)
+        bar_len = [downbeats[i + 1] - downbeats[i] for i in range(first - 1, last)]
+        ranges = {}   # per track: its program's GM range, widened to the part's own notes
+        for i, track in enumerate(table.tracks):
+            notes = table.pitch[table.track == i]
+            r = instrument_range(track.program)
+            ranges[i] = (min(r.low, int(notes.min(initial=127))), max(r.high, int(notes.max(initial=0))))
+        for piece in pieces:
+            stats["samples"] += 1
+            new = piece.table
+            keep = (new.onset_tick < start) | (new.onset_tick >= end)
+            same = new.select(keep).sorted()
+            stats["exact"] += len(same) == len(kept) and all(np.array_equal(getattr(same, c), getattr(kept, c))
+                                                             for c in columns)
+            fresh = new.select(~keep)
+            bars_with_notes = {int(np.searchsorted(downbeats, t, side="right")) - 1 for t in fresh.onset_tick}
+            valid = (len(fresh) > 0 and int(fresh.offset_tick.max()) <= end
+                     and all(int(p) in table.program for p in fresh.program)
+                     and all(new.tracks[int(t)].program == int(p) for t, p in zip(fresh.track, fresh.program,
+                                                                                  strict=True))
+                     and all(ranges[int(t)][0] <= int(n) <= ranges[int(t)][1]
+                             for t, n in zip(fresh.track, fresh.pitch, strict=True))
+                     and bars_with_notes == set(range(first - 1, last)) and len(bar_len) == last - first + 1)
+            stats["valid"] += valid
+            for g, r in zip(midi_seams(new, top, start, end), ref_seams, strict=True):
+                if g is not None and r is not None:
+                    stats["seam_gen"].append(g)
+                    stats["seam_ref"].append(r)
+    return stats
+
+
+def report(name: str, stats: dict) -> None:
+    n = max(stats["samples"], 1)
+    print(f"\n{name}: {stats['samples']} samples ({stats['failed']} spans refused)")
+    if stats["n_tokens"]:
+        fim, plain = stats["bits_fim"] / stats["n_tokens"], stats["bits_plain"] / stats["n_tokens"]
+        print(f"  middle bits/token: {fim:.3f} with the suffix in view, {plain:.3f} without "
+              f"({100 * (1 - fim / plain):+.1f}% lower with it) over {stats['n_tokens']} tokens")
+    if stats["seam_ref"]:
+        gen, ref = float(np.mean(stats["seam_gen"])), float(np.mean(stats["seam_ref"]))
+        print(f"  seam intervals (mean |semitones| into and out of the span): fills {gen:.2f}, corpus {ref:.2f} "
+              f"({100 * (gen / ref - 1):+.1f}%) over {len(stats['seam_ref'])} seams")
+    print(f"  valid fills: {stats['valid']}/{stats['samples']} ({100 * stats['valid'] / n:.1f}%)")
+    print(f"  bars outside the span exact: {stats['exact']}/{stats['samples']} ({100 * stats['exact'] / n:.1f}%)")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--abc-model", help="an ABC model folder trained with --infill-share")
+    p.add_argument("--midi-model", help="a REMI model folder trained with --infill-share")
+    p.add_argument("-n", "--samples", type=int, default=200, help="samples per format (default: 200)")
+    p.add_argument("--per-piece", type=int, default=4, help="samples of each piece's span (one batch)")
+    p.add_argument("--quick", action="store_true", help="16 samples per format")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    n = 16 if args.quick else args.samples
+    if not args.abc_model and not args.midi_model:
+        p.error("give --abc-model and/or --midi-model (folders trained with --infill-share)")
+    for name, folder, run in (("ABC", args.abc_model, run_abc), ("MIDI", args.midi_model, run_midi)):
+        if folder:
+            started = time.perf_counter()
+            stats = run(folder, n, args.per_piece, args.seed)
+            report(f"{name} ({folder})", stats)
+            print(f"  {time.perf_counter() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

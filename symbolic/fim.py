@@ -1,0 +1,247 @@
+"""The fill-in-the-middle training format (issue 20): its tokens, and pieces cut at bar lines.
+
+A piece is cut at bar lines into prefix, middle and suffix and written as::
+
+    <bos> controls prefix <fill> suffix <mid> middle <endfill>
+
+``controls`` is the tokenizer's own control prefix (ABC: ``M: L: K: <bars:..>``; MIDI: ``Style Key Meter
+Tempo Inst...``); ``prefix``, ``suffix`` and ``middle`` are body tokens as the left-to-right form has them.
+The three markers are a block ``infill`` appended to the end of a vocabulary (:func:`add_infill_tokens`),
+so every other id keeps its value: a model trained without them loads and composes exactly as before.
+Cuts (:func:`bar_cuts`): ABC after a bar line and what belongs to it (touching bar lines, ``[1``/``[2``,
+field changes); MIDI (REMI) before each ``Bar`` token. Imports nothing else of ``symbolic`` (the
+tokenizers, the data and the trainer use it); sampling an infill is :mod:`symbolic.infill`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["INFILL_TOKENS", "FimParts", "add_infill_tokens", "bar_cuts", "fim_example", "from_fim",
+           "grow_embeddings", "has_infill", "infill_ids", "parse_bars", "plain_json", "split_bars", "split_head",
+           "to_fim"]
+
+INFILL_TOKENS = ("<fill>", "<mid>", "<endfill>")
+# body tokens that belong to the bar line before them (ABC): bar lines, endings, field changes
+GROUP_BLOCKS = ("bar", "ending", "meter", "unit", "key")
+
+
+# ---------------------------------------------------------------------------- tokens
+def has_infill(tokenizer) -> bool:
+    """Whether ``tokenizer`` has the fill-in-the-middle tokens (a model trained with the format)."""
+    return "infill" in tokenizer.blocks
+
+
+def add_infill_tokens(tokenizer):
+    """Append ``<fill> <mid> <endfill>`` (block ``infill``) to ``tokenizer``'s vocabulary, in place; returns it.
+
+    Every existing id keeps its value; a tokenizer that has them already is returned unchanged."""
+    if has_infill(tokenizer):
+        return tokenizer
+    start = len(tokenizer.vocab)
+    tokenizer.vocab.extend(INFILL_TOKENS)
+    tokenizer.blocks["infill"] = (start, start + len(INFILL_TOKENS))
+    for i, token in enumerate(INFILL_TOKENS):
+        tokenizer.token_to_id[token] = start + i
+    return tokenizer
+
+
+def infill_ids(tokenizer) -> tuple[int, int, int]:
+    """The ids of ``<fill>``, ``<mid>``, ``<endfill>``; ValueError when the tokenizer has none."""
+    if not has_infill(tokenizer):
+        raise ValueError("this tokenizer has no infill tokens (train with --infill-share)")
+    start = tokenizer.blocks["infill"][0]
+    return start, start + 1, start + 2
+
+
+def plain_json(tokenizer) -> dict:
+    """``tokenizer.to_json()`` without the infill tokens: what the left-to-right tokens depend on."""
+    data = tokenizer.to_json()
+    if not has_infill(tokenizer):
+        return data
+    data = dict(data)
+    data["blocks"] = {k: v for k, v in data["blocks"].items() if k != "infill"}
+    if "vocab" in data:
+        data["vocab"] = data["vocab"][:-len(INFILL_TOKENS)]
+    if "vocab_size" in data:
+        data["vocab_size"] -= len(INFILL_TOKENS)
+    return data
+
+
+def grow_embeddings(model, size: int, *, seed: int = 0):
+    """Resize ``model``'s token embeddings (and output layer) to ``size`` rows, in place; the new rows
+    start at the mean of the old ones plus a little noise (seeded), so a fine-tuned model begins where
+    it was. Returns the model; one with ``size`` rows already is unchanged."""
+    import torch
+
+    old = model.get_input_embeddings().weight
+    n_old = int(old.shape[0])
+    if n_old >= size:
+        return model
+    mean_in = old.detach().float().mean(0)
+    out_layer = model.get_output_embeddings()
+    tied = out_layer is None or out_layer.weight is old
+    mean_out = None if tied else out_layer.weight.detach().float().mean(0)
+    model.resize_token_embeddings(size)
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        weight = model.get_input_embeddings().weight
+        noise = torch.randn(size - n_old, weight.shape[1], generator=generator) * 0.02
+        weight[n_old:] = (mean_in + noise).to(weight.dtype)
+        if not tied:
+            out = model.get_output_embeddings().weight
+            out[n_old:] = mean_out.to(out.dtype)
+    model.config.vocab_size = size
+    return model
+
+
+# ---------------------------------------------------------------------------- cutting at bar lines
+def token_kinds(tokenizer) -> list[str]:
+    kind = [""] * len(tokenizer.vocab)
+    for name, (start, stop) in tokenizer.blocks.items():
+        kind[start:stop] = [name] * (stop - start)
+    return kind
+
+
+def is_abc_tokenizer(tokenizer) -> bool:
+    return tokenizer.kind == "abc"
+
+
+def split_head(tokenizer, ids: Sequence[int]) -> tuple[list[int], list[int], bool]:
+    """``(head, body, ended)``: the control prefix (``<bos>`` included), the body tokens, and whether
+    ``ids`` ended with ``<eos>`` (dropped from the body)."""
+    ids = [int(i) for i in ids]
+    ended = bool(ids) and ids[-1] == tokenizer.eos_id
+    if ended:
+        ids = ids[:-1]
+    if is_abc_tokenizer(tokenizer):
+        n = 5   # <bos> M: L: K: <bars:..>
+    else:
+        off = tokenizer.events_offset
+        n = next((k for k, i in enumerate(ids) if i >= off), len(ids))
+    return ids[:n], ids[n:], ended
+
+
+def bar_cuts(tokenizer, body: Sequence[int]) -> list[int]:
+    """Where the bars of ``body`` begin: ``cuts[i]`` is the index of bar ``i + 1``'s first token, and a
+    last entry where the bar after the last closed one would begin.
+
+    ABC: ``cuts[0]`` follows a leading bar line group; ``cuts[i]`` (i >= 1) follows the bar line group
+    closing bar ``i`` (a bar: a segment with a note or rest, as :func:`symbolic.abc_tokens.count_bars`
+    counts). A last bar with no closing bar line is not closed (it stays in the suffix).
+    MIDI (REMI): the ``Bar`` tokens, then ``len(body)``.
+    """
+    body = [int(i) for i in body]
+    if not is_abc_tokenizer(tokenizer):
+        if tokenizer.scheme != "remi":
+            raise ValueError(f"infilling cuts MIDI tokens at Bar tokens: the {tokenizer.scheme} scheme has none "
+                             f"(use a REMI model)")
+        bar = tokenizer.token_to_id["Bar_None"]
+        return [k for k, i in enumerate(body) if i == bar] + [len(body)]
+    kind = token_kinds(tokenizer)
+    n, i = len(body), 0
+    while i < n and kind[body[i]] in GROUP_BLOCKS:
+        i += 1
+    cuts, content = [i], False
+    while i < n:
+        k = kind[body[i]]
+        if k == "bar":
+            j = i
+            while j < n and kind[body[j]] in GROUP_BLOCKS:
+                j += 1
+            if content:
+                cuts.append(j)
+                content = False
+            i = j
+            continue
+        if k in ("pitch", "rest"):
+            content = True
+        i += 1
+    return cuts
+
+
+def n_closed_bars(tokenizer, body: Sequence[int]) -> int:
+    """Bars of ``body`` a span may cover (ABC: closed by a bar line; MIDI: every bar)."""
+    cuts = bar_cuts(tokenizer, body)
+    return len(cuts) - 1
+
+
+@dataclass(frozen=True)
+class FimParts:
+    """A token sequence cut at bar lines: ``head + prefix + middle + suffix`` (+ ``<eos>`` if ``ended``)."""
+
+    head: list[int]
+    prefix: list[int]
+    middle: list[int]
+    suffix: list[int]
+    ended: bool
+
+    def joined(self, eos_id: int) -> list[int]:
+        """The left-to-right sequence."""
+        return [*self.head, *self.prefix, *self.middle, *self.suffix, *([eos_id] if self.ended else [])]
+
+
+def split_bars(tokenizer, ids: Sequence[int], first: int, last: int) -> FimParts:
+    """Cut ``ids`` (a left-to-right sequence) around bars ``first..last`` (1-based, inclusive, closed bars)."""
+    head, body, ended = split_head(tokenizer, ids)
+    cuts = bar_cuts(tokenizer, body)
+    if not 1 <= first <= last <= len(cuts) - 1:
+        raise ValueError(f"bars {first}-{last}: the piece has bars 1-{len(cuts) - 1}")
+    a, b = cuts[first - 1], cuts[last]
+    return FimParts(head, body[:a], body[a:b], body[b:], ended)
+
+
+def to_fim(tokenizer, parts: FimParts) -> list[int]:
+    """The fill-in-the-middle sequence ``head prefix <fill> suffix <mid> middle <endfill>``."""
+    fill, mid, end = infill_ids(tokenizer)
+    return [*parts.head, *parts.prefix, fill, *parts.suffix, mid, *parts.middle, end]
+
+
+def from_fim(tokenizer, ids: Sequence[int], *, ended: bool = True) -> FimParts:
+    """The parts of a fill-in-the-middle sequence (what :func:`to_fim` wrote); ValueError if it is not one."""
+    fill, mid, end = infill_ids(tokenizer)
+    ids = [int(i) for i in ids]
+    try:
+        f, m = ids.index(fill), ids.index(mid)
+        e = ids.index(end) if end in ids else len(ids)
+    except ValueError:
+        raise ValueError("not a fill-in-the-middle sequence (no <fill> or <mid>)") from None
+    if not f < m <= e:
+        raise ValueError("not a fill-in-the-middle sequence (<fill>, <mid>, <endfill> out of order)")
+    head, prefix, _ = split_head(tokenizer, ids[:f])
+    return FimParts(head, prefix, ids[m + 1:e], ids[f + 1:m], ended)
+
+
+MAX_TRAIN_SPAN = 8   # a training middle has 1..8 bars
+
+
+def fim_example(tokenizer, ids: Sequence[int], rng: np.random.Generator) -> list[int] | None:
+    """A random fill-in-the-middle form of the sequence ``ids`` (a middle of 1..8 closed bars), or None
+    when it has no closed bar."""
+    head, body, ended = split_head(tokenizer, ids)
+    try:
+        cuts = bar_cuts(tokenizer, body)
+    except ValueError:
+        return None
+    n = len(cuts) - 1
+    if n < 1 or not head:
+        return None
+    k = int(rng.integers(1, min(MAX_TRAIN_SPAN, n) + 1))
+    first = int(rng.integers(1, n - k + 2))
+    a, b = cuts[first - 1], cuts[first - 1 + k]
+    return to_fim(tokenizer, FimParts(head, body[:a], body[a:b], body[b:], ended))
+
+
+def parse_bars(text: str) -> tuple[int, int]:
+    """``"5-8"`` -> (5, 8), ``"5"`` -> (5, 5); ValueError for anything else."""
+    try:
+        first, _, last = str(text).partition("-")
+        span = (int(first), int(last or first))
+    except ValueError:
+        raise ValueError(f"--infill: expected bars as FIRST-LAST such as 5-8, got {text!r}") from None
+    if not 1 <= span[0] <= span[1]:
+        raise ValueError(f"--infill: expected 1 <= FIRST <= LAST, got {text!r}")
+    return span

@@ -1,0 +1,342 @@
+"""Infilling (issue 20): the fill-in-the-middle format, the span grammars, exact bars outside the span,
+and a tiny real training run that learns the format and then infills through the CLI."""
+
+import itertools
+import json
+from fractions import Fraction
+
+import music21
+import numpy as np
+import pytest
+import torch
+from conftest import run_cli
+
+from ostinato import events
+from ostinato.events.instruments import assign_instruments, instrument_range
+from ostinato.events.sources import iter_items
+from ostinato.symbolic.abc_tokens import AbcTokenizer
+from ostinato.symbolic.infill import (
+    INFILL_TOKENS,
+    add_infill_tokens,
+    bar_cuts,
+    fim_example,
+    from_fim,
+    has_infill,
+    infill_compositions,
+    infill_ids,
+    split_bars,
+    split_head,
+    to_fim,
+)
+from ostinato.symbolic.model import ModelConfig, build_model, load_model_folder, save_model_folder
+from ostinato.symbolic.sample import SamplingConfig
+from ostinato.symbolic.tokenizers import build_tokenizer, load_tokenizer
+
+TUNES = "music21:essenFolksong/han1.abc"
+
+
+def _abc_tunes(n: int) -> list[str]:
+    tok = AbcTokenizer()
+    out = []
+    for item in iter_items(TUNES, split="all"):
+        try:
+            out.append(tok.normalise(item.abc_text()))
+        except ValueError:
+            continue
+        if len(out) == n:
+            return out
+    return out
+
+
+def _chorales(n: int):
+    items = list(iter_items("music21:bach", split="all"))[:n]
+    return [assign_instruments(item.read(), item.key) for item in items]
+
+
+def _random_model(tokenizer, context: int = 512):
+    torch.manual_seed(0)
+    return build_model(ModelConfig(n_layers=1, d_model=32, n_heads=2, context=context, dropout=0.0),
+                       len(tokenizer)).eval()
+
+
+def _bars(tok, text: str) -> tuple[list[list[str]], list[str]]:
+    """The closed bars of a tune (each bar's tokens, its closing bar line group included) and what follows."""
+    _head, body, _ = split_head(tok, tok.encode(text, normalised=True))
+    cuts = bar_cuts(tok, body)
+    words = [tok.vocab[i] for i in body]
+    return [words[a:b] for a, b in itertools.pairwise(cuts)], words[cuts[-1]:]
+
+
+def _measure_lengths(text: str) -> list[tuple[Fraction, Fraction]]:
+    """(length, the meter's bar length) in quarters of each bar with notes, as music21 reads the tune."""
+    score = music21.converter.parse(text, format="abc")
+    part = score.parts[0] if score.parts else score
+    return [(Fraction(m.duration.quarterLength).limit_denominator(10000),
+             Fraction(m.barDuration.quarterLength).limit_denominator(10000))
+            for m in part.getElementsByClass("Measure") if m.notesAndRests]
+
+
+# ---------------------------------------------------------------------------- the format
+def test_new_tokens_leave_every_id_and_the_shipped_tokenizers_as_they_were():
+    for folder in ("symbolic/pretrained/folk-abc", "symbolic/pretrained/chorale-midi"):
+        tok = load_tokenizer(folder)
+        assert not has_infill(tok)
+        plain = list(tok.vocab)
+        add_infill_tokens(tok)
+        assert tok.vocab[:len(plain)] == plain and tok.vocab[len(plain):] == list(INFILL_TOKENS)
+        assert infill_ids(tok) == (len(plain), len(plain) + 1, len(plain) + 2)
+        again = type(tok).from_json(json.loads(json.dumps(tok.to_json())))
+        assert again.vocab == tok.vocab and has_infill(again)
+
+
+def test_a_piece_becomes_a_fim_example_and_reassembles_exactly():
+    tok = add_infill_tokens(AbcTokenizer())
+    fill, mid, end = infill_ids(tok)
+    n_checked = 0
+    for text in _abc_tunes(40):
+        ids = tok.encode(text, normalised=True)
+        for seed in range(3):
+            fim = fim_example(tok, ids, np.random.default_rng(seed))
+            assert fim.count(fill) == fim.count(mid) == fim.count(end) == 1 and fim[-1] == end
+            assert from_fim(tok, fim).joined(tok.eos_id) == ids
+            n_checked += 1
+        parts = split_bars(tok, ids, 2, 3)
+        assert tok.decode(parts.joined(tok.eos_id)) == text
+        assert from_fim(tok, to_fim(tok, parts)) == parts
+    assert n_checked == 120
+    midi = add_infill_tokens(build_tokenizer("remi", styles=["bach"]))
+    for table in _chorales(3):
+        ids = midi.encode(table, style="bach")
+        fim = fim_example(midi, ids, np.random.default_rng(0))
+        assert from_fim(midi, fim).joined(midi.eos_id) == ids
+        middle = from_fim(midi, fim).middle
+        assert midi.vocab[middle[0]] == "Bar_None"   # a middle is whole bars
+
+
+# ---------------------------------------------------------------------------- span grammars
+def test_abc_span_keeps_every_other_bar_byte_for_byte_and_fills_whole_bars():
+    tok = add_infill_tokens(AbcTokenizer())
+    model = _random_model(tok)
+    checked = 0
+    for text in _abc_tunes(12):
+        bars, tail = _bars(tok, text)
+        first, last = 2, min(4, len(bars))
+        pieces = infill_compositions(model, tok, text, (first, last), n=2, sampling=SamplingConfig(seed=3))
+        for piece in pieces:
+            new_bars, new_tail = _bars(tok, piece.text)
+            assert len(new_bars) == len(bars) and new_tail == tail
+            for i, (old, new) in enumerate(zip(bars, new_bars, strict=True), start=1):
+                if i < first or i > last:
+                    assert "".join(new) == "".join(old)           # the bar's bytes in the text
+                else:
+                    assert new[-1] == old[-1]                     # its own closing bar line
+            lengths = _measure_lengths(piece.text)
+            for i in range(first, last + 1):
+                assert lengths[i - 1][0] == lengths[i - 1][1], (piece.text, i)
+            checked += 1
+    assert checked == 24
+
+
+def test_abc_infill_past_the_end_extends_the_tune():
+    tok = add_infill_tokens(AbcTokenizer())
+    model = _random_model(tok)
+    text = _abc_tunes(3)[2]
+    bars, tail = _bars(tok, text)
+    n = len(bars) + (1 if any(t not in ("|", "|]") for t in tail) else 0)
+    piece = infill_compositions(model, tok, text, (n + 1, n + 3), n=1, sampling=SamplingConfig(seed=1))[0]
+    new_bars, new_tail = _bars(tok, piece.text)
+    assert new_tail == [] and new_bars[-1][-1] == "|]" and len(new_bars) == n + 3
+    for old, new in zip(bars, new_bars, strict=False):
+        assert [t for t in old if t != "|]"] == [t for t in new if t not in ("|]", "|")] or old[:-1] == new[:-1]
+    lengths = _measure_lengths(piece.text)
+    assert all(a == b for a, b in lengths[n:])
+
+
+def test_midi_span_keeps_every_other_note_and_fills_the_bars_with_the_pieces_instruments():
+    tok = add_infill_tokens(build_tokenizer("remi", styles=["bach"]))
+    model = _random_model(tok, context=1024)
+    for table in _chorales(3):
+        ids = tok.encode(table)
+        _head, body, _ = split_head(tok, ids)
+        n_bars = len(bar_cuts(tok, body)) - 1
+        downbeats = sorted({int(t) for t in events.to_score(table).get_downbeats()} | {0})
+        start, end = downbeats[2], downbeats[5]          # bars 3-5
+        pieces = infill_compositions(model, tok, table, (3, 5), n=2, sampling=SamplingConfig(seed=2))
+        outside = (table.onset_tick < start) | (table.onset_tick >= end)
+        kept = table.select(outside).sorted()
+        for piece in pieces:
+            new = piece.table
+            keep = (new.onset_tick < start) | (new.onset_tick >= end)
+            same = new.select(keep).sorted()
+            for column in ("pitch", "onset_tick", "offset_tick", "onset_s", "offset_s", "velocity", "program",
+                           "track"):
+                assert np.array_equal(getattr(same, column), getattr(kept, column)), column
+            fresh = new.select(~keep)
+            assert len(fresh) > 0 and fresh.offset_tick.max() <= end
+            for track in np.unique(fresh.track):
+                assert set(fresh.program[fresh.track == track]) == {table.tracks[track].program}
+            assert set(fresh.track.tolist()) == set(np.unique(table.track).tolist())   # every part plays
+        assert n_bars >= 5
+
+
+def test_a_model_without_infill_tokens_is_refused_in_one_line(tmp_path):
+    primer = _write(tmp_path / "t.abc", _abc_tunes(1)[0])
+    result = run_cli("compose", "--model", "folk-abc", "--primer", str(primer), "--infill", "2-3", "-o",
+                     str(tmp_path / "o.abc"), "-q")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "ostinato: --infill: the model folk-abc was not trained to infill (its tokenizer has no <fill> tokens); "
+        "fine-tune it with `ostinato train symbolic --init-from folk-abc --infill-share 0.25 ...`"]
+    bad = run_cli("compose", "--model", "folk-abc", "--primer", str(tmp_path / "t.abc"), "--infill", "5-2", "-q")
+    assert bad.returncode == 2 and "--infill" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+
+
+def _write(path, text: str):
+    path.write_text(text)
+    return path
+
+
+def test_midi_infill_through_the_cli_writes_n_pieces_into_a_folder(tmp_path):
+    tok = add_infill_tokens(build_tokenizer("remi", styles=["bach"]))
+    folder = tmp_path / "model"
+    save_model_folder(_random_model(tok, context=1024), tok, folder)
+    table = _chorales(1)[0]
+    primer = tmp_path / "chorale.mid"
+    events.write(table, primer)
+    table = events.read(primer)
+    result = run_cli("compose", "--model", str(folder), "--primer", str(primer), "--infill", "2-3", "-n", "2",
+                     "-o", str(tmp_path / "out"), "--seed", "5", "-q")
+    assert result.returncode == 0, result.stderr
+    downbeats = sorted({int(t) for t in events.to_score(table).get_downbeats()} | {0})
+    start, end = downbeats[1], downbeats[3]
+    for path in sorted((tmp_path / "out").iterdir()):
+        new = events.read(path)
+        outside = (table.onset_tick < start) | (table.onset_tick >= end)
+        kept = (new.onset_tick < start) | (new.onset_tick >= end)
+        a, b = table.select(outside).sorted(), new.select(kept).sorted()
+        for column in ("pitch", "onset_tick", "offset_tick", "velocity", "program", "track"):
+            assert np.array_equal(getattr(a, column), getattr(b, column)), column
+        fresh = new.select(~kept)
+        assert len(fresh) > 0
+        for program, pitch in zip(fresh.program.tolist(), fresh.pitch.tolist(), strict=True):
+            assert program in table.program.tolist()
+            assert pitch >= 0 and pitch <= 127 and program >= 0
+    assert len(list((tmp_path / "out").iterdir())) == 2
+
+
+def test_each_part_keeps_its_instrument_and_range_in_the_span():
+    tok = add_infill_tokens(build_tokenizer("remi", styles=["bach"]))
+    model = _random_model(tok, context=1024)
+    for table in _chorales(4)[2:]:
+        downbeats = sorted({int(t) for t in events.to_score(table).get_downbeats()} | {0})
+        start, end = downbeats[1], downbeats[4]
+        for piece in infill_compositions(model, tok, table, (2, 4), n=2, sampling=SamplingConfig(seed=9)):
+            new = piece.table
+            assert new.tracks == table.tracks
+            fresh = new.select((new.onset_tick >= start) & (new.onset_tick < end))
+            assert len(fresh) > 0
+            for track, pitch in zip(fresh.track.tolist(), fresh.pitch.tolist(), strict=True):
+                own = table.pitch[table.track == track]
+                r = instrument_range(table.tracks[track].program)
+                assert min(r.low, own.min()) <= pitch <= max(r.high, own.max())
+
+
+# ---------------------------------------------------------------------------- a tiny real training run
+def _tiny(tmp_path, context: int = 256) -> str:
+    path = tmp_path / "tiny.json"
+    path.write_text(json.dumps({"architecture": "gpt2", "n_layers": 2, "d_model": 64, "n_heads": 2,
+                                "context": context, "dropout": 0.0}))
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("fim")
+    out = root / "folk-fim"
+    result = run_cli("train", "symbolic", "--data", TUNES, "--tokenizer", "abc", "--out", str(out), "--config",
+                     _tiny(root), "--steps", "300", "--batch-size", "16", "--lr", "5e-3", "--eval-every", "300",
+                     "--checkpoint-every", "300", "--infill-share", "0.5", "-q")
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def _fim_bits(model, tok, tunes: list[str]) -> tuple[float, float]:
+    """Bits per token of the middles of ``tunes`` (bars 2-3) with the suffix in view, and of the marker
+    tokens' positions: (middle bits/token, bits of <endfill>)."""
+    _fill, mid, _end = infill_ids(tok)
+    bits, n, end_bits = 0.0, 0, 0.0
+    for text in tunes:
+        parts = split_bars(tok, tok.encode(text, normalised=True), 2, 3)
+        seq = to_fim(tok, parts)
+        ids = torch.tensor([seq])
+        with torch.no_grad():
+            logp = torch.log_softmax(model(input_ids=ids[:, :-1]).logits.float(), -1)[0]
+        start = seq.index(mid) + 1
+        picked = logp[torch.arange(len(seq) - 1), ids[0, 1:]] / -np.log(2)
+        bits += float(picked[start - 1:].sum())
+        n += len(seq) - start
+        end_bits += float(picked[-1])
+    return bits / n, end_bits / len(tunes)
+
+
+def test_a_tiny_run_learns_the_format_and_infills_through_the_cli(tmp_path, trained):
+    metrics = json.loads((trained / "metrics.json").read_text())
+    assert metrics["infill_share"] == 0.5
+    model, tok, _config = load_model_folder(trained)
+    assert has_infill(tok) and model.get_input_embeddings().weight.shape[0] == len(tok) == len(AbcTokenizer()) + 3
+    held_out = []
+    for item in iter_items(TUNES, split="test"):
+        try:
+            text = tok.normalise(item.abc_text())
+        except ValueError:
+            continue
+        if len(tok.encode(text, normalised=True)) <= 200 and len(_bars(tok, text)[0]) >= 4:   # fits the context
+            held_out.append(text)
+    assert len(held_out) >= 10
+    untrained = _random_model(tok, context=256)
+    trained_bits, trained_end = _fim_bits(model.eval(), tok, held_out[:10])
+    random_bits, random_end = _fim_bits(untrained, tok, held_out[:10])
+    print(f"middle bits/token: trained {trained_bits:.3f}, untrained {random_bits:.3f}; <endfill> bits: "
+          f"{trained_end:.3f} vs {random_end:.3f}")
+    assert trained_bits < 0.6 * random_bits and trained_end < random_end
+    primer = _write(tmp_path / "tune.abc", held_out[0])
+    result = run_cli("compose", "--model", str(trained), "--primer", str(primer), "--infill", "2-3", "-n", "3",
+                     "-o", str(tmp_path / "out"), "--format", "abc", "--seed", "1", "-q")
+    assert result.returncode == 0, result.stderr
+    bars, tail = _bars(tok, held_out[0])
+    for path in sorted((tmp_path / "out").iterdir()):
+        new_bars, new_tail = _bars(tok, path.read_text())
+        assert new_tail == tail and len(new_bars) == len(bars)
+        assert [b for i, b in enumerate(new_bars) if i not in (1, 2)] == [b for i, b in enumerate(bars)
+                                                                          if i not in (1, 2)]
+        lengths = _measure_lengths(path.read_text())
+        assert lengths[1][0] == lengths[1][1] and lengths[2][0] == lengths[2][1]
+    import ostinato.symbolic  # the Python API: ABC text in, ABC text out
+
+    texts = ostinato.symbolic.infill(held_out[1], "3-4", model=str(trained), n=2, seed=7)
+    bars, tail = _bars(tok, held_out[1])
+    for text in texts:
+        new_bars, new_tail = _bars(tok, text)
+        assert new_tail == tail and new_bars[:2] == bars[:2] and new_bars[4:] == bars[4:]
+    one = ostinato.symbolic.infill(held_out[1], (3, 4), model=str(trained), seed=7)
+    assert isinstance(one, str) and ostinato.symbolic.infill(held_out[1], "3-4", model=str(trained), seed=7) == one
+
+
+def test_init_from_a_model_without_the_tokens_grows_its_vocabulary(tmp_path, trained):
+    base = tmp_path / "plain"
+    result = run_cli("train", "symbolic", "--data", TUNES, "--tokenizer", "abc", "--out", str(base), "--config",
+                     _tiny(tmp_path), "--steps", "2", "--batch-size", "2", "--infill-share", "0", "-q")
+    assert result.returncode == 0, result.stderr
+    plain_model, plain_tok, _ = load_model_folder(base)
+    assert not has_infill(plain_tok)
+    grown = tmp_path / "grown"
+    result = run_cli("train", "symbolic", "--data", TUNES, "--init-from", str(base), "--out", str(grown),
+                     "--steps", "2", "--batch-size", "2", "--lr", "1e-9", "--infill-share", "0.25", "-q")
+    assert result.returncode == 0, result.stderr
+    model, tok, _ = load_model_folder(grown)
+    assert has_infill(tok) and len(tok) == len(plain_tok) + 3
+    old = plain_model.get_input_embeddings().weight
+    new = model.get_input_embeddings().weight
+    assert new.shape[0] == old.shape[0] + 3
+    assert torch.allclose(new[:old.shape[0]], old, atol=1e-6)   # a learning rate of 1e-9 keeps the old rows
+    assert json.loads((grown / "metrics.json").read_text())["infill_share"] == 0.25
