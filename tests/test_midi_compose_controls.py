@@ -138,7 +138,8 @@ def _check_key(table, key: str, bars: int, bass_track: int | None) -> None:
     root = tonic_pc(tonic)
     pcs = table.pitch % 12
     assert set(pcs.tolist()) <= {(root + d) % 12 for d in SCALE_PCS[mode == "minor"]}
-    bar_ticks = 4 * table.ticks_per_quarter
+    meter = table.time_signatures[0]
+    bar_ticks = 4 * table.ticks_per_quarter * meter.numerator // meter.denominator
     edge = (table.onset_tick < bar_ticks) | (table.onset_tick >= (bars - 1) * bar_ticks)
     assert set(pcs[edge].tolist()) <= {(root + d) % 12 for d in TRIAD_PCS[mode == "minor"]}
     if bass_track is not None:
@@ -270,3 +271,18 @@ def test_the_default_midi_piece_is_16_bars_in_the_key_and_tempo_it_chose(tmp_pat
     assert len(table.key_signatures) == 1
     buckets = (40, 48, 56, 63, 72, 80, 88, 96, 104, 112, 120, 132, 144, 160, 176, 192, 208, 240)
     assert [t.qpm for t in table.tempos] in ([float(b)] for b in buckets)   # its Tempo: control, exactly
+
+
+def test_a_key_is_composed_in_the_reference_key_and_moved_exactly(shipped):
+    _, tok = shipped
+    controls = tok.make_controls(key="F# minor", instruments=(40, 41, 42, 43), bars=8, tempo_bpm=96)
+    assert (controls.controls.key, controls.transpose, controls.written_key) == ("A minor", -3, "F# minor")
+    assert tok.make_controls(key="A minor").transpose == 0 and tok.make_controls(key="G major").transpose == -5
+    (piece,) = _compose(shipped, seed=5, controls=controls)
+    assert tok.vocab[piece.ids[2]] == "Key:A minor"   # the tokens are in the reference key
+    table = piece.table
+    assert [k.name for k in table.key_signatures] == ["F# minor"]
+    _check_key(table, "F# minor", 8, bass_track=[t.program for t in table.tracks].index(43))
+    _check_notes(table, bars=8)   # in range once moved
+    decoded = tok.decode_notes(piece.ids)   # the tokens' own notes, 3 semitones above
+    assert sorted((decoded.pitch.astype(int) - 3).tolist()) == sorted(table.pitch.astype(int).tolist())
