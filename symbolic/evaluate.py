@@ -292,6 +292,8 @@ def check_midi_file(path) -> SampleCheck:
     from ostinato import events
     try:
         table = events.read(path)
+    except InputError as exc:   # it names the file already: the key says which
+        return SampleCheck(str(path), False, exc.problem)
     except Exception as exc:
         return SampleCheck(str(path), False, one_line(exc))
     if len(table) == 0:

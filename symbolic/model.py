@@ -155,8 +155,10 @@ def read_model_config(folder: str | os.PathLike) -> ModelConfig:
     """
     folder = Path(folder)
     for name in ("config.json", "model.safetensors", "tokenizer.json"):
-        if not (folder / name).is_file():
+        if not (folder / name).exists() and not (folder / name).is_symlink():
             raise InputError(folder, f"not a model folder (no {name})")
+        if not (folder / name).is_file():   # a folder, a FIFO, a device, a broken link
+            raise InputError(folder / name, "not a regular file")
     path = folder / "config.json"
     try:
         data = json.loads(path.read_text())

@@ -156,7 +156,9 @@ def test_evaluate_samples_on_a_folder(tmp_path):
     assert result.returncode == 0, result.stderr
     record = json.loads(result.stdout.strip().splitlines()[-1])
     assert record["n_pieces"] == 3 and record["valid_fraction"] == 2 / 3
-    assert "003.mid" in result.stderr and "invalid" in result.stderr
+    invalid = [line for line in result.stderr.splitlines() if "003.mid" in line]
+    assert len(invalid) == 1 and invalid[0].startswith(f"ostinato: invalid: {samples / '003.mid'}: ")
+    assert invalid[0].count("003.mid") == 1   # named once
     copied_check = check_file(samples / "001.abc")[0]
     assert record["n_bars"] == copied_check.n_bars + 4 and record["n_bad_bars"] == 1
     assert record["bad_bar_fraction"] == 1 / (copied_check.n_bars + 4)

@@ -129,3 +129,15 @@ def test_training_records_the_controls_it_saw(tmp_path):
     assert seen_controls(tokenizer, pieces) == {"trained_instruments": ["0", "40", "drums"],
                                                "trained_styles": ["bach"]}
     assert seen_controls(build_tokenizer("abc"), pieces) == {}
+
+
+def test_a_model_file_that_is_no_regular_file_is_named(tmp_path):
+    folder = _copy(tmp_path)
+    (folder / "tokenizer.json").unlink()
+    (folder / "tokenizer.json").symlink_to("/dev/zero")
+    result = run_cli("compose", "--model", str(folder), "-o", str(tmp_path / "x.abc"))
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"ostinato: {folder / 'tokenizer.json'}: not a regular file"
+    (folder / "tokenizer.json").unlink()
+    result = run_cli("compose", "--model", str(folder), "-o", str(tmp_path / "x.abc"))
+    assert result.stderr.strip() == f"ostinato: {folder}: not a model folder (no tokenizer.json)"
