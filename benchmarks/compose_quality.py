@@ -16,8 +16,8 @@ the CLI's sampling defaults), per setting:
 The reference is six held-out Bach chorales (``music21:bach``, split ``test``). Printed per setting:
 notes per bar, silent beats, exact duplicate notes (same track, tick, pitch), the largest onset
 stack, notes outside their instrument's range (:data:`events.instruments.GM_RANGES`), the key
-estimated by music21's key analysis (``symbolic.evaluate.estimate_key``, Aarden-Essen profiles) = requested, a key signature
-present, tempo written = requested, empty bars, and the ``evaluate samples`` inter-onset-interval
+estimated by music21's key analysis (``symbolic.evaluate.estimate_key``, Aarden-Essen profiles) =
+requested, a key signature present, tempo written = requested, empty bars, and the ``evaluate samples`` inter-onset-interval
 and pitch-interval overlaps (``distribution_similarity``) with the reference.
 """
 
