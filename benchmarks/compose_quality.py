@@ -17,8 +17,8 @@ The reference is six held-out Bach chorales (``music21:bach``, split ``test``). 
 notes per bar, silent beats, exact duplicate notes (same track, tick, pitch), the largest onset
 stack, notes outside their instrument's range (:data:`events.instruments.GM_RANGES`), the key
 estimated by music21's key analysis (``symbolic.evaluate.estimate_key``, Aarden-Essen profiles) =
-requested, a key signature present, tempo written = requested, empty bars, and the ``evaluate samples`` inter-onset-interval
-and pitch-interval overlaps (``distribution_similarity``) with the reference.
+requested, a key signature present, tempo written = requested, empty bars, and the ``evaluate
+samples`` inter-onset-interval and pitch-interval overlaps (``distribution_similarity``) with the reference.
 """
 
 from __future__ import annotations
