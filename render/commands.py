@@ -37,6 +37,7 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("-j", "--jobs", type=int, default=1, help="render this many files in parallel (default 1)")
     p.add_argument("--temperature", type=float, metavar="T",
                    help="wavenet: sampling temperature (default 1.0; lower is more conservative, 0 is greedy)")
+    p.add_argument("--mono", action="store_true", help="the same mix in both channels (default: tracks panned)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip them)")
     p.set_defaults(run=run_render)
 
@@ -109,7 +110,7 @@ def render_request(args: argparse.Namespace):
     return RenderRequest(
         inputs=tuple(args.inputs), output=args.output, engine=args.engine, sample_rate_hz=args.sample_rate,
         gain=args.gain, soundfont=args.soundfont, model=args.model, format=args.format, jobs=args.jobs,
-        temperature=args.temperature, overwrite=args.overwrite, quiet=args.quiet > 0, verbose=args.verbose > 0,
+        temperature=args.temperature, mono=args.mono, overwrite=args.overwrite, quiet=args.quiet > 0, verbose=args.verbose > 0,
         debug=args.debug)
 
 

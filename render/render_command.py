@@ -49,6 +49,7 @@ class RenderRequest:
     format: str | None = None
     jobs: int = 1
     temperature: float | None = None
+    mono: bool = False              # the same mix in both channels (default: the tracks panned)
     overwrite: bool = False
     quiet: bool = False
     verbose: bool = False
@@ -250,14 +251,16 @@ class RenderWorker:
     on the next one).
     """
 
-    def __init__(self, engine: str, options: dict, sample_rate_hz: int, gain: float, fmt: str | None):
+    def __init__(self, engine: str, options: dict, sample_rate_hz: int, gain: float, fmt: str | None,
+                 mono: bool = False):
         self.engine, self.options = engine, dict(options)
-        self.sample_rate_hz, self.gain, self.fmt = sample_rate_hz, gain, fmt
+        self.sample_rate_hz, self.gain, self.fmt, self.mono = sample_rate_hz, gain, fmt, mono
         self.renderer = None
 
     @classmethod
     def for_request(cls, request: RenderRequest) -> RenderWorker:
-        return cls(request.engine, request.engine_options(), request.sample_rate_hz, request.gain, request.format)
+        return cls(request.engine, request.engine_options(), request.sample_rate_hz, request.gain, request.format,
+                   request.mono)
 
     def get_renderer(self):
         """The worker's renderer (built on first use)."""
@@ -293,6 +296,8 @@ class RenderWorker:
             blocks = renderer.stream(table, self.sample_rate_hz)
             if self.gain != 1.0:
                 blocks = (block * self.gain for block in blocks)
+            if self.mono:   # the channels' mean in each: a mono mix in a stereo file
+                blocks = (block.mean(axis=0, keepdims=True).repeat(block.shape[0], axis=0) for block in blocks)
             written += write_audio_stream(blocks, self.sample_rate_hz, output, self.fmt, n_channels=N_CHANNELS)
         return written
 

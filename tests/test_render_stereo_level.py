@@ -239,3 +239,19 @@ def test_render_with_a_gain_that_clips_says_so_in_one_line(tmp_path):
     assert len(lines) == 1 and "band.wav" in lines[0] and "lower the gain" in lines[0], result.stderr
     quiet = run_cli("render", str(tmp_path / "band.mid"), "-o", str(tmp_path / "quiet.wav"), "--engine", "soundfont")
     assert quiet.returncode == 0 and "clipped" not in quiet.stderr
+
+
+def test_render_mono_writes_one_mix_in_both_channels(tmp_path):
+    import soundfile as sf
+
+    band_piece(tmp_path / "band.mid")
+    wrote = {}
+    for name, extra in (("stereo", []), ("mono", ["--mono"])):
+        out = tmp_path / f"{name}.wav"
+        result = run_cli("render", str(tmp_path / "band.mid"), "--engine", "soundfont", "-o", str(out), *extra)
+        assert result.returncode == 0, result.stderr
+        wrote[name] = sf.read(out, always_2d=True)[0].T
+    np.testing.assert_array_equal(wrote["mono"][0], wrote["mono"][1])
+    assert lr_correlation(wrote["stereo"]) < 0.95
+    # the mono file is the mean of the stereo file's channels (16-bit rounding apart)
+    np.testing.assert_allclose(wrote["mono"][0], wrote["stereo"].mean(axis=0), atol=2 / 32768)
