@@ -110,7 +110,8 @@ def render_request(args: argparse.Namespace):
     return RenderRequest(
         inputs=tuple(args.inputs), output=args.output, engine=args.engine, sample_rate_hz=args.sample_rate,
         gain=args.gain, soundfont=args.soundfont, model=args.model, format=args.format, jobs=args.jobs,
-        temperature=args.temperature, mono=args.mono, overwrite=args.overwrite, quiet=args.quiet > 0, verbose=args.verbose > 0,
+        temperature=args.temperature, mono=args.mono,
+        overwrite=args.overwrite, quiet=args.quiet > 0, verbose=args.verbose > 0,
         debug=args.debug)
 
 
