@@ -290,7 +290,8 @@ def add_compose_parser(sub, common: argparse.ArgumentParser) -> argparse.Argumen
                         "default: composition.<format>")
     p.add_argument("--model", metavar="NAME|DIR", help="a shipped model (see --list) or a model folder; "
                                                         "default: folk-abc for ABC, chorale-midi otherwise")
-    p.add_argument("--format", choices=FORMATS, help="output format (default: from -o's extension, else mid)")
+    p.add_argument("--format", choices=FORMATS,
+                   help="output format (default: from -o's extension, else abc after an .abc --primer, else mid)")
     p.add_argument("-n", type=int, default=1, metavar="N", help="how many pieces (sampled as one batch)")
     p.add_argument("--seed", type=int, default=0, help="the same seed gives the same pieces (default: 0)")
     p.add_argument("--temperature", type=float, default=1.0, help="0 = always the most likely token (default: 1)")
@@ -357,7 +358,8 @@ def compose_request(args: argparse.Namespace) -> ComposeRequest:
             and args.n == 1:
         raise UsageError("-o", f"{args.output}: compose writes .mid, .abc, .musicxml, .xml or .mxl, not "
                                f"{Path(args.output).suffix} (audio: --render OUT.wav)")
-    fmt = args.format or format_of(args.output) or "mid"
+    primer_abc = bool(args.primer) and str(args.primer).split("#")[0].lower().endswith(".abc")
+    fmt = args.format or format_of(args.output) or ("abc" if primer_abc else "mid")   # an ABC primer goes on as ABC
     if not 1 <= args.n <= MAX_PIECES:
         raise UsageError("compose", f"-n must be 1 to {MAX_PIECES} (the pieces are sampled as one batch), got {args.n}")
     sections = None

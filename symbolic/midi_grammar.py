@@ -48,6 +48,7 @@ builds the mask from prebuilt id arrays and caches it on the state for :meth:`ad
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, replace
 
@@ -78,6 +79,18 @@ _PENDING = {PROGRAM: 3, PITCH: 2, VELOCITY: 1}   # REMI/TSD tokens left to finis
 # the first and the last bar are held to, so the piece opens and closes in its key.
 SCALE_PCS = {False: (0, 2, 4, 5, 7, 9, 11), True: (0, 2, 3, 5, 7, 8, 11)}
 TRIAD_PCS = {False: (0, 4, 7), True: (0, 3, 7)}
+
+
+@functools.lru_cache(maxsize=256)
+def bass_of(insts: tuple[int, ...]) -> int | None:
+    """The bass of several instruments: the lowest-reaching pitched one when it is melodic (a string, a
+    wind, a bass, a voice: at most two notes at once); None for one instrument or a keyboard bass.
+    With a key, the note rules hold it to the tonic in the first and the last bar, and it plays in the last."""
+    pitched = [p for p in insts if p != -1]
+    if len(pitched) < 2:
+        return None
+    low = min(pitched, key=lambda p: instrument_range(p).low)
+    return low if instrument_range(low).polyphony <= 2 else None
 
 
 @dataclass(frozen=True)
@@ -131,6 +144,7 @@ class GrammarState:
         self.ends: tuple = ()       # (program, end tick) of the REMI/TSD notes that may still sound
         self.bar_played = 0         # bit (program + 1) set once the program has a note in the current bar
         self.bar_begun = False      # a note begins in the current bar
+        self.bass_onset = -1        # tick of the bass's latest onset (see bass_of)
         self.relaxed = False        # the note rules were dropped to avoid a dead end (never in practice)
         self.key_pcs = None         # (scale, triad, tonic) of the Key token sampled when the key is free
         self.mask: np.ndarray | None = None
@@ -172,7 +186,9 @@ class MidiGrammar:
             in every bar (REMI: a note begun in it or one held into it), no whole beat where nothing
             sounds (REMI: the next onset comes by the beat after the sound ends), no tempo change
             after the first Tempo, and with a key, pitches of its scale (harmonic minor for minor
-            keys) and its tonic triad in the first and the last bar (``edge_triads``; False for the
+            keys) and its tonic triad in the first and the last bar, a melodic bass (:func:`bass_of`)
+            on the tonic itself there and playing in the last bar; with no key asked, the key of the
+            ``Key:`` token sampled (``edge_triads``: the first/last bar rules; False for the
             bars inside a piece that an infill writes: the scale only; ``ranges`` replaces a program's
             GM range, e.g. by a part's own). The first
             ``free_tokens`` tokens (a primer) are exempt.
@@ -540,11 +556,7 @@ class MidiGrammar:
         else:
             region = 0
         scale, triad, tonic = self.key_pcs if self.key_pcs is not None else (s.key_pcs or (None, None, None))
-        # the lowest-reaching of several instruments is the bass: a melodic one (a string, a wind, a
-        # bass, a voice: at most two notes at once) opens and closes on the tonic
-        pitched = [p for p in s.insts if p != -1]
-        bass = (len(pitched) > 1 and program == min(pitched, key=lambda p: instrument_range(p).low)
-                and instrument_range(program).polyphony <= 2)
+        bass = program == bass_of(s.insts)   # it opens and closes on the tonic
         key = (program, region, len(values), scale, bass)
         if key not in self._pitch_cache:
             r = instrument_range(program)
@@ -563,8 +575,12 @@ class MidiGrammar:
         return ok
 
     def _can_finish(self, s: GrammarState) -> bool:
-        return (s.n_notes > 0 and s.unplayed == 0
-                and (s.window_tick is None or s.last_onset >= s.window_tick))
+        if s.n_notes == 0 or s.unplayed or (s.window_tick is not None and s.last_onset < s.window_tick):
+            return False
+        keyed = self.key_pcs is not None or s.key_pcs is not None
+        if s.window_tick is None or not keyed or not self._ruled(s) or bass_of(s.insts) is None:
+            return True
+        return s.bass_onset >= s.window_tick   # the bass plays in the last bar (on the tonic: _pitch_ok)
 
     def _duration_mask(self, s: GrammarState, mask: np.ndarray) -> None:
         ids = self.ids[K_DURATION]
@@ -710,6 +726,8 @@ class MidiGrammar:
         s.bar_begun = True
         s.last_onset = s.tick
         s.n_notes += 1
+        if program == bass_of(s.insts):
+            s.bass_onset = s.tick
 
     def _on_program(self, s: GrammarState, program: int) -> None:
         """A Program token was taken: REMI and TSD notes begin there (MIDILike at the NoteOn)."""

@@ -77,9 +77,11 @@ def _measure_lengths(text: str) -> list[tuple[Fraction, Fraction]]:
 
 
 # ---------------------------------------------------------------------------- the format
-def test_new_tokens_leave_every_id_and_the_shipped_tokenizers_as_they_were():
+def test_new_tokens_leave_every_id_and_the_shipped_models_have_them():
     for folder in ("symbolic/pretrained/folk-abc", "symbolic/pretrained/chorale-midi"):
-        tok = load_tokenizer(folder)
+        tok = load_tokenizer(folder)   # fine-tuned with the format: the three tokens close the vocabulary
+        assert has_infill(tok) and tok.vocab[-3:] == list(INFILL_TOKENS)
+    for tok in (AbcTokenizer(), build_tokenizer("remi", styles=["bach"])):
         assert not has_infill(tok)
         plain = list(tok.vocab)
         add_infill_tokens(tok)
@@ -180,13 +182,17 @@ def test_midi_span_keeps_every_other_note_and_fills_the_bars_with_the_pieces_ins
 
 
 def test_a_model_without_infill_tokens_is_refused_in_one_line(tmp_path):
+    plain = tmp_path / "plain"
+    result = run_cli("train", "symbolic", "--data", TUNES, "--tokenizer", "abc", "--out", str(plain), "--config",
+                     _tiny(tmp_path), "--steps", "1", "--batch-size", "2", "--infill-share", "0", "-q")
+    assert result.returncode == 0, result.stderr
     primer = _write(tmp_path / "t.abc", _abc_tunes(1)[0])
-    result = run_cli("compose", "--model", "folk-abc", "--primer", str(primer), "--infill", "2-3", "-o",
+    result = run_cli("compose", "--model", str(plain), "--primer", str(primer), "--infill", "2-3", "-o",
                      str(tmp_path / "o.abc"), "-q")
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "ostinato: --infill: the model folk-abc was not trained to infill (its tokenizer has no <fill> tokens); "
-        "fine-tune it with `ostinato train symbolic --init-from folk-abc --infill-share 0.25 ...`"]
+        f"ostinato: --infill: the model {plain} was not trained to infill (its tokenizer has no <fill> tokens); "
+        f"fine-tune it with `ostinato train symbolic --init-from {plain} --infill-share 0.25 ...`"]
     bad = run_cli("compose", "--model", "folk-abc", "--primer", str(tmp_path / "t.abc"), "--infill", "5-2", "-q")
     assert bad.returncode == 2 and "--infill" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
 
@@ -340,3 +346,11 @@ def test_init_from_a_model_without_the_tokens_grows_its_vocabulary(tmp_path, tra
     assert new.shape[0] == old.shape[0] + 3
     assert torch.allclose(new[:old.shape[0]], old, atol=1e-6)   # a learning rate of 1e-9 keeps the old rows
     assert json.loads((grown / "metrics.json").read_text())["infill_share"] == 0.25
+
+
+def test_an_abc_primer_goes_on_as_abc_into_a_folder(tmp_path):
+    primer = _write(tmp_path / "t.abc", _abc_tunes(1)[0])
+    result = run_cli("compose", "--primer", str(primer), "--infill", "2-3", "-n", "2", "-o", str(tmp_path / "fills"),
+                     "-q")
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (tmp_path / "fills").iterdir()) == ["001.abc", "002.abc"]
