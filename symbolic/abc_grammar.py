@@ -300,7 +300,8 @@ class AbcGrammar:
         self.final_bar_line = bool(final_bar_line)
         self.form = bool(form)
         self.vocab = tokenizer.vocab
-        config = (self.strict, self.final_bar_line, self.form, sections, self.meter, self.unit, self.key, bars)
+        config = (self.strict, self.final_bar_line, self.form, sections, self.meter, self.unit, self.key, bars,
+                  len(self.vocab))   # masks are as long as the vocabulary (the infill tokens add three)
         self._c = _CACHES.setdefault(config, _Cache())
         self._build_tables()
         cost = self._header_cost(("H", 0, None, None))

@@ -85,7 +85,7 @@ TRIAD_PCS = {False: (0, 4, 7), True: (0, 3, 7)}
 def bass_of(insts: tuple[int, ...]) -> int | None:
     """The bass of several instruments: the lowest-reaching pitched one when it is melodic (a string, a
     wind, a bass, a voice: at most two notes at once); None for one instrument or a keyboard bass.
-    With a key, the note rules hold it to the tonic in the first and the last bar, and it plays in the last."""
+    With a key, the note rules hold it to the tonic in the first and the last bar."""
     pitched = [p for p in insts if p != -1]
     if len(pitched) < 2:
         return None
@@ -144,7 +144,7 @@ class GrammarState:
         self.ends: tuple = ()       # (program, end tick) of the REMI/TSD notes that may still sound
         self.bar_played = 0         # bit (program + 1) set once the program has a note in the current bar
         self.bar_begun = False      # a note begins in the current bar
-        self.bass_onset = -1        # tick of the bass's latest onset (see bass_of)
+        self.pitch = 0              # the pitch of the note in flight (REMI, TSD)
         self.relaxed = False        # the note rules were dropped to avoid a dead end (never in practice)
         self.key_pcs = None         # (scale, triad, tonic) of the Key token sampled when the key is free
         self.mask: np.ndarray | None = None
@@ -187,7 +187,8 @@ class MidiGrammar:
             sounds (REMI: the next onset comes by the beat after the sound ends), no tempo change
             after the first Tempo, and with a key, pitches of its scale (harmonic minor for minor
             keys) and its tonic triad in the first and the last bar, a melodic bass (:func:`bass_of`)
-            on the tonic itself there and playing in the last bar; with no key asked, the key of the
+            on the tonic itself there (REMI, TSD: it holds no other note into the last bar), so the
+            piece opens and ends on its tonic; with no key asked, the key of the
             ``Key:`` token sampled (``edge_triads``: the first/last bar rules; False for the
             bars inside a piece that an infill writes: the scale only; ``ranges`` replaces a program's
             GM range, e.g. by a part's own). The first
@@ -575,19 +576,21 @@ class MidiGrammar:
         return ok
 
     def _can_finish(self, s: GrammarState) -> bool:
-        if s.n_notes == 0 or s.unplayed or (s.window_tick is not None and s.last_onset < s.window_tick):
-            return False
-        keyed = self.key_pcs is not None or s.key_pcs is not None
-        if s.window_tick is None or not keyed or not self._ruled(s) or bass_of(s.insts) is None:
-            return True
-        return s.bass_onset >= s.window_tick   # the bass plays in the last bar (on the tonic: _pitch_ok)
+        return (s.n_notes > 0 and s.unplayed == 0
+                and (s.window_tick is None or s.last_onset >= s.window_tick)
+                and (s.window_tick is None or self._bar_complete(s)))   # every part in the last bar too
 
     def _duration_mask(self, s: GrammarState, mask: np.ndarray) -> None:
         ids = self.ids[K_DURATION]
-        if s.end_tick is None:
+        end = s.end_tick
+        key = self.key_pcs or s.key_pcs
+        if (key is not None and s.window_tick is not None and s.tick < s.window_tick and self._ruled(s)
+                and s.program == bass_of(s.insts) and s.pitch % 12 != key[2]):
+            end = s.window_tick   # a melodic bass holds only its tonic into the last bar: the piece ends on it
+        if end is None:
             mask[ids] = True
         else:
-            mask[ids[s.tick + s.meter.duration_ticks <= s.end_tick]] = True
+            mask[ids[s.tick + s.meter.duration_ticks <= end]] = True
 
     def _note_mask(self, s: GrammarState, mask: np.ndarray) -> None:
         """Inside a note (REMI, TSD): Program -> Pitch/PitchDrum -> Velocity -> Duration."""
@@ -681,6 +684,7 @@ class MidiGrammar:
             self._on_program(s, val)
         elif kind in (K_PITCH, K_PITCHDRUM):
             s.phase = PITCH
+            s.pitch = val
             s.here = s.here | {(s.program, val)}
         elif kind == K_VELOCITY:
             s.phase = VELOCITY
@@ -726,8 +730,6 @@ class MidiGrammar:
         s.bar_begun = True
         s.last_onset = s.tick
         s.n_notes += 1
-        if program == bass_of(s.insts):
-            s.bass_onset = s.tick
 
     def _on_program(self, s: GrammarState, program: int) -> None:
         """A Program token was taken: REMI and TSD notes begin there (MIDILike at the NoteOn)."""
