@@ -697,8 +697,8 @@ def infill_to_files(request, folder, tokenizer, sampling, *, write: Callable) ->
         raise UsageError("--infill", str(exc).removeprefix("--infill: ")) from None
     piece = read_piece(tokenizer, request.primer)
     model, tokenizer, _config = load_model_folder(folder)
-    bar = tqdm(desc=f"infill x{request.n}", unit="tok", file=sys.stderr, disable=not request.show_progress,
-               dynamic_ncols=True, mininterval=0.5)
+    bar = tqdm(desc=f"infill x{request.n}", unit="tok", file=sys.stderr, dynamic_ncols=True, mininterval=0.5,
+               disable=not (request.show_progress and sys.stderr.isatty()))   # a terminal only, as compose
     try:
         pieces = infill_compositions(model, tokenizer, piece, request.infill, n=request.n, sampling=sampling,
                                      style=request.style, name=request.model,

@@ -15,7 +15,6 @@ import hashlib
 import json
 import os
 import stat
-import struct
 import subprocess
 import sys
 import zipfile
@@ -26,21 +25,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_hostile import EOT, NOTE, _mthd, _mtrk  # the MIDI chunk builders
 
 TIMEOUT_S = 240
 
 
 # ---------------------------------------------------------------------------- the hostile inputs
-def _mthd(fmt=0, n_tracks=1, division=480) -> bytes:
-    return b"MThd" + struct.pack(">IHHH", 6, fmt, n_tracks, division)
-
-
-def _mtrk(body: bytes, declared: int | None = None) -> bytes:
-    return b"MTrk" + struct.pack(">I", len(body) if declared is None else declared) + body
-
-
-NOTE = b"\x00\x90\x3c\x40\x83\x60\x80\x3c\x00"   # C4 for one quarter at 480 tpq
-EOT = b"\x00\xff\x2f\x00"
 GOOD_MIDI = _mthd() + _mtrk(b"".join(NOTE[:1] + bytes([0x90, p, 0x40]) + b"\x83\x60" + bytes([0x80, p, 0])
                                      for p in (60, 62, 64, 65, 67, 69, 71, 72)) + EOT)
 GOOD_ABC = "".join(f"X:{i}\nM:4/4\nL:1/8\nK:G\nGABc dedB|{'ABcd' if i % 2 else 'edcB'} G4|]\n\n" for i in range(1, 9))
