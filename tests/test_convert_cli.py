@@ -302,12 +302,15 @@ def _kill_half_way(args, manifest, n_items):
     return done_before
 
 
+BOOK_TUNES = 600   # enough tunes that a batch spans several manifest flushes (about 1 s each) before the kill
+
+
 @pytest.fixture()
 def tune_book(tmp_path):
     src = tmp_path / "book"
     src.mkdir()
     tunes = []
-    for x in range(1, 121):
+    for x in range(1, BOOK_TUNES + 1):
         notes = " ".join("CDEFGABc"[(x + i) % 8] + "DEFG"[(x * i) % 4] for i in range(12))
         tunes.append(f"X:{x}\nT:tune {x}\nM:4/4\nL:1/8\nK:{'GDAC'[x % 4]}\n{notes}|]\n")
     (src / "book.abc").write_text("\n".join(tunes))
@@ -320,13 +323,14 @@ def test_sigkill_half_way_then_rerun_finishes_every_token_piece_once(tune_book, 
     out = tmp_path / "tokens"
     args = ("convert", str(tune_book), "--to", "tokens", "--tokenizer", "remi", "-o", str(out), "-j", "2",
             "--abc-reader", "music21")
-    done_before = _kill_half_way(args, out / "manifest.jsonl", 120)
+    done_before = _kill_half_way(args, out / "manifest.jsonl", BOOK_TUNES)
     rerun = run_cli(*args)
     assert rerun.returncode == 0, rerun.stderr
-    assert rerun.stdout.splitlines()[-1] == (f"converted {120 - len(done_before)}/120, failed 0, "
+    assert rerun.stdout.splitlines()[-1] == (f"converted {BOOK_TUNES - len(done_before)}/{BOOK_TUNES}, "
+                                             f"failed 0, "
                                              f"skipped {len(done_before)} (manifest: {out / 'manifest.jsonl'})")
     oks = Counter(r["key"] for r in read_manifest(out / "manifest.jsonl") if r["status"] == "ok")
-    assert len(oks) == 120 and set(oks.values()) == {1}  # every piece done, none twice
+    assert len(oks) == BOOK_TUNES and set(oks.values()) == {1}  # every piece done, none twice
     tokenizer = load_tokenizer(out / "tokenizer.json")
     items = {i.key: i for i in iter_items(tune_book)}
     pieces = dict(iter_shard_pieces(out, split="all"))
@@ -342,15 +346,17 @@ def test_sigkill_half_way_then_rerun_finishes_every_token_piece_once(tune_book, 
 def test_sigkill_half_way_then_rerun_finishes_every_file_once(tune_book, tmp_path):
     out = tmp_path / "mid"
     args = ("convert", str(tune_book), "--to", "mid", "-o", str(out), "-j", "2", "--abc-reader", "music21")
-    done_before = _kill_half_way(args, out / "manifest.jsonl", 120)
+    done_before = _kill_half_way(args, out / "manifest.jsonl", BOOK_TUNES)
     stamps = {key: (out / f"{key}.mid").stat().st_mtime_ns for key in done_before}
     rerun = run_cli(*args)
     assert rerun.returncode == 0, rerun.stderr
-    assert rerun.stdout.splitlines()[-1].startswith(f"converted {120 - len(done_before)}/120, failed 0, "
+    assert rerun.stdout.splitlines()[-1].startswith(f"converted {BOOK_TUNES - len(done_before)}/{BOOK_TUNES}, "
+                                                    f"failed 0, "
                                                     f"skipped {len(done_before)}")
     oks = Counter(r["key"] for r in read_manifest(out / "manifest.jsonl") if r["status"] == "ok")
-    assert len(oks) == 120 and set(oks.values()) == {1}
+    assert len(oks) == BOOK_TUNES and set(oks.values()) == {1}
     assert {key: (out / f"{key}.mid").stat().st_mtime_ns for key in done_before} == stamps
     for item in iter_items(tune_book):
         assert events.read(out / f"{item.key}.mid").notes_equal(item.read(abc_reader="music21")), item.key
-    assert sorted(p.name for p in (out / "book").iterdir()) == sorted(f"book.abc#{x}.mid" for x in range(1, 121))
+    assert sorted(p.name for p in (out / "book").iterdir()) == sorted(f"book.abc#{x}.mid"
+                                                                      for x in range(1, BOOK_TUNES + 1))
