@@ -7,18 +7,26 @@ corpus, and does it honour every control?
 Pieces are composed with the shipped ``chorale-midi`` through the Python API (one piece per seed,
 the CLI's sampling defaults), per setting:
 
-* ``default``: no controls (the model samples style, key, meter, tempo and instruments);
-* ``bach``: ``--style bach``, the rest free;
-* ``key <K>``: six keys (three minor), ``--style bach --tempo 96 --instruments 40,41,42,43 --bars 16``
-  (four parts, as a chorale has); ``trio``: the same with three (40,41,42) in D minor;
-* ``bars 32`` / ``bars 64``: empty bars at those lengths (``--style bach``, the four strings).
+* ``default``: what ``ostinato compose -o piece.mid`` writes: no controls but the CLI's 16 bars (the
+  model samples style, key, meter, tempo and instruments);
+* ``bach``: ``--style bach``, the rest free, 16 bars;
+* ``key <K>``: six keys (three minor), ``--style bach --tempo 96 --instruments 73,40,60,42 --bars 16``:
+  four parts, as a chorale has, on the ensemble the model learned Bach's chorales with (flute, violin,
+  horn, cello; ``events.instruments.ENSEMBLES["mixed"]``); ``trio``: its first three parts in D minor;
+* ``bars 32`` / ``bars 64``: empty bars at those lengths (``--style bach``, the four parts);
+* ``strings``: ``--style bach`` on a string quartet with contrabass (40,41,42,43), an ensemble no
+  training piece had: the model plays what it learned for strings (Haydn's and Beethoven's quartets).
 
-The reference is six held-out Bach chorales (``music21:bach``, split ``test``). Printed per setting:
-notes per bar, silent beats, exact duplicate notes (same track, tick, pitch), the largest onset
-stack, notes outside their instrument's range (:data:`events.instruments.GM_RANGES`), the key
-estimated by music21's key analysis (``symbolic.evaluate.estimate_key``, Aarden-Essen profiles) =
-requested, a key signature present, tempo written = requested, empty bars, and the ``evaluate
-samples`` inter-onset-interval and pitch-interval overlaps (``distribution_similarity``) with the reference.
+The reference is six held-out Bach chorales (``music21:bach``, split ``test``) for every measure but
+one: notes per bar are also given beside the held-out pieces of the style each piece was composed in
+(``music21:polyphonic``, split ``test``: ``npb_ratio`` is the mean of a piece's notes per bar over its
+style's, 1.0 = as dense as its style), which is what the ``default`` row, whose model picks the style,
+is measured against. Printed per setting: notes per bar, silent beats, exact duplicate notes
+(same track, tick, pitch), the largest onset stack, notes outside their instrument's range
+(:data:`events.instruments.GM_RANGES`), the key estimated by music21's key analysis
+(``symbolic.evaluate.estimate_key``, Aarden-Essen profiles) = requested, a key signature present,
+tempo written = requested, empty bars, and the ``evaluate samples`` inter-onset-interval and
+pitch-interval overlaps (``distribution_similarity``) with the reference.
 """
 
 from __future__ import annotations
@@ -34,8 +42,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 KEYS = ("C major", "D minor", "G major", "A minor", "Eb major", "F# minor")
 TEMPO_BPM = 96.0
-TRIO = (40, 41, 42)
-QUARTET = (40, 41, 42, 43)
+CHORALE = (73, 40, 60, 42)      # the "mixed" ensemble of events.instruments.ENSEMBLES: flute, violin, horn, cello
+TRIO = CHORALE[:3]
+STRINGS = (40, 41, 42, 43)
+DEFAULT_BARS = 16                # the CLI's length when neither --bars nor --seconds is given
 
 
 def bar_ticks(table) -> int:
@@ -86,13 +96,28 @@ def reference_tables(n: int = 6) -> list:
     return tables
 
 
+def style_references() -> dict[str, float]:
+    """Notes per bar of the held-out pieces of each collection of ``music21:polyphonic`` (the Style: values)."""
+    from ostinato.events.sources import iter_items
+
+    found: dict[str, list[float]] = {}
+    for item in iter_items("music21:polyphonic", split="test"):
+        table = item.read()
+        if len(table):
+            found.setdefault(item.key.split("/", 1)[0], []).append(len(table) / piece_metrics(table)["bars"])
+    return {style: float(np.mean(values)) for style, values in found.items()}
+
+
 def compose_one(model, tokenizer, seed: int, temperature: float = 1.0, top_p: float = 0.95, **controls):
+    """``(table, style)``: one piece and the Style: value it was composed in (asked or sampled)."""
     from ostinato.symbolic.compose import compose
     from ostinato.symbolic.sample import SamplingConfig
 
     c = tokenizer.make_controls(**controls)
     sampling = SamplingConfig(temperature=temperature, top_p=top_p, max_tokens=model.config.n_positions, seed=seed)
-    return compose(model, tokenizer, n=1, sampling=sampling, controls=c)[0].table
+    piece = compose(model, tokenizer, n=1, sampling=sampling, controls=c)[0]
+    style = tokenizer.vocab[piece.ids[1]].removeprefix("Style:") if len(piece.ids) > 1 else None
+    return piece.table, style
 
 
 def summarise(name: str, tables: list, metrics: list[dict], reference: list, *, key: str | None = None,
@@ -102,6 +127,8 @@ def summarise(name: str, tables: list, metrics: list[dict], reference: list, *, 
     row = {"setting": name, "n": len(metrics)}
     for field in ("notes_per_bar", "silent", "dups", "out_of_range"):
         row[field] = float(np.mean([m[field] for m in metrics]))
+    ratios = [m["npb_ratio"] for m in metrics if m.get("npb_ratio") is not None]
+    row["npb_ratio"] = float(np.mean(ratios)) if ratios else None
     row["stack"] = max(m["stack"] for m in metrics)
     row["empty_bars"] = float(np.mean([m["empty_bars"] for m in metrics]))
     row["keysig"] = float(np.mean([m["keysig"] for m in metrics]))
@@ -147,36 +174,40 @@ def main(argv=None) -> int:
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
     model, tokenizer, _ = load_model_folder(resolve_model(args.model))
     reference = reference_tables()
+    styles = style_references()
     rows = [summarise("Bach chorales (6 held-out)", reference, [piece_metrics(t) for t in reference], None)]
-    settings = [("default", {}, None, None, None)]
-    settings += [("bach", dict(style="bach"), None, None, None)]
-    settings += [(f"key {k}", dict(style="bach", key=k, tempo_bpm=TEMPO_BPM, instruments=QUARTET, bars=16), k,
-                  TEMPO_BPM, 16) for k in keys]
-    settings += [("trio " + keys[1], dict(style="bach", key=keys[1], tempo_bpm=TEMPO_BPM, instruments=TRIO, bars=16),
-                  keys[1], TEMPO_BPM, 16)]
-    settings += [("bars 32", dict(style="bach", tempo_bpm=TEMPO_BPM, instruments=QUARTET, bars=32), None, TEMPO_BPM,
-                  32)]
+    four = dict(style="bach", tempo_bpm=TEMPO_BPM, instruments=CHORALE)
+    settings = [("default", dict(bars=DEFAULT_BARS), None, None, DEFAULT_BARS)]
+    settings += [("bach", dict(style="bach", bars=DEFAULT_BARS), None, None, DEFAULT_BARS)]
+    settings += [(f"key {k}", dict(four, key=k, bars=16), k, TEMPO_BPM, 16) for k in keys]
+    settings += [("trio " + keys[1], dict(four, key=keys[1], instruments=TRIO, bars=16), keys[1], TEMPO_BPM, 16)]
+    settings += [("bars 32", dict(four, bars=32), None, TEMPO_BPM, 32)]
     if not args.quick:
-        settings += [("bars 64", dict(style="bach", tempo_bpm=TEMPO_BPM, instruments=QUARTET, bars=64), None,
-                      TEMPO_BPM, 64)]
+        settings += [("bars 64", dict(four, bars=64), None, TEMPO_BPM, 64)]
+    settings += [("strings", dict(four, instruments=STRINGS, bars=16), None, TEMPO_BPM, 16)]
     for name, controls, key, tempo, bars in settings:
         start = time.perf_counter()
         tables, metrics = [], []
         for seed in range(n):
             try:
-                table = compose_one(model, tokenizer, seed, args.temperature, args.top_p, **controls)
+                table, style = compose_one(model, tokenizer, seed, args.temperature, args.top_p, **controls)
             except Exception as exc:  # a failure is a result here
                 print(f"{name} seed {seed}: FAILED {type(exc).__name__}: {exc}", file=sys.stderr)
                 continue
             tables.append(table)
             metrics.append(piece_metrics(table, bars=bars))
+            own = styles.get(style)
+            metrics[-1]["npb_ratio"] = metrics[-1]["notes_per_bar"] / own if own else None
+            metrics[-1]["style"] = style
         if not metrics:
             rows.append({"setting": name, "n": 0})
             continue
         rows.append(summarise(name, tables, metrics, reference, key=key, tempo=tempo))
-        print(f"{name}: {len(tables)} pieces in {time.perf_counter() - start:.0f} s", file=sys.stderr)
-    columns = ("setting", "n", "notes_per_bar", "silent", "dups", "stack", "out_of_range", "key_ok", "keysig",
-               "tempo_ok", "tempos", "empty_bars", "ioi", "interval")
+        print(f"{name}: {len(tables)} pieces in {time.perf_counter() - start:.0f} s "
+              f"(styles: {', '.join(sorted({str(m['style']) for m in metrics}))})", file=sys.stderr)
+    print("held-out notes per bar by style: " + ", ".join(f"{k} {v:.1f}" for k, v in sorted(styles.items())))
+    columns = ("setting", "n", "notes_per_bar", "npb_ratio", "silent", "dups", "stack", "out_of_range", "key_ok",
+               "keysig", "tempo_ok", "tempos", "empty_bars", "ioi", "interval")
     print("| " + " | ".join(columns) + " |")
     print("|" + "---|" * len(columns))
     for row in rows:

@@ -61,9 +61,34 @@ def add_train_parsers(train_sub, common: argparse.ArgumentParser) -> None:
                         "middle bars), so the model can rewrite bars inside a piece (`compose --infill`); adds "
                         "three tokens to the vocabulary (an --init-from model grows its embeddings); default: 0.25, "
                         "with --init-from: 0 (the model as it was)")
+    p.add_argument("--transpose", metavar="all|LOW..HIGH",
+                   help="MIDI tokens: transposition augmentation, each training piece also moved by every shift "
+                        "from LOW to HIGH semitones that keeps its parts in their instruments' ranges (`all`: "
+                        "-5..6, every key; a negative LOW needs `=`: --transpose=-3..3); held-out pieces stay as "
+                        "written; default: none")
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: CUDA when present)")
     p.set_defaults(run=run_train_symbolic)
+
+
+def parse_shifts(text: str | None) -> tuple[int, ...]:
+    """``"-5..6"`` -> the shifts -5..6 without 0 (``"all"``: the same); None or ``"none"`` -> ();
+    UsageError otherwise."""
+    from ostinato.events.errors import UsageError
+
+    if text is None or text == "none":
+        return ()
+    if text == "all":
+        text = "-5..6"
+    low, sep, high = text.partition("..")
+    try:
+        low_i, high_i = int(low), int(high)
+    except ValueError:
+        low_i = high_i = None
+    if not sep or low_i is None or not -11 <= low_i <= high_i <= 11:
+        raise UsageError("--transpose", f"expected LOW..HIGH semitones within -11..11 (e.g. -5..6), or all, "
+                                        f"got {text!r}")
+    return tuple(s for s in range(low_i, high_i + 1) if s)
 
 
 @dataclass(frozen=True)
@@ -90,6 +115,7 @@ class TrainSymbolicRequest:
     show_progress: bool = True
     list_failures: bool = False
     infill_share: float | None = None   # None: 0.25, or 0 with --init-from
+    transpose: tuple[int, ...] = ()     # transposition augmentation: semitone shifts (MIDI tokens)
     command: str = ""                   # the command line, recorded in the model card
 
 
@@ -99,7 +125,7 @@ def run_train_symbolic(args: argparse.Namespace) -> int:
         architecture=args.architecture, steps=args.steps, batch_size=args.batch_size, learning_rate=args.lr,
         warmup=args.warmup, eval_every=args.eval_every, checkpoint_every=args.checkpoint_every,
         instruments=args.instruments, workers=args.workers, seed=args.seed, resume=args.resume, device=args.device,
-        infill_share=args.infill_share,
+        infill_share=args.infill_share, transpose=parse_shifts(args.transpose),
         show_progress=args.quiet == 0, list_failures=bool(args.verbose),
         command="ostinato " + shlex.join(sys.argv[1:]) if sys.argv and sys.argv[0] else "")
     train_symbolic(request)
@@ -135,6 +161,8 @@ def train_symbolic(request: TrainSymbolicRequest) -> dict:
     infill_share = request.infill_share if request.infill_share is not None else (0.0 if init else 0.25)
     if not 0 <= infill_share <= 1:
         raise UsageError("--infill-share", f"expected a share from 0 to 1, got {infill_share!r}")
+    if request.transpose and tokenizer is not None and not hasattr(tokenizer, "transpose_ids"):   # None: MIDI
+        raise UsageError("--transpose", "transposition augmentation needs MIDI tokens (remi, tsd, midilike)")
     if request.architecture:
         config = replace(config, architecture=request.architecture)
     try:
@@ -185,7 +213,7 @@ def train_symbolic(request: TrainSymbolicRequest) -> dict:
                         resume=request.resume, command=request.command, source=request.data, ctx=ctx,
                         show_progress=show, init_model=init[0] if init else None,
                         init_from=str(init[3]) if init else "", instruments=request.instruments,
-                        infill_share=infill_share)
+                        infill_share=infill_share, transpose=request.transpose)
     finally:
         distributed.teardown(ctx)
     if ctx.is_main and show:

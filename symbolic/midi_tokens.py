@@ -33,7 +33,14 @@ from ostinato.events import KeySignature, NoteTable, from_score, to_score
 from ostinato.events.atomic import write_text_atomic
 from ostinato.events.errors import InputError
 from ostinato.events.instruments import DRUMS
-from ostinato.events.theory import MAJOR_MINOR_KEYS, MINOR_MODES, major_minor_key, major_minor_name, tonic_pc
+from ostinato.events.theory import (
+    MAJOR_MINOR_KEYS,
+    MINOR_MODES,
+    PITCH_CLASS_NAMES,
+    major_minor_key,
+    major_minor_name,
+    tonic_pc,
+)
 from ostinato.symbolic.fast_remi import fast_remi_ids
 
 SCHEMES = ("remi", "tsd", "midilike")
@@ -488,6 +495,66 @@ class MidiTokenizer:
                 events.append(i - self.events_offset)
         score = self.miditok.decode(events)
         return from_score(score)
+
+    def transpose_ids(self, ids: Sequence[int] | np.ndarray, semitones: int) -> np.ndarray | None:
+        """``ids`` with every pitched note moved by ``semitones`` and the ``Key:`` control with them
+        (drum notes, other controls and timing as they are): transposition augmentation.
+
+        None when a moved note would leave the vocabulary's pitch range or its instrument's General
+        MIDI range (:data:`events.instruments.GM_RANGES`: a part is never taught notes it cannot play),
+        or when ``ids`` hold no pitched note.
+        """
+        from ostinato.events.instruments import GM_RANGES
+
+        ids = np.asarray(ids, np.int64)
+        family, value, by_pitch = self._pitch_tables()
+        f = family[ids]
+        is_program = f == -2
+        last = np.maximum.accumulate(np.where(is_program, np.arange(len(ids)), -1))
+        program = np.where(last >= 0, value[ids[np.maximum(last, 0)]], 0)   # the Program in force at each token
+        notes = np.flatnonzero((f >= 0) & (program != -1))                  # pitched notes (Program_-1: drums)
+        if len(notes) == 0:
+            return None
+        out = ids.copy()
+        if semitones == 0:
+            return out
+        moved = value[ids[notes]] + semitones
+        playable = np.array([(r.low, r.high) for r in GM_RANGES])[program[notes]]
+        if (moved < playable[:, 0]).any() or (moved > playable[:, 1]).any():
+            return None
+        new = by_pitch[f[notes], np.clip(moved, 0, 127)]
+        if (new < 0).any():     # outside the vocabulary's pitch range
+            return None
+        out[notes] = new
+        for i in np.flatnonzero(family[ids] == -3):
+            name = self.vocab[ids[i]].removeprefix("Key:")
+            if name in KEY_NAMES:
+                tonic, mode = name.split()
+                moved_tonic = PITCH_CLASS_NAMES[(tonic_pc(tonic) + semitones) % 12]
+                out[i] = self.token_to_id[f"Key:{major_minor_name(moved_tonic, mode == 'minor')}"]
+        return out
+
+    def _pitch_tables(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(family, value, by_pitch)`` over the vocabulary: ``family`` is the index of a token's pitched
+        family (``Pitch_``, ``NoteOn_``, ``NoteOff_``), -2 for a ``Program_`` token, -3 for a ``Key:``
+        control, -1 otherwise; ``value`` its pitch or program; ``by_pitch[family, pitch]`` the id (-1: none)."""
+        cached = getattr(self, "_transpose_tables", None)
+        if cached is None or len(cached[0]) != len(self.vocab):   # (the infill tokens may have been added)
+            families = ("Pitch_", "NoteOn_", "NoteOff_")
+            family = np.full(len(self.vocab), -1, np.int64)
+            value = np.zeros(len(self.vocab), np.int64)
+            by_pitch = np.full((len(families), 128), -1, np.int64)
+            for i, token in enumerate(self.vocab):
+                head, _, number = token.partition("_")
+                if i >= self.events_offset and f"{head}_" in families and number.lstrip("-").isdigit():
+                    family[i], value[i] = families.index(f"{head}_"), int(number)
+                    by_pitch[family[i], value[i]] = i
+                elif i >= self.events_offset and head == "Program" and number.lstrip("-").isdigit():
+                    family[i], value[i] = -2, int(number)
+                elif token.startswith("Key:"):
+                    family[i] = -3
+            self._transpose_tables = (family, value, by_pitch)
+        return self._transpose_tables
 
     def count_notes(self, ids: Sequence[int] | np.ndarray) -> int:
         """How many notes ``ids`` encode (one Pitch/PitchDrum token per note): the unit of bits per note."""

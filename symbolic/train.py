@@ -234,7 +234,8 @@ def _step_seed(seed: int, step: int, rank: int) -> int:
 def train(*, data: TokenData, tokenizer, model_config: ModelConfig, config: TrainConfig,
           out_dir: str | os.PathLike, resume: bool = False, command: str = "", source: str = "",
           ctx: distributed.Context | None = None, show_progress: bool = True, init_model=None,
-          init_from: str = "", instruments: str = "keep", infill_share: float = 0.0) -> dict:
+          init_from: str = "", instruments: str = "keep", infill_share: float = 0.0,
+          transpose: tuple[int, ...] = ()) -> dict:
     """Train (or resume) a model on ``data``; returns the final held-out figures.
 
     ``instruments`` (``keep``/``ensemble``, how ``data`` was made) is recorded for ``evaluate nll``.
@@ -242,6 +243,8 @@ def train(*, data: TokenData, tokenizer, model_config: ModelConfig, config: Trai
     in the card) replaces the random initial weights: fine-tuning, or a second schedule.
     ``infill_share``: the share of training sequences in the fill-in-the-middle form
     (:func:`symbolic.infill.fim_parts`; the tokenizer must have the infill tokens), recorded in metrics.json.
+    ``transpose``: semitone shifts each training piece is also trained in (:func:`symbolic.data.transposed`,
+    MIDI tokens); the held-out pieces stay as written.
 
     Raises:
         InputError: a checkpoint exists and ``resume`` is False, or the checkpoint is corrupt.
@@ -282,12 +285,16 @@ def train(*, data: TokenData, tokenizer, model_config: ModelConfig, config: Trai
         wrapped = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
 
+    pieces = data.train
+    if transpose:
+        from .data import transposed
+
+        pieces = transposed(pieces, tokenizer, transpose)
     if infill_share > 0:
         from .data import fim_parts
 
-        stream = pack(fim_parts(data.train, tokenizer, share=infill_share, seed=config.seed))
-    else:
-        stream = pack(data.train)
+        pieces = fim_parts(pieces, tokenizer, share=infill_share, seed=config.seed)
+    stream = pack(pieces)
     block = model_config.context + 1
     per_rank = config.batch_size // ctx.world_size
     log_path = out_dir / "train_log.jsonl"
@@ -296,7 +303,8 @@ def train(*, data: TokenData, tokenizer, model_config: ModelConfig, config: Trai
         _truncate_log(log_path, start_step)
     summary = {"unigram_bits_per_token": unigram_entropy_bits(stream, len(tokenizer)),
                "n_train_pieces": len(data.train), "n_test_pieces": len(data.test),
-               "n_train_tokens": len(stream), "n_failed_pieces": len(data.failures)}
+               "n_train_tokens": len(stream), "n_failed_pieces": len(data.failures),
+               "n_train_sequences": len(pieces)}
 
     progress = None
     if ctx.is_main and show_progress:
@@ -367,6 +375,7 @@ def train(*, data: TokenData, tokenizer, model_config: ModelConfig, config: Trai
                "device": _device_name(ctx), "n_processes": ctx.world_size, "source": source, "command": command,
                "model": asdict(model_config), "train": asdict(config), "init_from": init_from or None,
                "schedule": schedule, "instruments": instruments, "infill_share": infill_share,
+               "transpose": list(transpose),
                **seen_controls(tokenizer, data.train),
                "n_parameters": sum(p.numel() for p in model.parameters())}
     write_text_atomic(out_dir / "metrics.json", json.dumps(metrics, indent=1) + "\n")
@@ -429,6 +438,15 @@ def _infill_line(metrics: dict) -> str:
     share = metrics.get("infill_share") or 0
     return (f"\n- {share:.0%} of the training sequences in the fill-in-the-middle form: the model rewrites bars "
             f"inside a piece (`ostinato compose --primer FILE --infill 5-8`).") if share else ""
+
+
+def _transpose_line(metrics: dict) -> str:
+    shifts = metrics.get("transpose") or []
+    if not shifts:
+        return ""
+    return (f"\n- Transposition augmentation: each training piece also in every shift of {min(shifts):+d}.."
+            f"{max(shifts):+d} semitones that keeps its parts in their instruments' ranges "
+            f"({metrics.get('n_train_sequences', '?')} training sequences); held-out pieces as written.")
 
 
 def _init_line(metrics: dict) -> str:
@@ -501,7 +519,8 @@ over `{tokenizer.kind}` tokens ({len(tokenizer)} in the vocabulary), trained by 
 
 - {metrics['steps']:,} steps of {train['batch_size']} sequences, AdamW (peak learning rate {train['learning_rate']},
   {train['warmup_steps']} warm-up steps, cosine decay to {train['min_lr_ratio']}x, weight decay {train['weight_decay']},
-  gradient clipping {train['grad_clip']}), seed {train['seed']}.{_init_line(metrics)}{_infill_line(metrics)}
+  gradient clipping {train['grad_clip']}), seed {train['seed']}.{_init_line(metrics)}{_infill_line(metrics)}\
+{_transpose_line(metrics)}
 - Wall time {metrics['elapsed_s']:.0f} s on {metrics['device']} ({metrics['n_processes']} process(es)).
 
 ## Held-out figures (final step)

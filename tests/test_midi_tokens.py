@@ -142,3 +142,41 @@ def test_save_load_json_and_its_errors(tmp_path):
         load_tokenizer(path)
     with pytest.raises(ValueError, match="unknown tokenizer 'bpe'"):
         build_tokenizer("bpe")
+
+
+def _kit_bass_flute(tok):
+    """Drums (36, 38), a bass (E2 = 40, whose GM range starts at 28) and a flute (its highest note C7 = 96)."""
+    tracks = [events.Track("kit", 0, True), events.Track("bass", 33, False), events.Track("flute", 73, False)]
+    table = NoteTable.from_ticks(
+        np.array([0, 480, 0, 0]), np.array([120, 600, 960, 480]), np.array([36, 38, 40, 93]),
+        np.array([100, 90, 80, 70]), np.array([0, 0, 1, 2]), tracks, ticks_per_quarter=480,
+        key_signatures=[(0, -1, "major")])
+    return tok.encode(table)
+
+
+@pytest.mark.parametrize("scheme", ["remi", "tsd", "midilike"])
+def test_transposition_moves_pitched_notes_and_the_key_and_leaves_drums(scheme):
+    tok = build_tokenizer(scheme)
+    ids = _kit_bass_flute(tok)
+    assert tok.vocab[ids[2]] == "Key:F major"
+    up = tok.transpose_ids(ids, 3)
+    assert tok.vocab[up[2]] == "Key:Ab major"
+    before, after = tok.decode(ids), tok.decode(up)
+    moved = sorted(zip(after.is_drum.tolist(), after.pitch.tolist(), after.onset_tick.tolist(), strict=True))
+    assert moved == sorted((d, p + (0 if d else 3), t) for d, p, t in zip(
+        before.is_drum.tolist(), before.pitch.tolist(), before.onset_tick.tolist(), strict=True))
+    assert sorted(after.pitch[after.is_drum].tolist()) == [36, 38]
+    # timing, velocities and every other token as they were
+    changed = np.flatnonzero(up != np.asarray(ids))
+    assert len(changed) == 1 + (2 if scheme != "midilike" else 4)   # the key, 2 pitches (NoteOn+NoteOff in MIDILike)
+    assert np.array_equal(tok.transpose_ids(ids, 0), ids)
+
+
+def test_transposition_that_takes_a_part_out_of_its_instrument_range_is_refused():
+    tok = build_tokenizer("remi")
+    ids = _kit_bass_flute(tok)
+    assert tok.transpose_ids(ids, 3) is not None and tok.transpose_ids(ids, -12) is not None   # bass 28, flute 81
+    assert tok.transpose_ids(ids, 4) is None       # the flute's 93 + 4 = 97 is past its C7
+    assert tok.transpose_ids(ids, -13) is None     # the bass's 40 - 13 = 27 is below its E1
+    drums_only = [*[i for i in ids if not tok.vocab[i].startswith(("Inst:33", "Inst:73"))][:6], tok.eos_id]
+    assert tok.transpose_ids(drums_only, 2) is None   # nothing to move

@@ -53,3 +53,23 @@ def test_batches_depend_only_on_seed_and_step():
     assert a.shape == (4, 9) and np.array_equal(a, sample_blocks(stream, block=9, batch=4, seed=3, step=17))
     assert not np.array_equal(a, sample_blocks(stream, block=9, batch=4, seed=3, step=18))
     assert all(np.array_equal(row, np.arange(row[0], row[0] + 9)) for row in a)
+
+
+def test_transposed_copies_follow_each_piece_with_their_shift_in_the_key():
+    from ostinato.symbolic.data import transposed
+
+    tok = build_tokenizer("remi", styles=["bach"])
+    items = [i for i in source_items("music21:bach") if i.key == "bach/bwv66.6.mxl"]
+    data = tokenize_items(items, tok, max_tokens=4096, instruments="ensemble")   # the organ: 36..96
+    piece = data.train[0]
+    out = transposed([piece], tok, (-2, -1, 1, 2))
+    assert [p.key for p in out] == ["bach/bwv66.6.mxl@0", *(f"bach/bwv66.6.mxl@0^{s:+d}" for s in (-2, -1, 1, 2))]
+    assert all(p.n_units == piece.n_units and len(p.ids) == len(piece.ids) for p in out)
+    keys = [tok.vocab[p.ids[2]] for p in out]
+    assert keys == ["Key:F# minor", "Key:E minor", "Key:F minor", "Key:G minor", "Key:Ab minor"]   # one spelling
+    low = min(tok.decode(p.ids).pitch.min() for p in out)
+    assert low == tok.decode(piece.ids).pitch.min() - 2
+    import pytest
+
+    with pytest.raises(ValueError, match="MIDI tokens only"):
+        transposed([piece], build_tokenizer("abc"), (1,))

@@ -242,3 +242,25 @@ def test_a_full_disk_mid_checkpoint_keeps_the_previous_one(tmp_path):
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == before
     model, _, _ = load_model_folder(out / "checkpoints" / "step-0000004")
     assert model is not None
+
+
+def test_transposition_augmentation_trains_every_piece_in_each_key_the_parts_can_play(tmp_path):
+    midi = tmp_path / "midi"
+    midi.mkdir()
+    for name in ("a", "b", "c"):
+        (midi / f"{name}.mid").write_bytes(_one_note_midi())   # one piano C4: every shift fits
+    out = tmp_path / "out"
+    result = _train(out, _tiny_config(tmp_path), "--steps", "2", "--transpose=-2..3", data=str(midi),
+                    tokenizer="remi", batch=2)
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    train_pieces = metrics["n_train_pieces"]
+    assert metrics["transpose"] == [-2, -1, 1, 2, 3] and metrics["n_train_sequences"] == 6 * train_pieces
+    assert "every shift of -2..+3 semitones" in (out / "model_card.md").read_text()
+    bad = _train(tmp_path / "o2", "tiny", "--steps", "2", "--transpose", "3", data=str(midi), tokenizer="remi")
+    assert bad.returncode == 2 and bad.stderr.strip() == (
+        "ostinato: --transpose: expected LOW..HIGH semitones within -11..11 (e.g. -5..6), or all, got '3'")
+    abc = _train(tmp_path / "o3", "tiny", "--steps", "2", "--transpose", "all")
+    assert abc.returncode == 2 and abc.stderr.strip() == (
+        "ostinato: --transpose: transposition augmentation needs MIDI tokens (remi, tsd, midilike)")
+    assert not (tmp_path / "o2").exists() and not (tmp_path / "o3").exists()
