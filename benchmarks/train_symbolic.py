@@ -11,6 +11,12 @@ ratio says how much better the model is than a strong general-purpose compressor
 With --model (a shipped name or a model folder) nothing is trained: the model's held-out bits
 per character (``ostinato evaluate nll``'s computation) is compared with xz on the same text;
 --write-card also writes the comparison into the model's card (section "Against xz -9e").
+
+With --all every tune of --data is scored, not only the held-out ones: for a collection the model
+was trained without (``train symbolic --leave-out ryansMammoth``), how it does on music it never
+saw, again beside xz on that text (card section "On music it never saw: <data>").
+
+    python benchmarks/train_symbolic.py --data music21:ryansMammoth --all --model runs/folk-lo --write-card
 """
 
 from __future__ import annotations
@@ -36,14 +42,17 @@ def main() -> None:
     parser.add_argument("--out", help="model folder (default: a temporary one)")
     parser.add_argument("--model", help="measure this trained model instead of training one")
     parser.add_argument("--write-card", action="store_true", help="with --model: record the result in its card")
+    parser.add_argument("--all", action="store_true",
+                        help="with --model: score every tune of --data (a collection left out of its training)")
     args = parser.parse_args()
+    split = "all" if args.all else "test"
 
     from ostinato.events.sources import iter_items
     from ostinato.symbolic.tokenizers import build_tokenizer
 
     tokenizer = build_tokenizer("abc")
     texts = []
-    for item in iter_items(args.data, split="test"):
+    for item in iter_items(args.data, split=split):
         try:
             texts.append(tokenizer.normalise(item.abc_text()))
         except ValueError:
@@ -53,7 +62,7 @@ def main() -> None:
     xz_bpc = 8 * len(xz) / len(heldout)
 
     if args.model:
-        compare_trained(args.model, args.data, heldout, xz_bpc, write_card=args.write_card)
+        compare_trained(args.model, args.data, heldout, xz_bpc, write_card=args.write_card, split=split)
         return
     out = Path(args.out or tempfile.mkdtemp(prefix="ostinato-bench-"))
     from ostinato import cli
@@ -74,8 +83,10 @@ def main() -> None:
     print(f"held-out bits per character: model {ours:.3f}, xz -9e {xz_bpc:.3f} (ratio xz/model {xz_bpc / ours:.2f}x)")
 
 
-def compare_trained(model_name: str, data: str, heldout: str, xz_bpc: float, *, write_card: bool = False) -> None:
-    """Print a trained model's held-out bits per character next to xz's (and put it in its card)."""
+def compare_trained(model_name: str, data: str, heldout: str, xz_bpc: float, *, write_card: bool = False,
+                    split: str = "test") -> None:
+    """Print a trained model's held-out bits per character next to xz's (and put it in its card);
+    ``split="all"``: on every tune of ``data`` (a collection it was trained without)."""
     from ostinato.events.sources import iter_items
     from ostinato.symbolic.evaluate import likelihood
     from ostinato.symbolic.model import load_model_folder
@@ -83,21 +94,26 @@ def compare_trained(model_name: str, data: str, heldout: str, xz_bpc: float, *, 
 
     folder = resolve_model(model_name)
     model, tokenizer, config = load_model_folder(folder)
-    figures = likelihood(model, tokenizer, context=config.context, items=list(iter_items(data, split="test")))
+    figures = likelihood(model, tokenizer, context=config.context, items=list(iter_items(data, split=split)))
     ours = figures["bits_per_char"]
-    print(f"held-out {data}: {figures['n_pieces']} tunes, {figures['n_chars']:,} characters "
+    what = "held-out" if split == "test" else "every tune of"
+    print(f"{what} {data}: {figures['n_pieces']} tunes, {figures['n_chars']:,} characters "
           f"(xz's text: {len(heldout):,}), {figures['n_failed']} not tokenized")
-    print(f"held-out bits per character: model {ours:.3f}, xz -9e {xz_bpc:.3f}: model / xz = {ours / xz_bpc:.3f} "
-          f"(xz / model {xz_bpc / ours:.2f}x)")
+    print(f"{what} {data}, bits per character: model {ours:.3f}, xz -9e {xz_bpc:.3f}: model / xz = "
+          f"{ours / xz_bpc:.3f} (xz / model {xz_bpc / ours:.2f}x)")
     if write_card:
         from ostinato.events.atomic import write_text_atomic
 
         card = (folder / "model_card.md").read_text()
-        card = card.split("\n## Against xz -9e\n")[0].rstrip("\n") + "\n"
-        card += (f"\n## Against xz -9e\n\n`python benchmarks/train_symbolic.py --data {data} --model {model_name} "
-                 f"--write-card`:\n\n| held-out bits per character | value |\n|---|---|\n"
-                 f"| this model | {ours:.4f} |\n| `xz -9e` on the same held-out normalised text "
-                 f"({len(heldout):,} characters) | {xz_bpc:.4f} |\n| model / xz | {ours / xz_bpc:.3f} |\n")
+        title = "Against xz -9e" if split == "test" else f"On music it never saw: {data}"
+        before, _, after = card.partition(f"\n## {title}\n")
+        rest = after[after.index("\n## "):] if "\n## " in after else ""   # the sections after this one stay
+        flag = "" if split == "test" else " --all"
+        card = before.rstrip("\n") + "\n"
+        card += (f"\n## {title}\n\n`python benchmarks/train_symbolic.py --data {data}{flag} --model {model_name} "
+                 f"--write-card`:\n\n| {what} {data}: bits per character | value |\n|---|---|\n"
+                 f"| this model | {ours:.4f} |\n| `xz -9e` on the same normalised text "
+                 f"({len(heldout):,} characters) | {xz_bpc:.4f} |\n| model / xz | {ours / xz_bpc:.3f} |\n") + rest
         write_text_atomic(folder / "model_card.md", card)
         print(f"wrote the comparison into {folder / 'model_card.md'}")
 

@@ -66,6 +66,10 @@ def add_train_parsers(train_sub, common: argparse.ArgumentParser) -> None:
                         "from LOW to HIGH semitones that keeps its parts in their instruments' ranges (`all`: "
                         "-5..6, every key; a negative LOW needs `=`: --transpose=-3..3); held-out pieces stay as "
                         "written; default: none")
+    p.add_argument("--leave-out", action="append", default=[], metavar="COLLECTION",
+                   help="train without this collection of --data (repeatable; e.g. ryansMammoth of music21:abc-folk), "
+                        "to measure the model on music it never saw (`evaluate nll music21:ryansMammoth --all "
+                        "--model DIR`)")
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: CUDA when present)")
     p.set_defaults(run=run_train_symbolic)
@@ -116,6 +120,7 @@ class TrainSymbolicRequest:
     list_failures: bool = False
     infill_share: float | None = None   # None: 0.25, or 0 with --init-from
     transpose: tuple[int, ...] = ()     # transposition augmentation: semitone shifts (MIDI tokens)
+    leave_out: tuple[str, ...] = ()     # collections of the data never used
     command: str = ""                   # the command line, recorded in the model card
 
 
@@ -125,7 +130,7 @@ def run_train_symbolic(args: argparse.Namespace) -> int:
         architecture=args.architecture, steps=args.steps, batch_size=args.batch_size, learning_rate=args.lr,
         warmup=args.warmup, eval_every=args.eval_every, checkpoint_every=args.checkpoint_every,
         instruments=args.instruments, workers=args.workers, seed=args.seed, resume=args.resume, device=args.device,
-        infill_share=args.infill_share, transpose=parse_shifts(args.transpose),
+        infill_share=args.infill_share, transpose=parse_shifts(args.transpose), leave_out=tuple(args.leave_out),
         show_progress=args.quiet == 0, list_failures=bool(args.verbose),
         command="ostinato " + shlex.join(sys.argv[1:]) if sys.argv and sys.argv[0] else "")
     train_symbolic(request)
@@ -194,11 +199,11 @@ def train_symbolic(request: TrainSymbolicRequest) -> dict:
         if ctx.is_main:
             data = tokenize_source(request.data, tokenizer, max_tokens=config.context, cache_dir=cache,
                                    instruments=request.instruments, workers=request.workers,
-                                   progress=_progress("tokenize", show))
+                                   leave_out=request.leave_out, progress=_progress("tokenize", show))
         ctx.barrier()
         if not ctx.is_main:
             data = tokenize_source(request.data, tokenizer, max_tokens=config.context, cache_dir=cache,
-                                   instruments=request.instruments)
+                                   instruments=request.instruments, leave_out=request.leave_out)
         if ctx.is_main:
             if show:
                 n_pieces = len({piece.key.split("@")[0] for piece in (*data.train, *data.test)})
@@ -213,7 +218,7 @@ def train_symbolic(request: TrainSymbolicRequest) -> dict:
                         resume=request.resume, command=request.command, source=request.data, ctx=ctx,
                         show_progress=show, init_model=init[0] if init else None,
                         init_from=str(init[3]) if init else "", instruments=request.instruments,
-                        infill_share=infill_share, transpose=request.transpose)
+                        infill_share=infill_share, transpose=request.transpose, leave_out=request.leave_out)
     finally:
         distributed.teardown(ctx)
     if ctx.is_main and show:

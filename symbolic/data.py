@@ -140,33 +140,45 @@ class _Sized:
         return self.length
 
 
-def source_items(source: str):
-    """Every item of ``source`` (see :mod:`events.sources`); InputError when it has none."""
+def source_items(source: str, *, leave_out: Iterable[str] = ()):
+    """Every item of ``source`` (see :mod:`events.sources`) but those of the collections in ``leave_out``
+    (a collection kept out of training, to measure how the model does on music it never saw);
+    InputError when none is left, or when a collection to leave out is not in the source."""
     from ostinato.events.sources import iter_items
 
     items = list(iter_items(source, split="all"))
+    leave_out = set(leave_out)
+    if leave_out:
+        found = {collection_of(item.key) for item in items}
+        missing = sorted(leave_out - found)
+        if missing:
+            raise InputError(source, f"has no collection {missing[0]!r} to leave out (it has: "
+                                     f"{', '.join(sorted(found))})")
+        items = [item for item in items if collection_of(item.key) not in leave_out]
     if not items:
         raise InputError(source, "this source has no pieces")
     return items
 
 
 def tokenize_source(source: str, tokenizer, *, max_tokens: int, instruments: str = "keep", workers: int = 1,
-                    cache_dir: str | os.PathLike | None = None,
+                    cache_dir: str | os.PathLike | None = None, leave_out: Iterable[str] = (),
                     progress: Callable[[Iterable], Iterable] = lambda x: x) -> TokenData:
     """Tokenize a source, reusing ``cache_dir/tokens-<hash>.npz`` when the same source and tokenizer were done.
+    ``leave_out``: collections of the source that are not used at all (:func:`source_items`).
 
     Raises:
         InputError: the source has no pieces, or none of them could be tokenized.
     """
     from .fim import plain_json  # the infill tokens change no left-to-right id: runs with and without share
 
-    digest = hashlib.sha256(json.dumps([CACHE_VERSION, source, plain_json(tokenizer), max_tokens, instruments],
-                                       sort_keys=True).encode()).hexdigest()[:16]
+    leave_out = sorted(set(leave_out))
+    what = [CACHE_VERSION, source, plain_json(tokenizer), max_tokens, instruments] + ([leave_out] if leave_out else [])
+    digest = hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
     cache = Path(cache_dir) / f"tokens-{digest}.npz" if cache_dir else None
     if cache is not None and cache.is_file():
         return load_token_data(cache)
-    data = tokenize_items(source_items(source), tokenizer, max_tokens=max_tokens, instruments=instruments,
-                          workers=workers, progress=progress)
+    data = tokenize_items(source_items(source, leave_out=leave_out), tokenizer, max_tokens=max_tokens,
+                          instruments=instruments, workers=workers, progress=progress)
     if not data.train:
         first = f" (first problem: {data.failures[0]})" if data.failures else ""
         raise InputError(source, f"no piece could be used for training: {len(data.failures)} failed, "

@@ -358,6 +358,8 @@ class MidiGrammar:
                 raise ValueError(f"instruments: {inst!r} has no Program token in this tokenizer")
             seen.add(prog)
             self.forced_insts += (prog,)
+        # in the training pieces' order (MidiTokenizer.control_ids): programs ascending, then drums
+        self.forced_insts = tuple(sorted(self.forced_insts, key=lambda p: (p == -1, p)))
         self._prefix = tok.control_ids(c)
         # pitch classes 0-11 the key allows (None: any); with no key asked, the sampled Key token's
         self.key_pcs = self._key_pcs(c.key)

@@ -412,13 +412,15 @@ class MidiTokenizer:
         )
 
     def control_ids(self, controls: Controls) -> list[int]:
-        """The prefix ``<bos> Style Key Meter Tempo Inst...`` for ``controls`` (unknown values -> ``none``)."""
+        """The prefix ``<bos> Style Key Meter Tempo Inst...`` for ``controls`` (unknown values -> ``none``;
+        instruments in the training pieces' order, programs ascending then drums, whatever order they are asked in)."""
         style = controls.style if controls.style in self.styles else "none"
         meter = controls.meter if controls.meter in METERS else "none"
         key = controls.key if controls.key in KEY_NAMES else "none"
         tempo = tempo_bucket(controls.tempo_bpm or 120.0)
         tokens = ["<bos>", f"Style:{style}", f"Key:{key}", f"Meter:{meter}", f"Tempo:{tempo}"]
-        for instrument in controls.instruments:
+        # in the order the training pieces have them (controls_of): programs ascending, then drums
+        for instrument in sorted(dict.fromkeys(controls.instruments), key=lambda i: (i == DRUMS, str(i).zfill(3))):
             if instrument != DRUMS and not (isinstance(instrument, int) and 0 <= instrument <= 127):
                 raise ValueError(f"instruments: {instrument!r} is not a GM program 0-127 or {DRUMS!r}")
             tokens.append(f"Inst:{instrument}")

@@ -235,7 +235,7 @@ def train(*, data: TokenData, tokenizer, model_config: ModelConfig, config: Trai
           out_dir: str | os.PathLike, resume: bool = False, command: str = "", source: str = "",
           ctx: distributed.Context | None = None, show_progress: bool = True, init_model=None,
           init_from: str = "", instruments: str = "keep", infill_share: float = 0.0,
-          transpose: tuple[int, ...] = ()) -> dict:
+          transpose: tuple[int, ...] = (), leave_out: tuple[str, ...] = ()) -> dict:
     """Train (or resume) a model on ``data``; returns the final held-out figures.
 
     ``instruments`` (``keep``/``ensemble``, how ``data`` was made) is recorded for ``evaluate nll``.
@@ -244,7 +244,8 @@ def train(*, data: TokenData, tokenizer, model_config: ModelConfig, config: Trai
     ``infill_share``: the share of training sequences in the fill-in-the-middle form
     (:func:`symbolic.infill.fim_parts`; the tokenizer must have the infill tokens), recorded in metrics.json.
     ``transpose``: semitone shifts each training piece is also trained in (:func:`symbolic.data.transposed`,
-    MIDI tokens); the held-out pieces stay as written.
+    MIDI tokens); the held-out pieces stay as written. ``leave_out``: the collections ``data`` was made
+    without, recorded in metrics.json and the card.
 
     Raises:
         InputError: a checkpoint exists and ``resume`` is False, or the checkpoint is corrupt.
@@ -375,7 +376,7 @@ def train(*, data: TokenData, tokenizer, model_config: ModelConfig, config: Trai
                "device": _device_name(ctx), "n_processes": ctx.world_size, "source": source, "command": command,
                "model": asdict(model_config), "train": asdict(config), "init_from": init_from or None,
                "schedule": schedule, "instruments": instruments, "infill_share": infill_share,
-               "transpose": list(transpose),
+               "transpose": list(transpose), "left_out": sorted(leave_out),
                **seen_controls(tokenizer, data.train),
                "n_parameters": sum(p.numel() for p in model.parameters())}
     write_text_atomic(out_dir / "metrics.json", json.dumps(metrics, indent=1) + "\n")
@@ -449,6 +450,12 @@ def _transpose_line(metrics: dict) -> str:
             f"({metrics.get('n_train_sequences', '?')} training sequences); held-out pieces as written.")
 
 
+def _left_out_line(metrics: dict) -> str:
+    left = metrics.get("left_out") or []
+    return (f"\n- Left out of training (to measure it on music it never saw): {', '.join(left)}."
+            if left else "")
+
+
 def _init_line(metrics: dict) -> str:
     init = metrics.get("init_from")
     return f"\n- Started from the weights of `{init}` (see its model card), not from random ones." if init else ""
@@ -520,7 +527,7 @@ over `{tokenizer.kind}` tokens ({len(tokenizer)} in the vocabulary), trained by 
 - {metrics['steps']:,} steps of {train['batch_size']} sequences, AdamW (peak learning rate {train['learning_rate']},
   {train['warmup_steps']} warm-up steps, cosine decay to {train['min_lr_ratio']}x, weight decay {train['weight_decay']},
   gradient clipping {train['grad_clip']}), seed {train['seed']}.{_init_line(metrics)}{_infill_line(metrics)}\
-{_transpose_line(metrics)}
+{_transpose_line(metrics)}{_left_out_line(metrics)}
 - Wall time {metrics['elapsed_s']:.0f} s on {metrics['device']} ({metrics['n_processes']} process(es)).
 
 ## Held-out figures (final step)

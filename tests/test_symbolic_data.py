@@ -73,3 +73,16 @@ def test_transposed_copies_follow_each_piece_with_their_shift_in_the_key():
 
     with pytest.raises(ValueError, match="MIDI tokens only"):
         transposed([piece], build_tokenizer("abc"), (1,))
+
+
+def test_a_left_out_collection_never_reaches_training():
+    import pytest
+
+    from ostinato.events.errors import InputError
+
+    every = source_items("music21:abc-folk")
+    kept = source_items("music21:abc-folk", leave_out=["ryansMammoth", "miscFolk"])
+    gone = {i.key for i in every if i.key.split("/")[0] in ("ryansMammoth", "miscFolk")}
+    assert len(gone) > 1000 and [i.key for i in kept] == [i.key for i in every if i.key not in gone]
+    with pytest.raises(InputError, match="has no collection 'ryans' to leave out"):
+        source_items("music21:abc-folk", leave_out=["ryans"])

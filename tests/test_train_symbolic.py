@@ -264,3 +264,10 @@ def test_transposition_augmentation_trains_every_piece_in_each_key_the_parts_can
     assert abc.returncode == 2 and abc.stderr.strip() == (
         "ostinato: --transpose: transposition augmentation needs MIDI tokens (remi, tsd, midilike)")
     assert not (tmp_path / "o2").exists() and not (tmp_path / "o3").exists()
+
+
+def test_leave_out_names_a_collection_the_data_lacks_in_one_line(tmp_path):
+    result = _train(tmp_path / "out", "tiny", "--steps", "2", "--leave-out", "ryansMammoth")
+    assert result.returncode == 1 and result.stderr.strip() == (
+        f"ostinato: {TUNES}: has no collection 'ryansMammoth' to leave out (it has: essenFolksong)")
+    assert not (tmp_path / "out" / "checkpoints").exists()
