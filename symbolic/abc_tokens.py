@@ -56,6 +56,8 @@ from .abc_normalise import (
     render_tokens,
 )
 
+_ALTER_TOKEN = {2: "^^", 1: "^", 0: "=", -1: "_", -2: "__"}
+
 __all__ = ["BAR_BUCKETS", "AbcControls", "AbcNotAccepted", "AbcTokenizer", "bar_bucket", "count_bars"]
 
 
@@ -165,6 +167,87 @@ class AbcTokenizer:
     def count_units(self, ids: Sequence[int]) -> int:
         """Characters of the normalised text ``ids`` encode (``len(decode(ids))``): the unit of bits per character."""
         return len(self.decode(ids))
+
+    def transpose_ids(self, ids: Sequence[int], semitones: int):
+        """``ids`` moved by ``semitones``: every ``K:`` field to the key that many semitones away
+        (same mode, its tonic letter moved by one diatonic step count for the whole tune), every
+        note moved as many letters (``G`` -> ``A`` for +2 from G to A), and every written accidental
+        re-spelled so each note sounds exactly ``semitones`` away (transposition augmentation).
+
+        int64 array, or None when the tune cannot be written there: a key beyond 7 sharps or
+        flats, a note past the vocabulary's pitches, or an accidental beyond a double one.
+        """
+        import numpy as np
+
+        from ostinato.events.theory import LETTERS, NATURAL_PC, key_alterations, tonic_pc
+
+        from .abc_normalise import ACCIDENTAL_ALTER, KEYS, key_sharps
+
+        ids = np.asarray(ids, np.int64)
+        out = ids.copy()
+        if semitones == 0:
+            return out
+        key_ids = [i for i, t in enumerate(ids) if self.vocab[t].startswith("K:")]
+        if not key_ids:
+            return None
+
+        def split(key: str) -> tuple[str, str]:
+            n = 2 if len(key) > 1 and key[1] in "#b" else 1
+            return key[:n], key[n:]
+
+        tonic, mode = split(self.vocab[ids[key_ids[0]]][2:])
+        target = (tonic_pc(tonic) + semitones) % 12
+        spellings = [t + a for t in LETTERS for a in ("", "#", "b")
+                     if tonic_pc(t + a) == target and f"{t}{a}{mode}" in KEYS]
+        if not spellings:
+            return None
+        new_tonic = min(spellings, key=lambda t: abs(key_sharps(t + mode)))
+        steps = (LETTERS.index(new_tonic[0]) - LETTERS.index(tonic[0])) % 7
+        if semitones < 0 and steps:
+            steps -= 7                                             # down: letters move down too
+
+        def moved_key(key: str) -> str | None:
+            old, mode_ = split(key)
+            letter = LETTERS[(LETTERS.index(old[0]) + steps) % 7]
+            for acc in ("", "#", "b"):
+                if tonic_pc(letter + acc) == (tonic_pc(old) + semitones) % 12 and f"{letter}{acc}{mode_}" in KEYS:
+                    return f"{letter}{acc}{mode_}"
+            return None
+
+        pitch_lo = self.blocks["pitch"][0]
+        acc_lo, acc_hi = self.blocks["accidental"]
+        n_pitches = self.blocks["pitch"][1] - pitch_lo
+
+        def natural(index: int) -> int:                            # semitones of a pitch token's natural note
+            return 12 * (index // 7) + NATURAL_PC[LETTERS[index % 7]]
+
+        old_sig = new_sig = None
+        for i, t in enumerate(ids):
+            token = self.vocab[t]
+            if token.startswith("K:"):
+                new_key = moved_key(token[2:])
+                if new_key is None:
+                    return None
+                out[i] = self.token_to_id[f"K:{new_key}"]
+                old_sig, new_sig = key_alterations(key_sharps(token[2:])), key_alterations(key_sharps(new_key))
+                continue
+            index = int(t) - pitch_lo
+            if not 0 <= index < n_pitches or old_sig is None:
+                continue
+            moved = index + steps
+            if not 0 <= moved < n_pitches:
+                return None
+            out[i] = pitch_lo + moved
+            written = i > 0 and acc_lo <= ids[i - 1] < acc_hi
+            alter = ACCIDENTAL_ALTER[self.vocab[ids[i - 1]]] if written else old_sig[LETTERS[index % 7]]
+            new_alter = natural(index) + alter + semitones - natural(moved)
+            if written:
+                if not -2 <= new_alter <= 2:
+                    return None
+                out[i - 1] = self.token_to_id[_ALTER_TOKEN[new_alter]]
+            elif new_alter != new_sig[LETTERS[moved % 7]]:       # the key signature no longer gives it
+                return None
+        return out
 
     def tokenize(self, normalised_text: str) -> list[str]:
         """The tokens of a normalised tune: ``M: L: K:`` header, length control, body (no bos/eos).

@@ -62,10 +62,10 @@ def add_train_parsers(train_sub, common: argparse.ArgumentParser) -> None:
                         "three tokens to the vocabulary (an --init-from model grows its embeddings); default: 0.25, "
                         "with --init-from: 0 (the model as it was)")
     p.add_argument("--transpose", metavar="all|LOW..HIGH",
-                   help="MIDI tokens: transposition augmentation, each training piece also moved by every shift "
-                        "from LOW to HIGH semitones that keeps its parts in their instruments' ranges (`all`: "
-                        "-5..6, every key; a negative LOW needs `=`: --transpose=-3..3); held-out pieces stay as "
-                        "written; default: none")
+                   help="transposition augmentation: each training piece also moved by every shift from LOW to "
+                        "HIGH semitones it can take (MIDI: its parts stay in their instruments' ranges; ABC: the "
+                        "key moves, the notes are re-spelled) (`all`: -5..6, every key; a negative LOW needs `=`: "
+                        "--transpose=-3..3); held-out pieces stay as written; default: none")
     p.add_argument("--leave-out", action="append", default=[], metavar="COLLECTION",
                    help="train without this collection of --data (repeatable; e.g. ryansMammoth of music21:abc-folk), "
                         "to measure the model on music it never saw (`evaluate nll music21:ryansMammoth --all "
@@ -119,7 +119,7 @@ class TrainSymbolicRequest:
     show_progress: bool = True
     list_failures: bool = False
     infill_share: float | None = None   # None: 0.25, or 0 with --init-from
-    transpose: tuple[int, ...] = ()     # transposition augmentation: semitone shifts (MIDI tokens)
+    transpose: tuple[int, ...] = ()     # transposition augmentation: semitone shifts
     leave_out: tuple[str, ...] = ()     # collections of the data never used
     command: str = ""                   # the command line, recorded in the model card
 
@@ -166,8 +166,6 @@ def train_symbolic(request: TrainSymbolicRequest) -> dict:
     infill_share = request.infill_share if request.infill_share is not None else (0.0 if init else 0.25)
     if not 0 <= infill_share <= 1:
         raise UsageError("--infill-share", f"expected a share from 0 to 1, got {infill_share!r}")
-    if request.transpose and tokenizer is not None and not hasattr(tokenizer, "transpose_ids"):   # None: MIDI
-        raise UsageError("--transpose", "transposition augmentation needs MIDI tokens (remi, tsd, midilike)")
     if request.architecture:
         config = replace(config, architecture=request.architecture)
     try:

@@ -5,7 +5,7 @@
     stream = pack(data.train)      # one int32 stream of every training sequence, end to end
     x = sample_blocks(stream, block=513, batch=16, seed=0, step=7)   # [16, 513], the same on every rerun
     train = fim_parts(data.train, tokenizer, share=0.25)   # a quarter in the fill-in-the-middle form (symbolic/fim.py)
-    train = transposed(data.train, tokenizer, range(-5, 7))   # and in every key the parts can play (MIDI)
+    train = transposed(data.train, tokenizer, range(-5, 7))   # and in every key the parts can play
 
 A piece is one ABC tune (its normalised text) for the ``abc`` tokenizer, or one window of a
 MIDI/ABC/MusicXML piece (at most ``max_tokens``, cut at bar lines) for the MIDI tokenizers.
@@ -217,11 +217,12 @@ def load_token_data(path: str | os.PathLike) -> TokenData:
 
 def transposed(pieces, tokenizer, shifts) -> list[TokenizedPiece]:
     """``pieces`` and, after each, its copies moved by each of ``shifts`` semitones (transposition
-    augmentation: ``tokenizer.transpose_ids``); a shift that takes a part out of its instrument's
-    range is left out for that piece. A copy's key is ``<key>^<shift>`` (``bach/x.mxl@0^+2``), so a
-    fill-in-the-middle cut of it (:func:`fim_parts`) is its own."""
+    augmentation: ``tokenizer.transpose_ids``, MIDI and ABC); a shift the piece cannot take (a part
+    out of its instrument's range, an ABC key beyond 7 sharps or flats) is left out for that piece.
+    A copy's key is ``<key>^<shift>`` (``bach/x.mxl@0^+2``), so a fill-in-the-middle cut of it
+    (:func:`fim_parts`) is its own."""
     if not hasattr(tokenizer, "transpose_ids"):
-        raise ValueError(f"transpose: {tokenizer.kind} tokens cannot be transposed (MIDI tokens only)")
+        raise ValueError(f"transpose: {tokenizer.kind} tokens cannot be transposed")
     out = []
     for piece in pieces:
         out.append(piece)
@@ -229,7 +230,8 @@ def transposed(pieces, tokenizer, shifts) -> list[TokenizedPiece]:
             if shift:
                 ids = tokenizer.transpose_ids(piece.ids, shift)
                 if ids is not None:
-                    out.append(TokenizedPiece(f"{piece.key}^{shift:+d}", ids.astype(np.int32), piece.n_units))
+                    out.append(TokenizedPiece(f"{piece.key}^{shift:+d}", ids.astype(np.int32),
+                                              tokenizer.count_units(ids)))
     return out
 
 

@@ -446,8 +446,9 @@ def _transpose_line(metrics: dict) -> str:
     if not shifts:
         return ""
     return (f"\n- Transposition augmentation: each training piece also in every shift of {min(shifts):+d}.."
-            f"{max(shifts):+d} semitones that keeps its parts in their instruments' ranges "
-            f"({metrics.get('n_train_sequences', '?')} training sequences); held-out pieces as written.")
+            f"{max(shifts):+d} semitones it can take (MIDI: its parts in their instruments' ranges; ABC: the key "
+            f"moved and the notes re-spelled; {metrics.get('n_train_sequences', '?')} training sequences); "
+            f"held-out pieces as written.")
 
 
 def _left_out_line(metrics: dict) -> str:

@@ -338,3 +338,28 @@ def test_normalised_tunes_read_as_the_same_notes_in_music21():
         with_accidentals += bool(re.search(r"[\^_=]", normal))
     assert with_accidentals >= 10
     print(f"\nmusic21 reads the same notes from {len(picked)} original and normalised tunes")
+
+
+def test_transposition_moves_the_key_and_respells_every_note():
+    tok = AbcTokenizer()
+    ids = tok.encode(tok.normalise("X:1\nM:6/8\nL:1/8\nK:G\n|: G2A B^cd | e=fg a2b :|\nK:Em\nE2 ^D E3 |]\n"))
+    expected = {
+        -5: "K:D\n|:D2EF^GA|B=cde2f:|\nK:Bm\nB,2^A,B,3|]",
+        1: "K:Ab\n|:A2Bc=de|f_gab2c':|\nK:Fm\nF2=EF3|]",
+        2: "K:A\n|:A2Bc^de|f=gab2c':|\nK:F#m\nF2^EF3|]",
+        6: "K:Db\n|:d2ef=ga|b_c'd'e'2f':|\nK:Bbm\nB2=AB3|]",
+    }
+    for shift, body in expected.items():
+        text = tok.decode(tok.transpose_ids(ids, shift))
+        assert text == f"X:1\nM:6/8\nL:1/8\n{body}\n"
+        assert tok.normalise(text) == text        # still in normal form
+    assert list(tok.transpose_ids(ids, 0)) == list(ids)
+
+
+def test_transposition_that_cannot_be_written_is_refused():
+    tok = AbcTokenizer()
+    high = tok.encode(tok.normalise("X:1\nM:4/4\nL:1/4\nK:C\nb'''4|]\n"))
+    assert tok.transpose_ids(high, 2) is None            # past b''' (the vocabulary's top)
+    assert tok.transpose_ids(high, -2) is not None
+    double = tok.encode(tok.normalise("X:1\nM:4/4\nL:1/4\nK:C\n__c4|]\n"))
+    assert tok.transpose_ids(double, 1) is None          # B flat on a D: three flats
