@@ -57,6 +57,32 @@ def assign_instruments(table: NoteTable, key: str) -> NoteTable:
     return retrack(table, tracks)
 
 
+def ensemble_maps(programs: set[int] | frozenset[int]) -> dict[str, dict[int, int]]:
+    """``{ensemble name: {program: new program}}``: the other ensembles a piece whose pitched parts were
+    given ``programs`` by :func:`assign_instruments` can be played by, part for part.
+
+    The piece's parts are matched to the first ensemble (and the fewest parts) that gives exactly
+    ``programs``; another ensemble plays part ``n`` with its ``n``-th program, as ``assign_instruments``
+    would have. An ensemble that would need one program split between two new ones is left out (parts
+    on one program were merged into one stream); a one-program piece (its parts merged, or one part)
+    only takes the other one-program ensembles (keyboards, choirs). Empty when ``programs`` is no
+    ensemble's."""
+    programs = frozenset(programs)
+    for name, own in ENSEMBLES.items():
+        for n_parts in range(1, 17):
+            if frozenset(own[n % len(own)] for n in range(n_parts)) != programs:
+                continue
+            targets = {k: v for k, v in ENSEMBLES.items() if len(programs) > 1 or len(v) == 1}
+            maps: dict[str, dict[int, int]] = {}
+            for other, theirs in targets.items():
+                mapping: dict[int, int] = {}
+                if all(mapping.setdefault(own[n % len(own)], theirs[n % len(theirs)]) == theirs[n % len(theirs)]
+                       for n in range(n_parts)) and other != name:
+                    maps[other] = mapping
+            return maps
+    return {}
+
+
 def retrack(table: NoteTable, tracks: list[Track]) -> NoteTable:
     """``table`` with new track descriptions (same length and order): programs and drum flags follow."""
     if len(tracks) != len(table.tracks):

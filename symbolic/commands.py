@@ -66,6 +66,10 @@ def add_train_parsers(train_sub, common: argparse.ArgumentParser) -> None:
                         "HIGH semitones it can take (MIDI: its parts stay in their instruments' ranges; ABC: the "
                         "key moves, the notes are re-spelled) (`all`: -5..6, every key; a negative LOW needs `=`: "
                         "--transpose=-3..3); held-out pieces stay as written; default: none")
+    p.add_argument("--ensembles", action="store_true",
+                   help="MIDI tokens, with --instruments ensemble: each copy --transpose makes (without it, one "
+                        "copy of each piece) is played by another ensemble its parts fit, so a style is not tied "
+                        "to the ensembles its pieces happened to get")
     p.add_argument("--leave-out", action="append", default=[], metavar="COLLECTION",
                    help="train without this collection of --data (repeatable; e.g. ryansMammoth of music21:abc-folk), "
                         "to measure the model on music it never saw (`evaluate nll music21:ryansMammoth --all "
@@ -120,6 +124,7 @@ class TrainSymbolicRequest:
     list_failures: bool = False
     infill_share: float | None = None   # None: 0.25, or 0 with --init-from
     transpose: tuple[int, ...] = ()     # transposition augmentation: semitone shifts
+    ensembles: bool = False             # ensemble augmentation (MIDI tokens)
     leave_out: tuple[str, ...] = ()     # collections of the data never used
     command: str = ""                   # the command line, recorded in the model card
 
@@ -131,6 +136,7 @@ def run_train_symbolic(args: argparse.Namespace) -> int:
         warmup=args.warmup, eval_every=args.eval_every, checkpoint_every=args.checkpoint_every,
         instruments=args.instruments, workers=args.workers, seed=args.seed, resume=args.resume, device=args.device,
         infill_share=args.infill_share, transpose=parse_shifts(args.transpose), leave_out=tuple(args.leave_out),
+        ensembles=args.ensembles,
         show_progress=args.quiet == 0, list_failures=bool(args.verbose),
         command="ostinato " + shlex.join(sys.argv[1:]) if sys.argv and sys.argv[0] else "")
     train_symbolic(request)
@@ -216,7 +222,8 @@ def train_symbolic(request: TrainSymbolicRequest) -> dict:
                         resume=request.resume, command=request.command, source=request.data, ctx=ctx,
                         show_progress=show, init_model=init[0] if init else None,
                         init_from=str(init[3]) if init else "", instruments=request.instruments,
-                        infill_share=infill_share, transpose=request.transpose, leave_out=request.leave_out)
+                        infill_share=infill_share, transpose=request.transpose, ensembles=request.ensembles,
+                        leave_out=request.leave_out)
     finally:
         distributed.teardown(ctx)
     if ctx.is_main and show:

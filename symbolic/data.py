@@ -5,7 +5,7 @@
     stream = pack(data.train)      # one int32 stream of every training sequence, end to end
     x = sample_blocks(stream, block=513, batch=16, seed=0, step=7)   # [16, 513], the same on every rerun
     train = fim_parts(data.train, tokenizer, share=0.25)   # a quarter in the fill-in-the-middle form (symbolic/fim.py)
-    train = transposed(data.train, tokenizer, range(-5, 7))   # and in every key the parts can play
+    train = augmented(data.train, tokenizer, shifts=range(-5, 7), ensembles=True)   # other keys and ensembles
 
 A piece is one ABC tune (its normalised text) for the ``abc`` tokenizer, or one window of a
 MIDI/ABC/MusicXML piece (at most ``max_tokens``, cut at bar lines) for the MIDI tokenizers.
@@ -215,24 +215,51 @@ def load_token_data(path: str | os.PathLike) -> TokenData:
     return data
 
 
-def transposed(pieces, tokenizer, shifts) -> list[TokenizedPiece]:
-    """``pieces`` and, after each, its copies moved by each of ``shifts`` semitones (transposition
-    augmentation: ``tokenizer.transpose_ids``, MIDI and ABC); a shift the piece cannot take (a part
-    out of its instrument's range, an ABC key beyond 7 sharps or flats) is left out for that piece.
-    A copy's key is ``<key>^<shift>`` (``bach/x.mxl@0^+2``), so a fill-in-the-middle cut of it
-    (:func:`fim_parts`) is its own."""
-    if not hasattr(tokenizer, "transpose_ids"):
+def augmented(pieces, tokenizer, *, shifts=(), ensembles: bool = False, seed: int = 0) -> list[TokenizedPiece]:
+    """``pieces`` and, after each, its augmented copies.
+
+    ``shifts``: transposition augmentation, one copy per shift (semitones) the piece can take
+    (``tokenizer.transpose_ids``, MIDI and ABC: a part out of its instrument's range or an ABC key
+    beyond 7 sharps or flats leaves that shift out). ``ensembles`` (MIDI): each copy is played by an
+    ensemble drawn, seeded by the copy's key, from those its parts can be given
+    (:func:`events.instruments.ensemble_maps`, its own among them; ``tokenizer.reinstrument_ids``),
+    so a style is heard on every ensemble; with no shifts, each piece gets one copy on another ensemble.
+    A copy's key is ``<key>^<shift>[~<ensemble>]`` (``bach/x.mxl@0^+2~brass``), so a
+    fill-in-the-middle cut of it (:func:`fim_parts`) is its own.
+    """
+    if shifts and not hasattr(tokenizer, "transpose_ids"):
         raise ValueError(f"transpose: {tokenizer.kind} tokens cannot be transposed")
+    if ensembles and not hasattr(tokenizer, "reinstrument_ids"):
+        raise ValueError(f"ensembles: {tokenizer.kind} tokens have no instruments (MIDI tokens only)")
+    from ostinato.events.instruments import ensemble_maps
+
     out = []
     for piece in pieces:
         out.append(piece)
-        for shift in shifts:
-            if shift:
-                ids = tokenizer.transpose_ids(piece.ids, shift)
-                if ids is not None:
-                    out.append(TokenizedPiece(f"{piece.key}^{shift:+d}", ids.astype(np.int32),
-                                              tokenizer.count_units(ids)))
+        maps = ensemble_maps(tokenizer.programs_of(piece.ids)) if ensembles else {}
+        for shift in [s for s in shifts if s] or ([0] if maps else []):
+            ids = tokenizer.transpose_ids(piece.ids, shift) if shift else np.asarray(piece.ids, np.int64)
+            if ids is None:
+                continue
+            key = f"{piece.key}^{shift:+d}"
+            if maps:
+                rng = np.random.default_rng([seed, zlib.crc32(key.encode()), 21])
+                names = [*maps, None] if shift else list(maps)      # None: its own ensemble
+                for k in rng.permutation(len(names)):
+                    name = names[k]
+                    moved = ids if name is None else tokenizer.reinstrument_ids(ids, maps[name])
+                    if moved is not None:
+                        ids, key = moved, key if name is None else f"{key}~{name}"
+                        break
+                else:
+                    continue
+            out.append(TokenizedPiece(key, np.asarray(ids, np.int32), tokenizer.count_units(ids)))
     return out
+
+
+def transposed(pieces, tokenizer, shifts) -> list[TokenizedPiece]:
+    """:func:`augmented` with transposition only."""
+    return augmented(pieces, tokenizer, shifts=shifts)
 
 
 def fim_parts(pieces, tokenizer, *, share: float, seed: int = 0):

@@ -536,6 +536,63 @@ class MidiTokenizer:
                 out[i] = self.token_to_id[f"Key:{major_minor_name(moved_tonic, mode == 'minor')}"]
         return out
 
+    def programs_of(self, ids: Sequence[int] | np.ndarray) -> frozenset[int]:
+        """The pitched programs of ``ids``' ``Inst:`` controls (drums left out)."""
+        start, stop = self.blocks["instrument"]
+        return frozenset(int(self.vocab[i][5:]) for i in ids if start <= i < stop and self.vocab[i] != f"Inst:{DRUMS}")
+
+    def reinstrument_ids(self, ids: Sequence[int] | np.ndarray, programs: dict[int, int]) -> np.ndarray | None:
+        """``ids`` with each pitched program ``p`` played by ``programs[p]``: its ``Program_`` tokens and
+        its ``Inst:`` control (the controls re-sorted, and merged when two programs become one);
+        drums, timing and pitches as they are (ensemble augmentation, :func:`events.instruments.ensemble_maps`).
+
+        None when a note would leave its new instrument's General MIDI range, when two parts merged onto
+        one program would begin the same pitch at the same time, or when a program is not mapped.
+        """
+        from ostinato.events.instruments import GM_RANGES
+
+        ids = np.asarray(ids, np.int64)
+        family, value, _ = self._pitch_tables()
+        start, stop = self.blocks["instrument"]
+        body = int(np.argmax(ids >= self.events_offset)) if (ids >= self.events_offset).any() else len(ids)
+        insts = [self.vocab[i][5:] for i in ids[:body] if start <= i < stop]
+        try:
+            new_insts = sorted({programs[int(p)] for p in insts if p != DRUMS})
+        except KeyError:
+            return None
+        head = [int(i) for i in ids[:body] if not start <= i < stop]
+        head += [self.token_to_id[f"Inst:{p}"] for p in new_insts]
+        head += [self.token_to_id[f"Inst:{DRUMS}"]] if DRUMS in insts else []
+        out = ids[body:].copy()
+        f = family[out]
+        program_tokens = np.flatnonzero((f == -2) & (value[out] != -1))
+        for i in program_tokens:
+            new = programs.get(int(value[out[i]]))
+            if new is None:
+                return None
+            out[i] = self.token_to_id[f"Program_{new}"]
+        last = np.maximum.accumulate(np.where(f == -2, np.arange(len(out)), -1))
+        program = np.where(last >= 0, value[out[np.maximum(last, 0)]], 0)   # the (new) Program at each token
+        notes = np.flatnonzero((f >= 0) & (program != -1))
+        if len(notes):
+            playable = np.array([(r.low, r.high) for r in GM_RANGES])[program[notes]]
+            pitch = value[out[notes]]
+            if (pitch < playable[:, 0]).any() or (pitch > playable[:, 1]).any():
+                return None
+            if len(set(programs.values())) < len(programs):   # merged parts: no unison within one program
+                clock = np.cumsum(np.isin(out, self._time_ids()))  # notes at one time share a clock value
+                begun = list(zip(clock[notes].tolist(), program[notes].tolist(), pitch.tolist(), strict=True))
+                if len(set(begun)) < len(begun):
+                    return None
+        return np.concatenate([np.asarray(head, np.int64), out])
+
+    def _time_ids(self) -> np.ndarray:
+        """Ids of the tokens that move time (Bar, Position, TimeShift)."""
+        if getattr(self, "_time_id_cache", None) is None:
+            self._time_id_cache = np.array([i for i, t in enumerate(self.vocab) if i >= self.events_offset
+                                            and t.startswith(("Bar_", "Position_", "TimeShift_"))], np.int64)
+        return self._time_id_cache
+
     def _pitch_tables(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(family, value, by_pitch)`` over the vocabulary: ``family`` is the index of a token's pitched
         family (``Pitch_``, ``NoteOn_``, ``NoteOff_``), -2 for a ``Program_`` token, -3 for a ``Key:``

@@ -235,7 +235,7 @@ def train(*, data: TokenData, tokenizer, model_config: ModelConfig, config: Trai
           out_dir: str | os.PathLike, resume: bool = False, command: str = "", source: str = "",
           ctx: distributed.Context | None = None, show_progress: bool = True, init_model=None,
           init_from: str = "", instruments: str = "keep", infill_share: float = 0.0,
-          transpose: tuple[int, ...] = (), leave_out: tuple[str, ...] = ()) -> dict:
+          transpose: tuple[int, ...] = (), ensembles: bool = False, leave_out: tuple[str, ...] = ()) -> dict:
     """Train (or resume) a model on ``data``; returns the final held-out figures.
 
     ``instruments`` (``keep``/``ensemble``, how ``data`` was made) is recorded for ``evaluate nll``.
@@ -243,9 +243,10 @@ def train(*, data: TokenData, tokenizer, model_config: ModelConfig, config: Trai
     in the card) replaces the random initial weights: fine-tuning, or a second schedule.
     ``infill_share``: the share of training sequences in the fill-in-the-middle form
     (:func:`symbolic.infill.fim_parts`; the tokenizer must have the infill tokens), recorded in metrics.json.
-    ``transpose``: semitone shifts each training piece is also trained in (:func:`symbolic.data.transposed`,
-    MIDI tokens); the held-out pieces stay as written. ``leave_out``: the collections ``data`` was made
-    without, recorded in metrics.json and the card.
+    ``transpose``: semitone shifts each training piece is also trained in; ``ensembles``: each such copy
+    on an ensemble drawn from those its parts can be given (:func:`symbolic.data.augmented`); the
+    held-out pieces stay as written. ``leave_out``: the collections ``data`` was made without,
+    recorded in metrics.json and the card.
 
     Raises:
         InputError: a checkpoint exists and ``resume`` is False, or the checkpoint is corrupt.
@@ -287,10 +288,10 @@ def train(*, data: TokenData, tokenizer, model_config: ModelConfig, config: Trai
             model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
 
     pieces = data.train
-    if transpose:
-        from .data import transposed
+    if transpose or ensembles:
+        from .data import augmented
 
-        pieces = transposed(pieces, tokenizer, transpose)
+        pieces = augmented(pieces, tokenizer, shifts=transpose, ensembles=ensembles, seed=config.seed)
     if infill_share > 0:
         from .data import fim_parts
 
@@ -376,7 +377,7 @@ def train(*, data: TokenData, tokenizer, model_config: ModelConfig, config: Trai
                "device": _device_name(ctx), "n_processes": ctx.world_size, "source": source, "command": command,
                "model": asdict(model_config), "train": asdict(config), "init_from": init_from or None,
                "schedule": schedule, "instruments": instruments, "infill_share": infill_share,
-               "transpose": list(transpose), "left_out": sorted(leave_out),
+               "transpose": list(transpose), "ensembles": ensembles, "left_out": sorted(leave_out),
                **seen_controls(tokenizer, data.train),
                "n_parameters": sum(p.numel() for p in model.parameters())}
     write_text_atomic(out_dir / "metrics.json", json.dumps(metrics, indent=1) + "\n")
@@ -449,6 +450,13 @@ def _transpose_line(metrics: dict) -> str:
             f"{max(shifts):+d} semitones it can take (MIDI: its parts in their instruments' ranges; ABC: the key "
             f"moved and the notes re-spelled; {metrics.get('n_train_sequences', '?')} training sequences); "
             f"held-out pieces as written.")
+
+
+def _ensembles_line(metrics: dict) -> str:
+    if not metrics.get("ensembles"):
+        return ""
+    return ("\n- Ensemble augmentation: each augmented copy is played by an ensemble drawn from those its parts "
+            "can be given (`events.instruments.ENSEMBLES`), so every style is heard on every ensemble.")
 
 
 def _left_out_line(metrics: dict) -> str:
@@ -528,7 +536,8 @@ over `{tokenizer.kind}` tokens ({len(tokenizer)} in the vocabulary), trained by 
 - {metrics['steps']:,} steps of {train['batch_size']} sequences, AdamW (peak learning rate {train['learning_rate']},
   {train['warmup_steps']} warm-up steps, cosine decay to {train['min_lr_ratio']}x, weight decay {train['weight_decay']},
   gradient clipping {train['grad_clip']}), seed {train['seed']}.{_init_line(metrics)}{_infill_line(metrics)}\
-{_transpose_line(metrics)}{_left_out_line(metrics)}
+{_transpose_line(metrics)}{_ensembles_line(metrics)}\
+{_left_out_line(metrics)}
 - Wall time {metrics['elapsed_s']:.0f} s on {metrics['device']} ({metrics['n_processes']} process(es)).
 
 ## Held-out figures (final step)

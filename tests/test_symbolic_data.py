@@ -82,3 +82,41 @@ def test_a_left_out_collection_never_reaches_training():
     assert len(gone) > 1000 and [i.key for i in kept] == [i.key for i in every if i.key not in gone]
     with pytest.raises(InputError, match="has no collection 'ryans' to leave out"):
         source_items("music21:abc-folk", leave_out=["ryans"])
+
+
+def test_ensemble_maps_follow_parts_and_never_split_a_merged_part():
+    from ostinato.events.instruments import ensemble_maps
+
+    mixed = ensemble_maps({73, 40, 60, 42})   # flute, violin, horn, cello: soprano to bass
+    assert mixed["brass"] == {73: 56, 40: 60, 60: 57, 42: 58}
+    assert mixed["string quartet"] == {73: 40, 40: 40, 60: 41, 42: 42}   # two parts merge onto violin
+    assert mixed["piano"] == {73: 0, 40: 0, 60: 0, 42: 0} and "mixed" not in mixed
+    quartet = ensemble_maps({40, 41, 42})     # its two violins share program 40: no ensemble splits them
+    assert sorted(quartet) == ["bright piano", "choir", "drawbar organ", "organ", "piano", "string ensemble",
+                               "voices"]
+    assert sorted(ensemble_maps({52})) == ["bright piano", "drawbar organ", "organ", "piano", "voices"]
+    assert ensemble_maps({5, 7}) == {}        # not an ensemble's programs
+
+
+def test_reinstrumented_copies_keep_every_note_on_its_new_program():
+    from ostinato.events.instruments import ensemble_maps
+    from ostinato.symbolic.data import augmented
+
+    tok = build_tokenizer("remi", styles=["bach"])
+    items = [i for i in source_items("music21:bach") if i.key == "bach/bwv66.6.mxl"]
+    piece = tokenize_items(items, tok, max_tokens=4096, instruments="ensemble").train[0]   # the organ
+    assert tok.programs_of(piece.ids) == {19}
+    piano = tok.reinstrument_ids(piece.ids, {19: 0})
+    before, after = tok.decode(piece.ids), tok.decode(piano)
+    assert [tok.vocab[i] for i in piano[5:6]] == ["Inst:0"] and set(after.program.tolist()) == {0}
+    assert np.array_equal(before.pitch, after.pitch) and np.array_equal(before.onset_tick, after.onset_tick)
+    assert tok.reinstrument_ids(piece.ids, {19: 73}) is None     # its bass is below the flute's C4
+    copies = augmented([piece], tok, shifts=(-1, 1), ensembles=True)
+    assert [p.key.split("~")[0] for p in copies] == ["bach/bwv66.6.mxl@0", "bach/bwv66.6.mxl@0^-1",
+                                                     "bach/bwv66.6.mxl@0^+1"]
+    drawn = [p.key.split("~")[1] if "~" in p.key else "organ" for p in copies[1:]]
+    assert all(name in [*ensemble_maps({19}), "organ"] for name in drawn)
+    again = augmented([piece], tok, shifts=(-1, 1), ensembles=True)   # the same draw every time
+    assert [p.key for p in again] == [p.key for p in copies]
+    assert all(np.array_equal(a.ids, b.ids) for a, b in zip(again, copies, strict=True))
+    assert [p.n_units for p in copies] == [piece.n_units] * 3
