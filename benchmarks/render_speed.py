@@ -6,6 +6,13 @@ Default input: held-out multi-track pieces (benchmarks/render_pieces.py). Each e
 per file includes reading the MIDI and loading its model or SoundFont (a fresh renderer per
 file, as the ``fluidsynth`` program loads its SoundFont per run). Prints the real-time factor
 (seconds of audio per second of wall time) of each, and the ratios to fluidsynth.
+
+    python benchmarks/render_speed.py --long 6 [--rate 44100]
+
+Whole processes instead (issue 18's measure): one General MIDI file of 6 minutes or more (held-out
+pieces one after another, 12 programs and drums: ``render_pieces.long_midi``) rendered by
+``ostinato render FILE -o out.wav`` and by ``fluidsynth -ni -F out.wav FluidR3_GM.sf2 FILE``, loading and
+imports included, alternating, median of 3 each; prints the speed ratio (fluidsynth's time over ours).
 """
 
 from __future__ import annotations
@@ -28,7 +35,13 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=22050)
     parser.add_argument("--threads", type=int, default=1, help="torch threads for ddsp (fluidsynth uses one)")
     parser.add_argument("--model", default=None, help="ddsp model folder (default: the shipped model)")
+    parser.add_argument("--long", type=float, metavar="MINUTES",
+                        help="time whole processes on one file of this many minutes instead")
+    parser.add_argument("--runs", type=int, default=3, help="with --long: runs of each (the median is kept)")
     args = parser.parse_args()
+    if args.long:
+        whole_processes(args.long, args.rate, args.runs)
+        return
 
     import torch
     from render_pieces import heldout_midis
@@ -68,6 +81,45 @@ def main() -> None:
     for name, seconds in times.items():
         rtf = audio_s / seconds
         print(f"  {name:20s} {seconds:7.2f} s  real-time factor {rtf:7.1f}x  ratio to fluidsynth {rtf / peer:5.2f}")
+
+
+def whole_processes(minutes: float, rate: int, runs: int) -> None:
+    """``ostinato render`` against the ``fluidsynth`` program on one long file, whole processes."""
+    import statistics
+
+    from render_pieces import long_midi
+
+    from ostinato import events
+    from ostinato.render.soundfont import default_soundfont
+
+    program = shutil.which("fluidsynth")
+    if program is None:
+        sys.exit("the fluidsynth program is not installed (apt-get install fluidsynth)")
+    with tempfile.TemporaryDirectory() as tmp:
+        midi = long_midi(Path(tmp) / "long.mid", minutes)
+        table = events.read(midi)
+        outputs = {"fluidsynth program": Path(tmp) / "fs.wav", "ostinato render": Path(tmp) / "ours.wav"}
+        commands = {
+            "fluidsynth program": [program, "-ni", "-q", "-g", "0.2", "-r", str(rate), "-F",
+                                   str(outputs["fluidsynth program"]), str(default_soundfont()), str(midi)],
+            "ostinato render": [sys.executable, "-m", "ostinato", "render", str(midi), "-o",
+                                str(outputs["ostinato render"]), "-q", "--sample-rate", str(rate)],
+        }
+        times: dict[str, list[float]] = {name: [] for name in commands}
+        for _ in range(runs):
+            for name, command in commands.items():
+                outputs[name].unlink(missing_ok=True)   # (render skips an output that exists)
+                start = time.perf_counter()
+                subprocess.run(command, check=True, capture_output=True)
+                times[name].append(time.perf_counter() - start)
+    n_programs = len({int(p) for p in table.program[~table.is_drum]})
+    print(f"{midi.name}: {table.duration_s / 60:.1f} minutes, {len(table):,} notes, {n_programs} programs and drums, "
+          f"{rate} Hz; whole processes, median of {runs}")
+    median = {name: statistics.median(values) for name, values in times.items()}
+    for name, seconds in median.items():
+        print(f"  {name:20s} {seconds:6.2f} s  ({', '.join(f'{v:.2f}' for v in times[name])})")
+    print(f"  ostinato render is {median['fluidsynth program'] / median['ostinato render']:.2f}x as fast as the "
+          f"fluidsynth program (target >= 1.5x)")
 
 
 if __name__ == "__main__":
