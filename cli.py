@@ -246,11 +246,11 @@ def piece_summary(key: str, table) -> dict:
 
 def _control_counts(controls, track: int | None = None) -> dict:
     """Events of each kind of performance data (of one track, or of all): sustain, volume, ..."""
-    from ostinato.events.table import CONTROLLERS, PITCH_BEND
+    from ostinato.events.table import CONTROLLERS, KIND_NAMES
 
     mine = controls.number if track is None else controls.number[controls.track == track]
     kinds = {**{name: number for number, name in sorted(CONTROLLERS.items(), key=lambda kv: kv[1])},
-             "pitch_bend": PITCH_BEND}
+             **{name: number for number, name in KIND_NAMES.items() if number not in CONTROLLERS}}
     return {name: int((mine == number).sum()) for name, number in kinds.items()}
 
 

@@ -13,7 +13,9 @@ from __future__ import annotations
 import numpy as np
 import symusic
 
-from .table import CONTROLLERS, PITCH_BEND, Controls, NoteTable, TempoMap, Track
+from .table import BEND_RANGE, CONTROLLERS, PITCH_BEND, Controls, NoteTable, TempoMap, Track
+
+RPN_MSB, RPN_LSB, DATA_MSB, DATA_LSB = 101, 100, 6, 38   # registered parameter 0,0 = pitch-bend range
 
 _TONALITY_TO_MODE = {0: "major", 1: "minor"}
 
@@ -58,11 +60,32 @@ def _track_controls(trk, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray
     cc = trk.controls.numpy() if len(trk.controls) else {"time": [], "number": [], "value": []}
     keep = np.isin(np.asarray(cc["number"], dtype=np.int64), list(CONTROLLERS))
     bends = trk.pitch_bends.numpy() if len(trk.pitch_bends) else {"time": [], "value": []}
-    tick = np.concatenate([np.asarray(cc["time"], dtype=np.int64)[keep], np.asarray(bends["time"], dtype=np.int64)])
+    ranges = _bend_ranges(cc)
+    tick = np.concatenate([np.asarray(cc["time"], dtype=np.int64)[keep], np.asarray(bends["time"], dtype=np.int64),
+                           np.array([t for t, _ in ranges], dtype=np.int64)])
     number = np.concatenate([np.asarray(cc["number"], dtype=np.int64)[keep],
-                             np.full(len(bends["time"]), PITCH_BEND, dtype=np.int64)])
-    value = np.concatenate([np.asarray(cc["value"], dtype=np.int64)[keep], np.asarray(bends["value"], dtype=np.int64)])
+                             np.full(len(bends["time"]), PITCH_BEND, dtype=np.int64),
+                             np.full(len(ranges), BEND_RANGE, dtype=np.int64)])
+    value = np.concatenate([np.asarray(cc["value"], dtype=np.int64)[keep], np.asarray(bends["value"], dtype=np.int64),
+                            np.array([v for _, v in ranges], dtype=np.int64)])
     return tick, np.full(len(tick), index, dtype=np.int64), number, value
+
+
+def _bend_ranges(cc) -> list[tuple[int, int]]:
+    """``(tick, cents)`` of each pitch-bend range a track sets: registered parameter 0,0 (CC101, CC100)
+    selected, then data entry CC6 (semitones) and CC38 (cents, optional), in file order."""
+    selected, out = (127, 127), []
+    for tick, number, value in zip(np.asarray(cc["time"]).tolist(), np.asarray(cc["number"]).tolist(),
+                                   np.asarray(cc["value"]).tolist(), strict=True):
+        if number == RPN_MSB:
+            selected = (value, selected[1])
+        elif number == RPN_LSB:
+            selected = (selected[0], value)
+        elif number == DATA_MSB and selected == (0, 0):
+            out.append((tick, 100 * value))
+        elif number == DATA_LSB and selected == (0, 0) and out:
+            out[-1] = (out[-1][0], 100 * (out[-1][1] // 100) + min(value, 99))
+    return out
 
 
 def to_score(table: NoteTable) -> symusic.Score:
@@ -92,12 +115,22 @@ def to_score(table: NoteTable) -> symusic.Score:
             velocity=table.velocity[rows].astype(np.int8),
         )
         mine = controls.track == index
-        cc, bend = mine & (controls.number != PITCH_BEND), mine & (controls.number == PITCH_BEND)
-        cc = np.flatnonzero(cc)[np.argsort(controls.tick[cc], kind="stable")]  # in time order, as in a file
-        if len(cc):
+        cc = mine & (controls.number != PITCH_BEND) & (controls.number != BEND_RANGE)
+        bend, bend_range = mine & (controls.number == PITCH_BEND), mine & (controls.number == BEND_RANGE)
+        # a bend range as the controllers that set it: RPN 0,0 then data entry (semitones, cents)
+        cents = controls.value[bend_range]
+        rpn = np.stack([np.full(len(cents), RPN_MSB), np.full(len(cents), RPN_LSB), np.full(len(cents), DATA_MSB),
+                        np.full(len(cents), DATA_LSB)], axis=1).ravel()
+        rpn_values = np.stack([np.zeros(len(cents), np.int64), np.zeros(len(cents), np.int64), cents // 100,
+                               cents % 100], axis=1).ravel()
+        times = np.concatenate([controls.tick[cc], np.repeat(controls.tick[bend_range], 4)])
+        numbers = np.concatenate([controls.number[cc], rpn])
+        values = np.concatenate([controls.value[cc], rpn_values])
+        ordered = np.argsort(times, kind="stable")   # in time order, as in a file
+        if len(ordered):
             out.controls = symusic.ControlChange.from_numpy(
-                time=controls.tick[cc].astype(np.int32), number=controls.number[cc].astype(np.uint8),
-                value=controls.value[cc].astype(np.uint8))
+                time=times[ordered].astype(np.int32), number=numbers[ordered].astype(np.uint8),
+                value=values[ordered].astype(np.uint8))
         if bend.any():
             out.pitch_bends = symusic.PitchBend.from_numpy(time=controls.tick[bend].astype(np.int32),
                                                            value=controls.value[bend].astype(np.int32))

@@ -193,25 +193,31 @@ class TempoMap:
 SUSTAIN, VOLUME, PAN, EXPRESSION = 64, 7, 10, 11
 CONTROLLERS = {VOLUME: "volume", PAN: "pan", EXPRESSION: "expression", SUSTAIN: "sustain"}
 PITCH_BEND = 128  # the ``number`` of pitch-bend events in :class:`Controls` (not a controller number)
+BEND_RANGE = 129  # the ``number`` of pitch-bend range settings (RPN 0), ``value`` in cents
 #: What a MIDI channel holds before any event (General MIDI): volume 100, pan centre, full expression,
-#: pedal up, no bend.
-DEFAULT_VALUES = {VOLUME: 100, PAN: 64, EXPRESSION: 127, SUSTAIN: 0, PITCH_BEND: 0}
-PITCH_BEND_RANGE_SEMITONES = 2.0  # the General MIDI default bend range (RPN 0 is not read)
+#: pedal up, no bend, a bend range of 2 semitones.
+DEFAULT_VALUES = {VOLUME: 100, PAN: 64, EXPRESSION: 127, SUSTAIN: 0, PITCH_BEND: 0, BEND_RANGE: 200}
+PITCH_BEND_RANGE_SEMITONES = 2.0  # the General MIDI default bend range, until a track's RPN 0 sets another
+MAX_BEND_RANGE_CENTS = 127 * 100 + 99   # RPN 0's largest: data entry 127 semitones, 99 cents
 PEDAL_DOWN = 64  # CC64 values 64..127 hold the pedal down
+KIND_NAMES = {**CONTROLLERS, PITCH_BEND: "pitch_bend", BEND_RANGE: "bend_range"}   # number -> name
 
 
 @dataclass(eq=False)
 class Controls:
     """Controller changes and pitch bends, columnar (each column shape ``[n_events]``).
 
-    Kept: sustain (CC64), volume (CC7), expression (CC11), pan (CC10) and pitch bend
-    (``number == PITCH_BEND``); other controllers are not part of the contract. Events are in
+    Kept: sustain (CC64), volume (CC7), expression (CC11), pan (CC10), pitch bend
+    (``number == PITCH_BEND``) and the pitch-bend range (``number == BEND_RANGE``: registered
+    parameter 0, set by CC101/CC100 = 0 then data entry CC6 semitones and CC38 cents; read from and
+    written back as those controllers); other controllers are not part of the contract. Events are in
     canonical order: by track, then number, then tick, events at the same tick in file order
     (the last one wins).
 
     Columns: ``tick`` int64 (>= 0), ``time_s`` float64, ``track`` int32 (index into the
-    table's tracks), ``number`` uint8 (7, 10, 11, 64 or 128), ``value`` int16 (0..127 for a
-    controller; -8192..8191 for a bend, 0 = none, +8191 = up ``PITCH_BEND_RANGE_SEMITONES``).
+    table's tracks), ``number`` uint8 (7, 10, 11, 64, 128 or 129), ``value`` int16 (0..127 for a
+    controller; -8192..8191 for a bend, 0 = none, +8191 = up the bend range in force; cents for a
+    bend range, 0..12799, default 200).
     """
 
     tick: np.ndarray
@@ -229,16 +235,18 @@ class Controls:
                 raise ValueError(f"Controls.{name} must have shape ({n},), got {raw.shape}")
             setattr(self, name, raw.astype(dtype, copy=False))
         if n:
-            known = np.isin(self.number, [*CONTROLLERS, PITCH_BEND])
+            known = np.isin(self.number, [*CONTROLLERS, PITCH_BEND, BEND_RANGE])
             if not known.all():
-                raise ValueError(f"Controls.number must be one of {sorted(CONTROLLERS)} or {PITCH_BEND} (pitch bend), "
-                                 f"got {self.number[~known][0]}")
-            bend = self.number == PITCH_BEND
-            bad = np.where(bend, (self.value < -8192) | (self.value > 8191), (self.value < 0) | (self.value > 127))
+                raise ValueError(f"Controls.number must be one of {sorted(CONTROLLERS)}, {PITCH_BEND} (pitch bend) or "
+                                 f"{BEND_RANGE} (bend range), got {self.number[~known][0]}")
+            bend, bend_range = self.number == PITCH_BEND, self.number == BEND_RANGE
+            low = np.where(bend, -8192, 0)
+            high = np.where(bend, 8191, np.where(bend_range, MAX_BEND_RANGE_CENTS, 127))
+            bad = (self.value < low) | (self.value > high)
             if bad.any():
                 i = int(np.argmax(bad))
-                raise ValueError(f"Controls.value of {'pitch bend' if bend[i] else f'CC{self.number[i]}'} "
-                                 f"out of range, got {self.value[i]}")
+                what = "pitch bend" if bend[i] else "bend range" if bend_range[i] else f"CC{self.number[i]}"
+                raise ValueError(f"Controls.value of {what} out of range, got {self.value[i]}")
             if self.tick.min() < 0:
                 raise ValueError(f"Controls.tick must be >= 0, got {self.tick.min()}")
             if self.track.min() < 0:
@@ -293,7 +301,7 @@ class Controls:
 
     def __repr__(self) -> str:
         numbers, counts = np.unique(self.number, return_counts=True)
-        kinds = {CONTROLLERS.get(int(k), "pitch_bend"): int(c) for k, c in zip(numbers, counts)}
+        kinds = {KIND_NAMES[int(k)]: int(c) for k, c in zip(numbers, counts)}
         return f"Controls(n_events={len(self)}, {kinds})"
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ostinato.events.table import PAN, PITCH_BEND, default_pans
+from ostinato.events.table import BEND_RANGE, PAN, PITCH_BEND, default_pans
 
 from .base import DEFAULT_CHUNK_S, N_CHANNELS, Renderer, check_sample_rate, n_output_samples
 from .fluidsynth_lib import CHANNEL_TYPE_DRUM, CHANNEL_TYPE_MELODIC
@@ -67,13 +67,14 @@ def performance_events(table, sample_rate_hz: int, *, pans: bool = True
     Returns:
         (sample [n] int64, kind [n] (CONTROL, NOTE_OFF or NOTE_ON), channel [n], a [n], b [n]):
         for notes a = pitch and b = velocity; for controls a = controller number (``PITCH_BEND``
-        for a bend) and b = value (a bend's -8192..8191). At equal times controls come first (a
-        pedal pressed with a note-off holds it), then note-offs (a repeated note is struck again),
-        then note-ons. With ``pans``, tracks get their :func:`default_pans` at sample 0, before
+        for a bend, ``BEND_RANGE`` for a bend range) and b = value (a bend's -8192..8191, a range's
+        cents). At equal times controls come first (a pedal pressed with a note-off holds it), then
+        note-offs (a repeated note is struck again), then note-ons. With ``pans``, tracks get their
+        :func:`default_pans` at sample 0, before
         the file's own events.
     """
     sample, is_on, channel, pitch, velocity = note_events(table, sample_rate_hz)
-    c = table.controls
+    c = _whole_semitone_ranges(table.controls)
     if pans and table.tracks:
         pan_tracks = np.arange(min(len(table.tracks), N_MIDI_CHANNELS))
         pan_values = np.asarray(default_pans(table.tracks), dtype=np.int64)[pan_tracks]
@@ -91,6 +92,34 @@ def performance_events(table, sample_rate_hz: int, *, pans: bool = True
     a = np.concatenate([c_number, pitch])
     b = np.concatenate([c_value, velocity])
     return all_sample[order], kind[order], np.concatenate([c_channel, channel])[order], a[order], b[order]
+
+
+def _whole_semitone_ranges(c):
+    """``c`` with each bend range of a fraction of a semitone (which FluidSynth rounds down: it reads no
+    cents) as the next whole semitone, and that track's bends scaled to sound as far as they should."""
+    import math
+
+    from ostinato.events.table import Controls
+
+    fractional = np.unique(c.track[(c.number == BEND_RANGE) & (c.value % 100 != 0)])
+    if len(fractional) == 0:
+        return c
+    keep = ~np.isin(c.track, fractional) | ~np.isin(c.number, [PITCH_BEND, BEND_RANGE])
+    parts = [(c.tick[keep], c.time_s[keep], c.track[keep], c.number[keep], c.value[keep])]
+    for track in fractional.tolist():
+        mine = (c.track == track) & np.isin(c.number, [PITCH_BEND, BEND_RANGE])
+        at = np.unique(c.time_s[mine])
+        ticks = np.array([c.tick[mine][c.time_s[mine] == t][0] for t in at], dtype=np.int64)
+        cents = c.values_at(track, BEND_RANGE, at)
+        whole = np.array([math.ceil(v / 100) * 100 for v in cents.tolist()], dtype=np.int64)
+        bend = np.clip(np.rint(c.values_at(track, PITCH_BEND, at) * cents / np.maximum(whole, 1)), -8192, 8191)
+        n = len(at)
+        parts.append((np.repeat(ticks, 2), np.repeat(at, 2), np.full(2 * n, track),
+                      np.tile([BEND_RANGE, PITCH_BEND], n), np.stack([whole, bend.astype(np.int64)], 1).ravel()))
+    tick, time_s, track_, number, value = (np.concatenate([p[i] for p in parts]) for i in range(5))
+    order = np.lexsort((np.arange(len(tick)), tick, number, track_))
+    return Controls(tick=tick[order], time_s=time_s[order], track=track_[order], number=number[order],
+                    value=value[order])
 
 
 class SoundFontRenderer(Renderer):
@@ -178,6 +207,9 @@ class SoundFontRenderer(Renderer):
                             lib.fluid_synth_noteoff(synth, ch, x)
                         elif x == PITCH_BEND:
                             lib.fluid_synth_pitch_bend(synth, ch, y + 8192)
+                        elif x == BEND_RANGE:   # registered parameter 0: semitones, then cents
+                            for number, value in ((101, 0), (100, 0), (6, y // 100), (38, y % 100)):
+                                lib.fluid_synth_cc(synth, ch, number, value)
                         else:
                             lib.fluid_synth_cc(synth, ch, x, y)
                         event += 1

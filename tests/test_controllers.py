@@ -11,6 +11,7 @@ from conftest import fixture_dir, run_cli
 
 from ostinato.events import NoteTable, Track, from_score, read_midi, to_score, write_midi
 from ostinato.events.table import (
+    BEND_RANGE,
     EXPRESSION,
     PAN,
     PITCH_BEND,
@@ -181,6 +182,35 @@ def test_info_json_shows_the_performance_data(tmp_path):
     result = run_cli("info", "--json", str(tmp_path / "perf.mid"))
     assert result.returncode == 0, result.stderr
     record = json.loads(result.stdout)
-    assert record["controls"] == {"expression": 1, "pan": 2, "sustain": 2, "volume": 2, "pitch_bend": 3}
+    assert record["controls"] == {"expression": 1, "pan": 2, "sustain": 2, "volume": 2, "pitch_bend": 3,
+                                  "bend_range": 0}
     assert [t["controls"]["pan"] for t in record["tracks"]] == [0, 2]
     assert [t["controls"]["pitch_bend"] for t in record["tracks"]] == [3, 0]
+
+
+def test_the_bend_range_is_read_from_rpn_0_and_written_back_as_it(tmp_path):
+    """RPN 0,0 with data entry 12 semitones (and, later, 7 semitones 50 cents) sets a track's bend range;
+    RPN 1 (fine tuning) and data entry without RPN 0 selected are not a bend range."""
+    mid = mido.MidiFile(ticks_per_beat=TPQ)
+    track = mido.MidiTrack()
+    messages = [(0, 101, 0), (0, 100, 0), (0, 6, 12), (240, 101, 0), (240, 100, 1), (240, 6, 70),
+                (480, 101, 0), (480, 100, 0), (480, 6, 7), (480, 38, 50), (600, 101, 127), (600, 100, 127),
+                (600, 6, 3)]
+    previous = 0
+    for tick, control, value in messages:
+        track.append(mido.Message("control_change", control=control, value=value, time=tick - previous))
+        previous = tick
+    track.append(mido.Message("note_on", note=60, velocity=80, time=0))
+    track.append(mido.Message("note_off", note=60, velocity=0, time=480))
+    mid.tracks.append(track)
+    mid.save(tmp_path / "rpn.mid")
+    table = read_midi(tmp_path / "rpn.mid")
+    assert event_tuples(table.controls) == [(0, 0, BEND_RANGE, 1200), (0, 480, BEND_RANGE, 750)]
+    assert table.controls.values_at(0, BEND_RANGE, [-1.0, 0.0, 0.49, 0.5]).tolist() == [200, 1200, 1200, 750]
+    write_midi(table, tmp_path / "again.mid")
+    assert read_midi(tmp_path / "again.mid").controls.equals(table.controls)
+    written = [(m.control, m.value) for m in mido.MidiFile(tmp_path / "again.mid").tracks[-1]
+               if m.type == "control_change"]
+    assert written == [(101, 0), (100, 0), (6, 12), (38, 0), (101, 0), (100, 0), (6, 7), (38, 50)]
+    with pytest.raises(ValueError, match="bend range out of range"):
+        Controls.from_ticks([0], [0], [BEND_RANGE], [12800], table.tempo_map)

@@ -115,6 +115,32 @@ def test_pitch_bend_moves_the_pitch_by_the_bent_semitones(engines, tmp_path, eng
         assert hz / before == pytest.approx(2 ** (semitones / 12), rel=tolerance)
 
 
+@pytest.mark.parametrize("engine", ["soundfont", "ddsp"])
+def test_a_bend_range_set_by_rpn_0_scales_the_bend(engines, tmp_path, engine):
+    """A flute's A4 under a full bend up: 2 semitones by default, 7 after RPN 0 sets a 7-semitone range,
+    3.5 once the range changes to 3 semitones 50 cents with the bend held."""
+    rpn = [cc(0, 101, 0), cc(0, 100, 0), cc(0, 6, 7), cc(0, 38, 0)]
+    change = [cc(960, 101, 0), cc(960, 100, 0), cc(960, 6, 3), cc(960, 38, 50)]
+    bend = [(0, mido.Message("pitchwheel", pitch=8191))]
+    plain = midi_file(tmp_path / "plain.mid", [(73, note(0, 69, 1920, 100))])
+    default = midi_file(tmp_path / "default.mid", [(73, [*bend, *note(0, 69, 1920, 100)])])
+    ranged = midi_file(tmp_path / "ranged.mid", [(73, [*rpn, *bend, *change, *note(0, 69, 1920, 100)])])
+    assert ranged.controls.values_at(0, 129, [0.0, 1.0]).tolist() == [700, 350]
+
+    def cents(table, start=0.2, stop=1.9):
+        audio = engines[engine].render(table, SR).mean(0)[int(start * SR):int(stop * SR)]
+        return 1200 * np.log2(peak_hz(audio, lo=300, hi=1000) / base)
+
+    base = 1.0
+    base = 2 ** (cents(plain) / 1200)
+    full = 8191 / 8192
+    two, seven, three_half = cents(default), cents(ranged, 0.2, 0.95), cents(ranged, 1.1, 1.9)
+    if engine == "ddsp":   # exact partials: the bends land within a cent
+        assert (two, seven, three_half) == pytest.approx((200 * full, 700 * full, 350 * full), abs=1.0)
+    # FluidR3's flute bends about 99.2 cents a semitone: the ranges scale its bend as they should
+    assert seven / two == pytest.approx(3.5, rel=3e-3) and three_half / two == pytest.approx(1.75, rel=3e-3)
+
+
 def band_piece(path, pans=None):
     """Four bars of piano, violin, bass and drums; ``pans`` gives CC10 per pitched track."""
     piano = [m for bar in range(4) for p in (60, 64, 67) for m in note(bar * 1920, p, 1800, 70)]

@@ -24,11 +24,11 @@ import math
 import numpy as np
 
 from ostinato.events.table import (
+    BEND_RANGE,
     DEFAULT_VALUES,
     EXPRESSION,
     PAN,
     PITCH_BEND,
-    PITCH_BEND_RANGE_SEMITONES,
     VOLUME,
     default_pans,
 )
@@ -82,17 +82,21 @@ class Performance:
         c = self.controls
         for track in np.unique(c.track[c.number == PITCH_BEND]).tolist():
             _, time_s, value = c.events(track, PITCH_BEND)
-            if np.any(value != 0):
-                self._bends[track] = self._segments(time_s, value)
+            if np.any(value != 0):   # a bend times the range in force (RPN 0; 2 semitones by default)
+                times = np.union1d(time_s, c.events(track, BEND_RANGE)[1])
+                semitones = (c.values_at(track, PITCH_BEND, times) / 8192.0
+                             * c.values_at(track, BEND_RANGE, times) / 100.0)
+                self._bends[track] = self._segments(times, semitones)
 
     @property
     def n_channels(self) -> int:
         return 2 if self.stereo else 1
 
-    def _segments(self, time_s: np.ndarray, value: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(first frame [S], ratio [S], warped samples at the first frame [S]) of a track's constant-bend runs."""
+    def _segments(self, time_s: np.ndarray, semitones: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(first frame [S], ratio [S], warped samples at the first frame [S]) of a track's constant-bend runs
+        (``semitones``: the bend from each of ``time_s`` on)."""
         start = np.concatenate([[0], np.ceil(time_s / self.frame_s - 1e-9).astype(np.int64)])
-        semitones = np.concatenate([[0.0], value / 8192.0 * PITCH_BEND_RANGE_SEMITONES])
+        semitones = np.concatenate([[0.0], semitones])
         last = np.append(start[1:] != start[:-1], True)  # of several bends before one frame, the last counts
         start, ratio = start[last], 2.0 ** (semitones[last] / 12.0)
         warped = np.concatenate([[0.0], np.cumsum(np.diff(start) * ratio[:-1] * self.hop)])
