@@ -79,6 +79,14 @@ _PENDING = {PROGRAM: 3, PITCH: 2, VELOCITY: 1}   # REMI/TSD tokens left to finis
 # the first and the last bar are held to, so the piece opens and closes in its key.
 SCALE_PCS = {False: (0, 2, 4, 5, 7, 9, 11), True: (0, 2, 3, 5, 7, 8, 11)}
 TRIAD_PCS = {False: (0, 4, 7), True: (0, 3, 7)}
+DOMINANT_PCS = (7, 11, 2)   # the dominant triad, major in both modes (harmonic minor's leading tone)
+
+
+def key_shift(from_key: str, to_key: str) -> int:
+    """Semitones from the tonic of ``from_key`` to that of ``to_key`` (``"A minor"``, ``"D minor"`` -> 5),
+    the nearer way: -5..6."""
+    shift = (tonic_pc(to_key.split()[0]) - tonic_pc(from_key.split()[0])) % 12
+    return shift - 12 if shift > 6 else shift
 
 
 @functools.lru_cache(maxsize=256)
@@ -147,6 +155,7 @@ class GrammarState:
         self.pitch = 0              # the pitch of the note in flight (REMI, TSD)
         self.relaxed = False        # the note rules were dropped to avoid a dead end (never in practice)
         self.key_pcs = None         # (scale, triad, tonic) of the Key token sampled when the key is free
+        self.shift = 0              # semitones the finished piece moves by (move_to_key: from the sampled key)
         self.mask: np.ndarray | None = None
 
     def copy(self) -> GrammarState:
@@ -186,13 +195,18 @@ class MidiGrammar:
             in every bar (REMI: a note begun in it or one held into it), no whole beat where nothing
             sounds (REMI: the next onset comes by the beat after the sound ends), no tempo change
             after the first Tempo, and with a key, pitches of its scale (harmonic minor for minor
-            keys) and its tonic triad in the first and the last bar, a melodic bass (:func:`bass_of`)
-            on the tonic itself there (REMI, TSD: it holds no other note into the last bar), so the
+            keys) and its tonic triad in the first and the last bar (notes begun on the beat before the
+            last bar: the dominant triad, an authentic cadence), a melodic bass (:func:`bass_of`)
+            on the tonic itself there (on the dominant on that beat) (REMI, TSD: it holds no other note into the last bar), so the
             piece opens and ends on its tonic; with no key asked, the key of the
             ``Key:`` token sampled (``edge_triads``: the first/last bar rules; False for the
             bars inside a piece that an infill writes: the scale only; ``ranges`` replaces a program's
             GM range, e.g. by a part's own). The first
             ``free_tokens`` tokens (a primer) are exempt.
+        move_to_key: the key (``"D minor"``) the finished piece is moved to: the ``Key:`` control is
+            sampled among the keys of its mode (the model picks the one it writes best in for the
+            style) and holds the piece as a requested one, and each part's range is its instrument's
+            moved the other way (:func:`key_shift`), so every note is playable once moved.
 
     Raises ValueError naming the parameter when a control cannot be written or the budget is too small.
     """
@@ -211,7 +225,7 @@ class MidiGrammar:
     def __init__(self, tokenizer, *, controls=None, bars: int | None = None,
                  seconds: float | None = None, max_tokens: int = 1024, allow_changes: bool = False,
                  note_rules: bool = False, edge_triads: bool = True,
-                 ranges: dict[int, tuple[int, int]] | None = None):
+                 ranges: dict[int, tuple[int, int]] | None = None, move_to_key: str | None = None):
         if bars is not None and seconds is not None:
             raise ValueError("bars, seconds: give at most one length")
         if bars is not None and (not isinstance(bars, int | np.integer) or bars < 1):
@@ -234,6 +248,12 @@ class MidiGrammar:
         self.note_rules = bool(note_rules)
         self.edge_triads = bool(edge_triads)
         self.ranges = dict(ranges or {})   # program -> (low, high) in place of its GM range (an infill's parts)
+        self.move_to = None
+        if move_to_key is not None:
+            self.move_to = major_minor_key(move_to_key)
+            if self.move_to is None:
+                raise ValueError(f"key: {move_to_key!r} is not a key (write a tonic and major or minor, e.g. "
+                                 f"'D minor', 'Eb major', 'F#m')")
         self.vocab_size = len(tokenizer)
         mt = tokenizer.miditok
         if not (mt.config.use_programs and mt.config.one_token_stream_for_programs and mt.config.use_time_signatures
@@ -370,6 +390,9 @@ class MidiGrammar:
                                                          if self.meter_of(m) is not None]
         free = {1: self.block_ids["style"], 2: self.block_ids["key"], 3: np.array(meter_block),
                 4: self.block_ids["tempo"]}
+        if self.move_to is not None:   # the model picks the key of the mode asked; the piece is moved from it
+            mode = self.move_to.split()[1]
+            free[2] = np.array([i for i in self.block_ids["key"] if tok.vocab[i].endswith(f" {mode}")])
         given = {1: c.style, 2: c.key, 3: c.meter, 4: c.tempo_bpm}
         self._prefix_masks = {0: self._mask_of([tok.bos_id])}
         for stage in (1, 2, 3, 4):
@@ -383,14 +406,15 @@ class MidiGrammar:
         self.bucket_of_token = {i: float(tok.vocab[i].removeprefix("Tempo:")) for i in range(*tok.blocks["tempo"])}
 
     @staticmethod
-    def _key_pcs(name: str | None) -> tuple[frozenset, frozenset, int] | None:
-        """(scale, tonic triad, tonic) pitch classes of a key name ``"D minor"``; None for no key."""
+    def _key_pcs(name: str | None) -> tuple[frozenset, frozenset, int, frozenset] | None:
+        """(scale, tonic triad, tonic, dominant triad) pitch classes of a key name ``"D minor"``; None for no key."""
         if name is None or name == "none":
             return None
         tonic, mode = name.split()
         root = tonic_pc(tonic)
         return (frozenset((root + d) % 12 for d in SCALE_PCS[mode == "minor"]),
-                frozenset((root + d) % 12 for d in TRIAD_PCS[mode == "minor"]), root)
+                frozenset((root + d) % 12 for d in TRIAD_PCS[mode == "minor"]), root,
+                frozenset((root + d) % 12 for d in DOMINANT_PCS))
 
     def _mask_of(self, ids) -> np.ndarray:
         mask = np.zeros(self.vocab_size, dtype=bool)
@@ -555,19 +579,22 @@ class MidiGrammar:
         if not self.edge_triads:
             region = 0
         elif s.tick < s.meter.bar_ticks or (s.window_tick is not None and s.tick >= s.window_tick):
-            region = 1
+            region = 1   # the tonic triad
+        elif s.window_tick is not None and s.tick >= s.window_tick - s.meter.ticks_per_beat:
+            region = 2   # the last beat before the last bar: the dominant (an authentic cadence)
         else:
             region = 0
-        scale, triad, tonic = self.key_pcs if self.key_pcs is not None else (s.key_pcs or (None, None, None))
-        bass = program == bass_of(s.insts)   # it opens and closes on the tonic
-        key = (program, region, len(values), scale, bass)
+        scale, triad, tonic, dominant = (self.key_pcs if self.key_pcs is not None
+                                         else (s.key_pcs or (None, None, None, None)))
+        bass = program == bass_of(s.insts)   # it opens and closes on the tonic, comes to it from the dominant
+        key = (program, region, len(values), scale, bass, s.shift)
         if key not in self._pitch_cache:
-            r = instrument_range(program)
-            low, high = self.ranges.get(program, (r.low, r.high))
+            r = instrument_range(program)   # (a piece to be moved: in range once moved)
+            low, high = self.ranges.get(program, (r.low - s.shift, r.high - s.shift))
             ok = (values >= low) & (values <= high)
-            pcs = (triad if region else scale) if scale is not None else None
+            pcs = (scale, triad, dominant)[region] if scale is not None else None
             if pcs is not None and region and bass:
-                pcs = {tonic}
+                pcs = {tonic} if region == 1 else {(tonic + 7) % 12}
             if pcs is not None:
                 ok &= np.isin(values % 12, list(pcs))
             self._pitch_cache[key] = ok
@@ -638,7 +665,10 @@ class MidiGrammar:
             stage = s.stage
             s.stage += 1
             if stage == 2 and self.controls.key is None:   # a key the model chose holds as a requested one
-                s.key_pcs = self._key_pcs(self.tokenizer.vocab[t].removeprefix("Key:"))
+                chosen = self.tokenizer.vocab[t].removeprefix("Key:")
+                s.key_pcs = self._key_pcs(chosen)
+                if self.move_to is not None and chosen != "none":
+                    s.shift = key_shift(chosen, self.move_to)
             if stage == 3:
                 meter = self.forced_meter if self.forced_meter is not None else self.meter_token_meter.get(t)
                 if meter is not None:

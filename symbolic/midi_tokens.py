@@ -49,9 +49,6 @@ VERSION = 1
 
 KEY_NAMES = MAJOR_MINOR_KEYS    # the Key: control values, "C major" .. "B minor" (one spelling per tonic)
 METERS = ("2/4", "3/4", "4/4", "5/4", "6/4", "2/2", "3/2", "4/2", "3/8", "5/8", "6/8", "7/8", "9/8", "12/8")
-# A requested key is composed in these (the most frequent major and minor keys of music21:polyphonic,
-# the shipped chorale-midi's data) and moved to the key asked (MidiTokenizer.make_controls).
-REFERENCE_KEYS = {"major": "C major", "minor": "A minor"}
 TEMPO_BUCKETS_BPM = (40, 48, 56, 63, 72, 80, 88, 96, 104, 112, 120, 132, 144, 160, 176, 192, 208, 240)
 # The Key: control of a user's key text: one of KEY_NAMES, or None (see events.theory.major_minor_key).
 key_name = major_minor_key
@@ -269,8 +266,7 @@ class MidiControls:
     bars: int | None = None
     seconds: float | None = None
     tracks: tuple[tuple[int, int, str], ...] = ()
-    transpose: int = 0              # semitones the piece moves by once composed (in a reference key)
-    written_key: str | None = None  # the key asked for, when the tokens carry the reference key instead
+    written_key: str | None = None  # the key asked for: composed in a key of its mode the model picks, then moved
 
 
 def tempo_bucket(bpm: float) -> int:
@@ -659,34 +655,24 @@ class MidiTokenizer:
         """:class:`MidiControls` of plain control values (None: free). ``unit`` and ``sections`` are ABC
         controls: MIDI tokens have none of them, so they are left out.
 
-        A requested key is composed in the training data's most frequent key of its mode
-        (:data:`REFERENCE_KEYS`: the model knows it best) and the finished piece is moved to the key
-        asked, exactly (``transpose``; the grammar holds each part to its range moved the other way).
+        A requested key (``written_key``) is composed in the key of its mode that the model picks for
+        the other controls (its ``Key:`` token, sampled among that mode's keys: the one it writes best
+        in) and the finished piece is moved exactly to the key asked (:meth:`finish`; the grammar
+        holds each part to its range moved the other way, :func:`symbolic.midi_grammar.key_shift`).
         """
-        name, shift = major_minor_key(key) if key is not None else None, 0
-        if name is not None:
-            tonic, mode = name.split()
-            reference = REFERENCE_KEYS[mode]
-            shift = (tonic_pc(tonic) - tonic_pc(reference.split()[0])) % 12
-            shift = shift - 12 if shift > 6 else shift
-            key = reference if shift else key
-        controls = Controls(style=style, key=key, meter=meter, tempo_bpm=tempo_bpm,
-                            instruments=tuple(instruments or ()))
-        return MidiControls(controls, bars=bars, seconds=seconds, transpose=shift,
-                            written_key=name if shift else None)
+        name = major_minor_key(key) if key is not None else None
+        controls = Controls(style=style, key=key if name is None else None, meter=meter, tempo_bpm=tempo_bpm,
+                            instruments=tuple(instruments or ()))   # (a key that is none: the grammar says so)
+        return MidiControls(controls, bars=bars, seconds=seconds, written_key=name)
 
     def grammar(self, controls: MidiControls | None = None, *, max_tokens: int):
         """The scheme's :class:`symbolic.midi_grammar.MidiGrammar` that keeps a sample valid and meets
         ``controls``; ValueError (one line, naming the control) when they cannot be met."""
-        from ostinato.events.instruments import GM_RANGES
-
         from .midi_grammar import MidiGrammar
 
         c = controls if controls is not None else MidiControls()
-        ranges = ({p: (r.low - c.transpose, r.high - c.transpose) for p, r in enumerate(GM_RANGES)}
-                  if c.transpose else None)   # composed in the reference key: in range once moved
         return MidiGrammar(self, controls=c.controls, bars=c.bars, seconds=c.seconds, max_tokens=max_tokens,
-                           note_rules=True, ranges=ranges)
+                           note_rules=True, move_to_key=c.written_key)
 
     def window(self, ids: Sequence[int], *, max_tokens: int) -> list[int] | None:
         """What the model is fed to go on with ``ids`` once they fill its context (REMI; None for TSD
@@ -749,9 +735,9 @@ class MidiTokenizer:
         96 bpm is written ``Tempo_94.19``; every tempo event at that quantised value becomes the
         requested one, the note times follow), the requested key as a key signature at tick 0 (when the
         piece has none; with no key asked, the key its ``Key:`` token chose, which the grammar held
-        it to), a piece composed in a reference key moved to the key asked (``controls.transpose``,
-        drums as they are), and a primer's parts on their own tracks with their own programs
-        (``controls.tracks``)."""
+        it to), a piece composed in the key its ``Key:`` token picked moved exactly to the key asked
+        (``controls.written_key``, drums as they are), and a primer's parts on their own tracks with
+        their own programs (``controls.tracks``)."""
         if controls is None or len(table) == 0:
             return table
         from ostinato.events.table import Track
@@ -769,9 +755,14 @@ class MidiTokenizer:
         keys = [(k.tick, k.sharps, k.mode) for k in table.key_signatures]
         chosen = controls.written_key or c.key
         pitch = table.pitch
-        if controls.transpose:   # composed in the reference key: moved to the key asked, drums as they are
-            moved = table.pitch.astype(np.int16) + controls.transpose
+        sampled = self.vocab[ids[2]].removeprefix("Key:") if len(ids) > 2 and self.vocab[ids[2]].startswith("Key:") \
+            else "none"
+        if controls.written_key is not None and sampled != "none":   # moved from the key it picked, drums stay
+            from .midi_grammar import key_shift
+
+            moved = table.pitch.astype(np.int16) + key_shift(sampled, controls.written_key)
             pitch = np.where(table.is_drum, table.pitch, moved).astype(table.pitch.dtype)
+            keys = []   # the key asked, below
         if chosen is None and len(ids) > 2 and self.vocab[ids[2]].startswith("Key:"):   # the key it sampled
             chosen = self.vocab[ids[2]].removeprefix("Key:")
         if chosen is not None and chosen != "none" and not keys:
