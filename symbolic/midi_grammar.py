@@ -390,7 +390,7 @@ class MidiGrammar:
                                                          if self.meter_of(m) is not None]
         free = {1: self.block_ids["style"], 2: self.block_ids["key"], 3: np.array(meter_block),
                 4: self.block_ids["tempo"]}
-        if self.move_to is not None:   # the model picks the key of the mode asked; the piece is moved from it
+        if self.move_to is not None and c.key is None:   # the model picks a key of the mode; the piece moves from it
             mode = self.move_to.split()[1]
             free[2] = np.array([i for i in self.block_ids["key"] if tok.vocab[i].endswith(f" {mode}")])
         given = {1: c.style, 2: c.key, 3: c.meter, 4: c.tempo_bpm}
@@ -664,9 +664,10 @@ class MidiGrammar:
         if s.phase == PREFIX and t < tok.events_offset:
             stage = s.stage
             s.stage += 1
-            if stage == 2 and self.controls.key is None:   # a key the model chose holds as a requested one
+            if stage == 2:
                 chosen = self.tokenizer.vocab[t].removeprefix("Key:")
-                s.key_pcs = self._key_pcs(chosen)
+                if self.controls.key is None:   # a key the model chose holds as a requested one
+                    s.key_pcs = self._key_pcs(chosen)
                 if self.move_to is not None and chosen != "none":
                     s.shift = key_shift(chosen, self.move_to)
             if stage == 3:
