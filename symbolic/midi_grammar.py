@@ -197,8 +197,8 @@ class MidiGrammar:
             after the first Tempo, and with a key, pitches of its scale (harmonic minor for minor
             keys) and its tonic triad in the first and the last bar (notes begun on the beat before the
             last bar: the dominant triad, an authentic cadence), a melodic bass (:func:`bass_of`)
-            on the tonic itself there (on the dominant on that beat) (REMI, TSD: it holds no other note into the last bar), so the
-            piece opens and ends on its tonic; with no key asked, the key of the
+            on the tonic itself there (on the dominant on that beat; REMI, TSD: it holds no other note
+            into the last bar), so the piece opens and ends on its tonic; with no key asked, the key of the
             ``Key:`` token sampled (``edge_triads``: the first/last bar rules; False for the
             bars inside a piece that an infill writes: the scale only; ``ranges`` replaces a program's
             GM range, e.g. by a part's own). The first
