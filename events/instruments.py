@@ -228,6 +228,7 @@ GM_RANGES: tuple[InstrumentRange, ...] = _ranges(
 )
 # The GM percussion key map (channel 10): 27 (high Q) .. 87 (open surdo); a kit plays 4 at once.
 DRUM_RANGE = InstrumentRange(27, 87, 4)
+GM_RANGE_TABLE = np.array([(r.low, r.high) for r in GM_RANGES], dtype=np.int64)   # [128, 2]: low, high
 
 
 def instrument_range(program: int | str) -> InstrumentRange:

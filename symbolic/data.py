@@ -257,11 +257,6 @@ def augmented(pieces, tokenizer, *, shifts=(), ensembles: bool = False, seed: in
     return out
 
 
-def transposed(pieces, tokenizer, shifts) -> list[TokenizedPiece]:
-    """:func:`augmented` with transposition only."""
-    return augmented(pieces, tokenizer, shifts=shifts)
-
-
 def fim_parts(pieces, tokenizer, *, share: float, seed: int = 0):
     """``pieces`` (:class:`symbolic.data.TokenizedPiece`) with a ``share`` of them in the fill-in-the-middle
     form; which ones and where they are cut depend only on (seed, piece key)."""

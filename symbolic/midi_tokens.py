@@ -44,6 +44,14 @@ from ostinato.events.theory import (
 from ostinato.symbolic.fast_remi import fast_remi_ids
 
 SCHEMES = ("remi", "tsd", "midilike")
+
+
+def _playable(programs: np.ndarray, pitches: np.ndarray) -> bool:
+    """Whether every pitch is within its program's General MIDI range (:data:`events.instruments.GM_RANGES`)."""
+    from ostinato.events.instruments import GM_RANGE_TABLE
+
+    low, high = GM_RANGE_TABLE[programs, 0], GM_RANGE_TABLE[programs, 1]
+    return bool(((pitches >= low) & (pitches <= high)).all())
 SPECIAL_TOKENS = ("<pad>", "<bos>", "<eos>")  # ids 0, 1, 2, as in every ostinato tokenizer
 VERSION = 1
 
@@ -502,25 +510,18 @@ class MidiTokenizer:
         MIDI range (:data:`events.instruments.GM_RANGES`: a part is never taught notes it cannot play),
         or when ``ids`` hold no pitched note.
         """
-        from ostinato.events.instruments import GM_RANGES
-
         ids = np.asarray(ids, np.int64)
         family, value, by_pitch = self._pitch_tables()
-        f = family[ids]
-        is_program = f == -2
-        last = np.maximum.accumulate(np.where(is_program, np.arange(len(ids)), -1))
-        program = np.where(last >= 0, value[ids[np.maximum(last, 0)]], 0)   # the Program in force at each token
-        notes = np.flatnonzero((f >= 0) & (program != -1))                  # pitched notes (Program_-1: drums)
+        notes, program = self._pitched_notes(ids)
         if len(notes) == 0:
             return None
         out = ids.copy()
         if semitones == 0:
             return out
         moved = value[ids[notes]] + semitones
-        playable = np.array([(r.low, r.high) for r in GM_RANGES])[program[notes]]
-        if (moved < playable[:, 0]).any() or (moved > playable[:, 1]).any():
+        if not _playable(program[notes], moved):
             return None
-        new = by_pitch[f[notes], np.clip(moved, 0, 127)]
+        new = by_pitch[family[ids[notes]], np.clip(moved, 0, 127)]
         if (new < 0).any():     # outside the vocabulary's pitch range
             return None
         out[notes] = new
@@ -535,7 +536,9 @@ class MidiTokenizer:
     def programs_of(self, ids: Sequence[int] | np.ndarray) -> frozenset[int]:
         """The pitched programs of ``ids``' ``Inst:`` controls (drums left out)."""
         start, stop = self.blocks["instrument"]
-        return frozenset(int(self.vocab[i][5:]) for i in ids if start <= i < stop and self.vocab[i] != f"Inst:{DRUMS}")
+        ids = np.asarray(ids)
+        insts = ids[(ids >= start) & (ids < stop - 1)]   # the block's last token is Inst:drums
+        return frozenset(int(self.vocab[i][5:]) for i in insts.tolist())
 
     def reinstrument_ids(self, ids: Sequence[int] | np.ndarray, programs: dict[int, int]) -> np.ndarray | None:
         """``ids`` with each pitched program ``p`` played by ``programs[p]``: its ``Program_`` tokens and
@@ -545,8 +548,6 @@ class MidiTokenizer:
         None when a note would leave its new instrument's General MIDI range, when two parts merged onto
         one program would begin the same pitch at the same time, or when a program is not mapped.
         """
-        from ostinato.events.instruments import GM_RANGES
-
         ids = np.asarray(ids, np.int64)
         family, value, _ = self._pitch_tables()
         start, stop = self.blocks["instrument"]
@@ -560,20 +561,15 @@ class MidiTokenizer:
         head += [self.token_to_id[f"Inst:{p}"] for p in new_insts]
         head += [self.token_to_id[f"Inst:{DRUMS}"]] if DRUMS in insts else []
         out = ids[body:].copy()
-        f = family[out]
-        program_tokens = np.flatnonzero((f == -2) & (value[out] != -1))
-        for i in program_tokens:
+        for i in np.flatnonzero((family[out] == -2) & (value[out] != -1)):
             new = programs.get(int(value[out[i]]))
             if new is None:
                 return None
             out[i] = self.token_to_id[f"Program_{new}"]
-        last = np.maximum.accumulate(np.where(f == -2, np.arange(len(out)), -1))
-        program = np.where(last >= 0, value[out[np.maximum(last, 0)]], 0)   # the (new) Program at each token
-        notes = np.flatnonzero((f >= 0) & (program != -1))
+        notes, program = self._pitched_notes(out)   # the new programs
         if len(notes):
-            playable = np.array([(r.low, r.high) for r in GM_RANGES])[program[notes]]
             pitch = value[out[notes]]
-            if (pitch < playable[:, 0]).any() or (pitch > playable[:, 1]).any():
+            if not _playable(program[notes], pitch):
                 return None
             if len(set(programs.values())) < len(programs):   # merged parts: no unison within one program
                 clock = np.cumsum(np.isin(out, self._time_ids()))  # notes at one time share a clock value
@@ -581,6 +577,15 @@ class MidiTokenizer:
                 if len(set(begun)) < len(begun):
                     return None
         return np.concatenate([np.asarray(head, np.int64), out])
+
+    def _pitched_notes(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(notes, program)``: the indices of ``ids``' pitched note tokens (drums, ``Program_-1``, left
+        out) and the ``Program_`` in force at every token of ``ids``."""
+        family, value, _ = self._pitch_tables()
+        f = family[ids]
+        last = np.maximum.accumulate(np.where(f == -2, np.arange(len(ids)), -1))
+        program = np.where(last >= 0, value[ids[np.maximum(last, 0)]], 0)
+        return np.flatnonzero((f >= 0) & (program != -1)), program
 
     def _time_ids(self) -> np.ndarray:
         """Ids of the tokens that move time (Bar, Position, TimeShift)."""

@@ -56,13 +56,13 @@ def test_batches_depend_only_on_seed_and_step():
 
 
 def test_transposed_copies_follow_each_piece_with_their_shift_in_the_key():
-    from ostinato.symbolic.data import transposed
+    from ostinato.symbolic.data import augmented
 
     tok = build_tokenizer("remi", styles=["bach"])
     items = [i for i in source_items("music21:bach") if i.key == "bach/bwv66.6.mxl"]
     data = tokenize_items(items, tok, max_tokens=4096, instruments="ensemble")   # the organ: 36..96
     piece = data.train[0]
-    out = transposed([piece], tok, (-2, -1, 1, 2))
+    out = augmented([piece], tok, shifts=(-2, -1, 1, 2))
     assert [p.key for p in out] == ["bach/bwv66.6.mxl@0", *(f"bach/bwv66.6.mxl@0^{s:+d}" for s in (-2, -1, 1, 2))]
     assert all(p.n_units == piece.n_units and len(p.ids) == len(piece.ids) for p in out)
     keys = [tok.vocab[p.ids[2]] for p in out]
