@@ -9,6 +9,7 @@ Pure functions over plain values (strings, ints, fractions), no note tables::
     major_sharps("Eb")           -> -3              (+ MODE_SHARPS[mode] for other modes)
     key_alterations(-3)          -> {"C": 0, "D": 0, "E": -1, "F": 0, "G": 0, "A": -1, "B": -1}
     bar_length("6/8")            -> Fraction(3, 4)  (whole notes)
+    estimate_key(histogram)      -> "D minor"       (Krumhansl-Schmuckler, Aarden-Essen weights)
     BROKEN_RHYTHM[">"]           -> (Fraction(3, 2), Fraction(1, 2))
 
 A key name is written once here for every reader: a tonic (a letter ``A``-``G`` in either case,
@@ -42,6 +43,15 @@ _MODE_WORDS = {"maj": "major", "ion": "major", "min": "minor", "aeo": "minor", "
 _KEY = re.compile(r"\s*([A-Ga-g])([#b]?)\s*([A-Za-z]*)(.*)", re.DOTALL)
 
 MAJOR_MINOR_KEYS = [f"{name} {mode}" for mode in ("major", "minor") for name in PITCH_CLASS_NAMES]   # 24 names
+
+# Key profiles of the Krumhansl-Schmuckler key finder: the Aarden-Essen weights (music21's default
+# ``analyze("key")``), scale degree 0-11 above the tonic.
+KEY_PROFILES = {
+    "major": (17.7661, 0.145624, 14.9265, 0.160186, 19.8049, 11.3587, 0.291248, 22.062, 0.145624, 8.15494,
+              0.232998, 4.95122),
+    "minor": (18.2648, 0.737619, 14.0499, 16.8599, 0.702494, 14.4362, 0.702494, 18.6161, 4.56621, 1.93186,
+              7.37619, 1.75623),
+}
 
 # ABC broken rhythm: a mark between two notes -> (factor of the first note, factor of the second).
 BROKEN_RHYTHM = {">": (Fraction(3, 2), Fraction(1, 2)), ">>": (Fraction(7, 4), Fraction(1, 4)),
@@ -140,3 +150,28 @@ def bar_length(meter: str) -> Fraction | None:
         return Fraction(1)
     num, den = meter.split("/")
     return Fraction(int(num), int(den))
+
+
+def estimate_key(histogram) -> str | None:
+    """The key of a pitch-class histogram (12 weights, C first: each pitch class's sounding time) by the
+    Krumhansl-Schmuckler method: the one of :data:`MAJOR_MINOR_KEYS` whose :data:`KEY_PROFILES` profile,
+    turned to its tonic, correlates best with it (Pearson). The same answer as music21's
+    ``Stream.analyze("key")``; None for an empty or flat histogram.
+    """
+    import numpy as np
+
+    hist = np.asarray(histogram, np.float64)
+    if hist.shape != (12,) or not np.isfinite(hist).all():
+        raise ValueError(f"a pitch-class histogram has 12 finite weights, not {hist.shape}")
+    centred = hist - hist.mean()
+    if not centred.any():
+        return None
+    best, name = -np.inf, None
+    for mode in ("major", "minor"):
+        profile = np.asarray(KEY_PROFILES[mode])
+        rotations = np.stack([np.roll(profile, tonic) for tonic in range(12)]) - profile.mean()
+        r = rotations @ centred / np.sqrt((rotations ** 2).sum(1) * (centred ** 2).sum())
+        tonic = int(np.argmax(r))
+        if r[tonic] > best:
+            best, name = r[tonic], f"{PITCH_CLASS_NAMES[tonic]} {mode}"
+    return name

@@ -12,8 +12,8 @@ quantisation is the only loss (its documented grid: ``beat_res``, ``num_velociti
 
 The vocabulary is laid out as named blocks: ``special`` (``<pad> <bos> <eos>``), ``style``,
 ``key``, ``meter``, ``tempo``, ``instrument``, ``events``. A long piece is cut into training
-windows at bar lines (:meth:`MidiTokenizer.encode_windows`); each window carries the tempo,
-meter and key in force where it starts.
+windows at bar lines (:meth:`MidiTokenizer.encode_windows`); each window carries the tempo and
+meter in force where it starts, and the key its own notes are in (:func:`key_of`).
 
 :class:`MidiTokenizer` is the MIDI implementation of :class:`symbolic.tokenizers.Tokenizer`: its
 controls are :class:`MidiControls` and its grammar the scheme's :class:`symbolic.midi_grammar.MidiGrammar`.
@@ -29,14 +29,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import symusic
 
-from ostinato.events import KeySignature, NoteTable, from_score, to_score
+from ostinato.events import NoteTable, from_score, to_score
 from ostinato.events.atomic import write_text_atomic
 from ostinato.events.errors import InputError
 from ostinato.events.instruments import DRUMS
 from ostinato.events.theory import (
     MAJOR_MINOR_KEYS,
-    MINOR_MODES,
     PITCH_CLASS_NAMES,
+    estimate_key,
     major_minor_key,
     major_minor_name,
     tonic_pc,
@@ -282,15 +282,19 @@ def tempo_bucket(bpm: float) -> int:
     return min(TEMPO_BUCKETS_BPM, key=lambda b: abs(np.log(b / max(bpm, 1e-3))))
 
 
-def key_control(key: KeySignature | None) -> str | None:
-    """The ``Key:`` control for a key signature: its tonic with major or minor (one of KEY_NAMES).
+def key_of(table: NoteTable) -> str | None:
+    """The ``Key:`` control of a note table: the key its notes are in (one of KEY_NAMES, None: no pitched note).
 
-    Church modes keep their tonic: A dorian -> ``"A minor"``, G mixolydian -> ``"G major"`` (a mode
-    with a minor third is minor, :data:`events.theory.MINOR_MODES`).
+    Found by the Krumhansl-Schmuckler method on the pitch classes weighted by how long they sound
+    (:func:`events.theory.estimate_key`, the same answer as music21's ``analyze("key")``), not read
+    from the key signature: Baroque signatures write G minor with one flat and D dorian with none,
+    and a control that means the notes is one the model can honour and a listener can hear.
     """
-    if key is None:
+    pitched = ~table.is_drum
+    if not pitched.any():
         return None
-    return major_minor_name(key.tonic, key.mode in MINOR_MODES)
+    length = np.maximum(table.offset_tick[pitched] - table.onset_tick[pitched], 1).astype(np.float64)
+    return estimate_key(np.bincount(table.pitch[pitched] % 12, weights=length, minlength=12))
 
 
 # Stand-in programs for parts that share a GM program (SATB on one piano), highest part first: the
@@ -396,7 +400,8 @@ class MidiTokenizer:
 
     # ------------------------------------------------------------------ controls
     def controls_of(self, table: NoteTable, style: str | None = None) -> Controls:
-        """The controls a note table implies: its opening key, meter and tempo, and its instruments.
+        """The controls a note table implies: the key of its notes (:func:`key_of`), its opening meter
+        and tempo, and its instruments.
 
         When several events share the first tick (a file may list 2/4 then 4/4 at tick 0), the
         last one wins, as in miditok's own encoding.
@@ -404,12 +409,11 @@ class MidiTokenizer:
         instruments: list[int | str] = sorted(set(table.program[~table.is_drum].tolist()))
         if table.has_drums:
             instruments.append(DRUMS)
-        key = _opening(table.key_signatures)
         meter = _opening(table.time_signatures)
         tempo = _opening(table.tempos)
         return Controls(
             style=style,
-            key=key_control(key),
+            key=key_of(table),
             meter=meter.text if meter is not None else None,
             tempo_bpm=tempo.qpm if tempo is not None else None,
             instruments=tuple(instruments),
@@ -447,7 +451,8 @@ class MidiTokenizer:
         """Cut a piece into sequences of at most ``max_tokens`` tokens at bar lines.
 
         Each window is a piece of its own (controls, events from its first bar, ``<eos>`` only on
-        the last window), so it carries the tempo, meter and key in force where it starts. A
+        the last window), so it carries the tempo and meter in force where it starts and the key of
+        its own notes. A
         window is halved (by bars) until it fits; a single bar that does not fit is cut at beats,
         and only a single beat longer than ``max_tokens`` is truncated.
         """
@@ -478,9 +483,8 @@ class MidiTokenizer:
 
     def _window(self, score: symusic.Score, start: int, stop: int, style, last: bool) -> list[int]:
         window = score.clip(start, stop, clip_end=False).shift_time(-start)
-        # carry the tempo, meter and key in force at `start` (clip drops events before it)
-        for events, name in ((score.tempos, "tempos"), (score.time_signatures, "time_signatures"),
-                             (score.key_signatures, "key_signatures")):
+        # carry the tempo and meter in force at `start` (clip drops events before it)
+        for events, name in ((score.tempos, "tempos"), (score.time_signatures, "time_signatures")):
             before = [e for e in events if e.time <= start]
             target = getattr(window, name)
             if before and not any(e.time == 0 for e in target):
