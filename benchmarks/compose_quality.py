@@ -3,6 +3,7 @@ corpus, and does it honour every control?
 
     python benchmarks/compose_quality.py --quick          # 3 pieces per setting
     python benchmarks/compose_quality.py -n 20            # seeds 0..19 (the measure)
+    python benchmarks/compose_quality.py -n 8 --only key --save pieces/   # some settings, pieces kept
 
 Pieces are composed with the shipped ``chorale-midi`` through the Python API (one piece per seed,
 the CLI's sampling defaults), per setting:
@@ -162,6 +163,9 @@ def main(argv=None) -> int:
     p.add_argument("--model", default="chorale-midi")
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--top-p", type=float, default=0.95)
+    p.add_argument("--only", action="append", metavar="SETTING",
+                   help="only the settings whose name starts with this (repeatable: --only key --only trio)")
+    p.add_argument("--save", metavar="DIR", help="also write every piece as DIR/<setting>-<seed>.mid")
     args = p.parse_args(argv)
     n = 3 if args.quick else args.n
     keys = KEYS[:3] if args.quick else KEYS
@@ -185,6 +189,8 @@ def main(argv=None) -> int:
     if not args.quick:
         settings += [("bars 64", dict(four, bars=64), None, TEMPO_BPM, 64)]
     settings += [("strings", dict(four, instruments=STRINGS, bars=16), None, TEMPO_BPM, 16)]
+    if args.only:
+        settings = [s for s in settings if s[0].startswith(tuple(args.only))]
     for name, controls, key, tempo, bars in settings:
         start = time.perf_counter()
         tables, metrics = [], []
@@ -195,6 +201,11 @@ def main(argv=None) -> int:
                 print(f"{name} seed {seed}: FAILED {type(exc).__name__}: {exc}", file=sys.stderr)
                 continue
             tables.append(table)
+            if args.save:
+                from ostinato.events import write
+
+                Path(args.save).mkdir(parents=True, exist_ok=True)
+                write(table, Path(args.save) / f"{name.replace(' ', '-')}-{seed}.mid")
             metrics.append(piece_metrics(table, bars=bars))
             own = styles.get(style)
             metrics[-1]["npb_ratio"] = metrics[-1]["notes_per_bar"] / own if own else None

@@ -14,21 +14,21 @@ import numpy as np
 
 from .table import NoteTable, Track
 
-# Ensembles a part-writing piece is played by; each lists GM programs, given to parts in turn.
+# Ensembles a part-writing piece is played by: GM programs, highest part first. A keyboard (one program)
+# plays every part in one stream, its voices merged as a keyboard part's are; the others give each part
+# a program of its own (:func:`ensemble_programs`), so a model learns each line as a line.
 ENSEMBLES: dict[str, tuple[int, ...]] = {
     "piano": (0,),
-    "bright piano": (1,),
     "organ": (19,),
-    "drawbar organ": (16,),
-    "string quartet": (40, 40, 41, 42),
-    "string ensemble": (48, 48, 48, 43),
+    "strings": (40, 41, 42, 43),
     "woodwinds": (73, 68, 71, 70),
     "brass": (56, 60, 57, 58),
-    "choir": (52,),
-    "voices": (53,),
-    "guitars": (24, 25, 33),
+    "guitars": (24, 25, 26, 33),
     "mixed": (73, 40, 60, 42),
 }
+# Programs for parts beyond an ensemble's own (a five-voice mass), in this order, skipping those it has;
+# also the stand-ins that keep a primer's parts apart when they share a program (symbolic.midi_tokens).
+MORE_PARTS = (73, 40, 60, 42, 71, 41, 70, 43, 68, 57, 56, 58, 65, 66, 69, 32)
 # Programs a one-part piece is played by.
 SOLO_PROGRAMS = (0, 19, 40, 41, 56, 57, 60, 65, 68, 71, 73, 52, 53, 24, 48, 22, 33, 42, 11)
 
@@ -39,18 +39,35 @@ def keyed_rng(key: str, salt: str) -> np.random.Generator:
     return np.random.default_rng(int.from_bytes(digest[:8], "little"))
 
 
+def ensemble_programs(name: str, n_parts: int) -> tuple[int, ...]:
+    """The programs of ``n_parts`` parts (highest first) on ensemble ``name`` of :data:`ENSEMBLES`.
+
+    A keyboard gives every part its one program; another ensemble gives each part its own: its
+    programs in turn, then those of :data:`MORE_PARTS` it lacks (``("mixed", 5)`` -> 73, 40, 60, 42, 71),
+    so at most ``len(ENSEMBLES[name]) + 12`` parts.
+    """
+    own = ENSEMBLES[name]
+    if len(own) == 1:
+        return own * n_parts
+    programs = (*own, *(p for p in MORE_PARTS if p not in own))
+    if n_parts > len(programs):
+        raise ValueError(f"n_parts: ensemble {name!r} has programs for at most {len(programs)} parts, not {n_parts}")
+    return programs[:n_parts]
+
+
 def assign_instruments(table: NoteTable, key: str) -> NoteTable:
     """The same notes with GM programs chosen per part, deterministically from ``key``.
 
     One-part pieces get a solo instrument; several parts get an ensemble of :data:`ENSEMBLES`
-    (its programs given to the parts in turn). Drum tracks are left as they are.
+    (:func:`ensemble_programs`: a program per part, or a keyboard's one). Drum tracks are left as they are.
     """
     rng = keyed_rng(key, "instruments")
     pitched = [i for i, t in enumerate(table.tracks) if not t.is_drum]
     if len(pitched) <= 1:
         programs = [int(rng.choice(SOLO_PROGRAMS))]
     else:
-        programs = list(ENSEMBLES[list(ENSEMBLES)[int(rng.integers(len(ENSEMBLES)))]])
+        name = list(ENSEMBLES)[int(rng.integers(len(ENSEMBLES)))]
+        programs = list(ensemble_programs(name, min(len(pitched), len(MORE_PARTS))))
     tracks = list(table.tracks)
     for n, index in enumerate(pitched):
         tracks[index] = Track(name=tracks[index].name, program=programs[n % len(programs)], is_drum=False)
@@ -62,23 +79,22 @@ def ensemble_maps(programs: set[int] | frozenset[int]) -> dict[str, dict[int, in
     given ``programs`` by :func:`assign_instruments` can be played by, part for part.
 
     The piece's parts are matched to the first ensemble (and the fewest parts) that gives exactly
-    ``programs``; another ensemble plays part ``n`` with its ``n``-th program, as ``assign_instruments``
-    would have. An ensemble that would need one program split between two new ones is left out (parts
-    on one program were merged into one stream); a one-program piece (its parts merged, or one part)
-    only takes the other one-program ensembles (keyboards, choirs). Empty when ``programs`` is no
-    ensemble's."""
+    ``programs``; another ensemble plays part ``n`` as ``assign_instruments`` would have
+    (:func:`ensemble_programs`). A keyboard takes every part (merged onto its program); a piece already
+    on a keyboard (its parts merged, or one part) only takes the other keyboard. Empty when ``programs``
+    is no ensemble's."""
     programs = frozenset(programs)
-    for name, own in ENSEMBLES.items():
-        for n_parts in range(1, 17):
-            if frozenset(own[n % len(own)] for n in range(n_parts)) != programs:
+    for name in ENSEMBLES:
+        for n_parts in range(1, len(MORE_PARTS) + 1):
+            own = ensemble_programs(name, n_parts)
+            if frozenset(own) != programs:
                 continue
-            targets = {k: v for k, v in ENSEMBLES.items() if len(programs) > 1 or len(v) == 1}
             maps: dict[str, dict[int, int]] = {}
-            for other, theirs in targets.items():
-                mapping: dict[int, int] = {}
-                if all(mapping.setdefault(own[n % len(own)], theirs[n % len(theirs)]) == theirs[n % len(theirs)]
-                       for n in range(n_parts)) and other != name:
-                    maps[other] = mapping
+            for other in ENSEMBLES:
+                theirs = ensemble_programs(other, n_parts)
+                if other == name or (len(programs) == 1 and len(ENSEMBLES[other]) > 1):
+                    continue
+                maps[other] = dict(zip(own, theirs, strict=True))
             return maps
     return {}
 

@@ -31,7 +31,7 @@ from ostinato.events.errors import InputError, one_line
 
 log = logging.getLogger("ostinato")
 
-CACHE_VERSION = 2   # 2: a MIDI window's Key: control is the key of its notes (midi_tokens.key_of)
+CACHE_VERSION = 3   # 2: a MIDI window's Key: is the key of its notes; 3: every part its own program (ENSEMBLES)
 
 
 @dataclass

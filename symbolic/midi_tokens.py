@@ -32,7 +32,7 @@ import symusic
 from ostinato.events import NoteTable, from_score, to_score
 from ostinato.events.atomic import write_text_atomic
 from ostinato.events.errors import InputError
-from ostinato.events.instruments import DRUMS
+from ostinato.events.instruments import DRUMS, MORE_PARTS
 from ostinato.events.theory import (
     MAJOR_MINOR_KEYS,
     PITCH_CLASS_NAMES,
@@ -298,8 +298,8 @@ def key_of(table: NoteTable) -> str | None:
 
 
 # Stand-in programs for parts that share a GM program (SATB on one piano), highest part first: the
-# "mixed" ensemble the model was trained with (flute, violin, horn, cello), then more distinct ones.
-STAND_INS = (73, 40, 60, 42, 71, 41, 70, 43, 68, 57, 56, 58, 65, 66, 69, 32)
+# "mixed" ensemble (flute, violin, horn, cello), then the programs the training pieces' extra parts had.
+STAND_INS = MORE_PARTS
 
 
 def stand_ins(table: NoteTable) -> tuple[NoteTable, tuple[tuple[int, int, str], ...]]:

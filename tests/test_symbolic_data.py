@@ -1,6 +1,7 @@
 """Token-stage data: the held-out split, instruments for scores without any, worker processes, packing."""
 
 import numpy as np
+import pytest
 
 from ostinato.events.sources import is_held_out
 from ostinato.symbolic.data import (
@@ -72,7 +73,6 @@ def test_transposed_copies_follow_each_piece_with_their_shift_in_the_key():
 
 
 def test_a_left_out_collection_never_reaches_training():
-    import pytest
 
     from ostinato.events.errors import InputError
 
@@ -85,17 +85,32 @@ def test_a_left_out_collection_never_reaches_training():
 
 
 def test_ensemble_maps_follow_parts_and_never_split_a_merged_part():
-    from ostinato.events.instruments import ensemble_maps
+    from ostinato.events.instruments import ensemble_maps, ensemble_programs
 
     mixed = ensemble_maps({73, 40, 60, 42})   # flute, violin, horn, cello: soprano to bass
     assert mixed["brass"] == {73: 56, 40: 60, 60: 57, 42: 58}
-    assert mixed["string quartet"] == {73: 40, 40: 40, 60: 41, 42: 42}   # two parts merge onto violin
-    assert mixed["piano"] == {73: 0, 40: 0, 60: 0, 42: 0} and "mixed" not in mixed
-    quartet = ensemble_maps({40, 41, 42})     # its two violins share program 40: no ensemble splits them
-    assert sorted(quartet) == ["bright piano", "choir", "drawbar organ", "organ", "piano", "string ensemble",
-                               "voices"]
-    assert sorted(ensemble_maps({52})) == ["bright piano", "drawbar organ", "organ", "piano", "voices"]
+    assert mixed["strings"] == {73: 40, 40: 41, 60: 42, 42: 43}   # violin, viola, cello, contrabass
+    assert mixed["piano"] == {73: 0, 40: 0, 60: 0, 42: 0} and "mixed" not in mixed   # a keyboard merges them
+    assert sorted(mixed) == ["brass", "guitars", "organ", "piano", "strings", "woodwinds"]
+    five = ensemble_maps({73, 68, 71, 70, 40})   # woodwinds' four, and violin for a fifth part
+    assert five["mixed"] == {73: 73, 68: 40, 71: 60, 70: 42, 40: 71}
+    assert ensemble_programs("guitars", 6) == (24, 25, 26, 33, 73, 40) and ensemble_programs("organ", 3) == (19,) * 3
+    assert ensemble_maps({19}) == {"piano": {19: 0}}   # merged parts: only the other keyboard
     assert ensemble_maps({5, 7}) == {}        # not an ensemble's programs
+    with pytest.raises(ValueError, match="at most 16 parts"):
+        ensemble_programs("mixed", 17)
+
+
+def test_every_part_of_a_piece_on_an_ensemble_has_its_own_program():
+    from ostinato.events.instruments import assign_instruments
+
+    items = {i.key: i for i in source_items("music21:bach")}
+    brass = assign_instruments(items["bach/bwv1.6.mxl"].read(), "bach/bwv1.6.mxl")
+    assert [t.program for t in brass.tracks] == [56, 60, 57, 58, 73]   # a fifth part (its horn): a program of its own
+    guitars = assign_instruments(items["bach/bwv10.7.mxl"].read(), "bach/bwv10.7.mxl")
+    assert [t.program for t in guitars.tracks] == [24, 25, 26, 33]
+    organ = assign_instruments(items["bach/bwv115.6.mxl"].read(), "bach/bwv115.6.mxl")
+    assert [t.program for t in organ.tracks] == [19] * 4
 
 
 def test_reinstrumented_copies_keep_every_note_on_its_new_program():
@@ -103,7 +118,7 @@ def test_reinstrumented_copies_keep_every_note_on_its_new_program():
     from ostinato.symbolic.data import augmented
 
     tok = build_tokenizer("remi", styles=["bach"])
-    items = [i for i in source_items("music21:bach") if i.key == "bach/bwv66.6.mxl"]
+    items = [i for i in source_items("music21:bach") if i.key == "bach/bwv115.6.mxl"]
     piece = tokenize_items(items, tok, max_tokens=4096, instruments="ensemble").train[0]   # the organ
     assert tok.programs_of(piece.ids) == {19}
     piano = tok.reinstrument_ids(piece.ids, {19: 0})
@@ -112,8 +127,8 @@ def test_reinstrumented_copies_keep_every_note_on_its_new_program():
     assert np.array_equal(before.pitch, after.pitch) and np.array_equal(before.onset_tick, after.onset_tick)
     assert tok.reinstrument_ids(piece.ids, {19: 73}) is None     # its bass is below the flute's C4
     copies = augmented([piece], tok, shifts=(-1, 1), ensembles=True)
-    assert [p.key.split("~")[0] for p in copies] == ["bach/bwv66.6.mxl@0", "bach/bwv66.6.mxl@0^-1",
-                                                     "bach/bwv66.6.mxl@0^+1"]
+    assert [p.key.split("~")[0] for p in copies] == ["bach/bwv115.6.mxl@0", "bach/bwv115.6.mxl@0^-1",
+                                                     "bach/bwv115.6.mxl@0^+1"]
     drawn = [p.key.split("~")[1] if "~" in p.key else "organ" for p in copies[1:]]
     assert all(name in [*ensemble_maps({19}), "organ"] for name in drawn)
     again = augmented([piece], tok, shifts=(-1, 1), ensembles=True)   # the same draw every time
