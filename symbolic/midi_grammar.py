@@ -54,7 +54,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ostinato.events.instruments import DRUMS, instrument_range
+from ostinato.events.instruments import DRUMS, ENSEMBLES, MORE_PARTS, ensemble_programs, instrument_range
 from ostinato.events.theory import major_minor_key, tonic_pc
 
 # Meters of the Meter block that miditok's default time signatures lack, written as the same bar.
@@ -90,14 +90,26 @@ def key_shift(from_key: str, to_key: str) -> int:
 
 
 @functools.lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=256)
 def bass_of(insts: tuple[int, ...]) -> int | None:
-    """The bass of several instruments: the lowest-reaching pitched one when it is melodic (a string, a
-    wind, a bass, a voice: at most two notes at once); None for one instrument or a keyboard bass.
-    With a key, the note rules hold it to the tonic in the first and the last bar."""
+    """The bass of several instruments, when it is melodic (a string, a wind, a bass, a voice: at most two
+    notes at once); None for one instrument or a keyboard bass. With a key, the note rules hold it to
+    the tonic in the first and the last bar.
+
+    The parts of an ensemble the training pieces were given (:func:`events.instruments.ensemble_programs`)
+    have their bass where those pieces had it, its lowest part (the cello of flute, violin, horn and
+    cello, though the horn reaches a semitone lower); other instruments, the lowest-reaching.
+    """
     pitched = [p for p in insts if p != -1]
     if len(pitched) < 2:
         return None
-    low = min(pitched, key=lambda p: instrument_range(p).low)
+    for name in ENSEMBLES:
+        own = ensemble_programs(name, len(pitched)) if len(pitched) <= len(MORE_PARTS) else ()
+        if len(set(own)) == len(own) and set(own) == set(pitched):
+            low = own[-1]
+            break
+    else:
+        low = min(pitched, key=lambda p: instrument_range(p).low)
     return low if instrument_range(low).polyphony <= 2 else None
 
 

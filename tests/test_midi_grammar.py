@@ -324,3 +324,13 @@ def test_a_key_or_style_the_tokens_cannot_write_is_refused(tokenizers):
         MidiGrammar(tok, controls=Controls(style="mozart"), bars=2, max_tokens=MAX_TOKENS)
     grammar = MidiGrammar(tok, controls=Controls(key="Dm"), bars=2, max_tokens=MAX_TOKENS)
     assert tok.vocab[grammar.prefix_ids()[2]] == "Key:D minor"
+
+
+def test_the_bass_is_the_part_the_training_pieces_had_lowest():
+    from ostinato.symbolic.midi_grammar import bass_of
+
+    assert bass_of((40, 42, 60, 73)) == 42     # the cello of flute, violin, horn, cello (the horn reaches B1)
+    assert bass_of((40, 41, 42, 43)) == 43 and bass_of((56, 57, 58, 60)) == 58
+    assert bass_of((40, 60)) == 60             # no ensemble's: the lowest-reaching
+    assert bass_of((0, 40)) is None and bass_of((19,)) is None   # a keyboard bass; one instrument
+    assert bass_of((40, 42, -1)) == 42         # drums are no bass
