@@ -172,6 +172,7 @@ def main(argv=None) -> int:
 
     import torch
 
+    from ostinato.events import write
     from ostinato.symbolic.model import load_model_folder
     from ostinato.symbolic.shipped import resolve_model
 
@@ -202,8 +203,6 @@ def main(argv=None) -> int:
                 continue
             tables.append(table)
             if args.save:
-                from ostinato.events import write
-
                 Path(args.save).mkdir(parents=True, exist_ok=True)
                 write(table, Path(args.save) / f"{name.replace(' ', '-')}-{seed}.mid")
             metrics.append(piece_metrics(table, bars=bars))

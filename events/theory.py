@@ -21,6 +21,7 @@ Modes are named by :data:`MODES` (ionian reads as major, aeolian as minor).
 
 from __future__ import annotations
 
+import functools
 import re
 from fractions import Fraction
 
@@ -166,12 +167,16 @@ def estimate_key(histogram) -> str | None:
     centred = hist - hist.mean()
     if not centred.any():
         return None
-    best, name = -np.inf, None
-    for mode in ("major", "minor"):
-        profile = np.asarray(KEY_PROFILES[mode])
-        rotations = np.stack([np.roll(profile, tonic) for tonic in range(12)]) - profile.mean()
-        r = rotations @ centred / np.sqrt((rotations ** 2).sum(1) * (centred ** 2).sum())
-        tonic = int(np.argmax(r))
-        if r[tonic] > best:
-            best, name = r[tonic], f"{PITCH_CLASS_NAMES[tonic]} {mode}"
-    return name
+    r = _centred_profiles() @ centred / np.sqrt((centred ** 2).sum())   # [24]: C..B major, C..B minor
+    return MAJOR_MINOR_KEYS[int(np.argmax(r))]
+
+
+@functools.cache
+def _centred_profiles():
+    """[24, 12]: :data:`KEY_PROFILES` turned to each tonic (major then minor, as MAJOR_MINOR_KEYS), centred
+    and scaled to unit length, so a dot product with a centred histogram over its length is Pearson's r."""
+    import numpy as np
+
+    rows = [np.roll(np.asarray(KEY_PROFILES[mode]), tonic) for mode in ("major", "minor") for tonic in range(12)]
+    rows = np.stack(rows) - np.mean(rows, axis=1, keepdims=True)
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True)

@@ -90,7 +90,6 @@ def key_shift(from_key: str, to_key: str) -> int:
 
 
 @functools.lru_cache(maxsize=256)
-@functools.lru_cache(maxsize=256)
 def bass_of(insts: tuple[int, ...]) -> int | None:
     """The bass of several instruments, when it is melodic (a string, a wind, a bass, a voice: at most two
     notes at once); None for one instrument or a keyboard bass. With a key, the note rules hold it to
@@ -166,7 +165,7 @@ class GrammarState:
         self.bar_begun = False      # a note begins in the current bar
         self.pitch = 0              # the pitch of the note in flight (REMI, TSD)
         self.relaxed = False        # the note rules were dropped to avoid a dead end (never in practice)
-        self.key_pcs = None         # (scale, triad, tonic) of the Key token sampled when the key is free
+        self.key_pcs = None         # (scale, triad, tonic, dominant) of the Key token sampled when the key is free
         self.shift = 0              # semitones the finished piece moves by (move_to_key: from the sampled key)
         self.mask: np.ndarray | None = None
 

@@ -772,8 +772,8 @@ class MidiTokenizer:
             moved = table.pitch.astype(np.int16) + key_shift(sampled, controls.written_key)
             pitch = np.where(table.is_drum, table.pitch, moved).astype(table.pitch.dtype)
             keys = []   # the key asked, below
-        if chosen is None and len(ids) > 2 and self.vocab[ids[2]].startswith("Key:"):   # the key it sampled
-            chosen = self.vocab[ids[2]].removeprefix("Key:")
+        if chosen is None:   # the key it sampled
+            chosen = sampled
         if chosen is not None and chosen != "none" and not keys:
             name = key_name(chosen)
             if name is not None:
