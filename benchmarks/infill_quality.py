@@ -67,15 +67,14 @@ def middle_bits(model, tokenizer, parts, context: int) -> tuple[float, float, in
     fill-in-the-middle form does not fit the context."""
     import torch
 
-    from ostinato.symbolic.infill import infill_ids, to_fim
+    from ostinato.symbolic.infill import to_fim
 
-    fim = to_fim(tokenizer, parts)
+    fim = to_fim(tokenizer, parts)   # ... middle <endfill>, in the model's order
     plain = [*parts.head, *parts.prefix, *parts.middle]
     if len(fim) > context or not parts.middle:
         return None
-    _fill, mid, _end = infill_ids(tokenizer)
     out = []
-    for seq, start in ((fim, fim.index(mid) + 1), (plain, len(parts.head) + len(parts.prefix))):
+    for seq, start in ((fim, len(fim) - 1 - len(parts.middle)), (plain, len(parts.head) + len(parts.prefix))):
         ids = torch.tensor([seq])
         with torch.no_grad():
             logp = torch.log_softmax(model(input_ids=ids[:, :-1]).logits.float(), -1)[0]   # [T-1, V]

@@ -409,8 +409,10 @@ class AbcTokenizer:
 
     def to_json(self) -> dict:
         """``{"kind", "version", "vocab", "blocks"}``: everything needed to check a saved model."""
+        from .fim import infill_json
+
         return {"kind": self.kind, "version": self.VERSION, "vocab": list(self.vocab),
-                "blocks": {name: list(span) for name, span in self.blocks.items()}}
+                "blocks": {name: list(span) for name, span in self.blocks.items()}, **infill_json(self)}
 
     @classmethod
     def from_json(cls, data: dict) -> AbcTokenizer:
@@ -423,10 +425,9 @@ class AbcTokenizer:
             raise ValueError(f"ABC tokenizer version {data.get('version')!r} is not supported (this is "
                              f"version {cls.VERSION})")
         tok = cls()
-        if isinstance(data.get("blocks"), dict) and "infill" in data["blocks"]:   # a model trained to infill
-            from .fim import add_infill_tokens
+        from .fim import load_infill
 
-            add_infill_tokens(tok)
+        load_infill(tok, data)   # a model trained to infill: its tokens and their order
         if "vocab" in data and data["vocab"] != tok.vocab:
             raise ValueError("ABC tokenizer vocabulary differs from version "
                              f"{cls.VERSION}'s ({len(data['vocab'])} tokens vs {len(tok)})")

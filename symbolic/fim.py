@@ -1,8 +1,14 @@
 """The fill-in-the-middle training format (issue 20): its tokens, and pieces cut at bar lines.
 
-A piece is cut at bar lines into prefix, middle and suffix and written as::
+A piece is cut at bar lines into prefix, middle and suffix and written in one of two orders (the
+tokenizer's ``infill_order``, saved with it)::
 
-    <bos> controls prefix <fill> suffix <mid> middle <endfill>
+    spm:  <bos> controls <fill> suffix <mid> prefix middle <endfill>     (what training writes now)
+    psm:  <bos> controls prefix <fill> suffix <mid> middle <endfill>     (models trained before it)
+
+In the suffix-prefix-middle order (Bavarian et al. 2022, "Efficient Training of Language Models to Fill
+in the Middle") the middle continues the prefix exactly as in the left-to-right form, so what the model
+knows about continuing a piece carries over, and the suffix is in view from the start.
 
 ``controls`` is the tokenizer's own control prefix (ABC: ``M: L: K: <bars:..>``; MIDI: ``Style Key Meter
 Tempo Inst...``); ``prefix``, ``suffix`` and ``middle`` are body tokens as the left-to-right form has them.
@@ -20,11 +26,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["INFILL_TOKENS", "FimParts", "add_infill_tokens", "bar_cuts", "fim_example", "from_fim",
-           "grow_embeddings", "has_infill", "infill_ids", "parse_bars", "plain_json", "split_bars", "split_head",
-           "to_fim"]
+__all__ = ["FIM_ORDER", "INFILL_TOKENS", "FimParts", "add_infill_tokens", "bar_cuts", "fim_cut", "fim_example",
+           "fim_order", "fim_prompt", "from_fim", "grow_embeddings", "has_infill", "infill_ids", "infill_json",
+           "load_infill", "parse_bars", "plain_json", "split_bars", "split_head", "to_fim"]
 
 INFILL_TOKENS = ("<fill>", "<mid>", "<endfill>")
+FIM_ORDERS = ("spm", "psm")
+FIM_ORDER = "spm"   # the order training writes; a saved tokenizer without ``infill_order`` is "psm"
 # body tokens that belong to the bar line before them (ABC): bar lines, endings, field changes
 GROUP_BLOCKS = ("bar", "ending", "meter", "unit", "key")
 
@@ -35,10 +43,15 @@ def has_infill(tokenizer) -> bool:
     return "infill" in tokenizer.blocks
 
 
-def add_infill_tokens(tokenizer):
-    """Append ``<fill> <mid> <endfill>`` (block ``infill``) to ``tokenizer``'s vocabulary, in place; returns it.
+def add_infill_tokens(tokenizer, order: str = FIM_ORDER):
+    """Append ``<fill> <mid> <endfill>`` (block ``infill``) to ``tokenizer``'s vocabulary, in place, and set
+    its ``infill_order``; returns it.
 
-    Every existing id keeps its value; a tokenizer that has them already is returned unchanged."""
+    Every existing id keeps its value; a tokenizer that has the tokens already keeps them (and takes
+    ``order``: a model fine-tuned with ``--infill-share`` learns the order training writes)."""
+    if order not in FIM_ORDERS:
+        raise ValueError(f"infill_order: expected one of {', '.join(FIM_ORDERS)}, got {order!r}")
+    tokenizer.infill_order = order
     if has_infill(tokenizer):
         return tokenizer
     start = len(tokenizer.vocab)
@@ -57,12 +70,32 @@ def infill_ids(tokenizer) -> tuple[int, int, int]:
     return start, start + 1, start + 2
 
 
+def fim_order(tokenizer) -> str:
+    """The order of ``tokenizer``'s fill-in-the-middle form: ``"spm"`` or ``"psm"``."""
+    return getattr(tokenizer, "infill_order", "psm")
+
+
+def infill_json(tokenizer) -> dict:
+    """What a tokenizer's ``to_json`` adds for the infill tokens: ``{"infill_order": ...}``, or ``{}``."""
+    return {"infill_order": fim_order(tokenizer)} if has_infill(tokenizer) else {}
+
+
+def load_infill(tokenizer, data: dict):
+    """Add the infill tokens to a tokenizer loaded from ``data`` (a ``to_json`` dict) when it had them, in
+    the order it saved (none saved: ``"psm"``, the first models'); returns the tokenizer. ValueError
+    for an unknown order."""
+    if isinstance(data.get("blocks"), dict) and "infill" in data["blocks"]:
+        add_infill_tokens(tokenizer, data.get("infill_order", "psm"))
+    return tokenizer
+
+
 def plain_json(tokenizer) -> dict:
     """``tokenizer.to_json()`` without the infill tokens: what the left-to-right tokens depend on."""
     data = tokenizer.to_json()
     if not has_infill(tokenizer):
         return data
     data = dict(data)
+    data.pop("infill_order", None)
     data["blocks"] = {k: v for k, v in data["blocks"].items() if k != "infill"}
     if "vocab" in data:
         data["vocab"] = data["vocab"][:-len(INFILL_TOKENS)]
@@ -194,15 +227,38 @@ def split_bars(tokenizer, ids: Sequence[int], first: int, last: int) -> FimParts
     return FimParts(head, body[:a], body[a:b], body[b:], ended)
 
 
+def fim_prompt(tokenizer, head: Sequence[int], prefix: Sequence[int], suffix: Sequence[int]) -> list[int]:
+    """What comes before the middle, in the tokenizer's order: ``head <fill> suffix <mid> prefix`` (spm)
+    or ``head prefix <fill> suffix <mid>`` (psm)."""
+    fill, mid, _end = infill_ids(tokenizer)
+    if fim_order(tokenizer) == "spm":
+        return [*head, fill, *suffix, mid, *prefix]
+    return [*head, *prefix, fill, *suffix, mid]
+
+
 def to_fim(tokenizer, parts: FimParts) -> list[int]:
-    """The fill-in-the-middle sequence ``head prefix <fill> suffix <mid> middle <endfill>``."""
-    fill, mid, end = infill_ids(tokenizer)
-    return [*parts.head, *parts.prefix, fill, *parts.suffix, mid, *parts.middle, end]
+    """The fill-in-the-middle sequence: :func:`fim_prompt`, the middle, ``<endfill>``."""
+    return [*fim_prompt(tokenizer, parts.head, parts.prefix, parts.suffix), *parts.middle, infill_ids(tokenizer)[2]]
 
 
-def from_fim(tokenizer, ids: Sequence[int], *, ended: bool = True) -> FimParts:
-    """The parts of a fill-in-the-middle sequence (what :func:`to_fim` wrote); ValueError if it is not one."""
+def from_fim(tokenizer, ids: Sequence[int], *, ended: bool = True, n_middle: int | None = None) -> FimParts:
+    """The parts of a fill-in-the-middle sequence (what :func:`to_fim` wrote); ValueError if it is not one.
+
+    In the spm order the prefix runs into the middle with no marker between: give ``n_middle``, the
+    middle's length in tokens (ValueError without it)."""
     fill, mid, end = infill_ids(tokenizer)
+    if fim_order(tokenizer) == "spm":
+        ids = [int(i) for i in ids]
+        if n_middle is None:
+            raise ValueError("an spm fill-in-the-middle sequence needs n_middle: the prefix runs into the middle")
+        try:
+            f, m = ids.index(fill), ids.index(mid)
+            e = ids.index(end) if end in ids else len(ids)
+        except ValueError:
+            raise ValueError("not a fill-in-the-middle sequence (no <fill> or <mid>)") from None
+        if not f < m <= e - n_middle:
+            raise ValueError("not a fill-in-the-middle sequence (<fill>, <mid>, <endfill> out of order)")
+        return FimParts(ids[:f], ids[m + 1:e - n_middle], ids[e - n_middle:e], ids[f + 1:m], ended)
     ids = [int(i) for i in ids]
     try:
         f, m = ids.index(fill), ids.index(mid)
@@ -219,8 +275,14 @@ MAX_TRAIN_SPAN = 8   # a training middle has 1..8 bars
 
 
 def fim_example(tokenizer, ids: Sequence[int], rng: np.random.Generator) -> list[int] | None:
-    """A random fill-in-the-middle form of the sequence ``ids`` (a middle of 1..8 closed bars), or None
-    when it has no closed bar."""
+    """A random fill-in-the-middle form of the sequence ``ids`` (:func:`fim_cut`), or None when it has no
+    closed bar."""
+    parts = fim_cut(tokenizer, ids, rng)
+    return None if parts is None else to_fim(tokenizer, parts)
+
+
+def fim_cut(tokenizer, ids: Sequence[int], rng: np.random.Generator) -> FimParts | None:
+    """``ids`` cut around a random middle of 1..8 closed bars, or None when it has no closed bar."""
     head, body, ended = split_head(tokenizer, ids)
     try:
         cuts = bar_cuts(tokenizer, body)
@@ -232,7 +294,7 @@ def fim_example(tokenizer, ids: Sequence[int], rng: np.random.Generator) -> list
     k = int(rng.integers(1, min(MAX_TRAIN_SPAN, n) + 1))
     first = int(rng.integers(1, n - k + 2))
     a, b = cuts[first - 1], cuts[first - 1 + k]
-    return to_fim(tokenizer, FimParts(head, body[:a], body[a:b], body[b:], ended))
+    return FimParts(head, body[:a], body[a:b], body[b:], ended)
 
 
 def parse_bars(text: str) -> tuple[int, int]:

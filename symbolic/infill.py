@@ -4,11 +4,13 @@
     new = infill(events.read("piece.mid"), bars=(5, 8), model="my-chorale-fim")  # NoteTable in, NoteTable out
 
 The training format (fill-in-the-middle, :mod:`symbolic.fim`): a piece cut at bar lines is written as
-``<bos> controls prefix <fill> suffix <mid> middle <endfill>``; ``ostinato train symbolic --infill-share 0.25``
-trains a share of the sequences in that form (the rest left to right), and an ``--init-from`` model
-grows its vocabulary by the three marker tokens. A model without them is refused by name.
+``<bos> controls <fill> suffix <mid> prefix middle <endfill>`` (models trained before it: ``<bos>
+controls prefix <fill> suffix <mid> middle <endfill>``; the tokenizer says which);
+``ostinato train symbolic --infill-share 0.25`` trains a share of the sequences in that form (the rest
+left to right), and an ``--init-from`` model grows its vocabulary by the three marker tokens. A model
+without them is refused by name.
 
-Sampling: the prompt is the format up to ``<mid>``; a span grammar (:class:`AbcSpanGrammar`,
+Sampling: the prompt is the format up to the middle; a span grammar (:class:`AbcSpanGrammar`,
 :class:`MidiSpanGrammar`) then lets the model write exactly the requested number of bars of the meter
 in force and ends them where the suffix begins:
 
@@ -37,7 +39,9 @@ from .fim import (
     FimParts,
     add_infill_tokens,
     bar_cuts,
+    fim_cut,
     fim_example,
+    fim_prompt,
     from_fim,
     grow_embeddings,
     has_infill,
@@ -51,8 +55,9 @@ from .fim import (
 )
 
 __all__ = ["INFILL_TOKENS", "AbcSpanGrammar", "FimParts", "MidiSpanGrammar", "add_infill_tokens", "bar_cuts",
-           "fim_example", "from_fim", "grow_embeddings", "has_infill", "infill", "infill_compositions",
-           "infill_ids", "infill_to_files", "parse_bars", "read_piece", "split_bars", "split_head", "to_fim"]
+           "fim_cut", "fim_example", "fim_prompt", "from_fim", "grow_embeddings", "has_infill", "infill",
+           "infill_compositions", "infill_ids", "infill_to_files", "parse_bars", "read_piece", "split_bars",
+           "split_head", "to_fim"]
 
 
 # ---------------------------------------------------------------------------- ABC: the span grammar
@@ -64,7 +69,8 @@ class AbcSpanGrammar:
 
     Args:
         tokenizer: an :class:`~symbolic.abc_tokens.AbcTokenizer` with the infill tokens.
-        prompt: the forced tokens (``<bos> header prefix <fill> suffix <mid>``, possibly shortened).
+        prompt: the forced tokens (:func:`symbolic.fim.fim_prompt`: header, prefix and suffix in the
+            tokenizer's order, the prefix and suffix possibly shortened).
         tune: the header and prefix of the whole tune (``<bos> M: L: K: <bars:..> prefix``): where the
             span starts (meter, unit, key, repeats, a tie) is read from it.
         groups: per bar of the span, the bar line group that closes it (token ids: a bar line, then any
@@ -364,11 +370,10 @@ def _abc_plan(tokenizer, text: str, span: tuple[int, int], context: int) -> _Pla
     end_slurs = 0
     for t in body[:cuts[last]] if not extends else []:
         end_slurs += {"(": 1, ")": -1}.get(vocab[t], 0)
-    fill, mid, _end = infill_ids(tokenizer)
     per_bar = max(1, len(body)) / max(1, total_bars)
     room = _room(int(per_bar * 1.6 * (last - first + 1)) + 16, context)
     shown_prefix, shown_suffix = _fit(tokenizer, prefix, suffix, context - room - len(head) - 2)
-    prompt = [*head, *shown_prefix, fill, *shown_suffix, mid]
+    prompt = fim_prompt(tokenizer, head, shown_prefix, shown_suffix)
     tune = [*head, *prefix]
 
     def grammar():
@@ -459,8 +464,7 @@ def _midi_plan(tokenizer, table, span: tuple[int, int], context: int, style: str
     per_bar = max(1, len(body)) / max(1, n_bars)
     room = _room(int(per_bar * 1.5 * k) + 16, context)
     shown_prefix, shown_suffix = _fit_midi(tokenizer, prefix, suffix, context - room - len(head) - 2)
-    fill, mid, _end = infill_ids(tokenizer)
-    prompt = [*head, *shown_prefix, fill, *shown_suffix, mid]
+    prompt = fim_prompt(tokenizer, head, shown_prefix, shown_suffix)
     inner_probe = MidiGrammar(tokenizer, controls=span_controls, bars=k, max_tokens=1 << 30, note_rules=True,
                               edge_triads=False)
     ranges = part_ranges(table, coded)

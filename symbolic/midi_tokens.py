@@ -834,8 +834,11 @@ class MidiTokenizer:
     def to_json(self) -> dict:
         options = {k: ([[list(r), v] for r, v in val.items()] if k == "beat_res" else val)
                    for k, val in self.miditok_options.items()}
+        from .fim import infill_json
+
         return {"kind": self.kind, "version": VERSION, "styles": list(self.styles), "miditok": options,
-                "blocks": {name: list(span) for name, span in self.blocks.items()}, "vocab_size": len(self.vocab)}
+                "blocks": {name: list(span) for name, span in self.blocks.items()}, "vocab_size": len(self.vocab),
+                **infill_json(self)}
 
     @classmethod
     def from_json(cls, data: dict) -> MidiTokenizer:
@@ -863,10 +866,9 @@ class MidiTokenizer:
             options["time_signature_range"] = {int(d) if isinstance(d, str) and d.isascii() and d.isdigit() else d: n
                                                for d, n in options["time_signature_range"].items()}
         tokenizer = cls(data["kind"], styles=data.get("styles", ()), miditok=options)
-        if isinstance(data.get("blocks"), dict) and "infill" in data["blocks"]:   # a model trained to infill
-            from .fim import add_infill_tokens
+        from .fim import load_infill
 
-            add_infill_tokens(tokenizer)
+        load_infill(tokenizer, data)   # a model trained to infill: its tokens and their order
         if len(tokenizer) != data.get("vocab_size", len(tokenizer)):
             raise ValueError(f"vocab_size: the saved tokenizer has {data['vocab_size']} tokens but this miditok "
                              f"builds {len(tokenizer)}")

@@ -15,10 +15,12 @@ from ostinato import events
 from ostinato.events.instruments import assign_instruments, instrument_range
 from ostinato.events.sources import iter_items
 from ostinato.symbolic.abc_tokens import AbcTokenizer
+from ostinato.symbolic.fim import FIM_ORDER, fim_order, plain_json
 from ostinato.symbolic.infill import (
     INFILL_TOKENS,
     add_infill_tokens,
     bar_cuts,
+    fim_cut,
     fim_example,
     from_fim,
     has_infill,
@@ -89,6 +91,26 @@ def test_new_tokens_leave_every_id_and_the_shipped_models_have_them():
         assert infill_ids(tok) == (len(plain), len(plain) + 1, len(plain) + 2)
         again = type(tok).from_json(json.loads(json.dumps(tok.to_json())))
         assert again.vocab == tok.vocab and has_infill(again)
+        assert fim_order(tok) == fim_order(again) == "spm" == FIM_ORDER   # what training writes now
+        legacy = {k: v for k, v in tok.to_json().items() if k != "infill_order"}   # saved before the order was
+        assert fim_order(type(tok).from_json(legacy)) == "psm"
+        with pytest.raises(ValueError, match="infill_order"):
+            type(tok).from_json({**tok.to_json(), "infill_order": "mps"})
+        assert plain_json(tok) == plain_json(type(tok).from_json(legacy))   # the token cache is shared
+
+
+def test_the_two_orders_of_the_format():
+    tok = AbcTokenizer()
+    fill, mid, end = infill_ids(add_infill_tokens(tok))
+    parts = split_bars(tok, tok.encode(_abc_tunes(1)[0], normalised=True), 2, 3)
+    h, p, m, s = parts.head, parts.prefix, parts.middle, parts.suffix
+    assert to_fim(tok, parts) == [*h, fill, *s, mid, *p, *m, end]   # spm: the middle continues the prefix
+    assert from_fim(tok, to_fim(tok, parts), n_middle=len(m)) == parts
+    with pytest.raises(ValueError, match="n_middle"):
+        from_fim(tok, to_fim(tok, parts))
+    add_infill_tokens(tok, "psm")
+    assert to_fim(tok, parts) == [*h, *p, fill, *s, mid, *m, end]
+    assert from_fim(tok, to_fim(tok, parts)) == parts
 
 
 def test_a_piece_becomes_a_fim_example_and_reassembles_exactly():
@@ -99,20 +121,21 @@ def test_a_piece_becomes_a_fim_example_and_reassembles_exactly():
         ids = tok.encode(text, normalised=True)
         for seed in range(3):
             fim = fim_example(tok, ids, np.random.default_rng(seed))
+            cut = fim_cut(tok, ids, np.random.default_rng(seed))
+            assert fim == to_fim(tok, cut) and cut.joined(tok.eos_id) == ids
             assert fim.count(fill) == fim.count(mid) == fim.count(end) == 1 and fim[-1] == end
-            assert from_fim(tok, fim).joined(tok.eos_id) == ids
+            assert from_fim(tok, fim, n_middle=len(cut.middle)) == cut
             n_checked += 1
         parts = split_bars(tok, ids, 2, 3)
         assert tok.decode(parts.joined(tok.eos_id)) == text
-        assert from_fim(tok, to_fim(tok, parts)) == parts
+        assert from_fim(tok, to_fim(tok, parts), n_middle=len(parts.middle)) == parts
     assert n_checked == 120
     midi = add_infill_tokens(build_tokenizer("remi", styles=["bach"]))
     for table in _chorales(3):
         ids = midi.encode(table, style="bach")
-        fim = fim_example(midi, ids, np.random.default_rng(0))
-        assert from_fim(midi, fim).joined(midi.eos_id) == ids
-        middle = from_fim(midi, fim).middle
-        assert midi.vocab[middle[0]] == "Bar_None"   # a middle is whole bars
+        cut = fim_cut(midi, ids, np.random.default_rng(0))
+        assert cut.joined(midi.eos_id) == ids
+        assert midi.vocab[cut.middle[0]] == "Bar_None"   # a middle is whole bars
 
 
 # ---------------------------------------------------------------------------- span grammars
@@ -267,22 +290,22 @@ def trained(tmp_path_factory):
 
 
 def _fim_bits(model, tok, tunes: list[str]) -> tuple[float, float]:
-    """Bits per token of the middles of ``tunes`` (bars 2-3) with the suffix in view, and of the marker
-    tokens' positions: (middle bits/token, bits of <endfill>)."""
+    """Bits per token of the middles of ``tunes`` (bars 2-3) with the suffix in view, and of the ``<mid>``
+    marker that closes the suffix: (middle bits/token, bits of <mid>)."""
     _fill, mid, _end = infill_ids(tok)
-    bits, n, end_bits = 0.0, 0, 0.0
+    bits, n, mid_bits = 0.0, 0, 0.0
     for text in tunes:
         parts = split_bars(tok, tok.encode(text, normalised=True), 2, 3)
         seq = to_fim(tok, parts)
         ids = torch.tensor([seq])
         with torch.no_grad():
             logp = torch.log_softmax(model(input_ids=ids[:, :-1]).logits.float(), -1)[0]
-        start = seq.index(mid) + 1
+        start = len(seq) - 1 - len(parts.middle)
         picked = logp[torch.arange(len(seq) - 1), ids[0, 1:]] / -np.log(2)
         bits += float(picked[start - 1:].sum())
         n += len(seq) - start
-        end_bits += float(picked[-1])
-    return bits / n, end_bits / len(tunes)
+        mid_bits += float(picked[seq.index(mid) - 1])
+    return bits / n, mid_bits / len(tunes)
 
 
 def test_a_tiny_run_learns_the_format_and_infills_through_the_cli(tmp_path, trained):
@@ -300,11 +323,11 @@ def test_a_tiny_run_learns_the_format_and_infills_through_the_cli(tmp_path, trai
             held_out.append(text)
     assert len(held_out) >= 10
     untrained = _random_model(tok, context=256)
-    trained_bits, trained_end = _fim_bits(model.eval(), tok, held_out[:10])
-    random_bits, random_end = _fim_bits(untrained, tok, held_out[:10])
-    print(f"middle bits/token: trained {trained_bits:.3f}, untrained {random_bits:.3f}; <endfill> bits: "
-          f"{trained_end:.3f} vs {random_end:.3f}")
-    assert trained_bits < 0.6 * random_bits and trained_end < random_end
+    trained_bits, trained_mid = _fim_bits(model.eval(), tok, held_out[:10])
+    random_bits, random_mid = _fim_bits(untrained, tok, held_out[:10])
+    print(f"middle bits/token: trained {trained_bits:.3f}, untrained {random_bits:.3f}; <mid> bits: "
+          f"{trained_mid:.3f} vs {random_mid:.3f}")
+    assert trained_bits < 0.6 * random_bits and trained_mid < random_mid - 1   # at least twice as likely
     primer = _write(tmp_path / "tune.abc", held_out[0])
     result = run_cli("compose", "--model", str(trained), "--primer", str(primer), "--infill", "2-3", "-n", "3",
                      "-o", str(tmp_path / "out"), "--format", "abc", "--seed", "1", "-q")
