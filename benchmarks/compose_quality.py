@@ -8,9 +8,11 @@ corpus, and does it honour every control?
 Pieces are composed with the shipped ``chorale-midi`` through the Python API (one piece per seed,
 the CLI's sampling defaults), per setting:
 
-* ``default``: what ``ostinato compose -o piece.mid`` writes: no controls but the CLI's 16 bars (the
-  model samples style, key, meter, tempo and instruments);
-* ``bach``: ``--style bach``, the rest free, 16 bars;
+* ``default``: what ``ostinato compose -o piece.mid`` writes: the CLI's 16 bars and the model folder's
+  own defaults (``compose.json``: chorale-midi's is ``--style bach --instruments 73,40,60,42``); the model
+  samples key, meter and tempo;
+* ``free``: no controls at all but 16 bars (the Python API's ``compose`` with nothing set: the model
+  samples style and instruments too); what the model does unguided, not what the CLI writes;
 * ``key <K>``: six keys (three minor), ``--style bach --tempo 96 --instruments 73,40,60,42 --bars 16``:
   four parts, as a chorale has, on the ensemble the model learned Bach's chorales with (flute, violin,
   horn, cello; ``events.instruments.ENSEMBLES["mixed"]``); ``trio``: its first three parts in D minor;
@@ -174,7 +176,7 @@ def main(argv=None) -> int:
 
     from ostinato.events import write
     from ostinato.symbolic.model import load_model_folder
-    from ostinato.symbolic.shipped import resolve_model
+    from ostinato.symbolic.shipped import compose_defaults, resolve_model
 
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
     model, tokenizer, _ = load_model_folder(resolve_model(args.model))
@@ -182,8 +184,9 @@ def main(argv=None) -> int:
     styles = style_references()
     rows = [summarise("Bach chorales (6 held-out)", reference, [piece_metrics(t) for t in reference], None)]
     four = dict(style="bach", tempo_bpm=TEMPO_BPM, instruments=CHORALE)
-    settings = [("default", dict(bars=DEFAULT_BARS), None, None, DEFAULT_BARS)]
-    settings += [("bach", dict(style="bach", bars=DEFAULT_BARS), None, None, DEFAULT_BARS)]
+    defaults = compose_defaults(resolve_model(args.model))   # what the CLI adds to a plain compose
+    settings = [("default", dict(defaults, bars=DEFAULT_BARS), None, None, DEFAULT_BARS)]
+    settings += [("free", dict(bars=DEFAULT_BARS), None, None, DEFAULT_BARS)]
     settings += [(f"key {k}", dict(four, key=k, bars=16), k, TEMPO_BPM, 16) for k in keys]
     settings += [("trio " + keys[1], dict(four, key=keys[1], instruments=TRIO, bars=16), keys[1], TEMPO_BPM, 16)]
     settings += [("bars 32", dict(four, bars=32), None, TEMPO_BPM, 32)]

@@ -369,7 +369,7 @@ def run_compose(args: argparse.Namespace) -> int:
 
 def list_models() -> None:
     """Print the shipped models with the summary of their cards."""
-    from .shipped import card_summary, known_controls, shipped_models
+    from .shipped import card_summary, compose_defaults, known_controls, shipped_models
 
     models = shipped_models()
     if not models:
@@ -381,6 +381,12 @@ def list_models() -> None:
             print(f"  styles: {', '.join(known['trained_styles'])}")
         if known.get("trained_instruments"):
             print(f"  instruments (GM programs): {', '.join(known['trained_instruments'])}")
+        defaults = compose_defaults(folder)
+        if defaults:
+            shown = [f"--style {defaults['style']}"] if "style" in defaults else []
+            if "instruments" in defaults:
+                shown.append(f"--instruments {','.join(map(str, defaults['instruments']))}")
+            print(f"  defaults: {' '.join(shown)}")
         print(f"  {folder / 'model_card.md'}")
 
 
@@ -443,12 +449,14 @@ def compose_to_files(request: ComposeRequest) -> list:
     from .compose import check_controls, compose, token_budget
     from .model import load_model_folder, read_model_config
     from .sample import SamplingConfig
-    from .shipped import check_known, resolve_model
+    from .shipped import check_known, compose_defaults, resolve_model
     from .tokenizers import load_tokenizer
 
     folder = resolve_model(request.model)
     config = read_model_config(folder)
     tokenizer = load_tokenizer(folder / "tokenizer.json")
+    if not request.primer:   # the model's own defaults for what the request leaves open (a primer sets its own)
+        request = with_defaults(request, compose_defaults(folder))
     check_known(folder, instruments=request.instruments, style=request.style)
     try:
         sampling = SamplingConfig(temperature=request.temperature, top_k=request.top_k, top_p=request.top_p,
@@ -486,6 +494,19 @@ def compose_to_files(request: ComposeRequest) -> list:
         if request.show_progress:
             print(f"wrote {path}", file=sys.stderr)
     return pieces
+
+
+def with_defaults(request: ComposeRequest, defaults: dict) -> ComposeRequest:
+    """``request`` with a model's ``compose.json`` defaults (:func:`symbolic.shipped.compose_defaults`) in
+    the controls it leaves open."""
+    import dataclasses
+
+    changes = {}
+    if request.style is None and defaults.get("style"):
+        changes["style"] = defaults["style"]
+    if not request.instruments and defaults.get("instruments"):
+        changes["instruments"] = tuple(defaults["instruments"])
+    return dataclasses.replace(request, **changes) if changes else request
 
 
 def format_of(output: str | None) -> str | None:

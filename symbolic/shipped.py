@@ -11,6 +11,7 @@ from pathlib import Path
 from ostinato.events.errors import InputError
 
 PRETRAINED = Path(__file__).resolve().parent / "pretrained"
+DEFAULTS_FILE = "compose.json"   # a model folder's own defaults for the controls a plain `compose` leaves open
 DEFAULT_FOR_FORMAT = {"abc": "folk-abc", "mid": "chorale-midi", "musicxml": "chorale-midi", "mxl": "chorale-midi"}
 
 
@@ -89,3 +90,41 @@ def check_known(folder: Path, *, instruments=(), style: str | None = None) -> No
     if styles is not None and style is not None and style not in styles:
         raise UsageError("--style", f"{folder.name} was never trained on the style {style!r} "
                                     f"(it knows {', '.join(styles)})")
+
+
+def compose_defaults(folder: Path) -> dict:
+    """The controls a plain ``ostinato compose`` uses with this model where the user sets none: the
+    folder's ``compose.json``, e.g. ``{"style": "bach", "instruments": "73,40,60,42"}`` (what the model
+    does best; every flag overrides it). Returns ``{"style": str, "instruments": tuple}`` (only the keys
+    given; ``{}`` without the file). Nothing in it is executed.
+
+    Raises:
+        InputError: the file is not a JSON object of those two keys, or names an unknown instrument.
+    """
+    import json
+
+    from ostinato.events.instruments import instrument_list
+
+    path = Path(folder) / DEFAULTS_FILE
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InputError(path, f"not JSON ({exc})") from None
+    if not isinstance(data, dict) or set(data) - {"style", "instruments"}:
+        raise InputError(path, 'expected an object with "style" and/or "instruments", e.g. '
+                               '{"style": "bach", "instruments": "73,40,60,42"}')
+    out: dict = {}
+    if "style" in data:
+        if not isinstance(data["style"], str) or not data["style"]:
+            raise InputError(path, f"style: expected a style name, got {data['style']!r}")
+        out["style"] = data["style"]
+    if "instruments" in data:
+        try:
+            if not isinstance(data["instruments"], str):
+                raise ValueError(f"expected a list such as \"73,40,60,42\", got {data['instruments']!r}")
+            out["instruments"] = instrument_list(data["instruments"])
+        except ValueError as exc:
+            raise InputError(path, f"instruments: {exc}") from None
+    return out

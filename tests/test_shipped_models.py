@@ -27,8 +27,9 @@ def _last_json(stdout: str) -> dict:
 def test_shipped_model_folder_and_card(name):
     assert name in shipped_models() and name in DEFAULT_FOR_FORMAT.values()
     folder = PRETRAINED / name
-    assert sorted(p.name for p in folder.iterdir() if p.name != "__pycache__") == [
-        "config.json", "metrics.json", "model.safetensors", "model_card.md", "tokenizer.json"]
+    own_defaults = ["compose.json"] if name == "chorale-midi" else []   # the controls a plain compose uses
+    assert sorted(p.name for p in folder.iterdir() if p.name != "__pycache__") == sorted([
+        "config.json", "metrics.json", "model.safetensors", "model_card.md", "tokenizer.json", *own_defaults])
     assert (folder / "model.safetensors").stat().st_size <= MAX_BYTES
     metrics = json.loads((folder / "metrics.json").read_text())
     card = (folder / "model_card.md").read_text()
@@ -58,7 +59,8 @@ def test_readme_main_job_composes_and_renders_with_the_defaults(tmp_path):
     piece, audio = tmp_path / "piece.mid", tmp_path / "piece.wav"
     result = run_cli("compose", "-o", str(piece), "--render", str(audio), "-q")
     assert result.returncode == 0, result.stderr
-    table = events.read(piece)   # 16 bars in the instruments the model picked (an organ chorale, a quartet...)
+    table = events.read(piece)   # 16 bars of a chorale on chorale-midi's default ensemble (its compose.json)
+    assert [t.program for t in table.tracks] == [73, 40, 60, 42]
     meter = table.time_signatures[0]
     bar_ticks = 4 * table.ticks_per_quarter * meter.numerator // meter.denominator
     assert len(table) > 0 and int(table.onset_tick.max()) // bar_ticks == 15
@@ -121,3 +123,31 @@ def test_compose_list_shows_both_cards():
     result = run_cli("compose", "--list")
     assert result.returncode == 0
     assert "folk-abc" in result.stdout and "chorale-midi" in result.stdout
+    assert "defaults: --style bach --instruments 73,40,60,42" in result.stdout
+
+
+@pytest.mark.parametrize("content, message", [
+    ('{"style": "bach", "tempo": 90}', 'expected an object with "style" and/or "instruments"'),
+    ('{"instruments": "73,999"}', "instruments: unknown instrument '999'"),
+    ('{"instruments": [73, 40]}', "instruments: expected a list such as"),
+    ("not json", "not JSON"),
+])
+def test_a_model_folders_defaults_are_checked(tmp_path, content, message):
+    import shutil
+
+    folder = tmp_path / "model"
+    shutil.copytree(PRETRAINED / "chorale-midi", folder, ignore=shutil.ignore_patterns("__pycache__"))
+    (folder / "compose.json").write_text(content)
+    result = run_cli("compose", "--model", str(folder), "-o", str(tmp_path / "out.mid"), "--bars", "2")
+    assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert f"{folder / 'compose.json'}: " in result.stderr and message in result.stderr
+    assert not (tmp_path / "out.mid").exists()
+
+
+def test_flags_override_a_model_folders_defaults(tmp_path):
+    from ostinato.symbolic.commands import ComposeRequest, with_defaults
+
+    request = ComposeRequest(outputs=(tmp_path / "a.mid",), fmt="mid", model="chorale-midi", instruments=(0,))
+    changed = with_defaults(request, {"style": "bach", "instruments": (73, 40)})
+    assert changed.instruments == (0,) and changed.style == "bach"
+    assert with_defaults(request, {}) is request
