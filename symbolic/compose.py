@@ -14,6 +14,12 @@ Pieces longer than the model's context (any ``bars``/``seconds``, any primer) ar
 sliding window where the tokenizer has one (MIDI REMI: :meth:`symbolic.midi_tokens.MidiTokenizer.window`):
 when the context is full the model goes on from the control prefix and the most recent bars, while
 the grammar keeps following the whole piece.
+
+A key the grammar cannot make the ear hear: a MIDI piece asked for in a key (``--key 'D minor'``) is
+held to that key's scale, its tonic triad and a final cadence by the grammar, and yet a piece may
+dwell on its subdominant or relative major long enough to be heard there. Each such piece is
+sampled ``KEY_CANDIDATES`` times in one batch and the first candidate whose notes are in the key
+asked (:func:`symbolic.midi_tokens.key_of`, Krumhansl-Schmuckler) is kept, else the first.
 """
 
 from __future__ import annotations
@@ -51,6 +57,7 @@ class Composition:
 # this many tokens per bar (a dense four-part chorale bar is about 80) or per second, beyond the prompt.
 TOKENS_PER_BAR = 256
 TOKENS_PER_SECOND = 128
+KEY_CANDIDATES = 4   # samples per MIDI piece asked for in a key (one batch); the first heard in the key is kept
 
 
 def slides(tokenizer) -> bool:
@@ -94,7 +101,9 @@ def compose(model, tokenizer, *, n: int = 1, sampling: SamplingConfig | None = N
     context = context_of(model)
     max_tokens = token_budget(tokenizer, controls, min(sampling.max_tokens, context),
                               prompt_tokens=len(prompt or ()))
-    grammars = [tokenizer.grammar(controls, max_tokens=max_tokens) for _ in range(n)]
+    wanted = getattr(controls, "written_key", None) if prompt is None else None
+    per_piece = KEY_CANDIDATES if wanted else 1
+    grammars = [tokenizer.grammar(controls, max_tokens=max_tokens) for _ in range(n * per_piece)]
     if prompt is None:
         prompt = list(grammars[0].forced_prefix_ids())   # the model samples the controls left free
     else:
@@ -109,9 +118,19 @@ def compose(model, tokenizer, *, n: int = 1, sampling: SamplingConfig | None = N
                 raise ValueError(f"the piece cannot be cut to fit the model's context of {context} tokens")
             return fed
         sampling = replace(sampling, max_tokens=max_tokens)
-    ids = sample(model, prompt=prompt, n=n, config=sampling, grammars=grammars, eos_id=tokenizer.eos_id,
-                 pad_id=tokenizer.pad_id, on_step=on_step, window=window)
-    return [decode(tokenizer, seq, controls) for seq in ids]
+    ids = sample(model, prompt=prompt, n=n * per_piece, config=sampling, grammars=grammars,
+                 eos_id=tokenizer.eos_id, pad_id=tokenizer.pad_id, on_step=on_step, window=window)
+    pieces = [decode(tokenizer, seq, controls) for seq in ids]
+    if per_piece == 1:
+        return pieces
+    return [in_key(pieces[i * per_piece:(i + 1) * per_piece], wanted) for i in range(n)]
+
+
+def in_key(candidates: list[Composition], key: str) -> Composition:
+    """The first of ``candidates`` whose notes are heard in ``key`` (e.g. ``"D minor"``), else the first."""
+    from .midi_tokens import key_of
+
+    return next((piece for piece in candidates if key_of(piece.table) == key), candidates[0])
 
 
 def _fitting(grammars: list, prompt: list[int], tokenizer, controls, max_tokens: int) -> list:

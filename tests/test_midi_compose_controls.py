@@ -127,6 +127,28 @@ def test_tempo_key_signature_and_notes_are_as_requested(shipped, tmp_path):
     assert [t.qpm for t in back.tempos] == [96.0] and back.key_signatures[0].name == "D minor"
 
 
+def test_a_piece_in_a_key_is_the_first_of_its_candidates_heard_in_it(shipped):
+    """compose samples KEY_CANDIDATES pieces per piece asked for in a key and keeps the first heard in it."""
+    from ostinato import events
+    from ostinato.symbolic.compose import KEY_CANDIDATES, Composition, in_key
+    from ostinato.symbolic.midi_tokens import key_of
+
+    def piece(pitches):   # one whole note (2 s at 120 qpm) per pitch
+        n = len(pitches)
+        table = events.NoteTable.from_seconds(2.0 * np.arange(n), 2.0 * np.arange(1, n + 1), pitches, [80] * n)
+        return Composition([], None, lambda: table)
+
+    g_minor, d_minor = piece([55, 58, 62, 55, 60, 63, 62, 55]), piece([62, 65, 69, 62, 61, 64, 69, 62])
+    assert (key_of(g_minor.table), key_of(d_minor.table)) == ("G minor", "D minor")
+    assert in_key([g_minor, d_minor, g_minor], "D minor") is d_minor
+    assert in_key([g_minor, g_minor], "D minor") is g_minor   # none in the key: the first
+    assert KEY_CANDIDATES >= 2
+    pieces = _compose(shipped, seed=4, n=3, key="A minor", tempo_bpm=96, instruments=(73, 40, 60, 42), bars=8)
+    assert [key_of(p.table) for p in pieces] == ["A minor"] * 3
+    again = _compose(shipped, seed=4, n=3, key="A minor", tempo_bpm=96, instruments=(73, 40, 60, 42), bars=8)
+    assert [p.ids for p in again] == [p.ids for p in pieces]   # the same seed, the same pieces
+
+
 def _check_key(table, key: str, bars: int, bass_track: int | None) -> None:
     """Every pitch in the key's scale (harmonic minor), the first and last bar's onsets on its tonic
     triad, and a melodic bass's first and last notes on the tonic: what the grammar guarantees (how
