@@ -22,6 +22,10 @@ in force and ends them where the suffix begins:
   span's end; the notes are placed into the input's own bars (its tempo map) and each goes to the
   input's track of its instrument.
 
+A fill is sampled ``INFILL_CANDIDATES`` times in one batch and the one under which the model finds the
+suffix's first bars most likely, read left to right after the prefix and the fill
+(:func:`lead_in_scores`), is kept: the fill that leads best into what follows it.
+
 Every bar outside the span is the input's: ABC, the tokens (so the normalised text) of those bars;
 MIDI, the input's own notes (pitch, onset, offset, velocity, program, track), untouched.
 """
@@ -29,7 +33,7 @@ MIDI, the input's own notes (pitch, onset, offset, velocity, program, track), un
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -58,6 +62,9 @@ __all__ = ["INFILL_TOKENS", "AbcSpanGrammar", "FimParts", "MidiSpanGrammar", "ad
            "fim_cut", "fim_example", "fim_prompt", "from_fim", "grow_embeddings", "has_infill", "infill",
            "infill_compositions", "infill_ids", "infill_to_files", "parse_bars", "read_piece", "split_bars",
            "split_head", "to_fim"]
+
+INFILL_CANDIDATES = 4   # fills sampled per fill asked for (one batch): the one that leads best into the suffix is kept
+SEAM_BARS = 2           # the suffix's first bars, whose likelihood after a fill scores it
 
 
 # ---------------------------------------------------------------------------- ABC: the span grammar
@@ -317,6 +324,12 @@ class _Plan:
     prompt: list[int]
     grammar: Callable[[], object]
     finish: Callable[[list[int]], object]   # the middle's tokens -> Composition
+    before: list[int] = field(default_factory=list)   # left to right: the head and the prefix shown
+    after: list[int] = field(default_factory=list)    # the suffix's first bars shown (empty: the span extends)
+
+    def scored(self, middle: list[int]) -> tuple[list[int], int]:
+        """The left-to-right sequence ``before middle after`` and where ``after`` starts in it."""
+        return [*self.before, *middle, *self.after], len(self.before) + len(middle)
 
 
 def _check_model(tokenizer, name: str) -> None:
@@ -387,7 +400,13 @@ def _abc_plan(tokenizer, text: str, span: tuple[int, int], context: int) -> _Pla
         text = tokenizer.decode_text(whole)
         return Composition(whole, text, lambda: tokenizer.decode_notes(whole))
 
-    return _Plan(prompt, grammar, finish)
+    return _Plan(prompt, grammar, finish, [*head, *shown_prefix], _lead(tokenizer, shown_suffix))
+
+
+def _lead(tokenizer, suffix: list[int]) -> list[int]:
+    """The first ``SEAM_BARS`` bars of ``suffix`` (what a fill's ending leads into)."""
+    cuts = bar_cuts(tokenizer, suffix)
+    return suffix[:cuts[SEAM_BARS]] if len(cuts) > SEAM_BARS else list(suffix)
 
 
 def _group_start(tokenizer, body: list[int], cut: int) -> int:
@@ -499,7 +518,7 @@ def _midi_plan(tokenizer, table, span: tuple[int, int], context: int, style: str
         whole = [*head, *prefix, *middle, *suffix, tokenizer.eos_id]
         return Composition(whole, None, lambda: result)
 
-    return _Plan(prompt, grammar, finish)
+    return _Plan(prompt, grammar, finish, [*head, *shown_prefix], _lead(tokenizer, shown_suffix))
 
 
 def part_ranges(table, coded) -> dict[int, tuple[int, int]]:
@@ -616,17 +635,38 @@ def infill_compositions(model, tokenizer, piece, bars: tuple[int, int], *, n: in
         if not isinstance(piece, NoteTable):
             raise ValueError("--infill: a MIDI model infills a NoteTable (a .mid, .abc or MusicXML file read)")
         plan = _midi_plan(tokenizer, piece, (first, last), context, style)
-    grammars = [plan.grammar() for _ in range(n)]
+    per_fill = INFILL_CANDIDATES if plan.after else 1
+    grammars = [plan.grammar() for _ in range(n * per_fill)]
     from dataclasses import replace
 
-    seqs = sample(model, prompt=plan.prompt, n=n, config=replace(sampling, max_tokens=context), grammars=grammars,
-                  eos_id=infill_ids(tokenizer)[2], pad_id=tokenizer.pad_id, on_step=on_step)
-    out = []
+    seqs = sample(model, prompt=plan.prompt, n=n * per_fill, config=replace(sampling, max_tokens=context),
+                  grammars=grammars, eos_id=infill_ids(tokenizer)[2], pad_id=tokenizer.pad_id, on_step=on_step)
+    middles = []
     for seq in seqs:
         middle = seq[len(plan.prompt):]
         if not middle or middle[-1] != infill_ids(tokenizer)[2]:
             raise RuntimeError("the infill ran out of tokens before its last bar (a bug: the grammar plans for it)")
-        out.append(plan.finish(middle[:-1]))
+        middles.append(middle[:-1])
+    if per_fill > 1:
+        scores = lead_in_scores(model, [plan.scored(m) for m in middles])
+        best = [max(range(i * per_fill, (i + 1) * per_fill), key=scores.__getitem__) for i in range(n)]
+        middles = [middles[j] for j in best]
+    return [plan.finish(m) for m in middles]
+
+
+def lead_in_scores(model, sequences: list[tuple[list[int], int]]) -> list[float]:
+    """Per ``(ids, start)``: the log-likelihood (nats) of ``ids[start:]`` given ``ids[:start]``, left to right:
+    how well a fill leads into the bars after it."""
+    import torch
+
+    out = []
+    device = next(model.parameters()).device
+    with torch.no_grad():
+        for ids, start in sequences:
+            x = torch.tensor([ids], device=device)
+            logp = torch.log_softmax(model(input_ids=x[:, :-1]).logits.float(), -1)[0]
+            picked = logp[torch.arange(len(ids) - 1), x[0, 1:]]
+            out.append(float(picked[start - 1:].sum()))
     return out
 
 

@@ -377,3 +377,40 @@ def test_an_abc_primer_goes_on_as_abc_into_a_folder(tmp_path):
                      "-q")
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in (tmp_path / "fills").iterdir()) == ["001.abc", "002.abc"]
+
+
+def test_the_fill_kept_is_the_candidate_that_leads_best_into_the_suffix(trained, monkeypatch):
+    import importlib
+
+    from ostinato.symbolic.infill import lead_in_scores
+
+    infill_module = importlib.import_module("ostinato.symbolic.infill")   # (the package exports the function)
+
+    model, tok, _config = load_model_folder(trained)
+    model.eval()
+    text = next(t for t in _abc_tunes(40) if len(_bars(tok, t)[0]) >= 6)
+    sampling = SamplingConfig(seed=3)
+    kept = infill_compositions(model, tok, text, (3, 4), n=1, sampling=sampling)[0]
+    assert infill_module.INFILL_CANDIDATES == 4
+    monkeypatch.setattr(infill_module, "INFILL_CANDIDATES", 1)   # the same batch, every candidate returned
+    candidates = infill_compositions(model, tok, text, (3, 4), n=4, sampling=sampling)
+    assert len({c.text for c in candidates}) > 1
+    head, body, _ = split_head(tok, tok.encode(text, normalised=True))
+    cuts = bar_cuts(tok, body)
+    lead = body[cuts[4]:cuts[6]]   # the two bars after the span
+
+    def scored(piece):
+        ids = tok.encode(piece.text, normalised=True)
+        _h, new_body, _ = split_head(tok, ids)
+        new_cuts = bar_cuts(tok, new_body)
+        assert new_body[new_cuts[4]:new_cuts[6]] == lead
+        return [*head, *new_body[:new_cuts[4]], *lead], len(head) + new_cuts[4]
+
+    scores = lead_in_scores(model, [scored(c) for c in candidates])
+    assert kept.text == candidates[int(np.argmax(scores))].text
+    x = torch.tensor([scored(candidates[0])[0]])   # the score is the suffix bars' log-likelihood
+    with torch.no_grad():
+        logp = torch.log_softmax(model(input_ids=x[:, :-1]).logits.float(), -1)[0]
+    start = scored(candidates[0])[1]
+    expect = sum(float(logp[i - 1, x[0, i]]) for i in range(start, x.shape[1]))
+    assert scores[0] == pytest.approx(expect, abs=1e-4)
