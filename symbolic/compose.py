@@ -54,9 +54,10 @@ class Composition:
 
 
 # With a sliding window (tokenizers with ``window``), the grammar's budget for a piece of known length:
-# this many tokens per bar (a dense four-part chorale bar is about 80) or per second, beyond the prompt.
-TOKENS_PER_BAR = 256
-TOKENS_PER_SECOND = 128
+# this many tokens per bar (a four-part chorale bar is about 80, a dense piano bar 260) or per second,
+# beyond the prompt.
+TOKENS_PER_BAR = 512
+TOKENS_PER_SECOND = 256
 KEY_CANDIDATES = 4   # samples per MIDI piece asked for in a key (one batch); the first heard in the key is kept
 
 

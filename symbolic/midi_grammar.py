@@ -164,7 +164,7 @@ class GrammarState:
         self.bar_played = 0         # bit (program + 1) set once the program has a note in the current bar
         self.bar_begun = False      # a note begins in the current bar
         self.pitch = 0              # the pitch of the note in flight (REMI, TSD)
-        self.relaxed = False        # the note rules were dropped to avoid a dead end (never in practice)
+        self.relaxed = False        # the note rules were dropped to avoid a dead end (a piece at its budget)
         self.key_pcs = None         # (scale, triad, tonic, dominant) of the Key token sampled when the key is free
         self.shift = 0              # semitones the finished piece moves by (move_to_key: from the sampled key)
         self.mask: np.ndarray | None = None
@@ -555,8 +555,10 @@ class MidiGrammar:
         return self.ids[K_TEMPO][near]
 
     def _later_tempo_ok(self, s: GrammarState) -> bool:
-        """Tempo changes: none once the primer (if any) is over, unless ``allow_changes``."""
-        return s.tempo_done and self.seconds is None and (self.allow_changes or not self._ruled(s))
+        """Tempo changes: none once the primer (if any) is over, unless ``allow_changes`` (not even where
+        the note rules were dropped to avoid a dead end: the tempo asked for holds to the end)."""
+        return s.tempo_done and self.seconds is None and (
+            self.allow_changes or not self.note_rules or s.n < self.free_tokens)
 
     def _ruled(self, s: GrammarState) -> bool:
         """Whether the note rules hold at ``s`` (past the primer, not relaxed)."""
