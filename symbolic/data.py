@@ -257,9 +257,10 @@ def augmented(pieces, tokenizer, *, shifts=(), ensembles: bool = False, seed: in
     return out
 
 
-def fim_parts(pieces, tokenizer, *, share: float, seed: int = 0):
+def fim_parts(pieces, tokenizer, *, share: float, seed: int = 0, max_tokens: int | None = None):
     """``pieces`` (:class:`symbolic.data.TokenizedPiece`) with a ``share`` of them in the fill-in-the-middle
-    form; which ones and where they are cut depend only on (seed, piece key)."""
+    form (at most ``max_tokens`` long: the prefix's first bars go first); which ones and where they are
+    cut depend only on (seed, piece key)."""
     from .fim import fim_example
 
     if not 0 <= share <= 1:
@@ -270,7 +271,7 @@ def fim_parts(pieces, tokenizer, *, share: float, seed: int = 0):
     for piece in pieces:
         rng = np.random.default_rng([seed, zlib.crc32(piece.key.encode()), 20])
         if rng.random() < share:
-            fim = fim_example(tokenizer, piece.ids, rng)
+            fim = fim_example(tokenizer, piece.ids, rng, max_tokens=max_tokens)
             if fim is not None:
                 out.append(TokenizedPiece(piece.key, np.asarray(fim, np.int32), piece.n_units))
                 continue
@@ -283,17 +284,32 @@ def pack(pieces: list[TokenizedPiece]) -> np.ndarray:
     return np.concatenate([p.ids for p in pieces]).astype(np.int32)
 
 
-def sample_blocks(stream: np.ndarray, *, block: int, batch: int, seed: int, step: int) -> np.ndarray:
+def sequence_starts(pieces: list[TokenizedPiece]) -> np.ndarray:
+    """Where each sequence of :func:`pack` ``(pieces)`` begins in the stream: int64 [n_pieces]."""
+    lengths = np.array([len(p.ids) for p in pieces], dtype=np.int64)
+    return np.concatenate([[0], np.cumsum(lengths)[:-1]]) if len(lengths) else lengths
+
+
+def sample_blocks(stream: np.ndarray, *, block: int, batch: int, seed: int, step: int,
+                  starts: np.ndarray | None = None) -> np.ndarray:
     """``batch`` random windows of ``block`` tokens from the packed stream: int64 [batch, block].
 
+    With ``starts`` (:func:`sequence_starts`) every window begins where a sequence begins, at its
+    ``<bos>`` and control prefix, as a sampled piece does, and runs on into the sequences after it;
+    a fill-in-the-middle sequence that fits the window is then seen whole, its suffix in view of its
+    middle (a window from anywhere would mostly cut the suffix off). Without, a window begins anywhere.
     The draw depends only on (seed, step), so a resumed run sees exactly the batches it would have.
     A stream shorter than ``block`` is repeated to fill the window.
     """
+    rng = np.random.default_rng([seed, step])
+    if starts is not None and len(starts):
+        ring = np.concatenate([stream, np.tile(stream, block // max(len(stream), 1) + 1)])   # a window wraps
+        picked = np.asarray(starts)[rng.integers(0, len(starts), size=batch)]
+        return np.stack([ring[s:s + block] for s in picked]).astype(np.int64)
     if len(stream) <= block:
         stream = np.tile(stream, block // max(len(stream), 1) + 2)
-    rng = np.random.default_rng([seed, step])
-    starts = rng.integers(0, len(stream) - block + 1, size=batch)
-    return np.stack([stream[s:s + block] for s in starts]).astype(np.int64)
+    begin = rng.integers(0, len(stream) - block + 1, size=batch)
+    return np.stack([stream[s:s + block] for s in begin]).astype(np.int64)
 
 
 def unigram_entropy_bits(stream: np.ndarray, vocab_size: int) -> float:

@@ -274,15 +274,21 @@ def from_fim(tokenizer, ids: Sequence[int], *, ended: bool = True, n_middle: int
 MAX_TRAIN_SPAN = 8   # a training middle has 1..8 bars
 
 
-def fim_example(tokenizer, ids: Sequence[int], rng: np.random.Generator) -> list[int] | None:
+def fim_example(tokenizer, ids: Sequence[int], rng: np.random.Generator, *,
+                max_tokens: int | None = None) -> list[int] | None:
     """A random fill-in-the-middle form of the sequence ``ids`` (:func:`fim_cut`), or None when it has no
     closed bar."""
-    parts = fim_cut(tokenizer, ids, rng)
+    parts = fim_cut(tokenizer, ids, rng, max_tokens=max_tokens)
     return None if parts is None else to_fim(tokenizer, parts)
 
 
-def fim_cut(tokenizer, ids: Sequence[int], rng: np.random.Generator) -> FimParts | None:
-    """``ids`` cut around a random middle of 1..8 closed bars, or None when it has no closed bar."""
+def fim_cut(tokenizer, ids: Sequence[int], rng: np.random.Generator, *,
+            max_tokens: int | None = None) -> FimParts | None:
+    """``ids`` cut around a random middle of 1..8 closed bars, or None when it has no closed bar.
+
+    With ``max_tokens``, the fill-in-the-middle form of the cut is at most that long: the prefix's first
+    bars are left out, then the suffix's last bars (as sampling shows a long piece's neighbourhood of the
+    span); None when the middle alone does not fit."""
     head, body, ended = split_head(tokenizer, ids)
     try:
         cuts = bar_cuts(tokenizer, body)
@@ -294,7 +300,23 @@ def fim_cut(tokenizer, ids: Sequence[int], rng: np.random.Generator) -> FimParts
     k = int(rng.integers(1, min(MAX_TRAIN_SPAN, n) + 1))
     first = int(rng.integers(1, n - k + 2))
     a, b = cuts[first - 1], cuts[first - 1 + k]
-    return FimParts(head, body[:a], body[a:b], body[b:], ended)
+    parts = FimParts(head, body[:a], body[a:b], body[b:], ended)
+    if max_tokens is None or fim_length(parts) <= max_tokens:
+        return parts
+    for c in cuts[:first]:   # the prefix from a later bar
+        parts = FimParts(head, body[c:a], body[a:b], body[b:], ended)
+        if fim_length(parts) <= max_tokens:
+            return parts
+    for c in reversed(cuts[first - 1 + k:]):   # no prefix, and the suffix up to an earlier bar
+        parts = FimParts(head, [], body[a:b], body[b:c], False)
+        if fim_length(parts) <= max_tokens:
+            return parts
+    return None
+
+
+def fim_length(parts: FimParts) -> int:
+    """The length of :func:`to_fim` ``(parts)``: the head, the three markers and the body tokens."""
+    return len(parts.head) + len(parts.prefix) + len(parts.middle) + len(parts.suffix) + len(INFILL_TOKENS)
 
 
 def parse_bars(text: str) -> tuple[int, int]:

@@ -38,7 +38,7 @@ from ostinato.events.atomic import write_text_atomic
 from ostinato.events.errors import InputError
 
 from . import distributed
-from .data import TokenData, pack, sample_blocks, unigram_entropy_bits
+from .data import TokenData, pack, sample_blocks, sequence_starts, unigram_entropy_bits
 from .model import ModelConfig, build_model, load_model_folder, save_model_folder
 
 log = logging.getLogger("ostinato")
@@ -295,8 +295,8 @@ def train(*, data: TokenData, tokenizer, model_config: ModelConfig, config: Trai
     if infill_share > 0:
         from .data import fim_parts
 
-        pieces = fim_parts(pieces, tokenizer, share=infill_share, seed=config.seed)
-    stream = pack(pieces)
+        pieces = fim_parts(pieces, tokenizer, share=infill_share, seed=config.seed, max_tokens=model_config.context)
+    stream, starts = pack(pieces), sequence_starts(pieces)
     block = model_config.context + 1
     per_rank = config.batch_size // ctx.world_size
     log_path = out_dir / "train_log.jsonl"
@@ -319,7 +319,8 @@ def train(*, data: TokenData, tokenizer, model_config: ModelConfig, config: Trai
     tokens_per_step = config.batch_size * model_config.context
     for step in range(start_step, config.steps):
         tick = time.perf_counter()
-        batch = sample_blocks(stream, block=block, batch=config.batch_size, seed=config.seed, step=step)
+        batch = sample_blocks(stream, block=block, batch=config.batch_size, seed=config.seed, step=step,
+                              starts=starts)
         batch = torch.from_numpy(batch[ctx.rank * per_rank:(ctx.rank + 1) * per_rank]).to(ctx.device)  # [b, T+1]
         lr = config.lr_at(step)
         for group in optimizer.param_groups:

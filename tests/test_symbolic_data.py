@@ -56,6 +56,45 @@ def test_batches_depend_only_on_seed_and_step():
     assert all(np.array_equal(row, np.arange(row[0], row[0] + 9)) for row in a)
 
 
+def test_windows_from_sequence_starts_see_each_sequence_from_its_control_prefix():
+    from ostinato.symbolic.data import sequence_starts
+
+    pieces = [TokenizedPiece(f"k{i}", np.arange(1000 * i, 1000 * i + n, dtype=np.int32), 0)
+              for i, n in enumerate((5, 12, 7, 30))]
+    stream, starts = pack(pieces), sequence_starts(pieces)
+    assert starts.tolist() == [0, 5, 17, 24]
+    a = sample_blocks(stream, block=9, batch=64, seed=3, step=17, starts=starts)
+    assert np.array_equal(a, sample_blocks(stream, block=9, batch=64, seed=3, step=17, starts=starts))
+    assert {int(row[0]) for row in a} == {0, 1000, 2000, 3000}   # every window at a sequence's first token
+    for row in a:   # and on through the stream (wrapping at its end)
+        at = int(np.flatnonzero(stream == row[0])[0])
+        assert np.array_equal(row, np.concatenate([stream, stream])[at:at + 9])
+
+
+def test_a_fill_in_the_middle_example_fits_the_context_by_leaving_out_the_prefix_first():
+    from ostinato.symbolic.fim import add_infill_tokens, bar_cuts, fim_cut, fim_length, split_head
+
+    tok = add_infill_tokens(build_tokenizer("remi", styles=["bach"]))
+    items = [i for i in source_items("music21:bach") if i.key == "bach/bwv66.6.mxl"]
+    ids = tokenize_items(items, tok, max_tokens=4096, instruments="ensemble").train[0].ids.tolist()
+    head, _body, _ = split_head(tok, ids)
+    n_cut = 0
+    for seed in range(30):
+        whole = fim_cut(tok, ids, np.random.default_rng(seed))
+        cut = fim_cut(tok, ids, np.random.default_rng(seed), max_tokens=600)
+        if cut is None:   # the middle alone is too long
+            assert fim_length(whole) - len(whole.prefix) - len(whole.suffix) > 600
+            continue
+        assert fim_length(cut) <= 600 and cut.middle == whole.middle and cut.head == head
+        assert whole.prefix[len(whole.prefix) - len(cut.prefix):] == cut.prefix   # the prefix's last bars
+        assert whole.suffix[:len(cut.suffix)] == cut.suffix                       # the suffix's first bars
+        assert not cut.prefix or cut.prefix[0] == tok.token_to_id["Bar_None"]
+        assert cut.prefix or not cut.suffix or len(cut.suffix) == len(whole.suffix) or \
+            bar_cuts(tok, whole.suffix).count(len(cut.suffix)) == 1
+        n_cut += cut != whole
+    assert n_cut >= 10 and len(ids) > 600
+
+
 def test_transposed_copies_follow_each_piece_with_their_shift_in_the_key():
     from ostinato.symbolic.data import augmented
 
