@@ -378,6 +378,8 @@ def train(*, data: TokenData, tokenizer, model_config: ModelConfig, config: Trai
                "device": _device_name(ctx), "n_processes": ctx.world_size, "source": source, "command": command,
                "model": asdict(model_config), "train": asdict(config), "init_from": init_from or None,
                "schedule": schedule, "instruments": instruments, "infill_share": infill_share,
+               "infill_order": getattr(tokenizer, "infill_order", None) if infill_share else None,
+               "windows": "sequence starts",
                "transpose": list(transpose), "ensembles": ensembles, "left_out": sorted(leave_out),
                **seen_controls(tokenizer, data.train),
                "n_parameters": sum(p.numel() for p in model.parameters())}
@@ -437,10 +439,19 @@ def _command_block(metrics: dict) -> str:
     return "\n".join(lines)
 
 
+def _windows(metrics: dict) -> str:
+    if metrics.get("windows") == "sequence starts":
+        return ("windows of the context's length, each from the start of a sequence on (packed: it runs on "
+                "into the next)")
+    return "windows of the context's length from anywhere in the packed training sequences"
+
+
 def _infill_line(metrics: dict) -> str:
     share = metrics.get("infill_share") or 0
-    return (f"\n- {share:.0%} of the training sequences in the fill-in-the-middle form: the model rewrites bars "
-            f"inside a piece (`ostinato compose --primer FILE --infill 5-8`).") if share else ""
+    order = {"spm": " (suffix-prefix-middle order)", "psm": " (prefix-suffix-middle order)"}.get(
+        metrics.get("infill_order", ""), "")
+    return (f"\n- {share:.0%} of the training sequences in the fill-in-the-middle form{order}: the model rewrites "
+            f"bars inside a piece (`ostinato compose --primer FILE --infill 5-8`).") if share else ""
 
 
 def _transpose_line(metrics: dict) -> str:
@@ -534,8 +545,9 @@ over `{tokenizer.kind}` tokens ({len(tokenizer)} in the vocabulary), trained by 
 
 ## Training
 
-- {metrics['steps']:,} steps of {train['batch_size']} sequences, AdamW (peak learning rate {train['learning_rate']},
-  {train['warmup_steps']} warm-up steps, cosine decay to {train['min_lr_ratio']}x, weight decay {train['weight_decay']},
+- {metrics['steps']:,} steps of {train['batch_size']} {_windows(metrics)},
+  AdamW (peak learning rate {train['learning_rate']}, {train['warmup_steps']} warm-up steps, cosine decay to
+  {train['min_lr_ratio']}x, weight decay {train['weight_decay']},
   gradient clipping {train['grad_clip']}), seed {train['seed']}.{_init_line(metrics)}{_infill_line(metrics)}\
 {_transpose_line(metrics)}{_ensembles_line(metrics)}\
 {_left_out_line(metrics)}
