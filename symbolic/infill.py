@@ -17,7 +17,8 @@ in force and ends them where the suffix begins:
 - ABC: every bar of the span holds exactly the meter's length; its bar lines, endings and field
   changes are the input's own (so the repeat structure is the input's), forced where they fall; no tie
   into the suffix and no slur left open that the suffix does not close.
-- MIDI (REMI): exactly ``k`` bars of the meter in force, the piece's instruments each within its GM
+- MIDI (REMI): exactly ``k`` bars of the meter in force (a span across a meter change is filled one
+  meter at a time, :func:`meter_runs`), the piece's instruments each within its GM
   range (the note rules of :class:`symbolic.midi_grammar.MidiGrammar`), no note sounding past the
   span's end; the notes are placed into the input's own bars (its tempo map) and each goes to the
   input's track of its instrument.
@@ -60,8 +61,8 @@ from .fim import (
 
 __all__ = ["INFILL_TOKENS", "AbcSpanGrammar", "FimParts", "MidiSpanGrammar", "add_infill_tokens", "bar_cuts",
            "fim_cut", "fim_example", "fim_prompt", "from_fim", "grow_embeddings", "has_infill", "infill",
-           "infill_compositions", "infill_ids", "infill_to_files", "parse_bars", "read_piece", "split_bars",
-           "split_head", "to_fim"]
+           "infill_compositions", "infill_ids", "infill_to_files", "meter_runs", "parse_bars", "read_piece",
+           "split_bars", "split_head", "to_fim"]
 
 INFILL_CANDIDATES = 4   # fills sampled per fill asked for (one batch): the one that leads best into the suffix is kept
 SEAM_BARS = 2           # the suffix's first bars, whose likelihood after a fill scores it
@@ -433,6 +434,34 @@ def _fit(tokenizer, prefix: list[int], suffix: list[int], room: int) -> tuple[li
     return prefix, suffix
 
 
+def meter_runs(tokenizer, table, span: tuple[int, int], style: str | None = None) -> list[tuple[int, int]]:
+    """The span cut where the meter changes (REMI ``TimeSig`` tokens): ``[(first, last), ...]``, one run of
+    bars per meter in force (bars past the piece's end keep its last meter)."""
+    from .midi_tokens import stand_ins
+
+    if getattr(tokenizer, "scheme", None) != "remi" or len(table) == 0:
+        return [span]
+    ids = tokenizer.encode(stand_ins(table)[0], style=style)
+    _head, body, _ = split_head(tokenizer, ids)
+    cuts = bar_cuts(tokenizer, body)
+    vocab, meter, meters = tokenizer.vocab, None, []
+    for b in range(len(cuts) - 1):
+        sig = next((t for t in body[cuts[b]:cuts[b] + 2] if vocab[t].startswith("TimeSig_")), None)
+        meter = sig if sig is not None else meter
+        meters.append(meter)
+    if not meters:
+        return [span]
+
+    def meter_of(bar: int):
+        return meters[min(bar, len(meters)) - 1]
+
+    first, last = span
+    runs = [(first, first)]
+    for bar in range(first + 1, last + 1):
+        runs[-1:] = [(runs[-1][0], bar)] if meter_of(bar) == meter_of(bar - 1) else [runs[-1], (bar, bar)]
+    return runs
+
+
 def _midi_plan(tokenizer, table, span: tuple[int, int], context: int, style: str | None) -> _Plan:
     from ostinato.events import to_score
 
@@ -634,6 +663,17 @@ def infill_compositions(model, tokenizer, piece, bars: tuple[int, int], *, n: in
     else:
         if not isinstance(piece, NoteTable):
             raise ValueError("--infill: a MIDI model infills a NoteTable (a .mid, .abc or MusicXML file read)")
+        runs = meter_runs(tokenizer, piece, (first, last), style)
+        if len(runs) > 1:   # one meter at a time, each later run with the earlier ones' fills before it
+            from dataclasses import replace as with_seed
+
+            pieces = infill_compositions(model, tokenizer, piece, runs[0], n=n, sampling=sampling, style=style,
+                                         name=name, on_step=on_step)
+            for k, run in enumerate(runs[1:], start=1):
+                pieces = [infill_compositions(model, tokenizer, p.table, run, n=1, style=style, name=name,
+                                              sampling=with_seed(sampling, seed=sampling.seed + 1000 * k + i))[0]
+                          for i, p in enumerate(pieces)]
+            return pieces
         plan = _midi_plan(tokenizer, piece, (first, last), context, style)
     per_fill = INFILL_CANDIDATES if plan.after else 1
     grammars = [plan.grammar() for _ in range(n * per_fill)]

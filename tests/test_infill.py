@@ -270,6 +270,37 @@ def test_each_part_keeps_its_instrument_and_range_in_the_span():
                 assert min(r.low, own.min()) <= pitch <= max(r.high, own.max())
 
 
+def test_a_span_across_a_meter_change_is_filled_one_meter_at_a_time():
+    from ostinato.events.table import Track
+    from ostinato.symbolic.infill import meter_runs
+
+    tok = add_infill_tokens(build_tokenizer("remi", styles=["bach"]))
+    model = _random_model(tok, context=1024)
+    q = 480   # 3 bars of 4/4, then 4 of 3/4: quarter notes, soprano and bass
+    bars = [(i * 4 * q, 4) for i in range(3)] + [(3 * 4 * q + i * 3 * q, 3) for i in range(4)]
+    on = [start + b * q for start, beats in bars for b in range(beats)]
+    table = events.NoteTable.from_ticks(
+        np.array(on * 2), np.array(on * 2) + q, [67, 69, 71, 72] * 6 + [48] * 24, [80] * 48,
+        [0] * 24 + [1] * 24, [Track("S", 73, False), Track("B", 42, False)], ticks_per_quarter=q,
+        time_signatures=[(0, 4, 4), (12 * q, 3, 4)])
+    assert meter_runs(tok, table, (2, 5)) == [(2, 3), (4, 5)] and meter_runs(tok, table, (4, 6)) == [(4, 6)]
+    start, end = 4 * q, 12 * q + 6 * q   # bars 2-5
+    pieces = infill_compositions(model, tok, table, (2, 5), n=2, sampling=SamplingConfig(seed=4))
+    kept = table.select((table.onset_tick < start) | (table.onset_tick >= end)).sorted()
+    for piece in pieces:
+        new = piece.table
+        assert [(t.tick, t.numerator, t.denominator) for t in new.time_signatures] == [(0, 4, 4), (12 * q, 3, 4)]
+        same = new.select((new.onset_tick < start) | (new.onset_tick >= end)).sorted()
+        for column in ("pitch", "onset_tick", "offset_tick", "velocity", "program", "track"):
+            assert np.array_equal(getattr(same, column), getattr(kept, column)), column
+        fresh = new.select((new.onset_tick >= start) & (new.onset_tick < end))
+        for bar_start, bar_end in ((4 * q, 8 * q), (8 * q, 12 * q), (12 * q, 15 * q), (15 * q, 18 * q)):
+            inside = fresh.select((fresh.onset_tick >= bar_start) & (fresh.onset_tick < bar_end))
+            assert len(inside) > 0   # every bar of the span has notes
+        assert int(fresh.offset_tick.max()) <= end
+        assert not np.any((fresh.onset_tick < 12 * q) & (fresh.offset_tick > 12 * q))   # none across the change
+
+
 # ---------------------------------------------------------------------------- a tiny real training run
 def _tiny(tmp_path, context: int = 256) -> str:
     path = tmp_path / "tiny.json"
