@@ -65,9 +65,7 @@ def rounds(items: list, n_samples: int, stats: dict, max_rounds: int = 20):
 def middle_bits(model, tokenizer, parts, context: int) -> tuple[float, float, int] | None:
     """(bits with the suffix in view, bits without, middle tokens) of one cut piece, or None when the
     fill-in-the-middle form does not fit the context."""
-    import torch
-
-    from ostinato.symbolic.infill import to_fim
+    from ostinato.symbolic.infill import to_fim, token_log_probs
 
     fim = to_fim(tokenizer, parts)   # ... middle <endfill>, in the model's order
     plain = [*parts.head, *parts.prefix, *parts.middle]
@@ -75,11 +73,8 @@ def middle_bits(model, tokenizer, parts, context: int) -> tuple[float, float, in
         return None
     out = []
     for seq, start in ((fim, len(fim) - 1 - len(parts.middle)), (plain, len(parts.head) + len(parts.prefix))):
-        ids = torch.tensor([seq])
-        with torch.no_grad():
-            logp = torch.log_softmax(model(input_ids=ids[:, :-1]).logits.float(), -1)[0]   # [T-1, V]
-        picked = -logp[torch.arange(len(seq) - 1), ids[0, 1:]] / math.log(2)
-        out.append(float(picked[start - 1:start - 1 + len(parts.middle)].sum()))
+        bits = -token_log_probs(model, seq) / math.log(2)
+        out.append(float(bits[start - 1:start - 1 + len(parts.middle)].sum()))
     return out[0], out[1], len(parts.middle)
 
 

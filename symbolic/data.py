@@ -303,13 +303,20 @@ def sample_blocks(stream: np.ndarray, *, block: int, batch: int, seed: int, step
     """
     rng = np.random.default_rng([seed, step])
     if starts is not None and len(starts):
-        ring = np.concatenate([stream, np.tile(stream, block // max(len(stream), 1) + 1)])   # a window wraps
         picked = np.asarray(starts)[rng.integers(0, len(starts), size=batch)]
-        return np.stack([ring[s:s + block] for s in picked]).astype(np.int64)
+        return np.stack([_wrapped(stream, int(s), block) for s in picked]).astype(np.int64)
     if len(stream) <= block:
         stream = np.tile(stream, block // max(len(stream), 1) + 2)
     begin = rng.integers(0, len(stream) - block + 1, size=batch)
     return np.stack([stream[s:s + block] for s in begin]).astype(np.int64)
+
+
+def _wrapped(stream: np.ndarray, start: int, block: int) -> np.ndarray:
+    """``block`` tokens of ``stream`` from ``start``, going on from its beginning at its end."""
+    if start + block <= len(stream):
+        return stream[start:start + block]
+    tail = stream[start:]
+    return np.concatenate([tail, np.resize(stream, block - len(tail))])   # (np.resize repeats a short stream)
 
 
 def unigram_entropy_bits(stream: np.ndarray, vocab_size: int) -> float:

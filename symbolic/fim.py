@@ -247,27 +247,20 @@ def from_fim(tokenizer, ids: Sequence[int], *, ended: bool = True, n_middle: int
     In the spm order the prefix runs into the middle with no marker between: give ``n_middle``, the
     middle's length in tokens (ValueError without it)."""
     fill, mid, end = infill_ids(tokenizer)
-    if fim_order(tokenizer) == "spm":
-        ids = [int(i) for i in ids]
-        if n_middle is None:
-            raise ValueError("an spm fill-in-the-middle sequence needs n_middle: the prefix runs into the middle")
-        try:
-            f, m = ids.index(fill), ids.index(mid)
-            e = ids.index(end) if end in ids else len(ids)
-        except ValueError:
-            raise ValueError("not a fill-in-the-middle sequence (no <fill> or <mid>)") from None
-        if not f < m <= e - n_middle:
-            raise ValueError("not a fill-in-the-middle sequence (<fill>, <mid>, <endfill> out of order)")
-        return FimParts(ids[:f], ids[m + 1:e - n_middle], ids[e - n_middle:e], ids[f + 1:m], ended)
+    spm = fim_order(tokenizer) == "spm"
+    if spm and n_middle is None:
+        raise ValueError("an spm fill-in-the-middle sequence needs n_middle: the prefix runs into the middle")
     ids = [int(i) for i in ids]
     try:
         f, m = ids.index(fill), ids.index(mid)
         e = ids.index(end) if end in ids else len(ids)
     except ValueError:
         raise ValueError("not a fill-in-the-middle sequence (no <fill> or <mid>)") from None
-    if not f < m <= e:
+    if not f < m <= e - (n_middle if spm else 0):
         raise ValueError("not a fill-in-the-middle sequence (<fill>, <mid>, <endfill> out of order)")
-    head, prefix, _ = split_head(tokenizer, ids[:f])
+    if spm:   # head <fill> suffix <mid> prefix middle
+        return FimParts(ids[:f], ids[m + 1:e - n_middle], ids[e - n_middle:e], ids[f + 1:m], ended)
+    head, prefix, _ = split_head(tokenizer, ids[:f])   # head prefix <fill> suffix <mid> middle
     return FimParts(head, prefix, ids[m + 1:e], ids[f + 1:m], ended)
 
 

@@ -34,7 +34,7 @@ MIDI, the input's own notes (pitch, onset, offset, velocity, program, track), un
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -61,8 +61,8 @@ from .fim import (
 
 __all__ = ["INFILL_TOKENS", "AbcSpanGrammar", "FimParts", "MidiSpanGrammar", "add_infill_tokens", "bar_cuts",
            "fim_cut", "fim_example", "fim_prompt", "from_fim", "grow_embeddings", "has_infill", "infill",
-           "infill_compositions", "infill_ids", "infill_to_files", "meter_runs", "parse_bars", "read_piece",
-           "split_bars", "split_head", "to_fim"]
+           "infill_compositions", "infill_ids", "infill_to_files", "lead_in_scores", "meter_runs", "parse_bars",
+           "read_piece", "split_bars", "split_head", "to_fim", "token_log_probs"]
 
 INFILL_CANDIDATES = 4   # fills sampled per fill asked for (one batch): the one that leads best into the suffix is kept
 SEAM_BARS = 2           # the suffix's first bars, whose likelihood after a fill scores it
@@ -611,8 +611,6 @@ def _middle_notes(grammar, middle: list[int]) -> list[tuple[int, int, int, int, 
 
 def _join_notes(table, keep: np.ndarray, onset, offset, pitch, velocity, track):
     """``table``'s notes where ``keep`` holds, untouched, and the new ones (ticks), one table."""
-    from dataclasses import replace
-
     tmap = table.tempo_map
     onset = np.asarray(onset, dtype=np.int64)
     offset = np.asarray(offset, dtype=np.int64)
@@ -665,20 +663,16 @@ def infill_compositions(model, tokenizer, piece, bars: tuple[int, int], *, n: in
             raise ValueError("--infill: a MIDI model infills a NoteTable (a .mid, .abc or MusicXML file read)")
         runs = meter_runs(tokenizer, piece, (first, last), style)
         if len(runs) > 1:   # one meter at a time, each later run with the earlier ones' fills before it
-            from dataclasses import replace as with_seed
-
             pieces = infill_compositions(model, tokenizer, piece, runs[0], n=n, sampling=sampling, style=style,
                                          name=name, on_step=on_step)
             for k, run in enumerate(runs[1:], start=1):
                 pieces = [infill_compositions(model, tokenizer, p.table, run, n=1, style=style, name=name,
-                                              sampling=with_seed(sampling, seed=sampling.seed + 1000 * k + i))[0]
+                                              sampling=replace(sampling, seed=sampling.seed + 1000 * k + i))[0]
                           for i, p in enumerate(pieces)]
             return pieces
         plan = _midi_plan(tokenizer, piece, (first, last), context, style)
     per_fill = INFILL_CANDIDATES if plan.after else 1
     grammars = [plan.grammar() for _ in range(n * per_fill)]
-    from dataclasses import replace
-
     seqs = sample(model, prompt=plan.prompt, n=n * per_fill, config=replace(sampling, max_tokens=context),
                   grammars=grammars, eos_id=infill_ids(tokenizer)[2], pad_id=tokenizer.pad_id, on_step=on_step)
     middles = []
@@ -697,17 +691,17 @@ def infill_compositions(model, tokenizer, piece, bars: tuple[int, int], *, n: in
 def lead_in_scores(model, sequences: list[tuple[list[int], int]]) -> list[float]:
     """Per ``(ids, start)``: the log-likelihood (nats) of ``ids[start:]`` given ``ids[:start]``, left to right:
     how well a fill leads into the bars after it."""
+    return [float(token_log_probs(model, ids)[start - 1:].sum()) for ids, start in sequences]
+
+
+def token_log_probs(model, ids: Sequence[int]) -> np.ndarray:
+    """``out[t - 1]`` = log p(``ids[t]`` | ``ids[:t]``) in nats, for t = 1 .. len(ids) - 1: float64 [len(ids) - 1]."""
     import torch
 
-    out = []
-    device = next(model.parameters()).device
+    x = torch.tensor([list(ids)], device=next(model.parameters()).device)
     with torch.no_grad():
-        for ids, start in sequences:
-            x = torch.tensor([ids], device=device)
-            logp = torch.log_softmax(model(input_ids=x[:, :-1]).logits.float(), -1)[0]
-            picked = logp[torch.arange(len(ids) - 1), x[0, 1:]]
-            out.append(float(picked[start - 1:].sum()))
-    return out
+        logp = torch.log_softmax(model(input_ids=x[:, :-1]).logits.float(), -1)[0]
+    return logp[torch.arange(x.shape[1] - 1), x[0, 1:]].double().cpu().numpy()
 
 
 def infill(piece, bars: tuple[int, int] | str, *, model: str | None = None, n: int | None = None, seed: int = 0,
