@@ -12,6 +12,12 @@ multi-track General MIDI files, cut to ``--seconds``. For each engine and piece 
 - ``lufs``: integrated loudness (ITU-R BS.1770-4, pyloudnorm) and ``d_lufs``, its difference from FluidR3's;
 - ``stft``: the multi-resolution STFT distance to the FluidR3 render (DESIGN.md, mono mix).
 
+Then single hits, each alone (:mod:`render.envelope`): the time a kick (GM key 36) and a snare (38)
+take to fall 30 dB below their peak, the spectral flatness of a crash (49) over its first 0.5 s,
+and the time from a piano C4's onset to its peak (the first 5 ms window within 3 dB of the loudest,
+``attack``; the loudest itself, ``peak``), all at velocity 100, with the targets of the renderer
+issue: falls within 2x FluidR3's, flatness within 2x, piano attack within 50 ms.
+
 TimGM6mb is another real SoundFont (pretty_midi's copy; Debian's ``timgm6mb-soundfont`` when
 installed): its distance is the bar the neural renderer is held to.
 
@@ -141,10 +147,42 @@ def main() -> None:
         mean = {k: float(np.mean([r[k] for r in results])) for k in ("hf_db", "lr_corr", "lufs", "d_lufs", "stft")}
         print(f"  {name:9s} {'':34s} {mean['hf_db']:7.1f} {mean['lr_corr']:8.3f} {mean['lufs']:7.2f} "
               f"{mean['d_lufs']:7.2f} {mean['stft']:7.3f}")
+    hit_rows = {name: hit_figures(make, args.rate) for name, make in engines.items()}
+    print("single hits at velocity 100 (kick 36, snare 38, crash 49 alone; piano C4 held 1 s)")
+    print(f"  {'engine':9s} {'kick fall s':>11s} {'snare fall s':>12s} {'crash flatness':>14s} "
+          f"{'piano attack s':>14s} {'piano peak s':>12s}")
+    for name, h in hit_rows.items():
+        print(f"  {name:9s} {h['kick']:11.3f} {h['snare']:12.3f} {h['crash']:14.4f} {h['piano']:14.3f} "
+              f"{h['piano_peak']:12.3f}")
+    ref, ddsp = hit_rows["FluidR3"], hit_rows["ddsp"]
+    print(f"ddsp / FluidR3: kick fall {ddsp['kick'] / ref['kick']:.2f}, snare fall {ddsp['snare'] / ref['snare']:.2f} "
+          f"(target <= 2); crash flatness {ddsp['crash'] / ref['crash']:.2f} (target 0.5..2); "
+          f"piano attack {ddsp['piano'] * 1000:.0f} ms (target <= 50)")
     if "TimGM6mb" in rows:
         ddsp_stft = np.mean([r["stft"] for r in rows["ddsp"]])
         tim_stft = np.mean([r["stft"] for r in rows["TimGM6mb"]])
         print(f"ddsp / TimGM6mb STFT distance to FluidR3: {ddsp_stft / tim_stft:.3f} (target <= 1)")
+
+
+HIT_ONSET_S = 0.1
+
+
+def hit_figures(make_engine, rate: int) -> dict[str, float]:
+    """Kick and snare fall times, crash flatness and piano peak time of one engine (see the module doc)."""
+    from ostinato.events import NoteTable
+    from ostinato.render.envelope import attack_time_s, fall_time_s, peak_time_s, spectral_flatness
+
+    def alone(pitch: int, program: int, is_drum: bool, length_s: float):
+        return NoteTable.from_seconds([HIT_ONSET_S], [HIT_ONSET_S + length_s], [pitch], [100], program, is_drum)
+
+    with make_engine() as engine:
+        kick = engine.render(alone(36, 0, True, 0.1), rate)
+        snare = engine.render(alone(38, 0, True, 0.1), rate)
+        crash = engine.render(alone(49, 0, True, 0.1), rate)
+        piano = engine.render(alone(60, 0, False, 1.0), rate)
+    return {"kick": fall_time_s(kick, rate, HIT_ONSET_S), "snare": fall_time_s(snare, rate, HIT_ONSET_S),
+            "crash": spectral_flatness(crash, rate, HIT_ONSET_S, 0.5), "piano": attack_time_s(piano, rate, HIT_ONSET_S),
+            "piano_peak": peak_time_s(piano, rate, HIT_ONSET_S)}
 
 
 def calibrate_model(args) -> None:

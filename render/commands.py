@@ -71,6 +71,13 @@ def add_train_parsers(train_sub, common: argparse.ArgumentParser) -> None:
                    help="give the parts of each synthesized piece GM instruments (deterministic per piece)")
     p.add_argument("--drums", type=float, default=0.0, metavar="FRACTION",
                    help="add a simple drum part to this fraction of synthesized pieces (default 0)")
+    p.add_argument("--studies", type=int, default=0, metavar="N",
+                   help="also N note studies: single notes of the assigned instruments and drum hits, each alone "
+                        "(attacks and decays), rendered by the same SoundFont as --synthesize-from")
+    p.add_argument("--sample-rate", type=int, default=44100, metavar="HZ",
+                   help="ddsp: the model's native rate (default 44100: full band to 22 kHz)")
+    p.add_argument("--noise-bands", type=int, metavar="N",
+                   help="ddsp: noise bands from 0 Hz to Nyquist (default: one per 230 Hz)")
     p.add_argument("--harmonics", type=int, default=48, help="ddsp: partials per voice (default 48)")
     p.add_argument("--hidden-size", type=int, default=128, help="ddsp: network width (default 128)")
     p.add_argument("--layers", type=int, default=2, help="ddsp: hidden layers (default 2)")
@@ -127,7 +134,8 @@ def train_request(args: argparse.Namespace):
     try:
         data = PairSource(recorded=args.pairs, synthesize_from=tuple(args.synthesize_from or ()),
                           soundfont=args.soundfont, max_pieces=args.max_pieces, max_seconds=args.max_seconds,
-                          assign_instruments=args.assign_instruments, drums_fraction=args.drums)
+                          assign_instruments=args.assign_instruments, drums_fraction=args.drums,
+                          studies=args.studies)
         train = TrainConfig(steps=args.steps, batch_size=args.batch_size, segment_s=args.segment_s,
                             learning_rate=args.learning_rate, eval_every=args.eval_every, seed=args.seed,
                             device=args.device)
@@ -135,6 +143,7 @@ def train_request(args: argparse.Namespace):
         raise UsageError("train renderer", str(exc)) from None
     return TrainRendererRequest(engine=args.engine, data=data, out=args.out, train=train, resume=args.resume,
                                 harmonics=args.harmonics, hidden_size=args.hidden_size, layers=args.layers,
+                                sample_rate_hz=args.sample_rate, noise_bands=args.noise_bands,
                                 config=args.config, distribution=args.distribution, progress=args.quiet == 0)
 
 

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 TRAINABLE_ENGINES = ("ddsp", "wavenet")
 DEFAULT_WAVENET_CONFIG = "piano"
+FRAME_RATE_HZ = 90  # a new ddsp model's control frames per second
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,8 @@ class TrainRendererRequest:
         train: the optimisation settings.
         resume: continue from ``out/checkpoint`` (its model config wins).
         harmonics, hidden_size, layers: the ddsp model's sizes.
+        sample_rate_hz: the ddsp model's native rate (frames at about 90 Hz: hop = rate // 90);
+        noise_bands: its noise bands from 0 Hz to Nyquist (default: one per 230 Hz, 96 at 44.1 kHz).
         config: the wavenet model's config, a preset name (``tiny``, ``piano``) or a JSON file
             (default ``piano``); distribution: its output, ``mulaw`` or ``mol`` (default: the config's).
         progress: show progress bars.
@@ -53,6 +56,8 @@ class TrainRendererRequest:
     harmonics: int = 48
     hidden_size: int = 128
     layers: int = 2
+    sample_rate_hz: int = 44100
+    noise_bands: int | None = None
     config: str | None = None
     distribution: str | None = None
     progress: bool = True
@@ -89,7 +94,10 @@ class TrainRendererRequest:
         if self.engine == "ddsp":
             from .ddsp.config import DDSPConfig
 
-            return DDSPConfig(n_harmonics=self.harmonics, hidden_size=self.hidden_size, n_layers=self.layers)
+            bands = self.noise_bands if self.noise_bands is not None else max(2, round(self.sample_rate_hz / 2 / 230))
+            return DDSPConfig(n_harmonics=self.harmonics, hidden_size=self.hidden_size, n_layers=self.layers,
+                              sample_rate_hz=self.sample_rate_hz, hop_samples=self.sample_rate_hz // FRAME_RATE_HZ,
+                              n_noise_bands=bands, reverb_send=True)
         import dataclasses
 
         from .wavenet.config import model_config

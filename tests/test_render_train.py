@@ -12,7 +12,15 @@ from ostinato import events
 from ostinato.events import NoteTable, Track
 from ostinato.render.ddsp.config import DDSPConfig
 from ostinato.render.ddsp.training import TrainConfig, train
-from ostinato.render.paired import add_drum_part, assign_instruments, is_held_out, synthesize_pairs
+from ostinato.render.paired import (
+    DRUM_KEYS,
+    add_drum_part,
+    assign_instruments,
+    is_held_out,
+    note_studies,
+    study_programs,
+    synthesize_pairs,
+)
 from ostinato.render.soundfont import SoundFontRenderer
 
 
@@ -82,6 +90,28 @@ def test_heldout_rule_and_instruments():
     assert len(drummed) > len(table) and drummed.select(~drummed.is_drum).notes_equal(assigned)
 
 
+def test_note_studies_play_single_notes_alone():
+    from ostinato.events.instruments import instrument_range
+
+    studies = list(note_studies(6, seconds=10.0))
+    assert [k for k, _, _ in studies] == [f"studies/{i:05d}" for i in range(6)]
+    assert [held for _, _, held in studies] == [is_held_out(k) for k, _, _ in studies]
+    again = list(note_studies(6, seconds=10.0))
+    assert all(a[1].notes_equal(b[1]) for a, b in zip(studies, again))  # deterministic in the key
+    programs = study_programs()
+    for i, (_, table, _) in enumerate(studies):
+        assert len(table) >= 8 and table.offset_s.max() <= 10.0
+        assert np.all(table.onset_s[1:] >= table.offset_s[:-1])  # one note at a time, never overlapping
+        if i % 3 == 2:
+            assert table.is_drum.all() and set(table.pitch.tolist()) <= set(DRUM_KEYS.values())
+        else:
+            program = programs[i - i // 3]
+            low, high = instrument_range(program).low, instrument_range(program).high
+            assert not table.is_drum.any() and set(table.program.tolist()) == {program}
+            assert table.pitch.min() >= low and table.pitch.max() <= high
+        assert table.velocity.min() >= 20 and table.velocity.max() <= 127
+
+
 def test_train_cli_then_render(tmp_path):
     source = tmp_path / "midi"
     for i in range(30):
@@ -90,9 +120,13 @@ def test_train_cli_then_render(tmp_path):
     out = tmp_path / "model"
     result = run_cli("train", "renderer", "--engine", "ddsp", "--synthesize-from", str(source), "--out", str(out),
                      "--steps", "2", "--eval-every", "1", "--batch-size", "2", "--segment-s", "0.3",
-                     "--harmonics", "8", "--hidden-size", "16", "--max-seconds", "2", "--drums", "0.5", "-q")
+                     "--harmonics", "8", "--hidden-size", "16", "--max-seconds", "2", "--drums", "0.5", "-q",
+                     "--studies", "3", "--sample-rate", "16000")
     assert result.returncode == 0, result.stderr
     assert "held-out loss" in result.stderr
+    assert "32 training pieces" in result.stderr  # 29 phrases + 3 studies of 2 s
+    config = json.loads((out / "config.json").read_text())
+    assert (config["sample_rate_hz"], config["hop_samples"], config["n_noise_bands"]) == (16000, 177, 35)
     assert (out / "model.safetensors").is_file() and (out / "checkpoint" / "optimizer.safetensors").is_file()
     resumed = run_cli("train", "renderer", "--synthesize-from", str(source), "--out", str(out), "--steps", "3",
                       "--eval-every", "1", "--batch-size", "2", "--segment-s", "0.3", "--max-seconds", "2",

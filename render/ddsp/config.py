@@ -22,6 +22,9 @@ class DDSPConfig:
         time_scales_s: decay constants of the time-since-onset/release features.
         release_s: how long a voice keeps sounding after its note ends.
         reverb_s: length of the trainable reverb impulse response.
+        reverb_send: each instrument sends a learned share (0..1) of its voices to the reverb, and the dry
+            path carries the voices whole (as a SoundFont's reverb send does). False (models before it):
+            the whole mix goes through the reverb, which then shapes every instrument alike.
         noise_seed: seed of the noise generator (same seed, same audio).
         trained_instruments: instrument indices (program, or 128 + drum key) seen in training;
             others are played by a trained instrument of the same GM family
@@ -46,6 +49,7 @@ class DDSPConfig:
     time_scales_s: tuple[float, ...] = (0.005, 0.02, 0.08, 0.3, 1.2, 4.0)
     release_s: float = 0.6
     reverb_s: float = 0.5
+    reverb_send: bool = False
     noise_seed: int = 0
     trained_instruments: list[int] = field(default_factory=list)
     output_gain_db: float = 0.0
@@ -54,6 +58,7 @@ class DDSPConfig:
 
     def __post_init__(self) -> None:
         self.time_scales_s = tuple(float(t) for t in self.time_scales_s)
+        self.reverb_send = bool(self.reverb_send)
         self.output_gain_db = float(self.output_gain_db)
         self.velocity_exponent = float(self.velocity_exponent)
         self.instrument_gain_db = {int(i): float(g) for i, g in sorted(dict(self.instrument_gain_db).items(),

@@ -58,6 +58,7 @@ class DDSPRenderer(Renderer):
         self.chunk_frames = int(chunk_frames)
         self._map = instrument_map(self.config.trained_instruments)
         self.stereo = bool(stereo)
+        self._side_ir: torch.Tensor | None = None
         self.gain_db = self.config.output_gain_db if gain_db is None else float(gain_db)
         if not (math.isfinite(self.gain_db) and -60.0 <= self.gain_db <= 60.0):
             raise ValueError(f"gain_db must be in -60..60, got {gain_db}")
@@ -94,20 +95,45 @@ class DDSPRenderer(Renderer):
         scale = 10.0 ** ((self.gain_db if gain_db is None else gain_db) / 20.0)
         basis_cache: dict[int, torch.Tensor] = {}
         ir_spectra: dict[int, torch.Tensor] = {}
+        side_spectra: dict[int, torch.Tensor] = {}
         with torch.inference_mode():
             for a in range(0, n_frames_total, step):
                 n = min(step, n_frames_total - a)
                 dry = self.model.dry_grouped(chunk_voices(voices, a, a + n + 1), a, n, basis_cache,
                                              performance)  # [C, n * hop]
-                # each channel through the reverb: the learned impulse response is part of the
-                # instruments' sound (a reverb fed the mid leaves L/R correlation at 0.9998)
-                wet = self.model.reverb(dry, ir_spectra)  # [C, n * hop + n_ir - 1]
+                wet = self._reverb(dry, ir_spectra, side_spectra)  # [C, n * hop + n_ir - 1]
                 wet[:, : tail.shape[-1]] += tail
                 tail = wet[:, n * hop:].clone()
                 block = (wet[:, : n * hop] * scale).numpy().astype(np.float32)
                 keep = min(block.shape[-1], total - produced)
                 produced += keep
                 yield np.broadcast_to(block[:, :keep], (N_CHANNELS, keep)).copy()
+
+    def _reverb(self, dry: torch.Tensor, ir_spectra: dict, side_spectra: dict) -> torch.Tensor:
+        """Dry plus reverb: the channels of :meth:`DDSPModel.dry_grouped` -> ``[C, n + n_ir - 1]``.
+
+        A model without ``reverb_send``: each channel through the learned reverb. With it, the last row
+        is the send: its learned reverb (the mid) goes to every channel, and in stereo its decorrelated
+        twin (:meth:`DDSPModel.side_ir`, the side) is added to the left and taken from the right, so the
+        tail is wide, a hard-panned part keeps its place, and the mono mix ``(L + R) / 2`` is the trained
+        model's (dry mix plus the reverb of the send).
+        """
+        if not self.config.reverb_send:
+            return self.model.reverb(dry, ir_spectra)
+        dry, send = dry[:-1], dry[-1:]
+        mid = self.model.reverb_wet(send, ir_spectra)  # [1, n + n_ir - 1]
+        out = torch.nn.functional.pad(dry, (0, mid.shape[-1] - dry.shape[-1])) + mid
+        if out.shape[0] == 2:
+            if self._side_ir is None:
+                self._side_ir = self.model.side_ir()
+            n = mid.shape[-1]
+            size = 1 << (n - 1).bit_length()
+            if size not in side_spectra:
+                side_spectra[size] = torch.fft.rfft(self._side_ir, size)
+            side = torch.fft.irfft(torch.fft.rfft(send, size) * side_spectra[size], size)[0, :n]
+            out[0] += side
+            out[1] -= side
+        return out
 
     def render_native(self, table, **options) -> np.ndarray:
         """The whole render at the model's native rate, ``[N_CHANNELS, n]``; ``options`` as :meth:`native_channels`."""

@@ -48,6 +48,8 @@ class DDSPModel(nn.Module):
         ir = torch.randn(n_ir, generator=generator) * torch.exp(-t / 0.08) * 0.02
         ir[0] = 0.0  # the dry path is added separately
         self.reverb_ir = nn.Parameter(ir)
+        if c.reverb_send:  # the share of each instrument sent to the reverb: sigmoid(logit), 0.5 to start
+            self.send_logit = nn.Parameter(torch.zeros(N_INSTRUMENTS))
         with torch.no_grad():
             self.head.bias[0] = -2.0
             self.head.bias[1 + c.n_harmonics:] = -4.0
@@ -55,6 +57,12 @@ class DDSPModel(nn.Module):
     @property
     def device(self) -> torch.device:
         return self.head.weight.device
+
+    def send(self, instrument: torch.Tensor) -> torch.Tensor:
+        """Share of each voice sent to the reverb, by instrument index: [n] (1.0 without ``reverb_send``)."""
+        if not self.config.reverb_send:
+            return torch.ones(instrument.shape, device=self.device)
+        return torch.sigmoid(self.send_logit[instrument])
 
     def inharmonicity(self, instrument: torch.Tensor) -> torch.Tensor:
         """Stiff-string coefficient B in [0, 1e-3] per instrument: [n_voices]."""
@@ -72,14 +80,16 @@ class DDSPModel(nn.Module):
         amplitude, power = self._outputs(voices, voice, frame)
         return voice, frame, amplitude, power
 
-    def controls(self, voices: Voices, first_frame: int, n_frames: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def controls(self, voices: Voices, first_frame: int, n_frames: int
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Per-voice controls at frames ``first_frame .. first_frame + n_frames - 1`` (dense, for training).
 
         The network runs on every (voice, frame); silent pairs are zeroed by the activity mask.
 
         Returns:
             harmonic amplitudes [V, K, n_frames] (zero above Nyquist and where the voice is silent),
-            noise band magnitudes [n_frames, n_noise_bands], the voices' noises summed in power.
+            noise band magnitudes [n_frames, n_noise_bands], the voices' noises summed in power, and the
+            same for the reverb send (each voice's noise scaled by its :meth:`send`).
         """
         c = self.config
         v = len(voices)
@@ -91,8 +101,10 @@ class DDSPModel(nn.Module):
         amplitude, power = self._outputs(voices, voice, frame)  # [V * F, K], [V * F, M]
         mask = torch.from_numpy(active).to(self.device)[:, None]
         harmonics = (amplitude * mask).reshape(v, n_frames, -1).transpose(1, 2)  # [V, K, F]
-        noise = (power * mask).reshape(v, n_frames, -1).sum(0)  # [F, M]
-        return harmonics, torch.sqrt(noise + 1e-12)
+        noise = (power * mask).reshape(v, n_frames, -1)  # [V, F, M]
+        send = self.send(torch.from_numpy(voices.instrument).to(self.device))  # [V]
+        return (harmonics, torch.sqrt(noise.sum(0) + 1e-12),
+                torch.sqrt((noise * send[:, None, None] ** 2).sum(0) + 1e-12))
 
     def _outputs(self, voices: Voices, voice: np.ndarray, frame: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """Harmonic amplitudes [P, K] (zero above Nyquist) and noise power [P, M] at (voice, frame) pairs."""
@@ -117,19 +129,24 @@ class DDSPModel(nn.Module):
         scaled by its loudness, and panned: blocks whose pan holds over the block are summed per
         (instrument, pitch, pan) and synthesized once for both channels; blocks where the pan moves,
         and voices of bent tracks (on their warped time), are synthesized one block at a time.
-        Returns ``[n_frames * hop]``, or ``[n_channels, n_frames * hop]`` with ``performance``.
+        Returns ``[n_frames * hop]``, or ``[n_channels, n_frames * hop]`` with ``performance``; with
+        ``reverb_send``, one more row last: the reverb send (mono), so ``[2, n]`` or ``[n_channels + 1, n]``.
         """
         c = self.config
         hop = c.hop_samples
-        n_channels = 1 if performance is None else performance.n_channels
+        n_channels = (1 if performance is None else performance.n_channels) + int(c.reverb_send)
+        squeeze = performance is None and not c.reverb_send  # [n] out, as :meth:`dry` was
         if len(voices) == 0:
             silence = torch.zeros(n_channels, n_frames * hop)
-            return silence[0] if performance is None else silence
+            return silence[0] if squeeze else silence
         voice, frame, amplitude, power = self.pair_controls(voices, first_frame, n_frames + 1)
         if performance is None:
             loudness, pan = np.ones(len(voice), np.float32), np.ones((1, len(voice)), np.float32)
         else:
             loudness, pan = performance.gains(voices, voice, frame)  # [P], [C, P]
+        if c.reverb_send:  # the send bus is one more channel, its gain the instrument's send
+            send = self.send(torch.from_numpy(voices.instrument).to(self.device)).cpu().numpy()
+            pan = np.concatenate([pan, send[voice][None].astype(np.float32)])
         amplitude = amplitude * torch.from_numpy(loudness).to(amplitude)[:, None]  # [P, K]
         power = power * torch.from_numpy(loudness).to(power)[:, None] ** 2
         offset = torch.from_numpy(frame - first_frame)
@@ -139,7 +156,7 @@ class DDSPModel(nn.Module):
         noise_out = core.filtered_noise(torch.sqrt(noise), first_frame, hop, c.noise_seed
                                         )[:, hop: hop + n_frames * hop]  # [C, n_frames * hop]
         if len(voice) == 0:  # voices that only ring into a later chunk: no sounding frame here
-            return noise_out[0] if performance is None else noise_out
+            return noise_out[0] if squeeze else noise_out
         # Blocks: frame f of a voice interpolates from its amplitude at f to the one at f + 1.
         zero = amplitude.new_zeros(1, amplitude.shape[1])
         same_next = np.append((voice[1:] == voice[:-1]) & (frame[1:] == frame[:-1] + 1), False)
@@ -173,11 +190,8 @@ class DDSPModel(nn.Module):
         steady = ~bent & np.all(pan[:, start_pair] == pan[:, end_pair], axis=0)  # [B]
         if steady.any():
             # one synthesis per (instrument, pitch, pan), scaled into the channels
-            # pan classes: the channels' float32 gains packed into one integer key per block
-            packed = np.ascontiguousarray(pan[:, start_pair[steady]].T).view(np.uint32).astype(np.uint64)  # [B, C]
-            pan_key = packed[:, 0] << np.uint64(32) | (packed[:, -1] if n_channels > 1 else np.uint64(0))
-            _, first_of, pan_class = np.unique(pan_key, return_index=True, return_inverse=True)
-            pans = pan[:, start_pair[steady]][:, first_of].T  # [n_pans, C]
+            # pan classes: the blocks' distinct columns of channel gains
+            pans, pan_class = np.unique(pan[:, start_pair[steady]].T, axis=0, return_inverse=True)  # [n_pans, C]
             keys = (voices.instrument * 128 + voices.pitch)[block_voice[steady]]
             unique, group = np.unique(keys * len(pans) + pan_class.reshape(-1), return_inverse=True)
             slot = torch.from_numpy(group.reshape(-1) * n_frames + (block_frame[steady] - first_frame))
@@ -203,7 +217,7 @@ class DDSPModel(nn.Module):
             self._block_by_block(out, panned, frequencies, voices, block_voice[moving], block_frame[moving],
                                  first_frame, performance)
         result = out.reshape(n_channels, -1) + noise_out
-        return result[0] if performance is None else result
+        return result[0] if squeeze else result
 
     def _block_by_block(self, out: torch.Tensor, coefficients: torch.Tensor, frequencies: torch.Tensor,
                         voices: Voices, block_voice: np.ndarray, block_frame: np.ndarray, first_frame: int,
@@ -227,17 +241,26 @@ class DDSPModel(nn.Module):
         return core.harmonic_frequencies(f0, self.config.n_harmonics, b)
 
     def dry(self, voices: Voices, first_frame: int, n_frames: int) -> torch.Tensor:
-        """The dry mix of ``voices`` at samples ``[first_frame * hop, (first_frame + n_frames) * hop)``: [n_samples]."""
+        """The dry mix of ``voices`` and the reverb send, at samples ``[first_frame * hop, (first_frame + n_frames)
+        * hop)``: [2, n_samples] (row 1 equals row 0 without ``reverb_send``); :meth:`mix` makes the output."""
         c = self.config
         hop = c.hop_samples
         if len(voices) == 0:
-            return torch.zeros(n_frames * hop, device=self.device)
-        harmonics, noise = self.controls(voices, first_frame, n_frames + 1)  # frames a .. b inclusive
+            return torch.zeros(2, n_frames * hop, device=self.device)
+        harmonics, noise, noise_send = self.controls(voices, first_frame, n_frames + 1)  # frames a .. b inclusive
         frequencies = self.partial_frequencies(voices)
         onset = torch.from_numpy(voices.onset_sample).to(self.device)
-        harmonic = core.harmonic_blocks(harmonics, frequencies, onset, first_frame, hop, c.sample_rate_hz).sum(0)
-        shaped = core.filtered_noise(noise, first_frame, hop, c.noise_seed)
-        return harmonic + shaped[hop: hop + n_frames * hop]
+        per_voice = core.harmonic_blocks(harmonics, frequencies, onset, first_frame, hop, c.sample_rate_hz)  # [V, n]
+        send = self.send(torch.from_numpy(voices.instrument).to(self.device))
+        harmonic = torch.stack([per_voice.sum(0), (per_voice * send[:, None]).sum(0)])
+        shaped = core.filtered_noise(torch.stack([noise, noise_send]), first_frame, hop, c.noise_seed)
+        return harmonic + shaped[:, hop: hop + n_frames * hop]
+
+    def mix(self, dry_and_send: torch.Tensor, spectrum_cache: dict | None = None) -> torch.Tensor:
+        """Dry plus the reverb of the send: ``[..., 2, n]`` (as :meth:`dry`) -> ``[..., n + n_ir - 1]``."""
+        dry, send = dry_and_send[..., 0, :], dry_and_send[..., 1, :]
+        wet = self.reverb_wet(send, spectrum_cache)
+        return torch.nn.functional.pad(dry, (0, wet.shape[-1] - dry.shape[-1])) + wet
 
     def reverb(self, dry: torch.Tensor, spectrum_cache: dict | None = None) -> torch.Tensor:
         """Dry plus its convolution with the impulse response: [..., n] -> [..., n + n_ir - 1] (each channel alike).
@@ -246,6 +269,28 @@ class DDSPModel(nn.Module):
         """
         wet = self.reverb_wet(dry, spectrum_cache)
         return torch.nn.functional.pad(dry, (0, wet.shape[-1] - dry.shape[-1])) + wet
+
+    def side_ir(self) -> torch.Tensor:
+        """The reverb's decorrelated twin: the learned impulse response with its short-time phases
+        replaced by seeded random ones (``noise_seed``), so it keeps the response's level per
+        frequency band and 23 ms step (how each band of the room decays) but not its waveform: [n_ir].
+
+        The engine adds it as the reverb's side (L = dry L + mid + side, R = dry R + mid - side, mid the
+        learned reverb of the mono mix), so a stereo render's tail is as wide as a room's while its mono
+        mix is exactly what the model was trained to make."""
+        c = self.config
+        n_fft = 1024
+        window = torch.hann_window(n_fft, periodic=True, dtype=torch.float64)
+        ir = self.reverb_ir.detach().double().cpu()
+        spectrum = torch.stft(ir, n_fft, hop_length=n_fft // 4, window=window, return_complex=True)
+        generator = torch.Generator().manual_seed(c.noise_seed + 1)
+        phase = 2 * math.pi * torch.rand(spectrum.shape, generator=generator, dtype=torch.float64)
+        twin = torch.istft(torch.polar(spectrum.abs(), phase), n_fft, hop_length=n_fft // 4, window=window,
+                           length=ir.shape[0])
+        twin[0] = 0.0  # like the learned one: no dry path
+        # frames of random phase overlap-add incoherently, losing energy: give it back (same energy as the learned)
+        twin = twin * torch.sqrt((ir[1:] ** 2).sum() / (twin ** 2).sum().clamp_min(1e-30))
+        return twin.float().to(self.device)
 
     def reverb_wet(self, dry: torch.Tensor, spectrum_cache: dict | None = None) -> torch.Tensor:
         """The reverb alone: ``dry`` convolved with the impulse response, [..., n] -> [..., n + n_ir - 1]."""

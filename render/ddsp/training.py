@@ -70,8 +70,8 @@ def predict_segment(model: DDSPModel, piece: PieceData, start_frame: int, n_fram
     first = max(0, start_frame - warm)
     total = start_frame + n_frames - first
     voices = chunk_voices(piece.voices, first, first + total + 1)
-    dry = model.dry(voices, first, total)
-    wet = model.reverb(dry)[: dry.shape[0]]
+    dry = model.dry(voices, first, total)  # [2, n]: dry mix, reverb send
+    wet = model.mix(dry)[: dry.shape[-1]]
     return wet[(start_frame - first) * c.hop_samples:]
 
 
