@@ -139,7 +139,7 @@ def run_compose(args: argparse.Namespace) -> int:
     if renders:
         from ostinato.render import get_renderer, write_audio
 
-        if args.engine != "soundfont":   # as `render` does: many threads thrash a busy machine
+        if args.engine == "wavenet":   # as `render` does: many threads thrash a busy machine
             import torch
 
             torch.set_num_threads(1)

@@ -256,6 +256,7 @@ class RenderWorker:
         self.engine, self.options = engine, dict(options)
         self.sample_rate_hz, self.gain, self.fmt, self.mono = sample_rate_hz, gain, fmt, mono
         self.renderer = None
+        self.one_thread = False  # set in pool processes (start_process_worker)
 
     @classmethod
     def for_request(cls, request: RenderRequest) -> RenderWorker:
@@ -265,10 +266,14 @@ class RenderWorker:
     def get_renderer(self):
         """The worker's renderer (built on first use)."""
         if self.renderer is None:
-            if self.engine != "soundfont":
+            if self.engine == "wavenet":
                 import torch
 
                 torch.set_num_threads(1)  # files run in parallel with -j instead; many threads thrash a busy machine
+            elif self.one_thread:  # a pool process: -j processes share the cores, one BLAS thread each
+                from threadpoolctl import threadpool_limits
+
+                threadpool_limits(1)
             from . import get_renderer
 
             self.renderer = get_renderer(self.engine, **self.options)
@@ -319,6 +324,7 @@ _process_worker: RenderWorker | None = None  # set once in each pool process, by
 def start_process_worker(worker: RenderWorker) -> None:
     """The pool's initializer: this process renders its jobs with ``worker``."""
     global _process_worker
+    worker.one_thread = True
     _process_worker = worker
 
 

@@ -1,12 +1,12 @@
-"""The ``ddsp`` engine: a trained :class:`DDSPModel` rendering note tables chunk by chunk.
+"""The ``ddsp`` engine: a trained DDSP model rendering note tables chunk by chunk, in NumPy (no torch).
 
 Per chunk of frames, the notes sounding in it become voices, are synthesized at their absolute
 sample positions (so chunk seams are exact), summed, and passed through the reverb, whose tail
-is carried into the next chunk. The file's performance data is honoured: the sustain pedal
-lengthens notes, volume and expression scale them, pan places them (the file's CC10, else GM-style
-defaults: :mod:`render.ddsp.performance`) and pitch bends bend them. The native-rate stereo mix
-is scaled by the model's calibrated ``output_gain_db`` and resampled with soxr (streaming, "HQ")
-to the requested rate.
+is carried into the next chunk (:class:`render.ddsp.inference.Synth`). The file's performance
+data is honoured: the sustain pedal lengthens notes, volume and expression scale them, pan places
+them (the file's CC10, else GM-style defaults: :mod:`render.ddsp.performance`) and pitch bends
+bend them. The native-rate stereo mix is scaled by the model's calibrated ``output_gain_db`` and
+resampled with soxr (streaming, "HQ") to the requested rate.
 """
 
 from __future__ import annotations
@@ -16,31 +16,35 @@ import os
 from collections.abc import Iterator
 
 import numpy as np
-import torch
 
 from ..base import DEFAULT_CHUNK_S, N_CHANNELS, Renderer, check_sample_rate, n_output_samples
 from ..instruments import DRUM_OFFSET, instrument_map
-from ..model_folder import load_model_folder
-from .config import DDSPConfig
 from .features import chunk_voices, voices_of
-from .model import DDSPModel
+from .inference import Synth, load_synth
 from .performance import Performance
 
 DEFAULT_MODEL = "ddsp-fluidr3"
 
 
-def load_model(model: str | os.PathLike | None = None) -> DDSPModel:
-    """Load a DDSP model folder or shipped model name (default ``ddsp-fluidr3``); nothing is unpickled."""
+def load_model(model: str | os.PathLike | None = None):
+    """The torch :class:`render.ddsp.model.DDSPModel` of a model folder or shipped name (default
+    ``ddsp-fluidr3``), for training or inspection; nothing is unpickled. Rendering needs no torch
+    (:func:`render.ddsp.inference.load_synth`)."""
+    from ..model_folder import load_model_folder
+    from .config import DDSPConfig
+    from .model import DDSPModel
+
     return load_model_folder(DEFAULT_MODEL if model is None else model, config_class=DDSPConfig, build=DDSPModel,
                              engine="ddsp")
 
 
 class DDSPRenderer(Renderer):
-    """Render with a DDSP model.
+    """Render with a DDSP model, in NumPy (:class:`render.ddsp.inference.Synth`: torch is not imported).
 
     Args:
-        model: a model folder or shipped model name (default: the shipped ``ddsp-fluidr3``),
-            or a :class:`DDSPModel` instance.
+        model: a model folder or shipped model name (default: the shipped ``ddsp-fluidr3``), a
+            :class:`~render.ddsp.inference.Synth`, or a torch :class:`~render.ddsp.model.DDSPModel`
+            (its weights as they are now; kept as ``self.model``).
         chunk_frames: control frames synthesized at once (bounds memory).
         stereo: pan tracks (default); False gives the same mono mix in both channels.
         gain_db: output gain in dB (default: the model's calibrated ``config.output_gain_db``).
@@ -48,17 +52,21 @@ class DDSPRenderer(Renderer):
 
     name = "ddsp"
 
-    def __init__(self, model: str | os.PathLike | DDSPModel | None = None, *, chunk_frames: int = 128,
-                 stereo: bool = True, gain_db: float | None = None):
-        self.model = model if isinstance(model, DDSPModel) else load_model(model)
-        self.model.eval()
-        self.config = self.model.config
+    def __init__(self, model=None, *, chunk_frames: int = 128, stereo: bool = True, gain_db: float | None = None):
+        self.model = None
+        if isinstance(model, Synth):
+            self.synth = model
+        elif hasattr(model, "state_dict"):  # a torch DDSPModel
+            self.model = model
+            self.synth = Synth.from_torch(model)
+        else:
+            self.synth = load_synth(DEFAULT_MODEL if model is None else model)
+        self.config = self.synth.config
         if chunk_frames < 1:
             raise ValueError(f"chunk_frames must be >= 1, got {chunk_frames}")
         self.chunk_frames = int(chunk_frames)
         self._map = instrument_map(self.config.trained_instruments)
         self.stereo = bool(stereo)
-        self._side_ir: torch.Tensor | None = None
         self.gain_db = self.config.output_gain_db if gain_db is None else float(gain_db)
         if not (math.isfinite(self.gain_db) and -60.0 <= self.gain_db <= 60.0):
             raise ValueError(f"gain_db must be in -60..60, got {gain_db}")
@@ -90,50 +98,20 @@ class DDSPRenderer(Renderer):
         performance = Performance(table, c, stereo=stereo, instrument_gain=instrument_gain)
         n_frames_total = math.ceil(total / hop)
         step = max(1, min(self.chunk_frames, math.ceil(chunk_s * c.frame_rate_hz)))
-        tail = torch.zeros(performance.n_channels, 0)
+        tail = np.zeros((performance.n_channels, 0), np.float32)
         produced = 0
-        scale = 10.0 ** ((self.gain_db if gain_db is None else gain_db) / 20.0)
-        basis_cache: dict[int, torch.Tensor] = {}
-        ir_spectra: dict[int, torch.Tensor] = {}
-        side_spectra: dict[int, torch.Tensor] = {}
-        with torch.inference_mode():
-            for a in range(0, n_frames_total, step):
-                n = min(step, n_frames_total - a)
-                dry = self.model.dry_grouped(chunk_voices(voices, a, a + n + 1), a, n, basis_cache,
-                                             performance)  # [C, n * hop]
-                wet = self._reverb(dry, ir_spectra, side_spectra)  # [C, n * hop + n_ir - 1]
-                wet[:, : tail.shape[-1]] += tail
-                tail = wet[:, n * hop:].clone()
-                block = (wet[:, : n * hop] * scale).numpy().astype(np.float32)
-                keep = min(block.shape[-1], total - produced)
-                produced += keep
-                yield np.broadcast_to(block[:, :keep], (N_CHANNELS, keep)).copy()
-
-    def _reverb(self, dry: torch.Tensor, ir_spectra: dict, side_spectra: dict) -> torch.Tensor:
-        """Dry plus reverb: the channels of :meth:`DDSPModel.dry_grouped` -> ``[C, n + n_ir - 1]``.
-
-        A model without ``reverb_send``: each channel through the learned reverb. With it, the last row
-        is the send: its learned reverb (the mid) goes to every channel, and in stereo its decorrelated
-        twin (:meth:`DDSPModel.side_ir`, the side) is added to the left and taken from the right, so the
-        tail is wide, a hard-panned part keeps its place, and the mono mix ``(L + R) / 2`` is the trained
-        model's (dry mix plus the reverb of the send).
-        """
-        if not self.config.reverb_send:
-            return self.model.reverb(dry, ir_spectra)
-        dry, send = dry[:-1], dry[-1:]
-        mid = self.model.reverb_wet(send, ir_spectra)  # [1, n + n_ir - 1]
-        out = torch.nn.functional.pad(dry, (0, mid.shape[-1] - dry.shape[-1])) + mid
-        if out.shape[0] == 2:
-            if self._side_ir is None:
-                self._side_ir = self.model.side_ir()
-            n = mid.shape[-1]
-            size = 1 << (n - 1).bit_length()
-            if size not in side_spectra:
-                side_spectra[size] = torch.fft.rfft(self._side_ir, size)
-            side = torch.fft.irfft(torch.fft.rfft(send, size) * side_spectra[size], size)[0, :n]
-            out[0] += side
-            out[1] -= side
-        return out
+        scale = np.float32(10.0 ** ((self.gain_db if gain_db is None else gain_db) / 20.0))
+        basis_cache: dict[int, np.ndarray] = {}
+        for a in range(0, n_frames_total, step):
+            n = min(step, n_frames_total - a)
+            dry = self.synth.dry(chunk_voices(voices, a, a + n + 1), a, n, basis_cache, performance)
+            wet = self.synth.reverb(dry)  # [C, n * hop + n_ir - 1]
+            wet[:, : tail.shape[-1]] += tail
+            tail = wet[:, n * hop:].copy()
+            block = wet[:, : n * hop] * scale
+            keep = min(block.shape[-1], total - produced)
+            produced += keep
+            yield np.broadcast_to(block[:, :keep], (N_CHANNELS, keep)).astype(np.float32)
 
     def render_native(self, table, **options) -> np.ndarray:
         """The whole render at the model's native rate, ``[N_CHANNELS, n]``; ``options`` as :meth:`native_channels`."""

@@ -13,7 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from ostinato.events.table import with_sustain
 
@@ -91,7 +90,7 @@ def active_pairs(voices: Voices, first_frame: int, n_frames: int, config: DDSPCo
     return voice, np.repeat(start, counts) + offsets
 
 
-def pair_features(voices: Voices, voice: np.ndarray, frame: np.ndarray, config: DDSPConfig) -> torch.Tensor:
+def pair_features(voices: Voices, voice: np.ndarray, frame: np.ndarray, config: DDSPConfig) -> np.ndarray:
     """Conditioning at (voice, absolute frame) pairs: [n_pairs, n_features(config)] float32."""
     t = frame * (config.hop_samples / config.sample_rate_hz)  # [P] seconds
     t_on = np.clip((frame * config.hop_samples - voices.onset_sample[voice]) / config.sample_rate_hz, 0, None)
@@ -104,7 +103,7 @@ def pair_features(voices: Voices, voice: np.ndarray, frame: np.ndarray, config: 
     columns = [(voices.pitch[voice] - 64.0) / 32.0, voices.velocity[voice] / 127.0, released,
                np.log(t_on + 1e-2) / 4.0, np.log1p(polyphony) / 2.0]
     features = np.concatenate([np.stack(columns, -1), decay_on, decay_off], axis=-1)
-    return torch.from_numpy(features.astype(np.float32))
+    return features.astype(np.float32)
 
 
 def _pair_polyphony(voices: Voices, voice: np.ndarray, times_s: np.ndarray) -> np.ndarray:

@@ -1,0 +1,395 @@
+"""A trained DDSP model run without torch: the network and the synthesizer in NumPy (float32 BLAS products).
+
+Rendering a file should not wait for torch to import (about 1 s, a third of what the ``fluidsynth``
+program takes for a whole 6-minute file), so :class:`DDSPRenderer` runs a :class:`Synth`: the weights
+of a model folder read with ``safetensors.numpy`` (strictly: every tensor the config implies, with
+its shape, and nothing else), the per-frame network, and the grouped synthesis below. Training keeps
+the differentiable torch model (:mod:`render.ddsp.model`); a test holds the two to the same audio.
+
+Synthesis (:meth:`Synth.dry`): the network runs only at the (voice, frame) pairs where voices sound.
+Within a frame, ``A(m) sin(theta + w m)`` with linearly interpolated ``A`` is four products of
+per-frame coefficients with a fixed per-(instrument, pitch) basis (:func:`block_basis`), so the
+blocks of every voice of one instrument and pitch that share a pan are summed first and synthesized
+by one matrix product; partials that stay below -90 dB of their group's loudest over the chunk are
+left out of it (a trained model puts most of its partials there).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+
+from ..instruments import N_INSTRUMENTS
+from .config import DDSPConfig
+from .features import Voices, active_pairs, f0_hz, n_features, pair_features
+from .performance import Performance
+
+LAYER_NORM_EPS = 1e-5  # torch.nn.LayerNorm's
+LEAKY_SLOPE = 0.1
+PARTIAL_FLOOR = 10 ** (-90 / 20)  # partials quieter than this, relative to the group's loudest, are left out
+PARTIAL_STEP = 8  # partials kept per group: a multiple of this (groups of one size share a product)
+
+
+def weight_shapes(config: DDSPConfig) -> dict[str, tuple[int, ...]]:
+    """Every tensor a model of ``config`` has, with its shape (the torch module's ``state_dict``)."""
+    c = config
+    shapes: dict[str, tuple[int, ...]] = {"embedding.weight": (N_INSTRUMENTS, c.embedding_size)}
+    width = n_features(c) + c.embedding_size
+    for i in range(c.n_layers):
+        shapes[f"mlp.{3 * i}.weight"] = (c.hidden_size, width)
+        shapes[f"mlp.{3 * i}.bias"] = (c.hidden_size,)
+        shapes[f"mlp.{3 * i + 1}.weight"] = (c.hidden_size,)
+        shapes[f"mlp.{3 * i + 1}.bias"] = (c.hidden_size,)
+        width = c.hidden_size
+    shapes["head.weight"] = (1 + c.n_harmonics + c.n_noise_bands, width)
+    shapes["head.bias"] = (1 + c.n_harmonics + c.n_noise_bands,)
+    shapes["inharmonicity_logit"] = (N_INSTRUMENTS,)
+    shapes["reverb_ir"] = (c.reverb_samples,)
+    if c.reverb_send:
+        shapes["send_logit"] = (N_INSTRUMENTS,)
+    return shapes
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def exp_sigmoid(x: np.ndarray, exponent: float = 10.0, max_value: float = 2.0, threshold: float = 1e-7) -> np.ndarray:
+    """DDSP's positive squashing (as :func:`render.ddsp.model.exp_sigmoid`)."""
+    return (max_value * _sigmoid(x) ** np.float32(math.log(exponent)) + threshold).astype(np.float32)
+
+
+def block_basis(frequencies_hz: np.ndarray, hop_samples: int, sample_rate_hz: int) -> np.ndarray:
+    """``[V, 4K, hop]`` float32: rows ``cos(w m)(1 - m/hop)``, ``sin(w m)(1 - m/hop)``, ``cos(w m) m/hop``,
+    ``sin(w m) m/hop`` for the K partials (as :func:`render.ddsp.core.block_basis`)."""
+    m = np.arange(hop_samples, dtype=np.float32)
+    angle = np.float32(2 * math.pi / sample_rate_hz) * frequencies_hz.astype(np.float32)[..., None] * m
+    ramp = m / np.float32(hop_samples)
+    cos, sin = np.cos(angle), np.sin(angle)
+    return np.concatenate([cos * (1 - ramp), sin * (1 - ramp), cos * ramp, sin * ramp], axis=-2)
+
+
+def filtered_noise(band_magnitudes: np.ndarray, first_frame: int, hop_samples: int, seed: int) -> np.ndarray:
+    """Noise shaped per frame by band magnitudes ``[C, n_frames, n_bands]`` -> ``[C, (n_frames + 1) * hop]``
+    from sample ``(first_frame - 1) * hop`` (as :func:`render.ddsp.core.filtered_noise`; channels share phases)."""
+    from .core import frame_noise_phases
+
+    n_channels, n_frames, n_bands = band_magnitudes.shape
+    if n_frames == 0:
+        return np.zeros((n_channels, hop_samples), np.float32)
+    n_fft = 2 * hop_samples
+    n_bins = n_fft // 2 + 1
+    mags = band_magnitudes @ _band_to_bins(n_bands, n_bins)  # [C, F, n_bins]
+    phase = frame_noise_phases(seed, first_frame, n_frames, n_bins)
+    spectrum = mags * np.exp(1j * phase).astype(np.complex64)
+    window = np.sqrt(0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)).astype(np.float32)
+    frames = np.fft.irfft(spectrum, n=n_fft, axis=-1).astype(np.float32) * (window * np.float32(math.sqrt(n_fft)))
+    halves = frames.reshape(n_channels, n_frames, 2, hop_samples)
+    out = np.zeros((n_channels, n_frames + 1, hop_samples), np.float32)
+    out[:, :-1] += halves[:, :, 0]
+    out[:, 1:] += halves[:, :, 1]
+    return out.reshape(n_channels, -1)
+
+
+_BAND_MATRICES: dict[tuple[int, int], np.ndarray] = {}
+
+
+def _band_to_bins(n_bands: int, n_bins: int) -> np.ndarray:
+    """``[n_bands, n_bins]``: linear interpolation of band values to FFT bins, ends aligned (as
+    ``torch.nn.functional.interpolate(mode="linear", align_corners=True)``)."""
+    if (n_bands, n_bins) not in _BAND_MATRICES:
+        position = np.arange(n_bins) * ((n_bands - 1) / max(n_bins - 1, 1))
+        low = np.minimum(np.floor(position).astype(np.int64), n_bands - 1)
+        high = np.minimum(low + 1, n_bands - 1)
+        frac = position - low
+        matrix = np.zeros((n_bands, n_bins), np.float64)
+        np.add.at(matrix, (low, np.arange(n_bins)), 1 - frac)
+        np.add.at(matrix, (high, np.arange(n_bins)), frac)
+        _BAND_MATRICES[n_bands, n_bins] = matrix.astype(np.float32)
+    return _BAND_MATRICES[n_bands, n_bins]
+
+
+def scatter_add(n_rows: int, index: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``out[index[i]] += values[i]`` for all i, into ``n_rows`` zero rows (a sort and ``np.add.reduceat``,
+    much faster than ``np.add.at`` for many rows): ``[n_rows, *values.shape[1:]]``."""
+    out = np.zeros((n_rows, *values.shape[1:]), values.dtype)
+    if len(index) == 0:
+        return out
+    order = np.argsort(index, kind="stable")
+    sorted_index = index[order]
+    starts = np.flatnonzero(np.r_[True, sorted_index[1:] != sorted_index[:-1]])
+    out[sorted_index[starts]] = np.add.reduceat(values[order], starts, axis=0)
+    return out
+
+
+def fft_convolve(signal: np.ndarray, impulse_spectrum: np.ndarray, n_out: int, size: int) -> np.ndarray:
+    """``signal`` ([..., n]) convolved with an impulse response given as its ``rfft(ir, size)``: [..., n_out]."""
+    return np.fft.irfft(np.fft.rfft(signal, size) * impulse_spectrum, size)[..., :n_out].astype(np.float32)
+
+
+class Synth:
+    """A DDSP model's network, synthesizer and reverb, in NumPy.
+
+    Args:
+        config: the model's config.
+        weights: its tensors by name (as ``DDSPModel.state_dict()``), checked against
+            :func:`weight_shapes` (a missing, extra or misshapen tensor is a ValueError).
+    """
+
+    def __init__(self, config: DDSPConfig, weights: dict[str, np.ndarray]):
+        expected = weight_shapes(config)
+        if set(weights) != set(expected):
+            missing, extra = sorted(set(expected) - set(weights)), sorted(set(weights) - set(expected))
+            raise ValueError(f"weights do not match the config: missing {missing}, unexpected {extra}")
+        for name, shape in expected.items():
+            if tuple(weights[name].shape) != shape:
+                raise ValueError(f"weight {name} has shape {tuple(weights[name].shape)}, the config implies {shape}")
+        self.config = config
+        w = {name: np.ascontiguousarray(value, dtype=np.float32) for name, value in weights.items()}
+        self.embedding = w["embedding.weight"]
+        self.layers = [(w[f"mlp.{3 * i}.weight"].T.copy(), w[f"mlp.{3 * i}.bias"], w[f"mlp.{3 * i + 1}.weight"],
+                        w[f"mlp.{3 * i + 1}.bias"]) for i in range(config.n_layers)]
+        self.head = (w["head.weight"].T.copy(), w["head.bias"])
+        self.inharmonicity = np.float32(1e-3) * _sigmoid(w["inharmonicity_logit"])  # [N_INSTRUMENTS] B
+        self.reverb_ir = w["reverb_ir"]
+        self.send_share = _sigmoid(w["send_logit"]) if config.reverb_send else np.ones(N_INSTRUMENTS, np.float32)
+        self._ir_spectra: dict[int, np.ndarray] = {}
+        self._side_spectra: dict[int, np.ndarray] = {}
+        self.side_ir: np.ndarray | None = None  # made on first use (:func:`side_impulse_response`)
+
+    @classmethod
+    def from_torch(cls, model) -> Synth:
+        """The synth of a :class:`render.ddsp.model.DDSPModel` (its current weights)."""
+        return cls(model.config, {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()})
+
+    # -- the network ---------------------------------------------------------------------------
+
+    def partial_frequencies(self, voices: Voices) -> np.ndarray:
+        """``[V, K]`` float64 partial frequencies ``k f0 sqrt(1 + B k^2)``."""
+        k = np.arange(1, self.config.n_harmonics + 1, dtype=np.float64)
+        b = self.inharmonicity[voices.instrument].astype(np.float64)[:, None]
+        return f0_hz(voices.pitch)[:, None] * k * np.sqrt(1.0 + b * k**2)
+
+    def outputs(self, voices: Voices, voice: np.ndarray, frame: np.ndarray, frequencies: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray]:
+        """Harmonic amplitudes ``[P, K]`` (zero above Nyquist) and noise power ``[P, M]`` at (voice, frame) pairs."""
+        c = self.config
+        x = np.concatenate([pair_features(voices, voice, frame, c), self.embedding[voices.instrument[voice]]], -1)
+        for weight, bias, gain, shift in self.layers:
+            x = x @ weight + bias
+            mean = x.mean(-1, keepdims=True)
+            centred = x - mean
+            x = centred / np.sqrt((centred**2).mean(-1, keepdims=True) + np.float32(LAYER_NORM_EPS)) * gain + shift
+            x = np.where(x >= 0, x, np.float32(LEAKY_SLOPE) * x)
+        out = x @ self.head[0] + self.head[1]  # [P, 1 + K + M]
+        logits = out[:, 1:1 + c.n_harmonics]
+        distribution = np.exp(logits - logits.max(-1, keepdims=True))
+        distribution *= (frequencies < c.sample_rate_hz / 2)[voice]
+        distribution /= np.maximum(distribution.sum(-1, keepdims=True), np.float32(1e-7))
+        amplitude = exp_sigmoid(out[:, :1]) * distribution
+        power = exp_sigmoid(out[:, 1 + c.n_harmonics:]) ** 2
+        return amplitude.astype(np.float32), power.astype(np.float32)
+
+    # -- synthesis -----------------------------------------------------------------------------
+
+    def dry(self, voices: Voices, first_frame: int, n_frames: int, basis_cache: dict,
+            performance: Performance | None = None) -> np.ndarray:
+        """The dry mix at samples ``[first_frame * hop, (first_frame + n_frames) * hop)``: ``[C, n]`` float32,
+        one row per channel of ``performance`` (one without it), and with ``reverb_send`` one more row
+        last, the reverb send (mono). ``basis_cache`` keeps each (instrument, pitch)'s basis across chunks.
+
+        With ``performance`` (:class:`render.ddsp.performance.Performance`), each (voice, frame) is scaled by
+        its loudness and panned; blocks whose pan holds over the block are summed per (instrument, pitch,
+        pan) and synthesized once; blocks where the pan moves, and voices of bent tracks (on their warped
+        time), one block at a time.
+        """
+        c = self.config
+        hop = c.hop_samples
+        n_channels = (1 if performance is None else performance.n_channels) + int(c.reverb_send)
+        if len(voices) == 0:
+            return np.zeros((n_channels, n_frames * hop), np.float32)
+        frequencies = self.partial_frequencies(voices)  # [V, K]
+        voice, frame = active_pairs(voices, first_frame, n_frames + 1, c)
+        amplitude, power = self.outputs(voices, voice, frame, frequencies)
+        if performance is None:
+            loudness, pan = np.ones(len(voice), np.float32), np.ones((1, len(voice)), np.float32)
+        else:
+            loudness, pan = performance.gains(voices, voice, frame)  # [P], [C, P]
+        if c.reverb_send:  # the send bus is one more channel, its gain the instrument's share
+            pan = np.concatenate([pan, self.send_share[voices.instrument[voice]][None]]).astype(np.float32)
+        amplitude *= loudness[:, None]
+        power *= (loudness**2)[:, None]
+        noise = np.stack([scatter_add(n_frames + 1, frame - first_frame, power * (pan[ch] ** 2)[:, None])
+                          for ch in range(n_channels)])  # [C, F + 1, M]
+        out = filtered_noise(np.sqrt(noise), first_frame, hop, c.noise_seed)[:, hop: hop + n_frames * hop]
+        if len(voice) == 0:  # voices that only ring into a later chunk
+            return out
+        # Blocks: frame f of a voice interpolates from its amplitude at f to the one at f + 1.
+        follows = (voice[1:] == voice[:-1]) & (frame[1:] == frame[:-1] + 1)
+        next_index = np.where(np.append(follows, False), np.arange(1, len(voice) + 1), len(voice))  # len: zero row
+        padded = np.concatenate([amplitude, np.zeros((1, amplitude.shape[1]), np.float32)])
+        starts = np.append(True, ~follows)
+        lead_voice, lead_frame = voice[starts], frame[starts] - 1  # ramp up from silence
+        keep = frame < first_frame + n_frames
+        lead_keep = lead_frame >= first_frame
+        lead_index = np.flatnonzero(starts)[lead_keep]
+        block_voice = np.concatenate([voice[keep], lead_voice[lead_keep]])
+        block_frame = np.concatenate([frame[keep], lead_frame[lead_keep]])
+        kept = np.flatnonzero(keep)
+        end_pair = np.concatenate([np.where(next_index[keep] < len(voice), next_index[keep], kept), lead_index])
+        start_pair = np.concatenate([kept, lead_index])
+        a0 = np.concatenate([amplitude[keep], np.zeros((len(lead_index), amplitude.shape[1]), np.float32)])
+        a1 = np.concatenate([padded[next_index[keep]], amplitude[lead_index]])
+        bent = performance.bent(voices)[block_voice] if performance is not None else np.zeros(len(block_voice), bool)
+        elapsed = (block_frame * hop - voices.onset_sample[block_voice]).astype(np.float64)  # [B] samples
+        if bent.any():
+            track = voices.track[block_voice[bent]]
+            elapsed[bent] = (performance.warped(track, block_frame[bent] * hop)
+                             - performance.warped(track, voices.onset_sample[block_voice[bent]]))
+        cycles = frequencies[block_voice] * (elapsed / c.sample_rate_hz)[:, None]
+        theta = (2 * math.pi * (cycles - np.floor(cycles))).astype(np.float32)  # [B, K], exact phase at the block
+        sin_t, cos_t = np.sin(theta), np.cos(theta)
+        coefficients = np.concatenate([a0 * sin_t, a0 * cos_t, a1 * sin_t, a1 * cos_t], -1)  # [B, 4K]
+        blocks_out = np.zeros((n_channels, n_frames, hop), np.float32)
+        steady = ~bent & np.all(pan[:, start_pair] == pan[:, end_pair], axis=0)
+        if steady.any():
+            self._steady(blocks_out, coefficients[steady], pan[:, start_pair[steady]], voices, frequencies,
+                         block_voice[steady], block_frame[steady] - first_frame, basis_cache)
+        if not steady.all():
+            moving = ~steady
+            gains = np.stack([pan[:, start_pair[moving]], pan[:, end_pair[moving]]], -1)  # [C, B', 2]
+            self._block_by_block(blocks_out, coefficients[moving], gains, frequencies, voices, block_voice[moving],
+                                 block_frame[moving], first_frame, performance)
+        return out + blocks_out.reshape(n_channels, -1)
+
+    def _steady(self, out: np.ndarray, coefficients: np.ndarray, pan: np.ndarray, voices: Voices,
+                frequencies: np.ndarray, block_voice: np.ndarray, offset: np.ndarray, basis_cache: dict) -> None:
+        """Add blocks whose pan holds (``coefficients`` [B, 4K], ``pan`` [C, B]) into ``out`` ([C, F, hop]):
+        summed per (instrument, pitch, pan), each group synthesized by one product with its basis."""
+        c = self.config
+        n_frames, k = out.shape[1], c.n_harmonics
+        pans, pan_class = np.unique(pan.T, axis=0, return_inverse=True)  # [n_pans, C]
+        keys = voices.instrument * 128 + voices.pitch
+        unique, group = np.unique(keys[block_voice] * len(pans) + pan_class.reshape(-1), return_inverse=True)
+        group = group.reshape(-1)
+        summed = scatter_add(len(unique) * n_frames, group * n_frames + offset, coefficients)
+        summed = summed.reshape(len(unique), n_frames, 4, k)
+        # partials worth synthesizing per group: up to the last one above the floor, in steps of PARTIAL_STEP
+        level = np.abs(summed).max(axis=(1, 2))  # [G, K]
+        audible = level > level.max(-1, keepdims=True) * PARTIAL_FLOOR
+        n_kept = np.where(audible.any(-1), k - np.argmax(audible[:, ::-1], -1), 0)
+        n_kept = np.minimum(-(-n_kept // PARTIAL_STEP) * PARTIAL_STEP, k)
+        group_pan = pans[unique % len(pans)].T  # [C, G]
+        for size in np.unique(n_kept).tolist():
+            if size == 0:
+                continue
+            members = np.flatnonzero(n_kept == size)
+            bases = []
+            for key in (unique[members] // len(pans)).tolist():
+                if key not in basis_cache:
+                    first = int(np.flatnonzero(keys == key)[0])
+                    basis_cache[key] = block_basis(frequencies[first:first + 1], c.hop_samples,
+                                                   c.sample_rate_hz)[0].reshape(4, k, c.hop_samples)
+                bases.append(basis_cache[key][:, :size].reshape(4 * size, c.hop_samples))
+            blocks = np.matmul(summed[members, :, :, :size].reshape(len(members), n_frames, 4 * size),
+                               np.stack(bases))  # [G', F, hop]
+            out += (group_pan[:, members] @ blocks.reshape(len(members), -1)).reshape(out.shape)
+
+    def _block_by_block(self, out: np.ndarray, coefficients: np.ndarray, gains: np.ndarray, frequencies: np.ndarray,
+                        voices: Voices, block_voice: np.ndarray, block_frame: np.ndarray, first_frame: int,
+                        performance: Performance, batch: int = 256) -> None:
+        """Add blocks ``coefficients`` ([B, 4K]) with channel gains at their start and end (``gains``
+        [C, B, 2]) into ``out`` ([C, F, hop]), each with its own basis at the frame's (bent) frequencies;
+        partials bent past Nyquist are silenced."""
+        c = self.config
+        k = c.n_harmonics
+        ratio = performance.ratio(voices.track[block_voice], block_frame)  # [B] float64
+        for a in range(0, len(block_voice), batch):
+            part = slice(a, a + batch)
+            bent_hz = frequencies[block_voice[part]] * ratio[part, None]  # [b, K]
+            basis = block_basis(bent_hz, c.hop_samples, c.sample_rate_hz)  # [b, 4K, hop]
+            basis *= np.tile(bent_hz < c.sample_rate_hz / 2, 4)[:, :, None]
+            panned = coefficients[part][None].repeat(out.shape[0], 0)  # [C, b, 4K]
+            panned[..., :2 * k] *= gains[:, part, :1]
+            panned[..., 2 * k:] *= gains[:, part, 1:]
+            blocks = np.matmul(panned.transpose(1, 0, 2), basis)  # [b, C, hop]
+            out += scatter_add(out.shape[1], block_frame[part] - first_frame, blocks).transpose(1, 0, 2)
+
+    # -- reverb --------------------------------------------------------------------------------
+
+    def ir_spectrum(self, size: int) -> np.ndarray:
+        if size not in self._ir_spectra:
+            self._ir_spectra[size] = np.fft.rfft(self.reverb_ir, size)
+        return self._ir_spectra[size]
+
+    def reverb(self, dry: np.ndarray) -> np.ndarray:
+        """Dry plus reverb: the rows of :meth:`dry` -> ``[C, n + n_ir - 1]``.
+
+        Without ``reverb_send``: each channel through the learned reverb. With it, the last row is the
+        send: its learned reverb (the mid) goes to every channel, and in stereo its decorrelated twin
+        (:func:`side_impulse_response`, the side) is added to the left and taken from the right, so the
+        tail is wide, a hard-panned part keeps its place, and the mono mix ``(L + R) / 2`` is the
+        trained model's (dry mix plus the reverb of the send).
+        """
+        n = dry.shape[-1] + self.reverb_ir.shape[0] - 1
+        size = 1 << (n - 1).bit_length()
+        if not self.config.reverb_send:
+            wet = fft_convolve(dry, self.ir_spectrum(size), n, size)
+            wet[:, : dry.shape[-1]] += dry
+            return wet
+        dry, send = dry[:-1], dry[-1]
+        send_spectrum = np.fft.rfft(send, size)
+        out = np.fft.irfft(send_spectrum * self.ir_spectrum(size), size)[:n].astype(np.float32)[None].repeat(
+            dry.shape[0], 0)
+        out[:, : dry.shape[-1]] += dry
+        if out.shape[0] == 2:
+            if size not in self._side_spectra:
+                if self.side_ir is None:
+                    self.side_ir = side_impulse_response(self.reverb_ir, self.config.noise_seed)
+                self._side_spectra[size] = np.fft.rfft(self.side_ir, size)
+            side = np.fft.irfft(send_spectrum * self._side_spectra[size], size)[:n].astype(np.float32)
+            out[0] += side
+            out[1] -= side
+        return out
+
+
+def side_impulse_response(ir: np.ndarray, seed: int, n_fft: int = 1024) -> np.ndarray:
+    """The reverb's decorrelated twin: ``ir`` with its short-time phases replaced by seeded random ones, so
+    it keeps the response's level per frequency band and 23 ms step (how each band of the room decays) but
+    not its waveform; the same energy as ``ir``, and no dry path (sample 0 is 0): ``[n_ir]`` float32."""
+    from scipy.signal import istft, stft
+
+    ir = np.asarray(ir, dtype=np.float64)
+    _, _, spectrum = stft(ir, nperseg=n_fft, noverlap=3 * n_fft // 4, window="hann", boundary="zeros",
+                          padded=True)
+    phase = np.random.default_rng(seed + 1).uniform(0, 2 * math.pi, spectrum.shape)
+    _, twin = istft(np.abs(spectrum) * np.exp(1j * phase), nperseg=n_fft, noverlap=3 * n_fft // 4, window="hann")
+    twin = np.resize(twin[: ir.shape[0]], ir.shape[0]) if twin.shape[0] < ir.shape[0] else twin[: ir.shape[0]]
+    twin[0] = 0.0
+    # frames of random phase overlap-add incoherently, losing energy: give it back
+    twin *= math.sqrt((ir[1:] ** 2).sum() / max((twin**2).sum(), 1e-30))
+    return twin.astype(np.float32)
+
+
+def load_synth(folder: str | os.PathLike) -> Synth:
+    """The :class:`Synth` of a DDSP model folder: config.json and safetensors (read as NumPy), nothing unpickled.
+
+    Raises:
+        events.InputError: not a ddsp model folder, or its config or weights do not load (the reason given).
+    """
+    from safetensors.numpy import load_file
+
+    from ostinato.events import InputError
+
+    from ..model_folder import CONFIG_FILE, WEIGHTS_FILE, model_dir
+
+    path = model_dir(folder)
+    weights, config_path = path / WEIGHTS_FILE, path / CONFIG_FILE
+    if not weights.is_file() or not config_path.is_file():
+        raise InputError(path, f"not a ddsp model folder (needs {WEIGHTS_FILE} and {CONFIG_FILE})")
+    try:
+        return Synth(DDSPConfig.from_json(config_path.read_text()), load_file(weights))
+    except (ValueError, TypeError, OSError) as exc:
+        raise InputError(path, f"cannot load ddsp model: {exc}") from exc
