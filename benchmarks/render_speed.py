@@ -40,7 +40,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3, help="with --long: runs of each (the median is kept)")
     args = parser.parse_args()
     if args.long:
-        whole_processes(args.long, args.rate, args.runs)
+        whole_processes(args.long, args.rate, args.runs, args.model)
         return
 
     import torch
@@ -83,7 +83,7 @@ def main() -> None:
         print(f"  {name:20s} {seconds:7.2f} s  real-time factor {rtf:7.1f}x  ratio to fluidsynth {rtf / peer:5.2f}")
 
 
-def whole_processes(minutes: float, rate: int, runs: int) -> None:
+def whole_processes(minutes: float, rate: int, runs: int, model: str | None = None) -> None:
     """``ostinato render`` against the ``fluidsynth`` program on one long file, whole processes."""
     import statistics
 
@@ -103,7 +103,8 @@ def whole_processes(minutes: float, rate: int, runs: int) -> None:
             "fluidsynth program": [program, "-ni", "-q", "-g", "0.2", "-r", str(rate), "-F",
                                    str(outputs["fluidsynth program"]), str(default_soundfont()), str(midi)],
             "ostinato render": [sys.executable, "-m", "ostinato", "render", str(midi), "-o",
-                                str(outputs["ostinato render"]), "-q", "--sample-rate", str(rate)],
+                                str(outputs["ostinato render"]), "-q", "--sample-rate", str(rate),
+                                *(["--model", model] if model else [])],
         }
         times: dict[str, list[float]] = {name: [] for name in commands}
         for _ in range(runs):

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
+
+from .inference import frame_noise_phases  # NumPy, shared with the torch-free renderer
 
 
 def harmonic_frequencies(f0_hz: torch.Tensor, n_harmonics: int, inharmonicity: torch.Tensor | float = 0.0
@@ -114,19 +115,6 @@ def harmonic_blocks(amplitudes: torch.Tensor, frequencies_hz: torch.Tensor, onse
                                       sample_rate_hz)
     blocks = torch.bmm(coefficients, block_basis(frequencies_hz, hop_samples, sample_rate_hz))  # [V, F, hop]
     return blocks.reshape(blocks.shape[0], -1)
-
-
-def frame_noise_phases(seed: int, first_frame: int, n_frames: int, n_bins: int) -> np.ndarray:
-    """Uniform random phases for noise frames, a function of (seed, absolute frame index) only.
-
-    Frame ``f`` always gets the same values, however the piece is chunked (Philox counter jumps).
-    Returns [n_frames, n_bins] float64 in [0, 2 pi).
-    """
-    per_frame = 4 * math.ceil(n_bins / 4)  # Philox advances in blocks of four 64-bit draws
-    bits = np.random.Philox(key=seed)
-    bits.advance(first_frame * per_frame // 4)
-    draws = np.random.Generator(bits).random((n_frames, per_frame))
-    return 2 * math.pi * draws[:, :n_bins]
 
 
 def filtered_noise(band_magnitudes: torch.Tensor, first_frame: int, hop_samples: int, seed: int) -> torch.Tensor:

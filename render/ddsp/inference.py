@@ -30,6 +30,7 @@ LAYER_NORM_EPS = 1e-5  # torch.nn.LayerNorm's
 LEAKY_SLOPE = 0.1
 PARTIAL_FLOOR = 10 ** (-90 / 20)  # partials quieter than this, relative to the group's loudest, are left out
 PARTIAL_STEP = 8  # partials kept per group: a multiple of this (groups of one size share a product)
+SIDE_FROM_S = 0.05  # the reverb's side (stereo width) is its response from this time on
 
 
 def weight_shapes(config: DDSPConfig) -> dict[str, tuple[int, ...]]:
@@ -71,11 +72,22 @@ def block_basis(frequencies_hz: np.ndarray, hop_samples: int, sample_rate_hz: in
     return np.concatenate([cos * (1 - ramp), sin * (1 - ramp), cos * ramp, sin * ramp], axis=-2)
 
 
+def frame_noise_phases(seed: int, first_frame: int, n_frames: int, n_bins: int) -> np.ndarray:
+    """Uniform random phases for noise frames, a function of (seed, absolute frame index) only.
+
+    Frame ``f`` always gets the same values, however the piece is chunked (Philox counter jumps).
+    Returns [n_frames, n_bins] float64 in [0, 2 pi).
+    """
+    per_frame = 4 * math.ceil(n_bins / 4)  # Philox advances in blocks of four 64-bit draws
+    bits = np.random.Philox(key=seed)
+    bits.advance(first_frame * per_frame // 4)
+    draws = np.random.Generator(bits).random((n_frames, per_frame))
+    return 2 * math.pi * draws[:, :n_bins]
+
+
 def filtered_noise(band_magnitudes: np.ndarray, first_frame: int, hop_samples: int, seed: int) -> np.ndarray:
     """Noise shaped per frame by band magnitudes ``[C, n_frames, n_bands]`` -> ``[C, (n_frames + 1) * hop]``
     from sample ``(first_frame - 1) * hop`` (as :func:`render.ddsp.core.filtered_noise`; channels share phases)."""
-    from .core import frame_noise_phases
-
     n_channels, n_frames, n_bands = band_magnitudes.shape
     if n_frames == 0:
         return np.zeros((n_channels, hop_samples), np.float32)
@@ -197,8 +209,9 @@ class Synth:
     def dry(self, voices: Voices, first_frame: int, n_frames: int, basis_cache: dict,
             performance: Performance | None = None) -> np.ndarray:
         """The dry mix at samples ``[first_frame * hop, (first_frame + n_frames) * hop)``: ``[C, n]`` float32,
-        one row per channel of ``performance`` (one without it), and with ``reverb_send`` one more row
-        last, the reverb send (mono). ``basis_cache`` keeps each (instrument, pitch)'s basis across chunks.
+        one row per channel of ``performance`` (one without it), and with ``reverb_send`` as many rows
+        more, the channels' reverb sends (each voice panned and scaled by its instrument's share).
+        ``basis_cache`` keeps each (instrument, pitch)'s basis across chunks.
 
         With ``performance`` (:class:`render.ddsp.performance.Performance`), each (voice, frame) is scaled by
         its loudness and panned; blocks whose pan holds over the block are summed per (instrument, pitch,
@@ -207,7 +220,7 @@ class Synth:
         """
         c = self.config
         hop = c.hop_samples
-        n_channels = (1 if performance is None else performance.n_channels) + int(c.reverb_send)
+        n_channels = (1 if performance is None else performance.n_channels) * (1 + int(c.reverb_send))
         if len(voices) == 0:
             return np.zeros((n_channels, n_frames * hop), np.float32)
         frequencies = self.partial_frequencies(voices)  # [V, K]
@@ -217,8 +230,8 @@ class Synth:
             loudness, pan = np.ones(len(voice), np.float32), np.ones((1, len(voice)), np.float32)
         else:
             loudness, pan = performance.gains(voices, voice, frame)  # [P], [C, P]
-        if c.reverb_send:  # the send bus is one more channel, its gain the instrument's share
-            pan = np.concatenate([pan, self.send_share[voices.instrument[voice]][None]]).astype(np.float32)
+        if c.reverb_send:  # the send buses are more channels: each channel's pan times the instrument's share
+            pan = np.concatenate([pan, pan * self.send_share[voices.instrument[voice]][None]]).astype(np.float32)
         amplitude *= loudness[:, None]
         power *= (loudness**2)[:, None]
         noise = np.stack([scatter_add(n_frames + 1, frame - first_frame, power * (pan[ch] ** 2)[:, None])
@@ -327,10 +340,11 @@ class Synth:
     def reverb(self, dry: np.ndarray) -> np.ndarray:
         """Dry plus reverb: the rows of :meth:`dry` -> ``[C, n + n_ir - 1]``.
 
-        Without ``reverb_send``: each channel through the learned reverb. With it, the last row is the
-        send: its learned reverb (the mid) goes to every channel, and in stereo its decorrelated twin
-        (:func:`side_impulse_response`, the side) is added to the left and taken from the right, so the
-        tail is wide, a hard-panned part keeps its place, and the mono mix ``(L + R) / 2`` is the
+        Without ``reverb_send``: each channel through the learned reverb. With it, the second half of the
+        rows are the channels' sends, each through the learned reverb into its channel (so a hard-panned
+        part keeps its place); in stereo, the late part of the reverb (after ``SIDE_FROM_S``) also gets a
+        decorrelated twin (:func:`side_impulse_response`, the side), fed the mono send, added to the left
+        and taken from the right: the tail is as wide as a room's, and the mono mix ``(L + R) / 2`` is the
         trained model's (dry mix plus the reverb of the send).
         """
         n = dry.shape[-1] + self.reverb_ir.shape[0] - 1
@@ -339,37 +353,40 @@ class Synth:
             wet = fft_convolve(dry, self.ir_spectrum(size), n, size)
             wet[:, : dry.shape[-1]] += dry
             return wet
-        dry, send = dry[:-1], dry[-1]
-        send_spectrum = np.fft.rfft(send, size)
-        out = np.fft.irfft(send_spectrum * self.ir_spectrum(size), size)[:n].astype(np.float32)[None].repeat(
-            dry.shape[0], 0)
+        half = dry.shape[0] // 2
+        dry, send = dry[:half], dry[half:]
+        send_spectrum = np.fft.rfft(send, size)  # [C, bins]
+        out = np.fft.irfft(send_spectrum * self.ir_spectrum(size), size)[:, :n].astype(np.float32)
         out[:, : dry.shape[-1]] += dry
         if out.shape[0] == 2:
             if size not in self._side_spectra:
                 if self.side_ir is None:
-                    self.side_ir = side_impulse_response(self.reverb_ir, self.config.noise_seed)
+                    self.side_ir = side_impulse_response(self.reverb_ir, self.config.noise_seed,
+                                                         round(SIDE_FROM_S * self.config.sample_rate_hz))
                 self._side_spectra[size] = np.fft.rfft(self.side_ir, size)
-            side = np.fft.irfft(send_spectrum * self._side_spectra[size], size)[:n].astype(np.float32)
+            side = np.fft.irfft(send_spectrum.mean(0) * self._side_spectra[size], size)[:n].astype(np.float32)
             out[0] += side
             out[1] -= side
         return out
 
 
-def side_impulse_response(ir: np.ndarray, seed: int, n_fft: int = 1024) -> np.ndarray:
-    """The reverb's decorrelated twin: ``ir`` with its short-time phases replaced by seeded random ones, so
-    it keeps the response's level per frequency band and 23 ms step (how each band of the room decays) but
-    not its waveform; the same energy as ``ir``, and no dry path (sample 0 is 0): ``[n_ir]`` float32."""
+def side_impulse_response(ir: np.ndarray, seed: int, start: int = 0, n_fft: int = 1024) -> np.ndarray:
+    """The decorrelated twin of the reverb's late part: ``ir`` from sample ``start`` on (zero before, where
+    the response is the instruments' body rather than a room), with its short-time phases replaced by
+    seeded random ones, so it keeps the level per frequency band and 23 ms step (how each band of the
+    room decays) but not the waveform; the same energy as that late part: ``[n_ir]`` float32."""
     from scipy.signal import istft, stft
 
-    ir = np.asarray(ir, dtype=np.float64)
-    _, _, spectrum = stft(ir, nperseg=n_fft, noverlap=3 * n_fft // 4, window="hann", boundary="zeros",
+    late = np.asarray(ir, dtype=np.float64).copy()
+    late[:max(start, 1)] = 0.0
+    _, _, spectrum = stft(late, nperseg=n_fft, noverlap=3 * n_fft // 4, window="hann", boundary="zeros",
                           padded=True)
     phase = np.random.default_rng(seed + 1).uniform(0, 2 * math.pi, spectrum.shape)
     _, twin = istft(np.abs(spectrum) * np.exp(1j * phase), nperseg=n_fft, noverlap=3 * n_fft // 4, window="hann")
-    twin = np.resize(twin[: ir.shape[0]], ir.shape[0]) if twin.shape[0] < ir.shape[0] else twin[: ir.shape[0]]
-    twin[0] = 0.0
+    twin = np.pad(twin, (0, max(0, late.shape[0] - twin.shape[0])))[: late.shape[0]]
+    twin[:max(start, 1)] = 0.0
     # frames of random phase overlap-add incoherently, losing energy: give it back
-    twin *= math.sqrt((ir[1:] ** 2).sum() / max((twin**2).sum(), 1e-30))
+    twin *= math.sqrt((late**2).sum() / max((twin**2).sum(), 1e-30))
     return twin.astype(np.float32)
 
 
