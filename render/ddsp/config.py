@@ -22,9 +22,11 @@ class DDSPConfig:
         time_scales_s: decay constants of the time-since-onset/release features.
         release_s: how long a voice keeps sounding after its note ends.
         reverb_s: length of the trainable reverb impulse response.
-        reverb_send: each instrument sends a learned share (0..1) of its voices to the reverb, and the dry
-            path carries the voices whole (as a SoundFont's reverb send does). False (models before it):
-            the whole mix goes through the reverb, which then shapes every instrument alike.
+        reverb_send: the learned response splits at ``body_s``: its first part (the instruments' body, as a
+            SoundFont sample carries it) shapes every voice, and its late part (the room) hears each
+            instrument's learned share (0..1) of its voices, its reverb send, so a drum can be dry while a
+            string rings. False (models before it): the whole response shapes the whole mix alike.
+        body_s: with ``reverb_send``, where the body ends and the room begins (seconds).
         noise_seed: seed of the noise generator (same seed, same audio).
         trained_instruments: instrument indices (program, or 128 + drum key) seen in training;
             others are played by a trained instrument of the same GM family
@@ -50,6 +52,7 @@ class DDSPConfig:
     release_s: float = 0.6
     reverb_s: float = 0.5
     reverb_send: bool = False
+    body_s: float = 0.05
     noise_seed: int = 0
     trained_instruments: list[int] = field(default_factory=list)
     output_gain_db: float = 0.0
@@ -75,6 +78,7 @@ class DDSPConfig:
             "time_scales_s": len(self.time_scales_s) > 0 and all(t > 0 for t in self.time_scales_s),
             "release_s": 0 <= self.release_s <= 10,
             "reverb_s": 0 < self.reverb_s <= 10,
+            "body_s": 0 <= self.body_s <= self.reverb_s,
             "noise_seed": 0 <= self.noise_seed < 2**63,
             "trained_instruments": all(0 <= i < N_INSTRUMENTS for i in self.trained_instruments),
             "output_gain_db": -40.0 <= self.output_gain_db <= 40.0,
@@ -103,6 +107,10 @@ class DDSPConfig:
     @property
     def release_frames(self) -> int:
         return round(self.release_s * self.frame_rate_hz)
+
+    @property
+    def body_samples(self) -> int:
+        return round(self.body_s * self.sample_rate_hz)
 
     @property
     def reverb_samples(self) -> int:

@@ -30,7 +30,6 @@ LAYER_NORM_EPS = 1e-5  # torch.nn.LayerNorm's
 LEAKY_SLOPE = 0.1
 PARTIAL_FLOOR = 10 ** (-90 / 20)  # partials quieter than this, relative to the group's loudest, are left out
 PARTIAL_STEP = 8  # partials kept per group: a multiple of this (groups of one size share a product)
-SIDE_FROM_S = 0.05  # the reverb's side (stereo width) is its response from this time on
 
 
 def weight_shapes(config: DDSPConfig) -> dict[str, tuple[int, ...]]:
@@ -167,7 +166,7 @@ class Synth:
         self.inharmonicity = np.float32(1e-3) * _sigmoid(w["inharmonicity_logit"])  # [N_INSTRUMENTS] B
         self.reverb_ir = w["reverb_ir"]
         self.send_share = _sigmoid(w["send_logit"]) if config.reverb_send else np.ones(N_INSTRUMENTS, np.float32)
-        self._ir_spectra: dict[int, np.ndarray] = {}
+        self._ir_spectra: dict[tuple[int, str], np.ndarray] = {}
         self._side_spectra: dict[int, np.ndarray] = {}
         self.side_ir: np.ndarray | None = None  # made on first use (:func:`side_impulse_response`)
 
@@ -332,20 +331,27 @@ class Synth:
 
     # -- reverb --------------------------------------------------------------------------------
 
-    def ir_spectrum(self, size: int) -> np.ndarray:
-        if size not in self._ir_spectra:
-            self._ir_spectra[size] = np.fft.rfft(self.reverb_ir, size)
-        return self._ir_spectra[size]
+    def ir_spectrum(self, size: int, part: str = "all") -> np.ndarray:
+        """``rfft`` of the learned response (``part``: ``all``, ``body``, the first ``body_s``, or ``room``)."""
+        if (size, part) not in self._ir_spectra:
+            ir = self.reverb_ir.copy()
+            split = self.config.body_samples
+            if part == "body":
+                ir[split:] = 0.0
+            elif part == "room":
+                ir[:split] = 0.0
+            self._ir_spectra[size, part] = np.fft.rfft(ir, size)
+        return self._ir_spectra[size, part]
 
     def reverb(self, dry: np.ndarray) -> np.ndarray:
         """Dry plus reverb: the rows of :meth:`dry` -> ``[C, n + n_ir - 1]``.
 
-        Without ``reverb_send``: each channel through the learned reverb. With it, the second half of the
-        rows are the channels' sends, each through the learned reverb into its channel (so a hard-panned
-        part keeps its place); in stereo, the late part of the reverb (after ``SIDE_FROM_S``) also gets a
-        decorrelated twin (:func:`side_impulse_response`, the side), fed the mono send, added to the left
-        and taken from the right: the tail is as wide as a room's, and the mono mix ``(L + R) / 2`` is the
-        trained model's (dry mix plus the reverb of the send).
+        Without ``reverb_send``: each channel through the learned response. With it, the second half of
+        the rows are the channels' sends: each channel's dry mix goes through the response's body and its
+        send through the room, into that channel (so a hard-panned part keeps its place); in stereo the
+        room also gets a decorrelated twin (:func:`side_impulse_response`, the side), fed the mono send,
+        added to the left and taken from the right: the tail is as wide as a room's, and the mono mix
+        ``(L + R) / 2`` is the trained model's.
         """
         n = dry.shape[-1] + self.reverb_ir.shape[0] - 1
         size = 1 << (n - 1).bit_length()
@@ -356,17 +362,18 @@ class Synth:
         half = dry.shape[0] // 2
         dry, send = dry[:half], dry[half:]
         send_spectrum = np.fft.rfft(send, size)  # [C, bins]
-        out = np.fft.irfft(send_spectrum * self.ir_spectrum(size), size)[:, :n].astype(np.float32)
-        out[:, : dry.shape[-1]] += dry
-        if out.shape[0] == 2:
+        spectrum = np.fft.rfft(dry, size) * self.ir_spectrum(size, "body") + send_spectrum * self.ir_spectrum(
+            size, "room")
+        if half == 2:
             if size not in self._side_spectra:
                 if self.side_ir is None:
                     self.side_ir = side_impulse_response(self.reverb_ir, self.config.noise_seed,
-                                                         round(SIDE_FROM_S * self.config.sample_rate_hz))
+                                                         self.config.body_samples)
                 self._side_spectra[size] = np.fft.rfft(self.side_ir, size)
-            side = np.fft.irfft(send_spectrum.mean(0) * self._side_spectra[size], size)[:n].astype(np.float32)
-            out[0] += side
-            out[1] -= side
+            side = send_spectrum.mean(0) * self._side_spectra[size]
+            spectrum += np.stack([side, -side])
+        out = np.fft.irfft(spectrum, size)[:, :n].astype(np.float32)
+        out[:, : dry.shape[-1]] += dry
         return out
 
 

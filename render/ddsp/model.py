@@ -131,10 +131,22 @@ class DDSPModel(nn.Module):
         shaped = core.filtered_noise(torch.stack([noise, noise_send]), first_frame, hop, c.noise_seed)
         return harmonic + shaped[:, hop: hop + n_frames * hop]
 
-    def mix(self, dry_and_send: torch.Tensor, spectrum_cache: dict | None = None) -> torch.Tensor:
-        """Dry plus the reverb of the send: ``[..., 2, n]`` (as :meth:`dry`) -> ``[..., n + n_ir - 1]``."""
+    def mix(self, dry_and_send: torch.Tensor) -> torch.Tensor:
+        """The output of :meth:`dry`'s ``[..., 2, n]`` -> ``[..., n + n_ir - 1]``: the dry mix, plus the dry mix
+        through the response's body (its first ``body_s``) and the send through its room (the rest); without
+        ``reverb_send`` (the send is the dry mix), the dry mix plus it through the whole response."""
         dry, send = dry_and_send[..., 0, :], dry_and_send[..., 1, :]
-        wet = self.reverb_wet(send, spectrum_cache)
+        if not self.config.reverb_send:
+            wet = self.reverb_wet(send)
+        else:
+            split = self.config.body_samples
+            body = torch.cat([self.reverb_ir[:split], torch.zeros_like(self.reverb_ir[split:])])
+            room = torch.cat([torch.zeros_like(self.reverb_ir[:split]), self.reverb_ir[split:]])
+            n = dry.shape[-1] + self.reverb_ir.shape[-1] - 1
+            size = 1 << (n - 1).bit_length()
+            spectrum = (torch.fft.rfft(dry, size) * torch.fft.rfft(body, size)
+                        + torch.fft.rfft(send, size) * torch.fft.rfft(room, size))
+            wet = torch.fft.irfft(spectrum, size)[..., :n]
         return torch.nn.functional.pad(dry, (0, wet.shape[-1] - dry.shape[-1])) + wet
 
     def reverb(self, dry: torch.Tensor, spectrum_cache: dict | None = None) -> torch.Tensor:
