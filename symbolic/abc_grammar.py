@@ -62,8 +62,9 @@ accepts what they refuse (a primer or a real tune may break them):
 - Tonic endings (from the ``K:`` field, also a free one the model wrote): ``|]``, ``||``, ``:|`` (except the
   one closing a first ending) and ``<eos>`` after ``:|`` are refused after a last note that is not the
   tonic; in a bar that must close a section or the tune, a token that would fill the bar after a note that
-  is not the tonic (or start one that would) is refused. Where, when and with what rhythm the tune reaches
-  its tonic, and which valid ending it writes, the model chooses.
+  is not the tonic (or start one that would) is refused; so it is in every bar once the tune is within
+  ``ENDING_HORIZON`` tokens of its budget (any bar may then be the last one that fits). Where, when and
+  with what rhythm the tune reaches its tonic, and which valid ending it writes, the model chooses.
 
 Masks are cached per state class (module-level, shared by grammars with the same options); a cached
 ``allowed`` + ``advance`` is a few numpy operations (about 20 us, ``benchmarks/abc_grammar_speed.py``);
@@ -236,6 +237,9 @@ class _Cache:
 
 _CACHES: dict[tuple, _Cache] = {}
 _MAX_CACHED = 300_000  # memo entries per kind before a cache is dropped (it refills deterministically)
+# tokens before the end of the budget from which every bar ends on the tonic (about two bars as a model writes
+# them): a tune that runs out of room then still ends on its tonic
+ENDING_HORIZON = 24
 
 
 def clear_caches() -> None:
@@ -423,7 +427,9 @@ class AbcGrammar:
         if key.tie in ("n", "na") and key.ctx in (TIE, BAR, ACC):
             self._restrict_tie(mask, key, note)
         if fs is not None:
-            banned = self._style_ban(key, bd, note, fs, mask)
+            # near the end of the budget, any bar may be the last one the budget lets the tune write
+            closing = self.cost(state) > budget - ENDING_HORIZON
+            banned = self._style_ban(key, bd, note, fs, mask, closing)
             if banned is not None:
                 narrowed = mask & ~banned
                 if narrowed.any():  # a style rule never takes the last valid token away
@@ -556,7 +562,8 @@ class AbcGrammar:
             mask[self.letter_ids[tonic[0]]] = True
         return mask
 
-    def _style_ban(self, key: _Key, bd: int, note, fs: tuple, mask: np.ndarray) -> np.ndarray | None:
+    def _style_ban(self, key: _Key, bd: int, note, fs: tuple, mask: np.ndarray, closing: bool = False
+                   ) -> np.ndarray | None:
         """Bool [V]: the valid tokens the style rules of ``form`` take away here (None: none). The caller
         keeps them when nothing else is allowed, so validity never depends on these rules.
 
@@ -571,7 +578,9 @@ class AbcGrammar:
           not the tonic (``|`` carries on). In a bar that must close the tune or a section (the last bar of
           ``bars``/``sections``, every section's last bar), every note, rest, chord or duration token that
           would fill the bar after a note that is not the tonic is refused (so the bar's last note is the
-          tonic, at a place and with a rhythm the model chooses).
+          tonic, at a place and with a rhythm the model chooses). ``closing`` (the policy's completion is
+          within ``ENDING_HORIZON`` tokens of the budget, so the budget may force any bar from here to be
+          the last) makes every bar one that must close.
         """
         tonic, last_tonic, cur, hist = fs
         ban = None
@@ -598,7 +607,7 @@ class AbcGrammar:
         if not key.bar or key.cls is None:
             return ban
         _first, _final_next, _eos, _room, boundary, _last = key.cls
-        if not (boundary if self.sections else bd + 1 == key.hi):
+        if not (closing or (boundary if self.sections else bd + 1 == key.hi)):
             return ban
         # a bar that must close a section or the tune: refuse what would fill it after a non-tonic note
         if (key.ctx in _ELEMENT_CTX or key.ctx == ACC) and self._full_after(key, self.letter_pitch[0]):
