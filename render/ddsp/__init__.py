@@ -1,5 +1,7 @@
-"""ostinato's own PyTorch DDSP renderer: per-note voices (harmonic + filtered noise), summed, then reverb.
+"""ostinato's own DDSP renderer: per-note voices (harmonic + filtered noise), summed, then a learned reverb.
 
-``core`` holds the pure signal functions, ``features`` the per-note conditioning, ``model``
-the network and its config, ``engine`` the chunked Renderer, ``training`` the training loop.
+``core`` holds the torch signal functions and ``model`` the network that training differentiates
+(``training``); ``inference`` runs the same model in NumPy for rendering (no torch import);
+``features`` is the per-note conditioning, ``performance`` the file's controllers, ``engine`` the
+chunked Renderer, ``calibration`` its level against the reference.
 """
