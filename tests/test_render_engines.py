@@ -217,6 +217,24 @@ def test_ddsp_bad_model_folder(tmp_path):
         render.get_renderer("ddsp", model=tmp_path)
 
 
+def test_ddsp_weights_must_match_the_config_exactly(tmp_path, ddsp):
+    """The NumPy renderer reads a folder strictly: a missing, extra or misshapen tensor is refused."""
+    from safetensors.numpy import load_file, save_file
+
+    from ostinato.events import InputError
+
+    save_model(ddsp.model, tmp_path / "m")
+    weights = load_file(tmp_path / "m" / "model.safetensors")
+    for name, changed in (("extra", {**weights, "hidden": np.zeros(3, np.float32)}),
+                          ("missing", {k: v for k, v in weights.items() if k != "reverb_ir"}),
+                          ("shape", {**weights, "reverb_ir": weights["reverb_ir"][:-1]})):
+        save_file(changed, tmp_path / "m" / "model.safetensors")
+        with pytest.raises(InputError, match="cannot load ddsp model") as caught:
+            render.get_renderer("ddsp", model=tmp_path / "m")
+        assert {"extra": "unexpected ['hidden']", "missing": "missing ['reverb_ir']",
+                "shape": "weight reverb_ir has shape"}[name] in str(caught.value)
+
+
 def test_config_validation_names_parameter():
     with pytest.raises(ValueError, match=r"DDSPConfig.n_harmonics.*0"):
         DDSPConfig(n_harmonics=0)
