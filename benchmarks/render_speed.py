@@ -33,7 +33,8 @@ def main() -> None:
     parser.add_argument("midi", nargs="*", type=Path)
     parser.add_argument("--pieces", type=int, default=6)
     parser.add_argument("--rate", type=int, default=22050)
-    parser.add_argument("--threads", type=int, default=1, help="torch threads for ddsp (fluidsynth uses one)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="BLAS threads for ddsp, which renders in NumPy (fluidsynth uses one)")
     parser.add_argument("--model", default=None, help="ddsp model folder (default: the shipped model)")
     parser.add_argument("--long", type=float, metavar="MINUTES",
                         help="time whole processes on one file of this many minutes instead")
@@ -43,13 +44,13 @@ def main() -> None:
         whole_processes(args.long, args.rate, args.runs, args.model)
         return
 
-    import torch
     from render_pieces import heldout_midis
+    from threadpoolctl import threadpool_limits
 
     from ostinato import events, render
     from ostinato.render.soundfont import default_soundfont
 
-    torch.set_num_threads(args.threads)
+    threadpool_limits(args.threads)
     program = shutil.which("fluidsynth")
     if program is None:
         sys.exit("the fluidsynth program is not installed (apt-get install fluidsynth)")
@@ -76,7 +77,7 @@ def main() -> None:
             engine.render(events.read(f), args.rate)
             times["ddsp engine"] += time.perf_counter() - start
 
-    print(f"{len(files)} files, {audio_s:.1f} s of audio at {args.rate} Hz; ddsp with {args.threads} torch thread(s)")
+    print(f"{len(files)} files, {audio_s:.1f} s of audio at {args.rate} Hz; ddsp with {args.threads} BLAS thread(s)")
     peer = audio_s / times["fluidsynth program"]
     for name, seconds in times.items():
         rtf = audio_s / seconds
