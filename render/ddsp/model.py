@@ -137,7 +137,7 @@ class DDSPModel(nn.Module):
         ``reverb_send`` (the send is the dry mix), the dry mix plus it through the whole response."""
         dry, send = dry_and_send[..., 0, :], dry_and_send[..., 1, :]
         if not self.config.reverb_send:
-            wet = self.reverb_wet(send)
+            wet = core.fft_convolve(send, self.reverb_ir)
         else:
             split = self.config.body_samples
             body = torch.cat([self.reverb_ir[:split], torch.zeros_like(self.reverb_ir[split:])])
@@ -148,21 +148,3 @@ class DDSPModel(nn.Module):
                         + torch.fft.rfft(send, size) * torch.fft.rfft(room, size))
             wet = torch.fft.irfft(spectrum, size)[..., :n]
         return torch.nn.functional.pad(dry, (0, wet.shape[-1] - dry.shape[-1])) + wet
-
-    def reverb(self, dry: torch.Tensor, spectrum_cache: dict | None = None) -> torch.Tensor:
-        """Dry plus its convolution with the impulse response: [..., n] -> [..., n + n_ir - 1] (each channel alike).
-
-        ``spectrum_cache`` (inference) keeps the impulse response's FFT per FFT size.
-        """
-        wet = self.reverb_wet(dry, spectrum_cache)
-        return torch.nn.functional.pad(dry, (0, wet.shape[-1] - dry.shape[-1])) + wet
-
-    def reverb_wet(self, dry: torch.Tensor, spectrum_cache: dict | None = None) -> torch.Tensor:
-        """The reverb alone: ``dry`` convolved with the impulse response, [..., n] -> [..., n + n_ir - 1]."""
-        if spectrum_cache is None:
-            return core.fft_convolve(dry, self.reverb_ir)
-        n = dry.shape[-1] + self.reverb_ir.shape[-1] - 1
-        size = 1 << (n - 1).bit_length()
-        if size not in spectrum_cache:
-            spectrum_cache[size] = torch.fft.rfft(self.reverb_ir, size)
-        return torch.fft.irfft(torch.fft.rfft(dry, size) * spectrum_cache[size], size)[..., :n]
