@@ -14,7 +14,8 @@ Columns (per tune, read from the normalised ABC tokens, so real and generated tu
 - ``sect tonic``: the last note before each section bar line (``||``, ``:|``, ``|]``, and the tune's end)
   is the tonic, pooled over all section ends.
 - ``3+ same``: share of tunes with 3 or more identical consecutive bars (same tokens); ``run max``: the
-  longest such run over the set.
+  longest such run over the set; ``near loop``: share of tunes where a group of 1-4 bars comes three
+  times in a row nearly the same (each bar as many tokens as its counterpart, all but one in four equal).
 - ``closed``: the tune ends with ``|]`` or ``:|`` (nothing after it); ``sections ok``: the requested
   sections (``2x8``: 16 bars, section bar lines after bars 8 and 16 only), else ``-``.
 - ``range``: median pitch range (semitones); ``out key``: share of notes outside the key signature's
@@ -54,6 +55,7 @@ class TuneStats:
     tonic_end: bool
     section_ends: list[bool]
     longest_run: int
+    near_loop: bool
     closed: bool
     sections_ok: bool | None
     pitch_range: int
@@ -153,14 +155,26 @@ def tune_stats(tokens: list[str], sections: tuple[int, int] | None = None) -> Tu
     for a, b in itertools.pairwise(bars):
         run = run + 1 if a == b else 1
         longest = max(longest, run)
+    near_loop = _near_loop(bars)
     sections_ok = None
     if sections:
         n, per = sections
         sections_ok = (len(bars) == n * per and closed
                        and all((c in _SECTION_END) == (j % per == 0) for j, c in enumerate(closing, 1)))
     intervals = [b - a for a, b in itertools.pairwise(notes)]
-    return TuneStats(notes[-1] % 12 == tonic, section_ends, longest, closed, sections_ok,
+    return TuneStats(notes[-1] % 12 == tonic, section_ends, longest, near_loop, closed, sections_ok,
                      max(notes) - min(notes), len(notes), outside, intervals)
+
+
+def _near_loop(bars: list[tuple], max_period: int = 4) -> bool:
+    """A group of 1..max_period bars played three times in a row nearly the same: each bar as many tokens as
+    its counterpart, all but one in four of them equal (a phrase repeated with a note changed; the
+    grammar's ``_near``)."""
+    def near(a: tuple, b: tuple) -> bool:
+        return len(a) == len(b) and sum(x != y for x, y in zip(a, b)) <= len(a) // 4
+
+    return any(i + 1 >= 3 * p and all(near(bars[i - j], bars[i - j - p]) for j in range(2 * p))
+               for i in range(len(bars)) for p in range(1, max_period + 1))
 
 
 def _row(name: str, stats: list[TuneStats], overlap: float | None) -> str:
@@ -174,6 +188,7 @@ def _row(name: str, stats: list[TuneStats], overlap: float | None) -> str:
         f"{sum(ends) / max(1, len(ends)):.0%}",
         f"{sum(s.longest_run >= 3 for s in stats) / n:.0%}",
         str(max(s.longest_run for s in stats)),
+        f"{sum(s.near_loop for s in stats) / n:.0%}",
         f"{sum(s.closed for s in stats) / n:.0%}",
         f"{sum(sec) / len(sec):.0%}" if sec else "-",
         f"{statistics.median(s.pitch_range for s in stats):.0f}",
@@ -186,8 +201,8 @@ def _row(name: str, stats: list[TuneStats], overlap: float | None) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
-_HEADER = ("| set | tunes | tonic end | sect tonic | 3+ same | run max | closed | sections ok | range | out key "
-           "| \\|int\\| | steps | leaps | YL ovl |\n|" + "---|" * 14)
+_HEADER = ("| set | tunes | tonic end | sect tonic | 3+ same | run max | near loop | closed | sections ok | range "
+           "| out key | \\|int\\| | steps | leaps | YL ovl |\n|" + "---|" * 15)
 
 
 def _overlap(generated: list, reference: list) -> float | None:

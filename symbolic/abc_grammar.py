@@ -58,7 +58,10 @@ every valid token is refused by them, the valid mask is kept), so they cannot lo
 accepts what they refuse (a primer or a real tune may break them):
 
 - No loops: the token completing a bar that would make the same 1..``MAX_LOOP_PERIOD`` bars three times in
-  a row is refused (no third identical bar in a row, no ``X Y X Y X Y``).
+  a row is refused (no third identical bar in a row, no ``X Y X Y X Y``), and so is one that would make them
+  three times nearly the same (each bar as many tokens as its counterpart, all but one in four of them the
+  same: a phrase played three times with a note changed); this last rule is the first to give way when
+  the rules together would leave no token.
 - Tonic endings (from the ``K:`` field, also a free one the model wrote): ``|]``, ``||``, ``:|`` (except the
   one closing a first ending) and ``<eos>`` after ``:|`` are refused after a last note that is not the
   tonic; in a bar that must close a section or the tune, a token that would fill the bar after a note that
@@ -143,6 +146,17 @@ class _Key(NamedTuple):
 
 
 _KEY_INDEX = {name: i for i, name in enumerate(_Key._fields)}
+
+
+def _near_differences(n_tokens: int) -> int:
+    """How many of a bar's ``n_tokens`` tokens may differ in a bar that is nearly the same: one in four
+    (none in a bar of 2 or 3 tokens, where one token is the whole of a note: ``G6`` and ``B6`` differ)."""
+    return n_tokens // 4
+
+
+def _near(a: tuple, b: tuple) -> bool:
+    """Two bars are nearly the same: as many tokens, all but :func:`_near_differences` of them equal."""
+    return len(a) == len(b) and sum(x != y for x, y in zip(a, b)) <= _near_differences(len(a))
 
 
 def _key_replace(self: _Key, **changes) -> _Key:
@@ -430,10 +444,14 @@ class AbcGrammar:
             # near the end of the budget, any bar may be the last one the budget lets the tune write
             closing = self.cost(state) > budget - ENDING_HORIZON
             banned = self._style_ban(key, bd, note, fs, mask, closing)
-            if banned is not None:
-                narrowed = mask & ~banned
-                if narrowed.any():  # a style rule never takes the last valid token away
-                    mask = narrowed
+            near = self._near_loop_ban(key, fs, mask)
+            every = banned if near is None else near if banned is None else banned | near
+            for ban in (every, banned):  # all the rules; without the near-loop one; none
+                if ban is not None:
+                    narrowed = mask & ~ban
+                    if narrowed.any():  # a style rule never takes the last valid token away
+                        mask = narrowed
+                        break
         return mask
 
     def advance(self, state: tuple, token_id: int) -> tuple:
@@ -541,6 +559,39 @@ class AbcGrammar:
             last_tonic = False  # a chord is not a tonic ending (the rule is about the melody note)
         return (tonic, last_tonic, (*cur, token_id), hist)
 
+    def _near_loop_ban(self, key: _Key, fs: tuple, mask: np.ndarray) -> np.ndarray | None:
+        """Bool [V]: the valid tokens that would end a bar making a group of ``p`` bars (1..``MAX_LOOP_PERIOD``)
+        three times in a row nearly the same (:func:`_near`), None if none. A softer rule than the others:
+        the caller drops it first when the rules together leave nothing."""
+        _tonic, _last_tonic, cur, hist = fs
+        ban = None
+        for p in range(1, MAX_LOOP_PERIOD + 1):
+            if len(hist) < 3 * p - 1:
+                break
+            target = hist[-p]  # the bar that would continue the period-p loop
+            if len(cur) + 1 != len(target) or not all(_near(hist[-j], hist[-j - p]) for j in range(1, 2 * p)):
+                continue
+            differ, most = sum(a != b for a, b in zip(cur, target)), _near_differences(len(target))
+            if differ > most:
+                continue
+            if ban is None:
+                ban = np.zeros(self.V, dtype=bool)
+            if differ == most:  # only the target's own last token would leave this bar near it
+                ban[target[-1]] = True
+            else:  # any token that ends the bar here leaves it near the target
+                ban |= self._bar_enders(key, mask)
+        return ban
+
+    def _bar_enders(self, key: _Key, mask: np.ndarray) -> np.ndarray:
+        """Bool [V]: the tokens of ``mask`` after which the bar is full (a pitch, rest, duration or closing
+        bracket that ends an element exactly at the bar's end)."""
+        out = np.zeros(self.V, dtype=bool)
+        if (key.ctx in _ELEMENT_CTX or key.ctx == ACC) and self._full_after(key, self.letter_pitch[0]):
+            out[self.pitch_ids] = True
+        for t in np.flatnonzero(mask & self._filling):
+            out[t] = self._full_after(key, int(self.rep_of[t]))
+        return out & mask
+
     def _full_after(self, key: _Key, rep: int) -> bool:
         """The bar is full after the token ``rep`` (an element that ends exactly at the bar's end)."""
         e = self._entry(key)
@@ -571,7 +622,8 @@ class AbcGrammar:
 
         - No loops: the token that would complete a bar making the same group of ``p`` bars (``p`` from 1 to
           ``MAX_LOOP_PERIOD``; same tokens) three times in a row is refused: no third identical bar in a row
-          (``p = 1``), no ``X Y X Y X Y`` (``p = 2``), and so on.
+          (``p = 1``), no ``X Y X Y X Y`` (``p = 2``), and so on. (Nearly the same three times: the softer
+          :meth:`_near_loop_ban`.)
         - Tonic endings: a section or tune ends on its tonic (``K:``'s tonic pitch class; a chord does not
           count). Where the tune may end or a section may close by choice, ``|]``, ``||`` and ``:|`` (not
           the ``:|`` closing a first ending) and ``<eos>`` after ``:|`` are refused after a last note that is

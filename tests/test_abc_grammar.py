@@ -529,15 +529,19 @@ def test_form_closing_bar_line_rules(tok):
     assert loose.allowed(_feed(loose, "G 6 | G 6 |"))[tok.eos_id]
 
 
-def test_form_refuses_a_third_identical_bar_and_xyxyxy(tok):
+def test_form_refuses_a_third_identical_or_nearly_identical_bar_and_xyxyxy(tok):
     ids = tok.token_to_id
     grammar = AbcGrammar(tok, meter="3/4", unit="1/8", key="G", bars=16, max_tokens=256, form=True)
     loose = AbcGrammar(tok, meter="3/4", unit="1/8", key="G", bars=16, max_tokens=256)
     third = "G 2 A 2 B 2 | G 2 A 2 B 2 | G 2 A 2 B"
     state = _feed(grammar, third)
     assert not grammar.allowed(state)[ids["2"]]  # B2 would repeat the bar a third time
-    assert grammar.allowed(state)[ids["/2"]] and grammar.allowed(state)[ids["c"]]
-    assert loose.allowed(_feed(loose, third))[ids["2"]]
+    assert grammar.allowed(state)[ids["/2"]]  # B/2: the bar goes on, and may differ
+    assert not grammar.allowed(state)[ids["c"]]  # G2A2Bc would be one token from G2A2B2: a third near copy
+    assert loose.allowed(_feed(loose, third))[ids["2"]] and loose.allowed(_feed(loose, third))[ids["c"]]
+    near = "G 2 A 2 B 2 | G 2 A 2 c 2 | G 2 A 2 d"  # the bar twice with its last note changed, then again
+    assert not grammar.allowed(_feed(grammar, near))[ids["2"]] and grammar.allowed(_feed(grammar, near))[ids["/2"]]
+    assert grammar.allowed(_feed(grammar, "G 2 A 2 B 2 | G 2 A 2 c 2 | G 2 B 2 d"))[ids["2"]]  # two changes: fine
     two = "G 2 A 2 B 2 | G 2 A 2 B"  # a second identical bar is fine
     assert grammar.allowed(_feed(grammar, two))[ids["2"]]
     xy = "G 6 | A 6 | G 6 | A 6 | G 6 | A"  # X Y X Y X then Y: refused
