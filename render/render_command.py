@@ -276,7 +276,10 @@ class RenderWorker:
                 threadpool_limits(1)
             from . import get_renderer
 
-            self.renderer = get_renderer(self.engine, **self.options)
+            options = dict(self.options)
+            if self.one_thread and self.engine == "ddsp":
+                options["threads"] = 1  # one chunk at a time: the pool's processes already use every core
+            self.renderer = get_renderer(self.engine, **options)
         return self.renderer
 
     def render(self, job: Job) -> int:

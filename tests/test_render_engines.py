@@ -114,6 +114,50 @@ def test_ddsp_engine_equals_the_training_path(ddsp):
     np.testing.assert_allclose(engine, dense, atol=2e-4 * np.abs(dense).max())
 
 
+def test_ddsp_threads_give_the_same_audio(ddsp):
+    """Chunks rendered on several threads at once are the audio of one thread, sample for sample."""
+    table = small_table()
+    one = np.concatenate(list(DDSPRenderer(ddsp.model, chunk_frames=7, threads=1).native(table)))
+    for threads in (2, 3):
+        renderer = DDSPRenderer(ddsp.model, chunk_frames=7, threads=threads)
+        assert np.array_equal(np.concatenate(list(renderer.native(table))), one)
+    with pytest.raises(ValueError, match="threads must be >= 1"):
+        DDSPRenderer(ddsp.model, threads=0)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 4])
+def test_in_order_keeps_order_and_every_item(threads):
+    from ostinato.render.ddsp.engine import in_order
+
+    assert list(in_order(lambda x: x * x, range(23), threads)) == [x * x for x in range(23)]
+    assert list(in_order(lambda x: x, iter([5, 6]), threads)) == [5, 6]
+    assert list(in_order(lambda x: x, [], threads)) == []
+
+
+def test_side_impulse_response_is_scipy_signal_stft():
+    """The stereo room's decorrelated twin, written out with scipy.fft, is scipy.signal's stft/istft version."""
+    from scipy.signal import istft, stft
+
+    from ostinato.render.ddsp.inference import side_impulse_response
+
+    def with_scipy_signal(ir, seed, start, n_fft=1024):
+        late = np.asarray(ir, dtype=np.float64).copy()
+        late[:max(start, 1)] = 0.0
+        _, _, spectrum = stft(late, nperseg=n_fft, noverlap=3 * n_fft // 4, window="hann", boundary="zeros",
+                              padded=True)
+        phase = np.random.default_rng(seed + 1).uniform(0, 2 * math.pi, spectrum.shape)
+        _, twin = istft(np.abs(spectrum) * np.exp(1j * phase), nperseg=n_fft, noverlap=3 * n_fft // 4, window="hann")
+        twin = np.pad(twin, (0, max(0, late.shape[0] - twin.shape[0])))[: late.shape[0]]
+        twin[:max(start, 1)] = 0.0
+        return (twin * math.sqrt((late**2).sum() / max((twin**2).sum(), 1e-30))).astype(np.float32)
+
+    rng = np.random.default_rng(0)
+    for n, start in ((22050, 2205), (5000, 0), (1500, 100), (4097, 7)):
+        ir = (rng.standard_normal(n) * np.exp(-np.arange(n) / 3000)).astype(np.float32)
+        np.testing.assert_allclose(side_impulse_response(ir, 3, start), with_scipy_signal(ir, 3, start),
+                                   rtol=1e-5, atol=1e-6)
+
+
 def test_reverb_send_keeps_a_hard_panned_part_in_place_and_widens_the_tail():
     """With ``reverb_send``, a part panned hard left reaches the right channel only through the reverb (none
     when its send is 0); the reverb's side makes the tail of a centred part wide, and the mono mix
@@ -260,6 +304,8 @@ def test_write_audio_formats(tmp_path, fmt):
     assert rate == 22050 and data.shape == (22050, 2)
     if fmt != "ogg":
         np.testing.assert_allclose(data.T, audio, atol=1 / 16384)
+        pcm = soundfile.read(path, dtype="int16", always_2d=True)[0]
+        assert np.array_equal(pcm.T, np.rint(audio * 32767).astype(np.int16))  # rounded, full scale is 32767
     assert [p.name for p in tmp_path.iterdir()] == [f"a.{fmt}"]  # no temporary left behind
     render.write_audio(audio, 22050, tmp_path / "b.bin", format="flac")
     assert soundfile.info(tmp_path / "b.bin").format == "FLAC"

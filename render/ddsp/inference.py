@@ -20,6 +20,7 @@ import math
 import os
 
 import numpy as np
+import scipy.fft
 
 from ..instruments import N_INSTRUMENTS
 from .config import DDSPConfig
@@ -92,11 +93,13 @@ def filtered_noise(band_magnitudes: np.ndarray, first_frame: int, hop_samples: i
         return np.zeros((n_channels, hop_samples), np.float32)
     n_fft = 2 * hop_samples
     n_bins = n_fft // 2 + 1
-    mags = band_magnitudes @ _band_to_bins(n_bands, n_bins)  # [C, F, n_bins]
-    phase = frame_noise_phases(seed, first_frame, n_frames, n_bins)
-    spectrum = mags * np.exp(1j * phase).astype(np.complex64)
+    low, high, frac = _band_to_bins(n_bands, n_bins)
+    mags = band_magnitudes[..., low] * (1 - frac) + band_magnitudes[..., high] * frac  # [C, F, n_bins]
+    phase = frame_noise_phases(seed, first_frame, n_frames, n_bins).astype(np.float32)
+    spectrum = np.empty((n_frames, n_bins), np.complex64)
+    spectrum.real, spectrum.imag = np.cos(phase), np.sin(phase)
     window = np.sqrt(0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)).astype(np.float32)
-    frames = np.fft.irfft(spectrum, n=n_fft, axis=-1).astype(np.float32) * (window * np.float32(math.sqrt(n_fft)))
+    frames = scipy.fft.irfft(mags * spectrum, n=n_fft, axis=-1) * (window * np.float32(math.sqrt(n_fft)))
     halves = frames.reshape(n_channels, n_frames, 2, hop_samples)
     out = np.zeros((n_channels, n_frames + 1, hop_samples), np.float32)
     out[:, :-1] += halves[:, :, 0]
@@ -104,22 +107,13 @@ def filtered_noise(band_magnitudes: np.ndarray, first_frame: int, hop_samples: i
     return out.reshape(n_channels, -1)
 
 
-_BAND_MATRICES: dict[tuple[int, int], np.ndarray] = {}
-
-
-def _band_to_bins(n_bands: int, n_bins: int) -> np.ndarray:
-    """``[n_bands, n_bins]``: linear interpolation of band values to FFT bins, ends aligned (as
-    ``torch.nn.functional.interpolate(mode="linear", align_corners=True)``)."""
-    if (n_bands, n_bins) not in _BAND_MATRICES:
-        position = np.arange(n_bins) * ((n_bands - 1) / max(n_bins - 1, 1))
-        low = np.minimum(np.floor(position).astype(np.int64), n_bands - 1)
-        high = np.minimum(low + 1, n_bands - 1)
-        frac = position - low
-        matrix = np.zeros((n_bands, n_bins), np.float64)
-        np.add.at(matrix, (low, np.arange(n_bins)), 1 - frac)
-        np.add.at(matrix, (high, np.arange(n_bins)), frac)
-        _BAND_MATRICES[n_bands, n_bins] = matrix.astype(np.float32)
-    return _BAND_MATRICES[n_bands, n_bins]
+def _band_to_bins(n_bands: int, n_bins: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(low, high, frac)`` per FFT bin: the bin's value is ``band[low] (1 - frac) + band[high] frac``, linear
+    interpolation of band values with the ends aligned (as ``torch.nn.functional.interpolate(mode="linear",
+    align_corners=True)``)."""
+    position = np.arange(n_bins) * ((n_bands - 1) / max(n_bins - 1, 1))
+    low = np.minimum(np.floor(position).astype(np.int64), n_bands - 1)
+    return low, np.minimum(low + 1, n_bands - 1), (position - low).astype(np.float32)
 
 
 def scatter_add(n_rows: int, index: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -137,7 +131,7 @@ def scatter_add(n_rows: int, index: np.ndarray, values: np.ndarray) -> np.ndarra
 
 def fft_convolve(signal: np.ndarray, impulse_spectrum: np.ndarray, n_out: int, size: int) -> np.ndarray:
     """``signal`` ([..., n]) convolved with an impulse response given as its ``rfft(ir, size)``: [..., n_out]."""
-    return np.fft.irfft(np.fft.rfft(signal, size) * impulse_spectrum, size)[..., :n_out].astype(np.float32)
+    return scipy.fft.irfft(scipy.fft.rfft(signal, size) * impulse_spectrum, size)[..., :n_out].astype(np.float32)
 
 
 class Synth:
@@ -163,6 +157,8 @@ class Synth:
         self.layers = [(w[f"mlp.{3 * i}.weight"].T.copy(), w[f"mlp.{3 * i}.bias"], w[f"mlp.{3 * i + 1}.weight"],
                         w[f"mlp.{3 * i + 1}.bias"]) for i in range(config.n_layers)]
         self.head = (w["head.weight"].T.copy(), w["head.bias"])
+        n_in = self.layers[0][0].shape[0] - self.embedding.shape[1]  # the first layer: [features, embedding]
+        self.first_layer_instrument = self.embedding @ self.layers[0][0][n_in:] + self.layers[0][1]  # [N_INST, H]
         self.inharmonicity = np.float32(1e-3) * _sigmoid(w["inharmonicity_logit"])  # [N_INSTRUMENTS] B
         self.reverb_ir = w["reverb_ir"]
         self.send_share = _sigmoid(w["send_logit"]) if config.reverb_send else np.ones(N_INSTRUMENTS, np.float32)
@@ -187,14 +183,24 @@ class Synth:
                 ) -> tuple[np.ndarray, np.ndarray]:
         """Harmonic amplitudes ``[P, K]`` (zero above Nyquist) and noise power ``[P, M]`` at (voice, frame) pairs."""
         c = self.config
-        x = np.concatenate([pair_features(voices, voice, frame, c), self.embedding[voices.instrument[voice]]], -1)
-        for weight, bias, gain, shift in self.layers:
-            x = x @ weight + bias
-            mean = x.mean(-1, keepdims=True)
-            centred = x - mean
-            x = centred / np.sqrt((centred**2).mean(-1, keepdims=True) + np.float32(LAYER_NORM_EPS)) * gain + shift
-            x = np.where(x >= 0, x, np.float32(LEAKY_SLOPE) * x)
-        out = x @ self.head[0] + self.head[1]  # [P, 1 + K + M]
+        features = pair_features(voices, voice, frame, c)
+        x = None
+        for i, (weight, bias, gain, shift) in enumerate(self.layers):
+            if i == 0:  # the instrument embedding's share of the first layer, once per instrument
+                x = features @ weight[:features.shape[1]]
+                x += self.first_layer_instrument[voices.instrument[voice]]
+            else:
+                x = x @ weight
+                x += bias
+            x -= x.mean(-1, keepdims=True)
+            scale = np.float32(1 / x.shape[1]) * np.einsum("ij,ij->i", x, x)
+            scale += np.float32(LAYER_NORM_EPS)
+            x *= (1 / np.sqrt(scale))[:, None]
+            x *= gain
+            x += shift
+            np.maximum(x, np.float32(LEAKY_SLOPE) * x, out=x)  # leaky ReLU
+        out = x @ self.head[0]  # [P, 1 + K + M]
+        out += self.head[1]
         logits = out[:, 1:1 + c.n_harmonics]
         distribution = np.exp(logits - logits.max(-1, keepdims=True))
         distribution *= (frequencies < c.sample_rate_hz / 2)[voice]
@@ -233,8 +239,13 @@ class Synth:
             pan = np.concatenate([pan, pan * self.send_share[voices.instrument[voice]][None]]).astype(np.float32)
         amplitude *= loudness[:, None]
         power *= (loudness**2)[:, None]
-        noise = np.stack([scatter_add(n_frames + 1, frame - first_frame, power * (pan[ch] ** 2)[:, None])
-                          for ch in range(n_channels)])  # [C, F + 1, M]
+        order = np.argsort(frame, kind="stable")  # the noise power of each channel, summed per frame
+        sorted_frame = frame[order] - first_frame
+        starts = np.flatnonzero(np.r_[True, sorted_frame[1:] != sorted_frame[:-1]])
+        noise = np.zeros((n_channels, n_frames + 1, power.shape[1]), np.float32)  # [C, F + 1, M]
+        if len(order):
+            noise[:, sorted_frame[starts]] = np.add.reduceat(power[order][None] * (pan[:, order] ** 2)[..., None],
+                                                             starts, axis=1)
         out = filtered_noise(np.sqrt(noise), first_frame, hop, c.noise_seed)[:, hop: hop + n_frames * hop]
         if len(voice) == 0:  # voices that only ring into a later chunk
             return out
@@ -267,7 +278,8 @@ class Synth:
         blocks_out = np.zeros((n_channels, n_frames, hop), np.float32)
         steady = ~bent & np.all(pan[:, start_pair] == pan[:, end_pair], axis=0)
         if steady.any():
-            self._steady(blocks_out, coefficients[steady], pan[:, start_pair[steady]], voices, frequencies,
+            peak = np.maximum(a0[steady], a1[steady])
+            self._steady(blocks_out, coefficients[steady], peak, pan[:, start_pair[steady]], voices, frequencies,
                          block_voice[steady], block_frame[steady] - first_frame, basis_cache)
         if not steady.all():
             moving = ~steady
@@ -276,38 +288,54 @@ class Synth:
                                  block_frame[moving], first_frame, performance)
         return out + blocks_out.reshape(n_channels, -1)
 
-    def _steady(self, out: np.ndarray, coefficients: np.ndarray, pan: np.ndarray, voices: Voices,
+    def _steady(self, out: np.ndarray, coefficients: np.ndarray, peak: np.ndarray, pan: np.ndarray, voices: Voices,
                 frequencies: np.ndarray, block_voice: np.ndarray, offset: np.ndarray, basis_cache: dict) -> None:
-        """Add blocks whose pan holds (``coefficients`` [B, 4K], ``pan`` [C, B]) into ``out`` ([C, F, hop]):
-        summed per (instrument, pitch, pan), each group synthesized by one product with its basis."""
+        """Add blocks whose pan holds (``coefficients`` [B, 4K], each partial's ``peak`` amplitude [B, K],
+        ``pan`` [C, B]) into ``out`` ([C, F, hop]): summed per (instrument, pitch, pan) and frame, each
+        group's frames synthesized by one product with its basis (only the frames where it sounds)."""
         c = self.config
         n_frames, k = out.shape[1], c.n_harmonics
-        pans, pan_class = np.unique(pan.T, axis=0, return_inverse=True)  # [n_pans, C]
+        rows = np.ascontiguousarray(pan.T)  # [B, C]: a pan class per distinct row
+        pans, pan_class = np.unique(rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))).reshape(-1),
+                                    return_inverse=True)
+        pans = pans.view(rows.dtype).reshape(len(pans), rows.shape[1])  # [n_pans, C]
         keys = voices.instrument * 128 + voices.pitch
-        unique, group = np.unique(keys[block_voice] * len(pans) + pan_class.reshape(-1), return_inverse=True)
-        group = group.reshape(-1)
-        summed = scatter_add(len(unique) * n_frames, group * n_frames + offset, coefficients)
-        summed = summed.reshape(len(unique), n_frames, 4, k)
+        group_key = (keys[block_voice] * len(pans) + pan_class.reshape(-1)) * n_frames + offset
+        order = np.argsort(group_key, kind="stable")
+        sorted_key = group_key[order]
+        single = np.r_[True, sorted_key[1:] != sorted_key[:-1]]  # one row per (group, frame)
+        starts = np.flatnonzero(single)
+        summed = coefficients[order[starts]]
+        if len(starts) < len(order):  # voices doubled on one pitch: add the others in
+            np.add.at(summed, np.cumsum(single)[~single] - 1, coefficients[order[~single]])
+        summed = summed.reshape(len(starts), 4, k)
+        row_key, row_frame = sorted_key[starts] // n_frames, sorted_key[starts] % n_frames
+        group_starts = np.flatnonzero(np.r_[True, row_key[1:] != row_key[:-1]])
+        group_ends = np.r_[group_starts[1:], len(starts)]
         # partials worth synthesizing per group: up to the last one above the floor, in steps of PARTIAL_STEP
-        level = np.abs(summed).max(axis=(1, 2))  # [G, K]
+        level = np.maximum.reduceat(peak[order], starts[group_starts], axis=0)  # [G, K], over each group's blocks
         audible = level > level.max(-1, keepdims=True) * PARTIAL_FLOOR
         n_kept = np.where(audible.any(-1), k - np.argmax(audible[:, ::-1], -1), 0)
         n_kept = np.minimum(-(-n_kept // PARTIAL_STEP) * PARTIAL_STEP, k)
-        group_pan = pans[unique % len(pans)].T  # [C, G]
-        for size in np.unique(n_kept).tolist():
+        mixes = np.zeros((len(pans), n_frames, c.hop_samples), np.float32)  # per pan class, then panned at once
+        for a, b, size, group in zip(group_starts.tolist(), group_ends.tolist(), n_kept.tolist(),
+                                     row_key[group_starts].tolist(), strict=True):
             if size == 0:
                 continue
-            members = np.flatnonzero(n_kept == size)
-            bases = []
-            for key in (unique[members] // len(pans)).tolist():
+            key, mix = group // len(pans), mixes[group % len(pans)]
+            if (key, size) not in basis_cache:
                 if key not in basis_cache:
                     first = int(np.flatnonzero(keys == key)[0])
                     basis_cache[key] = block_basis(frequencies[first:first + 1], c.hop_samples,
                                                    c.sample_rate_hz)[0].reshape(4, k, c.hop_samples)
-                bases.append(basis_cache[key][:, :size].reshape(4 * size, c.hop_samples))
-            blocks = np.matmul(summed[members, :, :, :size].reshape(len(members), n_frames, 4 * size),
-                               np.stack(bases))  # [G', F, hop]
-            out += (group_pan[:, members] @ blocks.reshape(len(members), -1)).reshape(out.shape)
+                basis_cache[key, size] = np.ascontiguousarray(basis_cache[key][:, :size]).reshape(4 * size, -1)
+            blocks = summed[a:b, :, :size].reshape(b - a, 4 * size) @ basis_cache[key, size]  # [n, hop]
+            first_frame, last_frame = int(row_frame[a]), int(row_frame[b - 1])
+            if last_frame - first_frame == b - a - 1:  # frames in a row (they are distinct and sorted)
+                mix[first_frame:last_frame + 1] += blocks
+            else:
+                mix[row_frame[a:b]] += blocks
+        out += (pans.T @ mixes.reshape(len(pans), -1)).reshape(out.shape)
 
     def _block_by_block(self, out: np.ndarray, coefficients: np.ndarray, gains: np.ndarray, frequencies: np.ndarray,
                         voices: Voices, block_voice: np.ndarray, block_frame: np.ndarray, first_frame: int,
@@ -340,7 +368,7 @@ class Synth:
                 ir[split:] = 0.0
             elif part == "room":
                 ir[:split] = 0.0
-            self._ir_spectra[size, part] = np.fft.rfft(ir, size)
+            self._ir_spectra[size, part] = scipy.fft.rfft(ir, size)
         return self._ir_spectra[size, part]
 
     def reverb(self, dry: np.ndarray) -> np.ndarray:
@@ -354,25 +382,24 @@ class Synth:
         ``(L + R) / 2`` is the trained model's.
         """
         n = dry.shape[-1] + self.reverb_ir.shape[0] - 1
-        size = 1 << (n - 1).bit_length()
+        size = scipy.fft.next_fast_len(n, real=True)
         if not self.config.reverb_send:
             wet = fft_convolve(dry, self.ir_spectrum(size), n, size)
             wet[:, : dry.shape[-1]] += dry
             return wet
         half = dry.shape[0] // 2
-        dry, send = dry[:half], dry[half:]
-        send_spectrum = np.fft.rfft(send, size)  # [C, bins]
-        spectrum = np.fft.rfft(dry, size) * self.ir_spectrum(size, "body") + send_spectrum * self.ir_spectrum(
-            size, "room")
+        spectra = scipy.fft.rfft(dry, size)  # [2C, bins]: the channels, then their sends
+        dry, send_spectrum = dry[:half], spectra[half:]
+        spectrum = spectra[:half] * self.ir_spectrum(size, "body") + send_spectrum * self.ir_spectrum(size, "room")
         if half == 2:
             if size not in self._side_spectra:
                 if self.side_ir is None:
                     self.side_ir = side_impulse_response(self.reverb_ir, self.config.noise_seed,
                                                          self.config.body_samples)
-                self._side_spectra[size] = np.fft.rfft(self.side_ir, size)
+                self._side_spectra[size] = scipy.fft.rfft(self.side_ir, size)
             side = send_spectrum.mean(0) * self._side_spectra[size]
             spectrum += np.stack([side, -side])
-        out = np.fft.irfft(spectrum, size)[:, :n].astype(np.float32)
+        out = scipy.fft.irfft(spectrum, size)[:, :n].astype(np.float32)
         out[:, : dry.shape[-1]] += dry
         return out
 
@@ -381,15 +408,28 @@ def side_impulse_response(ir: np.ndarray, seed: int, start: int = 0, n_fft: int 
     """The decorrelated twin of the reverb's late part: ``ir`` from sample ``start`` on (zero before, where
     the response is the instruments' body rather than a room), with its short-time phases replaced by
     seeded random ones, so it keeps the level per frequency band and 23 ms step (how each band of the
-    room decays) but not the waveform; the same energy as that late part: ``[n_ir]`` float32."""
-    from scipy.signal import istft, stft
+    room decays) but not the waveform; the same energy as that late part: ``[n_ir]`` float32.
 
+    The short-time transform is ``scipy.signal.stft``/``istft``'s (periodic Hann window, hop ``n_fft / 4``,
+    zero boundaries, padded; a test holds them equal), written out so that rendering does not import
+    ``scipy.signal`` (a third of a second)."""
     late = np.asarray(ir, dtype=np.float64).copy()
     late[:max(start, 1)] = 0.0
-    _, _, spectrum = stft(late, nperseg=n_fft, noverlap=3 * n_fft // 4, window="hann", boundary="zeros",
-                          padded=True)
+    hop, half = n_fft // 4, n_fft // 2
+    window = 0.5 - 0.5 * np.cos(2 * math.pi * np.arange(n_fft) / n_fft)
+    padded = np.pad(late, half)
+    n_frames = -(-(padded.shape[0] - n_fft) // hop) + 1
+    padded = np.pad(padded, (0, (n_frames - 1) * hop + n_fft - padded.shape[0]))
+    frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop][:n_frames]
+    spectrum = scipy.fft.rfft(frames * window, axis=-1).T  # [bins, frames], as stft's
     phase = np.random.default_rng(seed + 1).uniform(0, 2 * math.pi, spectrum.shape)
-    _, twin = istft(np.abs(spectrum) * np.exp(1j * phase), nperseg=n_fft, noverlap=3 * n_fft // 4, window="hann")
+    grains = scipy.fft.irfft(np.abs(spectrum) * np.exp(1j * phase), n_fft, axis=0).T * window  # [frames, n_fft]
+    length = (n_frames - 1) * hop + n_fft
+    twin, norm = np.zeros(length), np.zeros(length)
+    for i in range(n_frames):
+        twin[i * hop:i * hop + n_fft] += grains[i]
+        norm[i * hop:i * hop + n_fft] += window**2
+    twin = np.where(norm > 1e-10, twin / np.where(norm > 1e-10, norm, 1.0), twin)[half:length - half]
     twin = np.pad(twin, (0, max(0, late.shape[0] - twin.shape[0])))[: late.shape[0]]
     twin[:max(start, 1)] = 0.0
     # frames of random phase overlap-add incoherently, losing energy: give it back
