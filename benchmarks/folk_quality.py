@@ -167,13 +167,11 @@ def tune_stats(tokens: list[str], sections: tuple[int, int] | None = None) -> Tu
 
 
 def _near_loop(bars: list[tuple], max_period: int = 4) -> bool:
-    """A group of 1..max_period bars played three times in a row nearly the same: each bar as many tokens as
-    its counterpart, all but one in four of them equal (a phrase repeated with a note changed; the
-    grammar's ``_near``)."""
-    def near(a: tuple, b: tuple) -> bool:
-        return len(a) == len(b) and sum(x != y for x, y in zip(a, b)) <= len(a) // 4
+    """A group of 1..max_period bars played three times in a row nearly the same: each bar at most one edit
+    in four from its counterpart (a note changed, added or left out; the grammar's ``nearly_same_bars``)."""
+    from ostinato.symbolic.abc_grammar import nearly_same_bars
 
-    return any(i + 1 >= 3 * p and all(near(bars[i - j], bars[i - j - p]) for j in range(2 * p))
+    return any(i + 1 >= 3 * p and all(nearly_same_bars(bars[i - j], bars[i - j - p]) for j in range(2 * p))
                for i in range(len(bars)) for p in range(1, max_period + 1))
 
 

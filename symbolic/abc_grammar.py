@@ -89,10 +89,10 @@ import numpy as np
 
 from ostinato.events.theory import BROKEN_RHYTHM, LETTERS, bar_length
 
-from .abc_normalise import BAR_BUCKETS, DURATIONS, KEYS, METERS, PITCHES, UNITS, bar_bucket
+from .abc_normalise import ACCIDENTAL_ALTER, BAR_BUCKETS, DURATIONS, KEYS, METERS, PITCHES, UNITS, bar_bucket
 
-__all__ = ["GRID_TICKS", "MAX_CHORD_NOTES", "MAX_SLURS", "TICKS_PER_UNIT", "AbcGrammar", "clear_caches",
-           "tuplet_ratio"]
+__all__ = ["GRID_TICKS", "MAX_CHORD_NOTES", "MAX_SLURS", "TICKS_PER_UNIT", "AbcGrammar", "bar_units", "clear_caches",
+           "edit_distance", "near_tolerance", "nearly_same_bars", "tuplet_ratio"]
 
 TICKS_PER_UNIT = 80640  # 32 * 2520: 1/32 unit durations, tuplets of 2..9 and broken rhythm are exact
 GRID_TICKS = TICKS_PER_UNIT // 32  # the 1/32-unit grid plain durations move on
@@ -148,15 +148,56 @@ class _Key(NamedTuple):
 _KEY_INDEX = {name: i for i, name in enumerate(_Key._fields)}
 
 
-def _near_differences(n_tokens: int) -> int:
-    """How many of a bar's ``n_tokens`` tokens may differ in a bar that is nearly the same: one in four
-    (none in a bar of 2 or 3 tokens, where one token is the whole of a note: ``G6`` and ``B6`` differ)."""
-    return n_tokens // 4
+def bar_units(bar, accidentals) -> tuple:
+    """A bar's tokens as units: each accidental joined to the pitch after it (``("_", "B")``), every other
+    token one unit; a trailing accidental is a unit of its own (``("_",)``). ``accidentals``: the set of
+    accidental tokens (strings or ids, as ``bar`` has them)."""
+    out, pending = [], None
+    for t in bar:
+        if t in accidentals:
+            pending = t
+        else:
+            out.append(t if pending is None else (pending, t))
+            pending = None
+    if pending is not None:
+        out.append((pending,))
+    return tuple(out)
 
 
-def _near(a: tuple, b: tuple) -> bool:
-    """Two bars are nearly the same: as many tokens, all but :func:`_near_differences` of them equal."""
-    return len(a) == len(b) and sum(x != y for x, y in zip(a, b)) <= _near_differences(len(a))
+def edit_distance(a, b) -> int:
+    """Levenshtein distance between two sequences: insertions, deletions and substitutions."""
+    return _edit_row(a, b)[-1]
+
+
+def _edit_row(a, b) -> list[int]:
+    """The edit distances from ``a`` to each prefix of ``b`` (the last row of the Levenshtein table)."""
+    row = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        row = _next_row(row, i, b, x)
+    return row
+
+
+def _next_row(row: list[int], i: int, b, x) -> list[int]:
+    """The table's row for ``a + [x]`` (``i = len(a) + 1``) from the row for ``a``; ``x`` None: a unit
+    that equals nothing in ``b``."""
+    out = [i]
+    for j, y in enumerate(b, 1):
+        out.append(min(row[j] + 1, out[j - 1] + 1, row[j - 1] + (x is None or x != y)))
+    return out
+
+
+def near_tolerance(n_units: int) -> int:
+    """How many edits a bar of ``n_units`` units takes and stays nearly the same: one in four (none in a
+    bar of 2 or 3 units, where one unit is the whole of a note: ``G6`` and ``B6`` differ)."""
+    return n_units // 4
+
+
+def nearly_same_bars(a, b, accidentals=frozenset(ACCIDENTAL_ALTER)) -> bool:
+    """Two bars (token sequences) are nearly the same: their units (:func:`bar_units`) are at most one
+    edit in four apart (:func:`edit_distance`; a note changed, added or left out, an accidental counted
+    with its note). Identical bars are nearly the same."""
+    a, b = bar_units(a, accidentals), bar_units(b, accidentals)
+    return a == b or edit_distance(a, b) <= near_tolerance(max(len(a), len(b)))
 
 
 def _key_replace(self: _Key, **changes) -> _Key:
@@ -352,6 +393,9 @@ class AbcGrammar:
         self.letter_pitch = [ids[letter.lower()] for letter in LETTERS]  # representative pitch per letter
         self.letter_ids = [np.array([ids[p] for p in PITCHES if p[0].upper() == letter]) for letter in LETTERS]
         self.acc_ids = np.arange(*self.tok.blocks["accidental"])
+        self._acc_set = frozenset(self.acc_ids.tolist())
+        self._unit_cache: dict[tuple, tuple] = {}  # bar of ids -> its units (the near-loop rule)
+        self._near_cache: dict[tuple, bool] = {}  # (bar, bar) -> nearly the same
         self.pitch_ids = np.arange(*self.tok.blocks["pitch"])
         self.dur_id = {n: ids[t] for t, n in _DUR_N.items()}
         self.dur_n = {ids[t]: n for t, n in _DUR_N.items()}
@@ -397,6 +441,9 @@ class AbcGrammar:
         for rep, group in reps:
             self.rep_of[group] = rep
         self._filling = np.zeros(self.V, dtype=bool)  # tokens that may end an element (form's tonic rule)
+        self._is_pitch = np.zeros(self.V, dtype=bool)
+        self._is_pitch[self.pitch_ids] = True
+        self._tie, self._chord = ids["-"], ids["["]
         self._filling[np.arange(*self.tok.blocks["duration"])] = True
         self._filling[[self.rest, ids["]"], ids[")"]]] = True
 
@@ -435,7 +482,8 @@ class AbcGrammar:
             costs = self._header_costs(key)
             return costs < budget
         e = self._entry(key)
-        mask = (e.loc + self._tails(e, bd)[e.sidx]) < budget
+        costs = e.loc + self._tails(e, bd)[e.sidx]  # the fewest tokens a tune takes from here with each token
+        mask = costs < budget
         if marked and key.ctx not in (ACC, CH_ACC, GR_ACC):
             mask &= self.marked_ok[marked]
         if key.tie in ("n", "na") and key.ctx in (TIE, BAR, ACC):
@@ -444,7 +492,12 @@ class AbcGrammar:
             # near the end of the budget, any bar may be the last one the budget lets the tune write
             closing = self.cost(state) > budget - ENDING_HORIZON
             banned = self._style_ban(key, bd, note, fs, mask, closing)
-            near = self._near_loop_ban(key, fs, mask)
+            if closing:  # a token after which the tune can only close at once is its last note: the tonic
+                last = mask & (costs >= budget - 1)
+                last[self._tie] = mask[self._tie]  # (a tie's cost does not count the note it forces)
+                banned = self._last_note_ban(key, note, fs, last, banned)
+            # (not where the budget may end the tune: the tokens its ending needs are not to spare)
+            near = None if closing else self._near_loop_ban(key, fs, mask)
             every = banned if near is None else near if banned is None else banned | near
             for ban in (every, banned):  # all the rules; without the near-loop one; none
                 if ban is not None:
@@ -559,28 +612,91 @@ class AbcGrammar:
             last_tonic = False  # a chord is not a tonic ending (the rule is about the melody note)
         return (tonic, last_tonic, (*cur, token_id), hist)
 
+    def _last_note_ban(self, key: _Key, note, fs: tuple, last: np.ndarray, ban: np.ndarray | None) -> np.ndarray:
+        """``ban`` (a new one if None) with the tokens of ``last`` (after which the budget leaves no room
+        for another note) refused where they would leave the tune's last note off the tonic: a pitch that
+        is not the tonic, a chord, and, after a note that is not, what would lengthen it or follow it (a
+        duration, a tie, a rest, a closing bracket)."""
+        tonic, last_tonic, _cur, _hist = fs
+        if ban is None:
+            ban = np.zeros(self.V, dtype=bool)
+        if tonic is None or not last.any():
+            return ban
+        acc = note[0] if key.ctx == ACC and note else ""
+        ban[self.pitch_ids] |= last[self.pitch_ids] & ~self._tonic_pitches(tonic, acc)[self.pitch_ids]
+        if not last_tonic:
+            ban |= last & self._filling & ~self._is_pitch
+            ban[self._tie] |= last[self._tie]  # a tie holds the note that is not the tonic
+        ban[self._chord] |= last[self._chord]  # a chord is not a tonic ending
+        return ban
+
+    def _must_close(self, key: _Key, bd: int, closing: bool) -> bool:
+        """This bar must close a section or the tune (so it ends on the tonic): the last bar of ``bars`` or
+        of a section, or any bar when ``closing`` (the budget may end the tune in it)."""
+        if not key.bar or key.cls is None:
+            return False
+        boundary = key.cls[4]
+        return closing or (boundary if self.sections else bd + 1 == key.hi)
+
     def _near_loop_ban(self, key: _Key, fs: tuple, mask: np.ndarray) -> np.ndarray | None:
         """Bool [V]: the valid tokens that would end a bar making a group of ``p`` bars (1..``MAX_LOOP_PERIOD``)
-        three times in a row nearly the same (:func:`_near`), None if none. A softer rule than the others:
-        the caller drops it first when the rules together leave nothing."""
+        three times in a row nearly the same (:func:`nearly_same_bars`), None if none. A softer rule than
+        the others: the caller drops it first when the rules together leave nothing.
+
+        The bar the token would end is compared by edit distance over units with the bar ``p`` before it:
+        one dynamic-programming row for the bar so far, then one more for the token (one for any token the
+        other bar does not have, one for each unit it has)."""
         _tonic, _last_tonic, cur, hist = fs
-        ban = None
+        ban = enders = None
+        units = bar_units(cur, self._acc_set)
+        pending = units[-1][0] if units and isinstance(units[-1], tuple) and len(units[-1]) == 1 else None
+        if pending is not None:
+            units = units[:-1]  # an accidental waiting for its pitch: the ending token joins it
         for p in range(1, MAX_LOOP_PERIOD + 1):
             if len(hist) < 3 * p - 1:
                 break
-            target = hist[-p]  # the bar that would continue the period-p loop
-            if len(cur) + 1 != len(target) or not all(_near(hist[-j], hist[-j - p]) for j in range(1, 2 * p)):
+            if not all(self._near_ids(hist[-j], hist[-j - p]) for j in range(1, 2 * p)):
                 continue
-            differ, most = sum(a != b for a, b in zip(cur, target)), _near_differences(len(target))
-            if differ > most:
-                continue
-            if ban is None:
-                ban = np.zeros(self.V, dtype=bool)
-            if differ == most:  # only the target's own last token would leave this bar near it
-                ban[target[-1]] = True
-            else:  # any token that ends the bar here leaves it near the target
-                ban |= self._bar_enders(key, mask)
+            target = self._units(hist[-p])  # the bar that would continue the period-p loop
+            tolerance = near_tolerance(max(len(units) + 1, len(target)))
+            row = _edit_row(units, target)  # the bar so far against the target's prefixes
+            if min(row) > tolerance:
+                continue  # one unit more cannot bring it back near
+            n = len(units) + 1
+            if enders is None:
+                enders = self._bar_enders(key, mask)
+            if _next_row(row, n, target, None)[-1] <= tolerance:  # any ending is near: refuse them all
+                hit = enders.copy()
+                if pending is None and enders[self.pitch_ids].any():  # and an accidental, whose note would end it
+                    hit[self.acc_ids] |= mask[self.acc_ids]
+            else:
+                hit = np.zeros(self.V, dtype=bool)
+                for unit in set(target):
+                    if isinstance(unit, tuple):  # an accidental and its pitch: the pitch, after that accidental
+                        token = unit[1] if len(unit) == 2 and unit[0] == pending else None
+                    else:
+                        token = unit if pending is None else None
+                    if (token is not None and enders[token]
+                            and _next_row(row, n, target, unit)[-1] <= tolerance):
+                        hit[token] = True
+            if hit.any():
+                ban = hit if ban is None else ban | hit
         return ban
+
+    def _units(self, bar: tuple) -> tuple:
+        """:func:`bar_units` of a bar of ids (cached)."""
+        units = self._unit_cache.get(bar)
+        if units is None:
+            units = self._unit_cache[bar] = bar_units(bar, self._acc_set)
+        return units
+
+    def _near_ids(self, a: tuple, b: tuple) -> bool:
+        """:func:`nearly_same_bars` of two bars of ids (cached)."""
+        near = self._near_cache.get((a, b))
+        if near is None:
+            ua, ub = self._units(a), self._units(b)
+            near = self._near_cache[a, b] = ua == ub or edit_distance(ua, ub) <= near_tolerance(max(len(ua), len(ub)))
+        return near
 
     def _bar_enders(self, key: _Key, mask: np.ndarray) -> np.ndarray:
         """Bool [V]: the tokens of ``mask`` after which the bar is full (a pitch, rest, duration or closing
@@ -656,10 +772,7 @@ class AbcGrammar:
                 ban[ids[":|"]] = True
             if key.ctx == BAR and key.lb == ":|":
                 ban[self.eos] = True
-        if not key.bar or key.cls is None:
-            return ban
-        _first, _final_next, _eos, _room, boundary, _last = key.cls
-        if not (closing or (boundary if self.sections else bd + 1 == key.hi)):
+        if not self._must_close(key, bd, closing):
             return ban
         # a bar that must close a section or the tune: refuse what would fill it after a non-tonic note
         if (key.ctx in _ELEMENT_CTX or key.ctx == ACC) and self._full_after(key, self.letter_pitch[0]):

@@ -549,6 +549,23 @@ def test_form_refuses_a_third_identical_or_nearly_identical_bar_and_xyxyxy(tok):
     assert grammar.allowed(_feed(grammar, "G 6 | A 6 | G 6 | A 6 | B 6 | A"))[ids["6"]]
 
 
+def test_form_near_loops_count_edits_and_join_accidentals_to_their_notes(tok):
+    """A jig phrase played twice, then begun a third time: an ending one unit from the bar before is refused,
+    also a flattened note for the plain one (the accidental joins its pitch: one unit changed, not two)."""
+    ids = tok.token_to_id
+    grammar = AbcGrammar(tok, meter="6/8", unit="1/8", key="G", bars=16, max_tokens=256, form=True)
+    mask = grammar.allowed(_feed(grammar, "G 3 z 2 D | G 3 z 2 D | G 3 z 2"))
+    assert not mask[ids["D"]] and not mask[ids["C"]] and not mask[ids["z"]]  # the same bar, or one unit changed
+    assert not mask[ids["_"]] and not mask[ids["^"]]  # G3z2_B: still one unit from G3z2D
+    assert mask[ids["["]] or mask[ids["("]]  # something that does not end the bar here
+    other = grammar.allowed(_feed(grammar, "G 3 z 2 D | G 3 z 2 D | A 3 z 2"))
+    assert not other[ids["D"]] and other[ids["C"]]  # A3z2D: one change; A3z2C: two
+    assert other[ids["_"]]
+    flat = _feed(grammar, "G 3 z 2 _ D | G 3 z 2 _ D | A 3 z 2")  # the target has an accidental and its note
+    assert grammar.allowed(flat)[ids["_"]] and not grammar.allowed(grammar.advance(flat, ids["_"]))[ids["D"]]
+    assert grammar.allowed(grammar.advance(flat, ids["^"]))[ids["D"]] and grammar.allowed(flat)[ids["D"]]  # two changes
+
+
 def test_form_ends_sections_and_the_tune_on_the_tonic(tok):
     ids = tok.token_to_id
     grammar = AbcGrammar(tok, meter="3/4", unit="1/8", key="Ador", sections=(2, 2), max_tokens=256, form=True)

@@ -12,6 +12,7 @@ import functools
 import pytest
 
 from ostinato.events.theory import LETTERS
+from ostinato.symbolic.abc_grammar import bar_units, edit_distance, nearly_same_bars
 from ostinato.symbolic.abc_normalise import BARS, PITCHES
 from ostinato.symbolic.compose import compose
 from ostinato.symbolic.evaluate import check_abc_tune
@@ -75,8 +76,8 @@ def _bars_and_ends(tokens: list[str]):
 
 
 def _near(a: tuple, b: tuple) -> bool:
-    """As many tokens, all but one in four of them the same (the grammar's rule)."""
-    return len(a) == len(b) and sum(x != y for x, y in zip(a, b)) <= len(a) // 4
+    """At most one edit in four apart, an accidental counted with its note (the grammar's rule)."""
+    return nearly_same_bars(a, b)
 
 
 def _loops(bars: list[tuple], max_period: int = 4, same=tuple.__eq__) -> list[int]:
@@ -144,3 +145,18 @@ def test_the_tonic_is_read_from_the_key():
     assert _loops(near) == [] and _loops(near, same=_near) == [2]
     assert _loops([("G", "2", "A", "B"), ("G", "2", "c", "d"), ("G", "2", "A", "B")], same=_near) == []
     assert _loops([("G", "6"), ("B", "6"), ("d", "6")], same=_near) == []  # short bars: one token is a note
+
+
+def test_nearly_same_bars_by_edits():
+    assert edit_distance("kitten", "sitting") == 3 and edit_distance((), (1, 2)) == 2
+    assert bar_units(("G", "3", "z", "2", "_", "B"), {"_"}) == ("G", "3", "z", "2", ("_", "B"))
+    assert bar_units(("G", "_"), {"_"}) == ("G", ("_",))
+    # a 6/8 jig bar written again with its last note changed and flattened: one unit differs of five
+    assert nearly_same_bars(("G", "3", "z", "2", "_", "B"), ("G", "3", "z", "2", "D"))
+    assert nearly_same_bars(("G", "2", "A", "B", "c"), ("G", "2", "A", "B"))  # a note left out
+    assert nearly_same_bars(("G", "2", "A", "B", "c", "d", "e", "f"), ("G", "2", "A", "c", "d", "e", "f"))
+    assert not nearly_same_bars(("G", "2", "A", "B"), ("G", "2", "c", "d"))  # two of four
+    assert not nearly_same_bars(("G", "6"), ("B", "6")) and nearly_same_bars(("G", "6"), ("G", "6"))
+    assert nearly_same_bars(("G", "3", "z", "2", "_", "B"), ("G", "3", "z", "2", "=", "B"))  # one unit: _B for =B
+    assert not nearly_same_bars(("G", "3", "z", "2", "_", "B"), ("A", "3", "z", "2", "=", "B"))  # two of five
+
