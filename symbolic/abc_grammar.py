@@ -59,15 +59,18 @@ accepts what they refuse (a primer or a real tune may break them):
 
 - No loops: the token completing a bar that would make the same 1..``MAX_LOOP_PERIOD`` bars three times in
   a row is refused (no third identical bar in a row, no ``X Y X Y X Y``), and so is one that would make them
-  three times nearly the same (each bar as many tokens as its counterpart, all but one in four of them the
-  same: a phrase played three times with a note changed); this last rule is the first to give way when
-  the rules together would leave no token.
+  three times nearly the same (:func:`nearly_same_bars`: each bar at most one edit in four from its
+  counterpart, an accidental counted with its note: a phrase played three times with a note changed,
+  added or left out); this last rule is the first to give way when the rules together would leave no
+  token, and it is not applied within ``ENDING_HORIZON`` tokens of the budget.
 - Tonic endings (from the ``K:`` field, also a free one the model wrote): ``|]``, ``||``, ``:|`` (except the
   one closing a first ending) and ``<eos>`` after ``:|`` are refused after a last note that is not the
   tonic; in a bar that must close a section or the tune, a token that would fill the bar after a note that
   is not the tonic (or start one that would) is refused; so it is in every bar once the tune is within
-  ``ENDING_HORIZON`` tokens of its budget (any bar may then be the last one that fits). Where, when and
-  with what rhythm the tune reaches its tonic, and which valid ending it writes, the model chooses.
+  ``ENDING_HORIZON`` tokens of its budget (any bar may then be the last one that fits), where also a token
+  after which the budget leaves no room for another note must leave the tonic as the last note (a tie
+  or a chord may not end it). Where, when and with what rhythm the tune reaches its tonic, and which
+  valid ending it writes, the model chooses.
 
 Masks are cached per state class (module-level, shared by grammars with the same options); a cached
 ``allowed`` + ``advance`` is a few numpy operations (about 20 us, ``benchmarks/abc_grammar_speed.py``);
