@@ -1,10 +1,11 @@
 """Speed of the ABC grammar mask: microseconds per ``allowed()`` + ``advance()`` call.
 
-Three workloads: replaying real tunes from music21's corpus (what a trained model's samples look like;
-a first pass with cold caches, then a second pass), and uniform random walks over the allowed tokens (the
-worst case: almost every state is new). The peer is the work a sampler does per token anyway on the same
-vocabulary: torch softmax + multinomial over the logits of one sequence; the ratio says what the grammar
-adds to it.
+Workloads: replaying real tunes from music21's corpus (what a trained model's samples look like;
+a first pass with cold caches, then a second pass), the same with the form rules ``compose`` adds (tonic
+endings, no loops or near loops: their per-token cost is not cached), and uniform random walks over the
+allowed tokens (the worst case: almost every state is new), without and with the form rules. The peer
+is the work a sampler does per token anyway on the same vocabulary: torch softmax + multinomial over the
+logits of one sequence; the ratio says what the grammar adds to it.
 
     python benchmarks/abc_grammar_speed.py [--tunes 400] [--walks 20]
 """
@@ -100,9 +101,16 @@ def main() -> None:
         calls, seconds = replay(grammar, tunes)
         us = seconds / calls * 1e6
         print(f"{label}: {calls} calls, {us:.1f} us per allowed()+advance() ({us / peer:.2f}x the peer)")
+    form = AbcGrammar(tok, max_tokens=100_000, strict_bars=True, form=True)  # + the style rules compose uses
+    for label in ("corpus replay with the form rules", "... second pass"):
+        calls, seconds = replay(form, tunes)
+        us = seconds / calls * 1e6
+        print(f"{label}: {calls} calls, {us:.1f} us per allowed()+advance() ({us / peer:.2f}x the peer)")
     walker = AbcGrammar(tok, meter="6/8", unit="1/8", key="G", max_tokens=256)
-    for label in ("uniform random walks, cold", "uniform random walks, again"):
-        calls, seconds = random_walks(walker, args.walks, seed=0)
+    form_walker = AbcGrammar(tok, meter="6/8", unit="1/8", key="G", bars=16, max_tokens=256, form=True)
+    for label, g in (("uniform random walks, cold", walker), ("uniform random walks, again", walker),
+                     ("random walks with the form rules (16 bars)", form_walker), ("... again", form_walker)):
+        calls, seconds = random_walks(g, args.walks, seed=0)
         us = seconds / calls * 1e6
         print(f"{label}: {calls} calls, {us:.1f} us per allowed()+advance() ({us / peer:.2f}x the peer)")
 
