@@ -14,6 +14,13 @@ knows about continuing a piece carries over, and the suffix is in view from the 
 Tempo Inst...``); ``prefix``, ``suffix`` and ``middle`` are body tokens as the left-to-right form has them.
 The three markers are a block ``infill`` appended to the end of a vocabulary (:func:`add_infill_tokens`),
 so every other id keeps its value: a model trained without them loads and composes exactly as before.
+Models trained with ``span`` tokens (a block ``span`` after it: ``<span:1>`` .. ``<span:8>``, 8 standing
+for 8 or more) have the middle's length in bars written just before the middle::
+
+    spm + span:  <bos> controls <fill> suffix <mid> prefix <span:k> middle <endfill>
+
+so the model knows where the middle begins and which of its bars leads into the suffix (a REMI ``Bar``
+has no number: without it, a middle cannot tell its last bar from any other).
 Cuts (:func:`bar_cuts`): ABC after a bar line and what belongs to it (touching bar lines, ``[1``/``[2``,
 field changes); MIDI (REMI) before each ``Bar`` token. Imports nothing else of ``symbolic`` (the
 tokenizers, the data and the trainer use it); sampling an infill is :mod:`symbolic.infill`.
@@ -26,11 +33,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["FIM_ORDER", "INFILL_TOKENS", "FimParts", "add_infill_tokens", "bar_cuts", "fim_cut", "fim_example",
-           "fim_order", "fim_prompt", "from_fim", "grow_embeddings", "has_infill", "infill_ids", "infill_json",
-           "load_infill", "parse_bars", "plain_json", "split_bars", "split_head", "to_fim"]
+__all__ = ["FIM_ORDER", "INFILL_TOKENS", "MAX_TRAIN_SPAN", "SPAN_TOKENS", "FimParts", "add_infill_tokens", "bar_cuts",
+           "fim_cut", "fim_example", "fim_order", "fim_prompt", "from_fim", "grow_embeddings", "has_infill", "has_span",
+           "infill_ids", "infill_json", "load_infill", "parse_bars", "plain_json", "span_id", "split_bars",
+           "split_head", "to_fim"]
 
 INFILL_TOKENS = ("<fill>", "<mid>", "<endfill>")
+MAX_TRAIN_SPAN = 8   # a training middle has 1..8 bars
+SPAN_TOKENS = tuple(f"<span:{k}>" for k in range(1, MAX_TRAIN_SPAN + 1))   # the middle's bars (8: 8 or more)
 FIM_ORDERS = ("spm", "psm")
 FIM_ORDER = "spm"   # the order training writes; a saved tokenizer without ``infill_order`` is "psm"
 # body tokens that belong to the bar line before them (ABC): bar lines, endings, field changes
@@ -43,23 +53,41 @@ def has_infill(tokenizer) -> bool:
     return "infill" in tokenizer.blocks
 
 
-def add_infill_tokens(tokenizer, order: str = FIM_ORDER):
+def has_span(tokenizer) -> bool:
+    """Whether ``tokenizer`` writes the middle's length in bars (``<span:k>``) before the middle."""
+    return "span" in tokenizer.blocks
+
+
+def add_infill_tokens(tokenizer, order: str = FIM_ORDER, *, span: bool = False):
     """Append ``<fill> <mid> <endfill>`` (block ``infill``) to ``tokenizer``'s vocabulary, in place, and set
-    its ``infill_order``; returns it.
+    its ``infill_order``; with ``span``, also ``<span:1>`` .. ``<span:8>`` (block ``span``) after them.
+    Returns the tokenizer.
 
     Every existing id keeps its value; a tokenizer that has the tokens already keeps them (and takes
     ``order``: a model fine-tuned with ``--infill-share`` learns the order training writes)."""
     if order not in FIM_ORDERS:
         raise ValueError(f"infill_order: expected one of {', '.join(FIM_ORDERS)}, got {order!r}")
     tokenizer.infill_order = order
-    if has_infill(tokenizer):
-        return tokenizer
-    start = len(tokenizer.vocab)
-    tokenizer.vocab.extend(INFILL_TOKENS)
-    tokenizer.blocks["infill"] = (start, start + len(INFILL_TOKENS))
-    for i, token in enumerate(INFILL_TOKENS):
-        tokenizer.token_to_id[token] = start + i
+    if not has_infill(tokenizer):
+        _append_block(tokenizer, "infill", INFILL_TOKENS)
+    if span and not has_span(tokenizer):
+        _append_block(tokenizer, "span", SPAN_TOKENS)
     return tokenizer
+
+
+def _append_block(tokenizer, name: str, tokens: Sequence[str]) -> None:
+    start = len(tokenizer.vocab)
+    tokenizer.vocab.extend(tokens)
+    tokenizer.blocks[name] = (start, start + len(tokens))
+    for i, token in enumerate(tokens):
+        tokenizer.token_to_id[token] = start + i
+
+
+def span_id(tokenizer, n_bars: int) -> int:
+    """The id of ``<span:k>`` for a middle of ``n_bars`` bars (``<span:8>`` for 8 or more)."""
+    if n_bars < 1:
+        raise ValueError(f"a middle has at least one bar, got {n_bars}")
+    return tokenizer.blocks["span"][0] + min(n_bars, MAX_TRAIN_SPAN) - 1
 
 
 def infill_ids(tokenizer) -> tuple[int, int, int]:
@@ -85,7 +113,7 @@ def load_infill(tokenizer, data: dict):
     the order it saved (none saved: ``"psm"``, the first models'); returns the tokenizer. ValueError
     for an unknown order."""
     if isinstance(data.get("blocks"), dict) and "infill" in data["blocks"]:
-        add_infill_tokens(tokenizer, data.get("infill_order", "psm"))
+        add_infill_tokens(tokenizer, data.get("infill_order", "psm"), span="span" in data["blocks"])
     return tokenizer
 
 
@@ -96,11 +124,12 @@ def plain_json(tokenizer) -> dict:
         return data
     data = dict(data)
     data.pop("infill_order", None)
-    data["blocks"] = {k: v for k, v in data["blocks"].items() if k != "infill"}
+    added = len(INFILL_TOKENS) + (len(SPAN_TOKENS) if has_span(tokenizer) else 0)
+    data["blocks"] = {k: v for k, v in data["blocks"].items() if k not in ("infill", "span")}
     if "vocab" in data:
-        data["vocab"] = data["vocab"][:-len(INFILL_TOKENS)]
+        data["vocab"] = data["vocab"][:-added]
     if "vocab_size" in data:
-        data["vocab_size"] -= len(INFILL_TOKENS)
+        data["vocab_size"] -= added
     return data
 
 
@@ -227,18 +256,28 @@ def split_bars(tokenizer, ids: Sequence[int], first: int, last: int) -> FimParts
     return FimParts(head, body[:a], body[a:b], body[b:], ended)
 
 
-def fim_prompt(tokenizer, head: Sequence[int], prefix: Sequence[int], suffix: Sequence[int]) -> list[int]:
+def fim_prompt(tokenizer, head: Sequence[int], prefix: Sequence[int], suffix: Sequence[int],
+               n_bars: int | None = None) -> list[int]:
     """What comes before the middle, in the tokenizer's order: ``head <fill> suffix <mid> prefix`` (spm)
-    or ``head prefix <fill> suffix <mid>`` (psm)."""
+    or ``head prefix <fill> suffix <mid>`` (psm), then ``<span:n_bars>`` when the tokenizer has span
+    tokens (``n_bars``, the middle's bars, is then required)."""
     fill, mid, _end = infill_ids(tokenizer)
     if fim_order(tokenizer) == "spm":
-        return [*head, fill, *suffix, mid, *prefix]
-    return [*head, *prefix, fill, *suffix, mid]
+        out = [*head, fill, *suffix, mid, *prefix]
+    else:
+        out = [*head, *prefix, fill, *suffix, mid]
+    if has_span(tokenizer):
+        if n_bars is None:
+            raise ValueError("this model writes the middle's bars before it: give n_bars")
+        out.append(span_id(tokenizer, n_bars))
+    return out
 
 
 def to_fim(tokenizer, parts: FimParts) -> list[int]:
     """The fill-in-the-middle sequence: :func:`fim_prompt`, the middle, ``<endfill>``."""
-    return [*fim_prompt(tokenizer, parts.head, parts.prefix, parts.suffix), *parts.middle, infill_ids(tokenizer)[2]]
+    n_bars = n_closed_bars(tokenizer, parts.middle) if has_span(tokenizer) else None
+    return [*fim_prompt(tokenizer, parts.head, parts.prefix, parts.suffix, n_bars), *parts.middle,
+            infill_ids(tokenizer)[2]]
 
 
 def from_fim(tokenizer, ids: Sequence[int], *, ended: bool = True, n_middle: int | None = None) -> FimParts:
@@ -248,9 +287,17 @@ def from_fim(tokenizer, ids: Sequence[int], *, ended: bool = True, n_middle: int
     middle's length in tokens (ValueError without it)."""
     fill, mid, end = infill_ids(tokenizer)
     spm = fim_order(tokenizer) == "spm"
+    ids = [int(i) for i in ids]
+    if has_span(tokenizer):   # <span:k> marks where the middle begins
+        low, high = tokenizer.blocks["span"]
+        at = next((k for k, i in enumerate(ids) if low <= i < high), None)
+        if at is None or fill not in ids or mid not in ids or not ids.index(fill) < ids.index(mid) < at:
+            raise ValueError("not a fill-in-the-middle sequence (no <fill>, <mid> and <span:..> in order)")
+        e = ids.index(end) if end in ids else len(ids)
+        n_middle = e - at - 1
+        ids = ids[:at] + ids[at + 1:]
     if spm and n_middle is None:
         raise ValueError("an spm fill-in-the-middle sequence needs n_middle: the prefix runs into the middle")
-    ids = [int(i) for i in ids]
     try:
         f, m = ids.index(fill), ids.index(mid)
         e = ids.index(end) if end in ids else len(ids)
@@ -263,8 +310,6 @@ def from_fim(tokenizer, ids: Sequence[int], *, ended: bool = True, n_middle: int
     head, prefix, _ = split_head(tokenizer, ids[:f])   # head prefix <fill> suffix <mid> middle
     return FimParts(head, prefix, ids[m + 1:e], ids[f + 1:m], ended)
 
-
-MAX_TRAIN_SPAN = 8   # a training middle has 1..8 bars
 
 
 def fim_example(tokenizer, ids: Sequence[int], rng: np.random.Generator, *,
@@ -294,6 +339,8 @@ def fim_cut(tokenizer, ids: Sequence[int], rng: np.random.Generator, *,
     first = int(rng.integers(1, n - k + 2))
     a, b = cuts[first - 1], cuts[first - 1 + k]
     parts = FimParts(head, body[:a], body[a:b], body[b:], ended)
+    if max_tokens is not None:
+        max_tokens -= int(has_span(tokenizer))   # the <span:k> token
     if max_tokens is None or fim_length(parts) <= max_tokens:
         return parts
     for c in cuts[:first]:   # the prefix from a later bar
@@ -308,7 +355,8 @@ def fim_cut(tokenizer, ids: Sequence[int], rng: np.random.Generator, *,
 
 
 def fim_length(parts: FimParts) -> int:
-    """The length of :func:`to_fim` ``(parts)``: the head, the three markers and the body tokens."""
+    """The length of :func:`to_fim` ``(parts)``: the head, the three markers and the body tokens (and a
+    ``<span:k>`` more with span tokens)."""
     return len(parts.head) + len(parts.prefix) + len(parts.middle) + len(parts.suffix) + len(INFILL_TOKENS)
 
 

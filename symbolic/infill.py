@@ -50,6 +50,7 @@ from .fim import (
     from_fim,
     grow_embeddings,
     has_infill,
+    has_span,
     infill_ids,
     is_abc_tokenizer,
     parse_bars,
@@ -60,7 +61,7 @@ from .fim import (
 )
 
 __all__ = ["INFILL_TOKENS", "AbcSpanGrammar", "FimParts", "MidiSpanGrammar", "add_infill_tokens", "bar_cuts",
-           "fim_cut", "fim_example", "fim_prompt", "from_fim", "grow_embeddings", "has_infill", "infill",
+           "fim_cut", "fim_example", "fim_prompt", "from_fim", "grow_embeddings", "has_infill", "has_span", "infill",
            "infill_compositions", "infill_ids", "infill_to_files", "lead_in_scores", "meter_runs", "parse_bars",
            "read_piece", "split_bars", "split_head", "to_fim", "token_log_probs"]
 
@@ -386,8 +387,8 @@ def _abc_plan(tokenizer, text: str, span: tuple[int, int], context: int) -> _Pla
         end_slurs += {"(": 1, ")": -1}.get(vocab[t], 0)
     per_bar = max(1, len(body)) / max(1, total_bars)
     room = _room(int(per_bar * 1.6 * (last - first + 1)) + 16, context)
-    shown_prefix, shown_suffix = _fit(tokenizer, prefix, suffix, context - room - len(head) - 2)
-    prompt = fim_prompt(tokenizer, head, shown_prefix, shown_suffix)
+    shown_prefix, shown_suffix = _fit(tokenizer, prefix, suffix, context - room - len(head) - 3)
+    prompt = fim_prompt(tokenizer, head, shown_prefix, shown_suffix, len(groups))
     tune = [*head, *prefix]
 
     def grammar():
@@ -511,8 +512,8 @@ def _midi_plan(tokenizer, table, span: tuple[int, int], context: int, style: str
     starts = downbeats[first - 1:first + k]   # span bar lines in input ticks: k bars, then the end
     per_bar = max(1, len(body)) / max(1, n_bars)
     room = _room(int(per_bar * 1.5 * k) + 16, context)
-    shown_prefix, shown_suffix = _fit_midi(tokenizer, prefix, suffix, context - room - len(head) - 2)
-    prompt = fim_prompt(tokenizer, head, shown_prefix, shown_suffix)
+    shown_prefix, shown_suffix = _fit_midi(tokenizer, prefix, suffix, context - room - len(head) - 3)
+    prompt = fim_prompt(tokenizer, head, shown_prefix, shown_suffix, k)
     inner_probe = MidiGrammar(tokenizer, controls=span_controls, bars=k, max_tokens=1 << 30, note_rules=True,
                               edge_triads=False)
     ranges = part_ranges(table, coded)

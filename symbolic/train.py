@@ -379,6 +379,7 @@ def train(*, data: TokenData, tokenizer, model_config: ModelConfig, config: Trai
                "model": asdict(model_config), "train": asdict(config), "init_from": init_from or None,
                "schedule": schedule, "instruments": instruments, "infill_share": infill_share,
                "infill_order": getattr(tokenizer, "infill_order", None) if infill_share else None,
+               "infill_span": "span" in tokenizer.blocks if infill_share else None,
                "windows": "sequence starts",
                "transpose": list(transpose), "ensembles": ensembles, "left_out": sorted(leave_out),
                **seen_controls(tokenizer, data.train),
@@ -448,8 +449,10 @@ def _windows(metrics: dict) -> str:
 
 def _infill_line(metrics: dict) -> str:
     share = metrics.get("infill_share") or 0
-    order = {"spm": " (suffix-prefix-middle order)", "psm": " (prefix-suffix-middle order)"}.get(
+    order = {"spm": " (suffix-prefix-middle order", "psm": " (prefix-suffix-middle order"}.get(
         metrics.get("infill_order", ""), "")
+    if order:
+        order += ", the middle's length in bars before it)" if metrics.get("infill_span") else ")"
     return (f"\n- {share:.0%} of the training sequences in the fill-in-the-middle form{order}: the model rewrites "
             f"bars inside a piece (`ostinato compose --primer FILE --infill 5-8`).") if share else ""
 

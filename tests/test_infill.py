@@ -15,7 +15,7 @@ from ostinato import events
 from ostinato.events.instruments import assign_instruments, instrument_range
 from ostinato.events.sources import iter_items
 from ostinato.symbolic.abc_tokens import AbcTokenizer
-from ostinato.symbolic.fim import FIM_ORDER, fim_order, plain_json
+from ostinato.symbolic.fim import FIM_ORDER, SPAN_TOKENS, fim_order, fim_prompt, has_span, plain_json, span_id
 from ostinato.symbolic.infill import (
     INFILL_TOKENS,
     add_infill_tokens,
@@ -111,6 +111,35 @@ def test_the_two_orders_of_the_format():
     add_infill_tokens(tok, "psm")
     assert to_fim(tok, parts) == [*h, *p, fill, *s, mid, *m, end]
     assert from_fim(tok, to_fim(tok, parts)) == parts
+
+
+def test_the_span_tokens_say_the_middles_bars_and_mark_where_it_begins():
+    for tok in (AbcTokenizer(), build_tokenizer("remi", styles=["bach"])):
+        plain, before = len(tok.vocab), tok.to_json()
+        add_infill_tokens(tok)
+        assert not has_span(tok)
+        add_infill_tokens(tok, span=True)   # a model fine-tuned from one without them: appended after
+        assert tok.vocab[plain:] == [*INFILL_TOKENS, *SPAN_TOKENS] and SPAN_TOKENS[-1] == "<span:8>"
+        assert [tok.vocab[span_id(tok, k)] for k in (1, 3, 8, 12)] == ["<span:1>", "<span:3>", "<span:8>", "<span:8>"]
+        again = type(tok).from_json(json.loads(json.dumps(tok.to_json())))
+        assert again.vocab == tok.vocab and has_span(again) and again.blocks["span"] == tok.blocks["span"]
+        assert plain_json(again) == before   # the token cache is shared with plain models
+    tok = add_infill_tokens(AbcTokenizer(), span=True)
+    fill, mid, end = infill_ids(tok)
+    text = "X:1\nM:4/4\nL:1/8\nK:G\nG2A2 B2c2|d2e2 f2g2|a8|g8|]\n"
+    parts = split_bars(tok, tok.encode(text), 2, 3)
+    h, p, m, s = parts.head, parts.prefix, parts.middle, parts.suffix
+    assert to_fim(tok, parts) == [*h, fill, *s, mid, *p, span_id(tok, 2), *m, end]
+    assert from_fim(tok, to_fim(tok, parts)) == parts   # the span token marks the prefix's end: no n_middle
+    with pytest.raises(ValueError, match="n_bars"):
+        fim_prompt(tok, h, p, s)
+    add_infill_tokens(tok, "psm")
+    assert to_fim(tok, parts) == [*h, *p, fill, *s, mid, span_id(tok, 2), *m, end]
+    assert from_fim(tok, to_fim(tok, parts)) == parts
+    midi = add_infill_tokens(build_tokenizer("remi", styles=["bach"]), span=True)
+    ids = midi.encode(_chorales(1)[0], style="bach")
+    cut = split_bars(midi, ids, 2, 4)
+    assert to_fim(midi, cut)[len(to_fim(midi, cut)) - len(cut.middle) - 2] == span_id(midi, 3)
 
 
 def test_a_piece_becomes_a_fim_example_and_reassembles_exactly():
@@ -343,7 +372,9 @@ def test_a_tiny_run_learns_the_format_and_infills_through_the_cli(tmp_path, trai
     metrics = json.loads((trained / "metrics.json").read_text())
     assert metrics["infill_share"] == 0.5
     model, tok, _config = load_model_folder(trained)
-    assert has_infill(tok) and model.get_input_embeddings().weight.shape[0] == len(tok) == len(AbcTokenizer()) + 3
+    added = len(INFILL_TOKENS) + len(SPAN_TOKENS)   # training writes the middle's length in bars too
+    assert has_infill(tok) and has_span(tok) and metrics["infill_span"]
+    assert model.get_input_embeddings().weight.shape[0] == len(tok) == len(AbcTokenizer()) + added
     held_out = []
     for item in iter_items(TUNES, split="test"):
         try:
@@ -394,10 +425,11 @@ def test_init_from_a_model_without_the_tokens_grows_its_vocabulary(tmp_path, tra
                      "--steps", "2", "--batch-size", "2", "--lr", "1e-9", "--infill-share", "0.25", "-q")
     assert result.returncode == 0, result.stderr
     model, tok, _ = load_model_folder(grown)
-    assert has_infill(tok) and len(tok) == len(plain_tok) + 3
+    added = len(INFILL_TOKENS) + len(SPAN_TOKENS)
+    assert has_infill(tok) and has_span(tok) and len(tok) == len(plain_tok) + added
     old = plain_model.get_input_embeddings().weight
     new = model.get_input_embeddings().weight
-    assert new.shape[0] == old.shape[0] + 3
+    assert new.shape[0] == old.shape[0] + added
     assert torch.allclose(new[:old.shape[0]], old, atol=1e-6)   # a learning rate of 1e-9 keeps the old rows
     assert json.loads((grown / "metrics.json").read_text())["infill_share"] == 0.25
 
