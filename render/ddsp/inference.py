@@ -184,12 +184,10 @@ class Synth:
         """Harmonic amplitudes ``[P, K]`` (zero above Nyquist) and noise power ``[P, M]`` at (voice, frame) pairs."""
         c = self.config
         features = pair_features(voices, voice, frame, c)
-        x = None
+        x = features @ self.layers[0][0][:features.shape[1]]
+        x += self.first_layer_instrument[voices.instrument[voice]]  # the embedding's share, once per instrument
         for i, (weight, bias, gain, shift) in enumerate(self.layers):
-            if i == 0:  # the instrument embedding's share of the first layer, once per instrument
-                x = features @ weight[:features.shape[1]]
-                x += self.first_layer_instrument[voices.instrument[voice]]
-            else:
+            if i > 0:
                 x = x @ weight
                 x += bias
             x -= x.mean(-1, keepdims=True)
@@ -239,13 +237,8 @@ class Synth:
             pan = np.concatenate([pan, pan * self.send_share[voices.instrument[voice]][None]]).astype(np.float32)
         amplitude *= loudness[:, None]
         power *= (loudness**2)[:, None]
-        order = np.argsort(frame, kind="stable")  # the noise power of each channel, summed per frame
-        sorted_frame = frame[order] - first_frame
-        starts = np.flatnonzero(np.r_[True, sorted_frame[1:] != sorted_frame[:-1]])
-        noise = np.zeros((n_channels, n_frames + 1, power.shape[1]), np.float32)  # [C, F + 1, M]
-        if len(order):
-            noise[:, sorted_frame[starts]] = np.add.reduceat(power[order][None] * (pan[:, order] ** 2)[..., None],
-                                                             starts, axis=1)
+        noise = scatter_add(n_frames + 1, frame - first_frame,  # each channel's noise power, summed per frame
+                            power[:, None] * (pan.T ** 2)[..., None]).transpose(1, 0, 2)  # [C, F + 1, M]
         out = filtered_noise(np.sqrt(noise), first_frame, hop, c.noise_seed)[:, hop: hop + n_frames * hop]
         if len(voice) == 0:  # voices that only ring into a later chunk
             return out
