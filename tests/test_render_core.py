@@ -131,3 +131,20 @@ def test_fft_convolve_matches_numpy():
 def test_upsample_linear():
     out = core.upsample_linear(torch.tensor([0.0, 1.0, 3.0]), 4)
     np.testing.assert_allclose(out.numpy(), [0, 0.25, 0.5, 0.75, 1, 1.5, 2, 2.5])
+
+
+def test_scatter_add_and_pan_classes_are_exact():
+    from ostinato.render.ddsp.inference import pan_classes, scatter_add, sum_runs
+
+    rng = np.random.default_rng(0)
+    index = rng.integers(0, 40, 500)  # runs of up to ~30 rows per target
+    values = rng.standard_normal((500, 7)).astype(np.float32)
+    expected = np.zeros((45, 7), np.float32)
+    np.add.at(expected, index, values)  # in row order, as scatter_add adds
+    np.testing.assert_array_equal(scatter_add(45, index, values), expected)
+    starts = np.array([0, 1, 4, 9, 10])
+    np.testing.assert_allclose(sum_runs(values[:12], starts), np.add.reduceat(values[:12], starts, axis=0), rtol=1e-6)
+    pan = np.array([[1.0, 0.5, 1.0, 0.5], [0.0, 0.5, 0.0, 0.5], [0.2, 0.2, 0.2, 0.3]], np.float32)  # [C, P]
+    classes, which = pan_classes(pan)
+    assert len(classes) == 3 and which[0] == which[2] and len(set(which.tolist())) == 3
+    np.testing.assert_array_equal(classes[which].T, pan)

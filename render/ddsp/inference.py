@@ -16,6 +16,7 @@ left out of it (a trained model puts most of its partials there).
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 
@@ -116,8 +117,26 @@ def _band_to_bins(n_bands: int, n_bins: int) -> tuple[np.ndarray, np.ndarray, np
     return low, np.minimum(low + 1, n_bands - 1), (position - low).astype(np.float32)
 
 
+def sum_runs(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """The rows of ``values`` summed over the runs that begin at ``starts`` (increasing, the first 0):
+    ``[len(starts), *values.shape[1:]]``, as ``np.add.reduceat(values, starts, axis=0)`` but in one
+    vectorized pass per position within a run (10x faster for many short runs of wide rows)."""
+    out = values[starts]
+    if len(starts) == len(values):
+        return out
+    lengths = np.diff(np.append(starts, len(values)))
+    run = np.repeat(np.arange(len(starts)), lengths)
+    position = np.arange(len(values)) - starts[run]  # 0 for a run's first row
+    by_position = np.argsort(position, kind="stable")
+    bounds = np.cumsum(np.bincount(position))
+    for a, b in itertools.pairwise(bounds.tolist()):  # the runs' second rows, then their third, ...
+        rows = by_position[a:b]
+        out[run[rows]] += values[rows]
+    return out
+
+
 def scatter_add(n_rows: int, index: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """``out[index[i]] += values[i]`` for all i, into ``n_rows`` zero rows (a sort and ``np.add.reduceat``,
+    """``out[index[i]] += values[i]`` for all i, into ``n_rows`` zero rows (a sort and :func:`sum_runs`,
     much faster than ``np.add.at`` for many rows): ``[n_rows, *values.shape[1:]]``."""
     out = np.zeros((n_rows, *values.shape[1:]), values.dtype)
     if len(index) == 0:
@@ -125,8 +144,16 @@ def scatter_add(n_rows: int, index: np.ndarray, values: np.ndarray) -> np.ndarra
     order = np.argsort(index, kind="stable")
     sorted_index = index[order]
     starts = np.flatnonzero(np.r_[True, sorted_index[1:] != sorted_index[:-1]])
-    out[sorted_index[starts]] = np.add.reduceat(values[order], starts, axis=0)
+    out[sorted_index[starts]] = sum_runs(values[order], starts)
     return out
+
+
+def pan_classes(pan: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct columns of ``pan`` ([C, P] channel gains) and each column's: ``([n, C], [P] int64)``."""
+    rows = np.ascontiguousarray(pan.T)
+    classes, index = np.unique(rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))).reshape(-1),
+                               return_inverse=True)
+    return classes.view(rows.dtype).reshape(len(classes), rows.shape[1]), index.reshape(-1)
 
 
 def fft_convolve(signal: np.ndarray, impulse_spectrum: np.ndarray, n_out: int, size: int) -> np.ndarray:
@@ -237,8 +264,13 @@ class Synth:
             pan = np.concatenate([pan, pan * self.send_share[voices.instrument[voice]][None]]).astype(np.float32)
         amplitude *= loudness[:, None]
         power *= (loudness**2)[:, None]
-        noise = scatter_add(n_frames + 1, frame - first_frame,  # each channel's noise power, summed per frame
-                            power[:, None] * (pan.T ** 2)[..., None]).transpose(1, 0, 2)  # [C, F + 1, M]
+        pans, pan_class = pan_classes(pan)  # [n_pans, C], [P]
+        if 0 < len(pans) * (n_frames + 1) <= len(voice):  # each channel's noise power per frame: summed per pan first
+            per_pan = scatter_add(len(pans) * (n_frames + 1), pan_class * (n_frames + 1) + frame - first_frame, power)
+            noise = ((pans.T ** 2) @ per_pan.reshape(len(pans), -1)).reshape(len(pan), n_frames + 1, -1)
+        else:  # pans that move every frame
+            noise = scatter_add(n_frames + 1, frame - first_frame,
+                                power[:, None] * (pan.T ** 2)[..., None]).transpose(1, 0, 2)  # [C, F + 1, M]
         out = filtered_noise(np.sqrt(noise), first_frame, hop, c.noise_seed)[:, hop: hop + n_frames * hop]
         if len(voice) == 0:  # voices that only ring into a later chunk
             return out
@@ -272,8 +304,8 @@ class Synth:
         steady = ~bent & np.all(pan[:, start_pair] == pan[:, end_pair], axis=0)
         if steady.any():
             peak = np.maximum(a0[steady], a1[steady])
-            self._steady(blocks_out, coefficients[steady], peak, pan[:, start_pair[steady]], voices, frequencies,
-                         block_voice[steady], block_frame[steady] - first_frame, basis_cache)
+            self._steady(blocks_out, coefficients[steady], peak, pans, pan_class[start_pair[steady]], voices,
+                         frequencies, block_voice[steady], block_frame[steady] - first_frame, basis_cache)
         if not steady.all():
             moving = ~steady
             gains = np.stack([pan[:, start_pair[moving]], pan[:, end_pair[moving]]], -1)  # [C, B', 2]
@@ -281,19 +313,17 @@ class Synth:
                                  block_frame[moving], first_frame, performance)
         return out + blocks_out.reshape(n_channels, -1)
 
-    def _steady(self, out: np.ndarray, coefficients: np.ndarray, peak: np.ndarray, pan: np.ndarray, voices: Voices,
-                frequencies: np.ndarray, block_voice: np.ndarray, offset: np.ndarray, basis_cache: dict) -> None:
+    def _steady(self, out: np.ndarray, coefficients: np.ndarray, peak: np.ndarray, pans: np.ndarray,
+                pan_class: np.ndarray, voices: Voices, frequencies: np.ndarray, block_voice: np.ndarray,
+                offset: np.ndarray, basis_cache: dict) -> None:
         """Add blocks whose pan holds (``coefficients`` [B, 4K], each partial's ``peak`` amplitude [B, K],
-        ``pan`` [C, B]) into ``out`` ([C, F, hop]): summed per (instrument, pitch, pan) and frame, each
-        group's frames synthesized by one product with its basis (only the frames where it sounds)."""
+        the pan ``pans[pan_class]``, ``pans`` [n_pans, C]) into ``out`` ([C, F, hop]): summed per (instrument,
+        pitch, pan) and frame, each group's frames synthesized by one product with its basis (only the
+        frames where it sounds)."""
         c = self.config
         n_frames, k = out.shape[1], c.n_harmonics
-        rows = np.ascontiguousarray(pan.T)  # [B, C]: a pan class per distinct row
-        pans, pan_class = np.unique(rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))).reshape(-1),
-                                    return_inverse=True)
-        pans = pans.view(rows.dtype).reshape(len(pans), rows.shape[1])  # [n_pans, C]
         keys = voices.instrument * 128 + voices.pitch
-        group_key = (keys[block_voice] * len(pans) + pan_class.reshape(-1)) * n_frames + offset
+        group_key = (keys[block_voice] * len(pans) + pan_class) * n_frames + offset
         order = np.argsort(group_key, kind="stable")
         sorted_key = group_key[order]
         single = np.r_[True, sorted_key[1:] != sorted_key[:-1]]  # one row per (group, frame)
