@@ -782,12 +782,19 @@ class MidiTokenizer:
                 if -7 <= sharps <= 7:
                     keys = [(0, sharps, mode)]
         tracks, track = list(table.tracks), table.track
-        if controls.tracks:
+        if controls.tracks:   # a primer's parts, in its order
+            asked = [token_program for token_program, _, _ in controls.tracks]
+        else:   # the instruments asked, in the order asked (the tokens write them in their own order)
+            asked = [DRUMS if i == DRUMS else int(i) for i in (c.instruments or ())]
+        if asked:
             stand_in = {token_program: (program, name) for token_program, program, name in controls.tracks}
             tracks, index = [], np.zeros(len(table.tracks), dtype=np.int32)
-            order = sorted(range(len(table.tracks)), key=lambda i: [tp for tp, _, _ in controls.tracks].index(
-                table.tracks[i].program) if table.tracks[i].program in stand_in else len(stand_in) + i)
-            for i in order:
+
+            def place(i: int) -> int:
+                played = DRUMS if table.tracks[i].is_drum else table.tracks[i].program
+                return asked.index(played) if played in asked else len(asked) + i
+
+            for i in sorted(range(len(table.tracks)), key=place):
                 t = table.tracks[i]
                 if not t.is_drum and t.program in stand_in:
                     program, name = stand_in[t.program]

@@ -178,6 +178,13 @@ def test_another_key_and_tempo(shipped):
     _check_notes(piece.table, bars=8)
 
 
+def test_the_tracks_come_in_the_order_the_instruments_were_asked(shipped):
+    for asked in ((42, 73, "drums", 40), ("drums", 40, 42)):   # the tokens write programs ascending, drums last
+        (piece,) = _compose(shipped, seed=1, instruments=asked, bars=2)
+        played = [("drums" if t.is_drum else t.program) for t in piece.table.tracks]
+        assert played == list(asked)
+
+
 def test_32_bars_outgrow_the_context_with_no_empty_bar(shipped):
     (piece,) = _compose(shipped, seed=0, tempo_bpm=96, instruments=(40, 42), bars=32, meter="4/4")
     assert len(piece.ids) > 512   # past the model's context: the window slid
