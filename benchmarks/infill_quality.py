@@ -7,16 +7,17 @@ every other bar exact?
 Models: folders trained with ``ostinato train symbolic --infill-share`` (or fine-tuned from the shipped
 ones: ``--init-from folk-abc --infill-share 0.25``). A format whose model is not given is skipped.
 Pieces: held-out pieces (DESIGN.md's split) of ``music21:essenFolksong`` (ABC) and ``music21:bach``
-(MIDI, parts given an ensemble as chorale-midi was trained; the likelihood on the piece's first
-training window, which fits the context); per piece a span of 1-4 bars drawn with
+(MIDI, parts given an ensemble as chorale-midi was trained); per piece a span of 1-4 bars drawn with
 a fixed seed, and ``--per-piece`` samples of it (the CLI's sampling defaults, top-p 0.95); the pieces
 are gone through again, with new spans, until there are enough samples (22 held-out chorales).
 
 Printed per format:
 
-* bits per token of the held-out middles with the suffix in view (the fill-in-the-middle form) and
-  without (the left-to-right form: controls, prefix, middle), on the same middle tokens, and how much
-  lower the first is (the issue asks for at least 5 %);
+* bits per token of the held-out middles (the spans sampled) with the suffix in view and without, on the
+  same middle tokens, and how much lower the first is (the issue asks for at least 5 %): with, the prompt
+  the sampler gives the model (``symbolic.infill.middle_bits``: the prefix's last bars and the suffix's
+  first bars that fit the context around the span, in the fill-in-the-middle order); without, the same
+  controls and prefix, left to right;
 * boundary smoothness: the mean absolute interval (semitones) from the last note before the span into
   the fill's first note, and from the fill's last note into the first note after it, beside the same
   intervals in the original pieces (the top part for MIDI); the issue asks for within 25 %;
@@ -32,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import math
 import sys
 import time
 from fractions import Fraction
@@ -62,20 +62,18 @@ def rounds(items: list, n_samples: int, stats: dict, max_rounds: int = 20):
 
 
 # ---------------------------------------------------------------------------- likelihood
-def middle_bits(model, tokenizer, parts, context: int) -> tuple[float, float, int] | None:
-    """(bits with the suffix in view, bits without, middle tokens) of one cut piece, or None when the
-    fill-in-the-middle form does not fit the context."""
-    from ostinato.symbolic.infill import to_fim, token_log_probs
+def add_bits(stats: dict, model, tokenizer, piece, span: tuple[int, int], style: str | None = None) -> None:
+    """Add the span's bits with and without the suffix (:func:`symbolic.infill.middle_bits`: the prompt the
+    sampler gives the model) to ``stats``."""
+    from ostinato.symbolic.infill import middle_bits
 
-    fim = to_fim(tokenizer, parts)   # ... middle <endfill>, in the model's order
-    plain = [*parts.head, *parts.prefix, *parts.middle]
-    if len(fim) > context or not parts.middle:
-        return None
-    out = []
-    for seq, start in ((fim, len(fim) - 1 - len(parts.middle)), (plain, len(parts.head) + len(parts.prefix))):
-        bits = -token_log_probs(model, seq) / math.log(2)
-        out.append(float(bits[start - 1:start - 1 + len(parts.middle)].sum()))
-    return out[0], out[1], len(parts.middle)
+    try:
+        fim, plain, n = middle_bits(model, tokenizer, piece, span, style=style)
+    except ValueError:
+        return
+    stats["bits_fim"] += fim
+    stats["bits_plain"] += plain
+    stats["n_tokens"] += n
 
 
 # ---------------------------------------------------------------------------- ABC
@@ -128,11 +126,11 @@ def seam_intervals(measures, first: int, last: int) -> tuple[float | None, float
 
 def run_abc(model_dir: str, n_samples: int, per_piece: int, seed: int) -> dict:
     from ostinato.events.sources import iter_items
-    from ostinato.symbolic.infill import infill_compositions, split_bars
+    from ostinato.symbolic.infill import infill_compositions
     from ostinato.symbolic.model import load_model_folder
     from ostinato.symbolic.sample import SamplingConfig
 
-    model, tok, config = load_model_folder(model_dir)
+    model, tok, _config = load_model_folder(model_dir)
     model.eval()
     rng = np.random.default_rng(seed)
     stats = {"bits_fim": 0.0, "bits_plain": 0.0, "n_tokens": 0, "samples": 0, "valid": 0, "exact": 0,
@@ -148,12 +146,7 @@ def run_abc(model_dir: str, n_samples: int, per_piece: int, seed: int) -> dict:
         if span is None or len(ref) < len(bars):
             continue
         first, last = span
-        ids = tok.encode(text, normalised=True)
-        got = middle_bits(model, tok, split_bars(tok, ids, first, last), config.context)
-        if got is not None:
-            stats["bits_fim"] += got[0]
-            stats["bits_plain"] += got[1]
-            stats["n_tokens"] += got[2]
+        add_bits(stats, model, tok, text, span)
         try:
             pieces = infill_compositions(model, tok, text, span, n=per_piece,
                                          sampling=SamplingConfig(top_p=0.95, seed=int(rng.integers(1 << 30))))
@@ -205,13 +198,13 @@ def run_midi(model_dir: str, n_samples: int, per_piece: int, seed: int) -> dict:
     from ostinato.events import to_score
     from ostinato.events.instruments import assign_instruments, instrument_range
     from ostinato.events.sources import iter_items
-    from ostinato.symbolic.infill import bar_cuts, infill_compositions, split_bars, split_head
+    from ostinato.symbolic.infill import bar_cuts, infill_compositions, split_head
     from ostinato.symbolic.model import load_model_folder
     from ostinato.symbolic.sample import SamplingConfig
 
-    model, tok, config = load_model_folder(model_dir)
+    model, tok, _config = load_model_folder(model_dir)
     model.eval()
-    rng, bits_rng = np.random.default_rng(seed), np.random.default_rng([seed, 1])
+    rng = np.random.default_rng(seed)
     stats = {"bits_fim": 0.0, "bits_plain": 0.0, "n_tokens": 0, "samples": 0, "valid": 0, "exact": 0,
              "seam_gen": [], "seam_ref": [], "failed": 0}
     columns = ("pitch", "onset_tick", "offset_tick", "onset_s", "offset_s", "velocity", "program", "track")
@@ -230,15 +223,7 @@ def run_midi(model_dir: str, n_samples: int, per_piece: int, seed: int) -> dict:
             continue
         first, last = span
         start, end = downbeats[first - 1], downbeats[last]
-        window = tok.encode_windows(table, max_tokens=config.context - 3, style=style)[0]   # a window fits
-        _head, window_body, _ = split_head(tok, window)
-        window_span = spans_for(len(bar_cuts(tok, window_body)) - 1, bits_rng)
-        got = None if window_span is None else middle_bits(model, tok, split_bars(tok, window, *window_span),
-                                                           config.context)
-        if got is not None:
-            stats["bits_fim"] += got[0]
-            stats["bits_plain"] += got[1]
-            stats["n_tokens"] += got[2]
+        add_bits(stats, model, tok, table, span, style=style)
         try:
             pieces = infill_compositions(model, tok, table, span, n=per_piece, style="bach",
                                          sampling=SamplingConfig(top_p=0.95, seed=int(rng.integers(1 << 30))))

@@ -33,13 +33,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["FIM_ORDER", "INFILL_TOKENS", "MAX_TRAIN_SPAN", "SPAN_TOKENS", "FimParts", "add_infill_tokens", "bar_cuts",
-           "fim_cut", "fim_example", "fim_order", "fim_prompt", "from_fim", "grow_embeddings", "has_infill", "has_span",
-           "infill_ids", "infill_json", "load_infill", "parse_bars", "plain_json", "span_id", "split_bars",
-           "split_head", "to_fim"]
+__all__ = ["FIM_ORDER", "INFILL_TOKENS", "INTERIOR_SHARE", "MAX_TRAIN_SPAN", "SPAN_TOKENS", "FimParts",
+           "add_infill_tokens", "bar_cuts", "fim_cut", "fim_example", "fim_order", "fim_prompt", "from_fim",
+           "grow_embeddings", "has_infill", "has_span", "infill_ids", "infill_json", "load_infill", "parse_bars",
+           "plain_json", "span_id", "split_bars", "split_head", "to_fim"]
 
 INFILL_TOKENS = ("<fill>", "<mid>", "<endfill>")
 MAX_TRAIN_SPAN = 8   # a training middle has 1..8 bars
+INTERIOR_SHARE = 0.8   # training middles with a bar before and after them (when the sequence has 3+ bars)
 SPAN_TOKENS = tuple(f"<span:{k}>" for k in range(1, MAX_TRAIN_SPAN + 1))   # the middle's bars (8: 8 or more)
 FIM_ORDERS = ("spm", "psm")
 FIM_ORDER = "spm"   # the order training writes; a saved tokenizer without ``infill_order`` is "psm"
@@ -324,6 +325,10 @@ def fim_cut(tokenizer, ids: Sequence[int], rng: np.random.Generator, *,
             max_tokens: int | None = None) -> FimParts | None:
     """``ids`` cut around a random middle of 1..8 closed bars, or None when it has no closed bar.
 
+    In a sequence of 3 or more bars, ``INTERIOR_SHARE`` of the middles have at least a bar before and a
+    bar after them, as an infill inside a piece has: a middle drawn anywhere in a window of ~5 bars
+    (a REMI chorale window) has no suffix half the time, and a model trained so learns little from one.
+
     With ``max_tokens``, the fill-in-the-middle form of the cut is at most that long: the prefix's first
     bars are left out, then the suffix's last bars (as sampling shows a long piece's neighbourhood of the
     span); None when the middle alone does not fit."""
@@ -335,8 +340,12 @@ def fim_cut(tokenizer, ids: Sequence[int], rng: np.random.Generator, *,
     n = len(cuts) - 1
     if n < 1 or not head:
         return None
-    k = int(rng.integers(1, min(MAX_TRAIN_SPAN, n) + 1))
-    first = int(rng.integers(1, n - k + 2))
+    if n >= 3 and rng.random() < INTERIOR_SHARE:   # inside the piece: a bar of prefix and of suffix at least
+        k = int(rng.integers(1, min(MAX_TRAIN_SPAN, n - 2) + 1))
+        first = int(rng.integers(2, n - k + 1))
+    else:   # anywhere: the piece's first bars, or its last (an infill that extends a piece has no suffix)
+        k = int(rng.integers(1, min(MAX_TRAIN_SPAN, n) + 1))
+        first = int(rng.integers(1, n - k + 2))
     a, b = cuts[first - 1], cuts[first - 1 + k]
     parts = FimParts(head, body[:a], body[a:b], body[b:], ended)
     if max_tokens is not None:

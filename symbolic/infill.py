@@ -33,6 +33,7 @@ MIDI, the input's own notes (pitch, onset, offset, velocity, program, track), un
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -62,7 +63,8 @@ from .fim import (
 
 __all__ = ["INFILL_TOKENS", "AbcSpanGrammar", "FimParts", "MidiSpanGrammar", "add_infill_tokens", "bar_cuts",
            "fim_cut", "fim_example", "fim_prompt", "from_fim", "grow_embeddings", "has_infill", "has_span", "infill",
-           "infill_compositions", "infill_ids", "infill_to_files", "lead_in_scores", "meter_runs", "parse_bars",
+           "infill_compositions", "infill_ids", "infill_to_files", "lead_in_scores", "meter_runs", "middle_bits",
+           "parse_bars",
            "read_piece", "split_bars", "split_head", "to_fim", "token_log_probs"]
 
 INFILL_CANDIDATES = 4   # fills sampled per fill asked for (one batch): the one that leads best into the suffix is kept
@@ -328,6 +330,7 @@ class _Plan:
     finish: Callable[[list[int]], object]   # the middle's tokens -> Composition
     before: list[int] = field(default_factory=list)   # left to right: the head and the prefix shown
     after: list[int] = field(default_factory=list)    # the suffix's first bars shown (empty: the span extends)
+    middle: list[int] = field(default_factory=list)   # the input's own tokens for the span (empty: it extends)
 
     def scored(self, middle: list[int]) -> tuple[list[int], int]:
         """The left-to-right sequence ``before middle after`` and where ``after`` starts in it."""
@@ -402,7 +405,8 @@ def _abc_plan(tokenizer, text: str, span: tuple[int, int], context: int) -> _Pla
         text = tokenizer.decode_text(whole)
         return Composition(whole, text, lambda: tokenizer.decode_notes(whole))
 
-    return _Plan(prompt, grammar, finish, [*head, *shown_prefix], _lead(tokenizer, shown_suffix))
+    middle = [] if extends else body[cuts[first - 1]:cuts[last]]
+    return _Plan(prompt, grammar, finish, [*head, *shown_prefix], _lead(tokenizer, shown_suffix), middle)
 
 
 def _lead(tokenizer, suffix: list[int]) -> list[int]:
@@ -511,7 +515,7 @@ def _midi_plan(tokenizer, table, span: tuple[int, int], context: int, style: str
         downbeats.append(downbeats[-1] + bar_len)
     starts = downbeats[first - 1:first + k]   # span bar lines in input ticks: k bars, then the end
     per_bar = max(1, len(body)) / max(1, n_bars)
-    room = _room(int(per_bar * 1.5 * k) + 16, context)
+    room = _room(int(per_bar * 1.25 * k) + 16, context)   # the grammar closes the span within it
     shown_prefix, shown_suffix = _fit_midi(tokenizer, prefix, suffix, context - room - len(head) - 3)
     prompt = fim_prompt(tokenizer, head, shown_prefix, shown_suffix, k)
     inner_probe = MidiGrammar(tokenizer, controls=span_controls, bars=k, max_tokens=1 << 30, note_rules=True,
@@ -548,7 +552,8 @@ def _midi_plan(tokenizer, table, span: tuple[int, int], context: int, style: str
         whole = [*head, *prefix, *middle, *suffix, tokenizer.eos_id]
         return Composition(whole, None, lambda: result)
 
-    return _Plan(prompt, grammar, finish, [*head, *shown_prefix], _lead(tokenizer, shown_suffix))
+    return _Plan(prompt, grammar, finish, [*head, *shown_prefix], _lead(tokenizer, shown_suffix),
+                 [] if extends else original_middle)
 
 
 def part_ranges(table, coded) -> dict[int, tuple[int, int]]:
@@ -567,13 +572,20 @@ def part_ranges(table, coded) -> dict[int, tuple[int, int]]:
 
 
 def _fit_midi(tokenizer, prefix: list[int], suffix: list[int], room: int) -> tuple[list[int], list[int]]:
-    """The prefix's last bars (re-headed as a window starts) and the suffix's first bars that fit in ``room``."""
+    """The prefix's last bars (re-headed as a window starts) and the suffix's first bars that fit in ``room``:
+    the suffix at most half of it, save that the bars at both seams (the prefix's last, the suffix's first)
+    are shown whenever the two fit together."""
     if len(prefix) + len(suffix) <= room:
         return prefix, suffix
     half = room // 2
     keep_suffix = half if len(prefix) > half else room - len(prefix)
     if len(suffix) > keep_suffix:
-        cuts = [c for c in bar_cuts(tokenizer, suffix) if 0 < c <= keep_suffix]
+        suffix_ends = [c for c in bar_cuts(tokenizer, suffix) if c > 0]
+        prefix_cuts = bar_cuts(tokenizer, prefix) if prefix else [0]
+        last_prefix_bar = len(prefix) - prefix_cuts[-2] + 4 if len(prefix_cuts) > 1 else 0   # + a window's head
+        if suffix_ends and suffix_ends[0] + min(len(prefix), last_prefix_bar) <= room:
+            keep_suffix = max(keep_suffix, suffix_ends[0])
+        cuts = [c for c in suffix_ends if c <= keep_suffix]
         suffix = suffix[:cuts[-1]] if cuts else []
     keep_prefix = room - len(suffix)
     if len(prefix) > keep_prefix and prefix:
@@ -656,9 +668,7 @@ def infill_compositions(model, tokenizer, piece, bars: tuple[int, int], *, n: in
     if not 1 <= first <= last:
         raise ValueError(f"--infill: expected 1 <= FIRST <= LAST, got {first}-{last}")
     if is_abc_tokenizer(tokenizer):
-        if not isinstance(piece, str):
-            raise ValueError("--infill: an ABC model infills ABC tunes (give ABC text or a .abc file)")
-        plan = _abc_plan(tokenizer, piece, (first, last), context)
+        plan = _plan(tokenizer, piece, (first, last), context, style)
     else:
         if not isinstance(piece, NoteTable):
             raise ValueError("--infill: a MIDI model infills a NoteTable (a .mid, .abc or MusicXML file read)")
@@ -671,7 +681,7 @@ def infill_compositions(model, tokenizer, piece, bars: tuple[int, int], *, n: in
                                               sampling=replace(sampling, seed=sampling.seed + 1000 * k + i))[0]
                           for i, p in enumerate(pieces)]
             return pieces
-        plan = _midi_plan(tokenizer, piece, (first, last), context, style)
+        plan = _plan(tokenizer, piece, (first, last), context, style)
     per_fill = INFILL_CANDIDATES if plan.after else 1
     grammars = [plan.grammar() for _ in range(n * per_fill)]
     seqs = sample(model, prompt=plan.prompt, n=n * per_fill, config=replace(sampling, max_tokens=context),
@@ -687,6 +697,41 @@ def infill_compositions(model, tokenizer, piece, bars: tuple[int, int], *, n: in
         best = [max(range(i * per_fill, (i + 1) * per_fill), key=scores.__getitem__) for i in range(n)]
         middles = [middles[j] for j in best]
     return [plan.finish(m) for m in middles]
+
+
+def _plan(tokenizer, piece, bars: tuple[int, int], context: int, style: str | None) -> _Plan:
+    from ostinato.events import NoteTable
+
+    if is_abc_tokenizer(tokenizer):
+        if not isinstance(piece, str):
+            raise ValueError("--infill: an ABC model infills ABC tunes (give ABC text or a .abc file)")
+        return _abc_plan(tokenizer, piece, bars, context)
+    if not isinstance(piece, NoteTable):
+        raise ValueError("--infill: a MIDI model infills a NoteTable (a .mid, .abc or MusicXML file read)")
+    return _midi_plan(tokenizer, piece, bars, context, style)
+
+
+def middle_bits(model, tokenizer, piece, bars: tuple[int, int], *, style: str | None = None,
+                name: str = "the model") -> tuple[float, float, int]:
+    """How well ``model`` predicts ``piece``'s own bars ``bars`` with and without the bars after them:
+    ``(bits with the suffix in view, bits without, the middle's tokens)``.
+
+    With: the prompt :func:`infill_compositions` gives the model (the prefix's last bars and the
+    suffix's first bars that fit its context around the span, in the fill-in-the-middle order);
+    without: the same controls and prefix, left to right. ``bars`` must lie inside the piece (one meter).
+    """
+    from .sample import context_of
+
+    _check_model(tokenizer, name)
+    plan = _plan(tokenizer, piece, bars, context_of(model), style)
+    if not plan.middle:
+        raise ValueError(f"bars {bars[0]}-{bars[1]} extend the piece: there is nothing of its own to score")
+    fim = [*plan.prompt, *plan.middle]
+    plain = [*plan.before, *plan.middle]
+    n = len(plan.middle)
+    with_suffix = -token_log_probs(model, fim)[-n:].sum() / math.log(2)
+    without = -token_log_probs(model, plain)[-n:].sum() / math.log(2)
+    return float(with_suffix), float(without), n
 
 
 def lead_in_scores(model, sequences: list[tuple[list[int], int]]) -> list[float]:

@@ -26,9 +26,11 @@ from ostinato.symbolic.infill import (
     has_infill,
     infill_compositions,
     infill_ids,
+    middle_bits,
     split_bars,
     split_head,
     to_fim,
+    token_log_probs,
 )
 from ostinato.symbolic.model import ModelConfig, build_model, load_model_folder, save_model_folder
 from ostinato.symbolic.sample import SamplingConfig
@@ -166,6 +168,62 @@ def test_a_piece_becomes_a_fim_example_and_reassembles_exactly():
         cut = fim_cut(midi, ids, np.random.default_rng(0))
         assert cut.joined(midi.eos_id) == ids
         assert midi.vocab[cut.middle[0]] == "Bar_None"   # a middle is whole bars
+
+
+def test_most_training_middles_have_a_bar_on_each_side():
+    from ostinato.symbolic.fim import INTERIOR_SHARE
+
+    midi = add_infill_tokens(build_tokenizer("remi", styles=["bach"]), span=True)
+    table = _chorales(1)[0]
+    windows = midi.encode_windows(table, max_tokens=512, style="bach")   # training windows: a few bars each
+    n_bars, ids = max((len(bar_cuts(midi, split_head(midi, w)[1])) - 1, w) for w in windows)
+    assert 4 <= n_bars <= 8
+    cuts = [fim_cut(midi, ids, np.random.default_rng(seed)) for seed in range(400)]
+    inside = sum(bool(c.prefix) and bool(c.suffix) for c in cuts) / len(cuts)
+    # anywhere in n bars alone, a middle has both neighbours far less often (n = 5: 29%)
+    anywhere = np.mean([(n_bars - k - 1) / (n_bars - k + 1) for k in range(1, n_bars + 1)])
+    assert inside >= INTERIOR_SHARE - 0.05 > anywhere + 0.3
+    assert {len(bar_cuts(midi, c.middle)) - 1 for c in cuts} == set(range(1, n_bars + 1))   # still every length
+    assert any(not c.suffix for c in cuts) and any(not c.prefix for c in cuts)   # and the piece's ends
+
+
+def test_middle_bits_scores_the_pieces_own_bars_in_the_samplers_prompt_and_left_to_right():
+    tok = add_infill_tokens(AbcTokenizer())
+    model = _random_model(tok)
+    text = _abc_tunes(1)[0]
+    parts = split_bars(tok, tok.encode(text), 2, 3)
+    with_suffix, without, n = middle_bits(model, tok, text, (2, 3))
+    assert n == len(parts.middle) > 0
+    fim = [*fim_prompt(tok, parts.head, parts.prefix, parts.suffix), *parts.middle]   # the tune fits whole
+    plain = [*parts.head, *parts.prefix, *parts.middle]
+    for got, seq in ((with_suffix, fim), (without, plain)):
+        assert got == pytest.approx(-token_log_probs(model, seq)[-n:].sum() / np.log(2), rel=1e-9)
+    assert with_suffix != pytest.approx(without)
+    with pytest.raises(ValueError, match="extend"):
+        middle_bits(model, tok, text, (len(_bars(tok, text)[0]) + 1, len(_bars(tok, text)[0]) + 2))
+
+
+def test_the_bars_at_both_seams_are_shown_when_they_fit_together():
+    from ostinato.symbolic.infill import _fit_midi
+
+    midi = add_infill_tokens(build_tokenizer("remi", styles=["bach"]), span=True)
+    bar = midi.token_to_id["Bar_None"]
+    checked = 0
+    for table in _chorales(4):
+        _head, body, _ = split_head(midi, midi.encode(table, style="bach"))
+        cuts = bar_cuts(midi, body)
+        for i in range(2, len(cuts) - 3):   # prefix: bars 1..i, middle: bar i + 1, suffix: the rest
+            prefix, suffix = body[:cuts[i]], body[cuts[i + 1]:]
+            last_bar, first_bar = cuts[i] - cuts[i - 1], cuts[i + 2] - cuts[i + 1]
+            room = last_bar + first_bar + 4
+            if first_bar <= room // 2:   # a suffix of half the room shows its first bar anyway
+                continue
+            shown_prefix, shown_suffix = _fit_midi(midi, prefix, suffix, room)
+            assert shown_suffix == suffix[:first_bar]              # the seam out of the span
+            assert shown_prefix.count(bar) == 1 and shown_prefix[-1] == prefix[-1]   # and the seam into it
+            assert len(shown_prefix) + len(shown_suffix) <= room
+            checked += 1
+    assert checked >= 5
 
 
 # ---------------------------------------------------------------------------- span grammars
