@@ -42,6 +42,9 @@ def add_train_parsers(train_sub, common: argparse.ArgumentParser) -> None:
                    help="start from the weights of this model (a shipped name or a model folder) instead of random "
                         "ones: fine-tune it on --data, or continue its training with a new schedule")
     p.add_argument("--architecture", choices=("gpt2", "llama"), help="override the config's architecture")
+    p.add_argument("--context", type=int, metavar="TOKENS",
+                   help="the longest sequence (default: the config's; with --init-from, a longer one grows the "
+                        "model's learned positions: the old ones repeated)")
     p.add_argument("--steps", type=int, default=2000, help="optimizer steps (default: 2000)")
     p.add_argument("--batch-size", type=int, default=16, help="sequences per step over all processes (default: 16)")
     p.add_argument("--learning-rate", "--lr", dest="lr", type=float, default=6e-4,
@@ -109,6 +112,7 @@ class TrainSymbolicRequest:
     config: str | None = None           # a size preset or a JSON file; None: small, or the model's
     init_from: str | None = None
     architecture: str | None = None
+    context: int | None = None          # None: the config's (or the --init-from model's)
     steps: int = 2000
     batch_size: int = 16
     learning_rate: float = 6e-4
@@ -132,7 +136,8 @@ class TrainSymbolicRequest:
 def run_train_symbolic(args: argparse.Namespace) -> int:
     request = TrainSymbolicRequest(
         data=args.data, out=args.out, tokenizer=args.tokenizer, config=args.config, init_from=args.init_from,
-        architecture=args.architecture, steps=args.steps, batch_size=args.batch_size, learning_rate=args.lr,
+        architecture=args.architecture, context=args.context, steps=args.steps, batch_size=args.batch_size,
+        learning_rate=args.lr,
         warmup=args.warmup, eval_every=args.eval_every, checkpoint_every=args.checkpoint_every,
         instruments=args.instruments, workers=args.workers, seed=args.seed, resume=args.resume, device=args.device,
         infill_share=args.infill_share, transpose=parse_shifts(args.transpose), leave_out=tuple(args.leave_out),
@@ -174,6 +179,10 @@ def train_symbolic(request: TrainSymbolicRequest) -> dict:
         raise UsageError("--infill-share", f"expected a share from 0 to 1, got {infill_share!r}")
     if request.architecture:
         config = replace(config, architecture=request.architecture)
+    if request.context is not None and init is None:
+        if request.context < 16:
+            raise UsageError("--context", f"expected at least 16 tokens, got {request.context}")
+        config = replace(config, context=request.context)
     try:
         train_config = TrainConfig(
             steps=request.steps, batch_size=request.batch_size, learning_rate=request.learning_rate,
@@ -240,7 +249,7 @@ def init_model(request: TrainSymbolicRequest):
 
     from ostinato.events.errors import InputError
 
-    from .model import build_model, load_model_folder, model_config
+    from .model import build_model, grow_context, load_model_folder, model_config
     from .shipped import resolve_model
 
     folder = resolve_model(request.init_from)
@@ -258,6 +267,11 @@ def init_model(request: TrainSymbolicRequest):
                                 eos_id=tokenizer.eos_id)
             fresh.load_state_dict(model.state_dict())
             model, config = fresh, wanted
+    if request.context is not None and request.context != config.context:
+        if request.context < config.context:
+            raise InputError(request.init_from, f"has a context of {config.context} tokens: --context can grow "
+                                                f"it, not shrink it to {request.context}")
+        model, config = grow_context(model, tokenizer, config, request.context)
     return model, tokenizer, config, folder
 
 

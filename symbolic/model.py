@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 from ostinato.events.errors import InputError
@@ -116,6 +116,29 @@ def build_model(config: ModelConfig, vocab_size: int, *, pad_id: int = 0, bos_id
         model = transformers.LlamaForCausalLM(hf)
     model.config.ostinato = asdict(config)
     return model
+
+
+def grow_context(model, tokenizer, config: ModelConfig, context: int):
+    """``(model, config)`` with the context grown to ``context`` tokens: the same weights, and for GPT-2 the
+    learned positions past the old context the old ones repeated (position ``i`` starts as ``i mod old``:
+    what a bar looks like at the start of the context it looks like later, and training takes it from
+    there). Llama's rotary positions need no weights. ValueError for a shorter context."""
+    if context < config.context:
+        raise ValueError(f"a context can grow, not shrink ({config.context} -> {context} tokens)")
+    if context == config.context:
+        return model, config
+    grown = replace(config, context=context)
+    fresh = build_model(grown, len(tokenizer), pad_id=tokenizer.pad_id, bos_id=tokenizer.bos_id,
+                        eos_id=tokenizer.eos_id)
+    state = dict(model.state_dict())
+    if grown.architecture == "gpt2":
+        old = state.pop("transformer.wpe.weight")
+        reps = -(-context // config.context)
+        state["transformer.wpe.weight"] = old.repeat(reps, 1)[:context].clone()
+    fresh.load_state_dict(state)
+    fresh.tie_weights()
+    fresh.train(model.training)
+    return fresh, grown
 
 
 def save_model_folder(model, tokenizer, folder: str | os.PathLike) -> None:
