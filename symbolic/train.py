@@ -380,6 +380,7 @@ def train(*, data: TokenData, tokenizer, model_config: ModelConfig, config: Trai
                "schedule": schedule, "instruments": instruments, "infill_share": infill_share,
                "infill_order": getattr(tokenizer, "infill_order", None) if infill_share else None,
                "infill_span": "span" in tokenizer.blocks if infill_share else None,
+               "infill_interior": _interior_share() if infill_share else None,
                "windows": "sequence starts",
                "transpose": list(transpose), "ensembles": ensembles, "left_out": sorted(leave_out),
                **seen_controls(tokenizer, data.train),
@@ -453,8 +454,17 @@ def _infill_line(metrics: dict) -> str:
         metrics.get("infill_order", ""), "")
     if order:
         order += ", the middle's length in bars before it)" if metrics.get("infill_span") else ")"
-    return (f"\n- {share:.0%} of the training sequences in the fill-in-the-middle form{order}: the model rewrites "
-            f"bars inside a piece (`ostinato compose --primer FILE --infill 5-8`).") if share else ""
+    interior = metrics.get("infill_interior")
+    inside = (f"; {interior:.0%} of the middles with a bar before and after them, in sequences of 3 bars or more"
+              if interior else "")
+    return (f"\n- {share:.0%} of the training sequences in the fill-in-the-middle form{order}{inside}: the model "
+            f"rewrites bars inside a piece (`ostinato compose --primer FILE --infill 5-8`).") if share else ""
+
+
+def _interior_share() -> float:
+    from .fim import INTERIOR_SHARE
+
+    return INTERIOR_SHARE
 
 
 def _transpose_line(metrics: dict) -> str:

@@ -432,7 +432,8 @@ def test_a_tiny_run_learns_the_format_and_infills_through_the_cli(tmp_path, trai
     assert metrics["infill_share"] == 0.5
     model, tok, _config = load_model_folder(trained)
     added = len(INFILL_TOKENS) + len(SPAN_TOKENS)   # training writes the middle's length in bars too
-    assert has_infill(tok) and has_span(tok) and metrics["infill_span"]
+    assert has_infill(tok) and has_span(tok) and metrics["infill_span"] and metrics["infill_interior"] == 0.8
+    assert "80% of the middles with a bar before and after them" in (trained / "model_card.md").read_text()
     assert model.get_input_embeddings().weight.shape[0] == len(tok) == len(AbcTokenizer()) + added
     held_out = []
     for item in iter_items(TUNES, split="test"):
