@@ -39,7 +39,7 @@ def _losses(out: Path) -> dict[int, float]:
 def test_a_short_cpu_run_learns_well_below_the_unigram_entropy(tmp_path):
     out = tmp_path / "folk"
     result = _train(out, _tiny_config(tmp_path, d_model=96), "--steps", "200", "--eval-every", "100",
-                    "--checkpoint-every", "100", "--lr", "5e-3", batch=16)
+                    "--checkpoint-every", "100", "--lr", "3e-3", batch=16)   # (5e-3 can diverge by step 200)
     assert result.returncode == 0, result.stderr
     metrics = json.loads((out / "metrics.json").read_text())
     heldout = metrics["heldout"]
