@@ -64,8 +64,7 @@ from .fim import (
 __all__ = ["INFILL_TOKENS", "AbcSpanGrammar", "FimParts", "MidiSpanGrammar", "add_infill_tokens", "bar_cuts",
            "fim_cut", "fim_example", "fim_prompt", "from_fim", "grow_embeddings", "has_infill", "has_span", "infill",
            "infill_compositions", "infill_ids", "infill_to_files", "lead_in_scores", "meter_runs", "middle_bits",
-           "parse_bars",
-           "read_piece", "split_bars", "split_head", "to_fim", "token_log_probs"]
+           "parse_bars", "read_piece", "split_bars", "split_head", "to_fim", "token_log_probs"]
 
 INFILL_CANDIDATES = 4   # fills sampled per fill asked for (one batch): the one that leads best into the suffix is kept
 SEAM_BARS = 2           # the suffix's first bars, whose likelihood after a fill scores it
@@ -657,7 +656,6 @@ def infill_compositions(model, tokenizer, piece, bars: tuple[int, int], *, n: in
     Raises: ValueError (one line) for a model without infill tokens, a span that cannot be filled, a
         piece of the wrong kind for the model.
     """
-    from ostinato.events import NoteTable
 
     from .sample import SamplingConfig, context_of, sample
 
@@ -667,11 +665,8 @@ def infill_compositions(model, tokenizer, piece, bars: tuple[int, int], *, n: in
     first, last = bars
     if not 1 <= first <= last:
         raise ValueError(f"--infill: expected 1 <= FIRST <= LAST, got {first}-{last}")
-    if is_abc_tokenizer(tokenizer):
-        plan = _plan(tokenizer, piece, (first, last), context, style)
-    else:
-        if not isinstance(piece, NoteTable):
-            raise ValueError("--infill: a MIDI model infills a NoteTable (a .mid, .abc or MusicXML file read)")
+    _check_piece(tokenizer, piece)
+    if not is_abc_tokenizer(tokenizer):
         runs = meter_runs(tokenizer, piece, (first, last), style)
         if len(runs) > 1:   # one meter at a time, each later run with the earlier ones' fills before it
             pieces = infill_compositions(model, tokenizer, piece, runs[0], n=n, sampling=sampling, style=style,
@@ -681,7 +676,7 @@ def infill_compositions(model, tokenizer, piece, bars: tuple[int, int], *, n: in
                                               sampling=replace(sampling, seed=sampling.seed + 1000 * k + i))[0]
                           for i, p in enumerate(pieces)]
             return pieces
-        plan = _plan(tokenizer, piece, (first, last), context, style)
+    plan = _plan(tokenizer, piece, (first, last), context, style)
     per_fill = INFILL_CANDIDATES if plan.after else 1
     grammars = [plan.grammar() for _ in range(n * per_fill)]
     seqs = sample(model, prompt=plan.prompt, n=n * per_fill, config=replace(sampling, max_tokens=context),
@@ -699,15 +694,20 @@ def infill_compositions(model, tokenizer, piece, bars: tuple[int, int], *, n: in
     return [plan.finish(m) for m in middles]
 
 
-def _plan(tokenizer, piece, bars: tuple[int, int], context: int, style: str | None) -> _Plan:
+def _check_piece(tokenizer, piece) -> None:
+    """ValueError unless ``piece`` is what the model infills: ABC text (ABC models) or a NoteTable."""
     from ostinato.events import NoteTable
 
     if is_abc_tokenizer(tokenizer):
         if not isinstance(piece, str):
             raise ValueError("--infill: an ABC model infills ABC tunes (give ABC text or a .abc file)")
-        return _abc_plan(tokenizer, piece, bars, context)
-    if not isinstance(piece, NoteTable):
+    elif not isinstance(piece, NoteTable):
         raise ValueError("--infill: a MIDI model infills a NoteTable (a .mid, .abc or MusicXML file read)")
+
+
+def _plan(tokenizer, piece, bars: tuple[int, int], context: int, style: str | None) -> _Plan:
+    if is_abc_tokenizer(tokenizer):
+        return _abc_plan(tokenizer, piece, bars, context)
     return _midi_plan(tokenizer, piece, bars, context, style)
 
 
@@ -723,6 +723,7 @@ def middle_bits(model, tokenizer, piece, bars: tuple[int, int], *, style: str | 
     from .sample import context_of
 
     _check_model(tokenizer, name)
+    _check_piece(tokenizer, piece)
     plan = _plan(tokenizer, piece, bars, context_of(model), style)
     if not plan.middle:
         raise ValueError(f"bars {bars[0]}-{bars[1]} extend the piece: there is nothing of its own to score")

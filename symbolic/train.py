@@ -39,6 +39,7 @@ from ostinato.events.errors import InputError
 
 from . import distributed
 from .data import TokenData, pack, sample_blocks, sequence_starts, unigram_entropy_bits
+from .fim import INTERIOR_SHARE
 from .model import ModelConfig, build_model, load_model_folder, save_model_folder
 
 log = logging.getLogger("ostinato")
@@ -380,7 +381,7 @@ def train(*, data: TokenData, tokenizer, model_config: ModelConfig, config: Trai
                "schedule": schedule, "instruments": instruments, "infill_share": infill_share,
                "infill_order": getattr(tokenizer, "infill_order", None) if infill_share else None,
                "infill_span": "span" in tokenizer.blocks if infill_share else None,
-               "infill_interior": _interior_share() if infill_share else None,
+               "infill_interior": INTERIOR_SHARE if infill_share else None,
                "windows": "sequence starts",
                "transpose": list(transpose), "ensembles": ensembles, "left_out": sorted(leave_out),
                **seen_controls(tokenizer, data.train),
@@ -459,12 +460,6 @@ def _infill_line(metrics: dict) -> str:
               if interior else "")
     return (f"\n- {share:.0%} of the training sequences in the fill-in-the-middle form{order}{inside}: the model "
             f"rewrites bars inside a piece (`ostinato compose --primer FILE --infill 5-8`).") if share else ""
-
-
-def _interior_share() -> float:
-    from .fim import INTERIOR_SHARE
-
-    return INTERIOR_SHARE
 
 
 def _transpose_line(metrics: dict) -> str:
