@@ -68,3 +68,30 @@ def test_llama_models_sample_through_transformers_cache_and_match_generate():
                             pad_token_id=0)
     for seq, ref in zip(ours, theirs.tolist(), strict=True):
         assert seq == ref[:len(seq)]
+
+
+def test_decoding_uses_at_most_one_thread_per_sequence_and_the_same_tokens(model, monkeypatch):
+    from ostinato.symbolic import fast_decode
+
+    seen = []
+    step = fast_decode.GPT2Decoder.step
+
+    def recording(self, ids):
+        seen.append(torch.get_num_threads())
+        return step(self, ids)
+
+    monkeypatch.setattr(fast_decode.GPT2Decoder, "step", recording)
+    config = SamplingConfig(temperature=1.0, max_tokens=30, seed=5)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        one = sample(model, prompt=[1], n=1, config=config, eos_id=2)
+        assert set(seen) == {1} and torch.get_num_threads() == 2   # restored after
+        seen.clear()
+        two = sample(model, prompt=[1], n=3, config=config, eos_id=2)
+        assert set(seen) == {2}                                     # never more than it had
+        torch.set_num_threads(1)
+        assert sample(model, prompt=[1], n=1, config=config, eos_id=2) == one
+        assert sample(model, prompt=[1], n=3, config=config, eos_id=2) == two
+    finally:
+        torch.set_num_threads(before)
