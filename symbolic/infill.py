@@ -724,12 +724,16 @@ def middle_bits(model, tokenizer, piece, bars: tuple[int, int], *, style: str | 
 
     _check_model(tokenizer, name)
     _check_piece(tokenizer, piece)
-    plan = _plan(tokenizer, piece, bars, context_of(model), style)
+    context = context_of(model)
+    plan = _plan(tokenizer, piece, bars, context, style)
     if not plan.middle:
         raise ValueError(f"bars {bars[0]}-{bars[1]} extend the piece: there is nothing of its own to score")
     fim = [*plan.prompt, *plan.middle]
     plain = [*plan.before, *plan.middle]
     n = len(plan.middle)
+    if max(len(fim), len(plain)) > context:   # the sampler gives a middle the room it plans; these bars need more
+        raise ValueError(f"bars {bars[0]}-{bars[1]} are {n} tokens: after the prompt's {len(plan.prompt)} they do "
+                         f"not fit {name}'s context of {context} tokens")
     with_suffix = -token_log_probs(model, fim)[-n:].sum() / math.log(2)
     without = -token_log_probs(model, plain)[-n:].sum() / math.log(2)
     return float(with_suffix), float(without), n

@@ -201,6 +201,8 @@ def test_middle_bits_scores_the_pieces_own_bars_in_the_samplers_prompt_and_left_
     assert with_suffix != pytest.approx(without)
     with pytest.raises(ValueError, match="extend"):
         middle_bits(model, tok, text, (len(_bars(tok, text)[0]) + 1, len(_bars(tok, text)[0]) + 2))
+    with pytest.raises(ValueError, match="bars 2-7 are 52 tokens: after the prompt's 14 they do not fit"):
+        middle_bits(_random_model(tok, context=48), tok, text, (2, 7))   # the bars themselves need more room
 
 
 def test_the_bars_at_both_seams_are_shown_when_they_fit_together():
