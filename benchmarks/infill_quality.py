@@ -7,7 +7,8 @@ every other bar exact?
 Models: folders trained with ``ostinato train symbolic --infill-share`` (or fine-tuned from the shipped
 ones: ``--init-from folk-abc --infill-share 0.25``). A format whose model is not given is skipped.
 Pieces: held-out pieces (DESIGN.md's split) of ``music21:essenFolksong`` (ABC) and ``music21:bach``
-(MIDI, parts given an ensemble as chorale-midi was trained); per piece a span of 1-4 bars drawn with
+(MIDI, parts given an ensemble as chorale-midi was trained, repeats played out if the model was trained so:
+``--expand-repeats``); per piece a span of 1-4 bars drawn with
 a fixed seed, and ``--per-piece`` samples of it (the CLI's sampling defaults, top-p 0.95); the pieces
 are gone through again, with new spans, until there are enough samples (22 held-out chorales).
 
@@ -198,19 +199,21 @@ def run_midi(model_dir: str, n_samples: int, per_piece: int, seed: int) -> dict:
     from ostinato.events import to_score
     from ostinato.events.instruments import assign_instruments, instrument_range
     from ostinato.events.sources import iter_items
+    from ostinato.symbolic.evaluate_commands import trained_expand_repeats
     from ostinato.symbolic.infill import bar_cuts, infill_compositions, split_head
     from ostinato.symbolic.model import load_model_folder
     from ostinato.symbolic.sample import SamplingConfig
 
     model, tok, _config = load_model_folder(model_dir)
     model.eval()
+    expand = trained_expand_repeats(model_dir)   # the held-out chorales as the model's data has them
     rng = np.random.default_rng(seed)
     stats = {"bits_fim": 0.0, "bits_plain": 0.0, "n_tokens": 0, "samples": 0, "valid": 0, "exact": 0,
              "seam_gen": [], "seam_ref": [], "failed": 0}
     columns = ("pitch", "onset_tick", "offset_tick", "onset_s", "offset_s", "velocity", "program", "track")
     for item in rounds(list(iter_items("music21:bach", split="test")), n_samples, stats):
         try:
-            table = assign_instruments(item.read(), item.key)
+            table = assign_instruments(item.read(expand_repeats=expand), item.key)
         except Exception:
             continue
         style = "bach" if "bach" in getattr(tok, "styles", ()) else None

@@ -312,14 +312,17 @@ class AbcTokenizer:
 
         return parse_tune(AbcTune(1, self.decode(ids)), "composed.abc")
 
-    def encode_item(self, item, *, max_tokens: int, style: str | None = None,
-                    instruments: str = "keep") -> list[tuple[str, list[int]]]:
+    def encode_item(self, item, *, max_tokens: int, style: str | None = None, instruments: str = "keep",
+                    expand_repeats: bool = False) -> list[tuple[str, list[int]]]:
         """``[(item.key, ids)]``: the one training sequence of an :class:`events.sources.Item`, its tune's
         normalised text. ``max_tokens``, ``style`` and ``instruments`` are for MIDI tokens (a tune is never cut).
 
         Raises:
             AbcNotAccepted: the normaliser rejects the tune. InputError: the item cannot be read.
+            ValueError: ``expand_repeats`` (the text keeps its repeat signs, which are tokens of their own).
         """
+        if expand_repeats:
+            raise ValueError("ABC tokens keep a tune's text, repeat signs included: expand_repeats is for MIDI tokens")
         text = self.normalise(item.abc_text())
         return [(item.key, self.encode(text, normalised=True))]
 

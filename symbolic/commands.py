@@ -56,6 +56,9 @@ def add_train_parsers(train_sub, common: argparse.ArgumentParser) -> None:
                    help="MIDI tokenizers: keep the parts' programs, or give each part of a piece a GM program "
                         "from an ensemble chosen by the piece's key (for scores whose parts name none, "
                         "such as music21's); default: keep")
+    p.add_argument("--expand-repeats", action="store_true",
+                   help="MIDI tokens: play each score's repeats and endings out, as a performance (and a MIDI file "
+                        "of one) has them, so a repeated section is written twice; default: as written")
     p.add_argument("-j", "--workers", type=int, default=1, metavar="N",
                    help="processes that read and tokenize the pieces (default: 1)")
     p.add_argument("--seed", type=int, default=0)
@@ -120,6 +123,7 @@ class TrainSymbolicRequest:
     eval_every: int = 200
     checkpoint_every: int = 200
     instruments: str = "keep"
+    expand_repeats: bool = False        # MIDI tokens: the scores' repeats played out
     workers: int = 1
     seed: int = 0
     resume: bool = False
@@ -139,7 +143,8 @@ def run_train_symbolic(args: argparse.Namespace) -> int:
         architecture=args.architecture, context=args.context, steps=args.steps, batch_size=args.batch_size,
         learning_rate=args.lr,
         warmup=args.warmup, eval_every=args.eval_every, checkpoint_every=args.checkpoint_every,
-        instruments=args.instruments, workers=args.workers, seed=args.seed, resume=args.resume, device=args.device,
+        instruments=args.instruments, expand_repeats=args.expand_repeats, workers=args.workers, seed=args.seed,
+        resume=args.resume, device=args.device,
         infill_share=args.infill_share, transpose=parse_shifts(args.transpose), leave_out=tuple(args.leave_out),
         ensembles=args.ensembles,
         show_progress=args.quiet == 0, list_failures=bool(args.verbose),
@@ -174,6 +179,9 @@ def train_symbolic(request: TrainSymbolicRequest) -> dict:
                                             f"file)")
     if init is None:
         config = model_config(request.config or "small")
+    if request.expand_repeats and tokenizer is not None and tokenizer.kind == "abc":
+        raise UsageError("--expand-repeats", "ABC tokens keep a tune's text, repeat signs included: it is for MIDI "
+                                             "tokens")
     infill_share = request.infill_share if request.infill_share is not None else (0.0 if init else 0.25)
     if not 0 <= infill_share <= 1:
         raise UsageError("--infill-share", f"expected a share from 0 to 1, got {infill_share!r}")
@@ -211,12 +219,14 @@ def train_symbolic(request: TrainSymbolicRequest) -> dict:
         cache = out / "data"
         if ctx.is_main:
             data = tokenize_source(request.data, tokenizer, max_tokens=config.context, cache_dir=cache,
-                                   instruments=request.instruments, workers=request.workers,
+                                   instruments=request.instruments, expand_repeats=request.expand_repeats,
+                                   workers=request.workers,
                                    leave_out=request.leave_out, progress=_progress("tokenize", show))
         ctx.barrier()
         if not ctx.is_main:
             data = tokenize_source(request.data, tokenizer, max_tokens=config.context, cache_dir=cache,
-                                   instruments=request.instruments, leave_out=request.leave_out)
+                                   instruments=request.instruments, expand_repeats=request.expand_repeats,
+                                   leave_out=request.leave_out)
         if ctx.is_main:
             if show:
                 n_pieces = len({piece.key.split("@")[0] for piece in (*data.train, *data.test)})
@@ -232,7 +242,7 @@ def train_symbolic(request: TrainSymbolicRequest) -> dict:
                         show_progress=show, init_model=init[0] if init else None,
                         init_from=str(init[3]) if init else "", instruments=request.instruments,
                         infill_share=infill_share, transpose=request.transpose, ensembles=request.ensembles,
-                        leave_out=request.leave_out)
+                        leave_out=request.leave_out, expand_repeats=request.expand_repeats)
     finally:
         distributed.teardown(ctx)
     if ctx.is_main and show:

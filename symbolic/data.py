@@ -68,39 +68,43 @@ def collection_of(key: str) -> str:
     return key.split("/", 1)[0]
 
 
-def tokenize_item(item, tokenizer, *, max_tokens: int, instruments: str = "keep") -> list[TokenizedPiece]:
+def tokenize_item(item, tokenizer, *, max_tokens: int, instruments: str = "keep",
+                  expand_repeats: bool = False) -> list[TokenizedPiece]:
     """The sequences of one :class:`events.sources.Item` (raises InputError/ValueError if unusable).
 
     ``tokenizer.encode_item`` makes them (its collection is the style control of MIDI tokens);
     ``instruments="ensemble"`` gives each part a GM program chosen from the piece's key
-    (:func:`events.instruments.assign_instruments`), for scores whose parts name none.
+    (:func:`events.instruments.assign_instruments`), for scores whose parts name none;
+    ``expand_repeats`` (MIDI tokens) plays the score's repeats out.
     """
     sequences = tokenizer.encode_item(item, max_tokens=max_tokens, style=collection_of(item.key),
-                                      instruments=instruments)
+                                      instruments=instruments, expand_repeats=expand_repeats)
     return [TokenizedPiece(key, np.asarray(ids, np.int32), tokenizer.count_units(ids)) for key, ids in sequences]
 
 
 _WORKER: dict = {}
 
 
-def _worker_init(tokenizer_json: dict, max_tokens: int, instruments: str) -> None:
+def _worker_init(tokenizer_json: dict, max_tokens: int, instruments: str, expand_repeats: bool) -> None:
     from .tokenizers import tokenizer_from_json
 
-    _WORKER.update(tokenizer=tokenizer_from_json(tokenizer_json), max_tokens=max_tokens, instruments=instruments)
+    _WORKER.update(tokenizer=tokenizer_from_json(tokenizer_json), max_tokens=max_tokens, instruments=instruments,
+                   expand_repeats=expand_repeats)
 
 
-def _tokenize_or_fail(item, tokenizer=None, max_tokens=None, instruments=None):
+def _tokenize_or_fail(item, tokenizer=None, max_tokens=None, instruments=None, expand_repeats=None):
     """``(item, pieces, None)`` or ``(item, None, one-line error)``: runs in a worker process too."""
     try:
         pieces = tokenize_item(item, tokenizer or _WORKER["tokenizer"], max_tokens=max_tokens or _WORKER["max_tokens"],
-                               instruments=instruments or _WORKER["instruments"])
+                               instruments=instruments or _WORKER["instruments"],
+                               expand_repeats=_WORKER["expand_repeats"] if expand_repeats is None else expand_repeats)
         return item, pieces, None
     except Exception as exc:  # one bad piece never stops the data set
         return item, None, one_line(exc, item.key)
 
 
-def tokenize_items(items: list, tokenizer, *, max_tokens: int, instruments: str = "keep", workers: int = 1,
-                   progress: Callable[[Iterable], Iterable] = lambda x: x) -> TokenData:
+def tokenize_items(items: list, tokenizer, *, max_tokens: int, instruments: str = "keep", expand_repeats: bool = False,
+                   workers: int = 1, progress: Callable[[Iterable], Iterable] = lambda x: x) -> TokenData:
     """Tokenize every item (in ``workers`` processes); a piece that fails is listed in ``failures``.
 
     The result is in the order of ``items`` whatever the number of workers.
@@ -110,11 +114,11 @@ def tokenize_items(items: list, tokenizer, *, max_tokens: int, instruments: str 
         from concurrent.futures import ProcessPoolExecutor
 
         pool = ProcessPoolExecutor(workers, initializer=_worker_init,
-                                   initargs=(tokenizer.to_json(), max_tokens, instruments))
+                                   initargs=(tokenizer.to_json(), max_tokens, instruments, expand_repeats))
         results = pool.map(_tokenize_or_fail, items, chunksize=16)
     else:
         pool = None
-        results = (_tokenize_or_fail(item, tokenizer, max_tokens, instruments) for item in items)
+        results = (_tokenize_or_fail(item, tokenizer, max_tokens, instruments, expand_repeats) for item in items)
     try:
         for item, pieces, failure in progress(_Sized(results, len(items))):
             if failure is not None:
@@ -160,11 +164,12 @@ def source_items(source: str, *, leave_out: Iterable[str] = ()):
     return items
 
 
-def tokenize_source(source: str, tokenizer, *, max_tokens: int, instruments: str = "keep", workers: int = 1,
-                    cache_dir: str | os.PathLike | None = None, leave_out: Iterable[str] = (),
+def tokenize_source(source: str, tokenizer, *, max_tokens: int, instruments: str = "keep", expand_repeats: bool = False,
+                    workers: int = 1, cache_dir: str | os.PathLike | None = None, leave_out: Iterable[str] = (),
                     progress: Callable[[Iterable], Iterable] = lambda x: x) -> TokenData:
     """Tokenize a source, reusing ``cache_dir/tokens-<hash>.npz`` when the same source and tokenizer were done.
-    ``leave_out``: collections of the source that are not used at all (:func:`source_items`).
+    ``leave_out``: collections of the source that are not used at all (:func:`source_items`);
+    ``expand_repeats``: as :func:`tokenize_item`.
 
     Raises:
         InputError: the source has no pieces, or none of them could be tokenized.
@@ -172,13 +177,14 @@ def tokenize_source(source: str, tokenizer, *, max_tokens: int, instruments: str
     from .fim import plain_json  # the infill tokens change no left-to-right id: runs with and without share
 
     leave_out = sorted(set(leave_out))
-    what = [CACHE_VERSION, source, plain_json(tokenizer), max_tokens, instruments] + ([leave_out] if leave_out else [])
+    what = ([CACHE_VERSION, source, plain_json(tokenizer), max_tokens, instruments] + ([leave_out] if leave_out else [])
+            + (["expand_repeats"] if expand_repeats else []))
     digest = hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
     cache = Path(cache_dir) / f"tokens-{digest}.npz" if cache_dir else None
     if cache is not None and cache.is_file():
         return load_token_data(cache)
     data = tokenize_items(source_items(source, leave_out=leave_out), tokenizer, max_tokens=max_tokens,
-                          instruments=instruments, workers=workers, progress=progress)
+                          instruments=instruments, expand_repeats=expand_repeats, workers=workers, progress=progress)
     if not data.train:
         first = f" (first problem: {data.failures[0]})" if data.failures else ""
         raise InputError(source, f"no piece could be used for training: {len(data.failures)} failed, "

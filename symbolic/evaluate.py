@@ -57,7 +57,7 @@ def _advance(bar, done: int, total: int) -> None:
     bar.update(done - bar.n)
 
 
-def likelihood(model, tokenizer, *, context: int, items: list, instruments: str = "keep",
+def likelihood(model, tokenizer, *, context: int, items: list, instruments: str = "keep", expand_repeats: bool = False,
                device: str = "cpu", batch_size: int = 16, quiet: bool = False) -> dict:
     """Bits per token and per character (ABC) or per note (MIDI) of ``items`` under ``model``.
 
@@ -68,6 +68,7 @@ def likelihood(model, tokenizer, *, context: int, items: list, instruments: str 
             pieces are cut into windows of at most ``context`` tokens, as in training).
         items: :class:`events.sources.Item` list, scored in this order.
         instruments: ``"keep"`` or ``"ensemble"``, as the model was trained (MIDI tokenizers).
+        expand_repeats: play the scores' repeats out, as the model was trained (MIDI tokenizers).
         quiet: no progress bars (on a terminal there are two otherwise: tokenizing, scoring).
 
     Returns:
@@ -86,7 +87,7 @@ def likelihood(model, tokenizer, *, context: int, items: list, instruments: str 
     from .data import tokenize_items
     from .train import heldout_nats, likelihood_figures
 
-    data = tokenize_items(items, tokenizer, max_tokens=context, instruments=instruments,
+    data = tokenize_items(items, tokenizer, max_tokens=context, instruments=instruments, expand_repeats=expand_repeats,
                           progress=lambda results: progress(results, desc="tokenize", quiet=quiet))
     pieces = [*data.train, *data.test] if data.train and data.test else data.train or data.test
     if not pieces:

@@ -32,6 +32,9 @@ def add_evaluate_parsers(what, common: argparse.ArgumentParser) -> None:
     nll.add_argument("--instruments", choices=("keep", "ensemble"), default=None,
                      help="MIDI tokenizers: keep or ensemble (see `train symbolic --instruments`); default: as the "
                           "model was trained (its metrics.json), else keep")
+    nll.add_argument("--expand-repeats", action=argparse.BooleanOptionalAction, default=None,
+                     help="MIDI tokenizers: play the scores' repeats out (see `train symbolic --expand-repeats`); "
+                          "default: as the model was trained (its metrics.json), else not")
     nll.add_argument("--device", default="cpu", help="cpu, cuda, ... (default: cpu)")
     nll.add_argument("--json", action="store_true", help="one JSON object on the last line of stdout")
     nll.set_defaults(run=run_nll)
@@ -67,17 +70,29 @@ def add_evaluate_parsers(what, common: argparse.ArgumentParser) -> None:
 
 
 # ---------------------------------------------------------------------------- nll
-def trained_instruments(folder) -> str:
-    """How the model's training run assigned instruments (``keep`` or ``ensemble``), from its
-    metrics.json; ``keep`` when it does not say (a folder not written by ``train symbolic``)."""
+def _recorded(folder, name: str):
+    """``name`` of the model folder's metrics.json (how its training run read the data); None when it does
+    not say (a folder not written by ``train symbolic``)."""
     import json
     from pathlib import Path
 
     try:
-        recorded = json.loads((Path(folder) / "metrics.json").read_text()).get("instruments")
+        return json.loads((Path(folder) / "metrics.json").read_text()).get(name)
     except (OSError, ValueError, AttributeError):
-        return "keep"
+        return None
+
+
+def trained_instruments(folder) -> str:
+    """How the model's training run assigned instruments (``keep`` or ``ensemble``), from its
+    metrics.json; ``keep`` when it does not say."""
+    recorded = _recorded(folder, "instruments")
     return recorded if recorded in ("keep", "ensemble") else "keep"
+
+
+def trained_expand_repeats(folder) -> bool:
+    """Whether the model's training run played the scores' repeats out (its metrics.json; False when it does
+    not say)."""
+    return _recorded(folder, "expand_repeats") is True
 
 
 @dataclass(frozen=True)
@@ -88,13 +103,15 @@ class NllRequest:
     model: str
     all_pieces: bool = False
     instruments: str | None = None   # keep/ensemble; None: as the model was trained
+    expand_repeats: bool | None = None   # None: as the model was trained
     device: str = "cpu"
     quiet: bool = False              # no progress bars
 
 
 def run_nll(args: argparse.Namespace) -> int:
     request = NllRequest(sources=tuple(args.sources), model=args.model, all_pieces=args.all,
-                         instruments=args.instruments, device=args.device, quiet=bool(args.quiet))
+                         instruments=args.instruments, expand_repeats=args.expand_repeats, device=args.device,
+                         quiet=bool(args.quiet))
     record = evaluate_nll(request)
     for failure in record["failed"]:
         print(f"ostinato: not scored: {failure}", file=sys.stderr)
@@ -113,7 +130,7 @@ def evaluate_nll(request: NllRequest) -> dict:
     Raises:
         InputError: a source with no pieces, or nothing to score.
     """
-    from ostinato.events.errors import InputError
+    from ostinato.events.errors import InputError, UsageError
     from ostinato.events.sources import iter_items
 
     from .evaluate import likelihood
@@ -138,8 +155,12 @@ def evaluate_nll(request: NllRequest) -> dict:
     folder = resolve_model(request.model)
     model, tokenizer, config = load_model_folder(folder, device=request.device, inference=True)
     instruments = request.instruments or trained_instruments(folder)
+    expand = trained_expand_repeats(folder) if request.expand_repeats is None else request.expand_repeats
+    if expand and tokenizer.kind == "abc":
+        raise UsageError("--expand-repeats", "ABC tokens keep a tune's text, repeat signs included: it is for MIDI "
+                                             "tokens")
     figures = likelihood(model, tokenizer, context=config.context, items=items, instruments=instruments,
-                         device=request.device, quiet=request.quiet)
+                         expand_repeats=expand, device=request.device, quiet=request.quiet)
     return {"model": str(folder), "tokenizer": tokenizer.kind, "split": split, **figures}
 
 

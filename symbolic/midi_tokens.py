@@ -634,18 +634,19 @@ class MidiTokenizer:
         """The notes ``ids`` encode (what :meth:`decode` gives)."""
         return self.decode(ids)
 
-    def encode_item(self, item, *, max_tokens: int, style: str | None = None,
-                    instruments: str = "keep") -> list[tuple[str, list[int]]]:
+    def encode_item(self, item, *, max_tokens: int, style: str | None = None, instruments: str = "keep",
+                    expand_repeats: bool = False) -> list[tuple[str, list[int]]]:
         """``[(f"{item.key}@{i}", ids)]``: the windows (:meth:`encode_windows`) of an :class:`events.sources.Item`.
 
         ``style`` is the ``Style:`` control (its collection); ``instruments="ensemble"`` gives each part a
         GM program chosen from the piece's key (:func:`events.instruments.assign_instruments`), for
-        scores whose parts name none.
+        scores whose parts name none; ``expand_repeats`` plays the score's repeats and endings out, as a
+        performance (and a MIDI file of one) has them.
 
         Raises:
             InputError: the item cannot be read or has no notes.
         """
-        table = item.read()
+        table = item.read(expand_repeats=expand_repeats)
         if len(table) == 0:
             raise InputError(item.key, "no notes")
         if instruments == "ensemble":

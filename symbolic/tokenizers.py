@@ -55,10 +55,11 @@ class Tokenizer(Protocol):
         ...
 
     # pieces and primers -> ids
-    def encode_item(self, item, *, max_tokens: int, style: str | None = None,
-                    instruments: str = "keep") -> list[tuple[str, list[int]]]:
+    def encode_item(self, item, *, max_tokens: int, style: str | None = None, instruments: str = "keep",
+                    expand_repeats: bool = False) -> list[tuple[str, list[int]]]:
         """The training sequences ``(split key, ids)`` of an :class:`events.sources.Item` (at most
-        ``max_tokens`` each; ``style`` is the collection, for tokens that carry one)."""
+        ``max_tokens`` each; ``style`` is the collection, for tokens that carry one; ``expand_repeats``
+        plays a score's repeats out, for MIDI tokens)."""
         ...
 
     def primer(self, path: str | os.PathLike, *, bars: int | None = None,

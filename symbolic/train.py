@@ -236,7 +236,8 @@ def train(*, data: TokenData, tokenizer, model_config: ModelConfig, config: Trai
           out_dir: str | os.PathLike, resume: bool = False, command: str = "", source: str = "",
           ctx: distributed.Context | None = None, show_progress: bool = True, init_model=None,
           init_from: str = "", instruments: str = "keep", infill_share: float = 0.0,
-          transpose: tuple[int, ...] = (), ensembles: bool = False, leave_out: tuple[str, ...] = ()) -> dict:
+          transpose: tuple[int, ...] = (), ensembles: bool = False, leave_out: tuple[str, ...] = (),
+          expand_repeats: bool = False) -> dict:
     """Train (or resume) a model on ``data``; returns the final held-out figures.
 
     ``instruments`` (``keep``/``ensemble``, how ``data`` was made) is recorded for ``evaluate nll``.
@@ -246,8 +247,8 @@ def train(*, data: TokenData, tokenizer, model_config: ModelConfig, config: Trai
     (:func:`symbolic.infill.fim_parts`; the tokenizer must have the infill tokens), recorded in metrics.json.
     ``transpose``: semitone shifts each training piece is also trained in; ``ensembles``: each such copy
     on an ensemble drawn from those its parts can be given (:func:`symbolic.data.augmented`); the
-    held-out pieces stay as written. ``leave_out``: the collections ``data`` was made without,
-    recorded in metrics.json and the card.
+    held-out pieces stay as written. ``leave_out``: the collections ``data`` was made without, and
+    ``expand_repeats`` (its scores' repeats were played out), recorded in metrics.json and the card.
 
     Raises:
         InputError: a checkpoint exists and ``resume`` is False, or the checkpoint is corrupt.
@@ -384,6 +385,7 @@ def train(*, data: TokenData, tokenizer, model_config: ModelConfig, config: Trai
                "infill_interior": INTERIOR_SHARE if infill_share else None,
                "windows": "sequence starts",
                "transpose": list(transpose), "ensembles": ensembles, "left_out": sorted(leave_out),
+               "expand_repeats": expand_repeats,
                **seen_controls(tokenizer, data.train),
                "n_parameters": sum(p.numel() for p in model.parameters())}
     write_text_atomic(out_dir / "metrics.json", json.dumps(metrics, indent=1) + "\n")
@@ -479,6 +481,13 @@ def _ensembles_line(metrics: dict) -> str:
             "can be given (`events.instruments.ENSEMBLES`), so every style is heard on every ensemble.")
 
 
+def _expand_line(metrics: dict) -> str:
+    if not metrics.get("expand_repeats"):
+        return ""
+    return ("\n- Repeats played out (`--expand-repeats`): each score's repeats and endings as a performance has them, "
+            "held-out pieces too (`evaluate nll` reads them so for this model).")
+
+
 def _left_out_line(metrics: dict) -> str:
     left = metrics.get("left_out") or []
     return (f"\n- Left out of training (to measure it on music it never saw): {', '.join(left)}."
@@ -557,7 +566,7 @@ over `{tokenizer.kind}` tokens ({len(tokenizer)} in the vocabulary), trained by 
   AdamW (peak learning rate {train['learning_rate']}, {train['warmup_steps']} warm-up steps, cosine decay to
   {train['min_lr_ratio']}x, weight decay {train['weight_decay']},
   gradient clipping {train['grad_clip']}), seed {train['seed']}.{_init_line(metrics)}{_infill_line(metrics)}\
-{_transpose_line(metrics)}{_ensembles_line(metrics)}\
+{_transpose_line(metrics)}{_ensembles_line(metrics)}{_expand_line(metrics)}\
 {_left_out_line(metrics)}
 - Wall time {metrics['elapsed_s']:.0f} s on {metrics['device']} ({metrics['n_processes']} process(es)).
 

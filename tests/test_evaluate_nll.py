@@ -113,3 +113,22 @@ def test_the_instrument_assignment_a_model_was_trained_with_is_read_from_its_met
     assert trained_instruments(folder) == "ensemble"
     assert trained_instruments(tmp_path / "no-such-folder") == "keep"
     assert trained_instruments(Path(__file__).resolve().parents[1] / "symbolic/pretrained/chorale-midi") == "ensemble"
+
+
+def test_repeats_played_out_are_read_from_the_metrics_and_refused_for_abc_tokens(model, tmp_path):
+    from ostinato.symbolic.evaluate_commands import trained_expand_repeats
+
+    assert json.loads((model / "metrics.json").read_text())["expand_repeats"] is False
+    assert trained_expand_repeats(model) is False
+    folder = tmp_path / "performed"
+    folder.mkdir()
+    (folder / "metrics.json").write_text(json.dumps({"expand_repeats": True}))
+    assert trained_expand_repeats(folder) is True
+    assert trained_expand_repeats(tmp_path / "no-such-folder") is False
+    message = "--expand-repeats: ABC tokens keep a tune's text, repeat signs included: it is for MIDI tokens"
+    scored = run_cli("evaluate", "nll", "--model", str(model), TUNES, "--expand-repeats")
+    trained = run_cli("train", "symbolic", "--data", TUNES, "--tokenizer", "abc", "--out", str(tmp_path / "x"),
+                      "--expand-repeats")
+    for result in (scored, trained):
+        assert result.returncode == 2 and result.stderr.strip().splitlines() == [f"ostinato: {message}"]
+    assert not (tmp_path / "x").exists()

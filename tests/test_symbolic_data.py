@@ -174,3 +174,18 @@ def test_reinstrumented_copies_keep_every_note_on_its_new_program():
     assert [p.key for p in again] == [p.key for p in copies]
     assert all(np.array_equal(a.ids, b.ids) for a, b in zip(again, copies, strict=True))
     assert [p.n_units for p in copies] == [piece.n_units] * 3
+
+
+def test_repeats_played_out_are_tokenized_as_performed_in_workers_too():
+    """bwv248.53-5 repeats its first two phrases: 164 notes as written, 240 as performed."""
+    items = source_items("music21:bach/bwv248.53-5.mxl")
+    remi = build_tokenizer("remi", styles=["bach"])
+    written = tokenize_items(items, remi, max_tokens=4096)
+    performed = tokenize_items(items, remi, max_tokens=4096, expand_repeats=True)
+    in_workers = tokenize_items(items * 2, remi, max_tokens=4096, expand_repeats=True, workers=2)
+    assert [p.n_units for p in written.train + written.test] == [164]
+    assert [p.n_units for p in performed.train + performed.test] == [240]
+    assert [p.n_units for p in in_workers.train + in_workers.test] == [240, 240]
+    refused = tokenize_items(source_items("music21:essenFolksong/han1.abc")[:1], build_tokenizer("abc"),
+                             max_tokens=256, expand_repeats=True)
+    assert len(refused.failures) == 1 and "expand_repeats is for MIDI tokens" in refused.failures[0]

@@ -309,3 +309,20 @@ def test_leave_out_names_a_collection_the_data_lacks_in_one_line(tmp_path):
     assert result.returncode == 1 and result.stderr.strip() == (
         f"ostinato: {TUNES}: has no collection 'ryansMammoth' to leave out (it has: essenFolksong)")
     assert not (tmp_path / "out" / "checkpoints").exists()
+
+
+def test_repeats_played_out_are_trained_on_as_performed_and_recorded(tmp_path):
+    tunes = tmp_path / "tunes.abc"
+    tunes.write_text("".join(f"X:{i}\nM:4/4\nL:1/4\nK:C\n|:C D E F|G A B c:|\n|:c B A G|F E D C:|\n\n"
+                             for i in range(1, 4)))
+    figures = {}
+    for expand in (False, True):
+        out = tmp_path / f"out-{expand}"
+        result = _train(out, _tiny_config(tmp_path), "--steps", "2", *(["--expand-repeats"] if expand else []),
+                        data=str(tunes), tokenizer="remi", batch=2)
+        assert result.returncode == 0, result.stderr
+        figures[expand] = json.loads((out / "metrics.json").read_text())
+        assert figures[expand]["expand_repeats"] is expand
+        assert ("Repeats played out" in (out / "model_card.md").read_text()) is expand
+    written, performed = figures[False]["n_train_tokens"], figures[True]["n_train_tokens"]
+    assert performed > 1.8 * written   # every bar played twice: its notes (and bar tokens) twice
