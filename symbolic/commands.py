@@ -162,7 +162,7 @@ def train_symbolic(request: TrainSymbolicRequest) -> dict:
     from . import distributed
     from .data import tokenize_source
     from .model import model_config
-    from .tokenizers import build_tokenizer, load_tokenizer
+    from .tokenizers import build_tokenizer, check_expand_repeats, load_tokenizer
     from .train import TrainConfig, train
 
     init = init_model(request) if request.init_from else None
@@ -179,9 +179,8 @@ def train_symbolic(request: TrainSymbolicRequest) -> dict:
                                             f"file)")
     if init is None:
         config = model_config(request.config or "small")
-    if request.expand_repeats and tokenizer is not None and tokenizer.kind == "abc":
-        raise UsageError("--expand-repeats", "ABC tokens keep a tune's text, repeat signs included: it is for MIDI "
-                                             "tokens")
+    if tokenizer is not None:   # (a MIDI scheme's tokenizer is built later, with the source's styles)
+        check_expand_repeats(tokenizer, request.expand_repeats)
     infill_share = request.infill_share if request.infill_share is not None else (0.0 if init else 0.25)
     if not 0 <= infill_share <= 1:
         raise UsageError("--infill-share", f"expected a share from 0 to 1, got {infill_share!r}")

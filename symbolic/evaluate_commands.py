@@ -130,12 +130,13 @@ def evaluate_nll(request: NllRequest) -> dict:
     Raises:
         InputError: a source with no pieces, or nothing to score.
     """
-    from ostinato.events.errors import InputError, UsageError
+    from ostinato.events.errors import InputError
     from ostinato.events.sources import iter_items
 
     from .evaluate import likelihood
     from .model import load_model_folder
     from .shipped import resolve_model
+    from .tokenizers import check_expand_repeats
 
     split = "all" if request.all_pieces else "test"
     items, none_held_out = [], []
@@ -156,9 +157,7 @@ def evaluate_nll(request: NllRequest) -> dict:
     model, tokenizer, config = load_model_folder(folder, device=request.device, inference=True)
     instruments = request.instruments or trained_instruments(folder)
     expand = trained_expand_repeats(folder) if request.expand_repeats is None else request.expand_repeats
-    if expand and tokenizer.kind == "abc":
-        raise UsageError("--expand-repeats", "ABC tokens keep a tune's text, repeat signs included: it is for MIDI "
-                                             "tokens")
+    check_expand_repeats(tokenizer, expand)
     figures = likelihood(model, tokenizer, context=config.context, items=items, instruments=instruments,
                          expand_repeats=expand, device=request.device, quiet=request.quiet)
     return {"model": str(folder), "tokenizer": tokenizer.kind, "split": split, **figures}

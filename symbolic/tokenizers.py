@@ -169,3 +169,13 @@ def load_tokenizer(path: str | os.PathLike) -> Tokenizer:
         raise InputError(path, f"not a tokenizer JSON file ({exc})") from None
     except (ValueError, KeyError, TypeError) as exc:
         raise InputError(path, f"bad tokenizer: {exc}") from None
+
+
+def check_expand_repeats(tokenizer, expand_repeats: bool) -> None:
+    """UsageError (``--expand-repeats``) when repeats are to be played out for ABC tokens: a tune's text keeps
+    its repeat signs, which are tokens of their own (``train symbolic`` and ``evaluate nll`` both ask)."""
+    if expand_repeats and tokenizer.kind == "abc":
+        from ostinato.events.errors import UsageError
+
+        raise UsageError("--expand-repeats", "ABC tokens keep a tune's text, repeat signs included: it is for MIDI "
+                                             "tokens")
