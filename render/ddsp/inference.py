@@ -1,7 +1,10 @@
 """A trained DDSP model run without torch: the network and the synthesizer in NumPy (float32 BLAS products).
 
 Rendering a file should not wait for torch to import (about 1 s, a third of what the ``fluidsynth``
-program takes for a whole 6-minute file), so :class:`DDSPRenderer` runs a :class:`Synth`: the weights
+program takes for a whole 6-minute file), nor for ``scipy.fft`` (0.28 s: it imports ``scipy.special`` and
+an array-API layer); so :class:`DDSPRenderer` runs a :class:`Synth`, its transforms ducc0's (the successor
+of the pocketfft that scipy and numpy carry: imported in 5 ms, and on this synth's sizes 1.4-2x faster than
+``scipy.fft``): the weights
 of a model folder read with ``safetensors.numpy`` (strictly: every tensor the config implies, with
 its shape, and nothing else), the per-frame network, and the grouped synthesis below. Training keeps
 the differentiable torch model (:mod:`render.ddsp.model`); a test holds the two to the same audio.
@@ -20,13 +23,34 @@ import itertools
 import math
 import os
 
+import ducc0
 import numpy as np
-import scipy.fft
 
 from ..instruments import N_INSTRUMENTS
 from .config import DDSPConfig
 from .features import Voices, active_pairs, f0_hz, n_features, pair_features
 from .performance import Performance
+
+
+def rfft(x: np.ndarray, n: int) -> np.ndarray:
+    """The real FFT of ``x`` zero-padded (or cut) to ``n`` samples along its last axis (as ``numpy.fft.rfft``;
+    float32 in, complex64 out)."""
+    if x.shape[-1] != n:
+        padded = np.zeros((*x.shape[:-1], n), x.dtype)
+        padded[..., :min(n, x.shape[-1])] = x[..., :n]
+        x = padded
+    return ducc0.fft.r2c(x, axes=(x.ndim - 1,))
+
+
+def irfft(spectrum: np.ndarray, n: int) -> np.ndarray:
+    """The inverse of :func:`rfft`: ``n`` real samples along the last axis (as ``numpy.fft.irfft``)."""
+    return ducc0.fft.c2r(spectrum, axes=(spectrum.ndim - 1,), lastsize=n, forward=False, inorm=2)
+
+
+def fast_length(n: int) -> int:
+    """The smallest length >= ``n`` whose real FFT is fast (a product of 2, 3, 5, 7, 11)."""
+    return int(ducc0.fft.good_size(n, True))
+
 
 LAYER_NORM_EPS = 1e-5  # torch.nn.LayerNorm's
 LEAKY_SLOPE = 0.1
@@ -100,7 +124,7 @@ def filtered_noise(band_magnitudes: np.ndarray, first_frame: int, hop_samples: i
     spectrum = np.empty((n_frames, n_bins), np.complex64)
     spectrum.real, spectrum.imag = np.cos(phase), np.sin(phase)
     window = np.sqrt(0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)).astype(np.float32)
-    frames = scipy.fft.irfft(mags * spectrum, n=n_fft, axis=-1) * (window * np.float32(math.sqrt(n_fft)))
+    frames = irfft(mags * spectrum, n_fft) * (window * np.float32(math.sqrt(n_fft)))
     halves = frames.reshape(n_channels, n_frames, 2, hop_samples)
     out = np.zeros((n_channels, n_frames + 1, hop_samples), np.float32)
     out[:, :-1] += halves[:, :, 0]
@@ -158,7 +182,7 @@ def pan_classes(pan: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def fft_convolve(signal: np.ndarray, impulse_spectrum: np.ndarray, n_out: int, size: int) -> np.ndarray:
     """``signal`` ([..., n]) convolved with an impulse response given as its ``rfft(ir, size)``: [..., n_out]."""
-    return scipy.fft.irfft(scipy.fft.rfft(signal, size) * impulse_spectrum, size)[..., :n_out].astype(np.float32)
+    return irfft(rfft(signal, size) * impulse_spectrum, size)[..., :n_out].astype(np.float32)
 
 
 class Synth:
@@ -391,7 +415,7 @@ class Synth:
                 ir[split:] = 0.0
             elif part == "room":
                 ir[:split] = 0.0
-            self._ir_spectra[size, part] = scipy.fft.rfft(ir, size)
+            self._ir_spectra[size, part] = rfft(ir, size)
         return self._ir_spectra[size, part]
 
     def reverb(self, dry: np.ndarray) -> np.ndarray:
@@ -405,13 +429,13 @@ class Synth:
         ``(L + R) / 2`` is the trained model's.
         """
         n = dry.shape[-1] + self.reverb_ir.shape[0] - 1
-        size = scipy.fft.next_fast_len(n, real=True)
+        size = fast_length(n)
         if not self.config.reverb_send:
             wet = fft_convolve(dry, self.ir_spectrum(size), n, size)
             wet[:, : dry.shape[-1]] += dry
             return wet
         half = dry.shape[0] // 2
-        spectra = scipy.fft.rfft(dry, size)  # [2C, bins]: the channels, then their sends
+        spectra = rfft(dry, size)  # [2C, bins]: the channels, then their sends
         dry, send_spectrum = dry[:half], spectra[half:]
         spectrum = spectra[:half] * self.ir_spectrum(size, "body") + send_spectrum * self.ir_spectrum(size, "room")
         if half == 2:
@@ -419,10 +443,10 @@ class Synth:
                 if self.side_ir is None:
                     self.side_ir = side_impulse_response(self.reverb_ir, self.config.noise_seed,
                                                          self.config.body_samples)
-                self._side_spectra[size] = scipy.fft.rfft(self.side_ir, size)
+                self._side_spectra[size] = rfft(self.side_ir, size)
             side = send_spectrum.mean(0) * self._side_spectra[size]
             spectrum += np.stack([side, -side])
-        out = scipy.fft.irfft(spectrum, size)[:, :n].astype(np.float32)
+        out = irfft(spectrum, size)[:, :n].astype(np.float32)
         out[:, : dry.shape[-1]] += dry
         return out
 
@@ -444,9 +468,9 @@ def side_impulse_response(ir: np.ndarray, seed: int, start: int = 0, n_fft: int 
     n_frames = -(-(padded.shape[0] - n_fft) // hop) + 1
     padded = np.pad(padded, (0, (n_frames - 1) * hop + n_fft - padded.shape[0]))
     frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop][:n_frames]
-    spectrum = scipy.fft.rfft(frames * window, axis=-1).T  # [bins, frames], as stft's
+    spectrum = rfft(frames * window, n_fft).T  # [bins, frames], as stft's
     phase = np.random.default_rng(seed + 1).uniform(0, 2 * math.pi, spectrum.shape)
-    grains = scipy.fft.irfft(np.abs(spectrum) * np.exp(1j * phase), n_fft, axis=0).T * window  # [frames, n_fft]
+    grains = irfft((np.abs(spectrum) * np.exp(1j * phase)).T, n_fft) * window  # [frames, n_fft]
     length = (n_frames - 1) * hop + n_fft
     twin, norm = np.zeros(length), np.zeros(length)
     for i in range(n_frames):
