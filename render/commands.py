@@ -58,6 +58,9 @@ def add_train_parsers(train_sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="model folder (best model, checkpoint/, log)")
     p.add_argument("--steps", type=int, default=2000, help="total optimisation steps (default 2000)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint")
+    p.add_argument("--init-from", metavar="NAME|DIR",
+                   help="ddsp: start from this model's weights and sizes (a shipped name such as ddsp-fluidr3, or a "
+                        "folder); --harmonics (its first partials kept) and --frame-rate may differ")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--segment-s", type=float, default=1.0, help="seconds of audio per training segment")
     p.add_argument("--learning-rate", "--lr", dest="learning_rate", type=float, default=2e-3,
@@ -74,13 +77,16 @@ def add_train_parsers(train_sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("--studies", type=int, default=0, metavar="N",
                    help="also N note studies: single notes of the assigned instruments and drum hits, each alone "
                         "(attacks and decays), rendered by the same SoundFont as --synthesize-from")
-    p.add_argument("--sample-rate", type=int, default=44100, metavar="HZ",
+    p.add_argument("--sample-rate", type=int, metavar="HZ",
                    help="ddsp: the model's native rate (default 44100: full band to 22 kHz)")
+    p.add_argument("--frame-rate", type=float, metavar="HZ",
+                   help="ddsp: control frames per second, hop = rate / frame rate (default 90; with --init-from, the "
+                        "model's)")
     p.add_argument("--noise-bands", type=int, metavar="N",
                    help="ddsp: noise bands from 0 Hz to Nyquist (default: one per 230 Hz)")
-    p.add_argument("--harmonics", type=int, default=48, help="ddsp: partials per voice (default 48)")
-    p.add_argument("--hidden-size", type=int, default=128, help="ddsp: network width (default 128)")
-    p.add_argument("--layers", type=int, default=2, help="ddsp: hidden layers (default 2)")
+    p.add_argument("--harmonics", type=int, help="ddsp: partials per voice (default 48; with --init-from, the model's)")
+    p.add_argument("--hidden-size", type=int, help="ddsp: network width (default 128)")
+    p.add_argument("--layers", type=int, help="ddsp: hidden layers (default 2)")
     p.add_argument("--config", metavar="tiny|piano|FILE",
                    help="wavenet: model config preset or JSON file of WaveNetConfig fields (default piano)")
     p.add_argument("--distribution", choices=("mulaw", "mol"),
@@ -142,8 +148,9 @@ def train_request(args: argparse.Namespace):
     except ValueError as exc:
         raise UsageError("train renderer", str(exc)) from None
     return TrainRendererRequest(engine=args.engine, data=data, out=args.out, train=train, resume=args.resume,
-                                harmonics=args.harmonics, hidden_size=args.hidden_size, layers=args.layers,
-                                sample_rate_hz=args.sample_rate, noise_bands=args.noise_bands,
+                                init_from=args.init_from, harmonics=args.harmonics, hidden_size=args.hidden_size,
+                                layers=args.layers, sample_rate_hz=args.sample_rate, frame_rate_hz=args.frame_rate,
+                                noise_bands=args.noise_bands,
                                 config=args.config, distribution=args.distribution, progress=args.quiet == 0)
 
 

@@ -40,8 +40,13 @@ class TrainRendererRequest:
         out: the model folder (best model, ``checkpoint/``, ``train_log.jsonl``).
         train: the optimisation settings.
         resume: continue from ``out/checkpoint`` (its model config wins).
-        harmonics, hidden_size, layers: the ddsp model's sizes.
-        sample_rate_hz: the ddsp model's native rate (frames at about 90 Hz: hop = rate // 90);
+        init_from: ddsp: start a new run from this model folder's (or shipped name's) weights and config:
+            the sizes not given are its own; ``harmonics`` may differ (its first partials are kept, new ones
+            start silent) and ``frame_rate_hz`` too (the network's features are in seconds, so its weights
+            hold at another hop); the other sizes must be its own.
+        harmonics, hidden_size, layers: the ddsp model's sizes (default 48, 128, 2).
+        sample_rate_hz: the ddsp model's native rate (default 44,100 Hz);
+        frame_rate_hz: its control frames per second (default 90: hop = rate // 90);
         noise_bands: its noise bands from 0 Hz to Nyquist (default: one per 230 Hz, 96 at 44.1 kHz).
         config: the wavenet model's config, a preset name (``tiny``, ``piano``) or a JSON file
             (default ``piano``); distribution: its output, ``mulaw`` or ``mol`` (default: the config's).
@@ -53,10 +58,12 @@ class TrainRendererRequest:
     out: str
     train: TrainConfig
     resume: bool = False
-    harmonics: int = 48
-    hidden_size: int = 128
-    layers: int = 2
-    sample_rate_hz: int = 44100
+    init_from: str | None = None
+    harmonics: int | None = None
+    hidden_size: int | None = None
+    layers: int | None = None
+    sample_rate_hz: int | None = None
+    frame_rate_hz: float | None = None
     noise_bands: int | None = None
     config: str | None = None
     distribution: str | None = None
@@ -72,6 +79,10 @@ class TrainRendererRequest:
             raise usage(f"cannot train engine {self.engine!r} (choose {', '.join(TRAINABLE_ENGINES)})")
         if self.engine != "wavenet" and (self.config or self.distribution):
             raise usage("--config and --distribution are for --engine wavenet")
+        if self.init_from is not None and self.engine != "ddsp":
+            raise usage("--init-from is for --engine ddsp")
+        if self.init_from is not None and self.resume:
+            raise usage("--init-from starts a new run and --resume continues one: give one of them")
         if self.engine == "wavenet":
             from .wavenet.config import OUTPUTS
 
@@ -94,16 +105,67 @@ class TrainRendererRequest:
         if self.engine == "ddsp":
             from .ddsp.config import DDSPConfig
 
-            bands = self.noise_bands if self.noise_bands is not None else max(2, round(self.sample_rate_hz / 2 / 230))
-            return DDSPConfig(n_harmonics=self.harmonics, hidden_size=self.hidden_size, n_layers=self.layers,
-                              sample_rate_hz=self.sample_rate_hz, hop_samples=self.sample_rate_hz // FRAME_RATE_HZ,
-                              n_noise_bands=bands, reverb_send=True)
+            if self.init_from is not None:
+                return self.init_config()
+            def given(value, default):
+                return default if value is None else value
+
+            rate = given(self.sample_rate_hz, 44100)
+            bands = given(self.noise_bands, max(2, round(rate / 2 / 230)))
+            return DDSPConfig(n_harmonics=given(self.harmonics, 48), hidden_size=given(self.hidden_size, 128),
+                              n_layers=given(self.layers, 2), sample_rate_hz=rate,
+                              hop_samples=self.hop_samples(rate), n_noise_bands=bands, reverb_send=True)
         import dataclasses
 
         from .wavenet.config import model_config
 
         config = model_config(self.config or DEFAULT_WAVENET_CONFIG)
         return dataclasses.replace(config, output=self.distribution) if self.distribution else config
+
+
+    def hop_samples(self, sample_rate_hz: int) -> int:
+        """Samples per control frame at ``frame_rate_hz`` (default 90 per second), rounded down."""
+        frame_rate = self.frame_rate_hz if self.frame_rate_hz is not None else FRAME_RATE_HZ
+        if not frame_rate > 0:
+            raise ValueError(f"the frame rate must be positive, got {frame_rate}")
+        return max(1, int(sample_rate_hz // frame_rate))
+
+    def init_config(self):
+        """The config of a run started ``init_from`` a ddsp model: its own, with ``harmonics`` and the hop of
+        ``frame_rate_hz`` when given (ValueError: another size asked for that its weights cannot give)."""
+        import dataclasses
+
+        config = self.init_model().config
+        given = {"hidden_size": (self.hidden_size, config.hidden_size), "layers": (self.layers, config.n_layers),
+                 "sample_rate": (self.sample_rate_hz, config.sample_rate_hz),
+                 "noise_bands": (self.noise_bands, config.n_noise_bands)}
+        for name, (asked, own) in given.items():
+            if asked is not None and asked != own:
+                raise ValueError(f"--init-from {self.init_from} has {name.replace('_', ' ')} {own}: "
+                                 f"--{name.replace('_', '-')} {asked} cannot start from its weights")
+        hop = config.hop_samples if self.frame_rate_hz is None else self.hop_samples(config.sample_rate_hz)
+        harmonics = config.n_harmonics if self.harmonics is None else self.harmonics
+        return dataclasses.replace(config, n_harmonics=harmonics, hop_samples=hop)
+
+    def init_model(self):
+        """The ddsp model of ``init_from`` (read once; events.InputError when it does not load)."""
+        cached = self.__dict__.get("_init_model")
+        if cached is None:
+            from .ddsp.engine import load_model
+
+            cached = load_model(self.init_from)
+            object.__setattr__(self, "_init_model", cached)
+        return cached
+
+    def init_state(self, model_config) -> dict | None:
+        """The weights a new run of ``model_config`` starts from: ``init_from``'s, fitted to its partials
+        (:func:`render.ddsp.model.fit_state`); None without ``init_from``."""
+        if self.init_from is None:
+            return None
+        from .ddsp.model import fit_state
+
+        model = self.init_model()
+        return fit_state(model.state_dict(), model.config, model_config)
 
 
 def engine_training(engine: str) -> tuple[Callable, str]:
@@ -149,8 +211,9 @@ def train_renderer(request: TrainRendererRequest, *, log: Callable[[str], None] 
     train_pairs, heldout_pairs = load_pairs(request.data, rate, progress=request.progress, on_error=on_error)
     minutes = sum(len(p.audio) for p in train_pairs) / rate / 60
     log(f"{len(train_pairs)} training pieces ({minutes:.1f} min), {len(heldout_pairs)} held out")
+    extra = {"init_state": request.init_state(model_config)} if request.init_from is not None else {}
     state = train(model_config, train_pairs, heldout_pairs, request.out, request.train, resume=request.resume,
-                  progress=request.progress, log=log)
+                  progress=request.progress, log=log, **extra)
     log(f"done: step {state['step']}, held-out loss {state['first_heldout_loss']:.4f} -> "
         f"best {state['best_heldout_loss']:.4f}{unit}; model in {request.out}")
     return state

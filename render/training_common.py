@@ -190,13 +190,14 @@ class Run:
 
 def start_run(*, out_dir: Path, model_config, train_config: TrainConfig, resume: bool, train_pairs, heldout_pairs,
               build_model: Callable[[object], torch.nn.Module], prepare: Callable[[list, object], list],
-              trained_instruments: Callable[[list], list[int]]) -> Run:
+              trained_instruments: Callable[[list], list[int]], init_state: dict | None = None) -> Run:
     """Set up a run: a new one, or the one in ``out_dir/checkpoint`` when ``resume`` (its config wins).
 
     Args:
         model_config: the engine's config dataclass (with ``from_json`` and a ``trained_instruments``
             field, filled here from ``train_pairs`` for a new run).
         build_model: the engine's model from a config; ``prepare``: its training data from pairs.
+        init_state: weights a new run starts from (loaded strictly; ignored when resuming).
     Raises ValueError when no training or no held-out piece is left after ``prepare``.
     """
     import dataclasses
@@ -208,7 +209,10 @@ def start_run(*, out_dir: Path, model_config, train_config: TrainConfig, resume:
     else:
         model_config = dataclasses.replace(model_config, trained_instruments=trained_instruments(train_pairs))
     device = pick_device(train_config.device)
-    model = build_model(model_config).to(device).train()
+    model = build_model(model_config)
+    if init_state is not None and checkpoint is None:
+        model.load_state_dict(init_state)
+    model = model.to(device).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=train_config.learning_rate,
                                   weight_decay=train_config.weight_decay)
     if checkpoint is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import numpy as np
@@ -139,6 +140,80 @@ def test_train_cli_then_render(tmp_path):
     import soundfile
 
     assert soundfile.info(wav).samplerate == 16000
+
+    # a new run started from that model: fewer partials, more, another frame rate; --steps 0 saves the start
+    from safetensors.numpy import load_file
+
+    start = load_file(out / "model.safetensors")
+    common = ["--synthesize-from", str(source), "--steps", "0", "--max-seconds", "2", "--batch-size", "2",
+              "--segment-s", "0.3", "-q", "--init-from", str(out)]
+    fewer = run_cli("train", "renderer", *common, "--out", str(tmp_path / "fewer"), "--harmonics", "5",
+                    "--frame-rate", "30")
+    assert fewer.returncode == 0, fewer.stderr
+    config = json.loads((tmp_path / "fewer" / "config.json").read_text())
+    assert (config["n_harmonics"], config["hop_samples"], config["hidden_size"], config["sample_rate_hz"]) == (
+        5, 533, 16, 16000)
+    got = load_file(tmp_path / "fewer" / "model.safetensors")
+    rows = [0, 1, 2, 3, 4, 5, *range(9, 9 + 35)]  # amplitude, partials 1-5 of 8, the 35 noise bands
+    assert np.array_equal(got["head.weight"], start["head.weight"][rows])
+    assert np.array_equal(got["head.bias"], start["head.bias"][rows])
+    assert all(np.array_equal(got[k], start[k]) for k in start if not k.startswith("head."))
+    more = run_cli("train", "renderer", *common, "--out", str(tmp_path / "more"), "--harmonics", "10")
+    assert more.returncode == 0, more.stderr
+    got = load_file(tmp_path / "more" / "model.safetensors")
+    assert json.loads((tmp_path / "more" / "config.json").read_text())["hop_samples"] == 177  # the model's own
+    assert np.array_equal(got["head.weight"][:9], start["head.weight"][:9])
+    assert not got["head.weight"][9:11].any()  # two new partials, silent: 10 below the quietest logit
+    assert np.allclose(got["head.bias"][9:11], start["head.bias"][1:9].min() - 10.0)
+    assert np.array_equal(got["head.weight"][11:], start["head.weight"][9:])
+    bad = run_cli("train", "renderer", *common, "--out", str(tmp_path / "bad"), "--hidden-size", "32")
+    assert bad.returncode == 2 and "has hidden size 16: --hidden-size 32 cannot start from its weights" in bad.stderr
+    bad = run_cli("train", "renderer", *common, "--out", str(tmp_path / "bad"), "--resume")
+    assert bad.returncode == 2 and "--init-from starts a new run and --resume continues one" in bad.stderr
+    assert not (tmp_path / "bad").exists()
+
+
+def test_a_model_fitted_to_fewer_partials_and_another_hop_sounds_the_same():
+    """The shipped model at half its frame rate and half its partials (render/ddsp/model.py:fit_state): its
+    features are in seconds, so a phrase of piano, strings and flute sounds nearly as before (the start of
+    a fine-tuning run, ``train renderer --init-from``)."""
+    import dataclasses
+
+    from ostinato.render.ddsp.engine import DDSPRenderer, load_model
+    from ostinato.render.ddsp.inference import Synth
+    from ostinato.render.ddsp.model import DDSPModel, fit_state
+
+    model = load_model()
+    c = model.config
+    light = dataclasses.replace(c, hop_samples=2 * c.hop_samples, n_harmonics=c.n_harmonics // 2)
+    fitted = DDSPModel(light)
+    fitted.load_state_dict(fit_state(model.state_dict(), c, light))
+    parts = [phrase(i, program) for i, program in enumerate([0, 48, 73])]
+    table = NoteTable.from_seconds(*(np.concatenate([getattr(t, name) for t in parts])
+                                     for name in ("onset_s", "offset_s", "pitch", "velocity")),
+                                   track=np.repeat([0, 1, 2], 10), tracks=[Track(str(p), p) for p in (0, 48, 73)])
+    a = DDSPRenderer(Synth.from_torch(model), stereo=False).render_native(table)[0]
+    b = DDSPRenderer(Synth.from_torch(fitted), stereo=False).render_native(table)[0]
+
+    def band_db(x):  # long-term energy in 24 log-spaced bands, 50 Hz - 20 kHz (what does not hang on the noise draw)
+        power = np.abs(np.fft.rfft(x.astype(np.float64))) ** 2
+        hz = np.fft.rfftfreq(len(x), 1 / c.sample_rate_hz)
+        edges = np.geomspace(50, 20000, 25)
+        return 10 * np.log10([power[(hz >= lo) & (hz < hi)].sum() + 1e-12 for lo, hi in itertools.pairwise(edges)])
+
+    def envelope(x):  # RMS per 50 ms
+        return np.sqrt(np.add.reduceat(x.astype(np.float64) ** 2, np.arange(0, len(x), c.sample_rate_hz // 20)))
+
+    level_db = 10 * np.log10(np.mean(b.astype(np.float64) ** 2) / np.mean(a.astype(np.float64) ** 2))
+    assert abs(level_db) < 0.5, level_db
+    bands_a, bands_b = band_db(a), band_db(b)
+    sounding = bands_a > bands_a.max() - 40
+    # (the same model with another noise seed differs by 1.85 dB; with 8 partials left, by 5.2 dB and 0.955;
+    # at a third of the frame rate, by 3.6 dB)
+    assert np.abs(bands_b - bands_a)[sounding].max() < 2.0
+    assert np.corrcoef(envelope(a), envelope(b))[0, 1] > 0.99
+    with pytest.raises(ValueError, match="cannot start a model with hidden_size 64 from one with 128"):
+        fit_state(model.state_dict(), c, dataclasses.replace(light, hidden_size=64))
 
 
 def test_train_cli_errors(tmp_path):

@@ -148,3 +148,35 @@ class DDSPModel(nn.Module):
                         + torch.fft.rfft(send, size) * torch.fft.rfft(room, size))
             wet = torch.fft.irfft(spectrum, size)[..., :n]
         return torch.nn.functional.pad(dry, (0, wet.shape[-1] - dry.shape[-1])) + wet
+
+
+def fit_state(state: dict[str, torch.Tensor], old: DDSPConfig, new: DDSPConfig) -> dict[str, torch.Tensor]:
+    """A model's weights (``state_dict`` of a model of ``old``) as the start of a model of ``new``, which
+    may have another number of partials (the head's rows for the first ``min`` partials are kept; more
+    partials start silent, their logits 10 below the quietest kept one) or another hop (the weights do
+    not depend on it: the network's features are in seconds). Every other size must be the same.
+
+    Raises:
+        ValueError: ``new`` differs from ``old`` in another size.
+    """
+    import dataclasses
+
+    same = dataclasses.replace(new, n_harmonics=old.n_harmonics, hop_samples=old.hop_samples)
+    for name in ("sample_rate_hz", "n_noise_bands", "hidden_size", "n_layers", "embedding_size", "time_scales_s",
+                 "reverb_s", "reverb_send"):
+        if getattr(same, name) != getattr(old, name):
+            raise ValueError(f"cannot start a model with {name} {getattr(new, name)} from one with "
+                             f"{getattr(old, name)}")
+    kept = min(old.n_harmonics, new.n_harmonics)
+    noise = 1 + old.n_harmonics
+    rows = torch.cat([torch.arange(1 + kept), torch.arange(noise, noise + old.n_noise_bands)])
+    out = dict(state)
+    weight, bias = state["head.weight"][rows].clone(), state["head.bias"][rows].clone()
+    extra = new.n_harmonics - kept
+    if extra > 0:
+        at = 1 + kept
+        weight = torch.cat([weight[:at], torch.zeros(extra, weight.shape[1], dtype=weight.dtype), weight[at:]])
+        silent = torch.full((extra,), float(bias[1:at].min()) - 10.0, dtype=bias.dtype)
+        bias = torch.cat([bias[:at], silent, bias[at:]])
+    out["head.weight"], out["head.bias"] = weight, bias
+    return out

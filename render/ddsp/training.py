@@ -96,18 +96,20 @@ def eval_segments(pieces: list[PieceData], per_piece: int, n_frames: int) -> lis
 
 def train(model_config: DDSPConfig, train_pairs, heldout_pairs, out_dir: str | os.PathLike,
           train_config: TrainConfig, *, resume: bool = False, progress: bool = True,
-          log=print) -> dict:
+          log=print, init_state: dict | None = None) -> dict:
     """Train (or resume) a DDSP model; returns the final state (step, losses, best held-out loss).
 
     Args:
         model_config: sizes; its ``trained_instruments`` is filled from the training pairs.
         train_pairs, heldout_pairs: objects with ``.key``, ``.table``, ``.audio`` (mono, native rate).
         resume: continue from ``out_dir/checkpoint`` (its config wins; ``steps`` may be raised).
+        init_state: weights a new run starts from (a ``state_dict`` of a model of ``model_config``, loaded
+            strictly; :func:`render.ddsp.model.fit_state` fits another model's to it).
     """
     out = Path(out_dir)
     run = common.start_run(out_dir=out, model_config=model_config, train_config=train_config, resume=resume,
                            train_pairs=train_pairs, heldout_pairs=heldout_pairs, build_model=DDSPModel,
-                           prepare=prepare, trained_instruments=trained_instruments)
+                           prepare=prepare, trained_instruments=trained_instruments, init_state=init_state)
     model, model_config, train_data, heldout_data = run.model, run.model_config, run.train_data, run.heldout_data
     n_frames = max(1, round(train_config.segment_s * model_config.frame_rate_hz))
     picks = eval_segments(heldout_data, train_config.n_eval_segments, n_frames)
