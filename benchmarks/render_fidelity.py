@@ -22,9 +22,9 @@ TimGM6mb is another real SoundFont (pretty_midi's copy; Debian's ``timgm6mb-soun
 installed): its distance is the bar the neural renderer is held to.
 
 ``--calibrate`` first measures the ddsp model's level against FluidR3 on training chorales made
-the same way (:mod:`render.ddsp.calibration`: the velocity curve the model lacks, a gain per
-instrument, then an overall gain) and writes ``velocity_exponent``, ``instrument_gain_db`` and
-``output_gain_db`` into the model folder's
+the same way (:mod:`render.ddsp.calibration`: the velocity curve the model lacks, per instrument, a gain
+per instrument, then an overall gain) and writes ``velocity_exponent``, ``instrument_velocity_exponent``,
+``instrument_gain_db`` and ``output_gain_db`` into the model folder's
 config.json (the shipped model's by default), then measures the held-out pieces as above.
 """
 
@@ -191,20 +191,22 @@ def calibrate_model(args) -> None:
 
     from ostinato import render
     from ostinato.events.atomic import write_text_atomic
-    from ostinato.render.ddsp.calibration import calibrate, velocity_exponent
+    from ostinato.render.ddsp.calibration import calibrate, velocity_exponents
     from ostinato.render.ddsp.engine import DEFAULT_MODEL, DDSPRenderer
     from ostinato.render.model_folder import CONFIG_FILE, model_dir
 
     folder = model_dir(args.model or DEFAULT_MODEL)
     ddsp = DDSPRenderer(folder)
     with tempfile.TemporaryDirectory() as tmp, render.get_renderer("soundfont") as reference:
-        exponent = velocity_exponent(ddsp, reference, ddsp.config.sample_rate_hz)
+        exponent, exponents = velocity_exponents(ddsp, reference, ddsp.config.sample_rate_hz)
         tables = [t for _, t in pieces(Path(tmp), args.calibration_pieces, args.seconds, split="train")]
-        gains, output_db = calibrate(ddsp, reference, tables, ddsp.config.sample_rate_hz, exponent=exponent)
+        gains, output_db = calibrate(ddsp, reference, tables, ddsp.config.sample_rate_hz, exponent=exponent,
+                                     exponents=exponents)
     config = dataclasses.replace(ddsp.config, instrument_gain_db=gains, output_gain_db=output_db,
-                                 velocity_exponent=exponent)
+                                 velocity_exponent=exponent, instrument_velocity_exponent=exponents)
     write_text_atomic(folder / CONFIG_FILE, config.to_json() + "\n")
-    print(f"calibrated on {len(tables)} training chorales ({args.seconds:g} s): velocity_exponent {exponent:.2f}, "
+    print(f"calibrated on {len(tables)} training chorales ({args.seconds:g} s): velocity_exponent {exponent:.2f} "
+          f"({min(exponents.values()):+.2f}..{max(exponents.values()):+.2f} per instrument), "
           f"output_gain_db {output_db:+.2f}, "
           f"instrument_gain_db {min(gains.values()):+.2f}..{max(gains.values()):+.2f} over {len(gains)} instruments; "
           f"written to {folder / CONFIG_FILE}")

@@ -2,9 +2,9 @@
 
 A trained model's level is off from its reference by a few dB, by more for some instruments
 than others, and it may not have learned how loudness follows velocity (the shipped model
-trained on chorales of one velocity is deaf to it). :func:`velocity_exponent` compares single
-notes at several velocities in both engines and gives the exponent of the velocity gain the
-model lacks. :func:`calibrate` then measures, on pieces like the training data, the K-weighted power
+trained on chorales of one velocity is deaf to it). :func:`velocity_exponents` compares single
+notes at several velocities in both engines and gives, per instrument, the exponent of the velocity
+gain the model lacks. :func:`calibrate` then measures, on pieces like the training data, the K-weighted power
 (BS.1770's frequency weighting, ungated) of each trained instrument's part in both engines; the
 model's part is rendered inside the whole piece with every other instrument muted, so it is
 exactly that part's contribution to the mix. The ratios give ``instrument_gain_db`` per
@@ -47,18 +47,21 @@ def integrated_loudness(audio: np.ndarray, sample_rate_hz: int) -> float:
     return float(pyloudnorm.Meter(sample_rate_hz).integrated_loudness(np.atleast_2d(audio).T.astype(np.float64)))
 
 
-def velocity_exponent(renderer, reference, sample_rate_hz: int = 22050) -> float:
-    """The exponent ``e`` of the velocity gain ``(v / 127) ** e`` that makes ``renderer``'s level
-    follow ``reference``'s across velocities: the median over trained instruments of the difference
-    of the two slopes of level (dB) against ``20 log10(v / 127)``, one 0.8 s note per velocity, on
-    the instrument's middle pitch (drums: their key). Rounded to 0.01, clipped to 0..4.
+def velocity_exponents(renderer, reference, sample_rate_hz: int = 22050) -> tuple[float, dict[int, float]]:
+    """The exponents ``e`` of the velocity gain ``(v / 127) ** e`` that make ``renderer``'s level follow
+    ``reference``'s across velocities: per trained instrument, the difference of the two slopes of level
+    (dB) against ``20 log10(v / 127)``, one 0.8 s note per velocity, on the instrument's middle pitch
+    (drums: their key), rounded to 0.01 and clipped to 0..4 (a gain adds the velocity response the network
+    lacks and never takes one away: where the network's is steeper than the reference's, as the contrabass's
+    is at its C4, a negative exponent would raise its soft notes by tens of dB); and their median (for
+    instruments without their own). Returns ``(median, {instrument: exponent})``.
     """
     from ostinato.events import NoteTable
 
     x = 20 * np.log10(np.asarray(VELOCITIES) / 127.0)
-    slopes = []
+    slopes: dict[int, float] = {}
     saved = renderer.config
-    renderer.config = dataclasses.replace(saved, velocity_exponent=0.0)
+    renderer.config = dataclasses.replace(saved, velocity_exponent=0.0, instrument_velocity_exponent={})
     try:
         for instrument in renderer.config.trained_instruments:
             drum = instrument >= DRUM_OFFSET
@@ -71,28 +74,31 @@ def velocity_exponent(renderer, reference, sample_rate_hz: int = 22050) -> float
                 levels.append((10 * np.log10(k_weighted_power(theirs, sample_rate_hz) + 1e-30),
                                10 * np.log10(k_weighted_power(mine, saved.sample_rate_hz) + 1e-30)))
             theirs_db, mine_db = np.asarray(levels).T
-            slopes.append(np.polyfit(x, theirs_db, 1)[0] - np.polyfit(x, mine_db, 1)[0])
+            slopes[instrument] = float(np.polyfit(x, theirs_db, 1)[0] - np.polyfit(x, mine_db, 1)[0])
     finally:
         renderer.config = saved
-    return round(float(np.clip(np.median(slopes), 0.0, 4.0)), 2)
+    median = round(float(np.clip(np.median(list(slopes.values())), 0.0, 4.0)), 2) if slopes else 0.0
+    return median, {i: round(float(np.clip(e, 0.0, 4.0)), 2) for i, e in slopes.items()}
 
 
 def calibrate(renderer, reference, tables, sample_rate_hz: int = 22050, *, exponent: float | None = None,
-              log=None) -> tuple[dict[int, float], float]:
+              exponents: dict[int, float] | None = None, log=None) -> tuple[dict[int, float], float]:
     """Per-instrument and overall gains that match ``renderer``'s level to ``reference``'s on ``tables``.
 
     Args:
         renderer: a :class:`render.ddsp.engine.DDSPRenderer` (its own gains are ignored).
         reference: any Renderer (the soundfont engine with the training SoundFont).
         tables: note tables like the training data.
-        exponent: the velocity exponent the gains are measured with (default: the renderer's config's).
+        exponent, exponents: the velocity exponents the gains are measured with, for every instrument and per
+            instrument (default: the renderer's config's).
     Returns:
         (instrument_gain_db: {instrument index: dB} for every trained instrument, output_gain_db: float),
         rounded to 0.01 dB.
     """
     saved = renderer.config
-    renderer.config = dataclasses.replace(saved, velocity_exponent=saved.velocity_exponent if exponent is None
-                                          else exponent)
+    renderer.config = dataclasses.replace(
+        saved, velocity_exponent=saved.velocity_exponent if exponent is None else exponent,
+        instrument_velocity_exponent=saved.instrument_velocity_exponent if exponents is None else exponents)
     try:
         return _calibrate(renderer, reference, tables, sample_rate_hz, log)
     finally:

@@ -37,6 +37,8 @@ class DDSPConfig:
         velocity_exponent: each voice is scaled by ``(velocity / 127) ** velocity_exponent``, the part
             of the reference's velocity curve the network did not learn (2.0 is the SoundFont
             default, 40 log10(v / 127) dB, for a model deaf to velocity); calibrated, not trained.
+        instrument_velocity_exponent: the same exponent for one instrument, by instrument index (others:
+            ``velocity_exponent``); calibrated, not trained.
         instrument_gain_db: calibrated gain of an instrument's part, in dB, by instrument index
             (as ``trained_instruments``; others 0 dB); not trained (:func:`render.ddsp.calibration.calibrate`).
     """
@@ -57,6 +59,7 @@ class DDSPConfig:
     trained_instruments: list[int] = field(default_factory=list)
     output_gain_db: float = 0.0
     velocity_exponent: float = 0.0
+    instrument_velocity_exponent: dict[int, float] = field(default_factory=dict)
     instrument_gain_db: dict[int, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -66,6 +69,8 @@ class DDSPConfig:
         self.velocity_exponent = float(self.velocity_exponent)
         self.instrument_gain_db = {int(i): float(g) for i, g in sorted(dict(self.instrument_gain_db).items(),
                                                                         key=lambda kv: int(kv[0]))}
+        self.instrument_velocity_exponent = {int(i): float(e) for i, e in sorted(
+            dict(self.instrument_velocity_exponent).items(), key=lambda kv: int(kv[0]))}
         self.trained_instruments = sorted({int(i) for i in self.trained_instruments})
         checks = {
             "sample_rate_hz": 4000 <= self.sample_rate_hz <= 96000,
@@ -83,6 +88,8 @@ class DDSPConfig:
             "trained_instruments": all(0 <= i < N_INSTRUMENTS for i in self.trained_instruments),
             "output_gain_db": -40.0 <= self.output_gain_db <= 40.0,
             "velocity_exponent": 0.0 <= self.velocity_exponent <= 4.0,
+            "instrument_velocity_exponent": all(0 <= i < N_INSTRUMENTS and 0.0 <= e <= 4.0
+                                                for i, e in self.instrument_velocity_exponent.items()),
             "instrument_gain_db": all(0 <= i < N_INSTRUMENTS and -40.0 <= g <= 40.0
                                       for i, g in self.instrument_gain_db.items()),
         }
@@ -103,6 +110,17 @@ class DDSPConfig:
         for instrument, db in self.instrument_gain_db.items():
             gain_db[instrument] = db
         return 10.0 ** (gain_db / 20.0)
+
+    @property
+    def velocity_exponents(self):
+        """The velocity exponent of each instrument: float64 ``[N_INSTRUMENTS]`` (``velocity_exponent`` where
+        ``instrument_velocity_exponent`` has none)."""
+        import numpy as np
+
+        exponents = np.full(N_INSTRUMENTS, self.velocity_exponent)
+        for instrument, exponent in self.instrument_velocity_exponent.items():
+            exponents[instrument] = exponent
+        return exponents
 
     @property
     def release_frames(self) -> int:

@@ -75,7 +75,7 @@ class Performance:
         self.frame_s = config.hop_samples / config.sample_rate_hz
         self.stereo = stereo
         self.instrument_gain = config.instrument_gain if instrument_gain is None else np.asarray(instrument_gain)
-        self.velocity_exponent = config.velocity_exponent
+        self.velocity_exponents = config.velocity_exponents  # [N_INSTRUMENTS]
         self.pans = np.asarray(default_pans(table.tracks) or [64], dtype=np.int64)
         self._bends: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self._curves: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}  # (track, number) -> times, values
@@ -106,8 +106,8 @@ class Performance:
         """Gains of (voice, frame) pairs: loudness ``[P]`` (volume, expression, instrument calibration)
         and pan ``[n_channels, P]`` (ones without stereo), both float32."""
         loudness = self.instrument_gain[voices.instrument[voice]].astype(np.float64)
-        if self.velocity_exponent:
-            loudness *= (voices.velocity[voice] / 127.0) ** self.velocity_exponent
+        if self.velocity_exponents.any():
+            loudness *= (voices.velocity[voice] / 127.0) ** self.velocity_exponents[voices.instrument[voice]]
         pan = np.ones((self.n_channels, len(voice)), dtype=np.float64)
         if not len(voice):
             return loudness.astype(np.float32), pan.astype(np.float32)
