@@ -2,11 +2,11 @@
 
 Rendering a file should not wait for torch to import (about 1 s, a third of what the ``fluidsynth``
 program takes for a whole 6-minute file), nor for ``scipy.fft`` (0.28 s: it imports ``scipy.special`` and
-an array-API layer); so :class:`DDSPRenderer` runs a :class:`Synth`, its transforms ducc0's (the successor
-of the pocketfft that scipy and numpy carry: imported in 5 ms, and on this synth's sizes 1.4-2x faster than
-``scipy.fft``): the weights
-of a model folder read with ``safetensors.numpy`` (strictly: every tensor the config implies, with
-its shape, and nothing else), the per-frame network, and the grouped synthesis below. Training keeps
+an array-API layer); so :class:`DDSPRenderer` runs a :class:`Synth`: the weights of a model folder read
+with ``safetensors.numpy`` (strictly: every tensor the config implies, with its shape, and nothing else),
+the per-frame network, and the grouped synthesis below, its transforms ducc0's (the successor of the
+pocketfft that scipy and numpy carry: imported in 5 ms, and on this synth's sizes 1.4-2x faster than
+``scipy.fft``). Training keeps
 the differentiable torch model (:mod:`render.ddsp.model`); a test holds the two to the same audio.
 
 Synthesis (:meth:`Synth.dry`): the network runs only at the (voice, frame) pairs where voices sound.
