@@ -107,13 +107,11 @@ class TrainRendererRequest:
 
             if self.init_from is not None:
                 return self.init_config()
-            def given(value, default):
-                return default if value is None else value
-
-            rate = given(self.sample_rate_hz, 44100)
-            bands = given(self.noise_bands, max(2, round(rate / 2 / 230)))
-            return DDSPConfig(n_harmonics=given(self.harmonics, 48), hidden_size=given(self.hidden_size, 128),
-                              n_layers=given(self.layers, 2), sample_rate_hz=rate,
+            rate = 44100 if self.sample_rate_hz is None else self.sample_rate_hz
+            bands = max(2, round(rate / 2 / 230)) if self.noise_bands is None else self.noise_bands
+            return DDSPConfig(n_harmonics=48 if self.harmonics is None else self.harmonics,
+                              hidden_size=128 if self.hidden_size is None else self.hidden_size,
+                              n_layers=2 if self.layers is None else self.layers, sample_rate_hz=rate,
                               hop_samples=self.hop_samples(rate), n_noise_bands=bands, reverb_send=True)
         import dataclasses
 
@@ -121,7 +119,6 @@ class TrainRendererRequest:
 
         config = model_config(self.config or DEFAULT_WAVENET_CONFIG)
         return dataclasses.replace(config, output=self.distribution) if self.distribution else config
-
 
     def hop_samples(self, sample_rate_hz: int) -> int:
         """Samples per control frame at ``frame_rate_hz`` (default 90 per second), rounded down."""
@@ -211,9 +208,8 @@ def train_renderer(request: TrainRendererRequest, *, log: Callable[[str], None] 
     train_pairs, heldout_pairs = load_pairs(request.data, rate, progress=request.progress, on_error=on_error)
     minutes = sum(len(p.audio) for p in train_pairs) / rate / 60
     log(f"{len(train_pairs)} training pieces ({minutes:.1f} min), {len(heldout_pairs)} held out")
-    extra = {"init_state": request.init_state(model_config)} if request.init_from is not None else {}
     state = train(model_config, train_pairs, heldout_pairs, request.out, request.train, resume=request.resume,
-                  progress=request.progress, log=log, **extra)
+                  progress=request.progress, log=log, init_state=request.init_state(model_config))
     log(f"done: step {state['step']}, held-out loss {state['first_heldout_loss']:.4f} -> "
         f"best {state['best_heldout_loss']:.4f}{unit}; model in {request.out}")
     return state

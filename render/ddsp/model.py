@@ -159,12 +159,9 @@ def fit_state(state: dict[str, torch.Tensor], old: DDSPConfig, new: DDSPConfig) 
     Raises:
         ValueError: ``new`` differs from ``old`` in another size.
     """
-    import dataclasses
-
-    same = dataclasses.replace(new, n_harmonics=old.n_harmonics, hop_samples=old.hop_samples)
     for name in ("sample_rate_hz", "n_noise_bands", "hidden_size", "n_layers", "embedding_size", "time_scales_s",
                  "reverb_s", "reverb_send"):
-        if getattr(same, name) != getattr(old, name):
+        if getattr(new, name) != getattr(old, name):
             raise ValueError(f"cannot start a model with {name} {getattr(new, name)} from one with "
                              f"{getattr(old, name)}")
     kept = min(old.n_harmonics, new.n_harmonics)
