@@ -208,8 +208,9 @@ def train_renderer(request: TrainRendererRequest, *, log: Callable[[str], None] 
     train_pairs, heldout_pairs = load_pairs(request.data, rate, progress=request.progress, on_error=on_error)
     minutes = sum(len(p.audio) for p in train_pairs) / rate / 60
     log(f"{len(train_pairs)} training pieces ({minutes:.1f} min), {len(heldout_pairs)} held out")
+    extra = {} if request.init_from is None else {"init_state": request.init_state(model_config)}  # ddsp's only
     state = train(model_config, train_pairs, heldout_pairs, request.out, request.train, resume=request.resume,
-                  progress=request.progress, log=log, init_state=request.init_state(model_config))
+                  progress=request.progress, log=log, **extra)
     log(f"done: step {state['step']}, held-out loss {state['first_heldout_loss']:.4f} -> "
         f"best {state['best_heldout_loss']:.4f}{unit}; model in {request.out}")
     return state
