@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_path
+from .atomic import write_bytes_atomic
 from .errors import InputError
 from .table import DEFAULT_QPM, MODE_DEGREES, NoteTable, Track
 
@@ -203,12 +203,57 @@ def table_to_stream(table: NoteTable):
     return score
 
 
-def write_musicxml(table: NoteTable, path: str | os.PathLike) -> None:
-    """Write ``table`` as MusicXML (``.musicxml``/``.xml``, or compressed ``.mxl``), atomically."""
+MXL_MIMETYPE = b"application/vnd.recordare.musicxml"
+# what music21 writes that is not the score's: the day it was written, and its own name as the composer
+_NOT_THE_SCORES = re.compile(rb"\s*(<encoding-date>[^<]*</encoding-date>|<creator type=\"composer\">Music21</creator>)")
+
+
+def musicxml_bytes(table: NoteTable, title: str) -> bytes:
+    """``table`` as uncompressed MusicXML, the same bytes for the same table: parts and instruments are
+    numbered (``P1``, ``P1-I1``; music21 draws random ids), the title is ``title`` (music21's default is
+    "Music21 Fragment"), and what music21 adds that is not the score's is left out: the day it is written
+    (``<encoding-date>``) and "Music21" as the composer."""
+    from music21 import metadata
+    from music21.musicxml.m21ToXml import GeneralObjectExporter
+
     score = table_to_stream(table)
-    fmt = "mxl" if str(path).lower().endswith(".mxl") else "musicxml"
-    with atomic_path(path) as tmp:
-        score.write(fmt, fp=str(tmp))
+    score.metadata = metadata.Metadata(title=title)
+    for number, part in enumerate(score.parts, start=1):
+        part.id = f"P{number}"
+        for inst in part.getElementsByClass("Instrument"):
+            inst.partId, inst.instrumentId = f"P{number}", f"P{number}-I1"
+    return _NOT_THE_SCORES.sub(b"", GeneralObjectExporter(score).parse())
+
+
+def mxl_bytes(xml: bytes, name: str) -> bytes:
+    """A compressed MusicXML file (MusicXML 4.0's container) holding ``xml`` as ``name``: ``mimetype`` first,
+    stored, then ``META-INF/container.xml`` and the score, with fixed timestamps (the same bytes each time)."""
+    import zipfile
+
+    container = ('<?xml version="1.0" encoding="UTF-8"?>\n<container>\n  <rootfiles>\n'
+                 f'    <rootfile full-path="{name}" media-type="application/vnd.recordare.musicxml+xml"/>\n'
+                 '  </rootfiles>\n</container>\n').encode()
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for member, data, method in (("mimetype", MXL_MIMETYPE, zipfile.ZIP_STORED),
+                                     ("META-INF/container.xml", container, zipfile.ZIP_DEFLATED),
+                                     (name, xml, zipfile.ZIP_DEFLATED)):
+            info = zipfile.ZipInfo(member, date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = method
+            info.external_attr = 0o644 << 16
+            archive.writestr(info, data)
+    return buffer.getvalue()
+
+
+def write_musicxml(table: NoteTable, path: str | os.PathLike) -> None:
+    """Write ``table`` as MusicXML (``.musicxml``/``.xml``, or compressed ``.mxl``), atomically; the same
+    table gives the same bytes (:func:`musicxml_bytes`), titled by the file's name (``piece.mxl``: "piece").
+    An ``.mxl`` holds the score as ``<name>.musicxml``."""
+    path = Path(path)
+    xml = musicxml_bytes(table, title=path.stem)
+    if path.suffix.lower() == ".mxl":
+        xml = mxl_bytes(xml, f"{path.stem}.musicxml")
+    write_bytes_atomic(path, xml)
 
 
 def read_music21_file(path: str | os.PathLike, *, expand_repeats: bool = False) -> NoteTable:

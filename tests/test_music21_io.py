@@ -54,3 +54,28 @@ def test_musicxml_round_trip(tmp_path, suffix):
     assert back.time_signatures[0].text == "3/4" and back.key_signatures[0].name == "G major"
     assert back.tempos[0].qpm == 90.0
     assert [p.name for p in tmp_path.iterdir()] == [out.name]
+
+
+@pytest.mark.parametrize("suffix", [".musicxml", ".mxl"])
+def test_musicxml_is_the_same_bytes_each_time_and_names_nothing_temporary(tmp_path, suffix):
+    """music21 alone draws random part ids, dates the file, calls the piece "Music21 Fragment" by "Music21",
+    and names an .mxl's score after the temporary file it wrote: the same seed gave another file each time."""
+    import zipfile
+
+    first, second = tmp_path / "a" / f"duet{suffix}", tmp_path / "b" / f"duet{suffix}"
+    write(_table(), first)
+    write(_table(), second)
+    assert first.read_bytes() == second.read_bytes()
+    if suffix == ".mxl":
+        with zipfile.ZipFile(first) as archive:
+            infos = archive.infolist()
+            assert [i.filename for i in infos] == ["mimetype", "META-INF/container.xml", "duet.musicxml"]
+            assert infos[0].compress_type == zipfile.ZIP_STORED
+            assert archive.read("mimetype") == b"application/vnd.recordare.musicxml"
+            assert b'full-path="duet.musicxml"' in archive.read("META-INF/container.xml")
+            xml = archive.read("duet.musicxml").decode()
+    else:
+        xml = first.read_text()
+    assert '<score-part id="P1">' in xml and '<score-part id="P2">' in xml and 'id="P2-I1"' in xml
+    assert "<work-title>duet</work-title>" in xml and "<movement-title>duet</movement-title>" in xml
+    assert "encoding-date" not in xml and "Music21" not in xml and "ostinato-tmp" not in xml
