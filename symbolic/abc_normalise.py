@@ -78,7 +78,10 @@ __all__ = ["BARS", "BAR_BUCKETS", "DURATIONS", "ENDINGS", "KEYS", "KEY_MODES", "
 
 
 class AbcNotAccepted(ValueError):
-    """A tune the normaliser cannot represent; ``str(exc)`` is a short reason."""
+    """A tune the normaliser cannot represent; ``str(exc)`` is a short reason (with where in the tune, for
+    what a body line holds)."""
+
+    where = ""   # a body line's problem: the text from the place on (set where it is raised)
 
 
 # Modes the vocabulary carries: canonical suffix -> sharps relative to the tonic's major key
@@ -291,7 +294,7 @@ def _tune_items(text: str) -> list[str | _Note]:
     unit = _parse_unit(header["L"]) if "L" in header else _default_unit(meter)
     key = _parse_key(header["K"])
     items: list[str | _Note] = [f"M:{meter}", f"L:{unit}", f"K:{key}"]
-    for line in lines[index + 1:]:
+    for number, line in enumerate(lines[index + 1:], start=index + 2):
         if line.startswith("%"):
             continue
         m = _FIELD.match(line)
@@ -306,7 +309,10 @@ def _tune_items(text: str) -> list[str | _Note]:
             elif name == "K":
                 items.append(f"K:{_parse_key(value)}")
             continue
-        _read_body_line(_strip_comment(line), items)
+        try:
+            _read_body_line(_strip_comment(line), items)
+        except AbcNotAccepted as exc:   # where: the tune's line, and the text around the place
+            raise AbcNotAccepted(f"{exc} in line {number} of the tune{exc.where}") from None
     body = items[3:]
     if not any(isinstance(item, _Note) for item in body):
         raise AbcNotAccepted("no notes")
@@ -315,120 +321,125 @@ def _tune_items(text: str) -> list[str | _Note]:
 
 
 def _read_body_line(line: str, items: list) -> None:
+    """Append ``line``'s body items to ``items``; an AbcNotAccepted's ``where`` quotes the line from the place on."""
     i, n = 0, len(line)
     in_chord = in_grace = False
-    while i < n:
-        c = line[i]
-        if c in " \t\\" or (c in _DECORATIONS and not (c == "." and line[i + 1:i + 2] == "-")):
-            i += 1
-            continue
-        if c == '"':
-            end = line.find('"', i + 1)
-            if end < 0:
-                raise AbcNotAccepted("unclosed annotation '\"'")
-            i = end + 1
-            continue
-        if c == "!":
-            end = line.find("!", i + 1)
-            if end >= 20 + i:  # music21 looks 19 characters ahead for the closing '!'
-                raise AbcNotAccepted("decoration '!...!' longer than 20 characters")
-            i = end + 1 if end >= 0 else i + 1  # a lone '!' is an ABC 2.0 line break
-            continue
-        m = _NOTE.match(line, i)
-        if not m and c in "^=_":  # an accidental with no note (music21 drops it too)
-            i += 1
-            continue
-        if m:
-            acc, pitch, duration = _note_parts(m.group())
-            items.append(_Note(acc, pitch, duration, in_chord))
-            i = m.end()
-            continue
-        if c in "zxZ":
-            m = _REST.match(line, i)
-            if c == "Z":
-                raise AbcNotAccepted("multi-bar rest 'Z'")
-            if c == "z":
-                items.append(c)
-            dur = duration_text(_length(*m.groups()[1:]))
-            if dur and c == "z":
-                if dur not in DURATIONS:
-                    raise AbcNotAccepted(f"duration {dur} not in the vocabulary")
-                items.append(dur)
-            i = m.end()
-            continue
-        if c == "[" and not in_chord:
-            nxt = line[i + 1:i + 2]
-            if re.match(r"[A-Za-z]:", line[i + 1:i + 3]):
-                raise AbcNotAccepted(f"inline field [{line[i + 1]}:]")
-            if nxt and (nxt in "^=_" or nxt.isalpha()):
-                items.append("[")
-                in_chord = True
+    try:
+        while i < n:
+            c = line[i]
+            if c in " \t\\" or (c in _DECORATIONS and not (c == "." and line[i + 1:i + 2] == "-")):
                 i += 1
                 continue
-        if c == "]" and in_chord:
-            in_chord = False
-            m = _CHORD_LENGTH.match(line, i + 1)
-            items.append("]")
-            dur = duration_text(_length(*m.groups()))
-            if dur:
-                if dur not in DURATIONS:
-                    raise AbcNotAccepted(f"duration {dur} not in the vocabulary")
-                items.append(dur)
-            i = m.end()
-            continue
-        if c in "|:" or (c == "[" and line[i + 1:i + 2] in ("|", "1", "2")):
-            run = _bar_run(line, i)
-            if run not in _BAR_MAP:
-                raise AbcNotAccepted(f"bar line {run!r}")
-            if in_chord or in_grace:
-                raise AbcNotAccepted("bar line inside a chord or grace group")
-            items.extend(_BAR_MAP[run])
-            i += len(run)
-            continue
-        if c == "(":
-            m = _TUPLET.match(line, i)
+            if c == '"':
+                end = line.find('"', i + 1)
+                if end < 0:
+                    raise AbcNotAccepted("unclosed annotation '\"'")
+                i = end + 1
+                continue
+            if c == "!":
+                end = line.find("!", i + 1)
+                if end >= 20 + i:  # music21 looks 19 characters ahead for the closing '!'
+                    raise AbcNotAccepted("decoration '!...!' longer than 20 characters")
+                i = end + 1 if end >= 0 else i + 1  # a lone '!' is an ABC 2.0 line break
+                continue
+            m = _NOTE.match(line, i)
+            if not m and c in "^=_":  # an accidental with no note (music21 drops it too)
+                i += 1
+                continue
             if m:
-                p = int(m.group(1))
-                q, r = m.group(2), m.group(3)
-                # ABC's q for (p: 3 for 2, 4, 8; 2 for 3, 6; for 5, 7, 9 it depends on the meter
-                default_q = {2: 3, 4: 3, 8: 3, 3: 2, 6: 2}.get(p)
-                if not 2 <= p <= 9 or (q and (default_q is None or int(q) != default_q)) or (r and int(r) != p):
-                    raise AbcNotAccepted(f"tuplet {m.group(0)!r}")
-                items.append(f"({p}")
+                acc, pitch, duration = _note_parts(m.group())
+                items.append(_Note(acc, pitch, duration, in_chord))
                 i = m.end()
                 continue
-            items.append("(")
-            i += 1
-            continue
-        if c in ")-":
-            items.append(c)
-            i += 1
-            continue
-        if c == "." and line[i + 1:i + 2] == "-":  # dotted tie: a tie
-            i += 1
-            continue
-        if c in "<>":
-            m = _BROKEN.match(line, i)
-            if line[m.end():m.end() + 1] in ("<", ">"):
-                raise AbcNotAccepted("broken rhythm longer than 3")
-            items.append(m.group(0))
-            i = m.end()
-            continue
-        if c == "{":
-            if in_grace or in_chord:
-                raise AbcNotAccepted("nested grace group")
-            in_grace = True
-            items.append("{")
-            i += 2 if line[i + 1:i + 2] == "/" else 1
-            continue
-        if c == "}" and in_grace:
-            in_grace = False
-            items.append("}")
-            i += 1
-            continue
-        if c == "&":
-            raise AbcNotAccepted("voice overlay '&'")
-        raise AbcNotAccepted(f"unexpected symbol {c!r}")
+            if c in "zxZ":
+                m = _REST.match(line, i)
+                if c == "Z":
+                    raise AbcNotAccepted("multi-bar rest 'Z'")
+                if c == "z":
+                    items.append(c)
+                dur = duration_text(_length(*m.groups()[1:]))
+                if dur and c == "z":
+                    if dur not in DURATIONS:
+                        raise AbcNotAccepted(f"duration {dur} not in the vocabulary")
+                    items.append(dur)
+                i = m.end()
+                continue
+            if c == "[" and not in_chord:
+                nxt = line[i + 1:i + 2]
+                if re.match(r"[A-Za-z]:", line[i + 1:i + 3]):
+                    raise AbcNotAccepted(f"inline field [{line[i + 1]}:]")
+                if nxt and (nxt in "^=_" or nxt.isalpha()):
+                    items.append("[")
+                    in_chord = True
+                    i += 1
+                    continue
+            if c == "]" and in_chord:
+                in_chord = False
+                m = _CHORD_LENGTH.match(line, i + 1)
+                items.append("]")
+                dur = duration_text(_length(*m.groups()))
+                if dur:
+                    if dur not in DURATIONS:
+                        raise AbcNotAccepted(f"duration {dur} not in the vocabulary")
+                    items.append(dur)
+                i = m.end()
+                continue
+            if c in "|:" or (c == "[" and line[i + 1:i + 2] in ("|", "1", "2")):
+                run = _bar_run(line, i)
+                if run not in _BAR_MAP:
+                    raise AbcNotAccepted(f"bar line {run!r}")
+                if in_chord or in_grace:
+                    raise AbcNotAccepted("bar line inside a chord or grace group")
+                items.extend(_BAR_MAP[run])
+                i += len(run)
+                continue
+            if c == "(":
+                m = _TUPLET.match(line, i)
+                if m:
+                    p = int(m.group(1))
+                    q, r = m.group(2), m.group(3)
+                    # ABC's q for (p: 3 for 2, 4, 8; 2 for 3, 6; for 5, 7, 9 it depends on the meter
+                    default_q = {2: 3, 4: 3, 8: 3, 3: 2, 6: 2}.get(p)
+                    if not 2 <= p <= 9 or (q and (default_q is None or int(q) != default_q)) or (r and int(r) != p):
+                        raise AbcNotAccepted(f"tuplet {m.group(0)!r}")
+                    items.append(f"({p}")
+                    i = m.end()
+                    continue
+                items.append("(")
+                i += 1
+                continue
+            if c in ")-":
+                items.append(c)
+                i += 1
+                continue
+            if c == "." and line[i + 1:i + 2] == "-":  # dotted tie: a tie
+                i += 1
+                continue
+            if c in "<>":
+                m = _BROKEN.match(line, i)
+                if line[m.end():m.end() + 1] in ("<", ">"):
+                    raise AbcNotAccepted("broken rhythm longer than 3")
+                items.append(m.group(0))
+                i = m.end()
+                continue
+            if c == "{":
+                if in_grace or in_chord:
+                    raise AbcNotAccepted("nested grace group")
+                in_grace = True
+                items.append("{")
+                i += 2 if line[i + 1:i + 2] == "/" else 1
+                continue
+            if c == "}" and in_grace:
+                in_grace = False
+                items.append("}")
+                i += 1
+                continue
+            if c == "&":
+                raise AbcNotAccepted("voice overlay '&'")
+            raise AbcNotAccepted(f"unexpected symbol {c!r}")
+    except AbcNotAccepted as exc:
+        exc.where = f", at {line[i:i + 16].rstrip()!r}"
+        raise
     if in_chord or in_grace:
         raise AbcNotAccepted("chord or grace group across a line break")
 

@@ -253,6 +253,16 @@ def test_load_bad_files_raise_one_line_input_errors(tmp_path, tok):
         AbcTokenizer.load(other)
 
 
+def test_a_rejected_body_line_says_where():
+    """A tune of many lines rejected for one character: the message says which line and quotes it from there."""
+    text = "X:1\nM:4/4\nL:1/8\nK:D\nA2F2|A4d2B2|\nd4e4|d4 * c2c2|c6e2B3BB2B2|A4z2B2A2A2G2F2|\n"
+    with pytest.raises(AbcNotAccepted) as caught:
+        normalise_abc(text)
+    assert str(caught.value) == "unexpected symbol '*' in line 6 of the tune, at '* c2c2|c6e2B3BB2'"
+    with pytest.raises(AbcNotAccepted, match=r"^duration 22 not in the vocabulary in line 5 of the tune, at 'B22d'$"):
+        normalise_abc("X:1\nK:D\nA2F2|\nA2F2|\nA4d2B22d\n")
+
+
 # -- the corpus ----------------------------------------------------------------------------------
 
 def test_round_trip_on_every_music21_abc_tune(tok):
