@@ -72,7 +72,7 @@ def stream_to_table(score, *, expand_repeats: bool = False, path: str | os.PathL
         expand_repeats: play repeats and endings out, as a performance would.
         path: named in error messages.
     """
-    from music21 import key, meter, note, stream, tempo
+    from music21 import key, meter, stream, tempo
 
     if isinstance(score, stream.Opus):
         score = score.scores[0] if score.scores else stream.Score()
@@ -91,26 +91,12 @@ def stream_to_table(score, *, expand_repeats: bool = False, path: str | os.PathL
         is_drum = inst.midiChannel == 9 or "Percussion" in inst.classes
         tracks.append(Track(name=part.partName or inst.instrumentName or "", program=inst.midiProgram or 0,
                             is_drum=bool(is_drum)))
-        for element in part.stripTies().flatten().notes:
-            length = Fraction(element.duration.quarterLength)
-            if length <= 0:  # grace notes have no notated duration
-                continue
-            start = round(Fraction(element.offset) * tpq)
-            end = start + round(length * tpq)
-            vel = element.volume.velocity or DEFAULT_VELOCITY
-            if isinstance(element, note.Unpitched):
-                midis = [getattr(inst, "percMapPitch", None) or element.displayPitch().midi]
-            elif isinstance(element, note.Note):
-                midis = [element.pitch.midi]
-            else:  # Chord or PercussionChord
-                midis = [p.midi for p in element.pitches]
-            for midi in midis:
-                if 0 <= midi <= 127:
-                    onset.append(start)
-                    offset.append(end)
-                    pitch.append(midi)
-                    velocity.append(max(1, min(127, int(vel))))
-                    track.append(index)
+        for start, end, midi, vel in sounding_notes(part, inst):
+            onset.append(round(start * tpq))
+            offset.append(round(end * tpq))
+            pitch.append(midi)
+            velocity.append(max(1, min(127, int(vel))))
+            track.append(index)
 
     flat = score.flatten()
     tempos = [
@@ -134,6 +120,57 @@ def stream_to_table(score, *, expand_repeats: bool = False, path: str | os.PathL
         ticks_per_quarter=tpq, tempos=tempos or [(0, DEFAULT_QPM)],
         time_signatures=time_signatures, key_signatures=key_signatures,
     ).sorted()
+
+
+def sounding_notes(part, inst=None) -> list[tuple[Fraction, Fraction, int, int]]:
+    """``(start, end, pitch, velocity)`` of each note ``part`` sounds, in quarter notes from its start: tied notes
+    are one note, chords one note per pitch, grace notes (no notated duration) left out.
+
+    A tie continues into the next note of its pitch that starts where it ends, in its own voice (else in
+    any), whatever that note's own tie says: old encodings mark every note of a tied chain "start".
+    music21's ``stripTies`` matches ties by pitch across voices, so two voices with one pitch (a piano's
+    held note under a repeated one) lost and lengthened notes; this reads each voice as written.
+    ``inst``: the part's instrument (a percussion map gives unpitched notes their key).
+    """
+    from music21 import chord, note, stream
+
+    notes: list[list] = []   # [start, end, pitch, velocity]
+    open_ties: dict[tuple[object, int], int] = {}   # (voice, pitch) -> index in notes of a tie not yet ended
+    for element in part.recurse().notes:
+        length = Fraction(element.duration.quarterLength)
+        if length <= 0:  # grace notes have no notated duration
+            continue
+        start = Fraction(element.getOffsetInHierarchy(part))
+        end = start + length
+        voice = element.activeSite.id if isinstance(element.activeSite, stream.Voice) else None
+        velocity = element.volume.velocity or DEFAULT_VELOCITY
+        if isinstance(element, note.Unpitched):
+            members = [(getattr(inst, "percMapPitch", None) or element.displayPitch().midi, element.tie)]
+        elif isinstance(element, note.Note):
+            members = [(element.pitch.midi, element.tie)]
+        elif isinstance(element, chord.ChordBase):
+            members = [(member.pitch.midi if isinstance(member, note.Note) else member.displayPitch().midi,
+                        member.tie or element.tie) for member in element.notes]
+        else:
+            continue
+        for midi, tie in members:
+            if not 0 <= midi <= 127:
+                continue
+            kind = tie.type if tie is not None else None
+            held = open_ties.get((voice, midi))
+            if held is None or notes[held][1] != start:
+                held = next((i for (_, m), i in open_ties.items() if m == midi and notes[i][1] == start), None)
+            if held is not None:   # the tie goes on into this note
+                notes[held][1] = end
+                key = next(k for k, i in open_ties.items() if i == held)
+                del open_ties[key]
+                if kind in ("start", "continue"):
+                    open_ties[(voice, midi)] = held
+                continue
+            notes.append([start, end, midi, velocity])
+            if kind in ("start", "continue"):
+                open_ties[(voice, midi)] = len(notes) - 1
+    return [(start, end, midi, velocity) for start, end, midi, velocity in notes]
 
 
 def _mode(ks) -> str:
