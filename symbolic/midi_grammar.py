@@ -57,6 +57,8 @@ import numpy as np
 from ostinato.events.instruments import DRUMS, ENSEMBLES, MORE_PARTS, ensemble_programs, instrument_range
 from ostinato.events.theory import major_minor_key, tonic_pc
 
+TEMPO_RANGE_BPM = (10, 400)   # the tempi a piece may be composed at, in quarter notes per minute
+
 # Meters of the Meter block that miditok's default time signatures lack, written as the same bar.
 METER_ALIASES = {"2/2": "4/4", "3/2": "6/4"}
 LATER_TEMPO_TOLERANCE = 0.10    # later Tempo tokens: within 10 % of the requested bpm
@@ -354,8 +356,9 @@ class MidiGrammar:
     def _resolve_controls(self) -> None:
         c = self.controls
         tok = self.tokenizer
-        if c.tempo_bpm is not None and not (isinstance(c.tempo_bpm, int | float) and 10 <= c.tempo_bpm <= 400):
-            raise ValueError(f"tempo_bpm: must be a number of beats per minute in 10..400, got {c.tempo_bpm!r}")
+        low, high = TEMPO_RANGE_BPM
+        if c.tempo_bpm is not None and not (isinstance(c.tempo_bpm, int | float) and low <= c.tempo_bpm <= high):
+            raise ValueError(f"tempo_bpm: must be a number of beats per minute in {low}..{high}, got {c.tempo_bpm!r}")
         # a requested key or style must be one the tokens can write (the training prefixes write
         # unknown ones as Key:none / Style:none)
         if c.key is not None:

@@ -825,7 +825,7 @@ class MidiTokenizer:
         ``Bar`` tokens; TSD and MIDILike have none); the prompt is its whole sequence without ``<eos>``.
 
         Raises:
-            InputError: the file cannot be read, or holds no notes.
+            InputError: the file cannot be read, holds no notes, or opens at a tempo no piece is composed at.
         """
         from ostinato import events
 
@@ -834,6 +834,12 @@ class MidiTokenizer:
             raise InputError(path, "the primer has no notes (nothing to continue)")
         table, tracks = stand_ins(table)
         controls = self.controls_of(table, style)
+        from .midi_grammar import TEMPO_RANGE_BPM
+
+        low, high = TEMPO_RANGE_BPM
+        if controls.tempo_bpm is not None and not low <= controls.tempo_bpm <= high:
+            raise InputError(path, f"its tempo is {controls.tempo_bpm:,.1f} quarter notes per minute: a piece is "
+                                   f"continued at {low}..{high}")
         ids = self.encode(table, style=style)[:-1]   # without <eos>: the piece goes on
         n_bars = sum(1 for i in ids if self.vocab[i] == "Bar_None")
         return MidiControls(controls, bars=n_bars + (bars or 8), tracks=tracks), ids

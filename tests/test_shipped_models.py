@@ -119,6 +119,24 @@ def test_a_bad_primer_is_one_line(tmp_path):
     assert primer.read_bytes() == b"MThd\x00\x00\x00\x06garbage"   # inputs are never modified
 
 
+def test_a_primer_at_a_tempo_no_piece_is_composed_at_is_one_line(tmp_path):
+    """A primer whose tempo is 60,000,000 quarter notes a minute was a usage error about `compose`'s own
+    tempo option (exit 2), naming no file: the file is what is wrong."""
+    import mido
+
+    midi = mido.MidiFile()
+    midi.tracks.append(mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=1, time=0),
+                                       mido.Message("note_on", note=60, velocity=80, time=0),
+                                       mido.Message("note_off", note=60, time=480)]))
+    primer = tmp_path / "fast.mid"
+    midi.save(primer)
+    result = run_cli("compose", "--primer", str(primer), "--bars", "2", "-o", str(tmp_path / "more.mid"))
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.strip() == (f"ostinato: {primer}: its tempo is 60,000,000.0 quarter notes per minute: "
+                                     "a piece is continued at 10..400")
+    assert not (tmp_path / "more.mid").exists()
+
+
 def test_compose_list_shows_both_cards():
     result = run_cli("compose", "--list")
     assert result.returncode == 0
