@@ -58,4 +58,26 @@ def library() -> ctypes.CDLL:
         fn.restype, fn.argtypes = restype, argtypes
     for level in _LOG_LEVELS:
         lib.fluid_set_log_function(level, None, None)
+    _silence_glib()
     return lib
+
+
+# GLib's log handler: (domain, level, message, user data). A no-op, kept alive as long as the process.
+_GLOG_FUNC = ctypes.CFUNCTYPE(None, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
+_GLOG_SILENT = _GLOG_FUNC(lambda domain, level, message, data: None)
+
+
+def _silence_glib() -> None:
+    """Drop what GLib libraries under FluidSynth log (libinstpatch, which reads SoundFonts, writes
+    "** CRITICAL **: ipatch_container_init_iter: assertion ... failed" to stderr for a broken file, beside
+    our one-line error). Nothing else in the process uses GLib's log; without GLib, nothing to do."""
+    name = ctypes.util.find_library("glib-2.0")
+    if name is None:
+        return
+    try:
+        glib = ctypes.CDLL(name)
+    except OSError:
+        return
+    glib.g_log_set_default_handler.restype = ctypes.c_void_p
+    glib.g_log_set_default_handler.argtypes = [_GLOG_FUNC, ctypes.c_void_p]
+    glib.g_log_set_default_handler(_GLOG_SILENT, None)

@@ -92,6 +92,16 @@ def test_usage_errors(tmp_path, midi_dir):
     assert bad_sf.returncode == 1 and "SoundFont not found" in bad_sf.stderr
 
 
+def test_a_file_that_is_no_soundfont_is_one_line(tmp_path, midi_dir):
+    """FluidSynth refuses it, and libinstpatch (GLib) also wrote "** CRITICAL **: ipatch_container_init_iter:
+    assertion ... failed" to stderr: now our line is all there is."""
+    source = str(midi_dir / "sub" / "t0.mid")
+    result = run_cli("render", source, "-o", str(tmp_path / "a.wav"), "--engine", "soundfont", "--soundfont", source)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [f"ostinato: {source}: FluidSynth could not load this SoundFont"]
+    assert not (tmp_path / "a.wav").exists()
+
+
 def test_render_piece_example(tmp_path):
     import subprocess
     import sys
