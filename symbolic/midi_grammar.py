@@ -163,6 +163,7 @@ class GrammarState:
         self.n_fresh = 0            # MIDILike: sounding notes begun at the current tick
         self.here: frozenset = frozenset()   # (program, pitch) of the notes begun at the current tick
         self.ends: tuple = ()       # (program, end tick) of the REMI/TSD notes that may still sound
+        self.held: tuple = ()       # (program, pitch, end tick) of the REMI/TSD pitched notes that may still sound
         self.bar_played = 0         # bit (program + 1) set once the program has a note in the current bar
         self.bar_begun = False      # a note begins in the current bar
         self.pitch = 0              # the pitch of the note in flight (REMI, TSD)
@@ -591,7 +592,8 @@ class MidiGrammar:
 
     def _pitch_ok(self, s: GrammarState, program: int, values: np.ndarray) -> np.ndarray:
         """Bool [len(values)]: the pitches ``program`` may play at ``s`` (its range; the key's scale, the
-        tonic triad in the first and the last bar; not one it already began at this tick)."""
+        tonic triad in the first and the last bar; not one it already began at this tick, nor one it still
+        sounds: a part never strikes a pitch it holds)."""
         if not self.edge_triads:
             region = 0
         elif s.tick < s.meter.bar_ticks or (s.window_tick is not None and s.tick >= s.window_tick):
@@ -616,6 +618,8 @@ class MidiGrammar:
             self._pitch_cache[key] = ok
         ok = self._pitch_cache[key]
         used = [pitch for q, pitch in s.here if q == program]
+        used += [pitch for q, pitch, end in s.held if q == program and end > s.tick]
+        used += [pitch for q, pitch in s.sounding if q == program]   # MIDILike: begun and not yet off
         if used:
             ok = ok & ~np.isin(values, used)
         return ok
@@ -741,6 +745,8 @@ class MidiGrammar:
             s.phase = DURATION
             ticks = int(s.meter.duration_ticks[t - self.ids[K_DURATION][0]])
             s.ends = (*s.ends, (s.program, s.tick + ticks))
+            if s.program != -1:
+                s.held = (*s.held, (s.program, s.pitch, s.tick + ticks))
         elif kind == K_TIMESHIFT:
             s.phase = TIMESHIFT
             s.tick += int(s.meter.shift_ticks[t - self.ids[K_TIMESHIFT][0]])
@@ -771,6 +777,8 @@ class MidiGrammar:
         s.here = frozenset()
         if s.ends:
             s.ends = tuple(e for e in s.ends if e[1] > s.tick)
+        if s.held:
+            s.held = tuple(h for h in s.held if h[2] > s.tick)
 
     @staticmethod
     def _note_on(s: GrammarState, program: int) -> None:
