@@ -85,6 +85,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Sequence
 from fractions import Fraction
 from typing import NamedTuple
 
@@ -94,7 +95,8 @@ from ostinato.events.theory import BROKEN_RHYTHM, LETTERS, bar_length
 
 from .abc_normalise import ACCIDENTAL_ALTER, BAR_BUCKETS, DURATIONS, KEYS, METERS, PITCHES, UNITS, bar_bucket
 
-__all__ = ["GRID_TICKS", "MAX_CHORD_NOTES", "MAX_SLURS", "TICKS_PER_UNIT", "AbcGrammar", "bar_units", "clear_caches",
+__all__ = ["GRID_TICKS", "MAX_CHORD_NOTES", "MAX_SLURS", "TICKS_PER_UNIT", "AbcGrammar", "PrimedGrammar", "bar_units",
+           "clear_caches",
            "edit_distance", "near_tolerance", "nearly_same_bars", "tuplet_ratio"]
 
 TICKS_PER_UNIT = 80640  # 32 * 2520: 1/32 unit durations, tuplets of 2..9 and broken rhythm are exact
@@ -581,6 +583,32 @@ class AbcGrammar:
             return self._header_cost(key)
         steps, sig = self._local(key)
         return min(_INF, steps + self._tail(bd + 1, sig))
+
+    def resume(self, loose: AbcGrammar, prompt: Sequence[int]) -> tuple:
+        """The state in which this grammar takes up a tune whose opening ``prompt`` (``<bos>``, the header and
+        whole bars, to a bar line) it may refuse but ``loose`` (the same controls, ``strict_bars=False``)
+        accepts: a real tune's bars may be irregular (a short bar before ``:|`` answering the pickup, a bar line
+        missing). From there every rule of this grammar holds (bar lengths, form; the loop rule sees the
+        primer's bars, the tonic rules its key). ValueError when the prompt does not end at a bar line with
+        nothing open across it, or no tune of this grammar can finish from there within ``max_tokens``."""
+        state = loose.start()
+        fs = _FORM_START if self.form else None
+        for token in prompt:
+            before = state[0]
+            state = loose.advance(state, token)
+            if fs is not None and before != "DONE":
+                if before[0] != "H":
+                    fs = self._form_step(fs, before, int(token), state[3])
+                elif self.kind[token] == "key":
+                    fs = (self._tonic_of(self.vocab[token][2:]), *fs[1:])
+        key, bd, n, note, _marked, _ = state
+        if key == "DONE" or key[0] == "H" or key.ctx not in (BAR, LEAD, FIELD) or key.tie or key.slur:
+            raise ValueError("the primer does not end at a bar line with nothing open across it")
+        bar = meter_bar_ticks(key.meter, key.unit) if self.strict else 0
+        state = (key._replace(bar=bar, pos=0, cls=self._cls(bd, key.lo, key.hi)), bd, n, note, 0, fs)
+        if self.cost(state) >= self.max_tokens - n:
+            raise ValueError(f"no tune of these controls finishes within {self.max_tokens} tokens after the primer")
+        return state
 
     # -- form: style rules over the valid tokens ---------------------------------------------------
 
@@ -1527,3 +1555,37 @@ class AbcGrammar:
         meter, unit = (value, k.unit) if name == "M" else (k.meter, value)
         bar = meter_bar_ticks(meter, unit) if self.strict else 0
         return k._replace(ctx=FIELD, fields=fields, meter=meter, unit=unit, bar=bar)
+
+
+class PrimedGrammar:
+    """``grammar`` (strict bars, form) after a primer it cannot take itself: the primer's tokens exactly as
+    given, then ``grammar`` from :meth:`AbcGrammar.resume`, so the bars composed after an irregular primer
+    hold to every rule that bars composed from scratch do. The sampler's interface: ``start``, ``advance``,
+    ``allowed``, ``finished``. ValueError (from ``resume``) when the primer cannot be taken up so."""
+
+    def __init__(self, grammar: AbcGrammar, loose: AbcGrammar, prompt: Sequence[int]) -> None:
+        self.grammar, self.prompt = grammar, [int(t) for t in prompt]
+        self.tokenizer, self.max_tokens = grammar.tok, grammar.max_tokens
+        self._resumed = grammar.resume(loose, self.prompt)
+
+    def start(self) -> tuple:
+        return ("primer", 0)
+
+    def advance(self, state: tuple, token_id: int) -> tuple:
+        if state[0] != "primer":
+            return self.grammar.advance(state, token_id)
+        i = state[1]
+        if int(token_id) != self.prompt[i]:
+            raise ValueError(f"token {self.grammar.vocab[int(token_id)]!r} not allowed: the primer's token {i} is "
+                             f"{self.grammar.vocab[self.prompt[i]]!r}")
+        return ("primer", i + 1) if i + 1 < len(self.prompt) else self._resumed
+
+    def allowed(self, state: tuple) -> np.ndarray:
+        if state[0] != "primer":
+            return self.grammar.allowed(state)
+        mask = np.zeros(self.grammar.V, dtype=bool)
+        mask[self.prompt[state[1]]] = True
+        return mask
+
+    def finished(self, state: tuple) -> bool:
+        return state[0] != "primer" and self.grammar.finished(state)

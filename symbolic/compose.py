@@ -135,8 +135,13 @@ def in_key(candidates: list[Composition], key: str) -> Composition:
 
 
 def _fitting(grammars: list, prompt: list[int], tokenizer, controls, max_tokens: int) -> list:
-    """Grammars that accept the primer's tokens: a real ABC primer may have irregular bars, so
-    its tune is then continued under the tokenizer's primer grammar. Raises ValueError when nothing fits."""
+    """Grammars that accept the primer's tokens. A real ABC primer may have irregular bars (a short bar
+    before ``:|`` answering the pickup, a bar line missing): the tokenizer's primer grammar (syntax only) then
+    takes the primer, and the bars after it hold to every rule again (:class:`symbolic.abc_grammar.PrimedGrammar`)
+    where the primer ends at a bar line; else the whole tune goes on under the primer grammar. Raises
+    ValueError when nothing fits."""
+    from .abc_grammar import AbcGrammar, PrimedGrammar
+
     try:
         _advance_all(grammars[0], prompt)
         return grammars
@@ -149,6 +154,11 @@ def _fitting(grammars: list, prompt: list[int], tokenizer, controls, max_tokens:
         _advance_all(loose[0], prompt)
     except ValueError as exc:
         raise ValueError(f"the primer cannot be continued: {exc}") from None
+    if isinstance(grammars[0], AbcGrammar):
+        try:
+            return [PrimedGrammar(strict, syntax, prompt) for strict, syntax in zip(grammars, loose, strict=True)]
+        except ValueError:   # the primer ends mid-bar or leaves a tie or slur open: syntax only from there
+            pass
     return loose
 
 

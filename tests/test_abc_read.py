@@ -98,7 +98,7 @@ def _table_notes(table) -> list[tuple[int, Fraction, Fraction]]:
 def test_music21_corpus_tunes_read_to_music21s_own_notes():
     from music21 import converter, corpus
 
-    checked = 0
+    checked = slurs_as_ties = 0
     for collection in ("essenFolksong/altdeu10", "oneills1850/0001-0050", "ryansMammoth/ryansMammoth001",
                        "airdsAirs/book1", "miscFolk/someTunes"):
         try:
@@ -109,9 +109,37 @@ def test_music21_corpus_tunes_read_to_music21s_own_notes():
             number = int(piece.key.rsplit("#", 1)[1])
             ours = piece.read()
             theirs = converter.parse(path, number=number)
-            assert _table_notes(ours) == _music21_notes(theirs), piece.key
+            mine, music21s = _table_notes(ours), _music21_notes(theirs)
+            assert mine == music21s or _ties_between_pitches(mine, music21s), piece.key
             checked += 1
+            slurs_as_ties += mine != music21s
     assert checked >= 12
+    # O'Neill's 1850 (Norbert Paap's transcriptions) writes slurs as ties ('a3-b g3-a'): music21 dropped the
+    # second note of each (32 of no. 2's 84 notes); the other collections read exactly as music21 reads them
+    assert slurs_as_ties == 4
+
+
+def _ties_between_pitches(ours: list, theirs: list) -> bool:
+    """Whether ``ours`` differs from ``theirs`` only where music21's stripTies carries a tie written between
+    two pitches (ABC ``F-D``, a slur meant) into one note: the first lengthened through the second, which is
+    dropped. We keep both notes as written (as abc2midi plays them)."""
+    from collections import Counter
+
+    only_ours = Counter(ours) - Counter(theirs)
+    only_theirs = Counter(theirs) - Counter(ours)
+    if not only_theirs:
+        return False
+    for pitch, onset, length in only_theirs.elements():
+        shortened = [n for n in only_ours if only_ours[n] and n[:2] == (pitch, onset) and n[2] < length]
+        if not shortened:
+            return False
+        only_ours[shortened[0]] -= 1
+        end = onset + shortened[0][2]
+        dropped = [n for n in only_ours if only_ours[n] and n[1] == end and n[0] != pitch]
+        if not dropped:
+            return False
+        only_ours[dropped[0]] -= 1
+    return not +only_ours
 
 
 def test_fixture_tunes(tmp_path):

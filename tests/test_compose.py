@@ -90,6 +90,27 @@ def test_primer_is_continued(tmp_path, abc_model):
     assert events.read(out).pitch.tolist()[:5] == [62, 66, 69, 74, 73]
 
 
+def test_bars_after_an_irregular_primer_keep_every_rule(tmp_path, abc_model):
+    """A real tune's short bar before ':|' (answering its pickup) is outside the strict grammar: the primer is
+    taken as it is and the bars after it hold to the rules again (they went on under ABC syntax alone:
+    any bar length, no closing bar line). The model's weights are random: only the grammar holds them."""
+    from music21 import converter
+
+    primer = tmp_path / "jig.abc"
+    primer.write_text("X:1\nM:6/8\nL:1/8\nK:G\n|:d|gfe dBG|A2B c2A|BAG AFD|G3 G2:|\n")
+    out = tmp_path / "more"
+    result = run_cli("compose", "--model", abc_model, "--primer", str(primer), "--bars", "4", "-n", "3",
+                     "-o", str(out), "-q")
+    assert result.returncode == 0, result.stderr
+    for path in sorted(out.iterdir()):
+        text = path.read_text()
+        assert text.startswith("X:1\nM:6/8\nL:1/8\nK:G\n|:d|gfedBG|A2Bc2A|BAGAFD|G3G2:|"), text
+        assert text.rstrip().endswith(("|]", ":|")), text
+        measures = list(converter.parse(text, format="abc").parts[0].getElementsByClass("Measure"))
+        lengths = [float(m.duration.quarterLength) for m in measures[5:]]   # the pickup, 4 bars, then the new ones
+        assert len(lengths) == 4 and lengths[:3] == [3.0] * 3 and 0 < lengths[3] <= 3.0, (text, lengths)
+
+
 def test_errors_are_one_line(tmp_path, abc_model):
     missing = run_cli("compose", "--model", str(tmp_path / "nope"), "-o", str(tmp_path / "x.abc"))
     assert missing.returncode == 1 and len(missing.stderr.strip().splitlines()) == 1
