@@ -285,11 +285,13 @@ def mxl_bytes(xml: bytes, name: str) -> bytes:
 def write_musicxml(table: NoteTable, path: str | os.PathLike) -> None:
     """Write ``table`` as MusicXML (``.musicxml``/``.xml``, or compressed ``.mxl``), atomically; the same
     table gives the same bytes (:func:`musicxml_bytes`), titled by the file's name (``piece.mxl``: "piece").
-    An ``.mxl`` holds the score as ``<name>.musicxml``."""
+    An ``.mxl`` holds the score as ``<name>.musicxml`` (``tune#1.mxl``: ``tune_1.musicxml``)."""
     path = Path(path)
     xml = musicxml_bytes(table, title=path.stem)
     if path.suffix.lower() == ".mxl":
-        xml = mxl_bytes(xml, f"{path.stem}.musicxml")
+        # the container names the score by a URI path: '#', '%', '?' or a space in it would be read as a
+        # fragment, an escape, a query or break it; word characters, '.' and '-' only
+        xml = mxl_bytes(xml, re.sub(r"[^\w.-]", "_", path.stem, flags=re.ASCII) + ".musicxml")
     write_bytes_atomic(path, xml)
 
 

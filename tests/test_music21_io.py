@@ -81,6 +81,19 @@ def test_musicxml_is_the_same_bytes_each_time_and_names_nothing_temporary(tmp_pa
     assert "encoding-date" not in xml and "Music21" not in xml and "ostinato-tmp" not in xml
 
 
+def test_an_mxl_names_its_score_without_uri_characters(tmp_path):
+    """`convert` names a tune of an ABC file 'tunes.abc#2.mxl': its container's full-path is a URI, where '#'
+    would begin a fragment."""
+    import zipfile
+
+    out = tmp_path / "tunes.abc#2 (copy).mxl"
+    write(_table(), out)
+    with zipfile.ZipFile(out) as archive:
+        assert archive.namelist()[2] == "tunes.abc_2__copy_.musicxml"
+        assert b'full-path="tunes.abc_2__copy_.musicxml"' in archive.read("META-INF/container.xml")
+    assert len(read(out)) == len(_table())
+
+
 def _quarters(table: NoteTable) -> list[tuple[int, int, float, float]]:
     q = table.ticks_per_quarter
     return sorted((int(table.track[i]), int(table.pitch[i]), round(table.onset_tick[i] / q * 12) / 12,
