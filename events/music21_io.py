@@ -157,13 +157,14 @@ def sounding_notes(part, inst=None) -> list[tuple[Fraction, Fraction, int, int]]
             if not 0 <= midi <= 127:
                 continue
             kind = tie.type if tie is not None else None
-            held = open_ties.get((voice, midi))
-            if held is None or notes[held][1] != start:
-                held = next((i for (_, m), i in open_ties.items() if m == midi and notes[i][1] == start), None)
-            if held is not None:   # the tie goes on into this note
+            own = open_ties.get((voice, midi))
+            if own is not None and notes[own][1] == start:
+                tied = (voice, midi)
+            else:   # a tie from another voice
+                tied = next((k for k, i in open_ties.items() if k[1] == midi and notes[i][1] == start), None)
+            if tied is not None:   # the tie goes on into this note
+                held = open_ties.pop(tied)
                 notes[held][1] = end
-                key = next(k for k, i in open_ties.items() if i == held)
-                del open_ties[key]
                 if kind in ("start", "continue"):
                     open_ties[(voice, midi)] = held
                 continue

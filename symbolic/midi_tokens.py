@@ -829,13 +829,13 @@ class MidiTokenizer:
         """
         from ostinato import events
 
+        from .midi_grammar import TEMPO_RANGE_BPM
+
         table = events.read(path)
         if not len(table):
             raise InputError(path, "the primer has no notes (nothing to continue)")
         table, tracks = stand_ins(table)
         controls = self.controls_of(table, style)
-        from .midi_grammar import TEMPO_RANGE_BPM
-
         low, high = TEMPO_RANGE_BPM
         if controls.tempo_bpm is not None and not low <= controls.tempo_bpm <= high:
             raise InputError(path, f"its tempo is {controls.tempo_bpm:,.1f} quarter notes per minute: a piece is "
