@@ -162,8 +162,7 @@ class GrammarState:
         self.n_sounding = 0
         self.n_fresh = 0            # MIDILike: sounding notes begun at the current tick
         self.here: frozenset = frozenset()   # (program, pitch) of the notes begun at the current tick
-        self.ends: tuple = ()       # (program, end tick) of the REMI/TSD notes that may still sound
-        self.held: tuple = ()       # (program, pitch, end tick) of the REMI/TSD pitched notes that may still sound
+        self.ends: tuple = ()       # (program, pitch, end tick) of the REMI/TSD notes that may still sound
         self.bar_played = 0         # bit (program + 1) set once the program has a note in the current bar
         self.bar_begun = False      # a note begins in the current bar
         self.pitch = 0              # the pitch of the note in flight (REMI, TSD)
@@ -569,7 +568,7 @@ class MidiGrammar:
         return self.note_rules and s.n >= self.free_tokens and not s.relaxed
 
     def _n_sounding(self, s: GrammarState, program: int) -> int:
-        return sum(1 for p, end in s.ends if p == program and end > s.tick)
+        return sum(1 for p, _, end in s.ends if p == program and end > s.tick)
 
     def _program_ids(self, s: GrammarState) -> list[int]:
         """The instruments that may begin a note here: those below their polyphony (all when none is)."""
@@ -586,7 +585,7 @@ class MidiGrammar:
             return False
         bar_end = s.bar_start + s.meter.bar_ticks
         for p in s.insts:
-            if not s.bar_played >> (p + 1) & 1 and not any(q == p and end > bar_end for q, end in s.ends):
+            if not s.bar_played >> (p + 1) & 1 and not any(q == p and end > bar_end for q, _, end in s.ends):
                 return False
         return True
 
@@ -618,7 +617,7 @@ class MidiGrammar:
             self._pitch_cache[key] = ok
         ok = self._pitch_cache[key]
         used = [pitch for q, pitch in s.here if q == program]
-        used += [pitch for q, pitch, end in s.held if q == program and end > s.tick]
+        used += [pitch for q, pitch, end in s.ends if q == program and end > s.tick]
         used += [pitch for q, pitch in s.sounding if q == program]   # MIDILike: begun and not yet off
         if used:
             ok = ok & ~np.isin(values, used)
@@ -712,7 +711,7 @@ class MidiGrammar:
             s.bar_played = 0
             s.bar_begun = False
             self._moved(s)
-            for p, _ in s.ends:   # a note held over the bar line sounds in this bar too
+            for p, _, _ in s.ends:   # a note held over the bar line sounds in this bar too
                 s.bar_played |= 1 << (p + 1)
         elif kind == K_TIMESIG:
             s.phase = TIMESIG
@@ -744,9 +743,7 @@ class MidiGrammar:
         elif kind == K_DURATION:
             s.phase = DURATION
             ticks = int(s.meter.duration_ticks[t - self.ids[K_DURATION][0]])
-            s.ends = (*s.ends, (s.program, s.tick + ticks))
-            if s.program != -1:
-                s.held = (*s.held, (s.program, s.pitch, s.tick + ticks))
+            s.ends = (*s.ends, (s.program, s.pitch, s.tick + ticks))
         elif kind == K_TIMESHIFT:
             s.phase = TIMESHIFT
             s.tick += int(s.meter.shift_ticks[t - self.ids[K_TIMESHIFT][0]])
@@ -776,9 +773,7 @@ class MidiGrammar:
         """Time moved to ``s.tick``: forget the notes begun before it and those that ended."""
         s.here = frozenset()
         if s.ends:
-            s.ends = tuple(e for e in s.ends if e[1] > s.tick)
-        if s.held:
-            s.held = tuple(h for h in s.held if h[2] > s.tick)
+            s.ends = tuple(e for e in s.ends if e[2] > s.tick)
 
     @staticmethod
     def _note_on(s: GrammarState, program: int) -> None:
@@ -954,7 +949,7 @@ class RemiGrammar(MidiGrammar):
                 ticks = bar_start + np.arange(first, last + 1) * m.ticks_per_pos
                 free = np.zeros(len(ticks), dtype=bool)
                 for p in s.insts:
-                    ends = np.array([end for q, end in s.ends if q == p], dtype=np.int64)
+                    ends = np.array([end for q, _, end in s.ends if q == p], dtype=np.int64)
                     n_sounding = (ends[None, :] > ticks[:, None]).sum(axis=1) if len(ends) else 0
                     free |= n_sounding < instrument_range(p).polyphony
                 # none free: after a note, end or go to the next bar instead; at a bar's start, go over
@@ -972,7 +967,7 @@ class RemiGrammar(MidiGrammar):
     def _sound_reach(s: GrammarState) -> int:
         """The beat line at or after the last sounding note's end (the current tick when none sounds):
         with the note rules, no onset is later, so no whole beat is silent (a rest inside a beat is)."""
-        reach = max((end for _, end in s.ends), default=s.tick)
+        reach = max((end for _, _, end in s.ends), default=s.tick)
         beat = s.meter.ticks_per_beat
         return max(s.tick, -(-reach // beat) * beat)
 
