@@ -263,10 +263,10 @@ def augmented(pieces, tokenizer, *, shifts=(), ensembles: bool = False, seed: in
     return out
 
 
-def fim_parts(pieces, tokenizer, *, share: float, seed: int = 0, max_tokens: int | None = None):
+def fim_parts(pieces, tokenizer, *, share: float, seed: int = 0, max_tokens: int | None = None, epoch: int = 0):
     """``pieces`` (:class:`symbolic.data.TokenizedPiece`) with a ``share`` of them in the fill-in-the-middle
     form (at most ``max_tokens`` long: the prefix's first bars go first); which ones and where they are
-    cut depend only on (seed, piece key)."""
+    cut depend only on (seed, piece key, epoch): each pass over the data draws its own middles."""
     from .fim import fim_example
 
     if not 0 <= share <= 1:
@@ -275,7 +275,7 @@ def fim_parts(pieces, tokenizer, *, share: float, seed: int = 0, max_tokens: int
         return list(pieces)
     out = []
     for piece in pieces:
-        rng = np.random.default_rng([seed, zlib.crc32(piece.key.encode()), 20])
+        rng = np.random.default_rng([seed, zlib.crc32(piece.key.encode()), 20, *([epoch] if epoch else [])])
         if rng.random() < share:
             fim = fim_example(tokenizer, piece.ids, rng, max_tokens=max_tokens)
             if fim is not None:

@@ -294,11 +294,21 @@ def train(*, data: TokenData, tokenizer, model_config: ModelConfig, config: Trai
         from .data import augmented
 
         pieces = augmented(pieces, tokenizer, shifts=transpose, ensembles=ensembles, seed=config.seed)
-    if infill_share > 0:
+    plain_pieces, epoch_steps = pieces, max(1, len(pieces) // config.batch_size)
+
+    def epoch_stream(epoch: int):
+        """The packed sequences of pass ``epoch`` over the data (``epoch_steps`` steps each): a fill-in-the-
+        middle share draws new middles each pass, so a long run does not see the same cuts again."""
+        if infill_share <= 0:
+            return plain_pieces
         from .data import fim_parts
 
-        pieces = fim_parts(pieces, tokenizer, share=infill_share, seed=config.seed, max_tokens=model_config.context)
+        return fim_parts(plain_pieces, tokenizer, share=infill_share, seed=config.seed,
+                         max_tokens=model_config.context, epoch=epoch)
+
+    pieces = epoch_stream(0)   # the summary's figures are the first pass's, whatever step a run resumes at
     stream, starts = pack(pieces), sequence_starts(pieces)
+    epoch = 0
     block = model_config.context + 1
     per_rank = config.batch_size // ctx.world_size
     log_path = out_dir / "train_log.jsonl"
@@ -321,6 +331,10 @@ def train(*, data: TokenData, tokenizer, model_config: ModelConfig, config: Trai
     tokens_per_step = config.batch_size * model_config.context
     for step in range(start_step, config.steps):
         tick = time.perf_counter()
+        if infill_share > 0 and step // epoch_steps != epoch:
+            epoch = step // epoch_steps
+            passed = epoch_stream(epoch)
+            stream, starts = pack(passed), sequence_starts(passed)
         batch = sample_blocks(stream, block=block, batch=config.batch_size, seed=config.seed, step=step,
                               starts=starts)
         batch = torch.from_numpy(batch[ctx.rank * per_rank:(ctx.rank + 1) * per_rank]).to(ctx.device)  # [b, T+1]

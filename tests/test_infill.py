@@ -187,6 +187,27 @@ def test_most_training_middles_have_a_bar_on_each_side():
     assert any(not c.suffix for c in cuts) and any(not c.prefix for c in cuts)   # and the piece's ends
 
 
+def test_each_pass_over_the_data_draws_new_middles():
+    from ostinato.symbolic.data import TokenizedPiece, fim_parts
+
+    tok = add_infill_tokens(AbcTokenizer(), span=True)
+    pieces = [TokenizedPiece(f"tune{i}", np.asarray(tok.encode(text, normalised=True), np.int32), 1)
+              for i, text in enumerate(_abc_tunes(40))]
+
+    def passes(epoch):
+        return [p.ids.tolist() for p in fim_parts(pieces, tok, share=0.5, seed=3, epoch=epoch)]
+
+    first, second = passes(0), passes(1)
+    assert first == [p.ids.tolist() for p in fim_parts(pieces, tok, share=0.5, seed=3)]   # pass 0: as before
+    assert passes(1) == second   # a pass is the same on every run (and on resume)
+    fill = infill_ids(tok)[0]
+    in_fim = [sum(fill in ids for ids in run) for run in (first, second)]
+    assert all(12 <= n <= 28 for n in in_fim)   # about half of 40 in either pass
+    # the pieces in the form in both passes are mostly cut elsewhere the second time
+    both = [(a, b) for a, b in zip(first, second, strict=True) if fill in a and fill in b]
+    assert both and sum(a != b for a, b in both) >= len(both) // 2
+
+
 def test_middle_bits_scores_the_pieces_own_bars_in_the_samplers_prompt_and_left_to_right():
     tok = add_infill_tokens(AbcTokenizer())
     model = _random_model(tok)
