@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
+
 from .errors import InputError
-from .table import NoteTable
+from .table import NoteTable, Track
 
 ABC_SUFFIXES = (".abc",)
 MAX_ABC_BYTES = 32 * 1024 * 1024
@@ -82,8 +84,127 @@ def read_abc_text(path: str | os.PathLike) -> str:
     return check_lines(text, path)
 
 
+@dataclass
+class AbcVoice:
+    """One voice of a tune (``V:``): its track's name (``name=``/``nm=``, else a voice id that is not a
+    number), General MIDI program (``%%MIDI program``) and drums (``%%MIDI channel 10``), and its body lines."""
+
+    id: str
+    props: str = ""
+    name: str = ""
+    program: int | None = None
+    is_drum: bool = False
+    lines: list[str] = field(default_factory=list)
+
+    def define(self, props: str) -> None:
+        props = props.strip()
+        if props and not self.props:
+            self.props = props
+        named = _VOICE_NAME.search(props)
+        if named and not self.name:
+            self.name = " ".join((named.group(1) if named.group(1) is not None else named.group(2)).split())
+
+    def track(self, read: Track) -> Track:
+        """The track music21 read for this voice (``read``) with what the tune says of it."""
+        name = self.name or ("" if self.id.isdigit() else self.id) or read.name
+        program = read.program if self.program is None else self.program
+        return Track(name=name, program=program, is_drum=self.is_drum or read.is_drum)
+
+
+_VOICE_LINE = re.compile(r"^V:[ \t]*([^\s\]]+)(.*)$")
+_INLINE_VOICE = re.compile(r"\[V:[ \t]*([^\s\]]+)([^\]]*)\]")
+_VOICE_NAME = re.compile(r'(?:^|\s)(?:name|nm)\s*=\s*(?:"([^"]*)"|(\S+))')
+_MIDI_PROGRAM = re.compile(r"^%%MIDI[ \t]+program[ \t]+(?:\d+[ \t]+)?(\d+)")   # abc2midi: [channel] program
+_MIDI_DRUMS = re.compile(r"^%%MIDI[ \t]+channel[ \t]+10\b")
+
+
+def split_voices(text: str) -> tuple[str, list[AbcVoice]]:
+    """A tune's voices, and its text with each voice's lines gathered under one ``V:`` line.
+
+    Multi-voice ABC is usually written a few bars of each voice in turn (``V:1`` lines, ``V:2`` lines,
+    ``V:1`` again, or ``[V:1]`` at a line's start), and voices are often defined in the header; music21
+    makes a part of every ``V:`` it meets and starts each at the beginning, so the second line of a voice
+    sounded with its first, and it takes only numbered voices as voices (``V:S``, ``V:A`` ran one after
+    the other). The text returned has one block per voice, numbered in order of appearance, for music21
+    to read; a tune of one voice is returned as it is."""
+    lines = text.splitlines()
+    k = next((i for i, line in enumerate(lines) if line.startswith("K:")), len(lines) - 1)
+    voices: dict[str, AbcVoice] = {}
+    default = AbcVoice("")   # %%MIDI before any V:, and the lines of a tune that has no V:
+    current: AbcVoice | None = None
+    head: list[str] = []
+
+    def switch(voice_id: str, props: str) -> AbcVoice:
+        voice = voices.setdefault(voice_id, AbcVoice(voice_id))
+        voice.define(props)
+        return voice
+
+    def midi(line: str, voice: AbcVoice) -> bool:
+        program, drums = _MIDI_PROGRAM.match(line), _MIDI_DRUMS.match(line)
+        if program and voice.program is None:
+            voice.program = min(127, int(program.group(1)))
+        voice.is_drum = voice.is_drum or bool(drums)
+        return bool(program or drums)
+
+    for i, line in enumerate(lines):
+        in_head = i <= k
+        match = _VOICE_LINE.match(line)
+        if match:
+            current = switch(match.group(1), match.group(2))
+            continue
+        if line.startswith("%%MIDI") and midi(line, current or default):
+            continue
+        if in_head:
+            head.append(line)
+            continue
+        pieces = _INLINE_VOICE.split(line)   # text, id, props, text, id, props, ...
+        for j in range(0, len(pieces), 3):
+            if j:
+                current = switch(pieces[j - 2], pieces[j - 1])
+            if pieces[j].strip() or (j == 0 and len(pieces) == 1):
+                if current is None:   # body lines before any V: belong to the first voice defined
+                    current = next(iter(voices.values())) if voices else switch("1", "")
+                current.lines.append(pieces[j] if j == 0 else pieces[j].lstrip())
+    ordered = list(voices.values()) or [default]
+    for voice in ordered:   # the header's %%MIDI applies to every voice that sets none
+        if voice.program is None:
+            voice.program = default.program
+        voice.is_drum = voice.is_drum or default.is_drum
+    if len(ordered) == 1:
+        return text, ordered
+    out = list(head)
+    for number, voice in enumerate(ordered, start=1):
+        out.append(f"V:{number} {voice.props}".rstrip())
+        out += voice.lines
+    return "\n".join(out) + "\n", ordered
+
+
+def with_voices(table: NoteTable, voices: list[AbcVoice]) -> NoteTable:
+    """``table`` (one track per voice, in order) with each track's name, program and drums from its voice;
+    voices of one name and instrument are one track (a part written in several voices, as a piano's
+    hands, or the layers our writer gives a track's overlapping notes)."""
+    if len(voices) != len(table.tracks):
+        return table
+    tracks: list[Track] = []
+    index: dict[tuple, int] = {}
+    remap = np.zeros(len(voices), dtype=np.int32)
+    for i, voice in enumerate(voices):
+        track = voice.track(table.tracks[i])
+        key = (track.name, track.program, track.is_drum) if track.name else ("#", i)
+        if key not in index:
+            index[key] = len(tracks)
+            tracks.append(track)
+        remap[i] = index[key]
+    new_track = remap[table.track] if len(table) else table.track
+    programs = np.array([t.program for t in tracks], dtype=np.int64)
+    drums = np.array([t.is_drum for t in tracks], dtype=bool)
+    return replace(table, track=new_track, tracks=tracks, program=programs[new_track] if len(table) else table.program,
+                   is_drum=drums[new_track] if len(table) else table.is_drum).sorted()
+
+
 def parse_tune(tune: AbcTune, path: str | os.PathLike = "<abc>", *, expand_repeats: bool = False) -> NoteTable:
-    """Parse one tune with music21 into a note table (repeats as written unless expanded)."""
+    """Parse one tune with music21 into a note table (repeats as written unless expanded); its voices
+    (:func:`split_voices`) are its tracks, with the names and ``%%MIDI`` programs the tune gives them."""
     from music21 import converter
 
     from .music21_io import stream_to_table
@@ -91,7 +212,7 @@ def parse_tune(tune: AbcTune, path: str | os.PathLike = "<abc>", *, expand_repea
     name = f"{path}#{tune.number}"
     if not re.search(r"^K:", tune.text, re.MULTILINE):
         raise InputError(name, "ABC tune has no K: field")
-    text = tune.text
+    text, voices = split_voices(tune.text)
     if not re.search(r"^[LM]:", text, re.MULTILINE):  # ABC 2.1: no L: and no M: means L:1/8
         text = re.sub(r"^(K:.*)$", r"L:1/8\n\1", text, count=1, flags=re.MULTILINE)
     from .limits import check_table
@@ -102,7 +223,8 @@ def parse_tune(tune: AbcTune, path: str | os.PathLike = "<abc>", *, expand_repea
             score = converter.parse(text, format="abc", forceSource=True)
         except Exception as exc:  # music21's ABC parser raises many kinds
             raise InputError(name, f"cannot parse ABC: {type(exc).__name__}: {exc}") from None
-        return check_table(stream_to_table(score, expand_repeats=expand_repeats, path=name), name)
+        table = stream_to_table(score, expand_repeats=expand_repeats, path=name)
+    return check_table(with_voices(table, voices), name)
 
 
 def read_abc(path: str | os.PathLike, *, tune: int | None = None, expand_repeats: bool = False) -> NoteTable:

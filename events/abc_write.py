@@ -16,7 +16,8 @@ Layout of the text::
     L:1/8                    unit note length
     Q:1/4=120                first tempo, quarter notes per minute
     K:G                      first key signature (tonic and mode, K:Em, K:Ddor); default K:C
-    V:1 name="Piano"         one voice per track and polyphonic layer (only when more than one)
+    V:1 name="Piano"         one voice per track and polyphonic layer (only when more than one;
+                             a track's layers share its name, and a reader takes them as one part)
     %%MIDI program 0         the voice's General MIDI program (drums: %%MIDI channel 10)
     G2 A2 B2 c2 | ...        four bars a line, a final |]
 
@@ -125,8 +126,9 @@ def table_to_abc(
     bars = _make_bars(_meters(table), int(ends.max()) if len(ends) else 0)
     lines = _header(table, key, title, reference_number, unit_length)
     key_alters, spelling = key_alterations(key.sharps), _spelling(key)
+    names = _voice_names(table, voices)
     for number, voice in enumerate(voices, start=1):
-        lines += _voice_preamble(table, voice, number, len(voices))
+        lines += _voice_preamble(table, voice, number, len(voices), names.get(voice.track, ""))
         bar_texts = _VoiceWriter(key_alters, spelling, unit_length).bars(voice.events, bars)
         lines += _music_lines(bar_texts, bars)
     return "\n".join(lines) + "\n"
@@ -423,12 +425,38 @@ def _header(
     return lines
 
 
-def _voice_preamble(table: NoteTable, voice: _Voice, number: int, n_voices: int) -> list[str]:
-    """``V:`` (when there are several voices) and the ``%%MIDI`` line of one voice."""
+def _voice_names(table: NoteTable, voices: list[_Voice]) -> dict[int, str]:
+    """Per track, the ``name=`` of its voices: every voice of a track carries the track's name, which a
+    reader (:func:`events.abc_read.with_voices`) takes as one part; a track of several voices without a name
+    is named by its instrument, and a name that two tracks of one instrument share is numbered (``Violin 2``)
+    so that they stay two."""
+    import pretty_midi
+
+    layers: dict[int, int] = {}
+    for voice in voices:
+        layers[voice.track] = layers.get(voice.track, 0) + 1
+    names, taken = {}, set()
+    for track_index in layers:
+        if track_index < 0:
+            continue
+        track = table.tracks[track_index]
+        name = " ".join(track.name.replace('"', "'").split())
+        if not name and layers[track_index] > 1:
+            name = "Drums" if track.is_drum else pretty_midi.program_to_instrument_name(track.program)
+        if name:
+            base, n = name, 1
+            while (name, track.program, track.is_drum) in taken:
+                n += 1
+                name = f"{base} {n}"
+            taken.add((name, track.program, track.is_drum))
+        names[track_index] = name
+    return names
+
+
+def _voice_preamble(table: NoteTable, voice: _Voice, number: int, n_voices: int, name: str) -> list[str]:
+    """``V:`` (when there are several voices, with the track's ``name``) and the ``%%MIDI`` line of one voice."""
     lines = []
     if n_voices > 1:
-        name = table.tracks[voice.track].name if voice.track >= 0 and voice.first_of_track else ""
-        name = " ".join(name.replace('"', "'").split())
         lines.append(f'V:{number} name="{name}"' if name else f"V:{number}")
     if voice.track < 0:
         return lines

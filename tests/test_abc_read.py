@@ -3,7 +3,7 @@
 from fractions import Fraction
 
 import pytest
-from conftest import fixture_dir
+from conftest import REPO, fixture_dir
 
 from ostinato.events import InputError, iter_pieces, pieces, read
 from ostinato.events.abc_read import split_tunes
@@ -147,3 +147,71 @@ def test_fixture_tunes(tmp_path):
         table = read(path)
         assert len(table) > 20, path.name
         assert table.time_signatures and table.key_signatures
+
+
+def _notes(table):
+    """(track, onset in quarters, length in quarters, pitch), in time order."""
+    return sorted((int(t), Fraction(int(a), TPQ), Fraction(int(b - a), TPQ), int(p))
+                  for t, a, b, p in zip(table.track, table.onset_tick, table.offset_tick, table.pitch, strict=True))
+
+
+INTERLEAVED = """X:1
+M:4/4
+L:1/4
+K:C
+V:1 name="Flute"
+V:T clef=bass
+%%MIDI program 33
+V:1
+%%MIDI program 1 73
+CDEF|
+V:T
+C,D,E,F,|
+[V:1] GABc|]
+[V:T] G,A,B,C|]
+"""
+
+
+def test_voices_written_in_turn_are_read_one_after_another_with_their_names_and_programs(tmp_path):
+    # multi-voice ABC as it is usually written: voices defined in the header, then a few bars of each in
+    # turn (V: lines and [V:] at a line's start); music21 alone starts every block at bar 1 (the second
+    # bar sounded with the first, in 6 tracks), and takes V:T for no voice at all
+    path = tmp_path / "duet.abc"
+    path.write_text(INTERLEAVED)
+    table = read(path)
+    assert [(t.name, t.program, t.is_drum) for t in table.tracks] == [("Flute", 73, False), ("T", 33, False)]
+    quarter = Fraction(1)
+    flute = [60, 62, 64, 65, 67, 69, 71, 72]
+    assert _notes(table) == sorted([(0, Fraction(i), quarter, p) for i, p in enumerate(flute)]
+                                   + [(1, Fraction(i), quarter, p - 12) for i, p in enumerate(flute)])
+
+
+def test_the_headers_midi_program_and_drum_channel_apply_to_the_voices_that_set_none(tmp_path):
+    path = tmp_path / "band.abc"
+    path.write_text("X:1\nM:2/4\nL:1/4\n%%MIDI program 24\nK:C\nV:1\nCD|\nV:2\n%%MIDI channel 10\nC,C,|\n"
+                    "V:3 nm=Bass\n%%MIDI program 32\nC,,C,,|\n")
+    table = read(path)
+    assert [(t.name, t.program, t.is_drum) for t in table.tracks] == [
+        ("", 24, False), ("", 24, True), ("Bass", 32, False)]
+    assert [int(t) for t in table.track] == [0, 1, 2, 0, 1, 2]   # three voices side by side
+    one = tmp_path / "one.abc"   # one voice: the text goes to music21 as it is, with the program applied
+    one.write_text('X:1\nM:2/4\nL:1/4\nK:C\nV:1 name="Whistle"\n%%MIDI program 78\nCD|\n')
+    assert [(t.name, t.program) for t in read(one).tracks] == [("Whistle", 78)]
+
+
+def test_a_midi_file_written_as_abc_reads_back_with_its_tracks(tmp_path):
+    from ostinato.events import write
+
+    song = read(REPO / "examples" / "song.mid")
+    path = tmp_path / "song.abc"
+    write(song, path)
+    back = read(path)
+    # the piano's overlapping notes are written in 5 voices of its name; they are one track again
+    assert [(t.name, t.program) for t in back.tracks] == [(t.name, t.program) for t in song.tracks]
+    assert path.read_text().count('name="Acoustic Grand Piano"') == 5
+    # every note starts where it did, on its track (music21 reads no ties inside chords: 4 held chord notes
+    # come back as two notes each)
+    starts = {(int(t), int(a), int(p)) for t, a, p in zip(song.track, song.onset_tick * TPQ // song.ticks_per_quarter,
+                                                              song.pitch, strict=True)}
+    assert starts <= {(int(t), int(a), int(p)) for t, a, p in zip(back.track, back.onset_tick, back.pitch, strict=True)}
+    assert len(back) == len(song) + 4

@@ -203,16 +203,21 @@ def test_two_overlapping_voices():
     lines = body(text)
     assert lines == [
         'V:1 name="piano"', "%%MIDI program 0", "E2 F2 G2 A2- | A2 G6 |]",
-        "V:2", "%%MIDI program 0", "C,8 | z8 |]",
+        'V:2 name="piano"', "%%MIDI program 0", "C,8 | z8 |]",
     ]
     assert len(parse(text).parts) == 2
+    # our reader takes the two voices of one name and instrument as the one track they came from
+    from ostinato.events.abc_read import AbcTune, parse_tune
+
+    back = parse_tune(AbcTune(1, text))
+    assert back.tracks == [Track("piano", 0)] and len(back) == len(notes)
 
 
 def test_same_onset_different_length_goes_to_new_voice():
     notes = [(0, 2, 72), (0, 4, 60), (2, 2, 74)]
     text = assert_round_trip(make_table(notes))
     assert [line for line in body(text) if not line.startswith("%")] == ["V:1 name=\"melody\"", "c4 d4 |]",
-                                                                         "V:2", "C8 |]"]
+                                                                         "V:2 name=\"melody\"", "C8 |]"]
 
 
 def test_several_tracks_and_programs():
