@@ -71,7 +71,9 @@ def read_abc_abc2midi(text: str, name: str = "<abc>", *, timeout_s: float = DEFA
         if not data:
             output = (done.stdout + done.stderr).decode("utf-8", "replace")
             raise InputError(name, f"abc2midi: {_problem(output)}")
-        return parse_midi(data, name)
+        from .abc_read import split_voices, with_voices
+
+        return with_voices(parse_midi(data, name), split_voices(text)[1])   # the voices' names, layers merged
     finally:
         for path in (source, target):
             with contextlib.suppress(OSError):

@@ -167,7 +167,7 @@ def split_voices(text: str) -> tuple[str, list[AbcVoice]]:
                 current.lines.append(pieces[j] if j == 0 else pieces[j].lstrip())
     ordered = list(voices.values()) or [default]
     for voice in ordered:   # the header's %%MIDI applies to every voice that sets none
-        if voice.program is None:
+        if voice.program is None and not voice.is_drum:
             voice.program = default.program
         voice.is_drum = voice.is_drum or default.is_drum
     if len(ordered) == 1:
