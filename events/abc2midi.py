@@ -5,7 +5,9 @@ ABC player, turns a tune into MIDI in a few milliseconds. It plays the tune *as 
 repeats and endings played out, grace notes played, broken rhythms, and velocities from
 its beat-stress model (105 on the downbeat, 95 on other strong beats, 80 elsewhere); each
 note starts one tick late and ends one tick early (its articulation). Guitar chord symbols
-are not played (``-NGUI``), so the notes are the tune's own. It runs as a subprocess with a
+are not played (``-NGUI``), so the notes are the tune's own; the notes of a chord start together
+(``%%MIDI chordattack 0`` before the tune's own directives: abc2midi's default rolls a chord, 10 ticks
+a note, so an 8-note chord spread over a sixth of a beat). It runs as a subprocess with a
 time limit, so a tune that hangs it costs that tune only.
 """
 
@@ -57,8 +59,11 @@ def read_abc_abc2midi(text: str, name: str = "<abc>", *, timeout_s: float = DEFA
     # Two fresh files, unlinked after: a temporary folder costs more than abc2midi itself (creating
     # and removing it takes milliseconds on ext4), and abc2midi seeks in its output, so no pipe.
     fd, source = tempfile.mkstemp(prefix="ostinato-abc2midi-", suffix=".abc")
+    lines = text.split("\n")
+    x = next((i for i, line in enumerate(lines) if line.startswith("X:")), 0)
+    lines.insert(x + 1, "%%MIDI chordattack 0")
     with os.fdopen(fd, "wb") as f:
-        f.write(text.encode("utf-8"))
+        f.write("\n".join(lines).encode())
     fd, target = tempfile.mkstemp(prefix="ostinato-abc2midi-", suffix=".mid")
     os.close(fd)
     try:

@@ -218,12 +218,11 @@ def test_a_midi_file_written_as_abc_reads_back_with_its_tracks(tmp_path):
     # abc2midi (convert's reader) plays the chord ties: the very notes and tracks of the MIDI file
     from ostinato.events.abc2midi import read_abc_abc2midi
 
-    def grid(table):   # (track, pitch, end, onset) on the writer's grid of 1/12 quarter note
+    def grid(table):   # (track, pitch, end, onset) on the writer's grid of 1/12 quarter note (abc2midi: 1 tick late)
         per = 12 / table.ticks_per_quarter
         return sorted((int(t), int(p), round(int(b) * per), round(int(a) * per))
                       for t, a, b, p in zip(table.track, table.onset_tick, table.offset_tick, table.pitch, strict=True))
 
     played = read_abc_abc2midi(path.read_text(), "song.abc")
     assert played.tracks == song.tracks and len(played) == len(song)
-    for was, now in zip(grid(song), grid(played), strict=True):   # abc2midi staggers a chord's notes by 1/12-1/6
-        assert was[:3] == now[:3] and 0 <= now[3] - was[3] <= 2
+    assert grid(played) == grid(song)   # (abc2midi's own default rolls a chord: up to 1/6 quarter late here)
