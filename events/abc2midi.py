@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -36,10 +37,13 @@ def abc2midi_program() -> str:
     return found
 
 
-def _problem(output: str) -> str:
+def _problem(output: str, added_at: int) -> str:
+    """abc2midi's first error line, its line number the tune's own (``added_at``: the line we added)."""
     lines = [line.strip() for line in output.splitlines() if line.strip()]
     errors = [line for line in lines if line.startswith("Error")]
-    return (errors or lines or ["no MIDI written"])[0]
+    first = (errors or lines or ["no MIDI written"])[0]
+    return re.sub(r"(line-char )(\d+)", lambda m: m.group(1) + str(int(m.group(2)) - (int(m.group(2)) > added_at)),
+                  first, count=1)
 
 
 def read_abc_abc2midi(text: str, name: str = "<abc>", *, timeout_s: float = DEFAULT_TIMEOUT_S) -> NoteTable:
@@ -75,7 +79,7 @@ def read_abc_abc2midi(text: str, name: str = "<abc>", *, timeout_s: float = DEFA
         data = Path(target).read_bytes()
         if not data:
             output = (done.stdout + done.stderr).decode("utf-8", "replace")
-            raise InputError(name, f"abc2midi: {_problem(output)}")
+            raise InputError(name, f"abc2midi: {_problem(output, x + 2)}")
         from .abc_read import split_voices, with_voices
 
         return with_voices(parse_midi(data, name), split_voices(text)[1])   # the voices' names, layers merged
