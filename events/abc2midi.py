@@ -46,6 +46,18 @@ def _problem(output: str, added_at: int) -> str:
                   first, count=1)
 
 
+def _voices_in_track_order(text: str) -> list:
+    """The tune's voices (:func:`events.abc_read.split_voices`) in the order abc2midi writes their tracks: by
+    number when every voice is numbered, else as they appear; none (names left as read) when the two mix."""
+    from .abc_read import split_voices
+
+    voices = split_voices(text)[1]
+    numbered = [voice.id.isdigit() for voice in voices]
+    if all(numbered):
+        return sorted(voices, key=lambda voice: int(voice.id or 0))
+    return [] if any(numbered) else voices
+
+
 def read_abc_abc2midi(text: str, name: str = "<abc>", *, timeout_s: float = DEFAULT_TIMEOUT_S) -> NoteTable:
     """Play one ABC tune (its full text, ``X:`` to the end) through abc2midi into a note table.
 
@@ -80,9 +92,9 @@ def read_abc_abc2midi(text: str, name: str = "<abc>", *, timeout_s: float = DEFA
         if not data:
             output = (done.stdout + done.stderr).decode("utf-8", "replace")
             raise InputError(name, f"abc2midi: {_problem(output, x + 2)}")
-        from .abc_read import split_voices, with_voices
+        from .abc_read import with_voices
 
-        return with_voices(parse_midi(data, name), split_voices(text)[1])   # the voices' names, layers merged
+        return with_voices(parse_midi(data, name), _voices_in_track_order(text))   # names; a track's layers merged
     finally:
         for path in (source, target):
             with contextlib.suppress(OSError):

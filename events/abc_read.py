@@ -156,6 +156,8 @@ def split_voices(text: str) -> tuple[str, list[AbcVoice]]:
             continue
         if in_head:
             head.append(line)
+            if i == k:   # the body's lines before its first V: belong to the first voice
+                current = None
             continue
         pieces = _INLINE_VOICE.split(line)   # text, id, props, text, id, props, ...
         for j in range(0, len(pieces), 3):

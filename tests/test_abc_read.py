@@ -226,3 +226,14 @@ def test_a_midi_file_written_as_abc_reads_back_with_its_tracks(tmp_path):
     played = read_abc_abc2midi(path.read_text(), "song.abc")
     assert played.tracks == song.tracks and len(played) == len(song)
     assert grid(played) == grid(song)   # (abc2midi's own default rolls a chord: up to 1/6 quarter late here)
+
+
+def test_abc2midi_tracks_are_named_by_the_voice_they_play():
+    from ostinato.events.abc2midi import read_abc_abc2midi
+
+    # abc2midi writes numbered voices in their numbers' order, named ones as they come: the names follow
+    for ids in (("2", "1"), ("T", "S")):
+        text = f'X:1\nM:2/4\nL:1/4\nK:C\nV:{ids[0]} name="Low"\nC,C,|\nV:{ids[1]} name="High"\ncc|\n'
+        table = read_abc_abc2midi(text, "duet.abc")
+        played = {t.name: sorted({int(p) for p in table.pitch[table.track == i]}) for i, t in enumerate(table.tracks)}
+        assert played == {"Low": [48], "High": [72]}
