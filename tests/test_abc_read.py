@@ -237,3 +237,13 @@ def test_abc2midi_tracks_are_named_by_the_voice_they_play():
         table = read_abc_abc2midi(text, "duet.abc")
         played = {t.name: sorted({int(p) for p in table.pitch[table.track == i]}) for i, t in enumerate(table.tracks)}
         assert played == {"Low": [48], "High": [72]}
+
+
+def test_a_fife_duet_of_music21s_corpus_reads_as_two_parts_side_by_side():
+    import music21
+
+    # "Preston" (americanfifeopus no. 8): V:1 and V:2 a line each in turn; music21 alone read it as 12 parts
+    # of a line each, all starting at bar 1 (8 s, where the tune lasts 39.5 s)
+    table = read(str(music21.corpus.getWork("americanfifeopus")), tune=8)
+    assert [int((table.track == i).sum()) for i in range(len(table.tracks))] == [122, 117]
+    assert table.duration_s == pytest.approx(39.5, abs=0.05)
