@@ -204,10 +204,39 @@ def with_voices(table: NoteTable, voices: list[AbcVoice]) -> NoteTable:
                    is_drum=drums[new_track] if len(table) else table.is_drum).sorted()
 
 
+_CHORD_NOTE = re.compile(r"(?:\^{1,2}|_{1,2}|=)?[A-Ga-gz][,']*[0-9/]*(-?)")
+
+
+def tie_chords(score, handler) -> None:
+    """Tie the chords of ``score`` (music21's translation of ``handler``'s tokens) that the ABC ties, in place.
+
+    music21 reads ties on single notes only: ``[CE]2-`` (the chord tied) and ``[C-E-]2`` (its notes) came back
+    as two chords, each note struck again. Chords are matched to their tokens in order (voice by voice, as
+    music21 translates them); nothing is changed if the two counts differ."""
+    from music21 import chord, harmony, tie
+    from music21.abcFormat import ABCChord, ABCNote
+
+    tokens = [t for t in handler.tokens if isinstance(t, ABCChord) and t.subTokens]
+    if not any(t.tie in ("start", "continue") or "-" in t.src for t in tokens):
+        return
+    chords = [c for c in score.recurse().getElementsByClass(chord.Chord) if not isinstance(c, harmony.Harmony)]
+    if len(chords) != len(tokens):
+        return
+    for token, made in zip(tokens, chords, strict=True):
+        inside = token.src[token.src.find("[") + 1:token.src.rfind("]")]
+        tied = [bool(m.group(1)) for m in _CHORD_NOTE.finditer(inside)]
+        members = list(made.notes)
+        if len(tied) != len([t for t in token.subTokens if isinstance(t, ABCNote)]) or len(tied) != len(members):
+            tied = [False] * len(members)
+        for member, own in zip(members, tied, strict=True):
+            if own or token.tie in ("start", "continue"):
+                member.tie = tie.Tie("start")
+
+
 def parse_tune(tune: AbcTune, path: str | os.PathLike = "<abc>", *, expand_repeats: bool = False) -> NoteTable:
     """Parse one tune with music21 into a note table (repeats as written unless expanded); its voices
     (:func:`split_voices`) are its tracks, with the names and ``%%MIDI`` programs the tune gives them."""
-    from music21 import converter
+    from music21 import abcFormat, stream
 
     from .music21_io import stream_to_table
 
@@ -222,9 +251,15 @@ def parse_tune(tune: AbcTune, path: str | os.PathLike = "<abc>", *, expand_repea
 
     with music21_messages(name):   # music21's warnings name the tune, with our prefix
         try:
-            score = converter.parse(text, format="abc", forceSource=True)
+            handler = abcFormat.ABCFile().readstr(text)   # (what converter.parse does, keeping the tokens)
+            if handler.definesReferenceNumbers():
+                score = abcFormat.translate.abcToStreamOpus(handler)
+            else:
+                score = stream.Score()
+                abcFormat.translate.abcToStreamScore(handler, score)
         except Exception as exc:  # music21's ABC parser raises many kinds
             raise InputError(name, f"cannot parse ABC: {type(exc).__name__}: {exc}") from None
+        tie_chords(score, handler)
         table = stream_to_table(score, expand_repeats=expand_repeats, path=name)
     return check_table(with_voices(table, voices), name)
 

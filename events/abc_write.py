@@ -35,7 +35,8 @@ implemented (music21 carries an accidental into every octave and not into or out
 a courtesy accidental is also written wherever such a reader would hear a different pitch, and
 a note tied over a bar line repeats an accidental its first part showed (music21 joins ties
 only between notes that agree on that). Chords tied over a bar line are written ``[C-E-]``;
-music21 reads them as two chords, as it reads no ties inside chords.
+music21 alone reads them as two chords (it reads no ties inside chords); our reader holds them
+(:func:`events.abc_read.tie_chords`).
 
 Not written: velocities, later key and tempo changes (the first key spells the whole piece,
 so pitches stay exact), lyrics and repeats. Locrian keys are written as the major key with the

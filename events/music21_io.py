@@ -150,7 +150,7 @@ def sounding_notes(part, inst=None) -> list[tuple[Fraction, Fraction, int, int]]
             members = [(element.pitch.midi, element.tie)]
         elif isinstance(element, chord.ChordBase):
             members = [(member.pitch.midi if isinstance(member, note.Note) else member.displayPitch().midi,
-                        member.tie or element.tie) for member in element.notes]
+                        member.tie) for member in element.notes]   # (a chord's .tie is its first tied note's)
         else:
             continue
         for midi, tie in members:

@@ -209,19 +209,15 @@ def test_a_midi_file_written_as_abc_reads_back_with_its_tracks(tmp_path):
     # the piano's overlapping notes are written in 5 voices of its name; they are one track again
     assert [(t.name, t.program) for t in back.tracks] == [(t.name, t.program) for t in song.tracks]
     assert path.read_text().count('name="Acoustic Grand Piano"') == 5
-    # every note starts where it did, on its track (music21 reads no ties inside chords: 4 held chord notes
-    # come back as two notes each)
-    starts = {(int(t), int(a), int(p)) for t, a, p in zip(song.track, song.onset_tick * TPQ // song.ticks_per_quarter,
-                                                              song.pitch, strict=True)}
-    assert starts <= {(int(t), int(a), int(p)) for t, a, p in zip(back.track, back.onset_tick, back.pitch, strict=True)}
-    assert len(back) == len(song) + 4
-    # abc2midi (convert's reader) plays the chord ties: the very notes and tracks of the MIDI file
-    from ostinato.events.abc2midi import read_abc_abc2midi
-
     def grid(table):   # (track, pitch, end, onset) on the writer's grid of 1/12 quarter note (abc2midi: 1 tick late)
         per = 12 / table.ticks_per_quarter
         return sorted((int(t), int(p), round(int(b) * per), round(int(a) * per))
                       for t, a, b, p in zip(table.track, table.onset_tick, table.offset_tick, table.pitch, strict=True))
+
+    # note for note, the chords held over bar lines ([D-G-]2|[DG]2) held (music21 alone struck them again: 65)
+    assert len(back) == len(song) and grid(back) == grid(song)
+    # and through abc2midi (convert's reader)
+    from ostinato.events.abc2midi import read_abc_abc2midi
 
     played = read_abc_abc2midi(path.read_text(), "song.abc")
     assert played.tracks == song.tracks and len(played) == len(song)
@@ -247,3 +243,13 @@ def test_a_fife_duet_of_music21s_corpus_reads_as_two_parts_side_by_side():
     table = read(str(music21.corpus.getWork("americanfifeopus")), tune=8)
     assert [int((table.track == i).sum()) for i in range(len(table.tracks))] == [122, 117]
     assert table.duration_s == pytest.approx(39.5, abs=0.05)
+
+
+def test_tied_chords_and_tied_notes_of_a_chord_are_held(tmp_path):
+    path = tmp_path / "held.abc"
+    path.write_text('X:1\nM:4/4\nL:1/4\nK:C\n"G"[DG]2- [DG]2|[D-G]2 [DG]2|[C-E-]2 [CE]2|]\n')
+    table = read(path)
+    assert _notes(table) == sorted([
+        (0, 0, 4, 62), (0, 0, 4, 67),            # the chord tied: both held
+        (0, 4, 4, 62), (0, 4, 2, 67), (0, 6, 2, 67),   # its D tied: the D held, the G struck again
+        (0, 8, 4, 60), (0, 8, 4, 64)])           # every note tied

@@ -130,3 +130,22 @@ def test_ties_continue_into_chords_and_through_notes_marked_start():
     d = [(chain.onset_tick[i] / q, chain.offset_tick[i] / q) for i in range(len(chain))
          if chain.track[i] == bass and chain.pitch[i] == 50 and 242 <= chain.onset_tick[i] / q <= 262]
     assert d == [(242.0, 248.0), (248.0, 260.0), (262.0, 264.0)]
+
+
+def test_one_tied_note_of_a_chord_holds_and_the_others_are_struck_again(tmp_path):
+    """A piano's chord whose lower note alone is tied into the next chord: the lower note is held, the upper
+    one struck again (music21's Chord.tie is the first tied note's tie, which made every note tied)."""
+    import music21
+
+    part = music21.stream.Part()
+    first = music21.chord.Chord(["C4", "E4"], quarterLength=2)
+    first.notes[0].tie = music21.tie.Tie("start")
+    second = music21.chord.Chord(["C4", "E4"], quarterLength=2)
+    second.notes[0].tie = music21.tie.Tie("stop")
+    part.append([first, second])
+    score = music21.stream.Score([part])
+    score.write("musicxml", fp=tmp_path / "held.musicxml")
+    table = read(tmp_path / "held.musicxml")
+    q = table.ticks_per_quarter
+    assert sorted((int(p), a / q, b / q) for p, a, b in zip(table.pitch, table.onset_tick, table.offset_tick,
+                                                            strict=True)) == [(60, 0, 4), (64, 0, 2), (64, 2, 4)]
