@@ -54,7 +54,7 @@ def _voices_in_track_order(text: str) -> list:
     voices = split_voices(text)[1]
     numbered = [voice.id.isdigit() for voice in voices]
     if all(numbered):
-        return sorted(voices, key=lambda voice: int(voice.id or 0))
+        return sorted(voices, key=lambda voice: int(voice.id))
     return [] if any(numbered) else voices
 
 

@@ -130,7 +130,7 @@ def split_voices(text: str) -> tuple[str, list[AbcVoice]]:
     lines = text.splitlines()
     k = next((i for i, line in enumerate(lines) if line.startswith("K:")), len(lines) - 1)
     voices: dict[str, AbcVoice] = {}
-    default = AbcVoice("")   # %%MIDI before any V:, and the lines of a tune that has no V:
+    default = AbcVoice("")   # the %%MIDI lines before any V: (every voice's, unless it sets its own)
     current: AbcVoice | None = None
     head: list[str] = []
 
@@ -197,11 +197,10 @@ def with_voices(table: NoteTable, voices: list[AbcVoice]) -> NoteTable:
             index[key] = len(tracks)
             tracks.append(track)
         remap[i] = index[key]
-    new_track = remap[table.track] if len(table) else table.track
-    programs = np.array([t.program for t in tracks], dtype=np.int64)
-    drums = np.array([t.is_drum for t in tracks], dtype=bool)
-    return replace(table, track=new_track, tracks=tracks, program=programs[new_track] if len(table) else table.program,
-                   is_drum=drums[new_track] if len(table) else table.is_drum).sorted()
+    from .instruments import retrack
+
+    merged = replace(table, track=remap[table.track] if len(table) else table.track, tracks=tracks)
+    return retrack(merged, tracks).sorted()   # (programs and drum flags follow the tracks)
 
 
 _CHORD_NOTE = re.compile(r"(?:\^{1,2}|_{1,2}|=)?[A-Ga-gz][,']*[0-9/]*(-?)")
