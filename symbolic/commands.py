@@ -44,7 +44,7 @@ def add_train_parsers(train_sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("--architecture", choices=("gpt2", "llama"), help="override the config's architecture")
     p.add_argument("--context", type=int, metavar="TOKENS",
                    help="the longest sequence (default: the config's; with --init-from, a longer one grows the "
-                        "model's learned positions: the old ones repeated)")
+                        "model's learned positions: the old ones stretched over it)")
     p.add_argument("--steps", type=int, default=2000, help="optimizer steps (default: 2000)")
     p.add_argument("--batch-size", type=int, default=16, help="sequences per step over all processes (default: 16)")
     p.add_argument("--learning-rate", "--lr", dest="lr", type=float, default=6e-4,

@@ -120,9 +120,14 @@ def build_model(config: ModelConfig, vocab_size: int, *, pad_id: int = 0, bos_id
 
 def grow_context(model, tokenizer, config: ModelConfig, context: int):
     """``(model, config)`` with the context grown to ``context`` tokens: the same weights, and for GPT-2 the
-    learned positions past the old context the old ones repeated (position ``i`` starts as ``i mod old``:
-    what a bar looks like at the start of the context it looks like later, and training takes it from
-    there). Llama's rotary positions need no weights. ValueError for a shorter context."""
+    learned positions stretched over the new context (position interpolation: new position ``i`` starts as
+    old position ``i * (old - 1) / (new - 1)``, between its two neighbours), so every position is one the
+    model has learned and tokens near each other stay near; training takes it from there. Repeating the
+    old positions instead (``i mod old``) keeps the first ``old`` positions exact but makes a token past
+    them look like one at the start: chorale-midi grown from 512 to 1,024 tokens predicted tokens 512-767
+    of held-out chorales at 2.97 bits/token repeated and 1.00 stretched (0.88-1.00 before them; 300 steps
+    of training took the repeated ones only to 1.52). Llama's rotary positions need no weights.
+    ValueError for a shorter context."""
     if context < config.context:
         raise ValueError(f"a context can grow, not shrink ({config.context} -> {context} tokens)")
     if context == config.context:
@@ -132,13 +137,24 @@ def grow_context(model, tokenizer, config: ModelConfig, context: int):
                         eos_id=tokenizer.eos_id)
     state = dict(model.state_dict())
     if grown.architecture == "gpt2":
-        old = state.pop("transformer.wpe.weight")
-        reps = -(-context // config.context)
-        state["transformer.wpe.weight"] = old.repeat(reps, 1)[:context].clone()
+        state["transformer.wpe.weight"] = stretched_positions(state.pop("transformer.wpe.weight"), context)
     fresh.load_state_dict(state)
     fresh.tie_weights()
     fresh.train(model.training)
     return fresh, grown
+
+
+def stretched_positions(old, n: int):
+    """``old`` learned position embeddings [m, d] linearly interpolated to ``n`` rows: row ``i`` lies at old
+    position ``i * (m - 1) / (n - 1)``; the first and last rows are the old first and last."""
+    import torch
+
+    m = old.shape[0]
+    at = torch.arange(n, dtype=torch.float64) * ((m - 1) / max(1, n - 1))
+    below = at.floor().long().clamp(max=m - 1)
+    above = (below + 1).clamp(max=m - 1)
+    weight = (at - below).to(old.dtype)[:, None]
+    return (old[below] * (1 - weight) + old[above] * weight).contiguous()
 
 
 def save_model_folder(model, tokenizer, folder: str | os.PathLike) -> None:

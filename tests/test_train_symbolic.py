@@ -174,7 +174,7 @@ def test_init_from_starts_from_the_given_weights(tmp_path):
     assert len(shape.stderr.strip().splitlines()) == 1
     missing = run_cli("train", "symbolic", "--data", TUNES, "--out", str(tmp_path / "z"), "--steps", "1")
     assert missing.returncode == 2 and "--tokenizer is required" in missing.stderr   # a usage error
-    # --context grows the model's positions (the old ones repeated), for longer training windows
+    # --context grows the model's positions (the old ones stretched over the new context), for longer windows
     longer = tmp_path / "longer"
     result = run_cli("train", "symbolic", "--data", TUNES, "--init-from", str(base), "--out", str(longer),
                      "--context", "320", "--steps", "1", "--lr", "1e-12", "--warmup", "1", "--batch-size", "2", "-q")
@@ -186,29 +186,34 @@ def test_init_from_starts_from_the_given_weights(tmp_path):
     old_positions = old_model.transformer.wpe.weight.detach()
     new_positions = new_model.transformer.wpe.weight.detach()
     assert new_positions.shape == (320, old_positions.shape[1])
-    for start in (0, 128, 256):
-        assert torch.allclose(new_positions[start:start + 64], old_positions[:64], atol=1e-6)
+    assert torch.equal(new_positions[0], old_positions[0]) and torch.equal(new_positions[-1], old_positions[-1])
     shrink = run_cli("train", "symbolic", "--data", TUNES, "--init-from", str(base), "--context", "64",
                      "--out", str(tmp_path / "w"), "--steps", "1")
     assert shrink.returncode == 1 and "can grow it, not shrink it to 64" in shrink.stderr
     assert len(shrink.stderr.strip().splitlines()) == 1
 
 
-def test_a_grown_context_gives_the_same_predictions_inside_the_old_one():
-    from ostinato.symbolic.model import grow_context
+def test_a_grown_context_stretches_the_learned_positions():
+    from ostinato.symbolic.model import grow_context, stretched_positions
+
+    # three positions stretched to five: the new ones halfway between their neighbours
+    old = torch.tensor([[0.0, 1.0], [10.0, 3.0], [20.0, 2.0]])
+    assert stretched_positions(old, 5).tolist() == [[0, 1], [5, 2], [10, 3], [15, 2.5], [20, 2]]
+    assert torch.equal(stretched_positions(old, 3), old)
 
     tok = build_tokenizer("abc")
     config = ModelConfig(n_layers=1, d_model=32, n_heads=2, context=64, dropout=0.0)
     torch.manual_seed(0)
     model = build_model(config, len(tok)).eval()
-    grown, grown_config = grow_context(model, tok, config, 150)
-    assert grown_config.context == 150 and grown_config.n_layers == 1
-    ids = torch.arange(3, 67)[None]
+    grown, grown_config = grow_context(model, tok, config, 127)
+    assert grown_config.context == 127 and grown_config.n_layers == 1
+    positions, old_positions = grown.transformer.wpe.weight.detach(), model.transformer.wpe.weight.detach()
+    assert torch.equal(positions[::2], old_positions)   # 64 -> 127: every other position is an old one
+    assert torch.allclose(positions[1::2], (old_positions[:-1] + old_positions[1:]) / 2)
+    before, after = model.state_dict(), grown.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before if "wpe" not in k)   # nothing else changed
     with torch.no_grad():
-        assert torch.equal(model(input_ids=ids).logits, grown(input_ids=ids).logits)
-        assert grown(input_ids=torch.arange(3, 153)[None]).logits.shape[1] == 150
-    positions = grown.transformer.wpe.weight
-    assert torch.equal(positions[64:128], positions[:64]) and torch.equal(positions[128:], positions[:22])
+        assert grown(input_ids=torch.arange(3, 130)[None]).logits.shape[1] == 127
     with pytest.raises(ValueError, match="grow, not shrink"):
         grow_context(model, tok, config, 32)
 
