@@ -19,7 +19,8 @@ Printed per format:
   length in bars (the longer the span, the less of the suffix fits the context): with, the prompt
   the sampler gives the model (``symbolic.infill.middle_bits``: the prefix's last bars and the suffix's
   first bars that fit the context around the span, in the fill-in-the-middle order); without, the same
-  controls and prefix, left to right;
+  controls and prefix, left to right; and, to tell what the suffix brings from what the form costs, the
+  infill prompt with the suffix left out;
 * boundary smoothness: the mean absolute interval (semitones) from the last note before the span into
   the fill's first note, and from the fill's last note into the first note after it, beside the same
   intervals in the original pieces (the top part for MIDI); the issue asks for within 25 %;
@@ -71,10 +72,12 @@ def add_bits(stats: dict, model, tokenizer, piece, span: tuple[int, int], style:
 
     try:
         fim, plain, n = middle_bits(model, tokenizer, piece, span, style=style)
+        _, empty, _ = middle_bits(model, tokenizer, piece, span, style=style, without="no-suffix")
     except ValueError:
         return
     stats["bits_fim"] += fim
     stats["bits_plain"] += plain
+    stats["bits_empty"] = stats.get("bits_empty", 0.0) + empty
     stats["n_tokens"] += n
     per = stats.setdefault("by_span", {}).setdefault(span[1] - span[0] + 1, [0.0, 0.0, 0])
     per[0] += fim
@@ -280,6 +283,10 @@ def report(name: str, stats: dict) -> None:
         fim, plain = stats["bits_fim"] / stats["n_tokens"], stats["bits_plain"] / stats["n_tokens"]
         print(f"  middle bits/token: {fim:.3f} with the suffix in view, {plain:.3f} without "
               f"({100 * (1 - fim / plain):+.1f}% lower with it) over {stats['n_tokens']} tokens")
+        empty = stats["bits_empty"] / stats["n_tokens"]
+        print(f"    the infill prompt with the suffix left out (nothing between <fill> and <mid>): {empty:.3f} "
+              f"({100 * (1 - fim / empty):+.1f}% lower with the suffix; the form itself costs "
+              f"{100 * (empty / plain - 1):+.1f}% against left to right)")
         by_span = sorted(stats.get("by_span", {}).items())
         print("    by the span's bars (how much lower): " + ", ".join(
             f"{k}: {100 * (1 - f / p):+.1f}% ({c} spans)" for k, (f, p, c) in by_span))

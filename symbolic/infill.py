@@ -712,13 +712,15 @@ def _plan(tokenizer, piece, bars: tuple[int, int], context: int, style: str | No
 
 
 def middle_bits(model, tokenizer, piece, bars: tuple[int, int], *, style: str | None = None,
-                name: str = "the model") -> tuple[float, float, int]:
+                name: str = "the model", without: str = "left-to-right") -> tuple[float, float, int]:
     """How well ``model`` predicts ``piece``'s own bars ``bars`` with and without the bars after them:
     ``(bits with the suffix in view, bits without, the middle's tokens)``.
 
     With: the prompt :func:`infill_compositions` gives the model (the prefix's last bars and the
     suffix's first bars that fit its context around the span, in the fill-in-the-middle order);
-    without: the same controls and prefix, left to right. ``bars`` must lie inside the piece (one meter).
+    without: the same controls and prefix, left to right (``without="left-to-right"``), or the same
+    fill-in-the-middle prompt with an empty suffix, as an infill that extends a piece has
+    (``"no-suffix"``: the suffix is all that differs). ``bars`` must lie inside the piece (one meter).
     """
     from .sample import context_of
 
@@ -728,8 +730,15 @@ def middle_bits(model, tokenizer, piece, bars: tuple[int, int], *, style: str | 
     plan = _plan(tokenizer, piece, bars, context, style)
     if not plan.middle:
         raise ValueError(f"bars {bars[0]}-{bars[1]} extend the piece: there is nothing of its own to score")
+    if without not in ("left-to-right", "no-suffix"):
+        raise ValueError(f"without: expected 'left-to-right' or 'no-suffix', got {without!r}")
     fim = [*plan.prompt, *plan.middle]
-    plain = [*plan.before, *plan.middle]
+    if without == "no-suffix":
+        fill, mid, _end = infill_ids(tokenizer)   # the prompt less what lies between <fill> and <mid>
+        at, to = plan.prompt.index(fill), plan.prompt.index(mid)
+        plain = [*plan.prompt[:at + 1], *plan.prompt[to:], *plan.middle]
+    else:
+        plain = [*plan.before, *plan.middle]
     n = len(plan.middle)
     if max(len(fim), len(plain)) > context:   # the sampler gives a middle the room it plans; these bars need more
         raise ValueError(f"bars {bars[0]}-{bars[1]} are {n} tokens: after the prompt's {len(plan.prompt)} they do "

@@ -220,6 +220,14 @@ def test_middle_bits_scores_the_pieces_own_bars_in_the_samplers_prompt_and_left_
     for got, seq in ((with_suffix, fim), (without, plain)):
         assert got == pytest.approx(-token_log_probs(model, seq)[-n:].sum() / np.log(2), rel=1e-9)
     assert with_suffix != pytest.approx(without)
+    # without="no-suffix": the same infill prompt with nothing between <fill> and <mid>
+    again, no_suffix, _ = middle_bits(model, tok, text, (2, 3), without="no-suffix")
+    empty = [*fim_prompt(tok, parts.head, parts.prefix, []), *parts.middle]
+    assert again == with_suffix
+    assert no_suffix == pytest.approx(-token_log_probs(model, empty)[-n:].sum() / np.log(2), rel=1e-9)
+    assert no_suffix not in (pytest.approx(with_suffix), pytest.approx(without))
+    with pytest.raises(ValueError, match="without: expected"):
+        middle_bits(model, tok, text, (2, 3), without="none")
     with pytest.raises(ValueError, match="extend"):
         middle_bits(model, tok, text, (len(_bars(tok, text)[0]) + 1, len(_bars(tok, text)[0]) + 2))
     with pytest.raises(ValueError, match="bars 2-7 are 52 tokens: after the prompt's 14 they do not fit"):
