@@ -77,7 +77,7 @@ def add_bits(stats: dict, model, tokenizer, piece, span: tuple[int, int], style:
         return
     stats["bits_fim"] += fim
     stats["bits_plain"] += plain
-    stats["bits_empty"] = stats.get("bits_empty", 0.0) + empty
+    stats["bits_empty"] += empty
     stats["n_tokens"] += n
     per = stats.setdefault("by_span", {}).setdefault(span[1] - span[0] + 1, [0.0, 0.0, 0])
     per[0] += fim
@@ -142,7 +142,8 @@ def run_abc(model_dir: str, n_samples: int, per_piece: int, seed: int) -> dict:
     model, tok, _config = load_model_folder(model_dir)
     model.eval()
     rng = np.random.default_rng(seed)
-    stats = {"bits_fim": 0.0, "bits_plain": 0.0, "n_tokens": 0, "samples": 0, "valid": 0, "exact": 0,
+    stats = {"bits_fim": 0.0, "bits_plain": 0.0, "bits_empty": 0.0, "n_tokens": 0, "samples": 0, "valid": 0,
+             "exact": 0,
              "seam_gen": [], "seam_ref": [], "failed": 0}
     for item in rounds(list(iter_items("music21:essenFolksong", split="test")), n_samples, stats):
         try:
@@ -216,7 +217,8 @@ def run_midi(model_dir: str, n_samples: int, per_piece: int, seed: int) -> dict:
     model.eval()
     expand = trained_expand_repeats(model_dir)   # the held-out chorales as the model's data has them
     rng = np.random.default_rng(seed)
-    stats = {"bits_fim": 0.0, "bits_plain": 0.0, "n_tokens": 0, "samples": 0, "valid": 0, "exact": 0,
+    stats = {"bits_fim": 0.0, "bits_plain": 0.0, "bits_empty": 0.0, "n_tokens": 0, "samples": 0, "valid": 0,
+             "exact": 0,
              "seam_gen": [], "seam_ref": [], "failed": 0}
     columns = ("pitch", "onset_tick", "offset_tick", "onset_s", "offset_s", "velocity", "program", "track")
     for item in rounds(list(iter_items("music21:bach", split="test")), n_samples, stats):

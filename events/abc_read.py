@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
+from .instruments import retrack
 from .table import NoteTable, Track
 
 ABC_SUFFIXES = (".abc",)
@@ -197,8 +198,6 @@ def with_voices(table: NoteTable, voices: list[AbcVoice]) -> NoteTable:
             index[key] = len(tracks)
             tracks.append(track)
         remap[i] = index[key]
-    from .instruments import retrack
-
     merged = replace(table, track=remap[table.track] if len(table) else table.track, tracks=tracks)
     return retrack(merged, tracks).sorted()   # (programs and drum flags follow the tracks)
 
