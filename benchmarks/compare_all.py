@@ -49,6 +49,8 @@ COMPARISONS = (
                ("--walks", "2", "--bars", "8", "--chorales", "4")),
     Comparison("render_speed", "rendering, real-time factor", "FluidSynth", ("--pieces", "2")),
     Comparison("render_quality", "STFT distance to FluidSynth", "pretty_midi sines", ("--pieces", "2")),
+    Comparison("train_speed", "training step, bfloat16 autocast, tokens/s", "the same step in float32",
+               ("--steps", "2", "--model", "folk-abc")),
     Comparison("train_symbolic", "held-out bits per character", "xz -9e",
                ("--steps", "30", "--config", "tiny", "--data", "music21:essenFolksong/han1.abc"),
                ("--data", "music21:abc-folk", "--model", "folk-abc")),

@@ -45,6 +45,7 @@ from .model import ModelConfig, build_model, load_model_folder, save_model_folde
 log = logging.getLogger("ostinato")
 
 LN2 = math.log(2.0)
+PRECISIONS = ("auto", "fp32", "bf16")
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,10 @@ class TrainConfig:
         eval_every, checkpoint_every: in steps; the last step always does both.
         keep_checkpoints: how many recent checkpoints stay on disk.
         seed: seeds initialisation, batches and dropout.
+        precision: the matrix arithmetic of the training steps (:func:`train_dtype`): ``"auto"`` (bfloat16
+            autocast where the device multiplies it natively, float32 elsewhere), ``"fp32"`` or ``"bf16"``.
+            Master weights, optimizer state and the loss stay float32; held-out figures are float32 on a CPU
+            whatever the training precision, so they compare across runs.
     """
 
     steps: int = 2000
@@ -74,8 +79,11 @@ class TrainConfig:
     checkpoint_every: int = 200
     keep_checkpoints: int = 2
     seed: int = 0
+    precision: str = "auto"
 
     def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision: expected one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         for name in ("steps", "batch_size", "eval_every", "checkpoint_every", "keep_checkpoints"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: expected a positive integer, got {getattr(self, name)!r}")
@@ -152,7 +160,28 @@ def likelihood_figures(totals: dict, unit: str) -> dict:
 
 
 def _autocast(device: torch.device):
+    """Evaluation's autocast: bfloat16 on a GPU, float32 (none) on a CPU."""
     return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` multiplies bfloat16 in hardware: a CUDA GPU that supports it, or a CPU with
+    AVX512-BF16 or AMX (elsewhere bfloat16 is emulated, and slower than float32)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    try:
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    except AttributeError:   # a torch without the probes
+        return False
+
+
+def train_dtype(precision: str, device: torch.device) -> torch.dtype:
+    """The autocast dtype of the training steps for ``precision`` (:attr:`TrainConfig.precision`) on ``device``."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision: expected one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision == "bf16" or (precision == "auto" and native_bf16(device)):
+        return torch.bfloat16
+    return torch.float32
 
 
 # ---------------------------------------------------------------------------- checkpoints
@@ -226,6 +255,27 @@ def _optimizer(model, config: TrainConfig) -> torch.optim.AdamW:
     return torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
                               {"params": no_decay, "weight_decay": 0.0}],
                              lr=config.learning_rate, betas=(0.9, 0.95), eps=1e-8)
+
+
+def train_step(model, optimizer, batch: torch.Tensor, *, dtype: torch.dtype = torch.float32,
+               grad_clip: float = 0.0) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """One optimizer step on ``batch`` ([b, T+1] token ids; each row predicts its own next tokens), the
+    forward pass under ``dtype`` autocast (:func:`train_dtype`). Returns (loss, gradient norm before
+    clipping, None without ``grad_clip``). ``model`` may be DDP-wrapped.
+
+    Raises:
+        TrainingDiverged: the loss is not finite (nothing was updated).
+    """
+    with torch.autocast(batch.device.type, dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
+        logits = model(input_ids=batch[:, :-1]).logits  # [b, T, V]
+    loss = torch.nn.functional.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1))
+    if not torch.isfinite(loss):   # diverged: stop before a NaN reaches the weights or a checkpoint
+        raise TrainingDiverged(f"the loss is {loss.item()}")
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip) if grad_clip else None
+    optimizer.step()
+    return loss, grad_norm
 
 
 def _step_seed(seed: int, step: int, rank: int) -> int:
@@ -329,6 +379,7 @@ def train(*, data: TokenData, tokenizer, model_config: ModelConfig, config: Trai
     started = time.perf_counter()
     figures: dict = {}
     tokens_per_step = config.batch_size * model_config.context
+    dtype = train_dtype(config.precision, ctx.device)
     for step in range(start_step, config.steps):
         tick = time.perf_counter()
         if infill_share > 0 and step // epoch_steps != epoch:
@@ -342,16 +393,11 @@ def train(*, data: TokenData, tokenizer, model_config: ModelConfig, config: Trai
         for group in optimizer.param_groups:
             group["lr"] = lr
         torch.manual_seed(_step_seed(config.seed, step, ctx.rank))  # dropout: the same on resume
-        with _autocast(ctx.device):
-            logits = wrapped(input_ids=batch[:, :-1]).logits  # [b, T, V]
-        loss = torch.nn.functional.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1))
-        if not torch.isfinite(loss):   # diverged: stop before a NaN reaches the weights or a checkpoint
-            raise TrainingDiverged(f"the loss is {loss.item()} at step {step + 1} (learning rate {lr:.3g}); the last "
-                                   f"checkpoint is kept: resume with a lower --lr")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip) if config.grad_clip else None
-        optimizer.step()
+        try:
+            loss, grad_norm = train_step(wrapped, optimizer, batch, dtype=dtype, grad_clip=config.grad_clip)
+        except TrainingDiverged as exc:
+            raise TrainingDiverged(f"{exc} at step {step + 1} (learning rate {lr:.3g}); the last checkpoint is "
+                                   f"kept: resume with a lower --lr") from None
         done = step + 1
         if ctx.distributed:   # log the loss of the whole global batch, as one process would
             loss = loss.detach().clone()
@@ -391,7 +437,8 @@ def train(*, data: TokenData, tokenizer, model_config: ModelConfig, config: Trai
     save_model_folder(model, tokenizer, out_dir)
     metrics = {"name": out_dir.resolve().name, "heldout": figures, **summary, "steps": config.steps,
                "elapsed_s": round(elapsed, 1),
-               "device": _device_name(ctx), "n_processes": ctx.world_size, "source": source, "command": command,
+               "device": _device_name(ctx), "precision": "bf16" if dtype == torch.bfloat16 else "fp32",
+               "n_processes": ctx.world_size, "source": source, "command": command,
                "model": asdict(model_config), "train": asdict(config), "init_from": init_from or None,
                "schedule": schedule, "instruments": instruments, "infill_share": infill_share,
                "infill_order": getattr(tokenizer, "infill_order", None) if infill_share else None,
@@ -551,6 +598,12 @@ def _knows_section(metrics: dict) -> str:
 """)
 
 
+def _hardware(metrics: dict) -> str:
+    """Where the steps ran, in how many processes and in what arithmetic (not recorded before --precision)."""
+    precision = {"bf16": ", bfloat16 autocast", "fp32": ", float32"}.get(metrics.get("precision"), "")
+    return f"{metrics['device']} ({metrics['n_processes']} process(es)){precision}"
+
+
 def model_card(metrics: dict, tokenizer, data: TokenData) -> str:
     """The model card (markdown): what was trained on what, how, and how well on held-out pieces."""
     heldout = metrics["heldout"]
@@ -582,7 +635,7 @@ over `{tokenizer.kind}` tokens ({len(tokenizer)} in the vocabulary), trained by 
   gradient clipping {train['grad_clip']}), seed {train['seed']}.{_init_line(metrics)}{_infill_line(metrics)}\
 {_transpose_line(metrics)}{_ensembles_line(metrics)}{_expand_line(metrics)}\
 {_left_out_line(metrics)}
-- Wall time {metrics['elapsed_s']:.0f} s on {metrics['device']} ({metrics['n_processes']} process(es)).
+- Wall time {metrics['elapsed_s']:.0f} s on {_hardware(metrics)}.
 
 ## Held-out figures (final step)
 

@@ -15,6 +15,7 @@ from conftest import REPO, run_cli
 
 from ostinato.symbolic.model import ModelConfig, build_model, load_model_folder, save_model_folder
 from ostinato.symbolic.tokenizers import build_tokenizer
+from ostinato.symbolic.train import TrainConfig, native_bf16, train_dtype
 
 TUNES = "music21:essenFolksong/han1.abc"   # 554 German folk tunes (music21's corpus)
 
@@ -57,6 +58,38 @@ def test_a_short_cpu_run_learns_well_below_the_unigram_entropy(tmp_path):
     assert f"--data {TUNES} --tokenizer abc" in card and f"{heldout['bits_per_char']:.4f}" in card
     _model, tokenizer, config = load_model_folder(out)
     assert tokenizer.kind == "abc" and config.context == 128
+    # the steps ran in bfloat16 where this CPU multiplies it (--precision auto), and the card says which
+    native = native_bf16(torch.device("cpu"))
+    assert metrics["precision"] == ("bf16" if native else "fp32")
+    assert (", bfloat16 autocast." if native else ", float32.") in card
+
+
+def test_precision_chooses_the_training_steps_arithmetic(tmp_path, monkeypatch):
+    from ostinato.symbolic import train as train_module
+
+    cpu = torch.device("cpu")
+    for native, auto in ((True, torch.bfloat16), (False, torch.float32)):
+        monkeypatch.setattr(train_module, "native_bf16", lambda device, native=native: native)
+        assert train_dtype("auto", cpu) == auto
+        assert train_dtype("fp32", cpu) == torch.float32 and train_dtype("bf16", cpu) == torch.bfloat16
+    with pytest.raises(ValueError, match="precision: expected one of auto, fp32, bf16, got 'fp16'"):
+        TrainConfig(precision="fp16")
+    refused = run_cli("train", "symbolic", "--data", TUNES, "--tokenizer", "abc", "--out", str(tmp_path / "x"),
+                      "--precision", "fp16")
+    assert refused.returncode == 2 and "--precision: invalid choice: 'fp16'" in refused.stderr
+    # the flag reaches the steps: the same 3 steps in each arithmetic start from the same weights and
+    # batches, and their losses differ by bfloat16's rounding alone
+    config, losses = _tiny_config(tmp_path, context=64), {}
+    for precision in ("fp32", "bf16"):
+        out = tmp_path / precision
+        result = _train(out, config, "--steps", "3", "--eval-every", "3", "--checkpoint-every", "3",
+                        "--precision", precision)
+        assert result.returncode == 0, result.stderr
+        assert json.loads((out / "metrics.json").read_text())["precision"] == precision
+        losses[precision] = _losses(out)
+    for step in (1, 2, 3):
+        assert losses["bf16"][step] != losses["fp32"][step]
+        assert losses["bf16"][step] == pytest.approx(losses["fp32"][step], rel=0.02)
 
 
 def test_resume_after_kill_follows_the_same_loss_curve(tmp_path):
@@ -95,7 +128,8 @@ def test_resume_after_kill_follows_the_same_loss_curve(tmp_path):
 def test_two_processes_under_torchrun_match_one(tmp_path):
     config = _tiny_config(tmp_path, context=64)
     args = ["--data", TUNES, "--tokenizer", "abc", "--config", config, "--batch-size", "8", "--lr", "3e-3",
-            "--steps", "6", "--eval-every", "1000", "--checkpoint-every", "1000", "-q"]
+            "--steps", "6", "--eval-every", "1000", "--checkpoint-every", "1000", "-q",
+            "--precision", "fp32"]   # (bfloat16 rounds a batch of 4 apart from a batch of 8: 0.1% by step 6)
     single = tmp_path / "single"
     assert run_cli("train", "symbolic", "--out", str(single), *args).returncode == 0
     ddp = tmp_path / "ddp"

@@ -1,0 +1,73 @@
+"""Training-step speed: bfloat16 autocast against float32, on the shipped models' shapes.
+
+    python benchmarks/train_speed.py [--model folk-abc --model chorale-midi] [--steps 6] [--threads 2]
+
+For each model (a shipped name or a model folder: its architecture, width, depth, context and
+vocabulary, with random weights, since speed does not depend on them) times ``--steps`` calls of
+``symbolic.train.train_step`` (forward, loss, backward, gradient clipping, AdamW), the step
+``ostinato train symbolic`` runs, on batches of ``--batch`` full-context windows, first in float32
+and then in bfloat16 autocast (``--precision bf16``), and prints tokens per second for each and
+the ratio (bf16 / fp32). The first step of each is a warm-up and is not counted.
+
+bfloat16 pays where the processor multiplies it natively (AVX512-BF16 or AMX on a CPU; every
+recent GPU): ``--precision auto`` picks it there. On other CPUs it is emulated, and slower.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+BATCH = {"folk-abc": 32, "chorale-midi": 8}   # the shipped models' own training batches
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", action="append", help="a shipped name or model folder (repeatable; "
+                                                         "default: folk-abc and chorale-midi)")
+    parser.add_argument("--batch", type=int, help="windows per step (default: the model's own training batch, "
+                                                  "else 16)")
+    parser.add_argument("--steps", type=int, default=6, help="timed steps per precision (plus one warm-up)")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+
+    import torch
+
+    from ostinato.symbolic.model import build_model, read_model_config
+    from ostinato.symbolic.shipped import resolve_model
+    from ostinato.symbolic.tokenizers import load_tokenizer
+    from ostinato.symbolic.train import TrainConfig, _optimizer, native_bf16, train_step
+
+    torch.set_num_threads(args.threads)
+    device = torch.device("cpu")
+    print(f"CPU, {args.threads} threads; native bfloat16: {native_bf16(device)}")
+    print("| model | batch x context | fp32 tokens/s | bf16 tokens/s | bf16 / fp32 |")
+    print("|---|---|---|---|---|")
+    for name in args.model or ["folk-abc", "chorale-midi"]:
+        folder = resolve_model(name)
+        config = read_model_config(folder)
+        vocab = len(load_tokenizer(folder / "tokenizer.json"))
+        batch_size = args.batch or BATCH.get(name, 16)
+        generator = torch.Generator().manual_seed(0)
+        batch = torch.randint(3, vocab, (batch_size, config.context + 1), generator=generator)
+        rates = {}
+        for dtype in (torch.float32, torch.bfloat16):
+            torch.manual_seed(0)
+            model = build_model(config, vocab).train()
+            optimizer = _optimizer(model, TrainConfig())
+            train_step(model, optimizer, batch, dtype=dtype, grad_clip=1.0)   # warm-up
+            started = time.perf_counter()
+            for _ in range(args.steps):
+                train_step(model, optimizer, batch, dtype=dtype, grad_clip=1.0)
+            rates[dtype] = args.steps * batch_size * config.context / (time.perf_counter() - started)
+        fp32, bf16 = rates[torch.float32], rates[torch.bfloat16]
+        print(f"| {name} | {batch_size} x {config.context} | {fp32:,.0f} | {bf16:,.0f} | {bf16 / fp32:.2f}x |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
