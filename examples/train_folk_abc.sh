@@ -20,7 +20,7 @@ NPROC=${NPROC:-1}
 args=(train symbolic --data "$DATA" --tokenizer abc --out "$OUT" --config "$CONFIG" --steps "$STEPS"
       --batch-size 32 --lr 1e-3 --eval-every "$EVAL" --checkpoint-every "$EVAL" --resume)
 if [ "$NPROC" -gt 1 ]; then
-  python -m torch.distributed.run --standalone --nproc_per_node="$NPROC" --module cli "${args[@]}"
+  python -m torch.distributed.run --standalone --nproc_per_node="$NPROC" --module ostinato "${args[@]}"
 else
   ostinato "${args[@]}"
 fi

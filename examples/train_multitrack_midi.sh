@@ -26,7 +26,7 @@ args=(train symbolic --data "$DATA" --tokenizer "$TOKENIZER" --instruments "$INS
       --config "$CONFIG" --steps "$STEPS" --batch-size 16 --lr 6e-4 --eval-every "$EVAL"
       --checkpoint-every "$EVAL" --workers "$WORKERS" --resume)
 if [ "$NPROC" -gt 1 ]; then
-  python -m torch.distributed.run --standalone --nproc_per_node="$NPROC" --module cli "${args[@]}"
+  python -m torch.distributed.run --standalone --nproc_per_node="$NPROC" --module ostinato "${args[@]}"
 else
   ostinato "${args[@]}"
 fi
