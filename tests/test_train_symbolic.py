@@ -365,3 +365,13 @@ def test_repeats_played_out_are_trained_on_as_performed_and_recorded(tmp_path):
         assert ("Repeats played out" in (out / "model_card.md").read_text()) is expand
     written, performed = figures[False]["n_train_tokens"], figures[True]["n_train_tokens"]
     assert performed > 1.8 * written   # every bar played twice: its notes (and bar tokens) twice
+
+
+@pytest.mark.parametrize("name", ["folk-abc.json", "folk-abc-large.json"])
+def test_the_example_model_configs_load_and_fit_the_25_mb_a_shipped_model_may_take(name):
+    from ostinato.symbolic.model import model_config
+
+    config = model_config(str(REPO / "examples" / "configs" / name))
+    model = build_model(config, len(build_tokenizer("abc")) + 11)   # + the infill and span tokens
+    size = sum(p.numel() * p.element_size() for p in model.parameters())
+    assert size <= 25_000_000, f"{name}: {size:,} bytes of float32 weights"
