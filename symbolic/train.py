@@ -82,8 +82,7 @@ class TrainConfig:
     precision: str = "auto"
 
     def __post_init__(self) -> None:
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision: expected one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        _check_precision(self.precision)
         for name in ("steps", "batch_size", "eval_every", "checkpoint_every", "keep_checkpoints"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: expected a positive integer, got {getattr(self, name)!r}")
@@ -164,6 +163,11 @@ def _autocast(device: torch.device):
     return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
 
 
+def _check_precision(precision: str) -> None:
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision: expected one of {', '.join(PRECISIONS)}, got {precision!r}")
+
+
 def native_bf16(device: torch.device) -> bool:
     """Whether ``device`` multiplies bfloat16 in hardware: a CUDA GPU that supports it, or a CPU with
     AVX512-BF16 or AMX (elsewhere bfloat16 is emulated, and slower than float32)."""
@@ -177,8 +181,7 @@ def native_bf16(device: torch.device) -> bool:
 
 def train_dtype(precision: str, device: torch.device) -> torch.dtype:
     """The autocast dtype of the training steps for ``precision`` (:attr:`TrainConfig.precision`) on ``device``."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision: expected one of {', '.join(PRECISIONS)}, got {precision!r}")
+    _check_precision(precision)
     if precision == "bf16" or (precision == "auto" and native_bf16(device)):
         return torch.bfloat16
     return torch.float32
