@@ -65,7 +65,7 @@ def add_train_parsers(train_sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
                    help="arithmetic of the training steps: auto = bfloat16 autocast where the hardware multiplies it "
                         "(CUDA GPUs; CPUs with AVX512-BF16 or AMX, about twice as fast there), float32 elsewhere; "
-                        "weights, optimizer and held-out figures stay float32 (default: auto)")
+                        "weights, optimizer and CPU held-out figures stay float32 (default: auto)")
     p.add_argument("--infill-share", type=float, default=None, metavar="P",
                    help="share of the training sequences in the fill-in-the-middle form (prefix, suffix, then the "
                         "middle bars), so the model can rewrite bars inside a piece (`compose --infill`); adds "
