@@ -16,21 +16,19 @@ recent GPU): ``--precision auto`` picks it there. On other CPUs it is emulated, 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-BATCH = {"folk-abc": 32, "chorale-midi": 8}   # the shipped models' own training batches
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", action="append", help="a shipped name or model folder (repeatable; "
                                                          "default: folk-abc and chorale-midi)")
     parser.add_argument("--batch", type=int, help="windows per step (default: the model's own training batch, "
-                                                  "else 16)")
+                                                  "from its metrics.json, else 16)")
     parser.add_argument("--steps", type=int, default=6, help="timed steps per precision (plus one warm-up)")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
@@ -51,7 +49,7 @@ def main() -> int:
         folder = resolve_model(name)
         config = read_model_config(folder)
         vocab = len(load_tokenizer(folder / "tokenizer.json"))
-        batch_size = args.batch or BATCH.get(name, 16)
+        batch_size = args.batch or _trained_batch(folder)
         generator = torch.Generator().manual_seed(0)
         batch = torch.randint(3, vocab, (batch_size, config.context + 1), generator=generator)
         rates = {}
@@ -67,6 +65,14 @@ def main() -> int:
         fp32, bf16 = rates[torch.float32], rates[torch.bfloat16]
         print(f"| {name} | {batch_size} x {config.context} | {fp32:,.0f} | {bf16:,.0f} | {bf16 / fp32:.2f}x |")
     return 0
+
+
+def _trained_batch(folder: Path) -> int:
+    """The batch the model was trained with (its metrics.json), else 16."""
+    try:
+        return int(json.loads((folder / "metrics.json").read_text())["train"]["batch_size"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 16
 
 
 if __name__ == "__main__":
