@@ -1,4 +1,5 @@
-"""Training-step speed: bfloat16 autocast against float32, on the shipped models' shapes.
+"""Training-step speed: bfloat16 autocast against float32, and no dropout on the attention weights
+against the model's own, on the shipped models' shapes.
 
     python benchmarks/train_speed.py [--model folk-abc --model chorale-midi] [--steps 6] [--threads 2]
 
@@ -6,8 +7,13 @@ For each model (a shipped name or a model folder: its architecture, width, depth
 vocabulary, with random weights, since speed does not depend on them) times ``--steps`` calls of
 ``symbolic.train.train_step`` (forward, loss, backward, gradient clipping, AdamW), the step
 ``ostinato train symbolic`` runs, on batches of ``--batch`` full-context windows, first in float32
-and then in bfloat16 autocast (``--precision bf16``), and prints tokens per second for each and
-the ratio (bf16 / fp32). The first step of each is a warm-up and is not counted.
+then in bfloat16 autocast (``--precision bf16``), then in bfloat16 with ``"attention_dropout": 0``
+in the model config, and prints tokens per second for each and the ratios (bf16 / fp32; attention
+dropout 0 / the model's own, both bf16). The first step of each is a warm-up and is not counted.
+
+Dropout on the attention weights keeps PyTorch from its fused attention kernel: the [heads, T, T]
+weights are made, masked with fresh random numbers and multiplied out, which on a CPU costs more
+than the attention's own arithmetic.
 
 bfloat16 pays where the processor multiplies it natively (AVX512-BF16 or AMX on a CPU; every
 recent GPU): ``--precision auto`` picks it there. On other CPUs it is emulated, and slower.
@@ -19,6 +25,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -43,8 +50,11 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     device = torch.device("cpu")
     print(f"CPU, {args.threads} threads; native bfloat16: {native_bf16(device)}")
-    print("| model | batch x context | fp32 tokens/s | bf16 tokens/s | bf16 / fp32 |")
-    print("|---|---|---|---|---|")
+    variants = (("fp32", torch.float32, None), ("bf16", torch.bfloat16, None),
+                ("bf16, attention dropout 0", torch.bfloat16, 0.0))
+    print("| model | batch x context | dropout (attention) | "
+          + " | ".join(f"{name} tokens/s" for name, _, _ in variants) + " | bf16 / fp32 | attention 0 / own |")
+    print("|---|---|---|" + "---|" * (len(variants) + 2))
     for name in args.model or ["folk-abc", "chorale-midi"]:
         folder = resolve_model(name)
         config = read_model_config(folder)
@@ -53,17 +63,20 @@ def main() -> int:
         generator = torch.Generator().manual_seed(0)
         batch = torch.randint(3, vocab, (batch_size, config.context + 1), generator=generator)
         rates = {}
-        for dtype in (torch.float32, torch.bfloat16):
+        for variant, dtype, attention in variants:
             torch.manual_seed(0)
-            model = build_model(config, vocab).train()
+            shape = config if attention is None else replace(config, attention_dropout=attention)
+            model = build_model(shape, vocab).train()
             optimizer = _optimizer(model, TrainConfig())
             train_step(model, optimizer, batch, dtype=dtype, grad_clip=1.0)   # warm-up
             started = time.perf_counter()
             for _ in range(args.steps):
                 train_step(model, optimizer, batch, dtype=dtype, grad_clip=1.0)
-            rates[dtype] = args.steps * batch_size * config.context / (time.perf_counter() - started)
-        fp32, bf16 = rates[torch.float32], rates[torch.bfloat16]
-        print(f"| {name} | {batch_size} x {config.context} | {fp32:,.0f} | {bf16:,.0f} | {bf16 / fp32:.2f}x |")
+            rates[variant] = args.steps * batch_size * config.context / (time.perf_counter() - started)
+        row = " | ".join(f"{rates[v]:,.0f}" for v, _, _ in variants)
+        own = f"{config.dropout} ({config.attention_pdrop})"
+        print(f"| {name} | {batch_size} x {config.context} | {own} | {row} | {rates['bf16'] / rates['fp32']:.2f}x "
+              f"| {rates['bf16, attention dropout 0'] / rates['bf16']:.2f}x |")
     return 0
 
 

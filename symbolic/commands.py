@@ -259,7 +259,7 @@ def train_symbolic(request: TrainSymbolicRequest) -> dict:
 def init_model(request: TrainSymbolicRequest):
     """``(model, tokenizer, config, folder)`` of ``--init-from``; ``--tokenizer``/``--config``, when
     given too, must agree with it (a model's weights only fit its own vocabulary and shape); a
-    ``--config`` of the same shape may change the dropout."""
+    ``--config`` of the same shape may change the dropouts."""
     from dataclasses import replace
 
     from ostinato.events.errors import InputError
@@ -274,10 +274,12 @@ def init_model(request: TrainSymbolicRequest):
                                             f"leave --tokenizer out to use the model's")
     if request.config is not None:
         wanted = model_config(request.config)
-        if replace(wanted, dropout=config.dropout) != config:
+        same_dropouts = {"dropout": config.dropout, "attention_dropout": config.attention_dropout}
+        if replace(wanted, **same_dropouts) != config:
             raise InputError(request.init_from, f"has another shape ({config}) than --config {request.config}: "
                                                 f"leave --config out to use the model's")
-        if wanted.dropout != config.dropout:   # the same weights in a model with the new dropout
+        if replace(config, dropout=wanted.dropout, attention_dropout=wanted.attention_dropout) != config:
+            # the same weights in a model with the new dropouts
             fresh = build_model(wanted, len(tokenizer), pad_id=tokenizer.pad_id, bos_id=tokenizer.bos_id,
                                 eos_id=tokenizer.eos_id)
             fresh.load_state_dict(model.state_dict())

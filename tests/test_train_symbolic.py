@@ -183,18 +183,19 @@ def test_init_from_starts_from_the_given_weights(tmp_path):
     assert _train(base, config, "--steps", "40", "--eval-every", "40", "--checkpoint-every", "40",
                   batch=16).returncode == 0
     base_figures = json.loads((base / "metrics.json").read_text())["heldout"]
-    # a second schedule from those weights (with more dropout), at a learning rate too small to move
-    # them: the same held-out figure
+    # a second schedule from those weights (with more dropout, none on the attention weights), at a
+    # learning rate too small to move them: the same held-out figure
     again = tmp_path / "again"
     more_dropout = tmp_path / "dropout.json"
-    more_dropout.write_text(json.dumps({**json.loads(Path(config).read_text()), "dropout": 0.2}))
+    more_dropout.write_text(json.dumps({**json.loads(Path(config).read_text()), "dropout": 0.2,
+                                         "attention_dropout": 0.0}))
     result = run_cli("train", "symbolic", "--data", TUNES, "--init-from", str(base), "--out", str(again),
                      "--config", str(more_dropout), "--steps", "1", "--lr", "1e-12", "--warmup", "1",
                      "--batch-size", "2", "-q")
     assert result.returncode == 0, result.stderr
     metrics = json.loads((again / "metrics.json").read_text())
     assert metrics["init_from"] == str(base) and metrics["model"]["context"] == 128
-    assert metrics["model"]["dropout"] == 0.2
+    assert metrics["model"]["dropout"] == 0.2 and metrics["model"]["attention_dropout"] == 0.0
     assert abs(metrics["heldout"]["bits_per_token"] - base_figures["bits_per_token"]) < 1e-4
     assert f"Started from the weights of `{base}`" in (again / "model_card.md").read_text()
     # a tokenizer or a shape other than the model's own is refused in one line
@@ -251,6 +252,35 @@ def test_a_grown_context_stretches_the_learned_positions():
         assert grown(input_ids=torch.arange(3, 130)[None]).logits.shape[1] == 127
     with pytest.raises(ValueError, match="grow, not shrink"):
         grow_context(model, tok, config, 32)
+
+
+def test_attention_dropout_is_its_own_and_the_gelu_is_gpt2s():
+    # the attention weights' dropout defaults to the model's dropout (every config written before it)
+    assert ModelConfig(dropout=0.15).attention_pdrop == 0.15
+    assert ModelConfig.from_json({"dropout": 0.15}).attention_dropout is None
+    config = ModelConfig(n_layers=1, d_model=32, n_heads=2, context=64, dropout=0.15, attention_dropout=0.0)
+    for architecture in ("gpt2", "llama"):
+        hf = build_model(ModelConfig(**{**config.__dict__, "architecture": architecture}), 50).config
+        if architecture == "gpt2":
+            assert (hf.attn_pdrop, hf.resid_pdrop, hf.embd_pdrop) == (0.0, 0.15, 0.15)
+        else:
+            assert hf.attention_dropout == 0.0
+    with pytest.raises(ValueError, match=r"attention_dropout: expected 0 <= attention_dropout < 1, got 1\.0"):
+        ModelConfig(attention_dropout=1.0)
+    # GPT-2's MLP runs PyTorch's one-kernel tanh GELU: the same function as transformers' "gelu_new"
+    import transformers
+
+    torch.manual_seed(0)
+    model = build_model(config, 50).eval()
+    assert model.config.activation_function == "gelu_pytorch_tanh"
+    reference = transformers.GPT2LMHeadModel(transformers.GPT2Config(
+        **{**model.config.to_dict(), "activation_function": "gelu_new"})).eval()
+    reference.load_state_dict(model.state_dict())
+    ids = torch.randint(3, 50, (2, 64), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        ours, theirs = model(input_ids=ids).logits, reference(input_ids=ids).logits
+    assert not torch.equal(ours, torch.zeros_like(ours))
+    torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5)
 
 
 # ---------------------------------------------------------------------------- bad input
