@@ -61,7 +61,9 @@ class ModelConfig:
             raise ValueError(f"d_model: {self.d_model} does not divide into n_heads={self.n_heads}")
         for name in ("dropout", "attention_dropout"):
             value = getattr(self, name)
-            if value is not None and not (isinstance(value, (int, float)) and 0.0 <= value < 1.0):
+            if name == "attention_dropout" and value is None:   # the same as dropout
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
                 raise ValueError(f"{name}: expected 0 <= {name} < 1, got {value!r}")
 
     @property

@@ -267,6 +267,8 @@ def test_attention_dropout_is_its_own_and_the_gelu_is_gpt2s():
             assert hf.attention_dropout == 0.0
     with pytest.raises(ValueError, match=r"attention_dropout: expected 0 <= attention_dropout < 1, got 1\.0"):
         ModelConfig(attention_dropout=1.0)
+    with pytest.raises(ValueError, match="dropout: expected 0 <= dropout < 1, got None"):
+        ModelConfig(dropout=None)
     # GPT-2's MLP runs PyTorch's one-kernel tanh GELU: the same function as transformers' "gelu_new"
     import transformers
 
