@@ -138,7 +138,9 @@ def run_abc(model_dir: str, n_samples: int, per_piece: int, seed: int) -> dict:
     from ostinato.symbolic.infill import infill_compositions
     from ostinato.symbolic.model import load_model_folder
     from ostinato.symbolic.sample import SamplingConfig
+    from ostinato.symbolic.shipped import resolve_model
 
+    model_dir = resolve_model(model_dir)
     model, tok, _config = load_model_folder(model_dir)
     model.eval()
     rng = np.random.default_rng(seed)
@@ -212,7 +214,9 @@ def run_midi(model_dir: str, n_samples: int, per_piece: int, seed: int) -> dict:
     from ostinato.symbolic.infill import bar_cuts, infill_compositions, split_head
     from ostinato.symbolic.model import load_model_folder
     from ostinato.symbolic.sample import SamplingConfig
+    from ostinato.symbolic.shipped import resolve_model
 
+    model_dir = resolve_model(model_dir)
     model, tok, _config = load_model_folder(model_dir)
     model.eval()
     expand = trained_expand_repeats(model_dir)   # the held-out chorales as the model's data has them
@@ -302,8 +306,8 @@ def report(name: str, stats: dict) -> None:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--abc-model", help="an ABC model folder trained with --infill-share")
-    p.add_argument("--midi-model", help="a REMI model folder trained with --infill-share")
+    p.add_argument("--abc-model", help="an ABC model (a shipped name or a folder) trained with --infill-share")
+    p.add_argument("--midi-model", help="a REMI model (a shipped name or a folder) trained with --infill-share")
     p.add_argument("-n", "--samples", type=int, default=200, help="samples per format (default: 200)")
     p.add_argument("--per-piece", type=int, default=4, help="samples of each piece's span (one batch)")
     p.add_argument("--quick", action="store_true", help="16 samples per format")
