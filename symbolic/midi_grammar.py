@@ -589,6 +589,20 @@ class MidiGrammar:
                 return False
         return True
 
+    def _bar_lacks(self, s: GrammarState) -> list[int]:
+        """The instruments with no note begun in the current bar nor held into it (REMI)."""
+        bar_end = s.bar_start + s.meter.bar_ticks
+        return [p for p in s.insts if not s.bar_played >> (p + 1) & 1
+                and not any(q == p and end > bar_end for q, _, end in s.ends)]
+
+    def _bar_missing(self, s: GrammarState) -> int:
+        """The notes the current bar still needs before its bar line or the end (REMI, with the note rules):
+        one for each instrument with none begun in it or held into it, and one when no note begins in it
+        (:meth:`_bar_complete` is True at 0)."""
+        if not self._ruled(s) or s.meter is None or s.bar < 0:
+            return 0
+        return max(len(self._bar_lacks(s)), 0 if s.bar_begun else 1)
+
     def _pitch_ok(self, s: GrammarState, program: int, values: np.ndarray) -> np.ndarray:
         """Bool [len(values)]: the pitches ``program`` may play at ``s`` (its range; the key's scale, the
         tonic triad in the first and the last bar; not one it already began at this tick, nor one it still
@@ -628,13 +642,24 @@ class MidiGrammar:
                 and (s.window_tick is None or s.last_onset >= s.window_tick)
                 and (s.window_tick is None or self._bar_complete(s)))   # every part in the last bar too
 
-    def _duration_mask(self, s: GrammarState, mask: np.ndarray) -> None:
-        ids = self.ids[K_DURATION]
-        end = s.end_tick
+    def _duration_end(self, s: GrammarState) -> int | None:
+        """The latest tick the note in flight may sound to (None: no limit); before its Pitch, the latest
+        any pitch it may take allows."""
         key = self.key_pcs or s.key_pcs
         if (key is not None and s.window_tick is not None and s.tick < s.window_tick and self._ruled(s)
-                and s.program == bass_of(s.insts) and s.pitch % 12 != key[2]):
-            end = s.window_tick   # a melodic bass holds only its tonic into the last bar: the piece ends on it
+                and s.program == bass_of(s.insts)):
+            if s.phase not in (PITCH, VELOCITY):   # its pitch not chosen yet
+                pitches = self.pitch_values[self._pitch_ok(s, s.program, self.pitch_values)]
+                tonic = bool(np.any(pitches % 12 == key[2]))
+            else:
+                tonic = s.pitch % 12 == key[2]
+            if not tonic:
+                return s.window_tick   # a melodic bass holds only its tonic into the last bar: the piece ends on it
+        return s.end_tick
+
+    def _duration_mask(self, s: GrammarState, mask: np.ndarray) -> None:
+        ids = self.ids[K_DURATION]
+        end = self._duration_end(s)
         if end is None:
             mask[ids] = True
         else:
@@ -793,6 +818,8 @@ class MidiGrammar:
         out = np.zeros_like(mask)
         memo: dict = {}
         value_kinds = (K_POSITION, K_TIMESHIFT, K_PROGRAM, K_TIMESIG, K_BAR)
+        if self._ruled(s):   # how far a note sounds decides whether its bar can end (no silent beat) and
+            value_kinds = (*value_kinds, K_DURATION, K_PITCH)   # which parts sound into the next (a bass's pitch)
         # once no window is left to reach, how far a Position/TimeShift goes does not change the cost
         timeless = s.window_tick is None or s.last_onset >= s.window_tick
         for t in np.flatnonzero(mask):
@@ -985,27 +1012,37 @@ class RemiGrammar(MidiGrammar):
             return self._remi_point(s, must_note=True, can_place=False)
         if ph == POSITION and not s.tempo_done:
             return 1 + self._remi_point(self._after_first_tempo(s), must_note=True, can_place=True)
-        if ph == POSITION:   # a note here (the one an unplayed instrument needs), or Tempo and move on
-            t = s.copy()
-            unplayed = [p for p in s.insts if not s.played >> (p + 1) & 1]
-            self._note_on(t, unplayed[0] if unplayed else s.insts[0])
-            best = 4 + self._remi_point(t, must_note=False, can_place=True)
+        if ph == POSITION:   # a note here (one an unplayed part or one the bar lacks needs, else the part whose
+            t = s.copy()     # sound ends first), or Tempo and move on
+            free = set(self._program_ids(s)) or {self.program_id[p] for p in s.insts}   # as the mask allows
+            parts = [p for p in s.insts if self.program_id[p] in free]
+            unplayed = [p for p in parts if not s.played >> (p + 1) & 1]
+            lacks = [p for p in self._bar_lacks(s) if p in parts]
+            t.program = (unplayed or lacks or [min(parts, key=lambda p: max(
+                (e for q, _, e in s.ends if q == p), default=0))])[0]
+            self._note_on(t, t.program)
+            best = 4 + self._remi_point(t, must_note=False, can_place=True, pending=True)
             if self._later_tempo_ok(s):
                 best = min(best, 1 + self._remi_point(s, must_note=True, can_place=True))
             return best
         if ph == TEMPO:
             return self._remi_point(s, must_note=True, can_place=True)
         if ph in _PENDING:
-            return _PENDING[ph] + self._remi_point(s, must_note=False, can_place=True)
+            return _PENDING[ph] + self._remi_point(s, must_note=False, can_place=True, pending=True)
         return self._remi_point(s, must_note=False, can_place=True)   # DURATION
 
-    def _remi_point(self, s: GrammarState, *, must_note: bool, can_place: bool) -> float:
+    def _remi_point(self, s: GrammarState, *, must_note: bool, can_place: bool, pending: bool = False) -> float:
+        """:meth:`_body_cost` from a point where a note, a Position or a Bar may come (``pending``: the note
+        in flight has no Duration yet, so it may still sound up to the bar line)."""
         m = s.meter
         U = s.unplayed
         win = s.window_tick is not None and s.last_onset < s.window_tick
-        if not must_note and U == 0 and not win:
+        # with the note rules a bar is left (or the piece ended) only once every part is in it: the current
+        # bar's missing notes (each unplayed part is one of them) come first
+        missing = self._bar_missing(s)
+        if not must_note and U == 0 and missing == 0 and not win:
             return 1
-        note_cost = 4 * max(U, 1) + 1
+        note_cost = 4 * max(U, missing, 1) + 1
         bar_start = s.bar_start
         if can_place and (not win or s.tick >= s.window_tick):
             return note_cost
@@ -1021,7 +1058,44 @@ class RemiGrammar(MidiGrammar):
         p = max(0, -(-(target - new_start) // m.ticks_per_pos))
         if end is not None and new_start + p * m.ticks_per_pos + m.min_ticks > end:
             return math.inf
-        return 2 * k + 1 + note_cost
+        if not self._ruled(s):
+            return 2 * k + 1 + note_cost
+        # The note rules: a bar line comes once every part is in the bar and the sound reaches it (no silent
+        # beat), and every bar after it has a note begun in it and every part in it, begun or held over.
+        # A lower bound of what that takes: this bar's missing notes (or one to sound up to its bar line),
+        # then Bar TimeSig Position in each of the k bars, and in each the notes of the parts whose sound
+        # does not reach into it (one at least), each begun as late and held as long as a note can be; <eos>.
+        lacks = self._bar_lacks(s)
+        fill = missing or int(not pending and self._sound_reach(s) < bar_start + m.bar_ticks)
+        longest = int(m.duration_ticks.max())
+        reach = {q: max((e for r, _, e in s.ends if r == q), default=0) for q in s.insts}
+        if pending:   # the note in flight: as long as its Duration may be
+            limit = self._duration_end(s)
+            held = s.tick + longest
+            reach[s.program] = max(reach[s.program], held if limit is None else min(held, limit))
+
+        def later_notes(onset: int) -> int:
+            """The notes the k bars need when this bar's missing ones begin at ``onset``."""
+            r = dict(reach)
+            for q in lacks:
+                r[q] = onset + longest
+            if fill > len(lacks):   # the note that sounds up to the bar line: the part it helps most
+                r[min(r, key=r.get)] = onset + longest
+            n = 0
+            for j in range(1, k + 1):
+                start_j = bar_start + j * m.bar_ticks
+                begun = [q for q in s.insts if r[q] <= start_j] or [min(r, key=r.get)]
+                for q in begun:
+                    r[q] = start_j + (m.n_positions - 1) * m.ticks_per_pos + longest   # as late as a bar allows
+                n += len(begun)
+            return n
+
+        # this bar's notes here (where a note may come now), or at its last position (held the furthest)
+        late = bar_start + (m.n_positions - 1) * m.ticks_per_pos
+        options = [4 * fill + 1 + 4 * later_notes(late)] if fill else []
+        if can_place or not fill:
+            options.append(4 * fill + 4 * later_notes(s.tick))
+        return min(options) + 3 * k + 1
 
 
 class TsdGrammar(MidiGrammar):

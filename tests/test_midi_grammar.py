@@ -1,6 +1,7 @@
 """MidiGrammar: seeded random walks through the grammar decode to the requested piece, real pieces pass."""
 
 import dataclasses
+import warnings
 from fractions import Fraction
 
 import numpy as np
@@ -126,6 +127,39 @@ def test_free_controls_are_sampled_and_then_kept(tokenizers, scheme, length):
             bar_ticks = int(table.time_signatures[0].bar_quarters * table.ticks_per_quarter)
             assert 3 * bar_ticks <= table.onset_tick.max() < 4 * bar_ticks
             assert table.offset_tick.max() <= 4 * bar_ticks
+
+
+RULED = {   # the note rules' hardest cases: many parts to keep in every bar, a bass to cadence on its tonic
+    "ensemble-of-8-4/4": Controls(style="bach", key="C major", meter="4/4", tempo_bpm=100,
+                                  instruments=(73, 40, 60, 42, 71, 41, 70, 68)),
+    "strings-3/4": Controls(key="D minor", meter="3/4", tempo_bpm=72, instruments=(40, 41, 42, 43)),
+    "piano-4/4": Controls(key="G major", meter="4/4", tempo_bpm=90, instruments=(0,)),
+}
+
+
+@pytest.mark.parametrize("bars", [2, 4])
+@pytest.mark.parametrize("case", list(RULED))
+def test_the_note_rules_never_dead_end_at_tight_budgets(tokenizers, case, bars):
+    """With the note rules (every part in every bar, no silent beat, the cadence), the budget check counts
+    what they take: random walks at the shortest budget and a little over finish without dropping them
+    (the grammar warns when it must), and every part sounds in every bar."""
+    tok = tokenizers["remi"]
+    controls = RULED[case]
+    shortest = MidiGrammar(tok, controls=controls, bars=bars, max_tokens=4096, note_rules=True).min_tokens
+    for extra in (0, 3, 20):
+        grammar = MidiGrammar(tok, controls=controls, bars=bars, max_tokens=shortest + extra, note_rules=True)
+        for seed in range(3):
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", RuntimeWarning)   # "the note rules are dropped" fails here
+                ids = walk(grammar, seed)
+            assert ids[-1] == tok.eos_id and len(ids) <= shortest + extra
+            table = tok.decode(ids)
+            bar_ticks = int(table.time_signatures[0].bar_quarters * table.ticks_per_quarter)
+            for program in controls.instruments:
+                notes = table.program == program
+                for bar in range(bars):
+                    assert np.any(notes & (table.onset_tick < (bar + 1) * bar_ticks)
+                                  & (table.offset_tick > bar * bar_ticks)), (program, bar)
 
 
 @pytest.mark.parametrize("scheme", SCHEMES)
