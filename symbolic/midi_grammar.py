@@ -475,7 +475,8 @@ class MidiGrammar:
         remaining = self.max_tokens - state.n
         # tokens before the meter and first tempo are fixed can change the length by a lot: always check them
         unsettled = state.phase == PREFIX or state.meter is None or not state.tempo_done
-        if state.phase != DONE and (unsettled or remaining - 1 - self._cost(state) < _SLACK):
+        if state.phase != DONE and (unsettled or (remaining - 1 - self._cost_ceiling(state) < _SLACK
+                                                  and remaining - 1 - self._cost(state) < _SLACK)):
             mask = self._budget_filter(state, mask, remaining)
         if not mask.any() and not state.relaxed:   # the note rules closed every way: drop them from here on
             import warnings
@@ -813,19 +814,41 @@ class MidiGrammar:
         self._note_on(s, program)
 
     # ------------------------------------------------------------------ budget
+    def _cost_ceiling(self, s: GrammarState) -> float:
+        """A cheap upper bound of :meth:`_cost` (``inf``: none): far from the budget, the exact cost is not needed."""
+        return math.inf
+
     def _budget_filter(self, s: GrammarState, mask: np.ndarray, remaining: int) -> np.ndarray:
         """Keep the tokens after which the piece can still close within ``remaining - 1`` tokens."""
         out = np.zeros_like(mask)
         memo: dict = {}
         value_kinds = (K_POSITION, K_TIMESHIFT, K_PROGRAM, K_TIMESIG, K_BAR)
-        if self._ruled(s):   # how far a note sounds decides whether its bar can end (no silent beat) and
-            value_kinds = (*value_kinds, K_DURATION, K_PITCH)   # which parts sound into the next (a bass's pitch)
+        ruled = self._ruled(s)
+        if ruled and s.phase == VELOCITY:   # how long the note sounds: the longer, the fewer tokens it leaves
+            ids = np.flatnonzero(mask & (self.kind == K_DURATION))   # to do (no silent beat, parts held over),
+            if len(ids):                                            # so the ones kept are the longest: bisect
+                ticks = s.meter.duration_ticks[ids - self.ids[K_DURATION][0]]
+                ids = ids[np.argsort(ticks, kind="stable")]
+                lo, hi = 0, len(ids)   # the first one short enough to fit is at lo
+                while lo < hi:
+                    mid = (lo + hi) // 2
+                    if self._cost(self._step(s, int(ids[mid]))) <= remaining - 1:
+                        hi = mid
+                    else:
+                        lo = mid + 1
+                out[ids[lo:]] = True
+                mask = mask & (self.kind != K_DURATION)
+        key_pcs = self.key_pcs or s.key_pcs
+        tonic_counts = (ruled and s.phase == PROGRAM and key_pcs is not None and s.window_tick is not None
+                        and s.tick < s.window_tick and s.program == bass_of(s.insts))
         # once no window is left to reach, how far a Position/TimeShift goes does not change the cost
         timeless = s.window_tick is None or s.last_onset >= s.window_tick
         for t in np.flatnonzero(mask):
             t = int(t)
             kind = int(self.kind[t])
-            if timeless and kind in (K_POSITION, K_TIMESHIFT) and s.tempo_done and s.meter is not None:
+            if kind == K_PITCH and tonic_counts:   # a bass holds only its tonic into the last bar
+                key = ("pitch", self.value[t] % 12 == key_pcs[2])
+            elif timeless and kind in (K_POSITION, K_TIMESHIFT) and s.tempo_done and s.meter is not None:
                 key = kind
             elif s.phase == PREFIX and t < self.tokenizer.events_offset:
                 key = ("prefix", t if s.stage in (3, 4) else (t in self.inst_token_program))
@@ -1030,6 +1053,15 @@ class RemiGrammar(MidiGrammar):
         if ph in _PENDING:
             return _PENDING[ph] + self._remi_point(s, must_note=False, can_place=True, pending=True)
         return self._remi_point(s, must_note=False, can_place=True)   # DURATION
+
+    def _cost_ceiling(self, s: GrammarState) -> float:
+        """:meth:`_body_cost` is at most: the note in flight and its Position, this bar's notes, then Bar
+        TimeSig Position and a note per part in each bar up to the last (the window's), and <eos>."""
+        if s.phase in (PREFIX, DONE) or s.meter is None or s.window_tick is None:
+            return math.inf
+        n = len(s.insts)
+        bars = max(0, -(-(s.window_tick - s.bar_start) // s.meter.bar_ticks)) + 1
+        return 4 * n + 10 + bars * (3 + 4 * n)
 
     def _remi_point(self, s: GrammarState, *, must_note: bool, can_place: bool, pending: bool = False) -> float:
         """:meth:`_body_cost` from a point where a note, a Position or a Bar may come (``pending``: the note
