@@ -1069,9 +1069,10 @@ class RemiGrammar(MidiGrammar):
         m = s.meter
         U = s.unplayed
         win = s.window_tick is not None and s.last_onset < s.window_tick
-        # with the note rules a bar is left (or the piece ended) only once every part is in it: the current
-        # bar's missing notes (each unplayed part is one of them) come first
-        missing = self._bar_missing(s)
+        # with the note rules a bar is left (or a piece of a given length ended) only once every part is in
+        # it: the current bar's missing notes (each unplayed part is one of them) come first. (A piece of
+        # free length has no window, never crosses a bar line here, and may end in an incomplete bar.)
+        missing = self._bar_missing(s) if s.window_tick is not None else 0
         if not must_note and U == 0 and missing == 0 and not win:
             return 1
         note_cost = 4 * max(U, missing, 1) + 1

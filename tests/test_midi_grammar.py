@@ -162,6 +162,24 @@ def test_the_note_rules_never_dead_end_at_tight_budgets(tokenizers, case, bars):
                                   & (table.offset_tick > bar * bar_ticks)), (program, bar)
 
 
+def test_a_free_length_piece_may_end_in_a_bar_its_parts_have_not_all_played(tokenizers):
+    """Free length (no --bars): after a bar line one note and <eos> finish the piece, so the budget check
+    must not ask the new bar for every part (it did, and a compose at its 1,024-token budget dropped the
+    note rules after a bar line the check had let through)."""
+    tok = tokenizers["remi"]
+    grammar = MidiGrammar(tok, controls=RULED["strings-3/4"], max_tokens=4096, note_rules=True)
+    bar_line = tok.token_to_id["Bar_None"]
+    rng = np.random.default_rng(0)
+    state = grammar.start()
+    while not (state.bar >= 1 and grammar.allowed(state)[bar_line]):   # walk into the second bar's end
+        allowed = np.flatnonzero(grammar.allowed(state))
+        state = grammar.advance(state, int(rng.choice(allowed[allowed != tok.eos_id] if len(allowed) > 1
+                                                      else allowed)))
+    state = grammar.advance(state, bar_line)
+    state = grammar.advance(state, int(np.flatnonzero(grammar.allowed(state))[0]))   # its TimeSig
+    assert grammar._cost(state) == 1 + 4 + 1   # Position, one note, <eos>
+
+
 @pytest.mark.parametrize("scheme", SCHEMES)
 @pytest.mark.parametrize("extra", [0, 1, 3])
 def test_tight_budgets_never_dead_end(tokenizers, scheme, extra):
