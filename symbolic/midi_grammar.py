@@ -582,13 +582,15 @@ class MidiGrammar:
         """A note begins in the current bar, and every instrument has one in it or held into it (REMI)."""
         if not self._ruled(s) or s.meter is None:
             return True
-        if not s.bar_begun:
-            return False
-        bar_end = s.bar_start + s.meter.bar_ticks
-        for p in s.insts:
-            if not s.bar_played >> (p + 1) & 1 and not any(q == p and end > bar_end for q, _, end in s.ends):
-                return False
-        return True
+        return s.bar_begun and not self._bar_lacks(s)
+
+    @staticmethod
+    def _sounds_until(s: GrammarState) -> dict[int, int]:
+        """Each instrument's latest sounding note's end tick (0: none sounds)."""
+        until = dict.fromkeys(s.insts, 0)
+        for p, _, end in s.ends:
+            until[p] = max(until.get(p, 0), end)
+        return until
 
     def _bar_lacks(self, s: GrammarState) -> list[int]:
         """The instruments with no note begun in the current bar nor held into it (REMI)."""
@@ -1041,8 +1043,8 @@ class RemiGrammar(MidiGrammar):
             parts = [p for p in s.insts if self.program_id[p] in free]
             unplayed = [p for p in parts if not s.played >> (p + 1) & 1]
             lacks = [p for p in self._bar_lacks(s) if p in parts]
-            t.program = (unplayed or lacks or [min(parts, key=lambda p: max(
-                (e for q, _, e in s.ends if q == p), default=0))])[0]
+            until = self._sounds_until(s)
+            t.program = (unplayed or lacks or [min(parts, key=until.get)])[0]
             self._note_on(t, t.program)
             best = 4 + self._remi_point(t, must_note=False, can_place=True, pending=True)
             if self._later_tempo_ok(s):
@@ -1101,7 +1103,7 @@ class RemiGrammar(MidiGrammar):
         lacks = self._bar_lacks(s)
         fill = missing or int(not pending and self._sound_reach(s) < bar_start + m.bar_ticks)
         longest = int(m.duration_ticks.max())
-        reach = {q: max((e for r, _, e in s.ends if r == q), default=0) for q in s.insts}
+        reach = self._sounds_until(s)
         if pending:   # the note in flight: as long as its Duration may be
             limit = self._duration_end(s)
             held = s.tick + longest
