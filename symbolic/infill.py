@@ -64,7 +64,7 @@ from .fim import (
 __all__ = ["INFILL_TOKENS", "AbcSpanGrammar", "FimParts", "MidiSpanGrammar", "add_infill_tokens", "bar_cuts",
            "fim_cut", "fim_example", "fim_prompt", "from_fim", "grow_embeddings", "has_infill", "has_span", "infill",
            "infill_compositions", "infill_ids", "infill_to_files", "lead_in_scores", "meter_runs", "middle_bits",
-           "parse_bars", "read_piece", "split_bars", "split_head", "to_fim", "token_log_probs"]
+           "middle_token_bits", "parse_bars", "read_piece", "split_bars", "split_head", "to_fim", "token_log_probs"]
 
 INFILL_CANDIDATES = 4   # fills sampled per fill asked for (one batch): the one that leads best into the suffix is kept
 SEAM_BARS = 2           # the suffix's first bars, whose likelihood after a fill scores it
@@ -722,6 +722,17 @@ def middle_bits(model, tokenizer, piece, bars: tuple[int, int], *, style: str | 
     fill-in-the-middle prompt with an empty suffix, as an infill that extends a piece has
     (``"no-suffix"``: the suffix is all that differs). ``bars`` must lie inside the piece (one meter).
     """
+    with_suffix, without_suffix, middle = middle_token_bits(model, tokenizer, piece, bars, style=style, name=name,
+                                                            without=without)
+    return float(with_suffix.sum()), float(without_suffix.sum()), len(middle)
+
+
+def middle_token_bits(model, tokenizer, piece, bars: tuple[int, int], *, style: str | None = None,
+                      name: str = "the model", without: str = "left-to-right"
+                      ) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """:func:`middle_bits` token by token: ``(bits with the suffix in view, bits without, the middle's ids)``,
+    two float64 arrays as long as the middle, so a caller can tell where the suffix helps (its bar lines,
+    its notes)."""
     from .sample import context_of
 
     _check_model(tokenizer, name)
@@ -743,9 +754,9 @@ def middle_bits(model, tokenizer, piece, bars: tuple[int, int], *, style: str | 
     if max(len(fim), len(plain)) > context:   # the sampler gives a middle the room it plans; these bars need more
         raise ValueError(f"bars {bars[0]}-{bars[1]} are {n} tokens: after the prompt's {len(plan.prompt)} they do "
                          f"not fit {name}'s context of {context} tokens")
-    with_suffix = -token_log_probs(model, fim)[-n:].sum() / math.log(2)
-    without = -token_log_probs(model, plain)[-n:].sum() / math.log(2)
-    return float(with_suffix), float(without), n
+    with_suffix = -token_log_probs(model, fim)[-n:] / math.log(2)
+    without_suffix = -token_log_probs(model, plain)[-n:] / math.log(2)
+    return with_suffix, without_suffix, list(plan.middle)
 
 
 def lead_in_scores(model, sequences: list[tuple[list[int], int]]) -> list[float]:

@@ -27,6 +27,7 @@ from ostinato.symbolic.infill import (
     infill_compositions,
     infill_ids,
     middle_bits,
+    middle_token_bits,
     split_bars,
     split_head,
     to_fim,
@@ -220,6 +221,11 @@ def test_middle_bits_scores_the_pieces_own_bars_in_the_samplers_prompt_and_left_
     for got, seq in ((with_suffix, fim), (without, plain)):
         assert got == pytest.approx(-token_log_probs(model, seq)[-n:].sum() / np.log(2), rel=1e-9)
     assert with_suffix != pytest.approx(without)
+    # token by token (middle_token_bits): the same middle, the same bits where each token is
+    per_fim, per_plain, middle = middle_token_bits(model, tok, text, (2, 3))
+    assert middle == parts.middle and per_fim.shape == per_plain.shape == (n,)
+    assert per_fim == pytest.approx(-token_log_probs(model, fim)[-n:] / np.log(2), rel=1e-9)
+    assert per_plain.sum() == pytest.approx(without, rel=1e-12)
     # without="no-suffix": the same infill prompt with nothing between <fill> and <mid>
     again, no_suffix, _ = middle_bits(model, tok, text, (2, 3), without="no-suffix")
     empty = [*fim_prompt(tok, parts.head, parts.prefix, []), *parts.middle]
