@@ -45,7 +45,7 @@ def main() -> int:
     from ostinato.symbolic.model import build_model, read_model_config
     from ostinato.symbolic.shipped import resolve_model
     from ostinato.symbolic.tokenizers import load_tokenizer
-    from ostinato.symbolic.train import TrainConfig, _optimizer, native_bf16, train_step
+    from ostinato.symbolic.train import TrainConfig, make_optimizer, native_bf16, train_step
 
     torch.set_num_threads(args.threads)
     device = torch.device("cpu")
@@ -67,7 +67,7 @@ def main() -> int:
             torch.manual_seed(0)
             shape = config if attention is None else replace(config, attention_dropout=attention)
             model = build_model(shape, vocab).train()
-            optimizer = _optimizer(model, TrainConfig())
+            optimizer = make_optimizer(model, TrainConfig())
             train_step(model, optimizer, batch, dtype=dtype, grad_clip=1.0)   # warm-up
             started = time.perf_counter()
             for _ in range(args.steps):

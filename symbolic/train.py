@@ -249,7 +249,9 @@ def load_checkpoint(path: Path, device: torch.device):
 
 
 # ---------------------------------------------------------------------------- the loop
-def _optimizer(model, config: TrainConfig) -> torch.optim.AdamW:
+def make_optimizer(model, config: TrainConfig) -> torch.optim.AdamW:
+    """The AdamW the trainer steps ``model`` with: ``config``'s weight decay on the weight matrices, none on
+    biases, norms and embeddings; betas (0.9, 0.95)."""
     decay, no_decay = [], []
     for name, param in model.named_parameters():
         if not param.requires_grad:
@@ -334,7 +336,7 @@ def train(*, data: TokenData, tokenizer, model_config: ModelConfig, config: Trai
         model = build_model(model_config, len(tokenizer), pad_id=tokenizer.pad_id, bos_id=tokenizer.bos_id,
                             eos_id=tokenizer.eos_id)
     model.to(ctx.device).train()
-    optimizer = _optimizer(model, config)
+    optimizer = make_optimizer(model, config)
     if optimizer_state is not None:
         optimizer.load_state_dict(optimizer_state)
     wrapped = model
