@@ -194,13 +194,13 @@ def _not_held_out_tune(tmp_path):
 
 
 def test_nll_on_a_terminal_shows_progress_with_totals_and_is_quiet_otherwise(tmp_path):
-    args = ["evaluate", "nll", "--model", "chorale-midi", "music21:bach/bwv66.6", "--all", "--json"]
+    args = ["evaluate", "nll", "--model", "chorale-midi", "music21:bach/bwv340", "--all", "--json"]
     code, out, screen = _on_a_terminal(args, tmp_path)
     assert code == 0
     assert "tokenize: 100%" in screen and "1/1 [" in screen
     assert "score: 100%" in screen and "2/2 [" in screen
     record = json.loads(out.strip().splitlines()[-1])
-    assert record["n_pieces"] == 1 and record["n_sequences"] == 2   # one chorale, cut into two windows
+    assert record["n_pieces"] == 1 and record["n_sequences"] == 2   # one chorale (1,810 tokens), two windows
     code, _, screen = _on_a_terminal([*args, "-q"], tmp_path)
     assert code == 0 and "%" not in screen
     piped = run_cli(*args, cwd=tmp_path)   # stderr is a pipe: no bar
