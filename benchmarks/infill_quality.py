@@ -20,8 +20,9 @@ Printed per format:
   the sampler gives the model (``symbolic.infill.middle_bits``: the prefix's last bars and the suffix's
   first bars that fit the context around the span, in the fill-in-the-middle order); without, the same
   controls and prefix, left to right; and, to tell what the suffix brings from what the form costs, the
-  infill prompt with the suffix left out; and the middle's inner bar lines apart from its other tokens
-  (at a bar line the model must know whether the span goes on: the form's own cost). ``--all-spans``
+  infill prompt with the suffix left out; and the first tokens of the middle's bars after its first (REMI:
+  their ``Bar``) apart from its other tokens (there the model must know whether the span goes on: the form's
+  own cost). ``--all-spans``
   scores every span of 1-4 bars of each piece visited instead (far less noise than the ~50 spans sampled);
 * boundary smoothness: the mean absolute interval (semitones) from the last note before the span into
   the fill's first note, and from the fill's last note into the first note after it, beside the same
@@ -71,17 +72,17 @@ def add_bits(stats: dict, model, tokenizer, piece, span: tuple[int, int], style:
     """Add the span's bits with and without the suffix (:func:`symbolic.infill.middle_token_bits`: the prompt
     the sampler gives the model) to ``stats``, the bar lines inside the middle (where the model must know
     whether the span goes on) apart from the rest."""
-    from ostinato.symbolic.fim import token_kinds
-    from ostinato.symbolic.infill import middle_token_bits
+    from ostinato.symbolic.infill import bar_cuts, middle_token_bits
 
     try:
         fim, plain, middle = middle_token_bits(model, tokenizer, piece, span, style=style)
         _, empty, _ = middle_token_bits(model, tokenizer, piece, span, style=style, without="no-suffix")
     except ValueError:
         return
-    kinds = stats.setdefault("_kinds", token_kinds(tokenizer))
-    bar_line = np.array([kinds[t] == "bar" or tokenizer.vocab[t] == "Bar_None" for t in middle])
-    bar_line[0] = False   # the middle's first token follows <span:k>: a bar begins for sure
+    # the first token of each bar after the first (REMI: its Bar; ABC: what follows the bar line), where the
+    # model must know whether the span goes on or ends (<endfill>)
+    bar_line = np.zeros(len(middle), dtype=bool)
+    bar_line[[c for c in bar_cuts(tokenizer, middle)[1:-1] if c < len(middle)]] = True
     stats["bits_fim"] += float(fim.sum())
     stats["bits_plain"] += float(plain.sum())
     stats["bits_empty"] += float(empty.sum())
@@ -325,7 +326,7 @@ def report(name: str, stats: dict) -> None:
             bar_f, bar_p = stats["bar_fim"] / stats["n_bar"], stats["bar_plain"] / stats["n_bar"]
             rest_f = (stats["bits_fim"] - stats["bar_fim"]) / rest
             rest_p = (stats["bits_plain"] - stats["bar_plain"]) / rest
-            print(f"    the span's inner bar lines ({stats['n_bar']} tokens; does the span go on?): {bar_f:.3f} with, "
+            print(f"    the span's inner bar starts ({stats['n_bar']} tokens; does the span go on?): {bar_f:.3f} with, "
                   f"{bar_p:.3f} without; the other tokens: {rest_f:.3f} with, {rest_p:.3f} without "
                   f"({100 * (1 - rest_f / rest_p):+.1f}%)")
         empty = stats["bits_empty"] / stats["n_tokens"]
