@@ -68,6 +68,13 @@ def rounds(items: list, n_samples: int, stats: dict, max_rounds: int = 20):
 
 
 # ---------------------------------------------------------------------------- likelihood
+def new_stats() -> dict:
+    """What one format's run adds up: the likelihood (:func:`add_bits`), the samples, seams and checks."""
+    return {"bits_fim": 0.0, "bits_plain": 0.0, "bits_empty": 0.0, "n_tokens": 0, "spans": 0, "by_span": {},
+            "bar_fim": 0.0, "bar_plain": 0.0, "n_bar": 0,
+            "samples": 0, "valid": 0, "exact": 0, "seam_gen": [], "seam_ref": [], "failed": 0}
+
+
 def add_bits(stats: dict, model, tokenizer, piece, span: tuple[int, int], style: str | None = None) -> None:
     """Add the span's bits with and without the suffix (:func:`symbolic.infill.middle_token_bits`: the prompt
     the sampler gives the model) to ``stats``, the bar lines inside the middle (where the model must know
@@ -87,11 +94,11 @@ def add_bits(stats: dict, model, tokenizer, piece, span: tuple[int, int], style:
     stats["bits_plain"] += float(plain.sum())
     stats["bits_empty"] += float(empty.sum())
     stats["n_tokens"] += len(middle)
-    stats["bar_fim"] = stats.get("bar_fim", 0.0) + float(fim[bar_line].sum())
-    stats["bar_plain"] = stats.get("bar_plain", 0.0) + float(plain[bar_line].sum())
-    stats["n_bar"] = stats.get("n_bar", 0) + int(bar_line.sum())
-    stats["spans"] = stats.get("spans", 0) + 1
-    per = stats.setdefault("by_span", {}).setdefault(span[1] - span[0] + 1, [0.0, 0.0, 0])
+    stats["bar_fim"] += float(fim[bar_line].sum())
+    stats["bar_plain"] += float(plain[bar_line].sum())
+    stats["n_bar"] += int(bar_line.sum())
+    stats["spans"] += 1
+    per = stats["by_span"].setdefault(span[1] - span[0] + 1, [0.0, 0.0, 0])
     per[0] += float(fim.sum())
     per[1] += float(plain.sum())
     per[2] += 1
@@ -167,9 +174,7 @@ def run_abc(model_dir: str, n_samples: int, per_piece: int, seed: int, all_spans
     model, tok, _config = load_model_folder(model_dir)
     model.eval()
     rng = np.random.default_rng(seed)
-    stats = {"bits_fim": 0.0, "bits_plain": 0.0, "bits_empty": 0.0, "n_tokens": 0, "samples": 0, "valid": 0,
-             "exact": 0,
-             "seam_gen": [], "seam_ref": [], "failed": 0}
+    stats = new_stats()
     seen: set = set()
     for item in rounds(list(iter_items("music21:essenFolksong", split="test")), n_samples, stats):
         try:
@@ -248,9 +253,7 @@ def run_midi(model_dir: str, n_samples: int, per_piece: int, seed: int, all_span
     model.eval()
     expand = trained_expand_repeats(model_dir)   # the held-out chorales as the model's data has them
     rng = np.random.default_rng(seed)
-    stats = {"bits_fim": 0.0, "bits_plain": 0.0, "bits_empty": 0.0, "n_tokens": 0, "samples": 0, "valid": 0,
-             "exact": 0,
-             "seam_gen": [], "seam_ref": [], "failed": 0}
+    stats = new_stats()
     seen: set = set()
     columns = ("pitch", "onset_tick", "offset_tick", "onset_s", "offset_s", "velocity", "program", "track")
     for item in rounds(list(iter_items("music21:bach", split="test")), n_samples, stats):
@@ -321,7 +324,7 @@ def report(name: str, stats: dict) -> None:
         print(f"  middle bits/token: {fim:.3f} with the suffix in view, {plain:.3f} without "
               f"({100 * (1 - fim / plain):+.1f}% lower with it) over {stats['n_tokens']} tokens of "
               f"{stats['spans']} spans")
-        if stats.get("n_bar"):
+        if stats["n_bar"]:
             rest = stats["n_tokens"] - stats["n_bar"]
             bar_f, bar_p = stats["bar_fim"] / stats["n_bar"], stats["bar_plain"] / stats["n_bar"]
             rest_f = (stats["bits_fim"] - stats["bar_fim"]) / rest
@@ -333,7 +336,7 @@ def report(name: str, stats: dict) -> None:
         print(f"    the infill prompt with the suffix left out (nothing between <fill> and <mid>): {empty:.3f} "
               f"({100 * (1 - fim / empty):+.1f}% lower with the suffix; the form itself costs "
               f"{100 * (empty / plain - 1):+.1f}% against left to right)")
-        by_span = sorted(stats.get("by_span", {}).items())
+        by_span = sorted(stats["by_span"].items())
         print("    by the span's bars (how much lower): " + ", ".join(
             f"{k}: {100 * (1 - f / p):+.1f}% ({c} spans)" for k, (f, p, c) in by_span))
     if stats["seam_ref"]:
