@@ -71,6 +71,10 @@ def add_train_parsers(train_sub, common: argparse.ArgumentParser) -> None:
                         "middle bars), so the model can rewrite bars inside a piece (`compose --infill`); adds "
                         "three tokens to the vocabulary (an --init-from model grows its embeddings); default: 0.25, "
                         "with --init-from: 0 (the model as it was)")
+    p.add_argument("--infill-context-weight", type=float, default=1.0, metavar="W",
+                   help="loss weight (0..1) of a fill-in-the-middle sequence's suffix and prefix, its middle "
+                        "weighing 1: below 1 the infill sequences train the middle, the part that must use the "
+                        "suffix, more than the continuation their context is (default: 1, every token alike)")
     p.add_argument("--transpose", metavar="all|LOW..HIGH",
                    help="transposition augmentation: each training piece also moved by every shift from LOW to "
                         "HIGH semitones it can take (MIDI: its parts stay in their instruments' ranges; ABC: the "
@@ -136,6 +140,7 @@ class TrainSymbolicRequest:
     show_progress: bool = True
     list_failures: bool = False
     infill_share: float | None = None   # None: 0.25, or 0 with --init-from
+    infill_context_weight: float = 1.0  # loss weight of an infill sequence's suffix and prefix
     transpose: tuple[int, ...] = ()     # transposition augmentation: semitone shifts
     ensembles: bool = False             # ensemble augmentation (MIDI tokens)
     leave_out: tuple[str, ...] = ()     # collections of the data never used
@@ -150,7 +155,8 @@ def run_train_symbolic(args: argparse.Namespace) -> int:
         warmup=args.warmup, eval_every=args.eval_every, checkpoint_every=args.checkpoint_every,
         instruments=args.instruments, expand_repeats=args.expand_repeats, workers=args.workers, seed=args.seed,
         precision=args.precision, resume=args.resume, device=args.device,
-        infill_share=args.infill_share, transpose=parse_shifts(args.transpose), leave_out=tuple(args.leave_out),
+        infill_share=args.infill_share, infill_context_weight=args.infill_context_weight,
+        transpose=parse_shifts(args.transpose), leave_out=tuple(args.leave_out),
         ensembles=args.ensembles,
         show_progress=args.quiet == 0, list_failures=bool(args.verbose),
         command="ostinato " + shlex.join(sys.argv[1:]) if sys.argv and sys.argv[0] else "")
@@ -189,6 +195,9 @@ def train_symbolic(request: TrainSymbolicRequest) -> dict:
     infill_share = request.infill_share if request.infill_share is not None else (0.0 if init else 0.25)
     if not 0 <= infill_share <= 1:
         raise UsageError("--infill-share", f"expected a share from 0 to 1, got {infill_share!r}")
+    if not 0 <= request.infill_context_weight <= 1:
+        raise UsageError("--infill-context-weight",
+                         f"expected a weight from 0 to 1, got {request.infill_context_weight!r}")
     if request.architecture:
         config = replace(config, architecture=request.architecture)
     if request.context is not None and init is None:
@@ -200,7 +209,7 @@ def train_symbolic(request: TrainSymbolicRequest) -> dict:
             steps=request.steps, batch_size=request.batch_size, learning_rate=request.learning_rate,
             warmup_steps=request.warmup if request.warmup is not None else max(request.steps // 20, 1),
             eval_every=request.eval_every, checkpoint_every=request.checkpoint_every, seed=request.seed,
-            precision=request.precision)
+            precision=request.precision, infill_context_weight=request.infill_context_weight)
     except ValueError as exc:
         raise UsageError("train symbolic", str(exc)) from None
 

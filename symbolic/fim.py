@@ -34,9 +34,9 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["FIM_ORDER", "INFILL_TOKENS", "INTERIOR_SHARE", "MAX_TRAIN_SPAN", "SPAN_TOKENS", "FimParts",
-           "add_infill_tokens", "bar_cuts", "fim_cut", "fim_example", "fim_order", "fim_prompt", "from_fim",
-           "grow_embeddings", "has_infill", "has_span", "infill_ids", "infill_json", "load_infill", "parse_bars",
-           "plain_json", "span_id", "split_bars", "split_head", "to_fim"]
+           "add_infill_tokens", "bar_cuts", "context_weights", "fim_cut", "fim_example", "fim_order", "fim_prompt",
+           "from_fim", "grow_embeddings", "has_infill", "has_span", "infill_ids", "infill_json", "load_infill",
+           "parse_bars", "plain_json", "span_id", "split_bars", "split_head", "to_fim"]
 
 INFILL_TOKENS = ("<fill>", "<mid>", "<endfill>")
 MAX_TRAIN_SPAN = 8   # a training middle has 1..8 bars
@@ -311,6 +311,34 @@ def from_fim(tokenizer, ids: Sequence[int], *, ended: bool = True, n_middle: int
     head, prefix, _ = split_head(tokenizer, ids[:f])   # head prefix <fill> suffix <mid> middle
     return FimParts(head, prefix, ids[m + 1:e], ids[f + 1:m], ended)
 
+
+
+def context_weights(tokenizer, batch: np.ndarray, weight: float) -> np.ndarray:
+    """Loss weights of the targets of ``batch`` (int [b, T+1] windows that each begin at a sequence's
+    ``<bos>``, as the trainer draws them): float32 [b, T], ``weight`` for the tokens of a fill-in-the-middle
+    sequence after ``<fill>`` up to its middle (spm: the suffix, ``<mid>``, the prefix and ``<span:k>``; psm:
+    the suffix and ``<mid>``), 1 for the rest (its controls, its middle and ``<endfill>``, every
+    left-to-right sequence).
+
+    With ``weight`` < 1 the infill sequences train the middle, which alone uses the suffix, more than
+    the ordinary continuation their context is. The middle begins after ``<span:k>`` (or, in the psm
+    order, after ``<mid>``); ValueError for an spm tokenizer without span tokens (its middle has no marker)."""
+    batch = np.asarray(batch)
+    fill, mid, end = infill_ids(tokenizer)
+    if has_span(tokenizer):
+        low, high = tokenizer.blocks["span"]
+        starts = (batch >= low) & (batch < high)
+    elif fim_order(tokenizer) == "psm":
+        starts = batch == mid
+    else:
+        raise ValueError("an spm tokenizer without span tokens has no marker where the middle begins")
+    code = np.zeros(batch.shape, np.int8)   # what a token begins: 1 full weight, 2 the infill context
+    code[starts | (batch == end) | (batch == tokenizer.bos_id)] = 1
+    code[batch == fill] = 2
+    at = np.where(code > 0, np.arange(batch.shape[1]), -1)
+    last = np.maximum.accumulate(at, axis=1)   # the last marker up to each position
+    state = np.where(last >= 0, np.take_along_axis(code, np.maximum(last, 0), axis=1), 1)
+    return np.where(state[:, :-1] == 2, np.float32(weight), np.float32(1)).astype(np.float32)
 
 
 def fim_example(tokenizer, ids: Sequence[int], rng: np.random.Generator, *,

@@ -39,7 +39,7 @@ from ostinato.events.errors import InputError
 
 from . import distributed
 from .data import TokenData, pack, sample_blocks, sequence_starts, unigram_entropy_bits
-from .fim import INTERIOR_SHARE
+from .fim import INTERIOR_SHARE, context_weights
 from .model import ModelConfig, build_model, load_model_folder, save_model_folder
 
 log = logging.getLogger("ostinato")
@@ -66,6 +66,8 @@ class TrainConfig:
             autocast where the device multiplies it natively, float32 elsewhere), ``"fp32"`` or ``"bf16"``.
             Master weights, optimizer state and the loss stay float32; held-out figures are float32 on a CPU
             whatever the training precision, so they compare across runs.
+        infill_context_weight: the loss weight of a fill-in-the-middle sequence's suffix and prefix (its
+            middle's tokens weigh 1; :func:`symbolic.fim.context_weights`); 1 trains every token alike.
     """
 
     steps: int = 2000
@@ -80,6 +82,7 @@ class TrainConfig:
     keep_checkpoints: int = 2
     seed: int = 0
     precision: str = "auto"
+    infill_context_weight: float = 1.0
 
     def __post_init__(self) -> None:
         _check_precision(self.precision)
@@ -92,6 +95,8 @@ class TrainConfig:
             raise ValueError(f"learning_rate: expected > 0, got {self.learning_rate!r}")
         if not 0 <= self.min_lr_ratio <= 1:
             raise ValueError(f"min_lr_ratio: expected 0..1, got {self.min_lr_ratio!r}")
+        if not 0 <= self.infill_context_weight <= 1:
+            raise ValueError(f"infill_context_weight: expected 0..1, got {self.infill_context_weight!r}")
 
     def lr_at(self, step: int) -> float:
         """Learning rate for optimizer step ``step`` (0-based): linear warm-up, then cosine decay."""
@@ -263,17 +268,24 @@ def make_optimizer(model, config: TrainConfig) -> torch.optim.AdamW:
 
 
 def train_step(model, optimizer, batch: torch.Tensor, *, dtype: torch.dtype = torch.float32,
-               grad_clip: float = 0.0) -> tuple[torch.Tensor, torch.Tensor | None]:
+               grad_clip: float = 0.0, weights: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
     """One optimizer step on ``batch`` ([b, T+1] token ids; each row predicts its own next tokens), the
     forward pass under ``dtype`` autocast (:func:`train_dtype`). Returns (loss, gradient norm before
-    clipping, None without ``grad_clip``). ``model`` may be DDP-wrapped.
+    clipping, None without ``grad_clip``). ``model`` may be DDP-wrapped. ``weights`` ([b, T], optional):
+    each target's weight in the loss, a weighted mean (None: every target alike).
 
     Raises:
         TrainingDiverged: the loss is not finite (nothing was updated).
     """
     with torch.autocast(batch.device.type, dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
         logits = model(input_ids=batch[:, :-1]).logits  # [b, T, V]
-    loss = torch.nn.functional.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1))
+    flat = logits.float().reshape(-1, logits.shape[-1])
+    if weights is None:
+        loss = torch.nn.functional.cross_entropy(flat, batch[:, 1:].reshape(-1))
+    else:
+        each = torch.nn.functional.cross_entropy(flat, batch[:, 1:].reshape(-1), reduction="none")
+        weights = weights.reshape(-1).to(each.dtype)
+        loss = (each * weights).sum() / weights.sum().clamp_min(1e-9)
     if not torch.isfinite(loss):   # diverged: stop before a NaN reaches the weights or a checkpoint
         raise TrainingDiverged(f"the loss is {loss.item()}")
     optimizer.zero_grad(set_to_none=True)
@@ -393,13 +405,18 @@ def train(*, data: TokenData, tokenizer, model_config: ModelConfig, config: Trai
             stream, starts = pack(passed), sequence_starts(passed)
         batch = sample_blocks(stream, block=block, batch=config.batch_size, seed=config.seed, step=step,
                               starts=starts)
-        batch = torch.from_numpy(batch[ctx.rank * per_rank:(ctx.rank + 1) * per_rank]).to(ctx.device)  # [b, T+1]
+        batch = batch[ctx.rank * per_rank:(ctx.rank + 1) * per_rank]
+        weights = None
+        if infill_share > 0 and config.infill_context_weight != 1:
+            weights = torch.from_numpy(context_weights(tokenizer, batch, config.infill_context_weight)).to(ctx.device)
+        batch = torch.from_numpy(batch).to(ctx.device)  # [b, T+1]
         lr = config.lr_at(step)
         for group in optimizer.param_groups:
             group["lr"] = lr
         torch.manual_seed(_step_seed(config.seed, step, ctx.rank))  # dropout: the same on resume
         try:
-            loss, grad_norm = train_step(wrapped, optimizer, batch, dtype=dtype, grad_clip=config.grad_clip)
+            loss, grad_norm = train_step(wrapped, optimizer, batch, dtype=dtype, grad_clip=config.grad_clip,
+                                         weights=weights)
         except TrainingDiverged as exc:
             raise TrainingDiverged(f"{exc} at step {step + 1} (learning rate {lr:.3g}); the last checkpoint is "
                                    f"kept: resume with a lower --lr") from None
@@ -526,6 +543,9 @@ def _infill_line(metrics: dict) -> str:
     interior = metrics.get("infill_interior")
     inside = (f"; {interior:.0%} of the middles with a bar before and after them, in sequences of 3 bars or more"
               if interior else "")
+    weight = (metrics.get("train") or {}).get("infill_context_weight", 1.0)
+    if weight != 1:
+        inside += f"; their suffix and prefix weigh {weight:g} in the loss, their middle 1"
     return (f"\n- {share:.0%} of the training sequences in the fill-in-the-middle form{order}{inside}: the model "
             f"rewrites bars inside a piece (`ostinato compose --primer FILE --infill 5-8`).") if share else ""
 

@@ -209,6 +209,46 @@ def test_each_pass_over_the_data_draws_new_middles():
     assert both and sum(a != b for a, b in both) >= len(both) // 2
 
 
+
+def test_the_loss_can_weigh_an_infill_sequences_context_below_its_middle():
+    from ostinato.symbolic.fim import context_weights
+    from ostinato.symbolic.train import train_step
+
+    tok = add_infill_tokens(build_tokenizer("remi", styles=["bach"]), span=True)
+    chorale, other = (tok.encode(table, style="bach") for table in _chorales(2))
+    parts = split_bars(tok, chorale, 3, 4)
+    fim = to_fim(tok, parts)
+    n_head = len(parts.head)
+    window = np.array([fim + other[:40]])   # a window from an infill sequence's <bos> into the next piece
+    weights = context_weights(tok, window, 0.25)
+    assert weights.shape == (1, len(fim) + 39) and weights.dtype == np.float32
+    # targets: the controls and <fill> 1; suffix, <mid>, prefix, <span:k> 0.25; the middle, <endfill> and
+    # the left-to-right piece after it 1
+    n_context = len(parts.suffix) + 1 + len(parts.prefix) + 1
+    expected = [1.0] * n_head + [0.25] * n_context + [1.0] * (len(parts.middle) + 1 + 40)
+    assert weights[0].tolist() == expected
+    assert context_weights(tok, np.array([other[:41]]), 0.25).tolist() == [[1.0] * 40]   # left to right: all 1
+    psm = add_infill_tokens(build_tokenizer("remi", styles=["bach"]), "psm")   # psm: the middle follows <mid>
+    head, prefix, suffix = parts.head, parts.prefix, parts.suffix
+    seq = fim_prompt(psm, head, prefix, suffix) + parts.middle + [infill_ids(psm)[2]]
+    w = context_weights(psm, np.array([seq]), 0.0)[0]
+    # controls, prefix, <fill>, middle, <endfill>
+    assert w.tolist() == [1.0] * (n_head + len(prefix)) + [0.0] * (len(suffix) + 1) + [1.0] * (len(parts.middle) + 1)
+    with pytest.raises(ValueError, match="no marker"):
+        context_weights(add_infill_tokens(build_tokenizer("remi", styles=["bach"])), window, 0.5)
+    # train_step's weighted loss is the weighted mean of the targets' cross-entropies
+    model = _random_model(tok, context=len(fim) + 39).train()
+    batch = torch.from_numpy(window)
+    with torch.no_grad():
+        logits = model(input_ids=batch[:, :-1]).logits
+        each = torch.nn.functional.cross_entropy(logits[0], batch[0, 1:], reduction="none")
+    w = torch.from_numpy(weights)
+    loss, _ = train_step(model, torch.optim.SGD(model.parameters(), lr=0.0), batch, weights=w)
+    assert loss.item() == pytest.approx(float((each * w[0]).sum() / w.sum()), rel=1e-5)
+    one = torch.zeros_like(w)
+    one[0, 7] = 3.0   # one target alone: the loss is its cross-entropy
+    loss, _ = train_step(model, torch.optim.SGD(model.parameters(), lr=0.0), batch, weights=one)
+    assert loss.item() == pytest.approx(float(each[7]), rel=1e-5)
 def test_middle_bits_scores_the_pieces_own_bars_in_the_samplers_prompt_and_left_to_right():
     tok = add_infill_tokens(AbcTokenizer())
     model = _random_model(tok)
@@ -343,6 +383,21 @@ def test_a_model_without_infill_tokens_is_refused_in_one_line(tmp_path):
         f"fine-tune it with `ostinato train symbolic --init-from {plain} --infill-share 0.25 ...`"]
     bad = run_cli("compose", "--model", "folk-abc", "--primer", str(tmp_path / "t.abc"), "--infill", "5-2", "-q")
     assert bad.returncode == 2 and "--infill" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_the_context_weight_is_recorded_in_the_card_and_checked(tmp_path):
+    out = tmp_path / "weighted"
+    result = run_cli("train", "symbolic", "--data", TUNES, "--tokenizer", "abc", "--out", str(out), "--config",
+                     _tiny(tmp_path), "--steps", "2", "--batch-size", "2", "--infill-share", "0.5",
+                     "--infill-context-weight", "0.3", "-q")
+    assert result.returncode == 0, result.stderr
+    assert json.loads((out / "metrics.json").read_text())["train"]["infill_context_weight"] == 0.3
+    assert "their suffix and prefix weigh 0.3 in the loss, their middle 1" in (out / "model_card.md").read_text()
+    bad = run_cli("train", "symbolic", "--data", TUNES, "--tokenizer", "abc", "--out", str(tmp_path / "x"),
+                  "--config", _tiny(tmp_path), "--steps", "2", "--infill-context-weight", "1.5", "-q")
+    assert bad.returncode == 2 and not (tmp_path / "x").exists()
+    assert bad.stderr.strip().splitlines() == [
+        "ostinato: --infill-context-weight: expected a weight from 0 to 1, got 1.5"]
 
 
 def _write(path, text: str):
