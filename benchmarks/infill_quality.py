@@ -82,8 +82,8 @@ def add_bits(stats: dict, model, tokenizer, piece, span: tuple[int, int], style:
     from ostinato.symbolic.infill import bar_cuts, middle_token_bits
 
     try:
-        fim, plain, middle = middle_token_bits(model, tokenizer, piece, span, style=style)
-        _, empty, _ = middle_token_bits(model, tokenizer, piece, span, style=style, without="no-suffix")
+        fim, (plain, empty), middle = middle_token_bits(model, tokenizer, piece, span, style=style,
+                                                        without=("left-to-right", "no-suffix"))
     except ValueError:
         return
     # the first token of each bar after the first (REMI: its Bar; ABC: what follows the bar line), where the

@@ -728,11 +728,12 @@ def middle_bits(model, tokenizer, piece, bars: tuple[int, int], *, style: str | 
 
 
 def middle_token_bits(model, tokenizer, piece, bars: tuple[int, int], *, style: str | None = None,
-                      name: str = "the model", without: str = "left-to-right"
-                      ) -> tuple[np.ndarray, np.ndarray, list[int]]:
+                      name: str = "the model", without: str | tuple[str, ...] = "left-to-right"
+                      ) -> tuple[np.ndarray, np.ndarray | tuple[np.ndarray, ...], list[int]]:
     """:func:`middle_bits` token by token: ``(bits with the suffix in view, bits without, the middle's ids)``,
     two float64 arrays as long as the middle, so a caller can tell where the suffix helps (its bar lines,
-    its notes)."""
+    its notes). ``without`` may be a tuple of both ways (``("left-to-right", "no-suffix")``): the second
+    item is then a tuple of arrays in that order, the prompt scored once for all."""
     from .sample import context_of
 
     _check_model(tokenizer, name)
@@ -741,22 +742,25 @@ def middle_token_bits(model, tokenizer, piece, bars: tuple[int, int], *, style: 
     plan = _plan(tokenizer, piece, bars, context, style)
     if not plan.middle:
         raise ValueError(f"bars {bars[0]}-{bars[1]} extend the piece: there is nothing of its own to score")
-    if without not in ("left-to-right", "no-suffix"):
+    ways = (without,) if isinstance(without, str) else tuple(without)
+    if not ways or any(way not in ("left-to-right", "no-suffix") for way in ways):
         raise ValueError(f"without: expected 'left-to-right' or 'no-suffix', got {without!r}")
     fim = [*plan.prompt, *plan.middle]
-    if without == "no-suffix":
-        fill, mid, _end = infill_ids(tokenizer)   # the prompt less what lies between <fill> and <mid>
-        at, to = plan.prompt.index(fill), plan.prompt.index(mid)
-        plain = [*plan.prompt[:at + 1], *plan.prompt[to:], *plan.middle]
-    else:
-        plain = [*plan.before, *plan.middle]
+    others = []
+    for way in ways:
+        if way == "no-suffix":
+            fill, mid, _end = infill_ids(tokenizer)   # the prompt less what lies between <fill> and <mid>
+            at, to = plan.prompt.index(fill), plan.prompt.index(mid)
+            others.append([*plan.prompt[:at + 1], *plan.prompt[to:], *plan.middle])
+        else:
+            others.append([*plan.before, *plan.middle])
     n = len(plan.middle)
-    if max(len(fim), len(plain)) > context:   # the sampler gives a middle the room it plans; these bars need more
+    if max(len(fim), *map(len, others)) > context:   # the sampler gives a middle the room it plans
         raise ValueError(f"bars {bars[0]}-{bars[1]} are {n} tokens: after the prompt's {len(plan.prompt)} they do "
                          f"not fit {name}'s context of {context} tokens")
     with_suffix = -token_log_probs(model, fim)[-n:] / math.log(2)
-    without_suffix = -token_log_probs(model, plain)[-n:] / math.log(2)
-    return with_suffix, without_suffix, list(plan.middle)
+    without_suffix = tuple(-token_log_probs(model, ids)[-n:] / math.log(2) for ids in others)
+    return with_suffix, without_suffix[0] if isinstance(without, str) else without_suffix, list(plan.middle)
 
 
 def lead_in_scores(model, sequences: list[tuple[list[int], int]]) -> list[float]:

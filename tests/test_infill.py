@@ -209,7 +209,6 @@ def test_each_pass_over_the_data_draws_new_middles():
     assert both and sum(a != b for a, b in both) >= len(both) // 2
 
 
-
 def test_the_loss_can_weigh_an_infill_sequences_context_below_its_middle():
     from ostinato.symbolic.fim import context_weights
     from ostinato.symbolic.train import train_step
@@ -249,6 +248,8 @@ def test_the_loss_can_weigh_an_infill_sequences_context_below_its_middle():
     one[0, 7] = 3.0   # one target alone: the loss is its cross-entropy
     loss, _ = train_step(model, torch.optim.SGD(model.parameters(), lr=0.0), batch, weights=one)
     assert loss.item() == pytest.approx(float(each[7]), rel=1e-5)
+
+
 def test_middle_bits_scores_the_pieces_own_bars_in_the_samplers_prompt_and_left_to_right():
     tok = add_infill_tokens(AbcTokenizer())
     model = _random_model(tok)
@@ -272,6 +273,10 @@ def test_middle_bits_scores_the_pieces_own_bars_in_the_samplers_prompt_and_left_
     assert again == with_suffix
     assert no_suffix == pytest.approx(-token_log_probs(model, empty)[-n:].sum() / np.log(2), rel=1e-9)
     assert no_suffix not in (pytest.approx(with_suffix), pytest.approx(without))
+    # both ways at once: the same arrays, in the order asked
+    both_fim, (l2r, none), _ = middle_token_bits(model, tok, text, (2, 3), without=("left-to-right", "no-suffix"))
+    assert both_fim.tolist() == per_fim.tolist() and l2r.tolist() == per_plain.tolist()
+    assert none.sum() == pytest.approx(no_suffix, rel=1e-12)
     with pytest.raises(ValueError, match="without: expected"):
         middle_bits(model, tok, text, (2, 3), without="none")
     with pytest.raises(ValueError, match="extend"):
