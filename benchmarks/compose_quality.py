@@ -163,6 +163,9 @@ def main(argv=None) -> int:
     p.add_argument("-n", type=int, default=20, help="pieces per setting (seeds 0..n-1)")
     p.add_argument("--quick", action="store_true", help="3 pieces per setting, 3 keys, no --bars 64")
     p.add_argument("--model", default="chorale-midi")
+    p.add_argument("--defaults-from", metavar="NAME|DIR",
+                   help="the model whose compose.json the `default` row uses (default: --model's own; a training "
+                        "run's folder has none, so give the shipped model it is to replace)")
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--top-p", type=float, default=0.95)
     p.add_argument("--only", action="append", metavar="SETTING",
@@ -184,7 +187,10 @@ def main(argv=None) -> int:
     styles = style_references()
     rows = [summarise("Bach chorales (6 held-out)", reference, [piece_metrics(t) for t in reference], None)]
     four = dict(style="bach", tempo_bpm=TEMPO_BPM, instruments=CHORALE)
-    defaults = compose_defaults(resolve_model(args.model))   # what the CLI adds to a plain compose
+    defaults = compose_defaults(resolve_model(args.defaults_from or args.model))   # what a plain compose adds
+    if not defaults:
+        print(f"default: {args.model} has no compose.json: its `default` row leaves style and instruments to the "
+              f"model (--defaults-from chorale-midi composes it as the shipped model's)", flush=True)
     settings = [("default", dict(defaults, bars=DEFAULT_BARS), None, None, DEFAULT_BARS)]
     settings += [("free", dict(bars=DEFAULT_BARS), None, None, DEFAULT_BARS)]
     settings += [(f"key {k}", dict(four, key=k, bars=16), k, TEMPO_BPM, 16) for k in keys]
