@@ -272,7 +272,8 @@ def train_step(model, optimizer, batch: torch.Tensor, *, dtype: torch.dtype = to
     """One optimizer step on ``batch`` ([b, T+1] token ids; each row predicts its own next tokens), the
     forward pass under ``dtype`` autocast (:func:`train_dtype`). Returns (loss, gradient norm before
     clipping, None without ``grad_clip``). ``model`` may be DDP-wrapped. ``weights`` ([b, T], optional):
-    each target's weight in the loss, a weighted mean (None: every target alike).
+    each target's weight in the loss, a weighted mean (None: every target alike); under DDP each process
+    takes its own rows' weighted mean and the gradients are averaged, as for the plain mean.
 
     Raises:
         TrainingDiverged: the loss is not finite (nothing was updated).
