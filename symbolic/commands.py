@@ -226,7 +226,7 @@ def train_symbolic(request: TrainSymbolicRequest) -> dict:
         if infill_share > 0:   # the fill-in-the-middle tokens (and, fine-tuning, their embedding rows)
             from .fim import add_infill_tokens, grow_embeddings
 
-            add_infill_tokens(tokenizer, span=True, lookahead=True)   # (<span:k>, <next> bar: fim.py)
+            add_infill_tokens(tokenizer, span=True)   # (with the middle's length in bars: fim.py)
             if init is not None:
                 grow_embeddings(init[0], len(tokenizer), seed=request.seed)
         show = request.show_progress

@@ -21,15 +21,6 @@ for 8 or more) have the middle's length in bars written just before the middle::
 
 so the model knows where the middle begins and which of its bars leads into the suffix (a REMI ``Bar``
 has no number: without it, a middle cannot tell its last bar from any other).
-Models trained with the ``lookahead`` block (``<next>``, after ``span``) also see the suffix's first bar
-again just before the middle::
-
-    spm + span + lookahead:  <bos> controls <fill> suffix <mid> prefix <next> bar <span:k> middle <endfill>
-
-In the spm order the suffix's first bar, which the middle's last bar leads into, is otherwise as far
-back as the whole prefix (a chorale: ~800 tokens); a small model trained to fill in chorales that way
-learned to use the suffix hardly at all (v13: the middle 0.9% cheaper with it than without), while
-what lies a bar back it uses from the start. ``bar`` is empty when the suffix is.
 Cuts (:func:`bar_cuts`): ABC after a bar line and what belongs to it (touching bar lines, ``[1``/``[2``,
 field changes); MIDI (REMI) before each ``Bar`` token. Imports nothing else of ``symbolic`` (the
 tokenizers, the data and the trainer use it); sampling an infill is :mod:`symbolic.infill`.
@@ -42,17 +33,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["FIM_ORDER", "INFILL_TOKENS", "INTERIOR_SHARE", "LOOKAHEAD_TOKENS", "MAX_TRAIN_SPAN", "SPAN_TOKENS",
-           "FimParts", "add_infill_tokens", "bar_cuts", "context_weights", "fim_cut", "fim_example", "fim_order",
-           "fim_prompt", "from_fim", "grow_embeddings", "has_infill", "has_lookahead", "has_span", "infill_ids",
-           "infill_json", "load_infill", "lookahead", "parse_bars", "plain_json", "span_id", "split_bars",
-           "split_head", "to_fim"]
+__all__ = ["FIM_ORDER", "INFILL_TOKENS", "INTERIOR_SHARE", "MAX_TRAIN_SPAN", "SPAN_TOKENS", "FimParts",
+           "add_infill_tokens", "bar_cuts", "context_weights", "fim_cut", "fim_example", "fim_order", "fim_prompt",
+           "from_fim", "grow_embeddings", "has_infill", "has_span", "infill_ids", "infill_json", "load_infill",
+           "parse_bars", "plain_json", "span_id", "split_bars", "split_head", "to_fim"]
 
 INFILL_TOKENS = ("<fill>", "<mid>", "<endfill>")
 MAX_TRAIN_SPAN = 8   # a training middle has 1..8 bars
 INTERIOR_SHARE = 0.8   # training middles with a bar before and after them (when the sequence has 3+ bars)
 SPAN_TOKENS = tuple(f"<span:{k}>" for k in range(1, MAX_TRAIN_SPAN + 1))   # the middle's bars (8: 8 or more)
-LOOKAHEAD_TOKENS = ("<next>",)   # the suffix's first bar follows, repeated before the middle
 FIM_ORDERS = ("spm", "psm")
 FIM_ORDER = "spm"   # the order training writes; a saved tokenizer without ``infill_order`` is "psm"
 # body tokens that belong to the bar line before them (ABC): bar lines, endings, field changes
@@ -70,15 +59,9 @@ def has_span(tokenizer) -> bool:
     return "span" in tokenizer.blocks
 
 
-def has_lookahead(tokenizer) -> bool:
-    """Whether ``tokenizer`` repeats the suffix's first bar before the middle (``<next> bar``)."""
-    return "lookahead" in tokenizer.blocks
-
-
-def add_infill_tokens(tokenizer, order: str = FIM_ORDER, *, span: bool = False, lookahead: bool = False):
+def add_infill_tokens(tokenizer, order: str = FIM_ORDER, *, span: bool = False):
     """Append ``<fill> <mid> <endfill>`` (block ``infill``) to ``tokenizer``'s vocabulary, in place, and set
-    its ``infill_order``; with ``span``, also ``<span:1>`` .. ``<span:8>`` (block ``span``) after them; with
-    ``lookahead`` (which needs ``span`` and the spm order), ``<next>`` (block ``lookahead``) after those.
+    its ``infill_order``; with ``span``, also ``<span:1>`` .. ``<span:8>`` (block ``span``) after them.
     Returns the tokenizer.
 
     Every existing id keeps its value; a tokenizer that has the tokens already keeps them (and takes
@@ -90,11 +73,6 @@ def add_infill_tokens(tokenizer, order: str = FIM_ORDER, *, span: bool = False, 
         _append_block(tokenizer, "infill", INFILL_TOKENS)
     if span and not has_span(tokenizer):
         _append_block(tokenizer, "span", SPAN_TOKENS)
-    if lookahead and not has_lookahead(tokenizer):
-        if order != "spm" or not has_span(tokenizer):
-            raise ValueError("the lookahead bar goes between the prefix and <span:k>: it needs the spm order and span "
-                             "tokens")
-        _append_block(tokenizer, "lookahead", LOOKAHEAD_TOKENS)
     return tokenizer
 
 
@@ -136,8 +114,7 @@ def load_infill(tokenizer, data: dict):
     the order it saved (none saved: ``"psm"``, the first models'); returns the tokenizer. ValueError
     for an unknown order."""
     if isinstance(data.get("blocks"), dict) and "infill" in data["blocks"]:
-        add_infill_tokens(tokenizer, data.get("infill_order", "psm"), span="span" in data["blocks"],
-                          lookahead="lookahead" in data["blocks"])
+        add_infill_tokens(tokenizer, data.get("infill_order", "psm"), span="span" in data["blocks"])
     return tokenizer
 
 
@@ -148,9 +125,8 @@ def plain_json(tokenizer) -> dict:
         return data
     data = dict(data)
     data.pop("infill_order", None)
-    added = (len(INFILL_TOKENS) + (len(SPAN_TOKENS) if has_span(tokenizer) else 0)
-             + (len(LOOKAHEAD_TOKENS) if has_lookahead(tokenizer) else 0))
-    data["blocks"] = {k: v for k, v in data["blocks"].items() if k not in ("infill", "span", "lookahead")}
+    added = len(INFILL_TOKENS) + (len(SPAN_TOKENS) if has_span(tokenizer) else 0)
+    data["blocks"] = {k: v for k, v in data["blocks"].items() if k not in ("infill", "span")}
     if "vocab" in data:
         data["vocab"] = data["vocab"][:-added]
     if "vocab_size" in data:
@@ -284,12 +260,11 @@ def split_bars(tokenizer, ids: Sequence[int], first: int, last: int) -> FimParts
 def fim_prompt(tokenizer, head: Sequence[int], prefix: Sequence[int], suffix: Sequence[int],
                n_bars: int | None = None) -> list[int]:
     """What comes before the middle, in the tokenizer's order: ``head <fill> suffix <mid> prefix`` (spm)
-    or ``head prefix <fill> suffix <mid>`` (psm), then :func:`lookahead` (``<next>`` and the suffix's first
-    bar) when the tokenizer has it, then ``<span:n_bars>`` when it has span tokens (``n_bars``, the
-    middle's bars, is then required)."""
+    or ``head prefix <fill> suffix <mid>`` (psm), then ``<span:n_bars>`` when the tokenizer has span
+    tokens (``n_bars``, the middle's bars, is then required)."""
     fill, mid, _end = infill_ids(tokenizer)
     if fim_order(tokenizer) == "spm":
-        out = [*head, fill, *suffix, mid, *prefix, *lookahead(tokenizer, suffix)]
+        out = [*head, fill, *suffix, mid, *prefix]
     else:
         out = [*head, *prefix, fill, *suffix, mid]
     if has_span(tokenizer):
@@ -297,17 +272,6 @@ def fim_prompt(tokenizer, head: Sequence[int], prefix: Sequence[int], suffix: Se
             raise ValueError("this model writes the middle's bars before it: give n_bars")
         out.append(span_id(tokenizer, n_bars))
     return out
-
-
-def lookahead(tokenizer, suffix: Sequence[int]) -> list[int]:
-    """``[<next>, *the suffix's first bar]`` for a tokenizer with the lookahead block (``[<next>]`` when the
-    suffix is empty or has no closed bar: then all of it, as ABC's unclosed last bar), else ``[]``."""
-    if not has_lookahead(tokenizer):
-        return []
-    suffix = [int(i) for i in suffix]
-    cuts = bar_cuts(tokenizer, suffix) if suffix else [0]
-    end = cuts[1] if len(cuts) > 1 else len(suffix)   # ABC: cuts[0] follows a leading bar line group
-    return [tokenizer.blocks["lookahead"][0], *suffix[:end]]
 
 
 def to_fim(tokenizer, parts: FimParts) -> list[int]:
@@ -325,13 +289,6 @@ def from_fim(tokenizer, ids: Sequence[int], *, ended: bool = True, n_middle: int
     fill, mid, end = infill_ids(tokenizer)
     spm = fim_order(tokenizer) == "spm"
     ids = [int(i) for i in ids]
-    if has_lookahead(tokenizer):   # <next> bar <span:k>: drop <next> and the repeated bar
-        low, high = tokenizer.blocks["span"]
-        nxt = tokenizer.blocks["lookahead"][0]
-        at = next((k for k, i in enumerate(ids) if low <= i < high), None)
-        if nxt not in ids or at is None or not ids.index(nxt) < at:
-            raise ValueError("not a fill-in-the-middle sequence (no <next> before <span:..>)")
-        ids = ids[:ids.index(nxt)] + ids[at:]
     if has_span(tokenizer):   # <span:k> marks where the middle begins
         low, high = tokenizer.blocks["span"]
         at = next((k for k, i in enumerate(ids) if low <= i < high), None)
@@ -421,23 +378,22 @@ def fim_cut(tokenizer, ids: Sequence[int], rng: np.random.Generator, *,
     parts = FimParts(head, body[:a], body[a:b], body[b:], ended)
     if max_tokens is not None:
         max_tokens -= int(has_span(tokenizer))   # the <span:k> token
-    if max_tokens is None or fim_length(parts) + len(lookahead(tokenizer, parts.suffix)) <= max_tokens:
+    if max_tokens is None or fim_length(parts) <= max_tokens:
         return parts
-    extra = len(lookahead(tokenizer, body[b:]))   # the same bar while the suffix keeps it
     for c in cuts[:first]:   # the prefix from a later bar
         parts = FimParts(head, body[c:a], body[a:b], body[b:], ended)
-        if fim_length(parts) + extra <= max_tokens:
+        if fim_length(parts) <= max_tokens:
             return parts
     for c in reversed(cuts[first - 1 + k:]):   # no prefix, and the suffix up to an earlier bar
         parts = FimParts(head, [], body[a:b], body[b:c], False)
-        if fim_length(parts) + len(lookahead(tokenizer, parts.suffix)) <= max_tokens:
+        if fim_length(parts) <= max_tokens:
             return parts
     return None
 
 
 def fim_length(parts: FimParts) -> int:
     """The length of :func:`to_fim` ``(parts)``: the head, the three markers and the body tokens (and a
-    ``<span:k>`` more with span tokens, and :func:`lookahead` more with the lookahead block)."""
+    ``<span:k>`` more with span tokens)."""
     return len(parts.head) + len(parts.prefix) + len(parts.middle) + len(parts.suffix) + len(INFILL_TOKENS)
 
 

@@ -51,11 +51,9 @@ from .fim import (
     from_fim,
     grow_embeddings,
     has_infill,
-    has_lookahead,
     has_span,
     infill_ids,
     is_abc_tokenizer,
-    lookahead,
     parse_bars,
     split_bars,
     split_head,
@@ -64,8 +62,7 @@ from .fim import (
 )
 
 __all__ = ["INFILL_TOKENS", "AbcSpanGrammar", "FimParts", "MidiSpanGrammar", "add_infill_tokens", "bar_cuts",
-           "fim_cut", "fim_example", "fim_prompt", "from_fim", "grow_embeddings", "has_infill", "has_lookahead",
-           "has_span", "infill",
+           "fim_cut", "fim_example", "fim_prompt", "from_fim", "grow_embeddings", "has_infill", "has_span", "infill",
            "infill_compositions", "infill_ids", "infill_to_files", "lead_in_scores", "meter_runs", "middle_bits",
            "middle_token_bits", "parse_bars", "read_piece", "split_bars", "split_head", "to_fim", "token_log_probs"]
 
@@ -392,8 +389,7 @@ def _abc_plan(tokenizer, text: str, span: tuple[int, int], context: int) -> _Pla
         end_slurs += {"(": 1, ")": -1}.get(vocab[t], 0)
     per_bar = max(1, len(body)) / max(1, total_bars)
     room = _room(int(per_bar * 1.6 * (last - first + 1)) + 16, context)
-    shown_prefix, shown_suffix = _fit(tokenizer, prefix, suffix,
-                                      context - room - len(head) - 3 - len(lookahead(tokenizer, suffix)))
+    shown_prefix, shown_suffix = _fit(tokenizer, prefix, suffix, context - room - len(head) - 3)
     prompt = fim_prompt(tokenizer, head, shown_prefix, shown_suffix, len(groups))
     tune = [*head, *prefix]
 
@@ -519,8 +515,7 @@ def _midi_plan(tokenizer, table, span: tuple[int, int], context: int, style: str
     starts = downbeats[first - 1:first + k]   # span bar lines in input ticks: k bars, then the end
     per_bar = max(1, len(body)) / max(1, n_bars)
     room = _room(int(per_bar * 1.25 * k) + 16, context)   # the grammar closes the span within it
-    shown_prefix, shown_suffix = _fit_midi(tokenizer, prefix, suffix,
-                                           context - room - len(head) - 3 - len(lookahead(tokenizer, suffix)))
+    shown_prefix, shown_suffix = _fit_midi(tokenizer, prefix, suffix, context - room - len(head) - 3)
     prompt = fim_prompt(tokenizer, head, shown_prefix, shown_suffix, k)
     inner_probe = MidiGrammar(tokenizer, controls=span_controls, bars=k, max_tokens=1 << 30, note_rules=True,
                               edge_triads=False)
@@ -756,11 +751,7 @@ def middle_token_bits(model, tokenizer, piece, bars: tuple[int, int], *, style: 
         if way == "no-suffix":
             fill, mid, _end = infill_ids(tokenizer)   # the prompt less what lies between <fill> and <mid>
             at, to = plan.prompt.index(fill), plan.prompt.index(mid)
-            prompt = [*plan.prompt[:at + 1], *plan.prompt[to:]]
-            if has_lookahead(tokenizer):   # and the suffix's first bar after <next>
-                at = prompt.index(tokenizer.blocks["lookahead"][0])
-                prompt = [*prompt[:at + 1], prompt[-1]]   # <next> <span:k>
-            others.append([*prompt, *plan.middle])
+            others.append([*plan.prompt[:at + 1], *plan.prompt[to:], *plan.middle])
         else:
             others.append([*plan.before, *plan.middle])
     n = len(plan.middle)

@@ -466,7 +466,6 @@ def train(*, data: TokenData, tokenizer, model_config: ModelConfig, config: Trai
                "schedule": schedule, "instruments": instruments, "infill_share": infill_share,
                "infill_order": getattr(tokenizer, "infill_order", None) if infill_share else None,
                "infill_span": "span" in tokenizer.blocks if infill_share else None,
-               "infill_lookahead": "lookahead" in tokenizer.blocks if infill_share else None,
                "infill_interior": INTERIOR_SHARE if infill_share else None,
                "windows": "sequence starts",
                "transpose": list(transpose), "ensembles": ensembles, "left_out": sorted(leave_out),
@@ -541,9 +540,7 @@ def _infill_line(metrics: dict) -> str:
     order = {"spm": " (suffix-prefix-middle order", "psm": " (prefix-suffix-middle order"}.get(
         metrics.get("infill_order", ""), "")
     if order:
-        order += ", the middle's length in bars before it" if metrics.get("infill_span") else ""
-        order += (", and the suffix's first bar again just before the middle)" if metrics.get("infill_lookahead")
-                  else ")")
+        order += ", the middle's length in bars before it)" if metrics.get("infill_span") else ")"
     interior = metrics.get("infill_interior")
     inside = (f"; {interior:.0%} of the middles with a bar before and after them, in sequences of 3 bars or more"
               if interior else "")

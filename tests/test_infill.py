@@ -146,48 +146,6 @@ def test_the_span_tokens_say_the_middles_bars_and_mark_where_it_begins():
     assert to_fim(midi, cut)[len(to_fim(midi, cut)) - len(cut.middle) - 2] == span_id(midi, 3)
 
 
-def test_the_lookahead_repeats_the_suffixs_first_bar_just_before_the_middle():
-    from ostinato.symbolic.fim import LOOKAHEAD_TOKENS, context_weights, has_lookahead, lookahead
-
-    with pytest.raises(ValueError, match="spm order and span"):
-        add_infill_tokens(AbcTokenizer(), lookahead=True)
-    with pytest.raises(ValueError, match="spm order and span"):
-        add_infill_tokens(AbcTokenizer(), "psm", span=True, lookahead=True)
-    tok = add_infill_tokens(AbcTokenizer(), span=True, lookahead=True)
-    plain = len(AbcTokenizer().vocab)
-    assert tok.vocab[plain:] == [*INFILL_TOKENS, *SPAN_TOKENS, "<next>"] and LOOKAHEAD_TOKENS == ("<next>",)
-    nxt = tok.blocks["lookahead"][0]
-    again = AbcTokenizer.from_json(json.loads(json.dumps(tok.to_json())))
-    assert again.vocab == tok.vocab and has_lookahead(again) and not has_lookahead(add_infill_tokens(AbcTokenizer()))
-    assert plain_json(tok) == AbcTokenizer().to_json()   # the token cache is shared with plain models
-    fill, mid, end = infill_ids(tok)
-    ids = tok.encode("X:1\nM:4/4\nL:1/8\nK:G\nG2A2 B2c2|d2e2 f2g2|a8|g8|f8|]\n")
-    parts = split_bars(tok, ids, 2, 3)
-    h, p, m, s = parts.head, parts.prefix, parts.middle, parts.suffix
-    assert [tok.vocab[t] for t in s] == ["g", "8", "|", "f", "8", "|]"]
-    assert lookahead(tok, s) == [nxt, *s[:3]]   # the bar the middle leads into, with its bar line
-    assert to_fim(tok, parts) == [*h, fill, *s, mid, *p, nxt, *s[:3], span_id(tok, 2), *m, end]
-    assert from_fim(tok, to_fim(tok, parts)) == parts
-    end_parts = split_bars(tok, ids, 4, 5)   # no suffix: <next> alone
-    assert end_parts.suffix == [] and to_fim(tok, end_parts) == [
-        *h, fill, mid, *end_parts.prefix, nxt, span_id(tok, 2), *end_parts.middle, end]
-    assert from_fim(tok, to_fim(tok, end_parts)) == end_parts
-    # the repeated bar is context: it weighs what the suffix weighs
-    w = context_weights(tok, np.array([to_fim(tok, parts)]), 0.5)[0].tolist()
-    assert w == [1.0] * len(h) + [0.5] * (len(s) + 1 + len(p) + 4 + 1) + [1.0] * (len(m) + 1)
-    # a chorale: the bar after the middle, from its Bar token to the next one
-    midi = add_infill_tokens(build_tokenizer("remi", styles=["bach"]), span=True, lookahead=True)
-    chorale = midi.encode(_chorales(1)[0], style="bach")
-    cut = split_bars(midi, chorale, 2, 3)
-    bar = midi.token_to_id["Bar_None"]
-    shown = lookahead(midi, cut.suffix)
-    assert shown[1] == bar and bar not in shown[2:] and cut.suffix[len(shown) - 1] == bar
-    assert from_fim(midi, to_fim(midi, cut)) == cut
-    for seed in range(20):   # training's cuts fit their budget with the bar shown again
-        fitted = fim_cut(midi, chorale, np.random.default_rng(seed), max_tokens=300)
-        assert fitted is None or len(to_fim(midi, fitted)) <= 300 + 1   # (+ <endfill>, as without it)
-
-
 def test_a_piece_becomes_a_fim_example_and_reassembles_exactly():
     tok = add_infill_tokens(AbcTokenizer())
     fill, mid, end = infill_ids(tok)
@@ -570,9 +528,8 @@ def test_a_tiny_run_learns_the_format_and_infills_through_the_cli(tmp_path, trai
     metrics = json.loads((trained / "metrics.json").read_text())
     assert metrics["infill_share"] == 0.5
     model, tok, _config = load_model_folder(trained)
-    added = len(INFILL_TOKENS) + len(SPAN_TOKENS) + 1   # training writes the middle's length in bars and <next>
+    added = len(INFILL_TOKENS) + len(SPAN_TOKENS)   # training writes the middle's length in bars too
     assert has_infill(tok) and has_span(tok) and metrics["infill_span"] and metrics["infill_interior"] == 0.8
-    assert metrics["infill_lookahead"] and tok.vocab[-1] == "<next>"
     assert "80% of the middles with a bar before and after them" in (trained / "model_card.md").read_text()
     assert model.get_input_embeddings().weight.shape[0] == len(tok) == len(AbcTokenizer()) + added
     held_out = []
@@ -625,7 +582,7 @@ def test_init_from_a_model_without_the_tokens_grows_its_vocabulary(tmp_path, tra
                      "--steps", "2", "--batch-size", "2", "--lr", "1e-9", "--infill-share", "0.25", "-q")
     assert result.returncode == 0, result.stderr
     model, tok, _ = load_model_folder(grown)
-    added = len(INFILL_TOKENS) + len(SPAN_TOKENS) + 1   # and <next>
+    added = len(INFILL_TOKENS) + len(SPAN_TOKENS)
     assert has_infill(tok) and has_span(tok) and len(tok) == len(plain_tok) + added
     old = plain_model.get_input_embeddings().weight
     new = model.get_input_embeddings().weight
