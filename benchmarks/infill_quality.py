@@ -77,8 +77,9 @@ def new_stats() -> dict:
 
 def add_bits(stats: dict, model, tokenizer, piece, span: tuple[int, int], style: str | None = None) -> None:
     """Add the span's bits with and without the suffix (:func:`symbolic.infill.middle_token_bits`: the prompt
-    the sampler gives the model) to ``stats``, the bar lines inside the middle (where the model must know
-    whether the span goes on) apart from the rest."""
+    the sampler gives the model) to ``stats``, the first token of each of the middle's bars after its first
+    (REMI: its ``Bar``; ABC: what follows the bar line; where the model must know whether the span goes on)
+    apart from the rest."""
     from ostinato.symbolic.infill import bar_cuts, middle_token_bits
 
     try:
