@@ -7,10 +7,10 @@ every other bar exact?
 Models: folders trained with ``ostinato train symbolic --infill-share`` (or fine-tuned from the shipped
 ones: ``--init-from folk-abc --infill-share 0.25``). A format whose model is not given is skipped.
 Pieces: held-out pieces (DESIGN.md's split) of ``music21:essenFolksong`` (ABC) and ``music21:bach``
-(MIDI, parts given an ensemble as chorale-midi was trained, repeats played out if the model was trained so:
-``--expand-repeats``); per piece a span of 1-4 bars drawn with
-a fixed seed, and ``--per-piece`` samples of it (the CLI's sampling defaults, top-p 0.95); the pieces
-are gone through again, with new spans, until there are enough samples (22 held-out chorales).
+(MIDI, parts given an ensemble as chorale-midi was trained; their repeats played out if the model was trained
+so, ``train symbolic --expand-repeats``, or ``--expand-repeats`` / ``--no-expand-repeats`` here); per piece a
+span of 1-4 bars drawn with a fixed seed, and ``--per-piece`` samples of it (the CLI's sampling defaults,
+top-p 0.95); the pieces are gone through again, with new spans, until there are enough samples (22 held-out chorales).
 
 Printed per format:
 
@@ -239,7 +239,8 @@ def midi_seams(table, track: int, start: int, end: int) -> tuple[float | None, f
     return a, b
 
 
-def run_midi(model_dir: str, n_samples: int, per_piece: int, seed: int, all_spans: bool = False) -> dict:
+def run_midi(model_dir: str, n_samples: int, per_piece: int, seed: int, all_spans: bool = False,
+             expand_repeats: bool | None = None) -> dict:
     from ostinato.events import to_score
     from ostinato.events.instruments import assign_instruments, instrument_range
     from ostinato.events.sources import iter_items
@@ -252,9 +253,11 @@ def run_midi(model_dir: str, n_samples: int, per_piece: int, seed: int, all_span
     model_dir = resolve_model(model_dir)
     model, tok, _config = load_model_folder(model_dir)
     model.eval()
-    expand = trained_expand_repeats(model_dir)   # the held-out chorales as the model's data has them
+    # the held-out chorales as the model's data has them, unless asked otherwise
+    expand = trained_expand_repeats(model_dir) if expand_repeats is None else expand_repeats
     rng = np.random.default_rng(seed)
     stats = new_stats()
+    stats["expand_repeats"] = expand
     seen: set = set()
     columns = ("pitch", "onset_tick", "offset_tick", "onset_s", "offset_s", "velocity", "program", "track")
     for item in rounds(list(iter_items("music21:bach", split="test")), n_samples, stats):
@@ -359,6 +362,9 @@ def main(argv=None) -> int:
     p.add_argument("--all-spans", action="store_true",
                    help="the likelihood over every span of 1-4 bars (a bar before and after it) of each piece "
                         "visited, not only the spans sampled: a figure with far less noise")
+    p.add_argument("--expand-repeats", action=argparse.BooleanOptionalAction, default=None,
+                   help="MIDI: read the held-out chorales with their repeats played out, as performed (default: "
+                        "as the model was trained, `train symbolic --expand-repeats`)")
     args = p.parse_args(argv)
     n = 16 if args.quick else args.samples
     if not args.abc_model and not args.midi_model:
@@ -366,7 +372,11 @@ def main(argv=None) -> int:
     for name, folder, run in (("ABC", args.abc_model, run_abc), ("MIDI", args.midi_model, run_midi)):
         if folder:
             started = time.perf_counter()
-            stats = run(folder, n, args.per_piece, args.seed, args.all_spans)
+            if run is run_midi:
+                stats = run(folder, n, args.per_piece, args.seed, args.all_spans, args.expand_repeats)
+                name += " (repeats played out)" if stats["expand_repeats"] else " (repeats as written)"
+            else:
+                stats = run(folder, n, args.per_piece, args.seed, args.all_spans)
             report(f"{name} ({folder})", stats)
             print(f"  {time.perf_counter() - started:.0f} s")
     return 0
