@@ -345,8 +345,9 @@ def report(name: str, stats: dict) -> None:
             f"{k}: {100 * (1 - f / p):+.1f}% ({c} spans)" for k, (f, p, c) in by_span))
     if stats["seam_ref"]:
         gen, ref = float(np.mean(stats["seam_gen"])), float(np.mean(stats["seam_ref"]))
+        ratio = f"({100 * (gen / ref - 1):+.1f}%) " if ref else ""
         print(f"  seam intervals (mean |semitones| into and out of the span): fills {gen:.2f}, corpus {ref:.2f} "
-              f"({100 * (gen / ref - 1):+.1f}%) over {len(stats['seam_ref'])} seams")
+              f"{ratio}over {len(stats['seam_ref'])} seams")
     print(f"  valid fills: {stats['valid']}/{stats['samples']} ({100 * stats['valid'] / n:.1f}%)")
     print(f"  bars outside the span exact: {stats['exact']}/{stats['samples']} ({100 * stats['exact'] / n:.1f}%)")
 
@@ -369,14 +370,15 @@ def main(argv=None) -> int:
     n = 16 if args.quick else args.samples
     if not args.abc_model and not args.midi_model:
         p.error("give --abc-model and/or --midi-model (folders trained with --infill-share)")
-    for name, folder, run in (("ABC", args.abc_model, run_abc), ("MIDI", args.midi_model, run_midi)):
+    runs = (("ABC", args.abc_model, lambda folder: run_abc(folder, n, args.per_piece, args.seed, args.all_spans)),
+            ("MIDI", args.midi_model, lambda folder: run_midi(folder, n, args.per_piece, args.seed, args.all_spans,
+                                                              args.expand_repeats)))
+    for name, folder, run in runs:
         if folder:
             started = time.perf_counter()
-            if run is run_midi:
-                stats = run(folder, n, args.per_piece, args.seed, args.all_spans, args.expand_repeats)
+            stats = run(folder)
+            if "expand_repeats" in stats:
                 name += " (repeats played out)" if stats["expand_repeats"] else " (repeats as written)"
-            else:
-                stats = run(folder, n, args.per_piece, args.seed, args.all_spans)
             report(f"{name} ({folder})", stats)
             print(f"  {time.perf_counter() - started:.0f} s")
     return 0
