@@ -5,7 +5,10 @@ every other bar exact?
     python benchmarks/infill_quality.py --quick --abc-model ... --midi-model ...   # 16 samples per format
 
 Models: folders trained with ``ostinato train symbolic --infill-share`` (or fine-tuned from the shipped
-ones: ``--init-from folk-abc --infill-share 0.25``). A format whose model is not given is skipped.
+ones: ``--init-from folk-abc --infill-share 0.25``). A format whose model is not given is skipped. A model
+folder with quote weights (``quote.json``, ``ostinato train quote``: :mod:`symbolic.quote`) is scored and
+sampled with them, its middles quoting the prefix and suffix shown (without the suffix: the prefix);
+``--no-quote``: the model alone.
 Pieces: held-out pieces (DESIGN.md's split) of ``music21:essenFolksong`` (ABC) and ``music21:bach``
 (MIDI, parts given an ensemble as chorale-midi was trained; their repeats played out if the model was trained
 so, ``train symbolic --expand-repeats``, or ``--expand-repeats`` / ``--no-expand-repeats`` here); per piece a
@@ -32,7 +35,9 @@ Printed per format:
   their program, within the part's range (its program's GM range, widened to the part's own notes),
   every bar of the span with a note);
 * exactness: every bar outside the span byte for byte (ABC, the normalised text) or note for note
-  (MIDI: pitch, onset, offset, velocity, program, track), over all samples.
+  (MIDI: pitch, onset, offset, velocity, program, track), over all samples;
+* how many fills are the input's own bars again (ABC: the span's text; MIDI: pitch, onset, offset and
+  track of every note): what quoting costs in novelty where the span has a copy in view.
 """
 
 from __future__ import annotations
@@ -72,10 +77,11 @@ def new_stats() -> dict:
     """What one format's run adds up: the likelihood (:func:`add_bits`), the samples, seams and checks."""
     return {"bits_fim": 0.0, "bits_plain": 0.0, "bits_empty": 0.0, "n_tokens": 0, "spans": 0, "by_span": {},
             "bar_fim": 0.0, "bar_plain": 0.0, "n_bar": 0,
-            "samples": 0, "valid": 0, "exact": 0, "seam_gen": [], "seam_ref": [], "failed": 0}
+            "samples": 0, "valid": 0, "exact": 0, "copied": 0, "seam_gen": [], "seam_ref": [], "failed": 0}
 
 
-def add_bits(stats: dict, model, tokenizer, piece, span: tuple[int, int], style: str | None = None) -> None:
+def add_bits(stats: dict, model, tokenizer, piece, span: tuple[int, int], style: str | None = None,
+             quote=None) -> None:
     """Add the span's bits with and without the suffix (:func:`symbolic.infill.middle_token_bits`: the prompt
     the sampler gives the model) to ``stats``, the first token of each of the middle's bars after its first
     (REMI: its ``Bar``; ABC: what follows the bar line; where the model must know whether the span goes on)
@@ -84,7 +90,7 @@ def add_bits(stats: dict, model, tokenizer, piece, span: tuple[int, int], style:
 
     try:
         fim, (plain, empty), middle = middle_token_bits(model, tokenizer, piece, span, style=style,
-                                                        without=("left-to-right", "no-suffix"))
+                                                        without=("left-to-right", "no-suffix"), quote=quote)
     except ValueError:
         return
     # the first token of each bar after the first (REMI: its Bar; ABC: what follows the bar line), where the
@@ -106,14 +112,14 @@ def add_bits(stats: dict, model, tokenizer, piece, span: tuple[int, int], style:
 
 
 def add_all_bits(stats: dict, seen: set, key: str, model, tokenizer, piece, n_bars: int,
-                 style: str | None = None) -> None:
+                 style: str | None = None, quote=None) -> None:
     """``--all-spans``: add every span of 1-4 bars with a bar before and after it, once per piece."""
     if key in seen:
         return
     seen.add(key)
     for k in range(1, 5):
         for first in range(2, n_bars - k + 1):
-            add_bits(stats, model, tokenizer, piece, (first, first + k - 1), style=style)
+            add_bits(stats, model, tokenizer, piece, (first, first + k - 1), style=style, quote=quote)
 
 
 # ---------------------------------------------------------------------------- ABC
@@ -164,18 +170,22 @@ def seam_intervals(measures, first: int, last: int) -> tuple[float | None, float
     return a, b
 
 
-def run_abc(model_dir: str, n_samples: int, per_piece: int, seed: int, all_spans: bool = False) -> dict:
+def run_abc(model_dir: str, n_samples: int, per_piece: int, seed: int, all_spans: bool = False,
+            use_quote: bool = True) -> dict:
     from ostinato.events.sources import iter_items
     from ostinato.symbolic.infill import infill_compositions
     from ostinato.symbolic.model import load_model_folder
+    from ostinato.symbolic.quote import load_weights
     from ostinato.symbolic.sample import SamplingConfig
     from ostinato.symbolic.shipped import resolve_model
 
     model_dir = resolve_model(model_dir)
     model, tok, _config = load_model_folder(model_dir)
     model.eval()
+    quote = load_weights(model_dir) if use_quote else None
     rng = np.random.default_rng(seed)
     stats = new_stats()
+    stats["quote"] = quote is not None
     seen: set = set()
     for item in rounds(list(iter_items("music21:essenFolksong", split="test")), n_samples, stats):
         try:
@@ -189,11 +199,11 @@ def run_abc(model_dir: str, n_samples: int, per_piece: int, seed: int, all_spans
             continue
         first, last = span
         if all_spans:
-            add_all_bits(stats, seen, item.key, model, tok, text, len(bars))
+            add_all_bits(stats, seen, item.key, model, tok, text, len(bars), quote=quote)
         else:
-            add_bits(stats, model, tok, text, span)
+            add_bits(stats, model, tok, text, span, quote=quote)
         try:
-            pieces = infill_compositions(model, tok, text, span, n=per_piece,
+            pieces = infill_compositions(model, tok, text, span, n=per_piece, quote=quote,
                                          sampling=SamplingConfig(top_p=0.95, seed=int(rng.integers(1 << 30))))
         except ValueError as exc:
             stats["failed"] += per_piece
@@ -206,6 +216,7 @@ def run_abc(model_dir: str, n_samples: int, per_piece: int, seed: int, all_spans
             exact = (new_header == header and new_tail == tail and len(new_bars) == len(bars)
                      and all(new_bars[i] == bars[i] for i in range(len(bars)) if not first - 1 <= i <= last - 1))
             stats["exact"] += exact
+            stats["copied"] += exact and new_bars[first - 1:last] == bars[first - 1:last]
             try:
                 measures = abc_measures(piece.text)
                 valid = (tok.normalise(piece.text) == piece.text and len(measures) >= len(bars)
@@ -240,24 +251,27 @@ def midi_seams(table, track: int, start: int, end: int) -> tuple[float | None, f
 
 
 def run_midi(model_dir: str, n_samples: int, per_piece: int, seed: int, all_spans: bool = False,
-             expand_repeats: bool | None = None) -> dict:
+             expand_repeats: bool | None = None, use_quote: bool = True) -> dict:
     from ostinato.events import to_score
     from ostinato.events.instruments import assign_instruments, instrument_range
     from ostinato.events.sources import iter_items
     from ostinato.symbolic.evaluate_commands import trained_expand_repeats
     from ostinato.symbolic.infill import bar_cuts, infill_compositions, split_head
     from ostinato.symbolic.model import load_model_folder
+    from ostinato.symbolic.quote import load_weights
     from ostinato.symbolic.sample import SamplingConfig
     from ostinato.symbolic.shipped import resolve_model
 
     model_dir = resolve_model(model_dir)
     model, tok, _config = load_model_folder(model_dir)
     model.eval()
+    quote = load_weights(model_dir) if use_quote else None
     # the held-out chorales as the model's data has them, unless asked otherwise
     expand = trained_expand_repeats(model_dir) if expand_repeats is None else expand_repeats
     rng = np.random.default_rng(seed)
     stats = new_stats()
     stats["expand_repeats"] = expand
+    stats["quote"] = quote is not None
     seen: set = set()
     columns = ("pitch", "onset_tick", "offset_tick", "onset_s", "offset_s", "velocity", "program", "track")
     for item in rounds(list(iter_items("music21:bach", split="test")), n_samples, stats):
@@ -276,11 +290,12 @@ def run_midi(model_dir: str, n_samples: int, per_piece: int, seed: int, all_span
         first, last = span
         start, end = downbeats[first - 1], downbeats[last]
         if all_spans:
-            add_all_bits(stats, seen, item.key, model, tok, table, min(n_bars, len(downbeats) - 1), style=style)
+            add_all_bits(stats, seen, item.key, model, tok, table, min(n_bars, len(downbeats) - 1), style=style,
+                         quote=quote)
         else:
-            add_bits(stats, model, tok, table, span, style=style)
+            add_bits(stats, model, tok, table, span, style=style, quote=quote)
         try:
-            pieces = infill_compositions(model, tok, table, span, n=per_piece, style="bach",
+            pieces = infill_compositions(model, tok, table, span, n=per_piece, style="bach", quote=quote,
                                          sampling=SamplingConfig(top_p=0.95, seed=int(rng.integers(1 << 30))))
         except ValueError as exc:
             stats["failed"] += per_piece
@@ -304,6 +319,9 @@ def run_midi(model_dir: str, n_samples: int, per_piece: int, seed: int, all_span
             stats["exact"] += len(same) == len(kept) and all(np.array_equal(getattr(same, c), getattr(kept, c))
                                                              for c in columns)
             fresh = new.select(~keep)
+            own, filled = table.select(~outside).sorted(), fresh.sorted()
+            stats["copied"] += len(filled) == len(own) and all(np.array_equal(getattr(filled, c), getattr(own, c))
+                                                               for c in ("pitch", "onset_tick", "offset_tick", "track"))
             bars_with_notes = {int(np.searchsorted(downbeats, t, side="right")) - 1 for t in fresh.onset_tick}
             valid = (len(fresh) > 0 and int(fresh.offset_tick.max()) <= end
                      and all(int(p) in table.program for p in fresh.program)
@@ -350,6 +368,8 @@ def report(name: str, stats: dict) -> None:
               f"{ratio}over {len(stats['seam_ref'])} seams")
     print(f"  valid fills: {stats['valid']}/{stats['samples']} ({100 * stats['valid'] / n:.1f}%)")
     print(f"  bars outside the span exact: {stats['exact']}/{stats['samples']} ({100 * stats['exact'] / n:.1f}%)")
+    print(f"  fills that are the input's own bars again: {stats['copied']}/{stats['samples']} "
+          f"({100 * stats['copied'] / n:.1f}%)")
 
 
 def main(argv=None) -> int:
@@ -366,19 +386,24 @@ def main(argv=None) -> int:
     p.add_argument("--expand-repeats", action=argparse.BooleanOptionalAction, default=None,
                    help="MIDI: read the held-out chorales with their repeats played out, as performed (default: "
                         "as the model was trained, `train symbolic --expand-repeats`)")
+    p.add_argument("--no-quote", action="store_true",
+                   help="the model alone, without its folder's quote weights (quote.json, `ostinato train quote`)")
     args = p.parse_args(argv)
     n = 16 if args.quick else args.samples
     if not args.abc_model and not args.midi_model:
         p.error("give --abc-model and/or --midi-model (folders trained with --infill-share)")
-    runs = (("ABC", args.abc_model, lambda folder: run_abc(folder, n, args.per_piece, args.seed, args.all_spans)),
+    quote = not args.no_quote
+    runs = (("ABC", args.abc_model, lambda folder: run_abc(folder, n, args.per_piece, args.seed, args.all_spans,
+                                                           quote)),
             ("MIDI", args.midi_model, lambda folder: run_midi(folder, n, args.per_piece, args.seed, args.all_spans,
-                                                              args.expand_repeats)))
+                                                              args.expand_repeats, quote)))
     for name, folder, run in runs:
         if folder:
             started = time.perf_counter()
             stats = run(folder)
             if "expand_repeats" in stats:
                 name += " (repeats played out)" if stats["expand_repeats"] else " (repeats as written)"
+            name += " with its quotes" if stats["quote"] else " (the model alone: no quotes)"
             report(f"{name} ({folder})", stats)
             print(f"  {time.perf_counter() - started:.0f} s")
     return 0

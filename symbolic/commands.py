@@ -21,7 +21,7 @@ TOKENIZERS = ("abc", "remi", "tsd", "midilike")
 
 
 def add_train_parsers(train_sub, common: argparse.ArgumentParser) -> None:
-    """Add ``train symbolic``."""
+    """Add ``train symbolic`` and ``train quote``."""
     p = train_sub.add_parser(
         "symbolic", parents=[common], help="train a symbolic (token) model",
         description="Train a GPT-2 (or Llama) model on ABC tunes or MIDI event tokens. The held-out split of "
@@ -92,6 +92,23 @@ def add_train_parsers(train_sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: CUDA when present)")
     p.set_defaults(run=run_train_symbolic)
 
+    q = train_sub.add_parser(
+        "quote", parents=[common], help="fit an infill model's quotes (its fills may repeat the music around them)",
+        description="Fit the weights with which an infill quotes the prefix and suffix shown to it "
+                    "(symbolic/quote.py), on spans of the training split of --data, and write the model with them "
+                    "(quote.json, and a section of its card) to a new folder.")
+    q.add_argument("--model", required=True, metavar="NAME|DIR", help="a model trained to infill (--infill-share)")
+    q.add_argument("--data", required=True, metavar="SOURCE", help="as `train symbolic --data` (its training split)")
+    q.add_argument("--out", required=True, metavar="DIR", help="the new model folder (new or empty)")
+    q.add_argument("--pieces", type=int, default=200, metavar="N", help="pieces at most (default: 200)")
+    q.add_argument("--spans", type=int, default=4, metavar="K", help="spans of 1-4 bars per piece (default: 4)")
+    q.add_argument("--instruments", choices=("keep", "ensemble"), default="keep",
+                   help="MIDI: as `train symbolic --instruments` (default: keep)")
+    q.add_argument("--expand-repeats", action="store_true",
+                   help="MIDI: play the scores' repeats out, as MIDI files of them have them")
+    q.add_argument("--seed", type=int, default=0, help="the spans' seed (default: 0)")
+    q.set_defaults(run=run_train_quote)
+
 
 def parse_shifts(text: str | None) -> tuple[int, ...]:
     """``"-5..6"`` -> the shifts -5..6 without 0 (``"all"``: the same); None or ``"none"`` -> ();
@@ -161,6 +178,25 @@ def run_train_symbolic(args: argparse.Namespace) -> int:
         show_progress=args.quiet == 0, list_failures=bool(args.verbose),
         command="ostinato " + shlex.join(sys.argv[1:]) if sys.argv and sys.argv[0] else "")
     train_symbolic(request)
+    return 0
+
+
+def run_train_quote(args: argparse.Namespace) -> int:
+    from ostinato.events.errors import UsageError
+
+    from .quote_train import train_quote
+
+    for name in ("pieces", "spans"):
+        if getattr(args, name) < 1:
+            raise UsageError(f"--{name}", f"expected a positive number, got {getattr(args, name)}")
+    report = train_quote(args.model, args.data, args.out, pieces=args.pieces, spans=args.spans, seed=args.seed,
+                         instruments=args.instruments, expand_repeats=args.expand_repeats,
+                         command="ostinato " + shlex.join(sys.argv[1:]) if sys.argv and sys.argv[0] else "",
+                         progress=args.quiet == 0 and sys.stderr.isatty())
+    if args.quiet == 0:
+        print(f"{args.out}: quote weights {', '.join(f'{w:.3f}' for w in report.weights.weights)} from "
+              f"{report.tokens:,} middle tokens of {report.spans} spans; {report.bits_model:.3f} -> "
+              f"{report.bits_quoted:.3f} bits per token", file=sys.stderr)
     return 0
 
 

@@ -19,7 +19,8 @@ in force and ends them where the suffix begins:
   into the suffix and no slur left open that the suffix does not close.
 - MIDI (REMI): exactly ``k`` bars of the meter in force (a span across a meter change is filled one
   meter at a time, :func:`meter_runs`), the piece's instruments each within its GM
-  range (the note rules of :class:`symbolic.midi_grammar.MidiGrammar`), no note sounding past the
+  range (the note rules of :class:`symbolic.midi_grammar.MidiGrammar`), pitches of the key's scale or
+  of the pitch classes the piece itself plays (a minor chorale's natural sevenths), no note sounding past the
   span's end; the notes are placed into the input's own bars (its tempo map) and each goes to the
   input's track of its instrument.
 
@@ -64,7 +65,8 @@ from .fim import (
 __all__ = ["INFILL_TOKENS", "AbcSpanGrammar", "FimParts", "MidiSpanGrammar", "add_infill_tokens", "bar_cuts",
            "fim_cut", "fim_example", "fim_prompt", "from_fim", "grow_embeddings", "has_infill", "has_span", "infill",
            "infill_compositions", "infill_ids", "infill_to_files", "lead_in_scores", "meter_runs", "middle_bits",
-           "middle_token_bits", "parse_bars", "read_piece", "split_bars", "split_head", "to_fim", "token_log_probs"]
+           "middle_token_bits", "parse_bars", "quote_observations", "read_piece", "split_bars", "split_head", "to_fim",
+           "token_log_probs"]
 
 INFILL_CANDIDATES = 4   # fills sampled per fill asked for (one batch): the one that leads best into the suffix is kept
 SEAM_BARS = 2           # the suffix's first bars, whose likelihood after a fill scores it
@@ -232,12 +234,14 @@ class MidiSpanGrammar:
     bars under the note rules, then ``<endfill>`` (where the inner grammar would end the piece).
 
     The inner grammar is a :class:`symbolic.midi_grammar.MidiGrammar` of ``bars`` bars with the piece's
-    controls (instruments, key, the meter and tempo in force), walked over a virtual start (its control
+    controls (instruments, key, the meter and tempo in force; ``pitch_classes``, those the piece plays, are
+    allowed besides the key's scale), walked over a virtual start (its control
     prefix and ``Bar TimeSig Position_0 Tempo``); no note sounds past the span's end.
     """
 
     def __init__(self, tokenizer, *, prompt: Sequence[int], controls, bars: int, timesig_id: int,
-                 max_tokens: int, ranges: dict[int, tuple[int, int]] | None = None) -> None:
+                 max_tokens: int, ranges: dict[int, tuple[int, int]] | None = None,
+                 pitch_classes: Sequence[int] = ()) -> None:
         from .midi_grammar import MidiGrammar
 
         self.tok = tokenizer
@@ -246,7 +250,7 @@ class MidiSpanGrammar:
         self.endfill = infill_ids(tokenizer)[2]
         budget = max_tokens - len(self.prompt) - 2
         inner = MidiGrammar(tokenizer, controls=controls, bars=bars, max_tokens=1 << 30, note_rules=True,
-                            edge_triads=False, ranges=ranges)
+                            edge_triads=False, ranges=ranges, pitch_classes=pitch_classes)
         state = inner.start()
         for t in inner.prefix_ids():
             state = inner.advance(state, t)
@@ -517,13 +521,15 @@ def _midi_plan(tokenizer, table, span: tuple[int, int], context: int, style: str
     room = _room(int(per_bar * 1.25 * k) + 16, context)   # the grammar closes the span within it
     shown_prefix, shown_suffix = _fit_midi(tokenizer, prefix, suffix, context - room - len(head) - 3)
     prompt = fim_prompt(tokenizer, head, shown_prefix, shown_suffix, k)
+    # the key's scale and every pitch class the piece plays itself (a chorale in A minor has its G naturals)
+    own_pcs = sorted({int(p) % 12 for p, drum in zip(table.pitch, table.is_drum, strict=True) if not drum})
     inner_probe = MidiGrammar(tokenizer, controls=span_controls, bars=k, max_tokens=1 << 30, note_rules=True,
-                              edge_triads=False)
+                              edge_triads=False, pitch_classes=own_pcs)
     ranges = part_ranges(table, coded)
 
     def grammar():
         return MidiSpanGrammar(tokenizer, prompt=prompt, controls=span_controls, bars=k, timesig_id=span_timesig,
-                               max_tokens=context, ranges=ranges)
+                               max_tokens=context, ranges=ranges, pitch_classes=own_pcs)
 
     program_track = {}
     for i, track in enumerate(coded.tracks):
@@ -646,12 +652,14 @@ def _join_notes(table, keep: np.ndarray, onset, offset, pitch, velocity, track):
 
 def infill_compositions(model, tokenizer, piece, bars: tuple[int, int], *, n: int = 1, sampling=None,
                         style: str | None = None, name: str = "the model",
-                        on_step: Callable[[int], None] | None = None) -> list:
+                        on_step: Callable[[int], None] | None = None, quote=None) -> list:
     """``n`` new versions of ``piece`` with bars ``bars`` (1-based, inclusive) rewritten by ``model``.
 
     Args:
         piece: ABC text (ABC models) or a :class:`events.NoteTable` (MIDI models).
         bars: ``(first, last)``; bars past the piece's end extend it.
+        quote: the model folder's quote weights (:func:`symbolic.quote.load_weights`): the fill may quote
+            the prefix and suffix shown to it; None: the model alone.
     Returns: :class:`symbolic.compose.Composition` objects (ABC text and notes, or notes).
     Raises: ValueError (one line) for a model without infill tokens, a span that cannot be filled, a
         piece of the wrong kind for the model.
@@ -670,17 +678,19 @@ def infill_compositions(model, tokenizer, piece, bars: tuple[int, int], *, n: in
         runs = meter_runs(tokenizer, piece, (first, last), style)
         if len(runs) > 1:   # one meter at a time, each later run with the earlier ones' fills before it
             pieces = infill_compositions(model, tokenizer, piece, runs[0], n=n, sampling=sampling, style=style,
-                                         name=name, on_step=on_step)
+                                         name=name, on_step=on_step, quote=quote)
             for k, run in enumerate(runs[1:], start=1):
                 pieces = [infill_compositions(model, tokenizer, p.table, run, n=1, style=style, name=name,
-                                              sampling=replace(sampling, seed=sampling.seed + 1000 * k + i))[0]
+                                              sampling=replace(sampling, seed=sampling.seed + 1000 * k + i),
+                                              quote=quote)[0]
                           for i, p in enumerate(pieces)]
             return pieces
     plan = _plan(tokenizer, piece, (first, last), context, style)
     per_fill = INFILL_CANDIDATES if plan.after else 1
     grammars = [plan.grammar() for _ in range(n * per_fill)]
     seqs = sample(model, prompt=plan.prompt, n=n * per_fill, config=replace(sampling, max_tokens=context),
-                  grammars=grammars, eos_id=infill_ids(tokenizer)[2], pad_id=tokenizer.pad_id, on_step=on_step)
+                  grammars=grammars, eos_id=infill_ids(tokenizer)[2], pad_id=tokenizer.pad_id, on_step=on_step,
+                  mix=None if quote is None else [_quoting(tokenizer, plan, quote)] * (n * per_fill))
     middles = []
     for seq in seqs:
         middle = seq[len(plan.prompt):]
@@ -692,6 +702,26 @@ def infill_compositions(model, tokenizer, piece, bars: tuple[int, int], *, n: in
         best = [max(range(i * per_fill, (i + 1) * per_fill), key=scores.__getitem__) for i in range(n)]
         middles = [middles[j] for j in best]
     return [plan.finish(m) for m in middles]
+
+
+def _shown_suffix(tokenizer, plan: _Plan) -> list[int]:
+    """The suffix's tokens the prompt shows (between ``<fill>`` and ``<mid>``; empty when the span extends)."""
+    fill, mid, _end = infill_ids(tokenizer)
+    return list(plan.prompt[plan.prompt.index(fill) + 1:plan.prompt.index(mid)])
+
+
+def _quoting(tokenizer, plan: _Plan, quote):
+    """The sampler's ``mix`` for ``plan``: the middle so far, after the prefix, may quote the prefix and suffix."""
+    from .quote import Quoter, mix_log_probs
+
+    quoter = Quoter([plan.before, _shown_suffix(tokenizer, plan)])
+    start = len(plan.prompt)
+
+    def mix(sequence: list[int], log_probs):
+        length, proposal = quoter.propose([*plan.before, *sequence[start:]])
+        return mix_log_probs(log_probs, length, proposal, quote)
+
+    return mix
 
 
 def _check_piece(tokenizer, piece) -> None:
@@ -712,7 +742,7 @@ def _plan(tokenizer, piece, bars: tuple[int, int], context: int, style: str | No
 
 
 def middle_bits(model, tokenizer, piece, bars: tuple[int, int], *, style: str | None = None,
-                name: str = "the model", without: str = "left-to-right") -> tuple[float, float, int]:
+                name: str = "the model", without: str = "left-to-right", quote=None) -> tuple[float, float, int]:
     """How well ``model`` predicts ``piece``'s own bars ``bars`` with and without the bars after them:
     ``(bits with the suffix in view, bits without, the middle's tokens)``.
 
@@ -721,14 +751,16 @@ def middle_bits(model, tokenizer, piece, bars: tuple[int, int], *, style: str | 
     without: the same controls and prefix, left to right (``without="left-to-right"``), or the same
     fill-in-the-middle prompt with an empty suffix, as an infill that extends a piece has
     (``"no-suffix"``: the suffix is all that differs). ``bars`` must lie inside the piece (one meter).
+    ``quote``: the model folder's quote weights (:func:`symbolic.quote.load_weights`), or None: the model
+    alone. With them, the middle may quote the prefix and suffix shown (with) or the prefix (without).
     """
     with_suffix, without_suffix, middle = middle_token_bits(model, tokenizer, piece, bars, style=style, name=name,
-                                                            without=without)
+                                                            without=without, quote=quote)
     return float(with_suffix.sum()), float(without_suffix.sum()), len(middle)
 
 
 def middle_token_bits(model, tokenizer, piece, bars: tuple[int, int], *, style: str | None = None,
-                      name: str = "the model", without: str | tuple[str, ...] = "left-to-right"
+                      name: str = "the model", without: str | tuple[str, ...] = "left-to-right", quote=None
                       ) -> tuple[np.ndarray, np.ndarray | tuple[np.ndarray, ...], list[int]]:
     """:func:`middle_bits` token by token: ``(bits with the suffix in view, bits without, the middle's ids)``,
     two float64 arrays as long as the middle, so a caller can tell where the suffix helps (its bar lines,
@@ -760,6 +792,13 @@ def middle_token_bits(model, tokenizer, piece, bars: tuple[int, int], *, style: 
                          f"not fit {name}'s context of {context} tokens")
     with_suffix = -token_log_probs(model, fim)[-n:] / math.log(2)
     without_suffix = tuple(-token_log_probs(model, ids)[-n:] / math.log(2) for ids in others)
+    if quote is not None:   # the same mixture as the sampler's: with, the prefix and suffix quoted; without, the prefix
+        from .quote import quoted_bits
+
+        with_suffix = quoted_bits(with_suffix, plan.middle, plan.before, [plan.before, _shown_suffix(tokenizer, plan)],
+                                  quote)
+        without_suffix = tuple(quoted_bits(bits, plan.middle, plan.before, [plan.before], quote)
+                               for bits in without_suffix)
     return with_suffix, without_suffix[0] if isinstance(without, str) else without_suffix, list(plan.middle)
 
 
@@ -804,7 +843,10 @@ def infill(piece, bars: tuple[int, int] | str, *, model: str | None = None, n: i
     _check_model(load_tokenizer(folder / "tokenizer.json"), name)
     loaded, tokenizer, _config = load_model_folder(folder)
     sampling = SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
-    pieces = infill_compositions(loaded, tokenizer, piece, span, n=n or 1, sampling=sampling, style=style, name=name)
+    from .quote import load_weights
+
+    pieces = infill_compositions(loaded, tokenizer, piece, span, n=n or 1, sampling=sampling, style=style, name=name,
+                                 quote=load_weights(folder))
     results = [p.text if isinstance(piece, str) else p.table for p in pieces]
     return results if n is not None else results[0]
 
@@ -849,13 +891,16 @@ def infill_to_files(request, folder, tokenizer, sampling, *, write: Callable) ->
     except ValueError as exc:
         raise UsageError("--infill", str(exc).removeprefix("--infill: ")) from None
     piece = read_piece(tokenizer, request.primer)
+    from .quote import load_weights
+
+    quote = load_weights(folder)   # a broken quote.json is one line before the model loads
     model, tokenizer, _config = load_model_folder(folder)
     bar = tqdm(desc=f"infill x{request.n}", unit="tok", file=sys.stderr, dynamic_ncols=True, mininterval=0.5,
                disable=not (request.show_progress and sys.stderr.isatty()))   # a terminal only, as compose
     try:
         pieces = infill_compositions(model, tokenizer, piece, request.infill, n=request.n, sampling=sampling,
                                      style=request.style, name=request.model,
-                                     on_step=lambda step: bar.update(step - bar.n))
+                                     on_step=lambda step: bar.update(step - bar.n), quote=quote)
     except ValueError as exc:
         raise InputError(request.primer, str(exc).removeprefix("--infill: ")) from None
     finally:
@@ -866,3 +911,24 @@ def infill_to_files(request, folder, tokenizer, sampling, *, write: Callable) ->
         if request.show_progress:
             print(f"wrote {path}", file=sys.stderr)
     return pieces
+
+
+def quote_observations(model, tokenizer, piece, bars: tuple[int, int], *, style: str | None = None
+                       ) -> list[tuple[float, int, float]]:
+    """What :func:`symbolic.quote.fit_weights` fits on, for one span of ``piece``: per token of its middle,
+    ``(the model's probability of it with the suffix in view, the quote's match length, the quote's
+    probability of it)``, the prefix and suffix shown quoted as the sampler quotes them."""
+    from .quote import Quoter, quote_probability
+    from .sample import context_of
+
+    plan = _plan(tokenizer, piece, bars, context_of(model), style)
+    if not plan.middle or len(plan.prompt) + len(plan.middle) > context_of(model):
+        return []
+    probs = np.exp(token_log_probs(model, [*plan.prompt, *plan.middle])[-len(plan.middle):])
+    quoter = Quoter([plan.before, _shown_suffix(tokenizer, plan)])
+    out, history = [], list(plan.before)
+    for p, token in zip(probs, plan.middle, strict=True):
+        length, proposal = quoter.propose(history)
+        out.append((float(p), length, quote_probability(proposal, token)))
+        history.append(token)
+    return out

@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -214,7 +215,8 @@ class MidiGrammar:
             into the last bar), so the piece opens and ends on its tonic; with no key asked, the key of the
             ``Key:`` token sampled (``edge_triads``: the first/last bar rules; False for the
             bars inside a piece that an infill writes: the scale only; ``ranges`` replaces a program's
-            GM range, e.g. by a part's own). The first
+            GM range, e.g. by a part's own; ``pitch_classes`` (0-11) are allowed besides the key's
+            scale, e.g. those a piece being infilled plays itself: its G natural in A minor). The first
             ``free_tokens`` tokens (a primer) are exempt.
         move_to_key: the key (``"D minor"``) the finished piece is moved to: the ``Key:`` control is
             sampled among the keys of its mode (the model picks the one it writes best in for the
@@ -238,7 +240,8 @@ class MidiGrammar:
     def __init__(self, tokenizer, *, controls=None, bars: int | None = None,
                  seconds: float | None = None, max_tokens: int = 1024, allow_changes: bool = False,
                  note_rules: bool = False, edge_triads: bool = True,
-                 ranges: dict[int, tuple[int, int]] | None = None, move_to_key: str | None = None):
+                 ranges: dict[int, tuple[int, int]] | None = None, move_to_key: str | None = None,
+                 pitch_classes: Iterable[int] = ()):
         if bars is not None and seconds is not None:
             raise ValueError("bars, seconds: give at most one length")
         if bars is not None and (not isinstance(bars, int | np.integer) or bars < 1):
@@ -261,6 +264,7 @@ class MidiGrammar:
         self.note_rules = bool(note_rules)
         self.edge_triads = bool(edge_triads)
         self.ranges = dict(ranges or {})   # program -> (low, high) in place of its GM range (an infill's parts)
+        self.pitch_classes = frozenset(int(pc) % 12 for pc in pitch_classes)   # besides the key's scale
         self.move_to = None
         if move_to_key is not None:
             self.move_to = major_minor_key(move_to_key)
@@ -397,6 +401,8 @@ class MidiGrammar:
         self._prefix = tok.control_ids(c)
         # pitch classes 0-11 the key allows (None: any); with no key asked, the sampled Key token's
         self.key_pcs = self._key_pcs(c.key)
+        if self.key_pcs is not None and self.pitch_classes:
+            self.key_pcs = (self.key_pcs[0] | self.pitch_classes, *self.key_pcs[1:])
         # prefix masks, one per prefix position 1..4
         meter_texts = {i: tok.vocab[i].removeprefix("Meter:") for i in range(*tok.blocks["meter"])
                        if tok.vocab[i] != "Meter:none"}
@@ -715,6 +721,8 @@ class MidiGrammar:
                 chosen = self.tokenizer.vocab[t].removeprefix("Key:")
                 if self.controls.key is None:   # a key the model chose holds as a requested one
                     s.key_pcs = self._key_pcs(chosen)
+                    if s.key_pcs is not None and self.pitch_classes:
+                        s.key_pcs = (s.key_pcs[0] | self.pitch_classes, *s.key_pcs[1:])
                 if self.move_to is not None and chosen != "none":
                     s.shift = key_shift(chosen, self.move_to)
             if stage == 3:

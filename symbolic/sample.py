@@ -76,7 +76,8 @@ def filter_logits(logits: torch.Tensor, *, top_k: int = 0, top_p: float = 1.0) -
 def sample(model, *, prompt: Sequence[int], n: int = 1, config: SamplingConfig = SamplingConfig(),
            grammars: Sequence | None = None, eos_id: int, pad_id: int = 0,
            on_step: Callable[[int], None] | None = None,
-           window: Callable[[list[int]], list[int]] | None = None) -> list[list[int]]:
+           window: Callable[[list[int]], list[int]] | None = None,
+           mix: Sequence[Callable[[list[int], torch.Tensor], torch.Tensor]] | None = None) -> list[list[int]]:
     """Draw ``n`` continuations of ``prompt``; returns each sequence (prompt included, up to ``<eos>``).
 
     Args:
@@ -91,12 +92,17 @@ def sample(model, *, prompt: Sequence[int], n: int = 1, config: SamplingConfig =
             With it a sequence may grow to ``config.max_tokens`` (beyond the context): whenever the
             context is full the model restarts on the window. Without it the sequence stops at the
             context (and a longer prompt is a ValueError).
+        mix: one per sample (or None): ``mix(sequence, log_probs [V]) -> log_probs [V]``, the model's
+            next-token distribution made another before the grammar's mask and the draw (an infill's
+            quotes, :mod:`symbolic.quote`).
     """
     device = next(model.parameters()).device
     context = context_of(model)
     limit = config.max_tokens if window is not None else min(config.max_tokens, context)
     if len(prompt) >= limit or (window is None and len(prompt) >= context):
         raise ValueError(f"the prompt has {len(prompt)} tokens; the model's limit is {limit}")
+    if mix is not None and len(mix) != n:
+        raise ValueError(f"mix: expected {n}, got {len(mix)}")
     states = None
     if grammars is not None:
         if len(grammars) != n:
@@ -104,7 +110,7 @@ def sample(model, *, prompt: Sequence[int], n: int = 1, config: SamplingConfig =
         states = [g.start() for g in grammars]
         for token in prompt:
             states = [g.advance(s, token) for g, s in zip(grammars, states, strict=True)]
-    run = _Run(model=model, config=config, grammars=grammars, states=states, eos_id=eos_id, pad_id=pad_id,
+    run = _Run(model=model, config=config, grammars=grammars, states=states, mix=mix, eos_id=eos_id, pad_id=pad_id,
                limit=limit, context=context, device=device, on_step=on_step,
                generator=torch.Generator(device="cpu").manual_seed(config.seed),
                sequences=[list(prompt) for _ in range(n)], done=np.zeros(n, dtype=bool))
@@ -133,6 +139,7 @@ class _Run:
     config: SamplingConfig
     grammars: Sequence | None
     states: list | None
+    mix: Sequence | None
     eos_id: int
     pad_id: int
     limit: int
@@ -155,6 +162,10 @@ class _Run:
         next_logits = _decoder(self.model, len(rows), self.context)
         for _ in range(self.context - len(feed)):
             logits = next_logits(input_ids).float().cpu()                  # [B, V]
+            if self.mix is not None:
+                logits = torch.log_softmax(logits, dim=-1)
+                logits = torch.stack([self.mix[i](self.sequences[i], row) if not done[i] else row
+                                      for i, row in zip(rows, logits, strict=True)])
             if states is not None:
                 mask = np.stack([grammars[i].allowed(states[i]) if not done[i] else _only(self.eos_id, logits.shape[-1])
                                  for i in rows])

@@ -329,3 +329,20 @@ def test_a_key_is_composed_in_a_key_of_its_mode_the_model_picks_and_moved_exactl
         assert sorted((decoded.pitch.astype(int) + shift).tolist()) == sorted(table.pitch.astype(int).tolist())
         moved.add(shift)
     assert moved != {0}
+
+
+def test_an_infills_grammar_allows_the_pitch_classes_its_piece_plays(shipped):
+    _, tok = shipped
+    controls = Controls(key="A minor", meter="4/4", tempo_bpm=120, instruments=(40,))
+
+    def pitches(**extra):
+        grammar = MidiGrammar(tok, controls=controls, bars=4, max_tokens=1024, note_rules=True, edge_triads=False,
+                              **extra)
+        state = _advance(grammar, tok, _prefix(grammar), "Bar_None TimeSig_4/4 Position_0 Tempo_121.29 Program_40")
+        return {int(a.removeprefix("Pitch_")) for a in _allowed(grammar, tok, state) if a.startswith("Pitch_")}
+
+    scale = pitches()   # A harmonic minor: G sharp, no G natural, no F sharp
+    assert {p % 12 for p in scale} == {9, 11, 0, 2, 4, 5, 8}
+    # a chorale in A minor with G naturals and F sharps (its melodic minor): its infill may play them too
+    assert {p % 12 for p in pitches(pitch_classes=[7, 6, 19])} == {9, 11, 0, 2, 4, 5, 8, 7, 6}
+    assert pitches(pitch_classes=[9, 0]) == scale   # its own scale's: nothing new

@@ -27,12 +27,15 @@ def _last_json(stdout: str) -> dict:
 def test_shipped_model_folder_and_card(name):
     assert name in shipped_models() and name in DEFAULT_FOR_FORMAT.values()
     folder = PRETRAINED / name
-    own_defaults = ["compose.json"] if name == "chorale-midi" else []   # the controls a plain compose uses
+    # the controls a plain compose uses; the weights of an infill's quotes (`ostinato train quote`)
+    own_defaults = ["compose.json", "quote.json"] if name == "chorale-midi" else []
     assert sorted(p.name for p in folder.iterdir() if p.name != "__pycache__") == sorted([
         "config.json", "metrics.json", "model.safetensors", "model_card.md", "tokenizer.json", *own_defaults])
     assert (folder / "model.safetensors").stat().st_size <= MAX_BYTES
-    metrics = json.loads((folder / "metrics.json").read_text())
     card = (folder / "model_card.md").read_text()
+    if name == "chorale-midi":
+        assert "ostinato train quote --model chorale-midi --data music21:bach " in card
+    metrics = json.loads((folder / "metrics.json").read_text())
     assert metrics["command"].startswith("ostinato train symbolic ") and metrics["command"] in card
     assert f"--data {SOURCES[name]}" in metrics["command"]
     unit = "bits_per_char" if name == "folk-abc" else "bits_per_note"
