@@ -33,7 +33,7 @@ Printed per format:
 * validity of the filled span (ABC: the tune parses, every span bar as long as its meter by music21,
   header unchanged; MIDI: notes of the piece's programs inside the span, on the input's track of
   their program, within the part's range (its program's GM range, widened to the part's own notes),
-  every bar of the span with a note);
+  of the key's scale or the pitch classes the piece plays itself, every bar of the span with a note);
 * exactness: every bar outside the span byte for byte (ABC, the normalised text) or note for note
   (MIDI: pitch, onset, offset, velocity, program, track), over all samples;
 * how many fills are the input's own bars again (ABC: the span's text; MIDI: pitch, onset, offset and
@@ -257,6 +257,8 @@ def run_midi(model_dir: str, n_samples: int, per_piece: int, seed: int, all_span
     from ostinato.events.sources import iter_items
     from ostinato.symbolic.evaluate_commands import trained_expand_repeats
     from ostinato.symbolic.infill import bar_cuts, infill_compositions, split_head
+    from ostinato.symbolic.midi_grammar import MidiGrammar
+    from ostinato.symbolic.midi_tokens import stand_ins
     from ostinato.symbolic.model import load_model_folder
     from ostinato.symbolic.quote import load_weights
     from ostinato.symbolic.sample import SamplingConfig
@@ -306,6 +308,10 @@ def run_midi(model_dir: str, n_samples: int, per_piece: int, seed: int, all_span
         top = top_track(table)
         ref_seams = midi_seams(table, top, start, end)
         bar_len = [downbeats[i + 1] - downbeats[i] for i in range(first - 1, last)]
+        # the key's scale (harmonic minor for a minor key) and the pitch classes the piece plays itself
+        key = tok.controls_of(stand_ins(table)[0], style).key
+        key_pcs = set(MidiGrammar._key_pcs(key)[0] if key not in (None, "none") else range(12))
+        key_pcs |= {int(p) % 12 for p in table.pitch}
         ranges = {}   # per track: its program's GM range, widened to the part's own notes
         for i, track in enumerate(table.tracks):
             notes = table.pitch[table.track == i]
@@ -324,6 +330,7 @@ def run_midi(model_dir: str, n_samples: int, per_piece: int, seed: int, all_span
                                                                for c in ("pitch", "onset_tick", "offset_tick", "track"))
             bars_with_notes = {int(np.searchsorted(downbeats, t, side="right")) - 1 for t in fresh.onset_tick}
             valid = (len(fresh) > 0 and int(fresh.offset_tick.max()) <= end
+                     and all(int(p) % 12 in key_pcs for p in fresh.pitch)
                      and all(int(p) in table.program for p in fresh.program)
                      and all(new.tracks[int(t)].program == int(p) for t, p in zip(fresh.track, fresh.program,
                                                                                   strict=True))

@@ -381,6 +381,7 @@ class ComposeRequest:
     primer: str | None = None
     show_progress: bool = True
     infill: tuple[int, int] | None = None      # (first, last) bars of the primer to rewrite (past its end: extend)
+    quote: bool = True                         # an infill may quote the piece (the model folder's quote.json)
 
     @property
     def n(self) -> int:
@@ -429,6 +430,9 @@ def add_compose_parser(sub, common: argparse.ArgumentParser) -> argparse.Argumen
     p.add_argument("--infill", metavar="FIRST-LAST",
                    help="rewrite bars FIRST to LAST of --primer (e.g. 5-8), keeping every other bar exactly; bars "
                         "past its end extend it (needs a model trained with --infill-share)")
+    p.add_argument("--no-quote", dest="quote", action="store_false",
+                   help="--infill: the model's fill alone, without its folder's quotes (quote.json: the fill may "
+                        "repeat bars of the piece around it, as a repeat does)")
     p.add_argument("--list", action="store_true", help="list the shipped models with their cards, then exit")
     p.set_defaults(run=run_compose)
     return p
@@ -494,6 +498,8 @@ def compose_request(args: argparse.Namespace) -> ComposeRequest:
     except ValueError as exc:
         raise UsageError("--instruments", str(exc)) from None
     infill = None
+    if not getattr(args, "quote", True) and not getattr(args, "infill", None):
+        raise UsageError("--no-quote", "goes with --infill (the quotes are an infill's)")
     if getattr(args, "infill", None):
         from .fim import parse_bars
 
@@ -511,7 +517,7 @@ def compose_request(args: argparse.Namespace) -> ComposeRequest:
         seed=args.seed, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
         max_tokens=args.max_tokens, key=args.key, meter=args.meter, unit_length=args.unit_length, bars=args.bars,
         sections=sections, instruments=instruments, tempo_bpm=args.tempo, seconds=args.seconds, style=args.style,
-        primer=args.primer, show_progress=args.quiet == 0, infill=infill)
+        primer=args.primer, show_progress=args.quiet == 0, infill=infill, quote=getattr(args, "quote", True))
 
 
 def compose_to_files(request: ComposeRequest) -> list:

@@ -30,6 +30,10 @@ suffix's first bars most likely, read left to right after the prefix and the fil
 
 Every bar outside the span is the input's: ABC, the tokens (so the normalised text) of those bars;
 MIDI, the input's own notes (pitch, onset, offset, velocity, program, track), untouched.
+
+Quotes (:mod:`symbolic.quote`): with a model folder's ``quote.json`` the sampler and the scoring mix the
+model's next-token distribution with what the prefix and suffix shown propose where the fill's last
+tokens recur in them, so a span inside a repeat can take its copy from the other side.
 """
 
 from __future__ import annotations
@@ -826,7 +830,8 @@ def infill(piece, bars: tuple[int, int] | str, *, model: str | None = None, n: i
         piece: ABC text (for an ABC model) or a :class:`events.NoteTable` (for a REMI model).
         bars: ``(first, last)`` 1-based and inclusive, or ``"5-8"``; bars past the end extend the piece.
         model: a shipped model name or a model folder trained with ``--infill-share`` (default: the
-            shipped model for the piece's kind).
+            shipped model for the piece's kind); its ``quote.json``, if it has one, lets the fill quote
+            the music around it (:mod:`symbolic.quote`).
         n: None for one piece, else a list of ``n`` pieces (sampled as one batch).
         seed, temperature, top_k, top_p: as ``ostinato compose``; ``style``: the MIDI style control.
     Returns: the new ABC text (str) or NoteTable, or a list of them.
@@ -893,7 +898,7 @@ def infill_to_files(request, folder, tokenizer, sampling, *, write: Callable) ->
     piece = read_piece(tokenizer, request.primer)
     from .quote import load_weights
 
-    quote = load_weights(folder)   # a broken quote.json is one line before the model loads
+    quote = load_weights(folder) if request.quote else None   # a broken quote.json: one line before the model loads
     model, tokenizer, _config = load_model_folder(folder)
     bar = tqdm(desc=f"infill x{request.n}", unit="tok", file=sys.stderr, dynamic_ncols=True, mininterval=0.5,
                disable=not (request.show_progress and sys.stderr.isatty()))   # a terminal only, as compose

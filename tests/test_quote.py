@@ -215,3 +215,26 @@ def test_a_broken_quote_json_stops_an_infill_in_one_line(tmp_path):
     assert result.stderr.strip().splitlines() == [
         f'ostinato: {folder / QUOTE_FILE}: expected an object with "bands", "max_match" and "weights" '
         f'(`ostinato train quote` writes it)']
+
+
+def test_no_quote_infills_with_the_model_alone_and_only_goes_with_infill(tmp_path):
+    primer = tmp_path / "chorale.mid"
+    from ostinato import events
+
+    item = next(i for i in iter_items("music21:bach", split="test") if i.key == "bach/bwv153.5.mxl")
+    events.write(assign_instruments(item.read(expand_repeats=True), item.key), primer)
+    outs = {}
+    for flag in ([], ["--no-quote"]):
+        out = tmp_path / f"out{len(flag)}.mid"
+        result = run_cli("compose", "--primer", str(primer), "--infill", "3-4", "--temperature", "0", "-o", str(out),
+                         "-q", *flag)
+        assert result.returncode == 0, result.stderr
+        outs[bool(flag)] = events.read(out)
+    table = events.read(primer)
+    # greedy with the quotes: bars 3-4 again (their copy follows bar 6, the copy of bar 2); the model alone: not
+    same = [len(outs[q]) == len(table) and np.array_equal(outs[q].sorted().pitch, table.sorted().pitch)
+            for q in (False, True)]
+    assert same == [True, False]
+    bad = run_cli("compose", "--no-quote", "-o", str(tmp_path / "x.mid"), "-q")
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines() == [
+        "ostinato: --no-quote: goes with --infill (the quotes are an infill's)"]
