@@ -12,7 +12,7 @@ from conftest import run_cli
 from ostinato.events.errors import InputError
 from ostinato.events.instruments import assign_instruments
 from ostinato.events.sources import iter_items
-from ostinato.symbolic.infill import infill_compositions, middle_token_bits
+from ostinato.symbolic.infill import infill, infill_compositions, middle_token_bits
 from ostinato.symbolic.model import ModelConfig, build_model, load_model_folder
 from ostinato.symbolic.quote import (
     BANDS,
@@ -156,6 +156,8 @@ def test_greedy_fills_take_the_copy_and_sampled_ones_stay_valid(performed):
     again = greedy.select((greedy.onset_tick >= start) & (greedy.onset_tick < end)).sorted()
     for column in ("pitch", "onset_tick", "offset_tick", "track"):
         assert np.array_equal(getattr(again, column), getattr(own, column)), column
+    api = infill(performed, "3-4", temperature=0.0, style="bach")   # the Python API: the shipped model's quotes
+    assert np.array_equal(api.sorted().pitch, greedy.sorted().pitch)
     first = infill_compositions(model, tok, performed, (3, 4), n=2, style="bach", quote=weights,
                                 sampling=SamplingConfig(seed=3, top_p=0.95))
     second = infill_compositions(model, tok, performed, (3, 4), n=2, style="bach", quote=weights,
