@@ -16,7 +16,7 @@ distribution ``p`` becomes
 with one weight per band of ``L`` (:data:`BANDS`), fitted on the training split by ``ostinato train
 quote`` (:mod:`symbolic.quote_train`; :func:`fit_weights`, EM on the likelihood) and kept in the model
 folder's ``quote.json``. A short run is weak evidence (its weight is near 0); a run of 24 tokens or more
-(six or more notes of four parts) predicts the next token almost surely. A model folder without
+(six or more notes: REMI writes a note in 4 tokens) predicts the next token almost surely. A model folder without
 ``quote.json`` infills as before.
 
 The same mixture scores (:func:`symbolic.infill.middle_token_bits`: with the suffix in view, the prefix
