@@ -54,15 +54,6 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-def spans_for(n_bars: int, rng: np.random.Generator) -> tuple[int, int] | None:
-    """A span of 1-4 bars with at least one bar before and after it, or None."""
-    if n_bars < 3:
-        return None
-    k = int(rng.integers(1, min(4, n_bars - 2) + 1))
-    first = int(rng.integers(2, n_bars - k + 1))
-    return first, first + k - 1
-
-
 def rounds(items: list, n_samples: int, stats: dict, max_rounds: int = 20):
     """The held-out ``items`` over and over (each round draws new spans) until ``n_samples`` samples are in."""
     for _ in range(max_rounds):
@@ -173,7 +164,7 @@ def seam_intervals(measures, first: int, last: int) -> tuple[float | None, float
 def run_abc(model_dir: str, n_samples: int, per_piece: int, seed: int, all_spans: bool = False,
             use_quote: bool = True) -> dict:
     from ostinato.events.sources import iter_items
-    from ostinato.symbolic.infill import infill_compositions
+    from ostinato.symbolic.infill import infill_compositions, random_span
     from ostinato.symbolic.model import load_model_folder
     from ostinato.symbolic.quote import load_weights
     from ostinato.symbolic.sample import SamplingConfig
@@ -194,7 +185,7 @@ def run_abc(model_dir: str, n_samples: int, per_piece: int, seed: int, all_spans
             ref = abc_measures(text)
         except Exception:
             continue
-        span = spans_for(len(bars), rng)
+        span = random_span(len(bars), rng)
         if span is None or len(ref) < len(bars):
             continue
         first, last = span
@@ -256,7 +247,7 @@ def run_midi(model_dir: str, n_samples: int, per_piece: int, seed: int, all_span
     from ostinato.events.instruments import assign_instruments, instrument_range
     from ostinato.events.sources import iter_items
     from ostinato.symbolic.evaluate_commands import trained_expand_repeats
-    from ostinato.symbolic.infill import bar_cuts, infill_compositions, split_head
+    from ostinato.symbolic.infill import bar_cuts, infill_compositions, random_span, split_head
     from ostinato.symbolic.midi_grammar import MidiGrammar
     from ostinato.symbolic.midi_tokens import stand_ins
     from ostinato.symbolic.model import load_model_folder
@@ -286,7 +277,7 @@ def run_midi(model_dir: str, n_samples: int, per_piece: int, seed: int, all_span
         _head, body, _ = split_head(tok, ids)
         n_bars = len(bar_cuts(tok, body)) - 1
         downbeats = sorted({int(t) for t in to_score(table).get_downbeats()} | {0})
-        span = spans_for(min(n_bars, len(downbeats) - 1), rng)
+        span = random_span(min(n_bars, len(downbeats) - 1), rng)
         if span is None:
             continue
         first, last = span

@@ -69,8 +69,8 @@ from .fim import (
 __all__ = ["INFILL_TOKENS", "AbcSpanGrammar", "FimParts", "MidiSpanGrammar", "add_infill_tokens", "bar_cuts",
            "fim_cut", "fim_example", "fim_prompt", "from_fim", "grow_embeddings", "has_infill", "has_span", "infill",
            "infill_compositions", "infill_ids", "infill_to_files", "lead_in_scores", "meter_runs", "middle_bits",
-           "middle_token_bits", "parse_bars", "quote_observations", "read_piece", "split_bars", "split_head", "to_fim",
-           "token_log_probs"]
+           "middle_token_bits", "parse_bars", "quote_observations", "random_span", "read_piece", "split_bars",
+           "split_head", "to_fim", "token_log_probs"]
 
 INFILL_CANDIDATES = 4   # fills sampled per fill asked for (one batch): the one that leads best into the suffix is kept
 SEAM_BARS = 2           # the suffix's first bars, whose likelihood after a fill scores it
@@ -716,13 +716,13 @@ def _shown_suffix(tokenizer, plan: _Plan) -> list[int]:
 
 def _quoting(tokenizer, plan: _Plan, quote):
     """The sampler's ``mix`` for ``plan``: the middle so far, after the prefix, may quote the prefix and suffix."""
-    from .quote import Quoter, mix_log_probs
+    from .quote import MAX_MATCH, Quoter, mix_log_probs
 
     quoter = Quoter([plan.before, _shown_suffix(tokenizer, plan)])
-    start = len(plan.prompt)
+    start, tail = len(plan.prompt), list(plan.before[-MAX_MATCH:])   # a match looks back MAX_MATCH tokens at most
 
     def mix(sequence: list[int], log_probs):
-        length, proposal = quoter.propose([*plan.before, *sequence[start:]])
+        length, proposal = quoter.propose([*tail, *sequence[start:][-MAX_MATCH:]])
         return mix_log_probs(log_probs, length, proposal, quote)
 
     return mix
@@ -918,22 +918,27 @@ def infill_to_files(request, folder, tokenizer, sampling, *, write: Callable) ->
     return pieces
 
 
+def random_span(n_bars: int, rng: np.random.Generator) -> tuple[int, int] | None:
+    """A span of 1-4 bars of a piece of ``n_bars`` bars with at least one bar before and after it (None: the
+    piece is too short), drawn from ``rng``."""
+    if n_bars < 3:
+        return None
+    k = int(rng.integers(1, min(4, n_bars - 2) + 1))
+    first = int(rng.integers(2, n_bars - k + 1))
+    return first, first + k - 1
+
+
 def quote_observations(model, tokenizer, piece, bars: tuple[int, int], *, style: str | None = None
                        ) -> list[tuple[float, int, float]]:
     """What :func:`symbolic.quote.fit_weights` fits on, for one span of ``piece``: per token of its middle,
     ``(the model's probability of it with the suffix in view, the quote's match length, the quote's
     probability of it)``, the prefix and suffix shown quoted as the sampler quotes them."""
-    from .quote import Quoter, quote_probability
+    from .quote import quote_terms
     from .sample import context_of
 
     plan = _plan(tokenizer, piece, bars, context_of(model), style)
     if not plan.middle or len(plan.prompt) + len(plan.middle) > context_of(model):
         return []
     probs = np.exp(token_log_probs(model, [*plan.prompt, *plan.middle])[-len(plan.middle):])
-    quoter = Quoter([plan.before, _shown_suffix(tokenizer, plan)])
-    out, history = [], list(plan.before)
-    for p, token in zip(probs, plan.middle, strict=True):
-        length, proposal = quoter.propose(history)
-        out.append((float(p), length, quote_probability(proposal, token)))
-        history.append(token)
-    return out
+    lengths, quoted = quote_terms(plan.middle, plan.before, [plan.before, _shown_suffix(tokenizer, plan)])
+    return [(float(p), int(n), float(q)) for p, n, q in zip(probs, lengths, quoted, strict=True)]

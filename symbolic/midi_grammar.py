@@ -400,9 +400,7 @@ class MidiGrammar:
         self.forced_insts = tuple(sorted(self.forced_insts, key=lambda p: (p == -1, p)))
         self._prefix = tok.control_ids(c)
         # pitch classes 0-11 the key allows (None: any); with no key asked, the sampled Key token's
-        self.key_pcs = self._key_pcs(c.key)
-        if self.key_pcs is not None and self.pitch_classes:
-            self.key_pcs = (self.key_pcs[0] | self.pitch_classes, *self.key_pcs[1:])
+        self.key_pcs = self._allowed_pcs(c.key)
         # prefix masks, one per prefix position 1..4
         meter_texts = {i: tok.vocab[i].removeprefix("Meter:") for i in range(*tok.blocks["meter"])
                        if tok.vocab[i] != "Meter:none"}
@@ -435,6 +433,11 @@ class MidiGrammar:
         return (frozenset((root + d) % 12 for d in SCALE_PCS[mode == "minor"]),
                 frozenset((root + d) % 12 for d in TRIAD_PCS[mode == "minor"]), root,
                 frozenset((root + d) % 12 for d in DOMINANT_PCS))
+
+    def _allowed_pcs(self, name: str | None):
+        """:meth:`_key_pcs` with :attr:`pitch_classes` added to the scale."""
+        pcs = self._key_pcs(name)
+        return pcs if pcs is None or not self.pitch_classes else (pcs[0] | self.pitch_classes, *pcs[1:])
 
     def _mask_of(self, ids) -> np.ndarray:
         mask = np.zeros(self.vocab_size, dtype=bool)
@@ -720,9 +723,7 @@ class MidiGrammar:
             if stage == 2:
                 chosen = self.tokenizer.vocab[t].removeprefix("Key:")
                 if self.controls.key is None:   # a key the model chose holds as a requested one
-                    s.key_pcs = self._key_pcs(chosen)
-                    if s.key_pcs is not None and self.pitch_classes:
-                        s.key_pcs = (s.key_pcs[0] | self.pitch_classes, *s.key_pcs[1:])
+                    s.key_pcs = self._allowed_pcs(chosen)
                 if self.move_to is not None and chosen != "none":
                     s.shift = key_shift(chosen, self.move_to)
             if stage == 3:

@@ -55,12 +55,20 @@ class QuoteWeights:
 
     def weight(self, length: int) -> float:
         """The weight of a quote whose run is ``length`` tokens long (0: no run)."""
-        if length < BANDS[0]:
-            return 0.0
-        return float(self.weights[int(np.searchsorted(BANDS, length, side="right")) - 1])
+        return float(self.weights_of(np.array([length]))[0])
+
+    def weights_of(self, lengths: np.ndarray) -> np.ndarray:
+        """:meth:`weight` of each of ``lengths``."""
+        band = band_of(lengths)
+        return np.where(band >= 0, np.asarray(self.weights, dtype=np.float64)[np.maximum(band, 0)], 0.0)
 
     def to_json(self) -> dict:
         return {"bands": list(BANDS), "max_match": MAX_MATCH, "weights": [round(w, 6) for w in self.weights]}
+
+
+def band_of(lengths: np.ndarray) -> np.ndarray:
+    """The index in :data:`BANDS` of each match length (-1: no run)."""
+    return np.searchsorted(BANDS, np.asarray(lengths), side="right") - 1
 
 
 def load_weights(folder: str | Path) -> QuoteWeights | None:
@@ -133,20 +141,37 @@ def quote_probability(proposal: dict[int, int], token: int) -> float:
     return proposal.get(token, 0) / total if total else 0.0
 
 
+def quote_terms(middle: Sequence[int], before: Sequence[int],
+                shown: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """Per token of ``middle``: the quote's match length and its probability of that token, ``before`` being
+    the music left of the middle in musical order and ``shown`` what is quoted."""
+    quoter = Quoter(shown)
+    history = list(before[-MAX_MATCH:])
+    lengths, probs = [], []
+    for token in middle:
+        length, proposal = quoter.propose(history)
+        lengths.append(length)
+        probs.append(quote_probability(proposal, token))
+        history.append(token)
+    return np.array(lengths, dtype=np.int64), np.array(probs, dtype=np.float64)
+
+
+def mixture_bits(model_bits: np.ndarray, lengths: np.ndarray, quote_probs: np.ndarray,
+                 weights: QuoteWeights) -> np.ndarray:
+    """Bits per token under the mixture from the model's own, the match lengths and the quote's probabilities
+    (:func:`quote_terms`); where no quote has weight, the model's own bits unchanged."""
+    model_bits = np.asarray(model_bits, dtype=np.float64)
+    w = weights.weights_of(lengths)
+    with np.errstate(divide="ignore"):
+        mixed = -np.log2((1 - w) * 2.0 ** -model_bits + w * quote_probs)
+    return np.where(w > 0, mixed, model_bits)
+
+
 def quoted_bits(model_bits: np.ndarray, middle: Sequence[int], before: Sequence[int], shown: Sequence[Sequence[int]],
                 weights: QuoteWeights) -> np.ndarray:
     """The middle's bits per token under the mixture, from the model's own (``model_bits``, one per token
     of ``middle``): ``before`` is the music left of the middle in musical order, ``shown`` what is quoted."""
-    quoter = Quoter(shown)
-    out = np.array(model_bits, dtype=np.float64)
-    history = list(before)
-    for t, token in enumerate(middle):
-        length, proposal = quoter.propose(history)
-        w = weights.weight(length)
-        if w > 0:
-            out[t] = -math.log2((1 - w) * 2.0 ** -out[t] + w * quote_probability(proposal, token))
-        history.append(token)
-    return out
+    return mixture_bits(model_bits, *quote_terms(middle, before, shown), weights)
 
 
 def mix_log_probs(log_probs, length: int, proposal: dict[int, int], weights: QuoteWeights):
@@ -171,7 +196,7 @@ def fit_weights(observations: Sequence[tuple[float, int, float]],
     if not observations:
         raise ValueError("no tokens to fit the quote weights on")
     p = np.array([o[0] for o in observations], dtype=np.float64)
-    band = np.searchsorted(BANDS, np.array([o[1] for o in observations]), side="right") - 1
+    band = band_of(np.array([o[1] for o in observations]))
     q = np.array([o[2] for o in observations], dtype=np.float64)
     weights, counts = [], []
     for b in range(len(BANDS)):

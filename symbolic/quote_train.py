@@ -13,7 +13,7 @@ import numpy as np
 
 from ostinato.events.errors import InputError
 
-from .quote import BANDS, MAX_MATCH, QUOTE_FILE, QuoteWeights, fit_weights
+from .quote import BANDS, MAX_MATCH, QUOTE_FILE, QuoteWeights, fit_weights, mixture_bits
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ def train_quote(model: str, data: str, out: str | Path, *, pieces: int = 200, sp
 
     from .data import collection_of
     from .fim import bar_cuts, has_infill, is_abc_tokenizer, split_head
-    from .infill import quote_observations
+    from .infill import quote_observations, random_span
     from .model import load_model_folder
     from .shipped import resolve_model
 
@@ -93,10 +93,8 @@ def train_quote(model: str, data: str, out: str | Path, *, pieces: int = 200, sp
         n_pieces += 1
         bar.update(1)
         for _ in range(spans):
-            k = int(rng.integers(1, min(4, n_bars - 2) + 1))
-            first = int(rng.integers(2, n_bars - k + 1))
             try:
-                found = quote_observations(loaded, tokenizer, piece, (first, first + k - 1), style=style)
+                found = quote_observations(loaded, tokenizer, piece, random_span(n_bars, rng), style=style)
             except ValueError:
                 continue
             n_spans += bool(found)
@@ -105,11 +103,10 @@ def train_quote(model: str, data: str, out: str | Path, *, pieces: int = 200, sp
     if not observations:
         raise InputError(data, "no piece of its training split could be scored (is it the model's kind of music?)")
     weights, counts = fit_weights(observations)
-    p = np.array([o[0] for o in observations])
-    q = np.array([o[2] for o in observations])
-    w = np.array([weights.weight(o[1]) for o in observations])
-    report = FitReport(weights, counts, n_pieces, n_spans, len(observations),
-                       float(-np.log2(p).mean()), float(-np.log2((1 - w) * p + w * q).mean()))
+    model_bits, lengths, quoted = (np.array(column) for column in zip(*observations, strict=True))
+    model_bits = -np.log2(model_bits)
+    report = FitReport(weights, counts, n_pieces, n_spans, len(observations), float(model_bits.mean()),
+                       float(mixture_bits(model_bits, lengths, quoted, weights).mean()))
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
