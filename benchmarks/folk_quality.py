@@ -21,6 +21,8 @@ Columns (per tune, read from the normalised ABC tokens, so real and generated tu
 - ``range``: median pitch range (semitones); ``out key``: share of notes outside the key signature's
   pitch classes; ``|int|``: mean absolute interval between consecutive notes (semitones); ``steps``:
   share of intervals of 1-2 semitones; ``leaps``: share of 5 semitones or more.
+- ``chords``: share of tunes with a chord (``[...]``; the folk collections' tunes are melodies, a chord
+  in one of a hundred).
 - ``YL ovl``: Yang-Lerch overlap (mean over ``symbolic.evaluate`` features) with the real tunes
   (real row: one half of the real sample against the other).
 """
@@ -58,6 +60,7 @@ class TuneStats:
     near_loop: bool
     closed: bool
     sections_ok: bool | None
+    n_chords: int
     pitch_range: int
     n_notes: int
     n_outside: int
@@ -106,7 +109,7 @@ def tune_stats(tokens: list[str], sections: tuple[int, int] | None = None) -> Tu
     bar_acc: dict[tuple[str, int], int] = {}
     pending_acc: int | None = None
     in_grace = in_chord = False
-    chord_notes = 0
+    chord_notes = n_chords = 0
     outside = 0
     for t in body:
         if t in bar_set:
@@ -127,6 +130,7 @@ def tune_stats(tokens: list[str], sections: tuple[int, int] | None = None) -> Tu
             in_grace = False
         elif t == "[":
             in_chord, chord_notes = True, 0
+            n_chords += 1
         elif t == "]":
             in_chord = False
         elif t in _ACC:
@@ -162,7 +166,7 @@ def tune_stats(tokens: list[str], sections: tuple[int, int] | None = None) -> Tu
         sections_ok = (len(bars) == n * per and closed
                        and all((c in _SECTION_END) == (j % per == 0) for j, c in enumerate(closing, 1)))
     intervals = [b - a for a, b in itertools.pairwise(notes)]
-    return TuneStats(notes[-1] % 12 == tonic, section_ends, longest, near_loop, closed, sections_ok,
+    return TuneStats(notes[-1] % 12 == tonic, section_ends, longest, near_loop, closed, sections_ok, n_chords,
                      max(notes) - min(notes), len(notes), outside, intervals)
 
 
@@ -194,13 +198,14 @@ def _row(name: str, stats: list[TuneStats], overlap: float | None) -> str:
         f"{statistics.fmean(ints):.2f}" if ints else "-",
         f"{sum(1 <= i <= 2 for i in ints) / max(1, len(ints)):.0%}",
         f"{sum(i >= 5 for i in ints) / max(1, len(ints)):.0%}",
+        f"{sum(s.n_chords > 0 for s in stats) / n:.0%}",
         f"{overlap:.2f}" if overlap is not None else "-",
     ]
     return "| " + " | ".join(cells) + " |"
 
 
 _HEADER = ("| set | tunes | tonic end | sect tonic | 3+ same | run max | near loop | closed | sections ok | range "
-           "| out key | \\|int\\| | steps | leaps | YL ovl |\n|" + "---|" * 15)
+           "| out key | \\|int\\| | steps | leaps | chords | YL ovl |\n|" + "---|" * 16)
 
 
 def _overlap(generated: list, reference: list) -> float | None:

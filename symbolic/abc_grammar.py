@@ -61,8 +61,12 @@ accepts what they refuse (a primer or a real tune may break them):
   a row is refused (no third identical bar in a row, no ``X Y X Y X Y``), and so is one that would make them
   three times nearly the same (:func:`nearly_same_bars`: each bar at most one edit in four from its
   counterpart, an accidental counted with its note: a phrase played three times with a note changed,
-  added or left out); this last rule is the first to give way when the rules together would leave no
-  token, and it is not applied within ``ENDING_HORIZON`` tokens of the budget.
+  added or left out; where it refuses a bar's endings it refuses a chord too, whose brackets alone would
+  take the bar far enough from the other: the model varies the notes, it does not turn them into a
+  chord); this last rule is the first to give way when the rules together would leave no token, and it
+  is not applied within ``ENDING_HORIZON`` tokens of the budget.
+- Chords as the corpus writes them: a chord names each note once (the same letter and octave is refused,
+  whatever the accidental) and has at most ``STYLE_CHORD_NOTES`` notes (music21's folk collections: 2 to 4).
 - Tonic endings (from the ``K:`` field, also a free one the model wrote): ``|]``, ``||``, ``:|`` (except the
   one closing a first ending) and ``<eos>`` after ``:|`` are refused after a last note that is not the
   tonic; in a bar that must close a section or the tune, a token that would fill the bar after a note that
@@ -95,7 +99,8 @@ from ostinato.events.theory import BROKEN_RHYTHM, LETTERS, bar_length
 
 from .abc_normalise import ACCIDENTAL_ALTER, BAR_BUCKETS, DURATIONS, KEYS, METERS, PITCHES, UNITS, bar_bucket
 
-__all__ = ["GRID_TICKS", "MAX_CHORD_NOTES", "MAX_SLURS", "TICKS_PER_UNIT", "AbcGrammar", "PrimedGrammar", "bar_units",
+__all__ = ["GRID_TICKS", "MAX_CHORD_NOTES", "MAX_SLURS", "STYLE_CHORD_NOTES", "TICKS_PER_UNIT", "AbcGrammar",
+           "PrimedGrammar", "bar_units",
            "clear_caches",
            "edit_distance", "near_tolerance", "nearly_same_bars", "tuplet_ratio"]
 
@@ -103,6 +108,7 @@ TICKS_PER_UNIT = 80640  # 32 * 2520: 1/32 unit durations, tuplets of 2..9 and br
 GRID_TICKS = TICKS_PER_UNIT // 32  # the 1/32-unit grid plain durations move on
 MAX_SLURS = 3
 MAX_CHORD_NOTES = 8  # notes in a chord or a grace group
+STYLE_CHORD_NOTES = 4  # the style rule's cap on a chord's notes (the corpus's chords have 2-4)
 _INF = 10**9
 _NO_LIMIT = 10**6
 
@@ -643,6 +649,22 @@ class AbcGrammar:
             last_tonic = False  # a chord is not a tonic ending (the rule is about the melody note)
         return (tonic, last_tonic, (*cur, token_id), hist)
 
+    def _chord_ban(self, key: _Key, cur: tuple) -> np.ndarray | None:
+        """Inside a chord: the pitches it already has (the same letter and octave, whatever the accidental) and,
+        once it has ``STYLE_CHORD_NOTES`` notes, every further pitch and accidental (None outside a chord)."""
+        if key.ctx not in (CHO, CH_NOTE, CH_ACC):
+            return None
+        start = len(cur) - 1 - cur[::-1].index(self._chord)
+        notes = [t for t in cur[start + 1:] if self.kind[t] == "pitch"]
+        if not notes:
+            return None
+        ban = np.zeros(self.V, dtype=bool)
+        ban[notes] = True
+        if len(notes) >= STYLE_CHORD_NOTES:
+            ban[self.pitch_ids] = True
+            ban[self.acc_ids] = True
+        return ban
+
     def _last_note_ban(self, key: _Key, note, fs: tuple, last: np.ndarray, ban: np.ndarray | None) -> np.ndarray:
         """``ban`` (a new one if None) with the tokens of ``last`` (after which the budget leaves no room
         for another note) refused where they would leave the tune's last note off the tonic: a pitch that
@@ -711,7 +733,8 @@ class AbcGrammar:
                             and _next_row(row, n, target, unit)[-1] <= tolerance):
                         hit[token] = True
             if hit.any():
-                ban = hit if ban is None else ban | hit
+                hit[self._chord] |= mask[self._chord]  # nor is a chord the way out (its notes would end the bar
+                ban = hit if ban is None else ban | hit  # far from the target by its brackets alone)
         return ban
 
     def _units(self, bar: tuple) -> tuple:
@@ -771,6 +794,8 @@ class AbcGrammar:
           ``MAX_LOOP_PERIOD``; same tokens) three times in a row is refused: no third identical bar in a row
           (``p = 1``), no ``X Y X Y X Y`` (``p = 2``), and so on. (Nearly the same three times: the softer
           :meth:`_near_loop_ban`.)
+        - Chords: a chord's notes are distinct (letter and octave) and at most ``STYLE_CHORD_NOTES``
+          (:meth:`_chord_ban`).
         - Tonic endings: a section or tune ends on its tonic (``K:``'s tonic pitch class; a chord does not
           count). Where the tune may end or a section may close by choice, ``|]``, ``||`` and ``:|`` (not
           the ``:|`` closing a first ending) and ``<eos>`` after ``:|`` are refused after a last note that is
@@ -782,7 +807,7 @@ class AbcGrammar:
           the last) makes every bar one that must close.
         """
         tonic, last_tonic, cur, hist = fs
-        ban = None
+        ban = self._chord_ban(key, cur)
         for p in range(1, MAX_LOOP_PERIOD + 1):
             if len(hist) < 3 * p - 1:
                 break

@@ -557,13 +557,35 @@ def test_form_near_loops_count_edits_and_join_accidentals_to_their_notes(tok):
     mask = grammar.allowed(_feed(grammar, "G 3 z 2 D | G 3 z 2 D | G 3 z 2"))
     assert not mask[ids["D"]] and not mask[ids["C"]] and not mask[ids["z"]]  # the same bar, or one unit changed
     assert not mask[ids["_"]] and not mask[ids["^"]]  # G3z2_B: still one unit from G3z2D
-    assert mask[ids["["]] or mask[ids["("]]  # something that does not end the bar here
+    assert mask[ids["("]]  # something that does not end the bar here, but not a chord: its brackets would
+    assert not mask[ids["["]]  # take the bar far from G3z2D without changing a note (a cluster as the way out)
     other = grammar.allowed(_feed(grammar, "G 3 z 2 D | G 3 z 2 D | A 3 z 2"))
     assert not other[ids["D"]] and other[ids["C"]]  # A3z2D: one change; A3z2C: two
     assert other[ids["_"]]
     flat = _feed(grammar, "G 3 z 2 _ D | G 3 z 2 _ D | A 3 z 2")  # the target has an accidental and its note
     assert grammar.allowed(flat)[ids["_"]] and not grammar.allowed(grammar.advance(flat, ids["_"]))[ids["D"]]
     assert grammar.allowed(grammar.advance(flat, ids["^"]))[ids["D"]] and grammar.allowed(flat)[ids["D"]]  # two changes
+
+
+def test_form_chords_name_each_note_once_and_have_at_most_four(tok):
+    """A style rule (the corpus's chords are 2-4 distinct notes): the mask refuses a chord's own notes again,
+    also with an accidental, and any fifth note; ``advance`` still accepts them (a real tune may have them)."""
+    ids = tok.token_to_id
+    grammar = AbcGrammar(tok, meter="6/8", unit="1/8", key="G", bars=16, max_tokens=256, form=True)
+    one = grammar.allowed(_feed(grammar, "G 3 [ c"))
+    assert not one[ids["c"]] and one[ids["e"]] and one[ids["C"]] and one[ids["c'"]] and one[ids["]"]]
+    assert not grammar.allowed(_feed(grammar, "G 3 [ c ^"))[ids["c"]]  # ^c is the same letter and octave
+    assert grammar.allowed(_feed(grammar, "G 3 [ c ^"))[ids["d"]]
+    four = grammar.allowed(_feed(grammar, "G 3 [ c e g c'"))
+    assert not four[grammar.pitch_ids].any() and not four[grammar.acc_ids].any()
+    assert [tok.vocab[i] for i in four.nonzero()[0]] == ["]"]
+    assert grammar.allowed(_feed(grammar, "G 3 [ c e g"))[ids["b"]]
+    after = grammar.allowed(_feed(grammar, "G 3 [ c e ] | [ c"))  # a new chord starts afresh
+    assert not after[ids["c"]] and after[ids["e"]]
+    again = _feed(grammar, "G 3 [ c c")  # refused by the mask only: advance takes it
+    assert grammar.allowed(again)[ids["]"]]
+    loose = AbcGrammar(tok, meter="6/8", unit="1/8", key="G", bars=16, max_tokens=256)
+    assert loose.allowed(_feed(loose, "G 3 [ c"))[ids["c"]]  # not a rule without form
 
 
 def test_form_ends_sections_and_the_tune_on_the_tonic(tok):
