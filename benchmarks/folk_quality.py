@@ -21,6 +21,8 @@ Columns (per tune, read from the normalised ABC tokens, so real and generated tu
 - ``range``: median pitch range (semitones); ``out key``: share of notes outside the key signature's
   pitch classes; ``|int|``: mean absolute interval between consecutive notes (semitones); ``steps``:
   share of intervals of 1-2 semitones; ``leaps``: share of 5 semitones or more.
+- ``tiny``: share of tunes with a note shorter than a quarter of the unit length (``L:``), as none of the
+  held-out tunes has.
 - ``chords``: share of tunes with a chord (``[...]``; the folk collections' tunes are melodies, a chord
   in one of a hundred).
 - ``YL ovl``: Yang-Lerch overlap (mean over ``symbolic.evaluate`` features) with the real tunes
@@ -50,6 +52,7 @@ _SECTION_END = ("||", ":|", "|]")
 _SHARP_ORDER = "FCGDAEB"
 _PC = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
 _ACC = {"^^": 2, "^": 1, "=": 0, "_": -1, "__": -2}
+_TINY = frozenset(("/8", "3/16", "/16", "3/32", "/32"))  # durations under a quarter of the unit length
 
 
 @dataclass
@@ -61,6 +64,7 @@ class TuneStats:
     closed: bool
     sections_ok: bool | None
     n_chords: int
+    tiny: bool
     pitch_range: int
     n_notes: int
     n_outside: int
@@ -167,6 +171,7 @@ def tune_stats(tokens: list[str], sections: tuple[int, int] | None = None) -> Tu
                        and all((c in _SECTION_END) == (j % per == 0) for j, c in enumerate(closing, 1)))
     intervals = [b - a for a, b in itertools.pairwise(notes)]
     return TuneStats(notes[-1] % 12 == tonic, section_ends, longest, near_loop, closed, sections_ok, n_chords,
+                     any(t in _TINY for t in body),
                      max(notes) - min(notes), len(notes), outside, intervals)
 
 
@@ -198,6 +203,7 @@ def _row(name: str, stats: list[TuneStats], overlap: float | None) -> str:
         f"{statistics.fmean(ints):.2f}" if ints else "-",
         f"{sum(1 <= i <= 2 for i in ints) / max(1, len(ints)):.0%}",
         f"{sum(i >= 5 for i in ints) / max(1, len(ints)):.0%}",
+        f"{sum(s.tiny for s in stats) / n:.0%}",
         f"{sum(s.n_chords > 0 for s in stats) / n:.0%}",
         f"{overlap:.2f}" if overlap is not None else "-",
     ]
@@ -205,7 +211,7 @@ def _row(name: str, stats: list[TuneStats], overlap: float | None) -> str:
 
 
 _HEADER = ("| set | tunes | tonic end | sect tonic | 3+ same | run max | near loop | closed | sections ok | range "
-           "| out key | \\|int\\| | steps | leaps | chords | YL ovl |\n|" + "---|" * 16)
+           "| out key | \\|int\\| | steps | leaps | tiny | chords | YL ovl |\n|" + "---|" * 17)
 
 
 def _overlap(generated: list, reference: list) -> float | None:

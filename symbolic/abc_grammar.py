@@ -65,6 +65,12 @@ accepts what they refuse (a primer or a real tune may break them):
   take the bar far enough from the other: the model varies the notes, it does not turn them into a
   chord); this last rule is the first to give way when the rules together would leave no token, and it
   is not applied within ``ENDING_HORIZON`` tokens of the budget.
+- No note shorter than a quarter of the unit length (``STYLE_SHORTEST``; none of the held-out tunes has one: where
+  a tune must close and the model would rather go on, it otherwise halves its last note again and again,
+  ``F/2<F/8F/16|]``); so in a bar that must close, where less than two such notes' time is left, the next
+  note is the tonic, and no duration or broken rhythm leaves less than such a note's time (but some) to the
+  bar's end; broken rhythm follows a note at least a unit long (as 99.6% of the collections' do). These
+  give way second, after the near-loop rule, before the others.
 - Chords as the corpus writes them: a chord names each note once (the same letter and octave is refused,
   whatever the accidental) and has at most ``STYLE_CHORD_NOTES`` notes (music21's folk collections: 2 to 4).
 - Tonic endings (from the ``K:`` field, also a free one the model wrote): ``|]``, ``||``, ``:|`` (except the
@@ -99,7 +105,8 @@ from ostinato.events.theory import BROKEN_RHYTHM, LETTERS, bar_length
 
 from .abc_normalise import ACCIDENTAL_ALTER, BAR_BUCKETS, DURATIONS, KEYS, METERS, PITCHES, UNITS, bar_bucket
 
-__all__ = ["GRID_TICKS", "MAX_CHORD_NOTES", "MAX_SLURS", "STYLE_CHORD_NOTES", "TICKS_PER_UNIT", "AbcGrammar",
+__all__ = ["GRID_TICKS", "MAX_CHORD_NOTES", "MAX_SLURS", "STYLE_CHORD_NOTES", "STYLE_SHORTEST", "TICKS_PER_UNIT",
+           "AbcGrammar",
            "PrimedGrammar", "bar_units",
            "clear_caches",
            "edit_distance", "near_tolerance", "nearly_same_bars", "tuplet_ratio"]
@@ -109,6 +116,8 @@ GRID_TICKS = TICKS_PER_UNIT // 32  # the 1/32-unit grid plain durations move on
 MAX_SLURS = 3
 MAX_CHORD_NOTES = 8  # notes in a chord or a grace group
 STYLE_CHORD_NOTES = 4  # the style rule's cap on a chord's notes (the corpus's chords have 2-4)
+STYLE_SHORTEST = Fraction(1, 4)  # the style rule's shortest note, in unit lengths (none shorter in the corpus)
+_SHORTEST_TICKS = TICKS_PER_UNIT * STYLE_SHORTEST.numerator // STYLE_SHORTEST.denominator
 _INF = 10**9
 _NO_LIMIT = 10**6
 
@@ -116,6 +125,7 @@ _NO_LIMIT = 10**6
 (START, LEAD, BAR, FINAL, FIELD, ENDING, ACC, NOTE, REST, CHO, CH_ACC, CH_NOTE, CHORD_END, GRACE, GR_ACC,
  GR_NOTE, GRACE_END, EL_DONE, TIE, BROKEN, SLUR_OPEN, TUPLET, SLUR_CLOSED, DONE) = range(24)
 _AFTER_EL = frozenset((NOTE, REST, CHORD_END, EL_DONE, SLUR_CLOSED))
+_CLOSABLE = _AFTER_EL | {TIE}  # where a full bar may take its bar line
 _DUR_OK = frozenset((NOTE, REST, CHORD_END))
 _BAR_START = frozenset((START, LEAD, BAR, FIELD, ENDING))
 _ELEMENT_CTX = _BAR_START | _AFTER_EL | {TIE, BROKEN, SLUR_OPEN, TUPLET, GRACE_END}
@@ -457,6 +467,18 @@ class AbcGrammar:
         self._tie, self._chord = ids["-"], ids["["]
         self._filling[np.arange(*self.tok.blocks["duration"])] = True
         self._filling[[self.rest, ids["]"], ids[")"]]] = True
+        self._is_duration = np.zeros(self.V, dtype=bool)
+        self._is_duration[np.arange(*self.tok.blocks["duration"])] = True
+        self._lengthens = np.zeros(self.V, dtype=bool)  # a duration may follow: the element's length is open
+        self._lengthens[[self.rest, ids["]"]]] = True
+        self._bar_line = np.array([k == "bar" for k in self.kind])
+        self._sets_length = self._is_duration.copy()  # what fixes the length of the element before it
+        self._broken = np.zeros(self.V, dtype=bool)
+        self._broken[np.arange(*self.tok.blocks["broken"])] = True
+        self._sets_length |= self._broken
+        self._too_short = np.zeros(self.V, dtype=bool)
+        for t in range(*self.tok.blocks["duration"]):
+            self._too_short[t] = DURATIONS[self.vocab[t]] < STYLE_SHORTEST
 
     # -- public interface ------------------------------------------------------------------------
 
@@ -509,8 +531,10 @@ class AbcGrammar:
                 banned = self._last_note_ban(key, note, fs, last, banned)
             # (not where the budget may end the tune: the tokens its ending needs are not to spare)
             near = None if closing else self._near_loop_ban(key, fs, mask)
-            every = banned if near is None else near if banned is None else banned | near
-            for ban in (every, banned):  # all the rules; without the near-loop one; none
+            short = self._short_ban(key, mask)
+            core = short if banned is None else banned | short
+            # all the rules; without the near-loop one; without the shortest note's either; none
+            for ban in (core if near is None else core | near, core, banned):
                 if ban is not None:
                     narrowed = mask & ~ban
                     if narrowed.any():  # a style rule never takes the last valid token away
@@ -649,6 +673,31 @@ class AbcGrammar:
             last_tonic = False  # a chord is not a tonic ending (the rule is about the melody note)
         return (tonic, last_tonic, (*cur, token_id), hist)
 
+    def _short_ban(self, key: _Key, mask: np.ndarray) -> np.ndarray:
+        """Bool [V]: the durations shorter than ``STYLE_SHORTEST`` units and, in a
+        tracked bar, every duration or broken rhythm that would make the element shorter than that (in a
+        tuplet, after ``<``) or leave less than that, but something, to the bar's end, and broken rhythm after
+        a note shorter than its unit."""
+        ban = self._too_short.copy()
+        if not key.bar or key.ctx not in _AFTER_EL:
+            return ban
+        if key.pos - key.el_start < key.el_unit:  # broken rhythm after a note shorter than a unit (as 0.4% of
+            ban |= self._broken  # the collections' have it): where a tune must close, the model halves on with it
+        e = self._entry(key)
+        for t in np.flatnonzero(mask & self._sets_length & ~ban):
+            rep = int(self.rep_of[t])
+            step = e.next.get(rep)
+            if step is None:
+                try:
+                    step = e.next[rep] = self._step(key, rep)
+                except _Bad:
+                    continue
+            nxt = step[0]
+            if isinstance(nxt, _Key) and nxt.bar:
+                gap = nxt.bar - nxt.pos
+                ban[t] = nxt.pos - key.el_start < _SHORTEST_TICKS or 0 < gap < _SHORTEST_TICKS
+        return ban
+
     def _chord_ban(self, key: _Key, cur: tuple) -> np.ndarray | None:
         """Inside a chord: the pitches it already has (the same letter and octave, whatever the accidental) and,
         once it has ``STYLE_CHORD_NOTES`` notes, every further pitch and accidental (None outside a chord)."""
@@ -692,49 +741,57 @@ class AbcGrammar:
         return closing or (boundary if self.sections else bd + 1 == key.hi)
 
     def _near_loop_ban(self, key: _Key, fs: tuple, mask: np.ndarray) -> np.ndarray | None:
-        """Bool [V]: the valid tokens that would end a bar making a group of ``p`` bars (1..``MAX_LOOP_PERIOD``)
+        """Bool [V]: the valid tokens that would close a bar making a group of ``p`` bars (1..``MAX_LOOP_PERIOD``)
         three times in a row nearly the same (:func:`nearly_same_bars`), None if none. A softer rule than
         the others: the caller drops it first when the rules together leave nothing.
 
-        The bar the token would end is compared by edit distance over units with the bar ``p`` before it:
-        one dynamic-programming row for the bar so far, then one more for the token (one for any token the
-        other bar does not have, one for each unit it has)."""
+        The bar is compared by edit distance over units with the bar ``p`` before it (one dynamic-programming
+        row for the bar so far, one more for a token). A bar is closed by its bar line, and a note, rest or
+        chord that fills it may still be shortened by the duration after it, so they pass: once the bar is
+        full, its bar lines are refused while it is near its counterpart, and so is every other token that
+        would keep it full and near (a tie, a slur's end): what is left is a shorter last note, which varies
+        the bar (``G3z2D|`` after two ``G3z2D`` bars can become ``G3z2D/2E/2|``). Before that, a duration or
+        slur end that would fill the bar near its counterpart is refused, and so is a chord where any one
+        unit more would end the bar near it (its brackets alone would take the bar far enough from the other
+        without changing a note)."""
         _tonic, _last_tonic, cur, hist = fs
-        ban = enders = None
         units = bar_units(cur, self._acc_set)
-        pending = units[-1][0] if units and isinstance(units[-1], tuple) and len(units[-1]) == 1 else None
-        if pending is not None:
-            units = units[:-1]  # an accidental waiting for its pitch: the ending token joins it
+        if units and isinstance(units[-1], tuple) and len(units[-1]) == 1:
+            return None  # an accidental waiting for its pitch: nothing here closes the bar
+        full = bool(key.bar) and key.pos == key.bar and key.ctx in _CLOSABLE  # (past it: a duration must follow)
+        ban = enders = None
+        n = len(units) + 1
         for p in range(1, MAX_LOOP_PERIOD + 1):
             if len(hist) < 3 * p - 1:
                 break
             if not all(self._near_ids(hist[-j], hist[-j - p]) for j in range(1, 2 * p)):
                 continue
             target = self._units(hist[-p])  # the bar that would continue the period-p loop
-            tolerance = near_tolerance(max(len(units) + 1, len(target)))
             row = _edit_row(units, target)  # the bar so far against the target's prefixes
-            if min(row) > tolerance:
-                continue  # one unit more cannot bring it back near
-            n = len(units) + 1
-            if enders is None:
-                enders = self._bar_enders(key, mask)
-            if _next_row(row, n, target, None)[-1] <= tolerance:  # any ending is near: refuse them all
-                hit = enders.copy()
-                if pending is None and enders[self.pitch_ids].any():  # and an accidental, whose note would end it
-                    hit[self.acc_ids] |= mask[self.acc_ids]
+            one_more_near = _next_row(row, n, target, None)[-1] <= near_tolerance(max(n, len(target)))
+            if full:
+                if row[-1] > near_tolerance(max(len(units), len(target))):
+                    continue
+                hit = mask & self._bar_line
+                if one_more_near:  # a tie or a slur's end would keep it near: only a new length varies it
+                    hit |= mask & ~self._is_duration
             else:
-                hit = np.zeros(self.V, dtype=bool)
-                for unit in set(target):
-                    if isinstance(unit, tuple):  # an accidental and its pitch: the pitch, after that accidental
-                        token = unit[1] if len(unit) == 2 and unit[0] == pending else None
-                    else:
-                        token = unit if pending is None else None
-                    if (token is not None and enders[token]
-                            and _next_row(row, n, target, unit)[-1] <= tolerance):
-                        hit[token] = True
+                tolerance = near_tolerance(max(n, len(target)))
+                if min(row) > tolerance:
+                    continue  # one unit more cannot bring it back near
+                if enders is None:
+                    enders = self._bar_enders(key, mask)
+                if one_more_near:  # any ending is near: refuse them all, and a chord
+                    hit = enders.copy()
+                    hit[self._chord] |= mask[self._chord]
+                else:
+                    hit = np.zeros(self.V, dtype=bool)
+                    for unit in set(target):
+                        if (not isinstance(unit, tuple) and enders[unit]
+                                and _next_row(row, n, target, unit)[-1] <= tolerance):
+                            hit[unit] = True
             if hit.any():
-                hit[self._chord] |= mask[self._chord]  # nor is a chord the way out (its notes would end the bar
-                ban = hit if ban is None else ban | hit  # far from the target by its brackets alone)
+                ban = hit if ban is None else ban | hit
         return ban
 
     def _units(self, bar: tuple) -> tuple:
@@ -753,12 +810,10 @@ class AbcGrammar:
         return near
 
     def _bar_enders(self, key: _Key, mask: np.ndarray) -> np.ndarray:
-        """Bool [V]: the tokens of ``mask`` after which the bar is full (a pitch, rest, duration or closing
-        bracket that ends an element exactly at the bar's end)."""
+        """Bool [V]: the tokens of ``mask`` after which the bar is full for good (a duration or a slur's end
+        that ends an element exactly at the bar's end; a note, rest or chord may still be shortened)."""
         out = np.zeros(self.V, dtype=bool)
-        if (key.ctx in _ELEMENT_CTX or key.ctx == ACC) and self._full_after(key, self.letter_pitch[0]):
-            out[self.pitch_ids] = True
-        for t in np.flatnonzero(mask & self._filling):
+        for t in np.flatnonzero(mask & self._filling & ~self._lengthens):
             out[t] = self._full_after(key, int(self.rep_of[t]))
         return out & mask
 
@@ -831,7 +886,9 @@ class AbcGrammar:
         if not self._must_close(key, bd, closing):
             return ban
         # a bar that must close a section or the tune: refuse what would fill it after a non-tonic note
-        if (key.ctx in _ELEMENT_CTX or key.ctx == ACC) and self._full_after(key, self.letter_pitch[0]):
+        if (key.ctx in _ELEMENT_CTX or key.ctx == ACC) and (self._full_after(key, self.letter_pitch[0])
+                                                            or key.bar - key.pos < 2 * _SHORTEST_TICKS):
+            # the next note fills the bar, or one after it could not be as long as the shortest: the tonic
             acc = note[0] if key.ctx == ACC and note else ""
             ban[self.pitch_ids] |= ~self._tonic_pitches(tonic, acc)[self.pitch_ids]
             if key.ctx != ACC:  # and an accidental no tonic can follow

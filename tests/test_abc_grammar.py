@@ -537,7 +537,9 @@ def test_form_refuses_a_third_identical_or_nearly_identical_bar_and_xyxyxy(tok):
     state = _feed(grammar, third)
     assert not grammar.allowed(state)[ids["2"]]  # B2 would repeat the bar a third time
     assert grammar.allowed(state)[ids["/2"]]  # B/2: the bar goes on, and may differ
-    assert not grammar.allowed(state)[ids["c"]]  # G2A2Bc would be one token from G2A2B2: a third near copy
+    assert grammar.allowed(state)[ids["c"]]  # a note passes (it may still be shortened), but G2A2Bc is one
+    after_c = grammar.allowed(grammar.advance(state, ids["c"]))  # token from G2A2B2: its bar line is refused
+    assert not after_c[ids["|"]] and after_c[ids["/2"]]
     assert loose.allowed(_feed(loose, third))[ids["2"]] and loose.allowed(_feed(loose, third))[ids["c"]]
     near = "G 2 A 2 B 2 | G 2 A 2 c 2 | G 2 A 2 d"  # the bar twice with its last note changed, then again
     assert not grammar.allowed(_feed(grammar, near))[ids["2"]] and grammar.allowed(_feed(grammar, near))[ids["/2"]]
@@ -550,21 +552,32 @@ def test_form_refuses_a_third_identical_or_nearly_identical_bar_and_xyxyxy(tok):
 
 
 def test_form_near_loops_count_edits_and_join_accidentals_to_their_notes(tok):
-    """A jig phrase played twice, then begun a third time: an ending one unit from the bar before is refused,
-    also a flattened note for the plain one (the accidental joins its pitch: one unit changed, not two)."""
+    """A jig phrase played twice, then begun a third time: a bar that is one unit from the bar before may not
+    close (its bar line is refused; a shorter last note varies it), also with a flattened note for the plain
+    one (the accidental joins its pitch: one unit changed, not two)."""
     ids = tok.token_to_id
+    durations = {tok.vocab[i] for i in range(*tok.blocks["duration"])}
     grammar = AbcGrammar(tok, meter="6/8", unit="1/8", key="G", bars=16, max_tokens=256, form=True)
-    mask = grammar.allowed(_feed(grammar, "G 3 z 2 D | G 3 z 2 D | G 3 z 2"))
-    assert not mask[ids["D"]] and not mask[ids["C"]] and not mask[ids["z"]]  # the same bar, or one unit changed
-    assert not mask[ids["_"]] and not mask[ids["^"]]  # G3z2_B: still one unit from G3z2D
-    assert mask[ids["("]]  # something that does not end the bar here, but not a chord: its brackets would
-    assert not mask[ids["["]]  # take the bar far from G3z2D without changing a note (a cluster as the way out)
-    other = grammar.allowed(_feed(grammar, "G 3 z 2 D | G 3 z 2 D | A 3 z 2"))
-    assert not other[ids["D"]] and other[ids["C"]]  # A3z2D: one change; A3z2C: two
-    assert other[ids["_"]]
-    flat = _feed(grammar, "G 3 z 2 _ D | G 3 z 2 _ D | A 3 z 2")  # the target has an accidental and its note
-    assert grammar.allowed(flat)[ids["_"]] and not grammar.allowed(grammar.advance(flat, ids["_"]))[ids["D"]]
-    assert grammar.allowed(grammar.advance(flat, ids["^"]))[ids["D"]] and grammar.allowed(flat)[ids["D"]]  # two changes
+    twice = "G 3 z 2 D | G 3 z 2 D | "
+    mask = grammar.allowed(_feed(grammar, twice + "G 3 z 2"))
+    assert not mask[ids["D"]]  # the third identical bar (the exact rule)
+    assert mask[ids["C"]] and mask[ids["z"]] and mask[ids["_"]] and mask[ids["("]]  # they may still be shortened
+    assert not mask[ids["["]]  # but a chord is no way out: its brackets alone would take the bar far from G3z2D
+    for near in ("G 3 z 2 C", "G 3 z 2 _ B", "G 3 z 2 z", "G 3 z 2 D"):  # one unit from G3z2D, or none
+        full = grammar.allowed(_feed(grammar, twice + near))
+        assert not full[ids["|"]] and not full[ids["|:"]] and full[ids["/2"]], near
+    same = grammar.allowed(_feed(grammar, twice + "G 3 z 2 D"))  # a tie would keep it near too: only a new length
+    assert {tok.vocab[i] for i in same.nonzero()[0]} <= durations
+    assert grammar.allowed(_feed(grammar, twice + "G 3 z 2 D /2 E /2"))[ids["|"]]  # three units more
+    other = twice + "A 3 z 2"
+    assert not grammar.allowed(_feed(grammar, other + " D"))[ids["|"]]  # A3z2D: one change
+    assert grammar.allowed(_feed(grammar, other + " C"))[ids["|"]]  # A3z2C: two
+    flat = "G 3 z 2 _ D | G 3 z 2 _ D | A 3 z 2"  # the target has an accidental and its note
+    assert not grammar.allowed(_feed(grammar, flat + " _ D"))[ids["|"]]
+    assert grammar.allowed(_feed(grammar, flat + " ^ D"))[ids["|"]]  # two changes
+    assert grammar.allowed(_feed(grammar, flat + " D"))[ids["|"]]
+    loose = AbcGrammar(tok, meter="6/8", unit="1/8", key="G", bars=16, max_tokens=256)
+    assert loose.allowed(_feed(loose, twice + "G 3 z 2 D"))[ids["|"]]  # a rule of form only
 
 
 def test_form_chords_name_each_note_once_and_have_at_most_four(tok):
@@ -586,6 +599,27 @@ def test_form_chords_name_each_note_once_and_have_at_most_four(tok):
     assert grammar.allowed(again)[ids["]"]]
     loose = AbcGrammar(tok, meter="6/8", unit="1/8", key="G", bars=16, max_tokens=256)
     assert loose.allowed(_feed(loose, "G 3 [ c"))[ids["c"]]  # not a rule without form
+
+
+def test_form_notes_are_no_shorter_than_a_quarter_unit(tok):
+    """A style rule (no held-out tune has a note under L/4): no such duration, none that would leave less than
+    that to the bar's end, no broken rhythm after a note shorter than a unit, and in a bar that must close, the
+    tonic once less than two such notes' time is left (else the model halves on: ``F/2<F/8F/16|]``)."""
+    ids = tok.token_to_id
+    grammar = AbcGrammar(tok, meter="6/8", unit="1/8", key="G", bars=16, max_tokens=256, form=True)
+    after = grammar.allowed(_feed(grammar, "G 3 z 2 D"))
+    assert after[ids["/4"]] and after[ids["/2"]] and after[ids["3/4"]]  # 3/4: a quarter unit left
+    assert not after[ids["/8"]] and not after[ids["/16"]] and not after[ids["/32"]] and not after[ids["3/16"]]
+    assert not after[ids["7/8"]]  # an eighth of a unit left
+    assert grammar.allowed(_feed(grammar, "G 2 z D"))[ids[">"]] and grammar.allowed(_feed(grammar, "G 2 z D"))[ids["<"]]
+    short = grammar.allowed(_feed(grammar, "G 2 z D /2"))
+    assert not short[ids[">"]] and not short[ids["<"]]
+    assert grammar.allowed(_feed(grammar, "G 3 z 2 D /8"))[ids["D"]]  # refused by the mask only
+    closing = AbcGrammar(tok, meter="3/4", unit="1/8", key="G", bars=2, max_tokens=256, form=True)
+    roomy = closing.allowed(_feed(closing, "G 6 | B 4 A /2"))  # 3/2 units left: a note, then the tonic
+    assert roomy[ids["A"]] and roomy[ids["G"]]
+    last = closing.allowed(_feed(closing, "G 6 | B 4 A 3/2"))  # 1/2 left: room for one such note only
+    assert last[ids["G"]] and last[ids["g"]] and not last[ids["A"]] and not last[ids["F"]]
 
 
 def test_form_ends_sections_and_the_tune_on_the_tonic(tok):
