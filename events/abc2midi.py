@@ -67,7 +67,8 @@ def read_abc_abc2midi(text: str, name: str = "<abc>", *, timeout_s: float = DEFA
         timeout_s: seconds abc2midi may take.
 
     Raises:
-        InputError: abc2midi wrote no MIDI (its first error line is the problem), or timed out.
+        InputError: abc2midi wrote no MIDI, or stopped on an error with a torn one (its first error line is
+            the problem), or timed out.
     """
     from .midi import parse_midi
 
@@ -89,12 +90,20 @@ def read_abc_abc2midi(text: str, name: str = "<abc>", *, timeout_s: float = DEFA
         except subprocess.TimeoutExpired:
             raise InputError(name, f"abc2midi took longer than {timeout_s:g} s") from None
         data = Path(target).read_bytes()
+        output = (done.stdout + done.stderr).decode("utf-8", "replace")
         if not data:
-            output = (done.stdout + done.stderr).decode("utf-8", "replace")
             raise InputError(name, f"abc2midi: {_problem(output, x + 2)}")
+        try:
+            table = parse_midi(data, name)
+        except InputError:
+            if done.returncode == 0:
+                raise
+            # abc2midi stopped on an error and left a torn file (a track chunk begun and never written):
+            # its error is the problem, not the chunk
+            raise InputError(name, f"abc2midi: {_problem(output, x + 2)}") from None
         from .abc_read import with_voices
 
-        return with_voices(parse_midi(data, name), _voices_in_track_order(text))   # names; a track's layers merged
+        return with_voices(table, _voices_in_track_order(text))   # names; a track's layers merged
     finally:
         for path in (source, target):
             with contextlib.suppress(OSError):

@@ -235,6 +235,16 @@ def test_abc2midi_tracks_are_named_by_the_voice_they_play():
         assert played == {"Low": [48], "High": [72]}
 
 
+def test_abc2midi_stopping_on_an_error_names_its_error_not_the_torn_file():
+    from ostinato.events.abc2midi import read_abc_abc2midi
+
+    # abc2midi takes only powers of two under a slash; here it stops, leaving a track chunk begun and never
+    # written (reading that gave "chunk 3 declares 1852798053 bytes": the bytes of "note")
+    with pytest.raises(InputError) as caught:
+        read_abc_abc2midi("X:1\nM:4/4\nL:1/8\nK:G\nV:1\nz22/3[fa]/3z/6 |]\nV:2\nG8 |]\n", "song.abc")
+    assert str(caught.value) == "song.abc: abc2midi: Error in line-char 6-0 : 3 b is not a power of 2"
+
+
 def test_a_fife_duet_of_music21s_corpus_reads_as_two_parts_side_by_side():
     import music21
 
