@@ -61,10 +61,11 @@ accepts what they refuse (a primer or a real tune may break them):
   a row is refused (no third identical bar in a row, no ``X Y X Y X Y``), and so is one that would make them
   three times nearly the same (:func:`nearly_same_bars`: each bar at most one edit in four from its
   counterpart, an accidental counted with its note: a phrase played three times with a note changed,
-  added or left out; where it refuses a bar's endings it refuses a chord too, whose brackets alone would
-  take the bar far enough from the other: the model varies the notes, it does not turn them into a
-  chord); this last rule is the first to give way when the rules together would leave no token, and it
-  is not applied within ``ENDING_HORIZON`` tokens of the budget.
+  added or left out). That bar may not close: its bar line is refused, so a last note that would make it
+  is shortened and the bar goes on (``G3z2D/2E/2``), and a chord is no way out (its brackets alone would
+  take the bar far enough from the other without changing a note). This rule is the first to give way when
+  the rules together would leave no token, and it is not applied within ``ENDING_HORIZON`` tokens of the
+  budget.
 - No note shorter than a quarter of the unit length (``STYLE_SHORTEST``; none of the held-out tunes has one: where
   a tune must close and the model would rather go on, it otherwise halves its last note again and again,
   ``F/2<F/8F/16|]``); so in a bar that must close, where less than two such notes' time is left, the next
@@ -106,10 +107,8 @@ from ostinato.events.theory import BROKEN_RHYTHM, LETTERS, bar_length
 from .abc_normalise import ACCIDENTAL_ALTER, BAR_BUCKETS, DURATIONS, KEYS, METERS, PITCHES, UNITS, bar_bucket
 
 __all__ = ["GRID_TICKS", "MAX_CHORD_NOTES", "MAX_SLURS", "STYLE_CHORD_NOTES", "STYLE_SHORTEST", "TICKS_PER_UNIT",
-           "AbcGrammar",
-           "PrimedGrammar", "bar_units",
-           "clear_caches",
-           "edit_distance", "near_tolerance", "nearly_same_bars", "tuplet_ratio"]
+           "AbcGrammar", "PrimedGrammar", "bar_units", "clear_caches", "edit_distance", "near_tolerance",
+           "nearly_same_bars", "tuplet_ratio"]
 
 TICKS_PER_UNIT = 80640  # 32 * 2520: 1/32 unit durations, tuplets of 2..9 and broken rhythm are exact
 GRID_TICKS = TICKS_PER_UNIT // 32  # the 1/32-unit grid plain durations move on
@@ -469,8 +468,8 @@ class AbcGrammar:
         self._filling[[self.rest, ids["]"], ids[")"]]] = True
         self._is_duration = np.zeros(self.V, dtype=bool)
         self._is_duration[np.arange(*self.tok.blocks["duration"])] = True
-        self._lengthens = np.zeros(self.V, dtype=bool)  # a duration may follow: the element's length is open
-        self._lengthens[[self.rest, ids["]"]]] = True
+        self._length_open = np.zeros(self.V, dtype=bool)  # a duration may still follow and change the length
+        self._length_open[[self.rest, ids["]"]]] = True
         self._bar_line = np.array([k == "bar" for k in self.kind])
         self._sets_length = self._is_duration.copy()  # what fixes the length of the element before it
         self._broken = np.zeros(self.V, dtype=bool)
@@ -674,15 +673,14 @@ class AbcGrammar:
         return (tonic, last_tonic, (*cur, token_id), hist)
 
     def _short_ban(self, key: _Key, mask: np.ndarray) -> np.ndarray:
-        """Bool [V]: the durations shorter than ``STYLE_SHORTEST`` units and, in a
-        tracked bar, every duration or broken rhythm that would make the element shorter than that (in a
-        tuplet, after ``<``) or leave less than that, but something, to the bar's end, and broken rhythm after
-        a note shorter than its unit."""
+        """Bool [V]: the durations shorter than ``STYLE_SHORTEST`` units and, in a tracked bar, every duration or
+        broken rhythm that would make the element shorter than that (in a tuplet, after ``<``) or leave less
+        than that, but something, to the bar's end, and broken rhythm after a note shorter than its unit."""
         ban = self._too_short.copy()
         if not key.bar or key.ctx not in _AFTER_EL:
             return ban
-        if key.pos - key.el_start < key.el_unit:  # broken rhythm after a note shorter than a unit (as 0.4% of
-            ban |= self._broken  # the collections' have it): where a tune must close, the model halves on with it
+        if key.pos - key.el_start < key.el_unit:  # no broken rhythm after a note shorter than its unit (0.4% of
+            ban |= self._broken  # the collections' broken rhythms; at a tune's close the model halved on with it)
         e = self._entry(key)
         for t in np.flatnonzero(mask & self._sets_length & ~ban):
             rep = int(self.rep_of[t])
@@ -813,7 +811,7 @@ class AbcGrammar:
         """Bool [V]: the tokens of ``mask`` after which the bar is full for good (a duration or a slur's end
         that ends an element exactly at the bar's end; a note, rest or chord may still be shortened)."""
         out = np.zeros(self.V, dtype=bool)
-        for t in np.flatnonzero(mask & self._filling & ~self._lengthens):
+        for t in np.flatnonzero(mask & self._filling & ~self._length_open):
             out[t] = self._full_after(key, int(self.rep_of[t]))
         return out & mask
 
