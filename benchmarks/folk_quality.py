@@ -37,6 +37,7 @@ import statistics
 import sys
 import time
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -52,7 +53,6 @@ _SECTION_END = ("||", ":|", "|]")
 _SHARP_ORDER = "FCGDAEB"
 _PC = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
 _ACC = {"^^": 2, "^": 1, "=": 0, "_": -1, "__": -2}
-_TINY = frozenset(("/8", "3/16", "/16", "3/32", "/32"))  # durations under a quarter of the unit length
 
 
 @dataclass
@@ -96,7 +96,7 @@ def _midi(token: str) -> tuple[str, int]:
 
 def tune_stats(tokens: list[str], sections: tuple[int, int] | None = None) -> TuneStats | None:
     """Statistics of one tune's tokens (header ``M: L: K:``, length token, body); None without notes."""
-    from ostinato.symbolic.abc_normalise import BARS, PITCHES
+    from ostinato.symbolic.abc_normalise import BARS, DURATIONS, PITCHES
 
     pitch_set, bar_set = frozenset(PITCHES), frozenset(BARS)
     key = tokens[2][2:]
@@ -171,7 +171,7 @@ def tune_stats(tokens: list[str], sections: tuple[int, int] | None = None) -> Tu
                        and all((c in _SECTION_END) == (j % per == 0) for j, c in enumerate(closing, 1)))
     intervals = [b - a for a, b in itertools.pairwise(notes)]
     return TuneStats(notes[-1] % 12 == tonic, section_ends, longest, near_loop, closed, sections_ok, n_chords,
-                     any(t in _TINY for t in body),
+                     any(DURATIONS.get(t, 1) < Fraction(1, 4) for t in body),
                      max(notes) - min(notes), len(notes), outside, intervals)
 
 

@@ -464,20 +464,14 @@ class AbcGrammar:
         self._is_pitch = np.zeros(self.V, dtype=bool)
         self._is_pitch[self.pitch_ids] = True
         self._tie, self._chord = ids["-"], ids["["]
-        self._filling[np.arange(*self.tok.blocks["duration"])] = True
+        kinds = np.array(self.kind)
+        self._is_duration, self._broken, self._bar_line = (kinds == "duration"), (kinds == "broken"), (kinds == "bar")
+        self._filling |= self._is_duration
         self._filling[[self.rest, ids["]"], ids[")"]]] = True
-        self._is_duration = np.zeros(self.V, dtype=bool)
-        self._is_duration[np.arange(*self.tok.blocks["duration"])] = True
         self._length_open = np.zeros(self.V, dtype=bool)  # a duration may still follow and change the length
         self._length_open[[self.rest, ids["]"]]] = True
-        self._bar_line = np.array([k == "bar" for k in self.kind])
-        self._sets_length = self._is_duration.copy()  # what fixes the length of the element before it
-        self._broken = np.zeros(self.V, dtype=bool)
-        self._broken[np.arange(*self.tok.blocks["broken"])] = True
-        self._sets_length |= self._broken
-        self._too_short = np.zeros(self.V, dtype=bool)
-        for t in range(*self.tok.blocks["duration"]):
-            self._too_short[t] = DURATIONS[self.vocab[t]] < STYLE_SHORTEST
+        self._sets_length = self._is_duration | self._broken  # what fixes the length of the element before it
+        self._too_short = self._is_duration & np.array([DURATIONS.get(t, 1) < STYLE_SHORTEST for t in self.vocab])
 
     # -- public interface ------------------------------------------------------------------------
 
@@ -681,17 +675,9 @@ class AbcGrammar:
             return ban
         if key.pos - key.el_start < key.el_unit:  # no broken rhythm after a note shorter than its unit (0.4% of
             ban |= self._broken  # the collections' broken rhythms; at a tune's close the model halved on with it)
-        e = self._entry(key)
         for t in np.flatnonzero(mask & self._sets_length & ~ban):
-            rep = int(self.rep_of[t])
-            step = e.next.get(rep)
-            if step is None:
-                try:
-                    step = e.next[rep] = self._step(key, rep)
-                except _Bad:
-                    continue
-            nxt = step[0]
-            if isinstance(nxt, _Key) and nxt.bar:
+            nxt = self._next_key(key, int(self.rep_of[t]))
+            if nxt is not None and nxt.bar:
                 gap = nxt.bar - nxt.pos
                 ban[t] = nxt.pos - key.el_start < _SHORTEST_TICKS or 0 < gap < _SHORTEST_TICKS
         return ban
@@ -815,19 +801,24 @@ class AbcGrammar:
             out[t] = self._full_after(key, int(self.rep_of[t]))
         return out & mask
 
-    def _full_after(self, key: _Key, rep: int) -> bool:
-        """The bar is full after the token ``rep`` (an element that ends exactly at the bar's end)."""
+    def _next_key(self, key: _Key, rep: int) -> _Key | None:
+        """The body state after the token ``rep`` (cached in ``key``'s entry), None if it is refused or ends the
+        tune."""
         e = self._entry(key)
         if e.loc[rep] >= _INF:
-            return False
+            return None
         step = e.next.get(rep)
         if step is None:
             try:
                 step = e.next[rep] = self._step(key, rep)
             except _Bad:
-                return False
-        nxt = step[0]
-        return isinstance(nxt, _Key) and nxt.bar > 0 and nxt.pos >= nxt.bar and nxt.ctx in _AFTER_EL
+                return None
+        return step[0] if isinstance(step[0], _Key) else None
+
+    def _full_after(self, key: _Key, rep: int) -> bool:
+        """The bar is full after the token ``rep`` (an element that ends exactly at the bar's end)."""
+        nxt = self._next_key(key, rep)
+        return nxt is not None and nxt.bar > 0 and nxt.pos >= nxt.bar and nxt.ctx in _AFTER_EL
 
     def _tonic_pitches(self, tonic: tuple[int, str], acc: str) -> np.ndarray:
         """Bool [V]: the pitch tokens that are the tonic after the accidental ``acc`` (``""``: none)."""
