@@ -4,8 +4,11 @@ Time is quantised to a grid of 1/12 quarter note (``GRID_PER_QUARTER``), so sixt
 eighth- and sixteenth-note triplets are exact: a tick ``t`` becomes grid step
 ``round(t * 12 / ticks_per_quarter)`` (halves round up). A note that quantises to zero length
 keeps one grid step. Durations are written as reduced multiples of the unit length ``L:``
-(``C2``, ``C/``, ``C3/2``, ``C2/3``); triplets are written with these plain lengths (``C2/3``
-three times), which readers, music21 included, take at face value, not as ``(3`` tuplets.
+whose denominators are powers of two (``C2``, ``C/``, ``C3/2``), as every reader takes them (abc2midi
+refuses ``C2/3``); triplet lengths are written as tuplets of such lengths within a beat: ``(3CDE``
+for eighth triplets, ``(3:2:6G/A/B/c/d/e/`` for sixteenth ones, ``(3:2:r`` for any ``r`` items whose
+lengths are thirds or sixths of plain ones. A note no tuplet note can be (5/12 of a quarter) is
+written as tied pieces on and off the sixteenth grid, a rest as rests.
 
 Layout of the text::
 
@@ -45,6 +48,7 @@ same signature (music21 does not read ``K:Bloc``).
 
 from __future__ import annotations
 
+import itertools
 import os
 import warnings
 from dataclasses import dataclass
@@ -309,9 +313,9 @@ class _BarAccidentals:
 # --------------------------------------------------------------------------- text
 
 
-def _length_text(steps: int, unit_length: Fraction) -> str:
-    """A length of ``steps`` grid steps as a reduced multiple of ``unit_length``: "", "2", "/", "3/2", "/3"."""
-    units = Fraction(steps, GRID_PER_QUARTER) / (4 * unit_length)
+def _length_text(steps: int | Fraction, unit_length: Fraction) -> str:
+    """A length of ``steps`` grid steps as a reduced multiple of ``unit_length``: "", "2", "/", "3/2", "/4"."""
+    units = Fraction(steps) / GRID_PER_QUARTER / (4 * unit_length)
     if units.denominator == 1:
         return "" if units.numerator == 1 else str(units.numerator)
     if units.numerator == 1:
@@ -319,12 +323,60 @@ def _length_text(steps: int, unit_length: Fraction) -> str:
     return f"{units.numerator}/{units.denominator}"
 
 
-def _bar_text(items: list[tuple[int, str]], bar: _Bar) -> str:
-    """Join a bar's ``(step in bar, text)`` items, with a space before each new beat."""
+def _plain(steps: int, unit_length: Fraction) -> bool:
+    """``steps`` grid steps are a power-of-two multiple or fraction of ``unit_length`` (``2``, ``3/2``,
+    ``/4``), as every ABC reader takes; thirds and sixths (``/3``) are not (abc2midi refuses them)."""
+    units = Fraction(steps, GRID_PER_QUARTER) / (4 * unit_length)
+    return units.denominator & (units.denominator - 1) == 0
+
+
+def _pieces(step: int, steps: int) -> list[tuple[int, int]]:
+    """``(step, steps)`` of the pieces an item from ``step`` (grid steps in the bar) is written as: itself when
+    its length is plain (a multiple of 3 steps, a sixteenth) or, in a triplet, one note (1, 2, 4, 8, ... steps:
+    a 32nd to a whole note 3/2 as long); otherwise the part before the first sixteenth line, the part on
+    the lines, and the part after the last (``z47/6`` is ``z/3`` in a tuplet and ``z15/2``): readers take
+    those (music21 refuses a tuplet note of 5/8 of a quarter)."""
+    if steps % 3 == 0 or steps & (steps - 1) == 0:
+        return [(step, steps)]
+    first, last = -(-step // 3) * 3, (step + steps) // 3 * 3
+    if first >= last:
+        return [(step, steps)]
+    bounds = [step, first, last, step + steps]
+    return [(a, b - a) for a, b in itertools.pairwise(bounds) if b > a]
+
+
+def _bar_text(items: list[_Item], bar: _Bar, unit_length: Fraction) -> str:
+    """Join a bar's items, with a space before each new beat. A run of items within a beat whose lengths are
+    not plain (triplet lengths) is one tuplet ``(3:2:r`` (``(3`` for three): its ``r`` items written 3/2 as
+    long, which is plain (three eighth triplets ``(3CDE``, six sixteenth ones ``(3:2:6G/^G/A/^A/B/c/``)."""
     out = f"[M:{bar.meter}] " if bar.meter else ""
-    for i, (step, text) in enumerate(items):
-        out += (" " if i and step % bar.beat == 0 else "") + text
+    i = 0
+    while i < len(items):
+        item = items[i]
+        if i and item.step % bar.beat == 0:
+            out += " "
+        if _plain(item.steps, unit_length):
+            out += item.head + _length_text(item.steps, unit_length) + item.tail
+            i += 1
+            continue
+        run = i + 1  # to the next plain length or beat
+        while run < len(items) and not _plain(items[run].steps, unit_length) and items[run].step % bar.beat:
+            run += 1
+        written = (x.head + _length_text(Fraction(3 * x.steps, 2), unit_length) + x.tail for x in items[i:run])
+        out += ("(3" if run - i == 3 else f"(3:2:{run - i}") + "".join(written)
+        i = run
     return out
+
+
+@dataclass(frozen=True)
+class _Item:
+    """A note, chord or rest of a bar: its step in the bar, its length (grid steps) and its text before
+    and after the length (``^c`` and ``-``, ``[CEG]`` and ``""``, ``z`` and ``""``)."""
+
+    step: int
+    steps: int
+    head: str
+    tail: str = ""
 
 
 class _VoiceWriter:
@@ -345,46 +397,49 @@ class _VoiceWriter:
         texts, i = [], 0
         for bar in bars:
             items, i = self._bar_items(events, i, bar)
-            texts.append(_bar_text(items, bar))
+            texts.append(_bar_text(items, bar, self.unit_length))
         return texts
 
-    def _bar_items(self, events: list[_Event], i: int, bar: _Bar) -> tuple[list[tuple[int, str]], int]:
-        """``(step in bar, text)`` of the notes and rests of ``bar``, from ``events[i]`` on; the next ``i``."""
+    def _bar_items(self, events: list[_Event], i: int, bar: _Bar) -> tuple[list[_Item], int]:
+        """The notes and rests of ``bar``, from ``events[i]`` on; the next ``i``."""
         accidentals = _BarAccidentals(self.key_alters)
-        items: list[tuple[int, str]] = []
+        items: list[_Item] = []
         cursor = bar.start
         while i < len(events) and events[i].start < bar.end:
             event = events[i]
             start, end = max(event.start, bar.start), min(event.end, bar.end)
             if start > cursor:
-                items.append((cursor - bar.start, "z" + _length_text(start - cursor, self.unit_length)))
+                items += [_Item(step, steps, "z") for step, steps in _pieces(cursor - bar.start, start - cursor)]
             tie = event.end > bar.end
-            force = self.tie_marked and event.start < bar.start
-            text, self.tie_marked = self._note(event.pitches, end - start, tie, accidentals, force)
-            items.append((start - bar.start, text))
+            pieces = _pieces(start - bar.start, end - start)
+            for j, (step, steps) in enumerate(pieces):  # a note of an odd triplet length is tied pieces
+                force = self.tie_marked and (j > 0 or event.start < bar.start)
+                head, tail, self.tie_marked = self._note(event.pitches, tie or j + 1 < len(pieces), accidentals,
+                                                         force)
+                items.append(_Item(step, steps, head, tail))
             cursor = end
             if tie:
                 break
             i += 1
         if cursor < bar.end:
-            items.append((cursor - bar.start, "z" + _length_text(bar.end - cursor, self.unit_length)))
+            items += [_Item(step, steps, "z") for step, steps in _pieces(cursor - bar.start, bar.end - cursor)]
         return items, i
 
     def _note(
-        self, pitches: tuple[int, ...], steps: int, tie: bool, accidentals: _BarAccidentals, force: bool
-    ) -> tuple[str, bool]:
-        """A note or chord of ``steps`` grid steps, tied on (``-``) when ``tie``, and whether a
-        single note showed an accidental (to music21)."""
+        self, pitches: tuple[int, ...], tie: bool, accidentals: _BarAccidentals, force: bool
+    ) -> tuple[str, str, bool]:
+        """A note or chord: the text before its length and after it (a tie ``-`` when ``tie``), and
+        whether a single note showed an accidental (to music21)."""
         in_chord = len(pitches) > 1
         names, shown = [], False
         for pitch in pitches:
             letter, alter, octave = _spell(pitch, self.spelling)
             sign, shown = accidentals.mark(letter, octave, alter, in_chord, force)
             names.append(sign + _pitch_text(letter, octave))
-        length, tie_mark = _length_text(steps, self.unit_length), "-" if tie else ""
+        tie_mark = "-" if tie else ""
         if in_chord:
-            return "[" + "".join(name + tie_mark for name in names) + "]" + length, False
-        return names[0] + length + tie_mark, shown
+            return "[" + "".join(name + tie_mark for name in names) + "]", "", False
+        return names[0], tie_mark, shown
 
 
 def _music_lines(bar_texts: list[str], bars: list[_Bar]) -> list[str]:

@@ -259,15 +259,37 @@ def test_triplets_and_sixteenths():
     notes += [(2 + i * Fraction(1, 4), Fraction(1, 4), 72 + i) for i in range(4)]  # sixteenths
     notes += [(3, Fraction(3, 4), 64), (Fraction(15, 4), Fraction(1, 4), 65)]  # dotted eighth + sixteenth
     text = assert_round_trip(make_table(notes))
-    assert music(text).split()[:3] == ["C2/3D2/3E2/3", "G/3^G/3A/3^A/3B/3c/3", "c/^c/d/^d/"]
+    assert music(text).split()[:3] == ["(3CDE", "(3:2:6G/^G/A/^A/B/c/", "c/^c/d/^d/"]
     assert music(text).split()[3:] == ["E3/2F/", "|]"]
+
+
+def test_odd_triplet_lengths_are_tuplets_abc2midi_plays_exactly():
+    """Lengths on the 1/12-quarter grid that are no plain multiple of the unit (thirds, sixths) are written as
+    ``(3:2:r`` tuplets of plain lengths (abc2midi refuses ``/3`` and ``/6``: "3 b is not a power of 2"); one no
+    tuplet note can have (5/12 of a quarter) is tied pieces."""
+    from ostinato.events.abc2midi import read_abc_abc2midi
+
+    twelfth = Fraction(1, 12)
+    notes = [(0, 5 * twelfth, 60), (5 * twelfth, 7 * twelfth, 62)]  # 5 + 7 twelfths: one beat
+    notes += [(1, Fraction(2, 3), 64), (Fraction(5, 3), Fraction(1, 3), 65)]  # a triplet quarter and eighth
+    notes += [(2 + twelfth, Fraction(23, 12), 67)]  # after a rest of a twelfth, to the bar's end
+    table = make_table(notes)
+    text = assert_round_trip(table)
+    assert "/3" not in text and "/6" not in text
+    # C: 3 twelfths (C/) and 2 in a tuplet; D: 1 in the tuplet and 6 (D); the rest and G's first 2 in a tuplet
+    assert music(text) == "C/-(3:2:2C/D/4-D (3:2:2E2F (3:2:2z/4G/-G7/2 |]"
+    played = read_abc_abc2midi(text, "odd.abc")
+    per = Fraction(12, played.ticks_per_quarter)
+    assert sorted((int(p), round(int(a) * per), round(int(b) * per)) for p, a, b in
+                  zip(played.pitch, played.onset_tick, played.offset_tick, strict=True)) == [
+        (p, int(on * 12), int((on + ql) * 12)) for on, ql, p in notes]
 
 
 def test_other_unit_length():
     notes = [(0, Fraction(1, 3), 60), (Fraction(1, 3), Fraction(2, 3), 62), (1, 3, 64)]
     text = assert_round_trip(make_table(notes), unit_length=Fraction(1, 16))
     assert "L:1/16" in text
-    assert music(text) == "C4/3D8/3 E12 |]"
+    assert music(text) == "(3:2:2C2D4 E12 |]"
 
 
 def test_quantisation_to_twelfths_of_a_quarter():
