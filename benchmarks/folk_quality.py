@@ -15,7 +15,13 @@ Columns (per tune, read from the normalised ABC tokens, so real and generated tu
   is the tonic, pooled over all section ends.
 - ``3+ same``: share of tunes with 3 or more identical consecutive bars (same tokens); ``run max``: the
   longest such run over the set; ``near loop``: share of tunes where a group of 1-4 bars comes three
-  times in a row nearly the same (each bar as many tokens as its counterpart, all but one in four equal).
+  times in a row nearly the same (each bar as many tokens as its counterpart, all but one in four equal);
+  ``echo loop``: share of tunes where a group of 1-4 bars comes three times in a row with nearly the same
+  melody, whatever the rhythm (the pitches struck, in order, a repeated pitch once: ``G2G2G2B2`` and
+  ``G4GGB2`` alike; at most one in four changed, added or left out), which a near loop by tokens does not
+  see (a note split in two changes three tokens);
+  ``6+ strikes``: share of tunes that strike one note 6 or more times in a row (rests between them not
+  counted, a tied note struck once: ``A2A2A2A2|A2A2``), the low-temperature degeneration.
 - ``closed``: the tune ends with ``|]`` or ``:|`` (nothing after it); ``sections ok``: the requested
   sections (``2x8``: 16 bars, section bar lines after bars 8 and 16 only), else ``-``.
 - ``range``: median pitch range (semitones); ``out key``: share of notes outside the key signature's
@@ -61,6 +67,8 @@ class TuneStats:
     section_ends: list[bool]
     longest_run: int
     near_loop: bool
+    echo_loop: bool
+    strike_run: int
     closed: bool
     sections_ok: bool | None
     n_chords: int
@@ -164,13 +172,15 @@ def tune_stats(tokens: list[str], sections: tuple[int, int] | None = None) -> Tu
         run = run + 1 if a == b else 1
         longest = max(longest, run)
     near_loop = _near_loop(bars)
+    echo_loop = _echo_loop(bars)
     sections_ok = None
     if sections:
         n, per = sections
         sections_ok = (len(bars) == n * per and closed
                        and all((c in _SECTION_END) == (j % per == 0) for j, c in enumerate(closing, 1)))
     intervals = [b - a for a, b in itertools.pairwise(notes)]
-    return TuneStats(notes[-1] % 12 == tonic, section_ends, longest, near_loop, closed, sections_ok, n_chords,
+    return TuneStats(notes[-1] % 12 == tonic, section_ends, longest, near_loop, echo_loop, _longest_strikes(body),
+                     closed, sections_ok, n_chords,
                      any(DURATIONS.get(t, 1) < Fraction(1, 4) for t in body),
                      max(notes) - min(notes), len(notes), outside, intervals)
 
@@ -184,7 +194,32 @@ def _near_loop(bars: list[tuple], max_period: int = 4) -> bool:
                for i in range(len(bars)) for p in range(1, max_period + 1))
 
 
+def _longest_strikes(body: list[str]) -> int:
+    """The most strikes of one note in a row (the grammar's ``strikes``: rests between them not counted, a
+    tied note struck once)."""
+    from ostinato.symbolic.abc_grammar import strikes
+    from ostinato.symbolic.abc_normalise import ACCIDENTAL_ALTER, PITCHES
+
+    struck = strikes(body, frozenset(PITCHES), frozenset(ACCIDENTAL_ALTER), ("{", "}", "[", "]"), "-")
+    return max((len(list(g)) for _, g in itertools.groupby(struck)), default=0)
+
+
+def _echo_loop(bars: list[tuple], max_period: int = 4) -> bool:
+    """A group of 1..max_period bars three times in a row with nearly the same melody in every bar (the
+    grammar's ``bar_melody`` and ``near_melodies``: the pitches struck in order, whatever the rhythm, at
+    most one in four changed, added or left out)."""
+    from ostinato.symbolic.abc_grammar import bar_melody, near_melodies
+    from ostinato.symbolic.abc_normalise import ACCIDENTAL_ALTER, PITCHES
+
+    tunes = [bar_melody(b, frozenset(PITCHES), frozenset(ACCIDENTAL_ALTER), ("{", "}", "[", "]")) for b in bars]
+    return any(i + 1 >= 3 * p
+               and all(tunes[i - j] and near_melodies(tunes[i - j], tunes[i - j - p]) for j in range(2 * p))
+               for i in range(len(tunes)) for p in range(1, max_period + 1))
+
+
 def _row(name: str, stats: list[TuneStats], overlap: float | None) -> str:
+    from ostinato.symbolic.abc_grammar import STYLE_REPEATS
+
     n = len(stats)
     ends = [e for s in stats for e in s.section_ends]
     ints = [abs(i) for s in stats for i in s.intervals]
@@ -196,6 +231,8 @@ def _row(name: str, stats: list[TuneStats], overlap: float | None) -> str:
         f"{sum(s.longest_run >= 3 for s in stats) / n:.0%}",
         str(max(s.longest_run for s in stats)),
         f"{sum(s.near_loop for s in stats) / n:.0%}",
+        f"{sum(s.echo_loop for s in stats) / n:.0%}",
+        f"{sum(s.strike_run > STYLE_REPEATS for s in stats) / n:.0%}",
         f"{sum(s.closed for s in stats) / n:.0%}",
         f"{sum(sec) / len(sec):.0%}" if sec else "-",
         f"{statistics.median(s.pitch_range for s in stats):.0f}",
@@ -210,8 +247,8 @@ def _row(name: str, stats: list[TuneStats], overlap: float | None) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
-_HEADER = ("| set | tunes | tonic end | sect tonic | 3+ same | run max | near loop | closed | sections ok | range "
-           "| out key | \\|int\\| | steps | leaps | tiny | chords | YL ovl |\n|" + "---|" * 17)
+_HEADER = ("| set | tunes | tonic end | sect tonic | 3+ same | run max | near loop | echo loop | 6+ strikes | closed "
+           "| sections ok | range | out key | \\|int\\| | steps | leaps | tiny | chords | YL ovl |\n|" + "---|" * 19)
 
 
 def _overlap(generated: list, reference: list) -> float | None:

@@ -65,7 +65,16 @@ accepts what they refuse (a primer or a real tune may break them):
   is shortened and the bar goes on (``G3z2D/2E/2``), and a chord is no way out (its brackets alone would
   take the bar far enough from the other without changing a note). This rule is the first to give way when
   the rules together would leave no token, and it is not applied within ``ENDING_HORIZON`` tokens of the
-  budget.
+  budget; so it is with the next two.
+- No echoes: a loop by ear, which the token rule does not see (a note split in two changes three tokens):
+  the same group of bars a third time with nearly the same melodies (:func:`bar_melody`: the pitches
+  struck, in order, a repeated pitch once, whatever the rhythm; :func:`near_melodies`: at most one in four
+  of them changed, added or left out), ``G2G2G2B2|G4GGB2|G2GGG2B2``. Such a bar may not close near its
+  counterpart, and where it follows it with only the room left for the pitches that would take it away,
+  each pitch must take it further (:meth:`AbcGrammar._echo_ban`): the model begins the bar, the rule
+  varies its end.
+- No note struck more than ``STYLE_REPEATS`` times in a row (rests between them do not count, a tie holds a
+  note without striking it again): the low-temperature ``A2A2A2A2|A2A2A2A2``.
 - No note shorter than a quarter of the unit length (``STYLE_SHORTEST``; none of the held-out tunes has one: where
   a tune must close and the model would rather go on, it otherwise halves its last note again and again,
   ``F/2<F/8F/16|]``); so in a bar that must close, where less than two such notes' time is left, the next
@@ -106,15 +115,16 @@ from ostinato.events.theory import BROKEN_RHYTHM, LETTERS, bar_length
 
 from .abc_normalise import ACCIDENTAL_ALTER, BAR_BUCKETS, DURATIONS, KEYS, METERS, PITCHES, UNITS, bar_bucket
 
-__all__ = ["GRID_TICKS", "MAX_CHORD_NOTES", "MAX_SLURS", "STYLE_CHORD_NOTES", "STYLE_SHORTEST", "TICKS_PER_UNIT",
-           "AbcGrammar", "PrimedGrammar", "bar_units", "clear_caches", "edit_distance", "near_tolerance",
-           "nearly_same_bars", "tuplet_ratio"]
+__all__ = ["GRID_TICKS", "MAX_CHORD_NOTES", "MAX_SLURS", "STYLE_CHORD_NOTES", "STYLE_REPEATS", "STYLE_SHORTEST",
+           "TICKS_PER_UNIT", "AbcGrammar", "PrimedGrammar", "bar_melody", "bar_units", "clear_caches",
+           "edit_distance", "near_melodies", "near_tolerance", "nearly_same_bars", "strikes", "tuplet_ratio"]
 
 TICKS_PER_UNIT = 80640  # 32 * 2520: 1/32 unit durations, tuplets of 2..9 and broken rhythm are exact
 GRID_TICKS = TICKS_PER_UNIT // 32  # the 1/32-unit grid plain durations move on
 MAX_SLURS = 3
 MAX_CHORD_NOTES = 8  # notes in a chord or a grace group
 STYLE_CHORD_NOTES = 4  # the style rule's cap on a chord's notes (the corpus's chords have 2-4)
+STYLE_REPEATS = 5  # the style rule's most strikes of one pitch in a row (95% of the held-out tunes; 98%: 6)
 STYLE_SHORTEST = Fraction(1, 4)  # the style rule's shortest note, in unit lengths (none shorter in the corpus)
 _SHORTEST_TICKS = TICKS_PER_UNIT * STYLE_SHORTEST.numerator // STYLE_SHORTEST.denominator
 _INF = 10**9
@@ -182,6 +192,81 @@ def bar_units(bar, accidentals) -> tuple:
     if pending is not None:
         out.append((pending,))
     return tuple(out)
+
+
+def bar_melody(bar, pitches, accidentals, brackets) -> tuple:
+    """A bar as the ear follows its tune: the pitches it strikes, in order, each repeated pitch once (a note
+    split in two, ``D2`` as ``DD``, is the same melody), with an accidental joined to its pitch, a chord by
+    its first note; grace notes, rests, durations, ties and slurs left out. ``G2G2G2B2`` and ``G4GGB2`` are
+    both ``(G, B)``. ``pitches``, ``accidentals``: the sets of those tokens; ``brackets``: the tokens
+    ``{``, ``}``, ``[``, ``]`` (strings or ids, as ``bar`` has them)."""
+    grace_open, grace_close, chord_open, chord_close = brackets
+    out: list = []
+    acc = None
+    in_grace = in_chord = False
+    first = True
+    for t in bar:
+        if t == grace_open:
+            in_grace = True
+        elif t == grace_close:
+            in_grace = False
+        elif t == chord_open:
+            in_chord, first = True, True
+        elif t == chord_close:
+            in_chord = False
+        elif t in accidentals:
+            acc = t
+        elif t in pitches:
+            unit = t if acc is None else (acc, t)
+            acc = None
+            if in_grace or (in_chord and not first):
+                continue
+            first = False
+            if not out or out[-1] != unit:
+                out.append(unit)
+    return tuple(out)
+
+
+def strikes(tokens, pitches, accidentals, brackets, tie) -> list:
+    """The melody notes ``tokens`` strike, in order, as :func:`bar_melody` names them (an accidental joined to
+    its pitch, a chord by its first note, grace notes and rests left out), repeats kept, and a note a tie
+    holds on (``c2-c``, also over a bar line) not struck again. ``tie``: the tie token."""
+    grace_open, grace_close, chord_open, chord_close = brackets
+    out: list = []
+    acc = None
+    in_grace = in_chord = tied = False
+    first = True
+    for t in tokens:
+        if t == grace_open:
+            in_grace = True
+        elif t == grace_close:
+            in_grace = False
+        elif t == chord_open:
+            in_chord, first = True, True
+        elif t == chord_close:
+            in_chord = False
+        elif t == tie:
+            tied = True
+        elif t in accidentals:
+            acc = t
+        elif t in pitches:
+            unit = t if acc is None else (acc, t)
+            acc = None
+            if in_grace or (in_chord and not first):
+                continue
+            first = False
+            if tied:
+                tied = False
+                continue
+            out.append(unit)
+    return out
+
+
+def near_melodies(a: tuple, b: tuple) -> bool:
+    """Two bars' melodies (:func:`bar_melody`) are nearly the same: equal, or at most one edit in four of the
+    shorter one's pitches apart (:func:`near_tolerance`: a pitch changed, added or left out in four; a
+    melody does not come near another by growing longer)."""
+    return a == b or edit_distance(a, b) <= near_tolerance(min(len(a), len(b)))
 
 
 def edit_distance(a, b) -> int:
@@ -317,6 +402,11 @@ _MAX_CACHED = 300_000  # memo entries per kind before a cache is dropped (it ref
 ENDING_HORIZON = 24
 
 
+def _union(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:
+    """Two optional bans together (None: no ban)."""
+    return b if a is None else a if b is None else a | b
+
+
 def clear_caches() -> None:
     """Drop every cached mask and cost (they are recomputed on demand, identically)."""
     _CACHES.clear()
@@ -416,6 +506,9 @@ class AbcGrammar:
         self._acc_set = frozenset(self.acc_ids.tolist())
         self._unit_cache: dict[tuple, tuple] = {}  # bar of ids -> its units (the near-loop rule)
         self._near_cache: dict[tuple, bool] = {}  # (bar, bar) -> nearly the same
+        self._melody_cache: dict[tuple, tuple] = {}  # bar of ids -> its melody (the echo rule)
+        self._brackets = (ids["{"], ids["}"], ids["["], ids["]"])
+        self._pitch_set = frozenset(ids[p] for p in PITCHES)
         self.pitch_ids = np.arange(*self.tok.blocks["pitch"])
         self.dur_id = {n: ids[t] for t, n in _DUR_N.items()}
         self.dur_n = {ids[t]: n for t, n in _DUR_N.items()}
@@ -523,7 +616,10 @@ class AbcGrammar:
                 last[self._tie] = mask[self._tie]  # (a tie's cost does not count the note it forces)
                 banned = self._last_note_ban(key, note, fs, last, banned)
             # (not where the budget may end the tune: the tokens its ending needs are not to spare)
-            near = None if closing else self._near_loop_ban(key, fs, mask)
+            near = None
+            if not closing:  # the loop rules: near loops, echoes, one note struck again and again
+                near = _union(self._near_loop_ban(key, fs, mask), self._echo_ban(key, fs, mask))
+                near = _union(near, self._repeat_ban(key, fs))
             short = self._short_ban(key, mask)
             core = short if banned is None else banned | short
             # all the rules; without the near-loop one; without the shortest note's either; none
@@ -777,6 +873,111 @@ class AbcGrammar:
             if hit.any():
                 ban = hit if ban is None else ban | hit
         return ban
+
+    def _echo_ban(self, key: _Key, fs: tuple, mask: np.ndarray) -> np.ndarray | None:
+        """Bool [V]: the valid tokens that would let a bar close with its counterpart's melody, or nearly
+        (:func:`bar_melody`, :func:`near_melodies`), where a group of ``p`` bars (1..``MAX_LOOP_PERIOD``)
+        has already come twice with nearly the same melodies (a third time, whatever the rhythm:
+        ``G2G2G2B2|G4GGB2|G2GGG2B2``, or ``B2AG2D|B2AG2B|B2AG2D``); None if none. Dropped with
+        :meth:`_near_loop_ban` when the rules together leave nothing.
+
+        While the bar so far would be near its counterpart if it closed, nothing that keeps it so may close
+        it or go on (a duration or slur end that fills the bar, a bar line, a tie, a rest, a chord; a full
+        bar may only shorten its last note). A bar that follows its counterpart's melody (within the
+        tolerance of some beginning of it) may do so until only as many units are left as it needs pitches
+        to leave it; from there each pitch must take it further away (not the last one again). The bar's
+        beginning is the model's; its end varies the phrase."""
+        _tonic, _last_tonic, cur, hist = fs
+        melody = self._melody(cur)
+        melodies = [self._melody(bar) for bar in hist]
+        targets = []
+        for p in range(1, MAX_LOOP_PERIOD + 1):
+            if len(hist) < 3 * p - 1:
+                break
+            if all(melodies[-j] and near_melodies(melodies[-j], melodies[-j - p]) for j in range(1, 2 * p)):
+                targets.append(melodies[-p])
+        if not targets or not key.bar:
+            return None
+        full = key.pos == key.bar and key.ctx in _CLOSABLE
+        room = key.bar - key.pos
+        ban, diverge = None, []
+        for target in targets:
+            row = _edit_row(melody, target)
+            tolerance = near_tolerance(len(target))
+            if melody and row[-1] <= near_tolerance(min(len(melody), len(target))):  # near if it closed now
+                if full:  # only a shorter last note
+                    return mask & ~self._is_duration
+                if ban is None:
+                    ban = self._bar_enders(key, mask)
+                    ban[[self._tie, self.rest, self._chord]] = True
+                diverge.append((row, target))
+            elif min(row) <= tolerance and room <= (tolerance + 1 - min(row)) * TICKS_PER_UNIT:
+                diverge.append((row, target))  # following it with little room left
+        if not diverge:
+            return ban
+        if ban is None:  # (a rest or a tie may end the bar: it is not near now)
+            ban = np.zeros(self.V, dtype=bool)
+            ban[self._chord] = True  # (its first note would follow unchecked)
+        # the pitches still needed to leave every counterpart followed: half a unit at least for each
+        need = max(near_tolerance(len(target)) + 1 - min(row) for row, target in diverge)
+        for t in np.flatnonzero(mask & self._sets_length).tolist():
+            nxt = self._next_key(key, int(self.rep_of[t]))
+            if nxt is not None and nxt.bar and nxt.bar - nxt.pos < need * TICKS_PER_UNIT // 2:
+                ban[t] = True
+        if key.ctx in _ELEMENT_CTX or key.ctx == ACC:
+            pending = cur[-1] if key.ctx == ACC else None
+            n = len(melody) + 1
+            close = np.zeros(self.V, dtype=bool)
+            for x in np.flatnonzero(mask & self._is_pitch).tolist():
+                unit = x if pending is None else (pending, x)
+                if melody and unit == melody[-1]:
+                    close[x] = True  # the same pitch again leaves the melody as it is
+                    continue
+                for row, target in diverge:  # a pitch must take the bar further from each one it follows
+                    if min(row) <= near_tolerance(len(target)) and min(_next_row(row, n, target, unit)) <= min(row):
+                        close[x] = True
+                        break
+            if (mask & self._is_pitch & ~close).any():
+                ban |= close
+            elif melody and not isinstance(melody[-1], tuple) and pending is None:
+                ban[melody[-1]] = True  # no one pitch takes it away: a new one at least
+        return ban & mask
+
+    def _repeat_ban(self, key: _Key, fs: tuple) -> np.ndarray | None:
+        """Bool [V]: the pitch that would strike the same note a ``STYLE_REPEATS + 1``-th time in a row (rests
+        between them do not count; a tie holds a note without striking it again), None if none. Dropped with
+        :meth:`_near_loop_ban` when the rules together leave nothing."""
+        if key.tie is not None or not (key.ctx in _ELEMENT_CTX or key.ctx == ACC):
+            return None
+        _tonic, _last_tonic, cur, hist = fs
+        melody = self._melody(cur)
+        if len(melody) > 1:
+            tokens = cur
+        else:  # the run may go back over bars that strike one pitch (or none)
+            start = len(hist)
+            while start > 0 and len(self._melody(hist[start - 1])) <= 1 and len(hist) - start < STYLE_REPEATS:
+                start -= 1
+            tokens = [t for bar in hist[max(0, start - 1):] for t in bar] + list(cur)
+        struck = strikes(tokens, self._pitch_set, self._acc_set, self._brackets, self._tie)
+        if len(struck) < STYLE_REPEATS or any(u != struck[-1] for u in struck[-STYLE_REPEATS:]):
+            return None
+        last = struck[-1]
+        ban = np.zeros(self.V, dtype=bool)
+        if key.ctx == ACC:
+            if isinstance(last, tuple) and cur and cur[-1] == last[0]:
+                ban[last[1]] = True
+        elif not isinstance(last, tuple):
+            ban[last] = True
+        return ban
+
+    def _melody(self, bar: tuple) -> tuple:
+        """:func:`bar_melody` of a bar of ids (cached)."""
+        melody = self._melody_cache.get(bar)
+        if melody is None:
+            if len(self._melody_cache) > _MAX_CACHED:
+                self._melody_cache.clear()
+            melody = self._melody_cache[bar] = bar_melody(bar, self._pitch_set, self._acc_set, self._brackets)
+        return melody
 
     def _units(self, bar: tuple) -> tuple:
         """:func:`bar_units` of a bar of ids (cached)."""

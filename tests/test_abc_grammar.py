@@ -580,6 +580,76 @@ def test_form_near_loops_count_edits_and_join_accidentals_to_their_notes(tok):
     assert loose.allowed(_feed(loose, twice + "G 3 z 2 D"))[ids["|"]]  # a rule of form only
 
 
+def test_form_echo_refuses_a_third_bar_with_nearly_the_same_melody_whatever_its_rhythm(tok):
+    """A bar that strikes the pitches of its counterpart (a note split in two or merged, or one pitch in four
+    changed), after the group has come twice so: it may not close (a duration that fills the bar, a bar line,
+    the same pitch again, a rest, a tie, a chord are refused); a new pitch, or a shorter note, remain. The
+    token rule does not see these (``G2G2G2B2`` and ``G4GGB2`` are 4 tokens apart)."""
+    ids = tok.token_to_id
+    grammar = AbcGrammar(tok, meter="4/4", unit="1/8", key="G", bars=16, max_tokens=256, form=True)
+    twice = "G 2 G 2 G 2 B 2 | G 4 G G B 2 | "
+    state = _feed(grammar, twice + "G 2 G 2 G 2 B")  # (G, B) a third time
+    mask = grammar.allowed(state)
+    assert not mask[ids["2"]] and mask[ids["/2"]]  # B2 would close the bar with the same melody
+    assert not mask[ids["B"]] and not mask[ids["z"]] and not mask[ids["-"]] and not mask[ids["["]]
+    assert mask[ids["c"]] and mask[ids["A"]]  # a new pitch makes it another melody
+    assert grammar.allowed(_feed(grammar, twice + "G 2 G 2 G 2 c"))[ids["2"]]  # (G, c): another melody
+    assert grammar.allowed(_feed(grammar, "G 2 G 2 G 2 B 2 | G 4 A G B 2 | G 2 G 2 G 2 B"))[ids["2"]]
+    full = grammar.allowed(_feed(grammar, twice + "G 4 G G G B"))  # full, (G, B): only a shorter last note
+    assert not full[ids["|"]] and full[ids["/2"]]
+    assert not full[~grammar._is_duration].any()
+    jig = AbcGrammar(tok, meter="6/8", unit="1/8", key="G", bars=16, max_tokens=256, form=True)
+    near = "B 2 A G 2 D | B A A G 2 B | B 2 A G 2 E"  # (B A G D), (B A G B), (B A G E): one in four changed
+    assert not jig.allowed(_feed(jig, near))[ids["|"]] and jig.allowed(_feed(jig, near))[ids["/2"]]
+    assert jig.allowed(_feed(jig, "B 2 A G 2 D | B A A c 2 B | B 2 A G 2 E"))[ids["|"]]  # two in four: not near
+    assert jig.allowed(_feed(jig, "B 2 A G 2 D | B A A G 2 B | B 2 A G 2 E /2 c /2"))[ids["|"]]  # (B A G E c)
+    loose = AbcGrammar(tok, meter="4/4", unit="1/8", key="G", bars=16, max_tokens=256)
+    assert loose.allowed(_feed(loose, twice + "G 2 G 2 G 2 B"))[ids["2"]]  # a rule of form only
+
+
+def test_form_echo_leaves_the_counterpart_while_there_is_room(tok):
+    """A third bar that follows its counterpart's melody (A G A B c d, one pitch in four may differ) must
+    leave it while the bar still has room for the pitches that takes: with two units left, the next pitch
+    may not be the counterpart's (d), nor the last again, nor a rest; one that leaves it (e) passes, and then
+    the bar may not close at once (A G A B c e is still one edit away) but goes on with a shorter e."""
+    from ostinato.symbolic.abc_grammar import near_melodies
+
+    ids = tok.token_to_id
+    grammar = AbcGrammar(tok, meter="4/4", unit="1/8", key="G", bars=16, max_tokens=256, form=True)
+    twice = "A G A B c 2 d 2 | A G A B c 2 d 2 | "
+    early = grammar.allowed(_feed(grammar, twice + "A G A"))  # five units left: the model may follow
+    assert early[ids["B"]]
+    late = grammar.allowed(_feed(grammar, twice + "A G A B c 2"))
+    assert not late[ids["d"]] and not late[ids["c"]] and not late[ids["z"]] and late[ids["e"]] and late[ids["G"]]
+    after = grammar.allowed(_feed(grammar, twice + "A G A B c 2 e"))
+    assert not after[ids["2"]] and after[ids["/2"]]
+    assert not grammar.allowed(_feed(grammar, twice + "A G A B c 2 e /2"))[ids["d"]]  # back towards it
+    assert grammar.allowed(_feed(grammar, twice + "A G A B c 2 e /2"))[ids["f"]]
+    assert grammar.allowed(_feed(grammar, twice + "A G A B c 2 e /2 f"))[ids["/2"]]
+    assert near_melodies(tuple("AGABcd"), tuple("AGABce")) and near_melodies(tuple("GB"), tuple("GB"))
+    assert not near_melodies(tuple("AGAB"), tuple("AGABdc"))  # one in four of the shorter: 1, not 2
+    assert not near_melodies(tuple("GB"), tuple("GA"))
+
+
+def test_form_strikes_one_note_at_most_five_times_in_a_row(tok):
+    """The low-temperature degeneration ``A2A2A2A2|A2A2A2A2``: a sixth strike of the same note in a row is
+    refused (95% of the held-out tunes strike no note more than 5 times in a row); a rest between does not
+    break the run, a tie holds a note without striking it again, an accidental goes with its note."""
+    ids = tok.token_to_id
+    grammar = AbcGrammar(tok, meter="4/4", unit="1/8", key="G", bars=16, max_tokens=256, form=True)
+    mask = grammar.allowed(_feed(grammar, "G 2 G 2 G 2 G 2 | G"))
+    assert not mask[ids["G"]] and mask[ids["A"]] and mask[ids["g"]]
+    assert not grammar.allowed(_feed(grammar, "G 2 G 2 z G G 2 | G"))[ids["G"]]
+    assert grammar.allowed(_feed(grammar, "G 2 G 2 G 2 G 2 - | G"))[ids["G"]]  # the tie: four strikes
+    assert grammar.allowed(_feed(grammar, "G 2 G 2 A 2 G 2 | G"))[ids["G"]]
+    sharp = "^ F 2 ^ F 2 ^ F 2 ^ F 2 | ^ F"
+    assert not grammar.allowed(_feed(grammar, sharp + " ^"))[ids["F"]]
+    assert grammar.allowed(_feed(grammar, sharp + " ="))[ids["F"]]
+    assert grammar.allowed(_feed(grammar, sharp + " ^"))[ids["G"]]
+    loose = AbcGrammar(tok, meter="4/4", unit="1/8", key="G", bars=16, max_tokens=256)
+    assert loose.allowed(_feed(loose, "G 2 G 2 G 2 G 2 | G"))[ids["G"]]
+
+
 def test_form_chords_name_each_note_once_and_have_at_most_four(tok):
     """A style rule (the corpus's chords are 2-4 distinct notes): the mask refuses a chord's own notes again,
     also with an accidental, and any fifth note; ``advance`` still accepts them (a real tune may have them)."""
