@@ -506,6 +506,7 @@ class AbcGrammar:
         self._acc_set = frozenset(self.acc_ids.tolist())
         self._unit_cache: dict[tuple, tuple] = {}  # bar of ids -> its units (the near-loop rule)
         self._near_cache: dict[tuple, bool] = {}  # (bar, bar) -> nearly the same
+        self._near_melody_cache: dict[tuple, bool] = {}  # (melody, melody) -> nearly the same
         self._melody_cache: dict[tuple, tuple] = {}  # bar of ids -> its melody (the echo rule)
         self._brackets = (ids["{"], ids["}"], ids["["], ids["]"])
         self._pitch_set = frozenset(ids[p] for p in PITCHES)
@@ -565,6 +566,8 @@ class AbcGrammar:
         self._length_open[[self.rest, ids["]"]]] = True
         self._sets_length = self._is_duration | self._broken  # what fixes the length of the element before it
         self._too_short = self._is_duration & np.array([DURATIONS.get(t, 1) < STYLE_SHORTEST for t in self.vocab])
+        self._too_short.flags.writeable = False
+        self._short_cache: dict[_Key, np.ndarray] = {}  # state -> its _short_ban
 
     # -- public interface ------------------------------------------------------------------------
 
@@ -620,7 +623,7 @@ class AbcGrammar:
             if not closing:  # the loop rules: near loops, echoes, one note struck again and again
                 near = _union(self._near_loop_ban(key, fs, mask), self._echo_ban(key, fs, mask))
                 near = _union(near, self._repeat_ban(key, fs))
-            short = self._short_ban(key, mask)
+            short = self._short_ban(key)
             core = short if banned is None else banned | short
             # all the rules; without the near-loop one; without the shortest note's either; none
             for ban in (core if near is None else core | near, core, banned):
@@ -762,20 +765,28 @@ class AbcGrammar:
             last_tonic = False  # a chord is not a tonic ending (the rule is about the melody note)
         return (tonic, last_tonic, (*cur, token_id), hist)
 
-    def _short_ban(self, key: _Key, mask: np.ndarray) -> np.ndarray:
-        """Bool [V]: the durations shorter than ``STYLE_SHORTEST`` units and, in a tracked bar, every duration or
-        broken rhythm that would make the element shorter than that (in a tuplet, after ``<``) or leave less
-        than that, but something, to the bar's end, and broken rhythm after a note shorter than its unit."""
-        ban = self._too_short.copy()
+    def _short_ban(self, key: _Key) -> np.ndarray:
+        """Bool [V] (read-only, cached per state): the durations shorter than ``STYLE_SHORTEST`` units and, in a
+        tracked bar, every duration or broken rhythm that would make the element shorter than that (in a
+        tuplet, after ``<``) or leave less than that, but something, to the bar's end, and broken rhythm after
+        a note shorter than its unit."""
         if not key.bar or key.ctx not in _AFTER_EL:
+            return self._too_short
+        ban = self._short_cache.get(key)
+        if ban is not None:
             return ban
+        ban = self._too_short.copy()
         if key.pos - key.el_start < key.el_unit:  # no broken rhythm after a note shorter than its unit (0.4% of
             ban |= self._broken  # the collections' broken rhythms; at a tune's close the model halved on with it)
-        for t in np.flatnonzero(mask & self._sets_length & ~ban):
+        for t in np.flatnonzero(self._sets_length & ~ban):
             nxt = self._next_key(key, int(self.rep_of[t]))
             if nxt is not None and nxt.bar:
                 gap = nxt.bar - nxt.pos
                 ban[t] = nxt.pos - key.el_start < _SHORTEST_TICKS or 0 < gap < _SHORTEST_TICKS
+        ban.flags.writeable = False
+        if len(self._short_cache) > _MAX_CACHED:
+            self._short_cache.clear()
+        self._short_cache[key] = ban
         return ban
 
     def _chord_ban(self, key: _Key, cur: tuple) -> np.ndarray | None:
@@ -894,7 +905,7 @@ class AbcGrammar:
         for p in range(1, MAX_LOOP_PERIOD + 1):
             if len(hist) < 3 * p - 1:
                 break
-            if all(melodies[-j] and near_melodies(melodies[-j], melodies[-j - p]) for j in range(1, 2 * p)):
+            if all(melodies[-j] and self._near_melodies(melodies[-j], melodies[-j - p]) for j in range(1, 2 * p)):
                 targets.append(melodies[-p])
         if not targets or not key.bar:
             return None
@@ -969,6 +980,15 @@ class AbcGrammar:
         elif not isinstance(last, tuple):
             ban[last] = True
         return ban
+
+    def _near_melodies(self, a: tuple, b: tuple) -> bool:
+        """:func:`near_melodies` (cached)."""
+        near = self._near_melody_cache.get((a, b))
+        if near is None:
+            if len(self._near_melody_cache) > _MAX_CACHED:
+                self._near_melody_cache.clear()
+            near = self._near_melody_cache[a, b] = near_melodies(a, b)
+        return near
 
     def _melody(self, bar: tuple) -> tuple:
         """:func:`bar_melody` of a bar of ids (cached)."""
