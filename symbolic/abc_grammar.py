@@ -1108,6 +1108,18 @@ class AbcGrammar:
             after_tonic = last_tonic and self.kind[t] != "chord"
             if not after_tonic and self._full_after(key, int(self.rep_of[t])):
                 ban[t] = True
+        if last_tonic and key.bar and key.ctx in _AFTER_EL:
+            # the tonic holds on: no length for it that leaves less than a unit (but some) to the bar's end,
+            # and nothing new after it within the last unit (the model, wanting to go on, split it: d/2d/2|])
+            room = key.bar - key.pos
+            if 0 < room < TICKS_PER_UNIT:
+                held = mask & ~self._sets_length & ~self._bar_line
+                held[self.tok.token_to_id[")"]] = False  # (a slur may still end on it)
+                ban |= held
+            for t in np.flatnonzero(mask & self._sets_length):
+                nxt = self._next_key(key, int(self.rep_of[t]))
+                if nxt is not None and nxt.bar and 0 < nxt.bar - nxt.pos < TICKS_PER_UNIT:
+                    ban[t] = True
         return ban
 
     # -- helpers ---------------------------------------------------------------------------------

@@ -692,6 +692,22 @@ def test_form_notes_are_no_shorter_than_a_quarter_unit(tok):
     assert last[ids["G"]] and last[ids["g"]] and not last[ids["A"]] and not last[ids["F"]]
 
 
+def test_form_a_closing_tonic_holds_on_rather_than_split(tok):
+    """In a bar that must close, a tonic takes no length that leaves less than a unit (but some) to the bar's
+    end, and within the last unit nothing new follows it: no ``d/2d/2|]`` (half of the default tunes ended
+    so, none of the 640 held-out tunes does); with a unit or more left, the tune may go on."""
+    ids = tok.token_to_id
+    grammar = AbcGrammar(tok, meter="3/4", unit="1/8", key="G", bars=2, max_tokens=256, form=True)
+    one = grammar.allowed(_feed(grammar, "B 6 | B 2 A 2 G"))  # the tonic, its default length leaving one unit
+    assert not one[ids["3/2"]] and not one[ids["7/4"]]  # would leave less than a unit
+    assert one[ids["2"]] and one[ids["/2"]]  # fills the bar, or leaves room to go on
+    half = grammar.allowed(_feed(grammar, "B 6 | B 3 A 3/2 G"))  # the default length leaves half a unit
+    assert not half[ids["G"]] and not half[ids["A"]] and not half[ids["z"]] and half[ids["3/2"]]
+    assert half[ids["/2"]] and not half[ids["3/4"]]  # a whole unit left for a last note; three quarters: no
+    middle = grammar.allowed(_feed(grammar, "B 2 A 2 G"))  # not a closing bar
+    assert middle[ids["/2"]] and middle[ids["A"]]
+
+
 def test_form_ends_sections_and_the_tune_on_the_tonic(tok):
     ids = tok.token_to_id
     grammar = AbcGrammar(tok, meter="3/4", unit="1/8", key="Ador", sections=(2, 2), max_tokens=256, form=True)
