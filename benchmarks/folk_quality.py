@@ -29,6 +29,8 @@ Columns (per tune, read from the normalised ABC tokens, so real and generated tu
   share of intervals of 1-2 semitones; ``leaps``: share of 5 semitones or more.
 - ``tiny``: share of tunes with a note shorter than a quarter of the unit length (``L:``), as none of the
   held-out tunes has.
+- ``split end``: share of tunes whose last two notes are one pitch, each shorter than the unit (``d/2d/2|]``:
+  a last note split where the tune had to close; none of the held-out tunes ends so).
 - ``chords``: share of tunes with a chord (``[...]``; the folk collections' tunes are melodies, a chord
   in one of a hundred).
 - ``YL ovl``: Yang-Lerch overlap (mean over ``symbolic.evaluate`` features) with the real tunes
@@ -73,6 +75,7 @@ class TuneStats:
     sections_ok: bool | None
     n_chords: int
     tiny: bool
+    split_end: bool
     pitch_range: int
     n_notes: int
     n_outside: int
@@ -181,7 +184,7 @@ def tune_stats(tokens: list[str], sections: tuple[int, int] | None = None) -> Tu
     intervals = [b - a for a, b in itertools.pairwise(notes)]
     return TuneStats(notes[-1] % 12 == tonic, section_ends, longest, near_loop, echo_loop, _longest_strikes(body),
                      closed, sections_ok, n_chords,
-                     any(DURATIONS.get(t, 1) < Fraction(1, 4) for t in body),
+                     any(DURATIONS.get(t, 1) < Fraction(1, 4) for t in body), _split_end(body),
                      max(notes) - min(notes), len(notes), outside, intervals)
 
 
@@ -192,6 +195,17 @@ def _near_loop(bars: list[tuple], max_period: int = 4) -> bool:
 
     return any(i + 1 >= 3 * p and all(nearly_same_bars(bars[i - j], bars[i - j - p]) for j in range(2 * p))
                for i in range(len(bars)) for p in range(1, max_period + 1))
+
+
+def _split_end(body: list[str]) -> bool:
+    """The tune's last two notes are one pitch, each shorter than the unit (``d/2d/2|]``): a last note split
+    where the tune had to close and the model would rather have gone on."""
+    from ostinato.symbolic.abc_normalise import DURATIONS, PITCHES
+
+    pitch_set = frozenset(PITCHES)
+    notes = [(t, DURATIONS.get(body[i + 1], 1) if i + 1 < len(body) else 1)
+             for i, t in enumerate(body) if t in pitch_set]
+    return len(notes) >= 2 and notes[-1][0] == notes[-2][0] and notes[-1][1] < 1 and notes[-2][1] < 1
 
 
 def _longest_strikes(body: list[str]) -> int:
@@ -241,6 +255,7 @@ def _row(name: str, stats: list[TuneStats], overlap: float | None) -> str:
         f"{sum(1 <= i <= 2 for i in ints) / max(1, len(ints)):.0%}",
         f"{sum(i >= 5 for i in ints) / max(1, len(ints)):.0%}",
         f"{sum(s.tiny for s in stats) / n:.0%}",
+        f"{sum(s.split_end for s in stats) / n:.0%}",
         f"{sum(s.n_chords > 0 for s in stats) / n:.0%}",
         f"{overlap:.2f}" if overlap is not None else "-",
     ]
@@ -248,7 +263,8 @@ def _row(name: str, stats: list[TuneStats], overlap: float | None) -> str:
 
 
 _HEADER = ("| set | tunes | tonic end | sect tonic | 3+ same | run max | near loop | echo loop | 6+ strikes | closed "
-           "| sections ok | range | out key | \\|int\\| | steps | leaps | tiny | chords | YL ovl |\n|" + "---|" * 19)
+           "| sections ok | range | out key | \\|int\\| | steps | leaps | tiny | split end | chords | YL ovl |\n|"
+           + "---|" * 20)
 
 
 def _overlap(generated: list, reference: list) -> float | None:

@@ -78,9 +78,11 @@ accepts what they refuse (a primer or a real tune may break them):
 - No note shorter than a quarter of the unit length (``STYLE_SHORTEST``; none of the held-out tunes has one: where
   a tune must close and the model would rather go on, it otherwise halves its last note again and again,
   ``F/2<F/8F/16|]``); so in a bar that must close, where less than two such notes' time is left, the next
-  note is the tonic, and no duration or broken rhythm leaves less than such a note's time (but some) to the
-  bar's end; broken rhythm follows a note at least a unit long (as 99.6% of the collections' do). These
-  give way second, after the near-loop rule, before the others.
+  note is the tonic (and a tonic there holds on: no length that leaves less than a unit, but some, to the
+  bar's end, nothing new within its last unit, so no ``d/2d/2|]``; a core rule, with the tonic endings),
+  and no duration or broken rhythm leaves less than such a note's time (but some) to the bar's end; broken
+  rhythm follows a note at least a unit long (as 99.6% of the collections' do). These give way second,
+  after the loop rules, before the others.
 - Chords as the corpus writes them: a chord names each note once (the same letter and octave is refused,
   whatever the accidental) and has at most ``STYLE_CHORD_NOTES`` notes (music21's folk collections: 2 to 4).
 - Tonic endings (from the ``K:`` field, also a free one the model wrote): ``|]``, ``||``, ``:|`` (except the
