@@ -79,7 +79,7 @@ accepts what they refuse (a primer or a real tune may break them):
   a tune must close and the model would rather go on, it otherwise halves its last note again and again,
   ``F/2<F/8F/16|]``); so in a bar that must close, where less than two such notes' time is left, the next
   note is the tonic (and a tonic there holds on: no length that leaves less than a unit, but some, to the
-  bar's end, nothing new within its last unit, so no ``d/2d/2|]``; a core rule, with the tonic endings),
+  bar's end, nothing new within its last unit, so no ``d/2d/2|]``),
   and no duration or broken rhythm leaves less than such a note's time (but some) to the bar's end; broken
   rhythm follows a note at least a unit long (as 99.6% of the collections' do). These give way second,
   after the loop rules, before the others.
@@ -625,7 +625,7 @@ class AbcGrammar:
             if not closing:  # the loop rules: near loops, echoes, one note struck again and again
                 near = _union(self._near_loop_ban(key, fs, mask), self._echo_ban(key, fs, mask))
                 near = _union(near, self._repeat_ban(key, fs))
-            short = self._short_ban(key)
+            short = _union(self._short_ban(key), self._held_tonic_ban(key, bd, fs, mask, closing))
             core = short if banned is None else banned | short
             # all the rules; without the near-loop one; without the shortest note's either; none
             for ban in (core if near is None else core | near, core, banned):
@@ -1110,18 +1110,26 @@ class AbcGrammar:
             after_tonic = last_tonic and self.kind[t] != "chord"
             if not after_tonic and self._full_after(key, int(self.rep_of[t])):
                 ban[t] = True
-        if last_tonic and key.bar and key.ctx in _AFTER_EL:
-            # the tonic holds on: no length for it that leaves less than a unit (but some) to the bar's end,
-            # and nothing new after it within the last unit (the model, wanting to go on, split it: d/2d/2|])
-            room = key.bar - key.pos
-            if 0 < room < TICKS_PER_UNIT:
-                held = mask & ~self._sets_length & ~self._bar_line
-                held[self.tok.token_to_id[")"]] = False  # (a slur may still end on it)
-                ban |= held
-            for t in np.flatnonzero(mask & self._sets_length):
-                nxt = self._next_key(key, int(self.rep_of[t]))
-                if nxt is not None and nxt.bar and 0 < nxt.bar - nxt.pos < TICKS_PER_UNIT:
-                    ban[t] = True
+        return ban
+
+    def _held_tonic_ban(self, key: _Key, bd: int, fs: tuple, mask: np.ndarray, closing: bool) -> np.ndarray | None:
+        """Bool [V]: in a bar that must close, after a tonic whose length is still open (outside tuplets), the
+        lengths that would leave less than a unit (but some) to the bar's end, and, where its own length leaves
+        that, anything new after it (the model, wanting to go on, split it: ``d/2d/2|]``); None if none. With
+        the short-note rules: they give way before the tonic endings."""
+        tonic, last_tonic, _cur, _hist = fs
+        if (tonic is None or not last_tonic or key.ctx != NOTE or key.tup is not None
+                or not self._must_close(key, bd, closing)):
+            return None
+        ban = np.zeros(self.V, dtype=bool)
+        room = key.bar - key.pos
+        if 0 < room < TICKS_PER_UNIT:
+            ban |= mask & ~self._sets_length & ~self._bar_line
+            ban[self.tok.token_to_id[")"]] = False  # (a slur may still end on it)
+        for t in np.flatnonzero(mask & self._sets_length):
+            nxt = self._next_key(key, int(self.rep_of[t]))
+            if nxt is not None and nxt.bar and 0 < nxt.bar - nxt.pos < TICKS_PER_UNIT:
+                ban[t] = True
         return ban
 
     # -- helpers ---------------------------------------------------------------------------------
