@@ -695,7 +695,8 @@ def test_form_notes_are_no_shorter_than_a_quarter_unit(tok):
 def test_form_a_closing_tonic_holds_on_rather_than_split(tok):
     """In a bar that must close, a tonic takes no length that leaves less than a unit (but some) to the bar's
     end, and within the last unit nothing new follows it: no ``d/2d/2|]`` (half of the default tunes ended
-    so, none of the 640 held-out tunes does); with a unit or more left, the tune may go on."""
+    so, none of the 640 held-out tunes does); with a unit or more left, the tune may go on. No tuplet begins
+    in that bar."""
     ids = tok.token_to_id
     grammar = AbcGrammar(tok, meter="3/4", unit="1/8", key="G", bars=2, max_tokens=256, form=True)
     one = grammar.allowed(_feed(grammar, "B 6 | B 2 A 2 G"))  # the tonic, its default length leaving one unit
@@ -706,6 +707,8 @@ def test_form_a_closing_tonic_holds_on_rather_than_split(tok):
     assert half[ids["/2"]] and not half[ids["3/4"]]  # a whole unit left for a last note; three quarters: no
     middle = grammar.allowed(_feed(grammar, "B 2 A 2 G"))  # not a closing bar
     assert middle[ids["/2"]] and middle[ids["A"]]
+    assert not grammar.allowed(_feed(grammar, "B 6 | B 2"))[ids["(3"]]  # no tuplet begun in the closing bar
+    assert grammar.allowed(_feed(grammar, "B 2"))[ids["(3"]]
 
 
 def test_form_ends_sections_and_the_tune_on_the_tonic(tok):
