@@ -1116,15 +1116,18 @@ class AbcGrammar:
     def _held_tonic_ban(self, key: _Key, bd: int, fs: tuple, mask: np.ndarray, closing: bool) -> np.ndarray | None:
         """Bool [V]: in a bar that must close, a tuplet's start (one begun there could leave no length the rules
         allow, and every rule gave way: ``c(3B=G/4A/16(3=G/8=G/32D/32|]``; 7 of the 640 held-out tunes have one
-        in their last bar), and after a tonic whose length is still open (outside tuplets), the lengths that
-        would leave less than a unit (but some) to the bar's end, and, where its own length leaves that,
-        anything new after it (the model, wanting to go on, split it: ``d/2d/2|]``); None if none. With the
-        short-note rules: they give way before the tonic endings."""
+        in their last bar), a tie after a note that is not the tonic (``C-C/2-C/4-C/8F/8|]``), and after a
+        tonic whose length is still open (outside tuplets), the lengths that would leave less than a unit (but
+        some) to the bar's end, and, where its own length leaves that, anything new after it (the model,
+        wanting to go on, split it: ``d/2d/2|]``); None if none. With the short-note rules: they give way
+        before the tonic endings."""
         tonic, last_tonic, _cur, _hist = fs
         if tonic is None or not self._must_close(key, bd, closing):
             return None
         ban = np.zeros(self.V, dtype=bool)
         ban[self._is_tuplet] = True  # no tuplet: one begun there may leave no length the rules allow (1% of tunes)
+        if not last_tonic:  # no tie holding a note that is not the tonic: its next part could not be the tonic
+            ban[self._tie] = True  # either, and the model tied on in ever shorter parts (C-C/2-C/4-C/8F/8|])
         if not last_tonic or key.ctx != NOTE or key.tup is not None:
             return ban
         room = key.bar - key.pos

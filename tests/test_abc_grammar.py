@@ -709,6 +709,9 @@ def test_form_a_closing_tonic_holds_on_rather_than_split(tok):
     assert middle[ids["/2"]] and middle[ids["A"]]
     assert not grammar.allowed(_feed(grammar, "B 6 | B 2"))[ids["(3"]]  # no tuplet begun in the closing bar
     assert grammar.allowed(_feed(grammar, "B 2"))[ids["(3"]]
+    assert not grammar.allowed(_feed(grammar, "B 6 | B 2 A"))[ids["-"]]  # no tie holding A in the closing bar
+    assert grammar.allowed(_feed(grammar, "B 6 | B 2 G"))[ids["-"]]  # a tonic may be tied on
+    assert grammar.allowed(_feed(grammar, "B 2 A"))[ids["-"]]
 
 
 def test_form_ends_sections_and_the_tune_on_the_tonic(tok):
