@@ -106,6 +106,7 @@ reached within budget always has an allowed token (the policy's), and ``allowed`
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 from collections.abc import Sequence
 from fractions import Fraction
@@ -202,37 +203,13 @@ def bar_melody(bar, pitches, accidentals, brackets) -> tuple:
     its first note; grace notes, rests, durations, ties and slurs left out. ``G2G2G2B2`` and ``G4GGB2`` are
     both ``(G, B)``. ``pitches``, ``accidentals``: the sets of those tokens; ``brackets``: the tokens
     ``{``, ``}``, ``[``, ``]`` (strings or ids, as ``bar`` has them)."""
-    grace_open, grace_close, chord_open, chord_close = brackets
-    out: list = []
-    acc = None
-    in_grace = in_chord = False
-    first = True
-    for t in bar:
-        if t == grace_open:
-            in_grace = True
-        elif t == grace_close:
-            in_grace = False
-        elif t == chord_open:
-            in_chord, first = True, True
-        elif t == chord_close:
-            in_chord = False
-        elif t in accidentals:
-            acc = t
-        elif t in pitches:
-            unit = t if acc is None else (acc, t)
-            acc = None
-            if in_grace or (in_chord and not first):
-                continue
-            first = False
-            if not out or out[-1] != unit:
-                out.append(unit)
-    return tuple(out)
+    return tuple(unit for unit, _ in itertools.groupby(strikes(bar, pitches, accidentals, brackets, tie=None)))
 
 
 def strikes(tokens, pitches, accidentals, brackets, tie) -> list:
     """The melody notes ``tokens`` strike, in order, as :func:`bar_melody` names them (an accidental joined to
     its pitch, a chord by its first note, grace notes and rests left out), repeats kept, and a note a tie
-    holds on (``c2-c``, also over a bar line) not struck again. ``tie``: the tie token."""
+    holds on (``c2-c``, also over a bar line) not struck again. ``tie``: the tie token (None: ties not read)."""
     grace_open, grace_close, chord_open, chord_close = brackets
     out: list = []
     acc = None
