@@ -31,6 +31,8 @@ Columns (per tune, read from the normalised ABC tokens, so real and generated tu
   held-out tunes has.
 - ``split end``: share of tunes whose last two notes are one pitch, each shorter than the unit (``d/2d/2|]``:
   a last note split where the tune had to close; none of the held-out tunes ends so).
+- ``end >= beat``: share of tunes whose last note lasts a beat or more (a dotted one in 6/8; the grammar's
+  cadence rule, :func:`symbolic.abc_grammar.cadence_ticks`); two thirds of the held-out tunes end so.
 - ``chords``: share of tunes with a chord (``[...]``; the folk collections' tunes are melodies, a chord
   in one of a hundred).
 - ``YL ovl``: Yang-Lerch overlap (mean over ``symbolic.evaluate`` features) with the real tunes
@@ -76,6 +78,7 @@ class TuneStats:
     n_chords: int
     tiny: bool
     split_end: bool
+    end_beats: Fraction  # the last note's length in beats of the meter
     pitch_range: int
     n_notes: int
     n_outside: int
@@ -185,7 +188,7 @@ def tune_stats(tokens: list[str], sections: tuple[int, int] | None = None) -> Tu
     return TuneStats(notes[-1] % 12 == tonic, section_ends, longest, near_loop, echo_loop, _longest_strikes(body),
                      closed, sections_ok, n_chords,
                      any(DURATIONS.get(t, 1) < Fraction(1, 4) for t in body), _split_end(body),
-                     max(notes) - min(notes), len(notes), outside, intervals)
+                     _end_beats(tokens), max(notes) - min(notes), len(notes), outside, intervals)
 
 
 def _near_loop(bars: list[tuple], max_period: int = 4) -> bool:
@@ -206,6 +209,39 @@ def _split_end(body: list[str]) -> bool:
     notes = [(t, DURATIONS.get(body[i + 1], 1) if i + 1 < len(body) else 1)
              for i, t in enumerate(body) if t in pitch_set]
     return len(notes) >= 2 and notes[-1][0] == notes[-2][0] and notes[-1][1] < 1 and notes[-2][1] < 1
+
+
+def _end_beats(tokens: list[str]) -> Fraction:
+    """The last melody note's length in beats of the meter (:func:`events.theory.beat_length`): its duration
+    token, the right note of a broken rhythm scaled, a tuplet's ratio applied; ties not followed back."""
+    from ostinato.events.theory import BROKEN_RHYTHM, beat_length
+    from ostinato.symbolic.abc_grammar import tuplet_ratio
+    from ostinato.symbolic.abc_normalise import DURATIONS, PITCHES
+
+    meter, unit, body = tokens[0][2:], Fraction(tokens[1][2:]), tokens[4:]
+    depth, last, tuplet, open_tuplet = 0, None, None, 0
+    for i, t in enumerate(body):
+        if t in ("[", "{"):
+            depth += 1
+        elif t in ("]", "}"):
+            depth -= 1
+        elif t.startswith("(") and t[1:2].isdigit():
+            tuplet, open_tuplet = tuplet_ratio(int(t[1]), meter), int(t[1])
+        elif t in PITCHES and not depth:
+            length = Fraction(DURATIONS.get(body[i + 1], 1)) if i + 1 < len(body) else Fraction(1)
+            j = i - 1
+            while j >= 0 and body[j] in ("^^", "^", "=", "_", "__"):
+                j -= 1
+            if j >= 0 and body[j] in BROKEN_RHYTHM:
+                length *= BROKEN_RHYTHM[body[j]][1]
+            if open_tuplet:
+                length *= tuplet
+                open_tuplet -= 1
+            last = length
+    beat = beat_length(meter)
+    if last is None or beat is None:
+        return Fraction(0)
+    return last * unit / beat
 
 
 def _longest_strikes(body: list[str]) -> int:
@@ -256,6 +292,7 @@ def _row(name: str, stats: list[TuneStats], overlap: float | None) -> str:
         f"{sum(i >= 5 for i in ints) / max(1, len(ints)):.0%}",
         f"{sum(s.tiny for s in stats) / n:.0%}",
         f"{sum(s.split_end for s in stats) / n:.0%}",
+        f"{sum(s.end_beats >= 1 for s in stats) / n:.0%}",
         f"{sum(s.n_chords > 0 for s in stats) / n:.0%}",
         f"{overlap:.2f}" if overlap is not None else "-",
     ]
@@ -263,8 +300,8 @@ def _row(name: str, stats: list[TuneStats], overlap: float | None) -> str:
 
 
 _HEADER = ("| set | tunes | tonic end | sect tonic | 3+ same | run max | near loop | echo loop | 6+ strikes | closed "
-           "| sections ok | range | out key | \\|int\\| | steps | leaps | tiny | split end | chords | YL ovl |\n|"
-           + "---|" * 20)
+           "| sections ok | range | out key | \\|int\\| | steps | leaps | tiny | split end | end >= beat | chords "
+           "| YL ovl |\n|" + "---|" * 21)
 
 
 def _overlap(generated: list, reference: list) -> float | None:
@@ -307,6 +344,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=20, help="tunes composed at once (default 20)")
     parser.add_argument("--quick", action="store_true", help="5 tunes per setting, 30 real tunes")
     parser.add_argument("--real", type=int, default=None, help="real tunes (default: --n, at least 60)")
+    parser.add_argument("--top-p", type=float, default=0.95, help="nucleus mass (default: the CLI's, 0.95)")
+    parser.add_argument("--temperatures", default=",".join(map(str, TEMPERATURES)),
+                        help="comma-separated (default: %(default)s)")
     args = parser.parse_args(argv)
     n = 5 if args.quick else args.n
     n_real = args.real or (30 if args.quick else max(60, n))
@@ -328,14 +368,15 @@ def main(argv: list[str] | None = None) -> int:
                  _overlap([t for _, t in real[:half]], [t for _, t in real[half:]]))]
     ref_tables = [t for _, t in real]
     print(f"{len(real)} real tunes read in {time.perf_counter() - start:.1f} s", file=sys.stderr)
-    for temperature in TEMPERATURES:
+    top_p = args.top_p
+    for temperature in (float(t) for t in args.temperatures.split(",")):
         for name, controls in SETTINGS:
             start = time.perf_counter()
             stats, tables = [], []
             seed = 0
             while len(stats) < n:
                 batch = min(args.batch, n - len(stats))
-                sampling = SamplingConfig(temperature=temperature, top_p=0.95, seed=seed)
+                sampling = SamplingConfig(temperature=temperature, top_p=top_p, seed=seed)
                 pieces = compose(model, tok, n=batch, sampling=sampling, controls=tok.make_controls(**controls))
                 seed += 1
                 for piece in pieces:

@@ -9,6 +9,7 @@ Pure functions over plain values (strings, ints, fractions), no note tables::
     major_sharps("Eb")           -> -3              (+ MODE_SHARPS[mode] for other modes)
     key_alterations(-3)          -> {"C": 0, "D": 0, "E": -1, "F": 0, "G": 0, "A": -1, "B": -1}
     bar_length("6/8")            -> Fraction(3, 4)  (whole notes)
+    beat_length("6/8")           -> Fraction(3, 8)  (the beat a player counts: dotted in compound meters)
     estimate_key(histogram)      -> "D minor"       (Krumhansl-Schmuckler, Aarden-Essen weights)
     BROKEN_RHYTHM[">"]           -> (Fraction(3, 2), Fraction(1, 2))
 
@@ -151,6 +152,21 @@ def bar_length(meter: str) -> Fraction | None:
         return Fraction(1)
     num, den = meter.split("/")
     return Fraction(int(num), int(den))
+
+
+def beat_length(meter: str) -> Fraction | None:
+    """Length of one beat of ``meter`` in whole notes, the beat a player counts: a dotted one in a compound
+    meter (``"6/8"``, ``"9/8"``, ``"12/8"``, ``"6/4"`` -> three of the denominator), a half in ``"C|"``, else
+    one of the denominator (``"C"``, ``"3/4"`` -> 1/4; ``"3/8"`` -> 1/8).
+
+    None for ``"none"`` (free meter). ValueError for text that is not a meter.
+    """
+    if meter == "none":
+        return None
+    if meter in ("C", "C|"):
+        return Fraction(1, 4 if meter == "C" else 2)
+    num, den = (int(v) for v in meter.split("/"))
+    return Fraction(3 if num in (6, 9, 12, 15) else 1, den)
 
 
 def estimate_key(histogram) -> str | None:

@@ -93,6 +93,11 @@ accepts what they refuse (a primer or a real tune may break them):
   after which the budget leaves no room for another note must leave the tonic as the last note (a tie
   or a chord may not end it). Where, when and with what rhythm the tune reaches its tonic, and which
   valid ending it writes, the model chooses.
+- Cadences (:meth:`AbcGrammar._cadence_ban`, with the short-note rules): the tune's last note, and a section's
+  that must close, lasts a beat or more (:func:`cadence_ticks`; a dotted one in compound meters): where the
+  tune may end, ``|]`` and ``:|`` wait for such a last note; in a bar that must close no element begins in
+  its last beat, no length leaves less than a beat but some, and the note that can only be the last is the
+  tonic, so the model reaches a held tonic (``A8A2B2G4|]``, not ``A8A2B2B2AG:|``).
 
 Masks are cached per state class (module-level, shared by grammars with the same options); a cached
 ``allowed`` + ``advance`` is a few numpy operations (about 20 us, ``benchmarks/abc_grammar_speed.py``);
@@ -114,12 +119,12 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ostinato.events.theory import BROKEN_RHYTHM, LETTERS, bar_length
+from ostinato.events.theory import BROKEN_RHYTHM, LETTERS, bar_length, beat_length
 
 from .abc_normalise import ACCIDENTAL_ALTER, BAR_BUCKETS, DURATIONS, KEYS, METERS, PITCHES, UNITS, bar_bucket
 
 __all__ = ["GRID_TICKS", "MAX_CHORD_NOTES", "MAX_SLURS", "STYLE_CHORD_NOTES", "STYLE_REPEATS", "STYLE_SHORTEST",
-           "TICKS_PER_UNIT", "AbcGrammar", "PrimedGrammar", "bar_melody", "bar_units", "clear_caches",
+           "TICKS_PER_UNIT", "AbcGrammar", "PrimedGrammar", "bar_melody", "bar_units", "cadence_ticks", "clear_caches",
            "edit_distance", "near_melodies", "near_tolerance", "nearly_same_bars", "strikes", "tuplet_ratio"]
 
 TICKS_PER_UNIT = 80640  # 32 * 2520: 1/32 unit durations, tuplets of 2..9 and broken rhythm are exact
@@ -311,6 +316,16 @@ def meter_bar_ticks(meter: str, unit: str) -> int:
     if units.denominator != 1:
         raise AssertionError(f"bar of M:{meter} L:{unit} off the tick grid")  # never: units >= 1/64
     return int(units)
+
+
+@functools.cache
+def cadence_ticks(meter: str, unit: str) -> int:
+    """Ticks of the shortest last note of a tune or section under the cadence rule: one beat of the meter
+    (:func:`events.theory.beat_length`, a dotted one in compound meters), 0 for free meter."""
+    beat = beat_length(meter)
+    if beat is None:
+        return 0
+    return int(min(beat, bar_length(meter)) / Fraction(unit) * TICKS_PER_UNIT)
 
 
 _DUR_N = {token: int(value * 32) for token, value in DURATIONS.items()}  # duration token -> 1/32 units
@@ -547,6 +562,10 @@ class AbcGrammar:
         self._sets_length = self._is_duration | self._broken  # what fixes the length of the element before it
         self._too_short = self._is_duration & np.array([DURATIONS.get(t, 1) < STYLE_SHORTEST for t in self.vocab])
         self._too_short.flags.writeable = False
+        self._starts = self._is_pitch.copy()  # tokens that begin an element (the cadence rule)
+        self._starts[self.acc_ids] = True
+        self._starts[self._is_tuplet] = True
+        self._starts[[self.rest, ids["["], ids["{"], ids["("]]] = True
         self._short_cache: dict[_Key, np.ndarray] = {}  # state -> its _short_ban
 
     # -- public interface ------------------------------------------------------------------------
@@ -604,6 +623,7 @@ class AbcGrammar:
                 near = _union(self._near_loop_ban(key, fs, mask), self._echo_ban(key, fs, mask))
                 near = _union(near, self._repeat_ban(key, fs))
             short = _union(self._short_ban(key), self._held_tonic_ban(key, bd, fs, mask, closing))
+            short = _union(short, self._cadence_ban(key, bd, note, fs, mask, closing))
             core = short if banned is None else banned | short
             # all the rules; without the near-loop one; without the shortest note's either; none
             for ban in (core if near is None else core | near, core, banned):
@@ -1115,6 +1135,58 @@ class AbcGrammar:
             nxt = self._next_key(key, int(self.rep_of[t]))
             if nxt is not None and nxt.bar and 0 < nxt.bar - nxt.pos < TICKS_PER_UNIT:
                 ban[t] = True
+        return ban
+
+    def _cadence_ban(self, key: _Key, bd: int, note, fs: tuple, mask: np.ndarray, closing: bool
+                     ) -> np.ndarray | None:
+        """Bool [V]: the tokens that would leave a tune's last note (or, with ``sections``, a section's) shorter
+        than a beat (:func:`cadence_ticks`); None if none. Two thirds of the held-out tunes end on a note of a
+        beat or more, nine in ten on half a beat or more; the model, stopped where the rules close the tune,
+        ended on a quarter of a beat in four tunes of ten (``A8A2B2B2AG:|``).
+
+        Where the tune may end (its bars in the bucket) ``|]`` and ``:|`` (not one closing a first ending) are
+        refused after a last element shorter than that. In a bar that must close, so that the model reaches
+        the held tonic itself: no element begun within the bar's last beat, no length or broken rhythm that
+        would leave less than a beat (but something) to the bar's end, no tie whose next part would begin
+        there; where the next element can only be the last (less than a beat and a shortest note left), it
+        is the tonic (a pitch), and no rest.
+        """
+        tonic, _last_tonic, _cur, _hist = fs
+        if tonic is None or not key.bar or key.cls is None:
+            return None
+        must = self._must_close(key, bd, closing)
+        if not (must or key.cls[1]):
+            return None
+        m = cadence_ticks(key.meter, key.unit)
+        ids = self.tok.token_to_id
+        ban = np.zeros(self.V, dtype=bool)
+        if key.ctx in _AFTER_EL and key.tup is None and key.el_unit and key.pos - key.el_start < m:
+            ban[ids["|]"]] = True
+            if key.ending != 1:
+                ban[ids[":|"]] = True
+            if must:
+                ban[ids["||"]] = True
+        if not must:
+            return ban
+        late = key.bar - m  # the last place a final note may begin
+        if key.ctx in _ELEMENT_CTX and key.pos > late:
+            ban |= self._starts
+        if key.ctx in _AFTER_EL and key.pos > late:
+            ban[self._tie] = True
+        if key.ctx in _AFTER_EL:
+            for t in np.flatnonzero(mask & self._sets_length & ~ban):
+                nxt = self._next_key(key, int(self.rep_of[t]))
+                if nxt is None or not nxt.bar:
+                    continue
+                end = nxt.pos + nxt.brk if self._broken[t] else nxt.pos  # a broken rhythm's right note too
+                ban[t] = 0 < nxt.bar - nxt.pos < m or (bool(self._broken[t]) and end > late)
+        if (key.ctx in _ELEMENT_CTX or key.ctx == ACC) and key.bar - key.pos < m + _SHORTEST_TICKS:
+            acc = note[0] if key.ctx == ACC and note else ""
+            ban[self.pitch_ids] |= ~self._tonic_pitches(tonic, acc)[self.pitch_ids]
+            if key.ctx != ACC:
+                for a in self.acc_ids:
+                    ban[a] |= not self._tonic_pitches(tonic, self.vocab[a]).any()
+                ban[self.rest] = True
         return ban
 
     # -- helpers ---------------------------------------------------------------------------------

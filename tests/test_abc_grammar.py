@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from ostinato.events.abc_read import AbcTune, parse_tune, read_abc_text, split_tunes
-from ostinato.symbolic.abc_grammar import AbcGrammar, clear_caches, tuplet_ratio
+from ostinato.symbolic.abc_grammar import TICKS_PER_UNIT, AbcGrammar, clear_caches, tuplet_ratio
 from ostinato.symbolic.abc_normalise import BARS, DURATIONS, PITCHES, AbcNotAccepted, key_sharps, normalise_abc
 from ostinato.symbolic.abc_tokens import AbcTokenizer, bar_bucket, count_bars
 
@@ -693,18 +693,20 @@ def test_form_notes_are_no_shorter_than_a_quarter_unit(tok):
 
 
 def test_form_a_closing_tonic_holds_on_rather_than_split(tok):
-    """In a bar that must close, a tonic takes no length that leaves less than a unit (but some) to the bar's
-    end, and within the last unit nothing new follows it: no ``d/2d/2|]`` (half of the default tunes ended
-    so, none of the 640 held-out tunes does); with a unit or more left, the tune may go on. No tuplet begins
-    in that bar."""
+    """In a bar that must close, a tonic takes no length that leaves less than a beat (here two units) but some
+    to the bar's end, and within the last beat nothing new follows it: no ``d/2d/2|]`` (half of the default
+    tunes ended so, none of the 640 held-out tunes does); with a beat or more left, the tune may go on. No
+    tuplet begins in that bar."""
     ids = tok.token_to_id
     grammar = AbcGrammar(tok, meter="3/4", unit="1/8", key="G", bars=2, max_tokens=256, form=True)
-    one = grammar.allowed(_feed(grammar, "B 6 | B 2 A 2 G"))  # the tonic, its default length leaving one unit
-    assert not one[ids["3/2"]] and not one[ids["7/4"]]  # would leave less than a unit
-    assert one[ids["2"]] and one[ids["/2"]]  # fills the bar, or leaves room to go on
-    half = grammar.allowed(_feed(grammar, "B 6 | B 3 A 3/2 G"))  # the default length leaves half a unit
+    one = grammar.allowed(_feed(grammar, "B 6 | B 2 A 2 G"))  # the tonic on the last beat, one unit by default
+    assert not one[ids["3/2"]] and not one[ids["7/4"]] and not one[ids["/2"]]  # would leave less than a beat
+    assert one[ids["2"]] and not one[ids["G"]] and not one[ids["A"]]  # held to the bar's end, nothing after it
+    half = grammar.allowed(_feed(grammar, "B 6 | B 3 A 3/2 G"))  # (fed: begun late) half a unit left
     assert not half[ids["G"]] and not half[ids["A"]] and not half[ids["z"]] and half[ids["3/2"]]
-    assert half[ids["/2"]] and not half[ids["3/4"]]  # a whole unit left for a last note; three quarters: no
+    assert not half[ids["/2"]] and not half[ids["3/4"]]
+    early = grammar.allowed(_feed(grammar, "B 6 | B 2 G"))  # a beat and more left after it: the tune may go on
+    assert early[ids["/2"]] and early[ids["A"]] and early[ids["4"]]
     middle = grammar.allowed(_feed(grammar, "B 2 A 2 G"))  # not a closing bar
     assert middle[ids["/2"]] and middle[ids["A"]]
     assert not grammar.allowed(_feed(grammar, "B 6 | B 2"))[ids["(3"]]  # no tuplet begun in the closing bar
@@ -714,6 +716,48 @@ def test_form_a_closing_tonic_holds_on_rather_than_split(tok):
     assert grammar.allowed(_feed(grammar, "B 2 A"))[ids["-"]]
 
 
+def test_form_a_tune_ends_on_a_tonic_held_a_beat(tok):
+    """The cadence rule: the tune's last note lasts a beat or more (a dotted one in 6/8, three units here; two
+    thirds of the held-out tunes end so, and the model, stopped where the rules closed the tune, ended on a
+    quarter of a beat in four tunes of ten). In the bar that must close: no element begun within its last
+    beat, no length leaving less than a beat but some, no tie or broken rhythm into the last beat, and the
+    note that can only be the last is the tonic; where the tune may end by choice, ``|]`` and ``:|`` wait for
+    a last note a beat long."""
+    from ostinato.events.theory import beat_length
+    from ostinato.symbolic.abc_grammar import cadence_ticks
+
+    assert [beat_length(m) for m in ("9/8", "6/4", "3/8", "C", "C|", "2/4")] == [
+        Fraction(3, 8), Fraction(3, 4), Fraction(1, 8), Fraction(1, 4), Fraction(1, 2), Fraction(1, 4)]
+    assert cadence_ticks("6/8", "1/8") == 3 * TICKS_PER_UNIT and cadence_ticks("C|", "1/8") == 4 * TICKS_PER_UNIT
+    assert cadence_ticks("3/4", "1/16") == 4 * TICKS_PER_UNIT and cadence_ticks("none", "1/8") == 0
+    ids = tok.token_to_id
+    grammar = AbcGrammar(tok, meter="6/8", unit="1/8", key="G", bars=2, max_tokens=256, form=True)
+    two = grammar.allowed(_feed(grammar, "G 6 | B A"))  # the next note begins at unit 2, four units left
+    assert two[ids["A"]] and two[ids["B"]] and two[ids["z"]]
+    last = grammar.allowed(_feed(grammar, "G 6 | B A G"))  # the next note begins on the last beat: the last one
+    assert last[ids["G"]] and last[ids["g"]] and not last[ids["A"]] and not last[ids["z"]] and not last[ids["^"]]
+    assert last[ids["4"]] and not last[ids["2"]] and last[ids["/2"]]  # G4 fills; G2 would leave one unit
+    assert not last[ids[">"]] and not grammar.allowed(_feed(grammar, "G 6 | B 2 A"))[ids[">"]]  # A> B/2: late
+    held = grammar.allowed(_feed(grammar, "G 6 | B A G G"))  # the tonic on the last beat
+    assert held[ids["3"]] and not held[ids["2"]] and not held[ids["G"]] and not held[ids["-"]]
+    assert not held[ids["["]] and not held[ids["{"]] and not held[ids["("]] and not held[ids["(3"]]
+    # where the tune may end by choice (a bar bucket): '|]' and ':|' after a last note a beat long only
+    free = AbcGrammar(tok, meter="6/8", unit="1/8", key="G", max_tokens=256, form=True)
+    state = free.start()
+    for t in [*free.prefix_ids(), ids["<bars:1-4>"]]:
+        state = free.advance(state, t)
+    for t in ["G", "6", "|", "A", "4", "G", "2"]:
+        state = free.advance(state, ids[t])
+    assert not free.allowed(state)[ids["|]"]] and not free.allowed(state)[ids[":|"]]
+    assert free.allowed(state)[ids["|"]]
+    for t in ["|", "A", "3", "G", "3"]:
+        state = free.advance(state, ids[t])
+    assert free.allowed(state)[ids["|]"]] and free.allowed(state)[ids[":|"]]
+    # the rules give way where nothing else is left: a bar fed with a short tonic last may still close
+    fed = _feed(grammar, "G 6 | B 4 G 2")
+    assert grammar.allowed(fed)[ids["|]"]]
+
+
 def test_form_ends_sections_and_the_tune_on_the_tonic(tok):
     ids = tok.token_to_id
     grammar = AbcGrammar(tok, meter="3/4", unit="1/8", key="Ador", sections=(2, 2), max_tokens=256, form=True)
@@ -721,11 +765,13 @@ def test_form_ends_sections_and_the_tune_on_the_tonic(tok):
     state = _feed(grammar, "E 6 | c 2 B 2")
     mask = grammar.allowed(state)
     assert mask[ids["A"]] and mask[ids["a"]] and mask[ids["A,"]] and mask[ids["="]]
-    assert mask[ids["B"]]  # B then a shorter note: the bar goes on
-    after_b = grammar.allowed(grammar.advance(state, ids["B"]))
-    assert not after_b[ids["2"]] and after_b[ids["/2"]]  # B2 would end the section on B
+    assert not mask[ids["B"]]  # the next note begins the last beat (the cadence rule): it is the last one
     after_a = grammar.allowed(grammar.advance(state, ids["A"]))
     assert after_a[ids["2"]]
+    early = _feed(grammar, "E 6 | c 2")  # two beats left: B, then the tonic
+    assert grammar.allowed(early)[ids["B"]]
+    after_b = grammar.allowed(grammar.advance(early, ids["B"]))
+    assert not after_b[ids["4"]] and after_b[ids["/2"]] and after_b[ids["2"]]  # B4 would end the section on B
     last = grammar.allowed(_feed(grammar, "E 6 | c 2 B 3"))  # the next note fills the bar
     assert last[ids["A"]] and last[ids["="]] and not last[ids["B"]] and not last[ids["^"]]  # ^A: not the tonic
     assert grammar.allowed(_feed(grammar, "E 6 | c 2 B 3 ="))[ids["A"]]
