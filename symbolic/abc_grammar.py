@@ -93,6 +93,9 @@ accepts what they refuse (a primer or a real tune may break them):
   after which the budget leaves no room for another note must leave the tonic as the last note (a tie
   or a chord may not end it). Where, when and with what rhythm the tune reaches its tonic, and which
   valid ending it writes, the model chooses.
+- Tune lengths the budget can hold (:meth:`AbcGrammar._bucket_style`): the header's bar buckets are those whose
+  fewest bars fit ``max_tokens`` at the collections' density (``STYLE_BAR_TOKENS`` tokens per unit of a bar and
+  its bar line), so a tune is not driven to reach its bars with the completion's whole-bar notes at the end.
 - Cadences (:meth:`AbcGrammar._cadence_ban`, with the short-note rules): the tune's last note, and a section's
   that must close, lasts a beat or more (:func:`cadence_ticks`; a dotted one in compound meters): where the
   tune may end, ``|]`` and ``:|`` wait for such a last note; in a bar that must close no element begins in
@@ -123,7 +126,8 @@ from ostinato.events.theory import BROKEN_RHYTHM, LETTERS, bar_length, beat_leng
 
 from .abc_normalise import ACCIDENTAL_ALTER, BAR_BUCKETS, DURATIONS, KEYS, METERS, PITCHES, UNITS, bar_bucket
 
-__all__ = ["GRID_TICKS", "MAX_CHORD_NOTES", "MAX_SLURS", "STYLE_CHORD_NOTES", "STYLE_REPEATS", "STYLE_SHORTEST",
+__all__ = ["GRID_TICKS", "MAX_CHORD_NOTES", "MAX_SLURS", "STYLE_BAR_TOKENS", "STYLE_CHORD_NOTES", "STYLE_REPEATS",
+           "STYLE_SHORTEST",
            "TICKS_PER_UNIT", "AbcGrammar", "PrimedGrammar", "bar_melody", "bar_units", "cadence_ticks", "clear_caches",
            "edit_distance", "near_melodies", "near_tolerance", "nearly_same_bars", "strikes", "tuplet_ratio"]
 
@@ -134,6 +138,10 @@ MAX_CHORD_NOTES = 8  # notes in a chord or a grace group
 STYLE_CHORD_NOTES = 4  # the style rule's cap on a chord's notes (the corpus's chords have 2-4)
 STYLE_REPEATS = 5  # the style rule's most strikes of one pitch in a row (95% of the held-out tunes; 98%: 6)
 STYLE_SHORTEST = Fraction(1, 4)  # the style rule's shortest note, in unit lengths (none shorter in the corpus)
+# the style rule's tokens per unit of a bar (each bar also takes its bar line) when it picks the bar buckets a
+# budget can hold: the 90th percentile of the held-out tunes (median 0.99: a note of a unit or more costs at most
+# a token a unit, one shorter more)
+STYLE_BAR_TOKENS = Fraction(135, 100)
 _SHORTEST_TICKS = TICKS_PER_UNIT * STYLE_SHORTEST.numerator // STYLE_SHORTEST.denominator
 _INF = 10**9
 _NO_LIMIT = 10**6
@@ -601,7 +609,10 @@ class AbcGrammar:
             return mask
         if key[0] == "H":
             costs = self._header_costs(key)
-            return costs < budget
+            mask = costs < budget
+            if fs is not None and key[1] == 4 and self.bars is None:
+                mask = self._bucket_style(key, mask, budget)
+            return mask
         e = self._entry(key)
         costs = e.loc + self._tails(e, bd)[e.sidx]  # the fewest tokens a tune takes from here with each token
         mask = costs < budget
@@ -1136,6 +1147,24 @@ class AbcGrammar:
             if nxt is not None and nxt.bar and 0 < nxt.bar - nxt.pos < TICKS_PER_UNIT:
                 ban[t] = True
         return ban
+
+    def _bucket_style(self, key, mask: np.ndarray, budget: int) -> np.ndarray:
+        """The header's bar buckets narrowed to those whose fewest bars fit the budget as the corpus writes
+        bars: ``STYLE_BAR_TOKENS`` tokens per unit of the bar, plus its bar line (a free meter: all). A
+        bucket that only the fixed completion's whole-bar notes could reach was the model's road to
+        ``|:d16|d16|d16|...`` at the budget's end (``<bars:33-40>`` in 4/4 with ``L:1/16``, 17 tokens a bar
+        as the collections write one). Where not even the smallest fits so, the rule gives way (all stay)."""
+        _, _phase, meter, unit = key
+        bar = bar_length(meter) if meter else None
+        if bar is None or unit is None:
+            return mask
+        per_bar = STYLE_BAR_TOKENS * (bar / Fraction(unit) + 1)
+        first = self.tok.blocks["length"][0]
+        narrowed = mask.copy()
+        for t in np.flatnonzero(mask):
+            lo = BAR_BUCKETS[t - first][0]
+            narrowed[t] = lo * per_bar <= budget - 2  # room for the bars, the closing bar line and <eos>
+        return narrowed if narrowed.any() else mask
 
     def _cadence_ban(self, key: _Key, bd: int, note, fs: tuple, mask: np.ndarray, closing: bool
                      ) -> np.ndarray | None:
@@ -1742,8 +1771,9 @@ class AbcGrammar:
                 return k._replace(slur=k.slur - 1), 0
             if c not in _AFTER_EL or not k.slur or k.last not in ("n", "na", "c"):
                 raise _Bad("')' closes an open slur after a note or chord")
-            k = self._finalize(k)
-            return k._replace(ctx=SLUR_CLOSED, slur=k.slur - 1), 0
+            # (the element it closes on keeps its start and unit: the cadence rule reads the last note's length)
+            return self._finalize(k)._replace(ctx=SLUR_CLOSED, slur=k.slur - 1, el_start=k.el_start,
+                                              el_unit=k.el_unit), 0
         if kind == "tie":
             if c not in _AFTER_EL or c == SLUR_CLOSED or k.last not in ("n", "na", "c"):
                 raise _Bad("a tie follows a note or chord")

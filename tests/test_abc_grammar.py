@@ -716,6 +716,34 @@ def test_form_a_closing_tonic_holds_on_rather_than_split(tok):
     assert grammar.allowed(_feed(grammar, "B 2 A"))[ids["-"]]
 
 
+def test_form_picks_bar_buckets_the_budget_can_hold(tok):
+    """Under the form rules the header's bar buckets are those whose fewest bars fit the budget at the
+    collections' density (``STYLE_BAR_TOKENS``, 1.35 tokens per unit of a bar and its bar line): a 4/4 bar in
+    sixteenths takes 17 units' worth, so 256 tokens hold at most 9-12 bars; in eighths, 17-20. A bucket that
+    only whole-bar notes could reach ended tunes ``|:d16|d16|d16|...`` (20 bars of it). Where none fits, the
+    rule gives way; a free meter is left alone."""
+    from ostinato.symbolic.abc_grammar import STYLE_BAR_TOKENS
+
+    assert Fraction(135, 100) == STYLE_BAR_TOKENS
+    ids = tok.token_to_id
+
+    def buckets(meter: str, unit: str, max_tokens: int, form: bool = True) -> list[str]:
+        grammar = AbcGrammar(tok, max_tokens=max_tokens, form=form)
+        state = grammar.start()
+        for t in ["<bos>", "M:" + meter, "L:" + unit, "K:G"]:
+            state = grammar.advance(state, ids[t])
+        return [tok.vocab[i] for i in np.flatnonzero(grammar.allowed(state))]
+
+    assert buckets("4/4", "1/16", 256)[-1] == "<bars:9-12>"  # 9 * 1.35 * 17 = 206.6 <= 254 < 13 * 22.95
+    assert buckets("4/4", "1/8", 256)[-1] == "<bars:17-20>"  # 17 * 12.15 = 206.6; 21 * 12.15 = 255.2
+    assert buckets("6/8", "1/8", 256)[-1] == "<bars:25-32>"
+    assert len(buckets("4/4", "1/8", 256, form=False)) > len(buckets("4/4", "1/8", 256))
+    assert buckets("none", "1/8", 256) == buckets("none", "1/8", 256, form=False)  # free meter: every bucket
+    assert buckets("4/4", "1/16", 40) == ["<bars:1-4>"] and len(buckets("4/4", "1/16", 40, form=False)) == 3
+    # where not even one bar fits so, the rule gives way: the valid buckets stay
+    assert buckets("4/4", "1/16", 24) == buckets("4/4", "1/16", 24, form=False) == ["<bars:1-4>", "<bars:5-8>"]
+
+
 def test_form_a_tune_ends_on_a_tonic_held_a_beat(tok):
     """The cadence rule: the tune's last note lasts a beat or more (a dotted one in 6/8, three units here; two
     thirds of the held-out tunes end so, and the model, stopped where the rules closed the tune, ended on a
@@ -750,6 +778,10 @@ def test_form_a_tune_ends_on_a_tonic_held_a_beat(tok):
         state = free.advance(state, ids[t])
     assert not free.allowed(state)[ids["|]"]] and not free.allowed(state)[ids[":|"]]
     assert free.allowed(state)[ids["|"]]
+    slurred = state
+    for t in ["|", "A", "4", "(", "G", "2", ")"]:  # a slur's end does not hide the last note's length
+        slurred = free.advance(slurred, ids[t])
+    assert not free.allowed(slurred)[ids["|]"]] and not free.allowed(slurred)[ids[":|"]]
     for t in ["|", "A", "3", "G", "3"]:
         state = free.advance(state, ids[t])
     assert free.allowed(state)[ids["|]"]] and free.allowed(state)[ids[":|"]]
