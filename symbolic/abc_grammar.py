@@ -1110,11 +1110,7 @@ class AbcGrammar:
         if (key.ctx in _ELEMENT_CTX or key.ctx == ACC) and (self._full_after(key, self.letter_pitch[0])
                                                             or key.bar - key.pos < 2 * _SHORTEST_TICKS):
             # the next note fills the bar, or one after it could not be as long as the shortest: the tonic
-            acc = note[0] if key.ctx == ACC and note else ""
-            ban[self.pitch_ids] |= ~self._tonic_pitches(tonic, acc)[self.pitch_ids]
-            if key.ctx != ACC:  # and an accidental no tonic can follow
-                for a in self.acc_ids:
-                    ban[a] |= not self._tonic_pitches(tonic, self.vocab[a]).any()
+            self._ban_but_tonic(ban, key, note, tonic)
         for t in np.flatnonzero(mask & self._filling):
             after_tonic = last_tonic and self.kind[t] != "chord"
             if not after_tonic and self._full_after(key, int(self.rep_of[t])):
@@ -1210,13 +1206,18 @@ class AbcGrammar:
                 end = nxt.pos + nxt.brk if self._broken[t] else nxt.pos  # a broken rhythm's right note too
                 ban[t] = 0 < nxt.bar - nxt.pos < m or (bool(self._broken[t]) and end > late)
         if (key.ctx in _ELEMENT_CTX or key.ctx == ACC) and key.bar - key.pos < m + _SHORTEST_TICKS:
-            acc = note[0] if key.ctx == ACC and note else ""
-            ban[self.pitch_ids] |= ~self._tonic_pitches(tonic, acc)[self.pitch_ids]
-            if key.ctx != ACC:
-                for a in self.acc_ids:
-                    ban[a] |= not self._tonic_pitches(tonic, self.vocab[a]).any()
-                ban[self.rest] = True
+            self._ban_but_tonic(ban, key, note, tonic)
+            ban[self.rest] = True
         return ban
+
+    def _ban_but_tonic(self, ban: np.ndarray, key: _Key, note, tonic: tuple[int, str]) -> None:
+        """Refuse in ``ban`` the pitches that are not the tonic (after the accidental just written, if any)
+        and, before a note, the accidentals no tonic can follow."""
+        acc = note[0] if key.ctx == ACC and note else ""
+        ban[self.pitch_ids] |= ~self._tonic_pitches(tonic, acc)[self.pitch_ids]
+        if key.ctx != ACC:
+            for a in self.acc_ids:
+                ban[a] |= not self._tonic_pitches(tonic, self.vocab[a]).any()
 
     # -- helpers ---------------------------------------------------------------------------------
 
