@@ -1196,6 +1196,8 @@ class AbcGrammar:
         late = key.bar - m  # the last place a final note may begin
         if key.ctx in _ELEMENT_CTX and key.pos > late:
             ban |= self._starts
+        if key.ctx in _AFTER_EL and 0 < key.bar - key.pos < m:  # the element so far leaves less than a beat that
+            ban |= mask & ~self._sets_length  # nothing could fill: only a length may follow (not a slur's end)
         if key.ctx in _AFTER_EL and key.pos > late:
             ban[self._tie] = True
         if key.ctx in _AFTER_EL:

@@ -769,6 +769,9 @@ def test_form_a_tune_ends_on_a_tonic_held_a_beat(tok):
     held = grammar.allowed(_feed(grammar, "G 6 | B A G G"))  # the tonic on the last beat
     assert held[ids["3"]] and not held[ids["2"]] and not held[ids["G"]] and not held[ids["-"]]
     assert not held[ids["["]] and not held[ids["{"]] and not held[ids["("]] and not held[ids["(3"]]
+    slurred = grammar.allowed(_feed(grammar, "G 6 | B A G ( G"))  # a slur's end would fix G at one unit
+    assert slurred[ids["3"]] and not slurred[ids[")"]] and not slurred[ids["2"]]
+    assert grammar.allowed(_feed(grammar, "G 6 | B A G ( G 3"))[ids[")"]]
     # where the tune may end by choice (a bar bucket): '|]' and ':|' after a last note a beat long only
     free = AbcGrammar(tok, meter="6/8", unit="1/8", key="G", max_tokens=256, form=True)
     state = free.start()
