@@ -127,9 +127,9 @@ from ostinato.events.theory import BROKEN_RHYTHM, LETTERS, bar_length, beat_leng
 from .abc_normalise import ACCIDENTAL_ALTER, BAR_BUCKETS, DURATIONS, KEYS, METERS, PITCHES, UNITS, bar_bucket
 
 __all__ = ["GRID_TICKS", "MAX_CHORD_NOTES", "MAX_SLURS", "STYLE_BAR_TOKENS", "STYLE_CHORD_NOTES", "STYLE_REPEATS",
-           "STYLE_SHORTEST",
-           "TICKS_PER_UNIT", "AbcGrammar", "PrimedGrammar", "bar_melody", "bar_units", "cadence_ticks", "clear_caches",
-           "edit_distance", "near_melodies", "near_tolerance", "nearly_same_bars", "strikes", "tuplet_ratio"]
+           "STYLE_SHORTEST", "TICKS_PER_UNIT", "AbcGrammar", "PrimedGrammar", "bar_melody", "bar_units",
+           "cadence_ticks", "clear_caches", "edit_distance", "near_melodies", "near_tolerance", "nearly_same_bars",
+           "strikes", "tuplet_ratio"]
 
 TICKS_PER_UNIT = 80640  # 32 * 2520: 1/32 unit durations, tuplets of 2..9 and broken rhythm are exact
 GRID_TICKS = TICKS_PER_UNIT // 32  # the 1/32-unit grid plain durations move on
