@@ -216,7 +216,7 @@ def _end_beats(tokens: list[str]) -> Fraction:
     token, the right note of a broken rhythm scaled, a tuplet's ratio applied; ties not followed back."""
     from ostinato.events.theory import BROKEN_RHYTHM, beat_length
     from ostinato.symbolic.abc_grammar import tuplet_ratio
-    from ostinato.symbolic.abc_normalise import DURATIONS, PITCHES
+    from ostinato.symbolic.abc_normalise import ACCIDENTAL_ALTER, DURATIONS, PITCHES
 
     meter, unit, body = tokens[0][2:], Fraction(tokens[1][2:]), tokens[4:]
     depth, last, tuplet, open_tuplet = 0, None, None, 0
@@ -230,7 +230,7 @@ def _end_beats(tokens: list[str]) -> Fraction:
         elif t in PITCHES and not depth:
             length = Fraction(DURATIONS.get(body[i + 1], 1)) if i + 1 < len(body) else Fraction(1)
             j = i - 1
-            while j >= 0 and body[j] in ("^^", "^", "=", "_", "__"):
+            while j >= 0 and body[j] in ACCIDENTAL_ALTER:
                 j -= 1
             if j >= 0 and body[j] in BROKEN_RHYTHM:
                 length *= BROKEN_RHYTHM[body[j]][1]
@@ -368,7 +368,6 @@ def main(argv: list[str] | None = None) -> int:
                  _overlap([t for _, t in real[:half]], [t for _, t in real[half:]]))]
     ref_tables = [t for _, t in real]
     print(f"{len(real)} real tunes read in {time.perf_counter() - start:.1f} s", file=sys.stderr)
-    top_p = args.top_p
     for temperature in (float(t) for t in args.temperatures.split(",")):
         for name, controls in SETTINGS:
             start = time.perf_counter()
@@ -376,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
             seed = 0
             while len(stats) < n:
                 batch = min(args.batch, n - len(stats))
-                sampling = SamplingConfig(temperature=temperature, top_p=top_p, seed=seed)
+                sampling = SamplingConfig(temperature=temperature, top_p=args.top_p, seed=seed)
                 pieces = compose(model, tok, n=batch, sampling=sampling, controls=tok.make_controls(**controls))
                 seed += 1
                 for piece in pieces:

@@ -97,7 +97,8 @@ accepts what they refuse (a primer or a real tune may break them):
   fewest bars fit ``max_tokens`` at the collections' density (``STYLE_BAR_TOKENS`` tokens per unit of a bar and
   its bar line), so a tune is not driven to reach its bars with the completion's whole-bar notes at the end.
 - Cadences (:meth:`AbcGrammar._cadence_ban`, with the short-note rules): the tune's last note, and a section's
-  that must close, lasts a beat or more (:func:`cadence_ticks`; a dotted one in compound meters): where the
+  that must close, lasts a beat or more (:func:`cadence_ticks`; a dotted one in compound meters, the unit
+  ``L:`` where that is longer): where the
   tune may end, ``|]`` and ``:|`` wait for such a last note; in a bar that must close no element begins in
   its last beat, no length leaves less than a beat but some, and the note that can only be the last is the
   tonic, so the model reaches a held tonic (``A8A2B2G4|]``, not ``A8A2B2B2AG:|``).
@@ -329,11 +330,13 @@ def meter_bar_ticks(meter: str, unit: str) -> int:
 @functools.cache
 def cadence_ticks(meter: str, unit: str) -> int:
     """Ticks of the shortest last note of a tune or section under the cadence rule: one beat of the meter
-    (:func:`events.theory.beat_length`, a dotted one in compound meters), 0 for free meter."""
+    (:func:`events.theory.beat_length`, a dotted one in compound meters), or the unit ``L:`` where that is
+    longer (never more than a bar); 0 for free meter."""
     beat = beat_length(meter)
     if beat is None:
         return 0
-    return int(min(beat, bar_length(meter)) / Fraction(unit) * TICKS_PER_UNIT)
+    bar = bar_length(meter)
+    return int(min(max(beat, Fraction(unit)), bar) / Fraction(unit) * TICKS_PER_UNIT)
 
 
 _DUR_N = {token: int(value * 32) for token, value in DURATIONS.items()}  # duration token -> 1/32 units
@@ -633,7 +636,7 @@ class AbcGrammar:
             if not closing:  # the loop rules: near loops, echoes, one note struck again and again
                 near = _union(self._near_loop_ban(key, fs, mask), self._echo_ban(key, fs, mask))
                 near = _union(near, self._repeat_ban(key, fs))
-            short = _union(self._short_ban(key), self._held_tonic_ban(key, bd, fs, mask, closing))
+            short = _union(self._short_ban(key), self._held_tonic_ban(key, bd, fs, closing))
             short = _union(short, self._cadence_ban(key, bd, note, fs, mask, closing))
             core = short if banned is None else banned | short
             # all the rules; without the near-loop one; without the shortest note's either; none
@@ -1117,14 +1120,12 @@ class AbcGrammar:
                 ban[t] = True
         return ban
 
-    def _held_tonic_ban(self, key: _Key, bd: int, fs: tuple, mask: np.ndarray, closing: bool) -> np.ndarray | None:
+    def _held_tonic_ban(self, key: _Key, bd: int, fs: tuple, closing: bool) -> np.ndarray | None:
         """Bool [V]: in a bar that must close, a tuplet's start (one begun there could leave no length the rules
         allow, and every rule gave way: ``c(3B=G/4A/16(3=G/8=G/32D/32|]``; 7 of the 640 held-out tunes have one
-        in their last bar), a tie after a note that is not the tonic (``C-C/2-C/4-C/8F/8|]``), and after a
-        tonic whose length is still open (outside tuplets), the lengths that would leave less than a unit (but
-        some) to the bar's end, and, where its own length leaves that, anything new after it (the model,
-        wanting to go on, split it: ``d/2d/2|]``); None if none. With the short-note rules: they give way
-        before the tonic endings."""
+        in their last bar) and a tie after a note that is not the tonic (``C-C/2-C/4-C/8F/8|]``); None if
+        none. (The held tonic's own length is the cadence rule's, :meth:`_cadence_ban`.) With the short-note
+        rules: they give way before the tonic endings."""
         tonic, last_tonic, _cur, _hist = fs
         if tonic is None or not self._must_close(key, bd, closing):
             return None
@@ -1132,16 +1133,6 @@ class AbcGrammar:
         ban[self._is_tuplet] = True  # no tuplet: one begun there may leave no length the rules allow (1% of tunes)
         if not last_tonic:  # no tie holding a note that is not the tonic: its next part could not be the tonic
             ban[self._tie] = True  # either, and the model tied on in ever shorter parts (C-C/2-C/4-C/8F/8|])
-        if not last_tonic or key.ctx != NOTE or key.tup is not None:
-            return ban
-        room = key.bar - key.pos
-        if 0 < room < TICKS_PER_UNIT:
-            ban |= mask & ~self._sets_length & ~self._bar_line
-            ban[self.tok.token_to_id[")"]] = False  # (a slur may still end on it)
-        for t in np.flatnonzero(mask & self._sets_length):
-            nxt = self._next_key(key, int(self.rep_of[t]))
-            if nxt is not None and nxt.bar and 0 < nxt.bar - nxt.pos < TICKS_PER_UNIT:
-                ban[t] = True
         return ban
 
     def _bucket_style(self, key, mask: np.ndarray, budget: int) -> np.ndarray:

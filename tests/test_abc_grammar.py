@@ -758,7 +758,14 @@ def test_form_a_tune_ends_on_a_tonic_held_a_beat(tok):
         Fraction(3, 8), Fraction(3, 4), Fraction(1, 8), Fraction(1, 4), Fraction(1, 2), Fraction(1, 4)]
     assert cadence_ticks("6/8", "1/8") == 3 * TICKS_PER_UNIT and cadence_ticks("C|", "1/8") == 4 * TICKS_PER_UNIT
     assert cadence_ticks("3/4", "1/16") == 4 * TICKS_PER_UNIT and cadence_ticks("none", "1/8") == 0
+    # a unit longer than the beat is the shortest last note; never more than a bar
+    assert cadence_ticks("3/8", "1/4") == TICKS_PER_UNIT and cadence_ticks("2/4", "1/1") == TICKS_PER_UNIT // 2
     ids = tok.token_to_id
+    eighths = AbcGrammar(tok, meter="3/8", unit="1/4", key="G", bars=2, max_tokens=256, form=True)
+    held = eighths.allowed(_feed(eighths, "B 3/2 | G"))  # a unit would leave half a unit: held on, or room left
+    assert held[ids["3/2"]] and held[ids["/2"]] and not held[ids["A"]] and not held[ids["z"]]
+    other = eighths.allowed(_feed(eighths, "B 3/2 | A"))  # not the tonic: shortened, a unit left for it
+    assert other[ids["/2"]] and not other[ids["3/2"]] and not other[ids["G"]]
     grammar = AbcGrammar(tok, meter="6/8", unit="1/8", key="G", bars=2, max_tokens=256, form=True)
     two = grammar.allowed(_feed(grammar, "G 6 | B A"))  # the next note begins at unit 2, four units left
     assert two[ids["A"]] and two[ids["B"]] and two[ids["z"]]
