@@ -98,10 +98,10 @@ accepts what they refuse (a primer or a real tune may break them):
   its bar line), so a tune is not driven to reach its bars with the completion's whole-bar notes at the end.
 - Cadences (:meth:`AbcGrammar._cadence_ban`, with the short-note rules): the tune's last note, and a section's
   that must close, lasts a beat or more (:func:`cadence_ticks`; a dotted one in compound meters, the unit
-  ``L:`` where that is longer): where the
-  tune may end, ``|]`` and ``:|`` wait for such a last note; in a bar that must close no element begins in
-  its last beat, no length leaves less than a beat but some, and the note that can only be the last is the
-  tonic, so the model reaches a held tonic (``A8A2B2G4|]``, not ``A8A2B2B2AG:|``).
+  ``L:`` where that is longer): where the tune may end, ``|]`` and ``:|`` wait for such a last note; in a bar
+  that must close no element begins in its last beat, no length leaves less than a beat but some, and the note
+  that can only be the last is the tonic, so the model reaches a held tonic (``A8A2B2G4|]``, not
+  ``A8A2B2B2AG:|``).
 
 Masks are cached per state class (module-level, shared by grammars with the same options); a cached
 ``allowed`` + ``advance`` is a few numpy operations (about 20 us, ``benchmarks/abc_grammar_speed.py``);
