@@ -78,13 +78,16 @@ accepts what they refuse (a primer or a real tune may break them):
 - No note shorter than a quarter of the unit length (``STYLE_SHORTEST``; none of the held-out tunes has one: where
   a tune must close and the model would rather go on, it otherwise halves its last note again and again,
   ``F/2<F/8F/16|]``); so in a bar that must close, where less than two such notes' time is left, the next
-  note is the tonic (and a tonic there holds on: no length that leaves less than a unit, but some, to the
-  bar's end, nothing new within its last unit, so no ``d/2d/2|]``),
-  and no duration or broken rhythm leaves less than such a note's time (but some) to the bar's end; broken
+  note is the tonic (which holds on to the bar's end or leaves a beat: the cadence rule below, so no
+  ``d/2d/2|]``), and no duration or broken rhythm leaves less than such a note's time (but some) to the bar's end; broken
   rhythm follows a note at least a unit long (as 99.6% of the collections' do). These give way second,
   after the loop rules, before the others.
 - Chords as the corpus writes them: a chord names each note once (the same letter and octave is refused,
   whatever the accidental) and has at most ``STYLE_CHORD_NOTES`` notes (music21's folk collections: 2 to 4).
+- Grace notes ornament the note after them (:meth:`AbcGrammar._grace_ban`): between a grace group and its
+  note no slur ends and no other grace group begins, so no slur holds only grace notes. Grace notes take no
+  time, and the model, once it wrote ``({de})``, wrote it again and again (twenty-five times in a bar), until
+  the budget left it whole-bar notes for the rest of the tune; no held-out tune has either.
 - Tonic endings (from the ``K:`` field, also a free one the model wrote): ``|]``, ``||``, ``:|`` (except the
   one closing a first ending) and ``<eos>`` after ``:|`` are refused after a last note that is not the
   tonic; in a bar that must close a section or the tune, a token that would fill the bar after a note that
@@ -341,6 +344,7 @@ def cadence_ticks(meter: str, unit: str) -> int:
 
 _DUR_N = {token: int(value * 32) for token, value in DURATIONS.items()}  # duration token -> 1/32 units
 _DG_ASC = sorted({*_DUR_N.values(), 32})  # every length a note can have, in 1/32 units (32: no token)
+_DG_ARRAY = np.array(_DG_ASC, dtype=np.int64)
 
 
 @functools.cache
@@ -563,6 +567,10 @@ class AbcGrammar:
         self._is_pitch = np.zeros(self.V, dtype=bool)
         self._is_pitch[self.pitch_ids] = True
         self._tie, self._chord = ids["-"], ids["["]
+        self._grace_close = ids["}"]
+        self._grace_pending = np.zeros(self.V, dtype=bool)  # what may not come between a grace group and its note
+        self._grace_pending[[ids[")"], ids["{"]]] = True
+        self._grace_pending.flags.writeable = False
         kinds = np.array(self.kind)
         self._is_duration, self._broken, self._bar_line = (kinds == "duration"), (kinds == "broken"), (kinds == "bar")
         self._is_tuplet = kinds == "tuplet"
@@ -782,8 +790,8 @@ class AbcGrammar:
     def _short_ban(self, key: _Key) -> np.ndarray:
         """Bool [V] (read-only, cached per state): the durations shorter than ``STYLE_SHORTEST`` units and, in a
         tracked bar, every duration or broken rhythm that would make the element shorter than that (in a
-        tuplet, after ``<``) or leave less than that, but something, to the bar's end, and broken rhythm after
-        a note shorter than its unit."""
+        tuplet, after ``<``) or leave less than that, but something, to the bar's end, a broken rhythm whose
+        right note no length could leave so, and broken rhythm after a note shorter than its unit."""
         if not key.bar or key.ctx not in _AFTER_EL:
             return self._too_short
         ban = self._short_cache.get(key)
@@ -797,6 +805,10 @@ class AbcGrammar:
             if nxt is not None and nxt.bar:
                 gap = nxt.bar - nxt.pos
                 ban[t] = nxt.pos - key.el_start < _SHORTEST_TICKS or 0 < gap < _SHORTEST_TICKS
+                if self._broken[t] and nxt.brk and not ban[t]:  # and some length of its right note leaves none
+                    right = _DG_ARRAY * (nxt.brk // 32)  # (``c<B/4A/8|``: after ``c<`` half a unit was left,
+                    rest = gap - right  # which no right note three halves of a length fills)
+                    ban[t] = not ((right >= _SHORTEST_TICKS) & ((rest == 0) | (rest >= _SHORTEST_TICKS))).any()
         ban.flags.writeable = False
         if len(self._short_cache) > _MAX_CACHED:
             self._short_cache.clear()
@@ -818,6 +830,16 @@ class AbcGrammar:
             ban[self.pitch_ids] = True
             ban[self.acc_ids] = True
         return ban
+
+    def _grace_ban(self, key: _Key, cur: tuple) -> np.ndarray | None:
+        """Between a grace group and the note it ornaments (``{g}(3``, ``{g}(``): the slur's end and a new grace
+        group (None elsewhere). The bar's tokens since its last ``}`` hold no pitch outside braces yet."""
+        if key.ctx not in (GRACE_END, SLUR_OPEN, TUPLET) or self._grace_close not in cur:
+            return None
+        last = len(cur) - 1 - cur[::-1].index(self._grace_close)
+        if any(self.kind[t] == "pitch" for t in cur[last + 1:]):
+            return None
+        return self._grace_pending.copy()  # (the caller adds to it)
 
     def _last_note_ban(self, key: _Key, note, fs: tuple, last: np.ndarray, ban: np.ndarray | None) -> np.ndarray:
         """``ban`` (a new one if None) with the tokens of ``last`` (after which the budget leaves no room
@@ -1086,7 +1108,7 @@ class AbcGrammar:
           the last) makes every bar one that must close.
         """
         tonic, last_tonic, cur, hist = fs
-        ban = self._chord_ban(key, cur)
+        ban = _union(self._chord_ban(key, cur), self._grace_ban(key, cur))
         for p in range(1, MAX_LOOP_PERIOD + 1):
             if len(hist) < 3 * p - 1:
                 break

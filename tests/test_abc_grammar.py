@@ -692,6 +692,37 @@ def test_form_notes_are_no_shorter_than_a_quarter_unit(tok):
     assert last[ids["G"]] and last[ids["g"]] and not last[ids["A"]] and not last[ids["F"]]
 
 
+def test_form_grace_notes_ornament_the_note_after_them(tok):
+    """Between a grace group and its note no slur ends and no other grace group begins: the model once wrote
+    ``({de})`` twenty-five times in a bar (grace notes take no time) until the budget left it whole-bar notes.
+    After the note, both are allowed again; without the form rules, as before."""
+    ids = tok.token_to_id
+    grammar = AbcGrammar(tok, meter="3/4", unit="1/8", key="Ador", bars=16, max_tokens=256, form=True)
+    loose = AbcGrammar(tok, meter="3/4", unit="1/8", key="Ador", bars=16, max_tokens=256)
+    for text in ("e 2 ( { d }", "e 2 { d } (", "e 2 ( ( { d } (3", "e 2 { d } ( ("):
+        mask = grammar.allowed(_feed(grammar, text))
+        assert not mask[ids[")"]] and not mask[ids["{"]] and mask[ids["c"]], text
+        assert loose.allowed(_feed(loose, text))[ids["c"]]
+    assert loose.allowed(_feed(loose, "e 2 ( { d }"))[ids[")"]] and loose.allowed(_feed(loose, "e 2 { d } ("))[ids["{"]]
+    after = grammar.allowed(_feed(grammar, "e 2 ( { d } c"))
+    assert after[ids[")"]] and after[ids["{"]]
+    assert grammar.allowed(_feed(grammar, "e 2 ("))[ids["{"]]
+
+
+def test_form_a_broken_rhythm_leaves_its_right_note_a_length(tok):
+    """A broken rhythm is refused where no length of its right note would fill the bar or leave a shortest
+    note's time: ``c<`` half a unit from the bar's end leaves its right note (three halves of a length) only
+    ``B/4`` and an eighth of a unit, ``c<B/4A/8|`` (5 tunes in 100 at t=1.0 had a note that short)."""
+    ids = tok.token_to_id
+    grammar = AbcGrammar(tok, meter="3/4", unit="1/8", key="Ador", bars=16, max_tokens=256, form=True)
+    late = grammar.allowed(_feed(grammar, "A /2 B /2 c 2 c > B A"))  # one unit left: A< leaves half of one
+    assert not late[ids["<"]] and late[ids["<<"]] and late[ids["|"]] and late[ids["/2"]]
+    early = grammar.allowed(_feed(grammar, "c 2 c A"))
+    assert early[ids["<"]] and early[ids[">"]]
+    loose = AbcGrammar(tok, meter="3/4", unit="1/8", key="Ador", bars=16, max_tokens=256)
+    assert loose.allowed(_feed(loose, "A /2 B /2 c 2 c > B A"))[ids["<"]]
+
+
 def test_form_a_closing_tonic_holds_on_rather_than_split(tok):
     """In a bar that must close, a tonic takes no length that leaves less than a beat (here two units) but some
     to the bar's end, and within the last beat nothing new follows it: no ``d/2d/2|]`` (half of the default
