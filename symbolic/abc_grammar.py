@@ -79,9 +79,9 @@ accepts what they refuse (a primer or a real tune may break them):
   a tune must close and the model would rather go on, it otherwise halves its last note again and again,
   ``F/2<F/8F/16|]``); so in a bar that must close, where less than two such notes' time is left, the next
   note is the tonic (which holds on to the bar's end or leaves a beat: the cadence rule below, so no
-  ``d/2d/2|]``), and no duration or broken rhythm leaves less than such a note's time (but some) to the bar's end; broken
-  rhythm follows a note at least a unit long (as 99.6% of the collections' do). These give way second,
-  after the loop rules, before the others.
+  ``d/2d/2|]``), and no duration or broken rhythm leaves less than such a note's time (but some) to the bar's
+  end (a broken rhythm: with any length of its right note); broken rhythm follows a note at least a unit
+  long (as 99.6% of the collections' do). These give way second, after the loop rules, before the others.
 - Chords as the corpus writes them: a chord names each note once (the same letter and octave is refused,
   whatever the accidental) and has at most ``STYLE_CHORD_NOTES`` notes (music21's folk collections: 2 to 4).
 - Grace notes ornament the note after them (:meth:`AbcGrammar._grace_ban`): between a grace group and its

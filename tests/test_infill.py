@@ -83,10 +83,9 @@ def _measure_lengths(text: str) -> list[tuple[Fraction, Fraction]]:
 
 # ---------------------------------------------------------------------------- the format
 def test_new_tokens_leave_every_id_and_the_shipped_models_have_them():
-    tok = load_tokenizer("symbolic/pretrained/folk-abc")   # fine-tuned with the format: the three tokens close it
-    assert has_infill(tok) and not has_span(tok) and tok.vocab[-3:] == list(INFILL_TOKENS)
-    tok = load_tokenizer("symbolic/pretrained/chorale-midi")   # and then with the span tokens, after them
-    assert has_span(tok) and tok.vocab[-11:] == [*INFILL_TOKENS, *SPAN_TOKENS]
+    for name in ("folk-abc", "chorale-midi"):   # fine-tuned with the format, then with the span tokens after it
+        tok = load_tokenizer(f"symbolic/pretrained/{name}")
+        assert has_infill(tok) and has_span(tok) and tok.vocab[-11:] == [*INFILL_TOKENS, *SPAN_TOKENS]
     for tok in (AbcTokenizer(), build_tokenizer("remi", styles=["bach"])):
         assert not has_infill(tok)
         plain = list(tok.vocab)
