@@ -86,7 +86,7 @@ accepts what they refuse (a primer or a real tune may break them):
   whatever the accidental) and has at most ``STYLE_CHORD_NOTES`` notes (music21's folk collections: 2 to 4).
 - Grace notes ornament the note after them (:meth:`AbcGrammar._grace_ban`): between a grace group and its
   note no slur ends and no other grace group begins, so no slur holds only grace notes. Grace notes take no
-  time, and the model, once it wrote ``({de})``, wrote it again and again (twenty-five times in a bar), until
+  time, and the model, once it wrote ``({de})``, wrote grace groups again and again (24 in one bar), until
   the budget left it whole-bar notes for the rest of the tune; no held-out tune has either.
 - Tonic endings (from the ``K:`` field, also a free one the model wrote): ``|]``, ``||``, ``:|`` (except the
   one closing a first ending) and ``<eos>`` after ``:|`` are refused after a last note that is not the
@@ -837,7 +837,7 @@ class AbcGrammar:
         if key.ctx not in (GRACE_END, SLUR_OPEN, TUPLET) or self._grace_close not in cur:
             return None
         last = len(cur) - 1 - cur[::-1].index(self._grace_close)
-        if any(self.kind[t] == "pitch" for t in cur[last + 1:]):
+        if self._is_pitch[list(cur[last + 1:])].any():
             return None
         return self._grace_pending.copy()  # (the caller adds to it)
 

@@ -694,7 +694,8 @@ def test_form_notes_are_no_shorter_than_a_quarter_unit(tok):
 
 def test_form_grace_notes_ornament_the_note_after_them(tok):
     """Between a grace group and its note no slur ends and no other grace group begins: the model once wrote
-    ``({de})`` twenty-five times in a bar (grace notes take no time) until the budget left it whole-bar notes.
+    ``({de})`` and grace groups like it 24 times in a bar (grace notes take no time) until the budget left it
+    whole-bar notes.
     After the note, both are allowed again; without the form rules, as before."""
     ids = tok.token_to_id
     grammar = AbcGrammar(tok, meter="3/4", unit="1/8", key="Ador", bars=16, max_tokens=256, form=True)
