@@ -37,7 +37,8 @@ def add_train_parsers(train_sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="the model folder to write (checkpoints inside)")
     p.add_argument("--config", metavar="small|base|tiny|FILE",
                    help="model size preset or a JSON file of ModelConfig fields (default: small; with "
-                        "--init-from: the model's own)")
+                        "--init-from: the model's own; a config of its shape may change the dropouts or add "
+                        "layers, each new one a copy of the block before it that adds nothing until trained)")
     p.add_argument("--init-from", metavar="NAME|DIR",
                    help="start from the weights of this model (a shipped name or a model folder) instead of random "
                         "ones: fine-tune it on --data, or continue its training with a new schedule")
@@ -309,7 +310,7 @@ def init_model(request: TrainSymbolicRequest):
 
     from ostinato.events.errors import InputError
 
-    from .model import build_model, grow_context, load_model_folder, model_config
+    from .model import build_model, grow_context, grow_layers, load_model_folder, model_config
     from .shipped import resolve_model
 
     folder = resolve_model(request.init_from)
@@ -320,9 +321,13 @@ def init_model(request: TrainSymbolicRequest):
     if request.config is not None:
         wanted = model_config(request.config)
         same_dropouts = {"dropout": config.dropout, "attention_dropout": config.attention_dropout}
-        if replace(wanted, **same_dropouts) != config:
+        if replace(wanted, **same_dropouts, n_layers=config.n_layers) != config:
             raise InputError(request.init_from, f"has another shape ({config}) than --config {request.config}: "
-                                                f"leave --config out to use the model's")
+                                                f"leave --config out to use the model's (only n_layers may grow)")
+        if wanted.n_layers < config.n_layers:
+            raise InputError(request.init_from, f"has {config.n_layers} layers: --config can add layers, not "
+                                                f"take them away ({request.config} has {wanted.n_layers})")
+        model, config = grow_layers(model, tokenizer, config, wanted.n_layers)
         if replace(config, dropout=wanted.dropout, attention_dropout=wanted.attention_dropout) != config:
             # the same weights in a model with the new dropouts
             fresh = build_model(wanted, len(tokenizer), pad_id=tokenizer.pad_id, bos_id=tokenizer.bos_id,

@@ -160,6 +160,50 @@ def grow_context(model, tokenizer, config: ModelConfig, context: int):
     return fresh, grown
 
 
+def grow_layers(model, tokenizer, config: ModelConfig, n_layers: int):
+    """``(model, config)`` deepened to ``n_layers`` blocks that compute what the old ones did: each new block
+    is a copy of the block before it with its two output projections (attention's and the MLP's, weights and
+    biases) zero, so it adds nothing to the residual stream until training moves them (LLaMA Pro's block
+    expansion, Wu et al. 2024). New blocks are spread among the old ones: old block ``i`` is followed by
+    ``(i + 1) * added // old - i * added // old`` new ones, so 4 -> 6 puts one after blocks 2 and 4.
+    A shallow model that has learned its data then trains on with more capacity instead of from random
+    weights. ValueError for fewer layers."""
+    if n_layers < config.n_layers:
+        raise ValueError(f"a model can gain layers, not lose them ({config.n_layers} -> {n_layers})")
+    if n_layers == config.n_layers:
+        return model, config
+    old, added = config.n_layers, n_layers - config.n_layers
+    grown = replace(config, n_layers=n_layers)
+    fresh = build_model(grown, len(tokenizer), pad_id=tokenizer.pad_id, bos_id=tokenizer.bos_id,
+                        eos_id=tokenizer.eos_id)
+    prefix = "transformer.h." if config.architecture == "gpt2" else "model.layers."
+    zeroed = (("attn.c_proj.", "mlp.c_proj.") if config.architecture == "gpt2"
+              else ("self_attn.o_proj.", "mlp.down_proj."))
+    source = []                                     # source[j]: (old block copied into new block j, is it new)
+    for i in range(old):
+        source.append((i, False))
+        source += [(i, True)] * ((i + 1) * added // old - i * added // old)
+    state = {}
+    for name, tensor in model.state_dict().items():
+        if not name.startswith(prefix):
+            state[name] = tensor
+    blocks = {}
+    for name, tensor in model.state_dict().items():
+        if name.startswith(prefix):
+            index, rest = name[len(prefix):].split(".", 1)
+            blocks.setdefault(int(index), {})[rest] = tensor
+    for j, (i, is_new) in enumerate(source):
+        for rest, tensor in blocks[i].items():
+            copy = tensor.clone()
+            if is_new and rest.startswith(zeroed):
+                copy.zero_()
+            state[f"{prefix}{j}.{rest}"] = copy
+    fresh.load_state_dict(state)
+    fresh.tie_weights()
+    fresh.train(model.training)
+    return fresh, grown
+
+
 def stretched_positions(old, n: int):
     """``old`` learned position embeddings [m, d] linearly interpolated to ``n`` rows: row ``i`` lies at old
     position ``i * (m - 1) / (n - 1)``; the first and last rows are the old first and last."""

@@ -207,6 +207,20 @@ def test_init_from_starts_from_the_given_weights(tmp_path):
                     "--out", str(tmp_path / "y"), "--steps", "1")
     assert shape.returncode == 1 and "than --config small" in shape.stderr
     assert len(shape.stderr.strip().splitlines()) == 1
+    # a config of the model's shape with more layers deepens it (the new blocks start as the identity)
+    deeper_config = tmp_path / "deeper.json"
+    base_config = json.loads((base / "config.json").read_text())["ostinato"]
+    deeper_config.write_text(json.dumps({**base_config, "n_layers": base_config["n_layers"] + 1}))
+    deeper = tmp_path / "deeper"
+    result = run_cli("train", "symbolic", "--data", TUNES, "--init-from", str(base), "--config", str(deeper_config),
+                     "--out", str(deeper), "--steps", "1", "--lr", "1e-12", "--warmup", "1", "--batch-size", "2", "-q")
+    assert result.returncode == 0, result.stderr
+    assert load_model_folder(deeper)[2].n_layers == base_config["n_layers"] + 1
+    fewer_config = tmp_path / "fewer.json"
+    fewer_config.write_text(json.dumps({**base_config, "n_layers": base_config["n_layers"] - 1}))
+    fewer = run_cli("train", "symbolic", "--data", TUNES, "--init-from", str(base), "--config", str(fewer_config),
+                    "--out", str(tmp_path / "v"), "--steps", "1")
+    assert fewer.returncode == 1 and "can add layers, not take them away" in fewer.stderr
     missing = run_cli("train", "symbolic", "--data", TUNES, "--out", str(tmp_path / "z"), "--steps", "1")
     assert missing.returncode == 2 and "--tokenizer is required" in missing.stderr   # a usage error
     # --context grows the model's positions (the old ones stretched over the new context), for longer windows
@@ -252,6 +266,37 @@ def test_a_grown_context_stretches_the_learned_positions():
         assert grown(input_ids=torch.arange(3, 130)[None]).logits.shape[1] == 127
     with pytest.raises(ValueError, match="grow, not shrink"):
         grow_context(model, tok, config, 32)
+
+
+@pytest.mark.parametrize("architecture", ["gpt2", "llama"])
+def test_added_layers_compute_nothing_until_trained(architecture):
+    from ostinato.symbolic.model import grow_layers
+
+    tok = build_tokenizer("abc")
+    config = ModelConfig(architecture=architecture, n_layers=2, d_model=32, n_heads=2, context=64, dropout=0.0)
+    torch.manual_seed(0)
+    model = build_model(config, len(tok)).eval()
+    grown, grown_config = grow_layers(model, tok, config, 5)
+    assert grown_config == ModelConfig(architecture=architecture, n_layers=5, d_model=32, n_heads=2, context=64,
+                                       dropout=0.0)
+    ids = torch.arange(3, 60)[None]
+    with torch.no_grad():
+        assert torch.allclose(grown(input_ids=ids).logits, model(input_ids=ids).logits, rtol=0, atol=1e-5)
+    # 2 -> 5: old block 0 is followed by one new block, old block 1 by two; each new one copies the block before it
+    prefix, out_proj, inner = (("transformer.h.", "attn.c_proj.weight", "attn.c_attn.weight") if architecture == "gpt2"
+                               else ("model.layers.", "self_attn.o_proj.weight", "self_attn.q_proj.weight"))
+    before, after = model.state_dict(), grown.state_dict()
+    for new, old, is_new in ((0, 0, False), (1, 0, True), (2, 1, False), (3, 1, True), (4, 1, True)):
+        assert torch.equal(after[f"{prefix}{new}.{inner}"], before[f"{prefix}{old}.{inner}"])
+        assert after[f"{prefix}{new}.{out_proj}"].abs().sum().item() == 0 if is_new else torch.equal(
+            after[f"{prefix}{new}.{out_proj}"], before[f"{prefix}{old}.{out_proj}"])
+    # the new blocks learn: one step moves their output projections off zero
+    grown.train()
+    loss = grown(input_ids=ids, labels=ids).loss
+    loss.backward()
+    assert grown.state_dict(keep_vars=True)[f"{prefix}1.{out_proj}"].grad.abs().sum().item() > 0
+    with pytest.raises(ValueError, match="gain layers, not lose them"):
+        grow_layers(model, tok, config, 1)
 
 
 def test_attention_dropout_is_its_own_and_the_gelu_is_gpt2s():
