@@ -215,7 +215,7 @@ def train_symbolic(request: TrainSymbolicRequest) -> dict:
 
     init = init_model(request) if request.init_from else None
     if init is not None:
-        _, tokenizer, config, _ = init
+        _, tokenizer, config, _, _ = init
     elif request.tokenizer is None:
         raise UsageError("train symbolic", "--tokenizer is required (or --init-from a model)")
     elif request.tokenizer in TOKENIZERS:
@@ -291,7 +291,8 @@ def train_symbolic(request: TrainSymbolicRequest) -> dict:
         figures = train(data=data, tokenizer=tokenizer, model_config=config, config=train_config, out_dir=out,
                         resume=request.resume, command=request.command, source=request.data, ctx=ctx,
                         show_progress=show, init_model=init[0] if init else None,
-                        init_from=str(init[3]) if init else "", instruments=request.instruments,
+                        init_from=str(init[3]) if init else "", init_layers=init[4] if init else 0,
+                        instruments=request.instruments,
                         infill_share=infill_share, transpose=request.transpose, ensembles=request.ensembles,
                         leave_out=request.leave_out, expand_repeats=request.expand_repeats)
     finally:
@@ -303,7 +304,7 @@ def train_symbolic(request: TrainSymbolicRequest) -> dict:
 
 
 def init_model(request: TrainSymbolicRequest):
-    """``(model, tokenizer, config, folder)`` of ``--init-from``; ``--tokenizer``/``--config``, when
+    """``(model, tokenizer, config, folder, its layers)`` of ``--init-from``; ``--tokenizer``/``--config``, when
     given too, must agree with it (a model's weights only fit its own vocabulary and shape); a
     ``--config`` of the same shape may change the dropouts."""
     from dataclasses import replace
@@ -315,6 +316,7 @@ def init_model(request: TrainSymbolicRequest):
 
     folder = resolve_model(request.init_from)
     model, tokenizer, config = load_model_folder(folder)
+    init_layers = config.n_layers
     if request.tokenizer is not None and request.tokenizer not in (tokenizer.kind, str(folder / "tokenizer.json")):
         raise InputError(request.init_from, f"uses the {tokenizer.kind!r} tokenizer, not {request.tokenizer!r}: "
                                             f"leave --tokenizer out to use the model's")
@@ -339,7 +341,7 @@ def init_model(request: TrainSymbolicRequest):
             raise InputError(request.init_from, f"has a context of {config.context} tokens: --context can grow "
                                                 f"it, not shrink it to {request.context}")
         model, config = grow_context(model, tokenizer, config, request.context)
-    return model, tokenizer, config, folder
+    return model, tokenizer, config, folder, init_layers
 
 
 def _progress(desc: str, show: bool):

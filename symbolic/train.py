@@ -303,14 +303,15 @@ def _step_seed(seed: int, step: int, rank: int) -> int:
 def train(*, data: TokenData, tokenizer, model_config: ModelConfig, config: TrainConfig,
           out_dir: str | os.PathLike, resume: bool = False, command: str = "", source: str = "",
           ctx: distributed.Context | None = None, show_progress: bool = True, init_model=None,
-          init_from: str = "", instruments: str = "keep", infill_share: float = 0.0,
+          init_from: str = "", init_layers: int = 0, instruments: str = "keep", infill_share: float = 0.0,
           transpose: tuple[int, ...] = (), ensembles: bool = False, leave_out: tuple[str, ...] = (),
           expand_repeats: bool = False) -> dict:
     """Train (or resume) a model on ``data``; returns the final held-out figures.
 
     ``instruments`` (``keep``/``ensemble``, how ``data`` was made) is recorded for ``evaluate nll``.
     ``init_model`` (a loaded model of ``model_config`` and ``tokenizer``; ``init_from`` names it
-    in the card) replaces the random initial weights: fine-tuning, or a second schedule.
+    in the card) replaces the random initial weights: fine-tuning, or a second schedule; ``init_layers``: the
+    layers it had before ``--config`` deepened it (:func:`symbolic.model.grow_layers`), recorded in metrics.json.
     ``infill_share``: the share of training sequences in the fill-in-the-middle form
     (:func:`symbolic.infill.fim_parts`; the tokenizer must have the infill tokens), recorded in metrics.json.
     ``transpose``: semitone shifts each training piece is also trained in; ``ensembles``: each such copy
@@ -463,6 +464,7 @@ def train(*, data: TokenData, tokenizer, model_config: ModelConfig, config: Trai
                "device": _device_name(ctx), "precision": "bf16" if dtype == torch.bfloat16 else "fp32",
                "n_processes": ctx.world_size, "source": source, "command": command,
                "model": asdict(model_config), "train": asdict(config), "init_from": init_from or None,
+               "init_layers": init_layers or None,
                "schedule": schedule, "instruments": instruments, "infill_share": infill_share,
                "infill_order": getattr(tokenizer, "infill_order", None) if infill_share else None,
                "infill_span": "span" in tokenizer.blocks if infill_share else None,
@@ -583,7 +585,12 @@ def _left_out_line(metrics: dict) -> str:
 
 def _init_line(metrics: dict) -> str:
     init = metrics.get("init_from")
-    return f"\n- Started from the weights of `{init}` (see its model card), not from random ones." if init else ""
+    if not init:
+        return ""
+    layers, now = metrics.get("init_layers"), metrics["model"]["n_layers"]
+    deepened = (f", deepened from {layers} to {now} layers (each new block a copy of the one before it whose output "
+                f"projections start at zero)") if layers and layers != now else ""
+    return f"\n- Started from the weights of `{init}` (see its model card){deepened}, not from random ones."
 
 
 CONTROL_BLOCKS = {"Inst:": "trained_instruments", "Style:": "trained_styles"}

@@ -216,6 +216,8 @@ def test_init_from_starts_from_the_given_weights(tmp_path):
                      "--out", str(deeper), "--steps", "1", "--lr", "1e-12", "--warmup", "1", "--batch-size", "2", "-q")
     assert result.returncode == 0, result.stderr
     assert load_model_folder(deeper)[2].n_layers == base_config["n_layers"] + 1
+    assert (f"Started from the weights of `{base}` (see its model card), deepened from {base_config['n_layers']} "
+            f"to {base_config['n_layers'] + 1} layers") in (deeper / "model_card.md").read_text()
     fewer_config = tmp_path / "fewer.json"
     fewer_config.write_text(json.dumps({**base_config, "n_layers": base_config["n_layers"] - 1}))
     fewer = run_cli("train", "symbolic", "--data", TUNES, "--init-from", str(base), "--config", str(fewer_config),
