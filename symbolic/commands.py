@@ -306,7 +306,7 @@ def train_symbolic(request: TrainSymbolicRequest) -> dict:
 def init_model(request: TrainSymbolicRequest):
     """``(model, tokenizer, config, folder, its layers)`` of ``--init-from``; ``--tokenizer``/``--config``, when
     given too, must agree with it (a model's weights only fit its own vocabulary and shape); a
-    ``--config`` of the same shape may change the dropouts."""
+    ``--config`` of the same shape may change the dropouts and add layers (:func:`.model.grow_layers`)."""
     from dataclasses import replace
 
     from ostinato.events.errors import InputError

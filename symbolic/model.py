@@ -165,7 +165,7 @@ def grow_layers(model, tokenizer, config: ModelConfig, n_layers: int):
     is a copy of the block before it with its two output projections (attention's and the MLP's, weights and
     biases) zero, so it adds nothing to the residual stream until training moves them (LLaMA Pro's block
     expansion, Wu et al. 2024). New blocks are spread among the old ones: old block ``i`` is followed by
-    ``(i + 1) * added // old - i * added // old`` new ones, so 4 -> 6 puts one after blocks 2 and 4.
+    ``(i + 1) * added // old - i * added // old`` new ones, so 4 -> 6 puts one after the second and the fourth.
     A shallow model that has learned its data then trains on with more capacity instead of from random
     weights. ValueError for fewer layers."""
     if n_layers < config.n_layers:
@@ -183,15 +183,13 @@ def grow_layers(model, tokenizer, config: ModelConfig, n_layers: int):
     for i in range(old):
         source.append((i, False))
         source += [(i, True)] * ((i + 1) * added // old - i * added // old)
-    state = {}
-    for name, tensor in model.state_dict().items():
-        if not name.startswith(prefix):
-            state[name] = tensor
-    blocks = {}
+    state, blocks = {}, {}                          # blocks[i]: old block i's tensors by their name inside it
     for name, tensor in model.state_dict().items():
         if name.startswith(prefix):
             index, rest = name[len(prefix):].split(".", 1)
             blocks.setdefault(int(index), {})[rest] = tensor
+        else:
+            state[name] = tensor
     for j, (i, is_new) in enumerate(source):
         for rest, tensor in blocks[i].items():
             copy = tensor.clone()
