@@ -76,6 +76,13 @@ def add_train_parsers(train_sub, common: argparse.ArgumentParser) -> None:
                    help="loss weight (0..1) of a fill-in-the-middle sequence's suffix and prefix, its middle "
                         "weighing 1: below 1 the infill sequences train the middle, the part that must use the "
                         "suffix, more than the continuation their context is (default: 1, every token alike)")
+    p.add_argument("--teacher", action="append", default=[], metavar="NAME|DIR",
+                   help="distil from this trained model (repeatable: from the mean of their next-token distributions, "
+                        "an ensemble); it must have the model's tokenizer and at least its context (knowledge "
+                        "distillation: a model learns from an ensemble more than from the tokens alone)")
+    p.add_argument("--distill-weight", type=float, default=None, metavar="A",
+                   help="with --teacher: each target's loss is A x the KL divergence from the teachers and (1 - A) x "
+                        "the token's cross-entropy (default: 0.5)")
     p.add_argument("--transpose", metavar="all|LOW..HIGH",
                    help="transposition augmentation: each training piece also moved by every shift from LOW to "
                         "HIGH semitones it can take (MIDI: its parts stay in their instruments' ranges; ABC: the "
@@ -162,6 +169,8 @@ class TrainSymbolicRequest:
     transpose: tuple[int, ...] = ()     # transposition augmentation: semitone shifts
     ensembles: bool = False             # ensemble augmentation (MIDI tokens)
     leave_out: tuple[str, ...] = ()     # collections of the data never used
+    teachers: tuple[str, ...] = ()      # models to distil from (names or folders)
+    distill_weight: float | None = None  # None: 0.5 with teachers
     command: str = ""                   # the command line, recorded in the model card
 
 
@@ -175,7 +184,7 @@ def run_train_symbolic(args: argparse.Namespace) -> int:
         precision=args.precision, resume=args.resume, device=args.device,
         infill_share=args.infill_share, infill_context_weight=args.infill_context_weight,
         transpose=parse_shifts(args.transpose), leave_out=tuple(args.leave_out),
-        ensembles=args.ensembles,
+        ensembles=args.ensembles, teachers=tuple(args.teacher), distill_weight=args.distill_weight,
         show_progress=args.quiet == 0, list_failures=bool(args.verbose),
         command="ostinato " + shlex.join(sys.argv[1:]) if sys.argv and sys.argv[0] else "")
     train_symbolic(request)
@@ -235,6 +244,12 @@ def train_symbolic(request: TrainSymbolicRequest) -> dict:
     if not 0 <= request.infill_context_weight <= 1:
         raise UsageError("--infill-context-weight",
                          f"expected a weight from 0 to 1, got {request.infill_context_weight!r}")
+    distill_weight = request.distill_weight if request.distill_weight is not None else (
+        0.5 if request.teachers else 0.0)
+    if request.distill_weight is not None and not request.teachers:
+        raise UsageError("--distill-weight", "needs a --teacher to distil from")
+    if not 0 <= distill_weight <= 1:
+        raise UsageError("--distill-weight", f"expected a weight from 0 to 1, got {distill_weight!r}")
     if request.architecture:
         config = replace(config, architecture=request.architecture)
     if request.context is not None and init is None:
@@ -246,7 +261,8 @@ def train_symbolic(request: TrainSymbolicRequest) -> dict:
             steps=request.steps, batch_size=request.batch_size, learning_rate=request.learning_rate,
             warmup_steps=request.warmup if request.warmup is not None else max(request.steps // 20, 1),
             eval_every=request.eval_every, checkpoint_every=request.checkpoint_every, seed=request.seed,
-            precision=request.precision, infill_context_weight=request.infill_context_weight)
+            precision=request.precision, infill_context_weight=request.infill_context_weight,
+            distill_weight=distill_weight)
     except ValueError as exc:
         raise UsageError("train symbolic", str(exc)) from None
 
@@ -266,6 +282,7 @@ def train_symbolic(request: TrainSymbolicRequest) -> dict:
             add_infill_tokens(tokenizer, span=True)   # (with the middle's length in bars: fim.py)
             if init is not None:
                 grow_embeddings(init[0], len(tokenizer), seed=request.seed)
+        teachers = load_teachers(request.teachers, tokenizer, config, device=str(ctx.device))
         show = request.show_progress
         cache = out / "data"
         if ctx.is_main:
@@ -294,13 +311,35 @@ def train_symbolic(request: TrainSymbolicRequest) -> dict:
                         init_from=str(init[3]) if init else "", init_layers=init[4] if init else 0,
                         instruments=request.instruments,
                         infill_share=infill_share, transpose=request.transpose, ensembles=request.ensembles,
-                        leave_out=request.leave_out, expand_repeats=request.expand_repeats)
+                        leave_out=request.leave_out, expand_repeats=request.expand_repeats,
+                        teachers=teachers, teacher_names=request.teachers)
     finally:
         distributed.teardown(ctx)
     if ctx.is_main and show:
         message = ", ".join(f"{k} {v:.4f}" for k, v in figures.items() if k.startswith("bits"))
         print(f"wrote {out} (held-out: {message or 'none'})", file=sys.stderr)
     return figures
+
+
+def load_teachers(names: tuple[str, ...], tokenizer, config, *, device: str = "cpu") -> list:
+    """The ``--teacher`` models, for scoring only: each must have ``tokenizer`` (the vocabulary the model is
+    trained in, infill tokens included) and a context of at least ``config.context`` tokens."""
+    from ostinato.events.errors import InputError
+
+    from .model import load_model_folder
+    from .shipped import resolve_model
+
+    teachers = []
+    for name in names:
+        model, their_tokenizer, their_config = load_model_folder(resolve_model(name), device=device, inference=True)
+        if their_tokenizer.to_json() != tokenizer.to_json():
+            raise InputError(name, "has another tokenizer (vocabulary) than the model trained: a teacher's "
+                                   "distribution must be over the same tokens")
+        if their_config.context < config.context:
+            raise InputError(name, f"has a context of {their_config.context} tokens, shorter than the model's "
+                                   f"{config.context}")
+        teachers.append(model.eval())
+    return teachers
 
 
 def init_model(request: TrainSymbolicRequest):

@@ -68,6 +68,9 @@ class TrainConfig:
             whatever the training precision, so they compare across runs.
         infill_context_weight: the loss weight of a fill-in-the-middle sequence's suffix and prefix (its
             middle's tokens weigh 1; :func:`symbolic.fim.context_weights`); 1 trains every token alike.
+        distill_weight: with teacher models (:func:`train`'s ``teachers``), the share of each target's loss
+            that is the KL divergence from the teachers' mixture to the model (knowledge distillation); the rest is
+            the cross-entropy of the token itself. 0 without teachers.
     """
 
     steps: int = 2000
@@ -83,6 +86,7 @@ class TrainConfig:
     seed: int = 0
     precision: str = "auto"
     infill_context_weight: float = 1.0
+    distill_weight: float = 0.0
 
     def __post_init__(self) -> None:
         _check_precision(self.precision)
@@ -97,6 +101,8 @@ class TrainConfig:
             raise ValueError(f"min_lr_ratio: expected 0..1, got {self.min_lr_ratio!r}")
         if not 0 <= self.infill_context_weight <= 1:
             raise ValueError(f"infill_context_weight: expected 0..1, got {self.infill_context_weight!r}")
+        if not 0 <= self.distill_weight <= 1:
+            raise ValueError(f"distill_weight: expected 0..1, got {self.distill_weight!r}")
 
     def lr_at(self, step: int) -> float:
         """Learning rate for optimizer step ``step`` (0-based): linear warm-up, then cosine decay."""
@@ -268,12 +274,17 @@ def make_optimizer(model, config: TrainConfig) -> torch.optim.AdamW:
 
 
 def train_step(model, optimizer, batch: torch.Tensor, *, dtype: torch.dtype = torch.float32,
-               grad_clip: float = 0.0, weights: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+               grad_clip: float = 0.0, weights: torch.Tensor | None = None, teachers=(),
+               distill_weight: float = 0.0) -> tuple[torch.Tensor, torch.Tensor | None]:
     """One optimizer step on ``batch`` ([b, T+1] token ids; each row predicts its own next tokens), the
     forward pass under ``dtype`` autocast (:func:`train_dtype`). Returns (loss, gradient norm before
     clipping, None without ``grad_clip``). ``model`` may be DDP-wrapped. ``weights`` ([b, T], optional):
     each target's weight in the loss, a weighted mean (None: every target alike); under DDP each process
     takes its own rows' weighted mean and the gradients are averaged, as for the plain mean.
+
+    ``teachers`` (models of the same vocabulary, not trained here): each target's loss is then
+    ``(1 - distill_weight) * cross-entropy + distill_weight * KL(teachers || model)``, the teachers' distribution
+    being the mean of their next-token probabilities (the ensemble :func:`teacher_log_probs` computes).
 
     Raises:
         TrainingDiverged: the loss is not finite (nothing was updated).
@@ -281,10 +292,15 @@ def train_step(model, optimizer, batch: torch.Tensor, *, dtype: torch.dtype = to
     with torch.autocast(batch.device.type, dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
         logits = model(input_ids=batch[:, :-1]).logits  # [b, T, V]
     flat = logits.float().reshape(-1, logits.shape[-1])
+    each = torch.nn.functional.cross_entropy(flat, batch[:, 1:].reshape(-1), reduction="none")
+    if teachers and distill_weight > 0:
+        target = teacher_log_probs(teachers, batch[:, :-1], dtype=dtype).reshape(-1, flat.shape[-1])
+        kl = torch.nn.functional.kl_div(torch.log_softmax(flat, -1), target, log_target=True,
+                                        reduction="none").sum(-1)
+        each = (1 - distill_weight) * each + distill_weight * kl
     if weights is None:
-        loss = torch.nn.functional.cross_entropy(flat, batch[:, 1:].reshape(-1))
+        loss = each.mean()
     else:
-        each = torch.nn.functional.cross_entropy(flat, batch[:, 1:].reshape(-1), reduction="none")
         weights = weights.reshape(-1).to(each.dtype)
         loss = (each * weights).sum() / weights.sum().clamp_min(1e-9)
     if not torch.isfinite(loss):   # diverged: stop before a NaN reaches the weights or a checkpoint
@@ -296,6 +312,15 @@ def train_step(model, optimizer, batch: torch.Tensor, *, dtype: torch.dtype = to
     return loss, grad_norm
 
 
+@torch.no_grad()
+def teacher_log_probs(teachers, ids: torch.Tensor, *, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Log of the mean next-token distribution of ``teachers`` at each position of ``ids`` ([b, T] -> [b, T, V],
+    float32): an ensemble of equal weights, the distribution a distilled model learns to match."""
+    with torch.autocast(ids.device.type, dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
+        each = [torch.log_softmax(teacher(input_ids=ids).logits.float(), -1) for teacher in teachers]
+    return torch.logsumexp(torch.stack(each), 0) - math.log(len(each))
+
+
 def _step_seed(seed: int, step: int, rank: int) -> int:
     return int(np.random.default_rng([seed, step, rank, 7]).integers(2**62))
 
@@ -305,7 +330,7 @@ def train(*, data: TokenData, tokenizer, model_config: ModelConfig, config: Trai
           ctx: distributed.Context | None = None, show_progress: bool = True, init_model=None,
           init_from: str = "", init_layers: int = 0, instruments: str = "keep", infill_share: float = 0.0,
           transpose: tuple[int, ...] = (), ensembles: bool = False, leave_out: tuple[str, ...] = (),
-          expand_repeats: bool = False) -> dict:
+          expand_repeats: bool = False, teachers=(), teacher_names: tuple[str, ...] = ()) -> dict:
     """Train (or resume) a model on ``data``; returns the final held-out figures.
 
     ``instruments`` (``keep``/``ensemble``, how ``data`` was made) is recorded for ``evaluate nll``.
@@ -318,6 +343,8 @@ def train(*, data: TokenData, tokenizer, model_config: ModelConfig, config: Trai
     on an ensemble drawn from those its parts can be given (:func:`symbolic.data.augmented`); the
     held-out pieces stay as written. ``leave_out``: the collections ``data`` was made without, and
     ``expand_repeats`` (its scores' repeats were played out), recorded in metrics.json and the card.
+    ``teachers``: loaded models of ``tokenizer``'s vocabulary whose mixture the model is distilled from
+    (``config.distill_weight``, :func:`train_step`), named by ``teacher_names`` in metrics.json and the card.
 
     Raises:
         InputError: a checkpoint exists and ``resume`` is False, or the checkpoint is corrupt.
@@ -418,7 +445,7 @@ def train(*, data: TokenData, tokenizer, model_config: ModelConfig, config: Trai
         torch.manual_seed(_step_seed(config.seed, step, ctx.rank))  # dropout: the same on resume
         try:
             loss, grad_norm = train_step(wrapped, optimizer, batch, dtype=dtype, grad_clip=config.grad_clip,
-                                         weights=weights)
+                                         weights=weights, teachers=teachers, distill_weight=config.distill_weight)
         except TrainingDiverged as exc:
             raise TrainingDiverged(f"{exc} at step {step + 1} (learning rate {lr:.3g}); the last checkpoint is "
                                    f"kept: resume with a lower --lr") from None
@@ -472,6 +499,7 @@ def train(*, data: TokenData, tokenizer, model_config: ModelConfig, config: Trai
                "windows": "sequence starts",
                "transpose": list(transpose), "ensembles": ensembles, "left_out": sorted(leave_out),
                "expand_repeats": expand_repeats,
+               "teachers": list(teacher_names) if teachers else None,
                **seen_controls(tokenizer, data.train),
                "n_parameters": sum(p.numel() for p in model.parameters())}
     write_text_atomic(out_dir / "metrics.json", json.dumps(metrics, indent=1) + "\n")
@@ -551,6 +579,17 @@ def _infill_line(metrics: dict) -> str:
         inside += f"; their suffix and prefix weigh {weight:g} in the loss, their middle 1"
     return (f"\n- {share:.0%} of the training sequences in the fill-in-the-middle form{order}{inside}: the model "
             f"rewrites bars inside a piece (`ostinato compose --primer FILE --infill 5-8`).") if share else ""
+
+
+def _distill_line(metrics: dict) -> str:
+    teachers = metrics.get("teachers")
+    if not teachers:
+        return ""
+    weight = (metrics.get("train") or {}).get("distill_weight", 0.0)
+    what, them = (("the mean of their next-token distributions", "them") if len(teachers) > 1 else
+                  ("its next-token distribution", "it"))
+    return (f"\n- Distilled from {', '.join(f'`{name}`' for name in teachers)} ({what}): each target's loss is "
+            f"{weight:g} x the KL divergence from {them} and {1 - weight:g} x the token's cross-entropy.")
 
 
 def _transpose_line(metrics: dict) -> str:
@@ -666,7 +705,7 @@ over `{tokenizer.kind}` tokens ({len(tokenizer)} in the vocabulary), trained by 
   AdamW (peak learning rate {train['learning_rate']}, {train['warmup_steps']} warm-up steps, cosine decay to
   {train['min_lr_ratio']}x, weight decay {train['weight_decay']},
   gradient clipping {train['grad_clip']}), seed {train['seed']}.{_init_line(metrics)}{_infill_line(metrics)}\
-{_transpose_line(metrics)}{_ensembles_line(metrics)}{_expand_line(metrics)}\
+{_transpose_line(metrics)}{_ensembles_line(metrics)}{_expand_line(metrics)}{_distill_line(metrics)}\
 {_left_out_line(metrics)}
 - Wall time {metrics['elapsed_s']:.0f} s on {_hardware(metrics)}.
 

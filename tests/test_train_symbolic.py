@@ -301,6 +301,51 @@ def test_added_layers_compute_nothing_until_trained(architecture):
         grow_layers(model, tok, config, 1)
 
 
+def test_a_distilled_model_learns_its_teachers_mixture(tmp_path):
+    config = _tiny_config(tmp_path)
+    teacher = tmp_path / "teacher"
+    assert _train(teacher, config, "--steps", "30", "--eval-every", "30", "--checkpoint-every", "30",
+                  batch=16).returncode == 0
+
+    def first_loss(out: Path, *extra: str) -> float:
+        result = run_cli("train", "symbolic", "--data", TUNES, "--init-from", str(teacher), "--out", str(out),
+                         "--steps", "1", "--lr", "1e-12", "--warmup", "1", "--batch-size", "4", "-q", *extra)
+        assert result.returncode == 0, result.stderr
+        return _losses(out)[1]
+
+    # the model its own teacher: the KL divergence is 0, so the loss is (1 - weight) x the cross-entropy
+    plain = first_loss(tmp_path / "plain")
+    assert first_loss(tmp_path / "half", "--teacher", str(teacher)) == pytest.approx(plain / 2, rel=1e-5)
+    assert abs(first_loss(tmp_path / "kl", "--teacher", str(teacher), "--teacher", str(teacher),
+                          "--distill-weight", "1")) < 1e-5
+    metrics = json.loads((tmp_path / "kl" / "metrics.json").read_text())
+    assert metrics["teachers"] == [str(teacher)] * 2 and metrics["train"]["distill_weight"] == 1.0
+    assert (f"Distilled from `{teacher}`, `{teacher}` (the mean of their next-token distributions): each target's "
+            f"loss is 1 x the KL divergence from them and 0 x the token's cross-entropy.") in (
+        tmp_path / "kl" / "model_card.md").read_text()
+    assert json.loads((tmp_path / "plain" / "metrics.json").read_text())["teachers"] is None
+    # from random weights, on the KL divergence alone, the student moves towards the teacher
+    student = tmp_path / "student"
+    assert _train(student, config, "--steps", "30", "--eval-every", "30", "--checkpoint-every", "30", "--teacher",
+                  str(teacher), "--distill-weight", "1", batch=16).returncode == 0
+    losses = _losses(student)
+    assert losses[30] < losses[1] / 3
+    # refusals, each in one line
+    alone = _train(tmp_path / "a", config, "--steps", "1", "--distill-weight", "0.5")
+    assert alone.returncode == 2 and "--distill-weight: needs a --teacher to distil from" in alone.stderr
+    heavy = _train(tmp_path / "b", config, "--steps", "1", "--teacher", str(teacher), "--distill-weight", "2")
+    assert heavy.returncode == 2 and "expected a weight from 0 to 1, got 2.0" in heavy.stderr
+    plain_teacher = tmp_path / "no-infill"
+    assert _train(plain_teacher, config, "--steps", "1", "--infill-share", "0").returncode == 0
+    other = _train(tmp_path / "c", config, "--steps", "1", "--teacher", str(plain_teacher))
+    assert other.returncode == 1 and other.stderr.strip() == (
+        f"ostinato: {plain_teacher}: has another tokenizer (vocabulary) than the model trained: a teacher's "
+        f"distribution must be over the same tokens")
+    longer = _train(tmp_path / "d", _tiny_config(tmp_path, context=256), "--steps", "1", "--teacher", str(teacher))
+    assert longer.returncode == 1 and longer.stderr.strip() == (
+        f"ostinato: {teacher}: has a context of 128 tokens, shorter than the model's 256")
+
+
 def test_attention_dropout_is_its_own_and_the_gelu_is_gpt2s():
     # the attention weights' dropout defaults to the model's dropout (every config written before it)
     assert ModelConfig(dropout=0.15).attention_pdrop == 0.15
