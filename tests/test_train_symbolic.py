@@ -301,6 +301,24 @@ def test_added_layers_compute_nothing_until_trained(architecture):
         grow_layers(model, tok, config, 1)
 
 
+def test_the_teachers_distribution_is_the_mean_of_their_probabilities():
+    from ostinato.symbolic.train import teacher_log_probs
+
+    tok = build_tokenizer("abc")
+    config = ModelConfig(architecture="gpt2", n_layers=1, d_model=32, n_heads=2, context=64, dropout=0.0)
+    teachers = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        teachers.append(build_model(config, len(tok)).eval())
+    ids = torch.arange(3, 40)[None]
+    with torch.no_grad():
+        a, b = (torch.softmax(t(input_ids=ids).logits, -1) for t in teachers)
+    mixed = teacher_log_probs(teachers, ids)
+    assert mixed.shape == (1, 37, len(tok))
+    assert torch.allclose(mixed.exp(), (a + b) / 2, rtol=0, atol=1e-6)   # not the mean of the log-probabilities
+    assert not torch.allclose(a, b, atol=1e-3)
+
+
 def test_a_distilled_model_learns_its_teachers_mixture(tmp_path):
     config = _tiny_config(tmp_path)
     teacher = tmp_path / "teacher"
