@@ -510,7 +510,7 @@ def test_repeats_played_out_are_trained_on_as_performed_and_recorded(tmp_path):
     assert performed > 1.8 * written   # every bar played twice: its notes (and bar tokens) twice
 
 
-@pytest.mark.parametrize("name", ["folk-abc.json", "folk-abc-large.json"])
+@pytest.mark.parametrize("name", ["folk-abc.json", "folk-abc-large.json", "folk-abc-7x256.json"])
 def test_the_example_model_configs_load_and_fit_the_25_mb_a_shipped_model_may_take(name):
     from ostinato.symbolic.model import model_config
 
