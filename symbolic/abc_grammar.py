@@ -642,7 +642,9 @@ class AbcGrammar:
             # (not where the budget may end the tune: the tokens its ending needs are not to spare)
             near = None
             if not closing:  # the loop rules: near loops, echoes, one note struck again and again
-                near = _union(self._near_loop_ban(key, fs, mask), self._echo_ban(key, fs, mask))
+                reserve = (cadence_ticks(key.meter, key.unit) if fs[0] is not None and key.bar and key.cls is not None
+                           and self._must_close(key, bd, closing) else 0)   # the held tonic's beat (_cadence_ban)
+                near = _union(self._near_loop_ban(key, fs, mask), self._echo_ban(key, fs, mask, reserve))
                 near = _union(near, self._repeat_ban(key, fs))
             short = _union(self._short_ban(key), self._held_tonic_ban(key, bd, fs, closing))
             short = _union(short, self._cadence_ban(key, bd, note, fs, mask, closing))
@@ -921,7 +923,7 @@ class AbcGrammar:
                 ban = hit if ban is None else ban | hit
         return ban
 
-    def _echo_ban(self, key: _Key, fs: tuple, mask: np.ndarray) -> np.ndarray | None:
+    def _echo_ban(self, key: _Key, fs: tuple, mask: np.ndarray, reserve: int = 0) -> np.ndarray | None:
         """Bool [V]: the valid tokens that would let a bar close with its counterpart's melody, or nearly
         (:func:`bar_melody`, :func:`near_melodies`), where a group of ``p`` bars (1..``MAX_LOOP_PERIOD``)
         has already come twice with nearly the same melodies (a third time, whatever the rhythm:
@@ -933,7 +935,9 @@ class AbcGrammar:
         bar may only shorten its last note). A bar that follows its counterpart's melody (within the
         tolerance of some beginning of it) may do so until only as many units are left as it needs pitches
         to leave it; from there each pitch must take it further away (not the last one again). The bar's
-        beginning is the model's; its end varies the phrase."""
+        beginning is the model's; its end varies the phrase. ``reserve``: the ticks at the bar's end that are not
+        the model's to vary (in a bar that must close, the held tonic's beat): the pitches that leave the
+        counterpart come before them."""
         _tonic, _last_tonic, cur, hist = fs
         melody = self._melody(cur)
         melodies = [self._melody(bar) for bar in hist]
@@ -946,7 +950,7 @@ class AbcGrammar:
         if not targets or not key.bar:
             return None
         full = key.pos == key.bar and key.ctx in _CLOSABLE
-        room = key.bar - key.pos
+        room = max(key.bar - key.pos - reserve, 0)
         ban, diverge = None, []
         for target in targets:
             row = _edit_row(melody, target)
@@ -969,7 +973,7 @@ class AbcGrammar:
         need = max(near_tolerance(len(target)) + 1 - min(row) for row, target in diverge)
         for t in np.flatnonzero(mask & self._sets_length).tolist():
             nxt = self._next_key(key, int(self.rep_of[t]))
-            if nxt is not None and nxt.bar and nxt.bar - nxt.pos < need * TICKS_PER_UNIT // 2:
+            if nxt is not None and nxt.bar and nxt.bar - nxt.pos - reserve < need * TICKS_PER_UNIT // 2:
                 ban[t] = True
         if key.ctx in _ELEMENT_CTX or key.ctx == ACC:
             pending = cur[-1] if key.ctx == ACC else None

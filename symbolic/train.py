@@ -365,6 +365,11 @@ def train(*, data: TokenData, tokenizer, model_config: ModelConfig, config: Trai
         if saved_tokenizer.to_json() != tokenizer.to_json():
             raise InputError(checkpoint, "was trained with another tokenizer than this run's")
         start_step, elapsed_before = int(state["step"]), float(state.get("elapsed_s", 0.0))
+        if state.get("teachers", []) != list(teacher_names):   # a changed loss would go unrecorded
+            def said(names):
+                return " ".join(f"--teacher {name}" for name in names) or "no --teacher"
+            raise InputError(checkpoint, f"was trained with {said(state.get('teachers', []))}: resume with the "
+                                         f"same (not {said(teacher_names)})")
         schedule = _schedule_of(state)
         if config.steps != schedule[-1]["steps"]:   # a resume with another --steps extends (or ends) the run
             schedule.append({"from_step": start_step, "steps": config.steps, "command": command})
@@ -474,7 +479,8 @@ def train(*, data: TokenData, tokenizer, model_config: ModelConfig, config: Trai
             (progress.write if progress is not None else log.info)(f"step {done}: held-out {message}")
         if done % config.checkpoint_every == 0 or last:
             state = {"step": done, "elapsed_s": elapsed_before + time.perf_counter() - started,
-                     "train_config": asdict(config), "source": source, "command": command, "schedule": schedule}
+                     "train_config": asdict(config), "source": source, "command": command, "schedule": schedule,
+                     "teachers": list(teacher_names)}
             save_checkpoint(out_dir, done, model, tokenizer, optimizer, state, config.keep_checkpoints)
     if progress is not None:
         progress.close()

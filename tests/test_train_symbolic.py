@@ -348,6 +348,13 @@ def test_a_distilled_model_learns_its_teachers_mixture(tmp_path):
                   str(teacher), "--distill-weight", "1", batch=16).returncode == 0
     losses = _losses(student)
     assert losses[30] < losses[1] / 3
+    # a resume keeps the loss it was trained with: the same teachers, or it is refused by name
+    changed = _train(student, config, "--steps", "31", "--resume")
+    assert changed.returncode == 1 and changed.stderr.strip() == (
+        f"ostinato: {student / 'checkpoints' / 'step-0000030'}: was trained with --teacher {teacher}: resume with "
+        f"the same (not no --teacher)")
+    assert _train(student, config, "--steps", "31", "--resume", "--teacher", str(teacher), "--distill-weight",
+                  "1").returncode == 0
     # refusals, each in one line
     alone = _train(tmp_path / "a", config, "--steps", "1", "--distill-weight", "0.5")
     assert alone.returncode == 2 and "--distill-weight: needs a --teacher to distil from" in alone.stderr
