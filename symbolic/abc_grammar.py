@@ -72,7 +72,8 @@ accepts what they refuse (a primer or a real tune may break them):
   of them changed, added or left out), ``G2G2G2B2|G4GGB2|G2GGG2B2``. Such a bar may not close near its
   counterpart, and where it follows it with only the room left for the pitches that would take it away,
   each pitch must take it further (:meth:`AbcGrammar._echo_ban`): the model begins the bar, the rule
-  varies its end.
+  varies its end; in a bar that must close, before the held tonic's beat the cadence rule keeps
+  (``c2c2A2`` a third time becomes ``c2ceA2``, not ``c2c2AA``).
 - No note struck more than ``STYLE_REPEATS`` times in a row (rests between them do not count, a tie holds a
   note without striking it again): the low-temperature ``A2A2A2A2|A2A2A2A2``.
 - No note shorter than a quarter of the unit length (``STYLE_SHORTEST``; none of the held-out tunes has one: where
