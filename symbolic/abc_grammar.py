@@ -643,8 +643,9 @@ class AbcGrammar:
             # (not where the budget may end the tune: the tokens its ending needs are not to spare)
             near = None
             if not closing:  # the loop rules: near loops, echoes, one note struck again and again
-                reserve = (cadence_ticks(key.meter, key.unit) if fs[0] is not None and key.bar and key.cls is not None
-                           and self._must_close(key, bd, closing) else 0)   # the held tonic's beat (_cadence_ban)
+                # the held tonic's beat (_cadence_ban) in a bar that must close (_must_close checks bar and class)
+                must = fs[0] is not None and self._must_close(key, bd, closing)
+                reserve = cadence_ticks(key.meter, key.unit) if must else 0
                 near = _union(self._near_loop_ban(key, fs, mask), self._echo_ban(key, fs, mask, reserve))
                 near = _union(near, self._repeat_ban(key, fs))
             short = _union(self._short_ban(key), self._held_tonic_ban(key, bd, fs, closing))
