@@ -115,38 +115,56 @@ class TrainConfig:
 
 
 # ---------------------------------------------------------------------------- evaluation
+def score_windows(n_ids: int, context: int) -> list[tuple[int, int]]:
+    """``(start, first)`` windows that score a piece of ``n_ids`` tokens: the window is
+    ``ids[start:start + context + 1]`` and scores its targets from position ``first`` on (positions in the
+    piece), so every token after the first ``<bos>`` is predicted exactly once. A piece longer than the
+    context is scored by windows that slide half a context at a time: each token past the first window
+    is predicted seeing at least ``context // 2`` tokens before it, as a model sampling it would see
+    them, not from a cold start (the perplexity of a sliding window, not of disjoint chunks)."""
+    windows, scored = [(0, 1)], min(n_ids, context + 1)   # the first window scores targets 1 .. context
+    stride = max(context // 2, 1)
+    while scored < n_ids:
+        start = scored + stride - context - 1 if scored + stride <= n_ids else n_ids - context - 1
+        windows.append((start, scored))
+        scored = start + context + 1
+    return windows
+
+
 @torch.no_grad()
 def heldout_nats(model, pieces, *, context: int, pad_id: int, device: torch.device, batch_size: int = 16,
                  on_batch=None) -> dict:
     """Total negative log-likelihood (nats) of held-out pieces, with token and unit counts.
 
-    A piece longer than ``context`` is cut into chunks that overlap by one token, so every token
-    after the first ``<bos>`` is predicted exactly once (a chunk does not see the previous one).
-    ``on_batch(done, total)``, when given, is called after each batch with chunks scored so far.
+    A piece longer than ``context`` is scored by sliding windows (:func:`score_windows`): every token
+    after the first ``<bos>`` is predicted exactly once, with at least half a context before it.
+    ``on_batch(done, total)``, when given, is called after each batch with windows scored so far.
     """
     chunks, units = [], 0
     for piece in pieces:
         units += piece.n_units
-        for start in range(0, max(len(piece.ids) - 1, 1), context):
+        for start, first in score_windows(len(piece.ids), context):
             chunk = piece.ids[start:start + context + 1]
             if len(chunk) > 1:
-                chunks.append(chunk)
-    chunks.sort(key=len)
+                chunks.append((chunk, first - start - 1))   # the window's targets before this are scored elsewhere
+    chunks.sort(key=lambda c: len(c[0]))
     was_training = model.training
     model.eval()
     nats, n_tokens = 0.0, 0
     for i in range(0, len(chunks), batch_size):
         group = chunks[i:i + batch_size]
-        width = max(len(c) for c in group)
+        width = max(len(c) for c, _ in group)
         ids = torch.full((len(group), width), pad_id, dtype=torch.long)
         mask = torch.zeros((len(group), width), dtype=torch.long)
-        for row, chunk in enumerate(group):
+        scored = torch.zeros((len(group), width - 1), dtype=torch.bool)
+        for row, (chunk, skip) in enumerate(group):
             ids[row, :len(chunk)] = torch.from_numpy(chunk.astype(np.int64))
             mask[row, :len(chunk)] = 1
+            scored[row, skip:len(chunk) - 1] = True
         ids, mask = ids.to(device), mask.to(device)
         with _autocast(device):
             logits = model(input_ids=ids[:, :-1], attention_mask=mask[:, :-1]).logits.float()  # [B, T-1, V]
-        targets = ids[:, 1:].masked_fill(mask[:, 1:] == 0, -100)
+        targets = ids[:, 1:].masked_fill(~scored.to(device), -100)
         nats += torch.nn.functional.cross_entropy(logits.transpose(1, 2), targets, ignore_index=-100,
                                                   reduction="sum").item()
         n_tokens += int((targets != -100).sum())
@@ -722,5 +740,7 @@ over `{tokenizer.kind}` tokens ({len(tokenizer)} in the vocabulary), trained by 
 {figures}
 
 Bits per character are over the normalised ABC text of each held-out tune; bits per note over
-the notes the held-out sequences encode. `ostinato evaluate nll` recomputes them.
+the notes the held-out sequences encode. A piece longer than the context is scored by windows sliding half
+a context at a time: each token predicted once, with at least half a context before it. `ostinato evaluate
+nll` recomputes them.
 {_knows_section(metrics)}"""

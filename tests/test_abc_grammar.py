@@ -631,6 +631,28 @@ def test_form_echo_leaves_the_counterpart_while_there_is_room(tok):
     assert not near_melodies(tuple("GB"), tuple("GA"))
 
 
+def test_form_an_echo_in_the_last_bar_is_varied_before_the_held_tonic(tok):
+    """The echo and cadence rules together (folk-abc v6's ``c2c2AA:|``): a tune's last bar that follows a
+    phrase heard twice (``c2c2A2``) must end on the tonic held a beat, and ``A2`` there would be the phrase a
+    third time. The pitch that leaves the phrase must come before that beat: after ``c2c`` the c may not be
+    held on to the beat (``c2c2`` would leave only the echo ``A2`` or a short ``AA``); ``e`` leaves it, then
+    the tonic is held: ``c2ceA2``. In a bar that need not close, the model may follow the phrase longer."""
+    ids = tok.token_to_id
+    twice = "c 2 c 2 A 2 | c 2 c 2 A 2 | "
+    grammar = AbcGrammar(tok, meter="3/4", unit="1/8", key="Ador", bars=3, max_tokens=256, form=True)
+    mask = grammar.allowed(_feed(grammar, twice + "c 2 c"))
+    assert not mask[ids["2"]] and not mask[ids["c"]] and not mask[ids["A"]]
+    assert mask[ids["e"]] and mask[ids["d"]] and mask[ids["/2"]]
+    leaving = grammar.allowed(_feed(grammar, twice + "c 2 c e"))
+    assert leaving[ids["A"]] and not leaving[ids["2"]]   # e a unit: the tonic's beat is left
+    held = grammar.allowed(_feed(grammar, twice + "c 2 c e A"))
+    assert np.flatnonzero(held).tolist() == [ids["2"]]
+    state = _feed(grammar, twice + "c 2 c e A 2")
+    assert grammar.allowed(state)[ids["|]"]] and grammar.allowed(state)[ids[":|"]]
+    longer = AbcGrammar(tok, meter="3/4", unit="1/8", key="Ador", bars=4, max_tokens=256, form=True)
+    assert longer.allowed(_feed(longer, twice + "c 2 c"))[ids["2"]]   # no held tonic to leave room for
+
+
 def test_form_strikes_one_note_at_most_five_times_in_a_row(tok):
     """The low-temperature degeneration ``A2A2A2A2|A2A2A2A2``: a sixth strike of the same note in a row is
     refused (95% of the held-out tunes strike no note more than 5 times in a row); a rest between does not

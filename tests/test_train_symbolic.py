@@ -301,6 +301,33 @@ def test_added_layers_compute_nothing_until_trained(architecture):
         grow_layers(model, tok, config, 1)
 
 
+@pytest.mark.parametrize("n_ids", [2, 17, 33, 34, 50, 66, 67, 100])
+def test_a_piece_longer_than_the_context_is_scored_by_sliding_windows(n_ids):
+    """Every token after <bos> is predicted once, and one past the first window sees at least half a
+    context before it: the held-out nats equal a token-by-token sum over exactly those prefixes."""
+    from ostinato.symbolic.data import TokenizedPiece
+    from ostinato.symbolic.train import heldout_nats, score_windows
+
+    context = 32
+    config = ModelConfig(architecture="gpt2", n_layers=1, d_model=32, n_heads=2, context=context, dropout=0.0)
+    torch.manual_seed(0)
+    model = build_model(config, 50).eval()
+    ids = torch.randint(3, 50, (n_ids,))
+    expected, seen = 0.0, []
+    with torch.no_grad():
+        for t in range(1, n_ids):   # the window that scores target t, and what the model sees of it
+            start = next(s for s, first in reversed(score_windows(n_ids, context)) if first <= t)
+            assert t - start <= context and (t <= context or t - start >= context // 2)
+            seen.append(t - start)
+            logits = model(input_ids=ids[None, start:t]).logits[0, -1]
+            expected -= torch.log_softmax(logits, -1)[ids[t]].item()
+    piece = TokenizedPiece(key="x/y.abc", ids=ids.numpy().astype("int32"), n_units=n_ids)
+    totals = heldout_nats(model, [piece, piece], context=context, pad_id=0, device=torch.device("cpu"))
+    assert totals["n_tokens"] == 2 * (n_ids - 1)
+    assert totals["nats"] == pytest.approx(2 * expected, rel=1e-5)
+    if n_ids > context + 1:   # disjoint chunks would predict token context + 1 from nothing but itself
+        assert min(seen[context:]) >= context // 2
+
 def test_the_teachers_distribution_is_the_mean_of_their_probabilities():
     from ostinato.symbolic.train import teacher_log_probs
 
