@@ -64,7 +64,7 @@ def likelihood(model, tokenizer, *, context: int, items: list, instruments: str 
     Args:
         model: a loaded causal LM (:func:`symbolic.model.load_model_folder`).
         tokenizer: its tokenizer.
-        context: the model's context in tokens (longer pieces are scored in chunks, and MIDI
+        context: the model's context in tokens (longer pieces are scored by sliding windows, and MIDI
             pieces are cut into windows of at most ``context`` tokens, as in training).
         items: :class:`events.sources.Item` list, scored in this order.
         instruments: ``"keep"`` or ``"ensemble"``, as the model was trained (MIDI tokenizers).
