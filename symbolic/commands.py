@@ -21,7 +21,7 @@ TOKENIZERS = ("abc", "remi", "tsd", "midilike")
 
 
 def add_train_parsers(train_sub, common: argparse.ArgumentParser) -> None:
-    """Add ``train symbolic`` and ``train quote``."""
+    """Add ``train symbolic``, ``train quote`` and ``train calibrate``."""
     p = train_sub.add_parser(
         "symbolic", parents=[common], help="train a symbolic (token) model",
         description="Train a GPT-2 (or Llama) model on ABC tunes or MIDI event tokens. The held-out split of "
@@ -117,6 +117,18 @@ def add_train_parsers(train_sub, common: argparse.ArgumentParser) -> None:
     q.add_argument("--seed", type=int, default=0, help="the spans' seed (default: 0)")
     q.set_defaults(run=run_train_quote)
 
+    c = train_sub.add_parser(
+        "calibrate", parents=[common], help="fit a model's logit temperature on held-out music",
+        description="Fit one temperature for the model's logits by maximum likelihood on the held-out split of "
+                    "--data (never trained on; less the collections the model was trained without), bake it into "
+                    "the weights and write the model, with the figures before and after in its metrics and card, to "
+                    "a new folder (symbolic/calibrate.py).")
+    c.add_argument("--model", required=True, metavar="NAME|DIR", help="a trained model (a shipped name or a folder)")
+    c.add_argument("--data", required=True, metavar="SOURCE", help="as `train symbolic --data` (its held-out split)")
+    c.add_argument("--out", required=True, metavar="DIR", help="the new model folder (new or empty)")
+    c.add_argument("--device", default="cpu", help="cpu, cuda, ... (default: cpu)")
+    c.set_defaults(run=run_train_calibrate)
+
 
 def parse_shifts(text: str | None) -> tuple[int, ...]:
     """``"-5..6"`` -> the shifts -5..6 without 0 (``"all"``: the same); None or ``"none"`` -> ();
@@ -207,6 +219,20 @@ def run_train_quote(args: argparse.Namespace) -> int:
         print(f"{args.out}: quote weights {', '.join(f'{w:.3f}' for w in report.weights.weights)} from "
               f"{report.tokens:,} middle tokens of {report.spans} spans; {report.bits_model:.3f} -> "
               f"{report.bits_quoted:.3f} bits per token", file=sys.stderr)
+    return 0
+
+
+def run_train_calibrate(args: argparse.Namespace) -> int:
+    from .calibrate import calibrate
+
+    fitted = calibrate(args.model, args.data, args.out, device=args.device, quiet=args.quiet > 0,
+                       command="ostinato " + shlex.join(sys.argv[1:]) if sys.argv and sys.argv[0] else "")
+    if args.quiet == 0:
+        unit = "char" if fitted.unit == "char" else "note"
+        print(f"{args.out}: temperature {fitted.temperature:.3f} from {fitted.n_tokens:,} held-out tokens of "
+              f"{fitted.n_pieces} pieces; bits per {unit} {fitted.per_unit(fitted.bits_before):.4f} -> "
+              f"{fitted.per_unit(fitted.bits_after):.4f} (cross-fitted {fitted.per_unit(fitted.bits_crossfit):.4f})",
+              file=sys.stderr)
     return 0
 
 

@@ -240,6 +240,36 @@ def save_model_folder(model, tokenizer, folder: str | os.PathLike) -> None:
     save_tokenizer(tokenizer, folder / "tokenizer.json")
 
 
+def check_new_folder(folder: Path, out: Path) -> None:
+    """InputError unless ``out`` may become a model folder derived from ``folder``: new, or an empty folder,
+    and not ``folder`` itself."""
+    if out.exists() and (out.resolve() == folder.resolve() or not out.is_dir() or any(out.iterdir())):
+        raise InputError(out, "the new model folder must be a new or empty folder (not the model's own)")
+
+
+def write_derived_folder(folder: Path, out: Path, fill, *, replaced: tuple[str, ...] = ()) -> None:
+    """Write the new model folder ``out`` (:func:`check_new_folder`) from ``folder``: its files copied (but
+    ``replaced``), then ``fill(staging)`` writes the rest, all under a temporary name renamed into place at
+    the end, so a failure leaves no folder. ``folder`` itself is only read."""
+    import shutil
+    import tempfile
+
+    check_new_folder(folder, out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        for name in sorted(p.name for p in folder.iterdir() if p.is_file()):
+            if name not in replaced:
+                shutil.copyfile(folder / name, staging / name)
+        fill(staging)
+        if out.exists():
+            out.rmdir()   # empty (checked above)
+        staging.rename(out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
 MODEL_TYPES = {"gpt2": "gpt2", "llama": "llama"}   # our architectures and transformers' model_type of each
 
 

@@ -43,9 +43,6 @@ def train_quote(model: str, data: str, out: str | Path, *, pieces: int = 200, sp
         InputError: no such model or data, or ``out`` is the model's folder or not empty.
         UsageError: the model was not trained to infill.
     """
-    import shutil
-    import tempfile
-
     from tqdm import tqdm
 
     from ostinato.events.errors import UsageError
@@ -55,13 +52,12 @@ def train_quote(model: str, data: str, out: str | Path, *, pieces: int = 200, sp
     from .data import collection_of
     from .fim import bar_cuts, has_infill, is_abc_tokenizer, split_head
     from .infill import quote_observations, random_span
-    from .model import load_model_folder
+    from .model import check_new_folder, load_model_folder, write_derived_folder
     from .shipped import resolve_model
 
     folder = resolve_model(model)
     out = Path(out)
-    if out.exists() and (out.resolve() == folder.resolve() or any(out.iterdir())):
-        raise InputError(out, "the new model folder must be a new or empty folder (not the model's own)")
+    check_new_folder(folder, out)
     loaded, tokenizer, _config = load_model_folder(folder, inference=True)
     if not has_infill(tokenizer):
         raise UsageError("train quote", f"the model {model} was not trained to infill (its tokenizer has no <fill> "
@@ -107,22 +103,14 @@ def train_quote(model: str, data: str, out: str | Path, *, pieces: int = 200, sp
     model_bits = -np.log2(model_bits)
     report = FitReport(weights, counts, n_pieces, n_spans, len(observations), float(model_bits.mean()),
                        float(mixture_bits(model_bits, lengths, quoted, weights).mean()))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        for name in sorted(p.name for p in folder.iterdir() if p.is_file()):
-            shutil.copyfile(folder / name, staging / name)
+    def fill(staging: Path) -> None:
         (staging / QUOTE_FILE).write_text(json.dumps(weights.to_json()) + "\n", encoding="utf-8")
         card = staging / "model_card.md"
         before = card.read_text(encoding="utf-8") if card.is_file() else f"# {folder.name}\n"
         card.write_text(before.rstrip("\n") + "\n\n" + card_section(report, command, data, expand_repeats),
                         encoding="utf-8")
-        if out.exists():
-            out.rmdir()   # empty (checked above)
-        staging.rename(out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+
+    write_derived_folder(folder, out, fill)
     return report
 
 

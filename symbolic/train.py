@@ -131,7 +131,43 @@ def score_windows(n_ids: int, context: int) -> list[tuple[int, int]]:
     return windows
 
 
-@torch.no_grad()
+def scored_batches(model, pieces, *, context: int, pad_id: int, device: torch.device, batch_size: int = 16,
+                   on_batch=None):
+    """Yield ``(logits, targets, rows)`` for the windows (:func:`score_windows`) that score ``pieces``: a
+    batch's float32 logits ``[B, T, V]``, its targets ``[B, T]`` (-100 where a position is not scored) and
+    ``rows``, the index in ``pieces`` of each of its windows. Each token after a piece's first ``<bos>`` is a
+    scored target exactly once over all batches. ``on_batch(done, total)``, when given, is called after each
+    batch with the windows scored so far. The model is in eval mode meanwhile, under no_grad."""
+    chunks = []
+    for index, piece in enumerate(pieces):
+        for start, first in score_windows(len(piece.ids), context):
+            chunk = piece.ids[start:start + context + 1]
+            if len(chunk) > 1:
+                chunks.append((chunk, first - start - 1, index))   # targets before `first` are scored elsewhere
+    chunks.sort(key=lambda c: len(c[0]))
+    was_training = model.training
+    model.eval()
+    try:
+        for i in range(0, len(chunks), batch_size):
+            group = chunks[i:i + batch_size]
+            width = max(len(c) for c, _, _ in group)
+            ids = torch.full((len(group), width), pad_id, dtype=torch.long)
+            mask = torch.zeros((len(group), width), dtype=torch.long)
+            scored = torch.zeros((len(group), width - 1), dtype=torch.bool)
+            for row, (chunk, skip, _) in enumerate(group):
+                ids[row, :len(chunk)] = torch.from_numpy(chunk.astype(np.int64))
+                mask[row, :len(chunk)] = 1
+                scored[row, skip:len(chunk) - 1] = True
+            ids, mask = ids.to(device), mask.to(device)
+            with torch.no_grad(), _autocast(device):
+                logits = model(input_ids=ids[:, :-1], attention_mask=mask[:, :-1]).logits.float()  # [B, T-1, V]
+            yield logits, ids[:, 1:].masked_fill(~scored.to(device), -100), [index for _, _, index in group]
+            if on_batch is not None:
+                on_batch(min(i + batch_size, len(chunks)), len(chunks))
+    finally:
+        model.train(was_training)
+
+
 def heldout_nats(model, pieces, *, context: int, pad_id: int, device: torch.device, batch_size: int = 16,
                  on_batch=None) -> dict:
     """Total negative log-likelihood (nats) of held-out pieces, with token and unit counts.
@@ -140,37 +176,13 @@ def heldout_nats(model, pieces, *, context: int, pad_id: int, device: torch.devi
     after the first ``<bos>`` is predicted exactly once, with at least half a context before it.
     ``on_batch(done, total)``, when given, is called after each batch with windows scored so far.
     """
-    chunks, units = [], 0
-    for piece in pieces:
-        units += piece.n_units
-        for start, first in score_windows(len(piece.ids), context):
-            chunk = piece.ids[start:start + context + 1]
-            if len(chunk) > 1:
-                chunks.append((chunk, first - start - 1))   # the window's targets before this are scored elsewhere
-    chunks.sort(key=lambda c: len(c[0]))
-    was_training = model.training
-    model.eval()
     nats, n_tokens = 0.0, 0
-    for i in range(0, len(chunks), batch_size):
-        group = chunks[i:i + batch_size]
-        width = max(len(c) for c, _ in group)
-        ids = torch.full((len(group), width), pad_id, dtype=torch.long)
-        mask = torch.zeros((len(group), width), dtype=torch.long)
-        scored = torch.zeros((len(group), width - 1), dtype=torch.bool)
-        for row, (chunk, skip) in enumerate(group):
-            ids[row, :len(chunk)] = torch.from_numpy(chunk.astype(np.int64))
-            mask[row, :len(chunk)] = 1
-            scored[row, skip:len(chunk) - 1] = True
-        ids, mask = ids.to(device), mask.to(device)
-        with _autocast(device):
-            logits = model(input_ids=ids[:, :-1], attention_mask=mask[:, :-1]).logits.float()  # [B, T-1, V]
-        targets = ids[:, 1:].masked_fill(~scored.to(device), -100)
+    for logits, targets, _ in scored_batches(model, pieces, context=context, pad_id=pad_id, device=device,
+                                             batch_size=batch_size, on_batch=on_batch):
         nats += torch.nn.functional.cross_entropy(logits.transpose(1, 2), targets, ignore_index=-100,
                                                   reduction="sum").item()
         n_tokens += int((targets != -100).sum())
-        if on_batch is not None:
-            on_batch(min(i + batch_size, len(chunks)), len(chunks))
-    model.train(was_training)
+    units = sum(piece.n_units for piece in pieces)
     n_pieces = len({piece.key.split("@")[0] for piece in pieces})   # a MIDI piece's windows are one piece
     return {"nats": nats, "n_tokens": n_tokens, "n_units": units, "n_pieces": n_pieces, "n_sequences": len(pieces)}
 
