@@ -99,8 +99,8 @@ def compare_trained(model_name: str, data: str, heldout: str, xz_bpc: float, *, 
     what = "held-out" if split == "test" else "every tune of"
     print(f"{what} {data}: {figures['n_pieces']} tunes, {figures['n_chars']:,} characters "
           f"(xz's text: {len(heldout):,}), {figures['n_failed']} not tokenized")
-    print(f"{what} {data}, bits per character: model {ours:.3f}, xz -9e {xz_bpc:.3f}: model / xz = "
-          f"{ours / xz_bpc:.3f} (xz / model {xz_bpc / ours:.2f}x)")
+    print(f"{what} {data}, bits per character: model {ours:.4f}, xz -9e {xz_bpc:.4f}: model / xz = "
+          f"{ours / xz_bpc:.4f} (xz / model {xz_bpc / ours:.2f}x)")
     if write_card:
         from ostinato.events.atomic import write_text_atomic
 

@@ -235,6 +235,7 @@ def _table_figures(card: str, figures: dict) -> str:
     """``card`` with the values of its held-out table's ``| bits_per_... | value |`` rows set to ``figures``'."""
     import re
 
+    card = card.replace("## Held-out figures (final step)\n", "## Held-out figures (final step, calibrated)\n", 1)
     for name in ("bits_per_token", "bits_per_char", "bits_per_note"):
         if name in figures:
             card = re.sub(rf"^\| {name} \| [0-9.]+ \|$", f"| {name} | {figures[name]:.4f} |", card, flags=re.M)

@@ -35,6 +35,12 @@ def test_shipped_model_folder_and_card(name):
     card = (folder / "model_card.md").read_text()
     if name == "chorale-midi":
         assert "ostinato train quote --model chorale-midi --data music21:bach " in card
+    else:   # its logit temperature (`ostinato train calibrate`), fitted on the held-out split of its data
+        calibration = json.loads((folder / "metrics.json").read_text())["calibration"]
+        assert calibration["command"].startswith("ostinato train calibrate ") and calibration["command"] in card
+        assert calibration["data"] == SOURCES[name] and f"T = {calibration['temperature']:.3f}" in card
+        assert calibration["bits_per_char_after"] < calibration["bits_per_char_crossfit"] < calibration[
+            "bits_per_char_before"]
     metrics = json.loads((folder / "metrics.json").read_text())
     assert metrics["command"].startswith("ostinato train symbolic ") and metrics["command"] in card
     assert f"--data {SOURCES[name]}" in metrics["command"]
