@@ -109,17 +109,21 @@ def fit_beta(parts) -> float:
 
 
 def collect_logits(model, pieces, *, context: int, pad_id: int, device, batch_size: int = 16):
-    """Two folds (pieces at even and at odd positions) of ``(logits [N, V], targets [N])`` pairs: the scored
-    positions of :func:`symbolic.train.scored_batches`, on the CPU."""
+    """Two folds (pieces in turn, a MIDI piece's windows together) of ``(logits [N, V], targets [N])`` pairs:
+    the scored positions of :func:`symbolic.train.scored_batches`, on the CPU."""
     from .train import scored_batches
 
     folds: tuple[list, list] = ([], [])
+    fold_of: dict[str, int] = {}   # a MIDI piece's windows are one piece, in one fold
+    for piece in pieces:
+        fold_of.setdefault(piece.key.split("@")[0], len(fold_of) % 2)
     for logits, targets, rows in scored_batches(model, pieces, context=context, pad_id=pad_id, device=device,
                                                 batch_size=batch_size):
         for row, index in enumerate(rows):
             keep = targets[row] != -100
             if keep.any():
-                folds[index % 2].append((logits[row][keep].cpu(), targets[row][keep].cpu()))
+                fold = folds[fold_of[pieces[index].key.split("@")[0]]]
+                fold.append((logits[row][keep].cpu(), targets[row][keep].cpu()))
     return folds
 
 

@@ -149,3 +149,20 @@ def test_calibrate_refuses_in_one_line(tmp_path, trained):
         assert result.returncode != 0 and problem in result.stderr, result.stderr
         assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
     assert not (tmp_path / "x").exists()
+
+
+def test_the_halves_keep_a_midi_pieces_windows_together():
+    """Cross-fitting splits pieces, not windows: the windows of one MIDI piece (keys ``path@N``) share a fold,
+    and every scored token is in exactly one fold."""
+    from ostinato.symbolic.calibrate import collect_logits
+    from ostinato.symbolic.data import TokenizedPiece
+
+    config = ModelConfig(architecture="gpt2", n_layers=1, d_model=32, n_heads=2, context=16, dropout=0.0)
+    torch.manual_seed(0)
+    model = build_model(config, 50).eval()
+    lengths = {"a.mid@0": 10, "a.mid@1": 7, "b.mid@0": 5, "c.mid@0": 12, "c.mid@1": 4}
+    pieces = [TokenizedPiece(key=key, ids=torch.randint(3, 50, (n,)).numpy().astype("int32"), n_units=n)
+              for key, n in lengths.items()]
+    folds = collect_logits(model, pieces, context=16, pad_id=0, device=torch.device("cpu"))
+    counts = [sorted(len(targets) for _, targets in fold) for fold in folds]
+    assert counts == [sorted([9, 6, 11, 3]), [4]]   # a and c in the first half, b in the second
