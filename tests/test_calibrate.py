@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -95,8 +96,7 @@ def test_calibrate_fits_bakes_and_records_the_temperature(tmp_path, trained):
     assert cal["bits_per_char_after"] <= cal["bits_per_char_crossfit"]   # in-sample is the optimum
     assert metrics["heldout"]["bits_per_char"] == cal["bits_per_char_after"]
     card = (out / "model_card.md").read_text()
-    assert f"| bits_per_char | {cal['bits_per_char_after']:.4f} |" in card   # the training's table, updated
-    assert f"| bits_per_char | {cal['bits_per_char_before']:.4f} |" not in card
+    assert f"| bits_per_char | {cal['bits_per_char_after']:.4f} |" in card   # the training's table, at the new T
     assert f"| {cal['bits_per_char_after']:.4f} | {cal['bits_per_token_after']:.4f} |" in card
     assert f"T = {cal['temperature']:.3f}" in (out / "model_card.md").read_text()
     assert f"temperature {cal['temperature']:.3f}" in result.stderr
@@ -124,6 +124,10 @@ def test_an_overconfident_model_gets_the_temperature_that_undoes_it(tmp_path, tr
     for path in trained.iterdir():
         if path.is_file() and path.name != "model.safetensors":
             (sharp / path.name).write_bytes(path.read_bytes())
+    card = (sharp / "model_card.md").read_text()   # the table's figure made stale, to see it replaced
+    (sharp / "model_card.md").write_text(re.sub(r"^\| bits_per_char \| [0-9.]+ \|$", "| bits_per_char | 9.9999 |",
+                                                card, flags=re.M))
+    assert "| bits_per_char | 9.9999 |" in (sharp / "model_card.md").read_text()
     state, metadata = scaled_weights(trained / "model.safetensors", "gpt2", 1 / 1.5)
     save_file(state, sharp / "model.safetensors", metadata=metadata)
     fitted = {}
@@ -134,6 +138,10 @@ def test_an_overconfident_model_gets_the_temperature_that_undoes_it(tmp_path, tr
     assert fitted["sharp"]["temperature"] == pytest.approx(1.5 * fitted["own"]["temperature"], rel=1e-4)
     assert fitted["sharp"]["bits_per_char_before"] > fitted["own"]["bits_per_char_before"] + 0.05
     assert fitted["sharp"]["bits_per_char_after"] == pytest.approx(fitted["own"]["bits_per_char_after"], abs=1e-5)
+    card = (tmp_path / "sharp-cal" / "model_card.md").read_text()   # its table's figure replaced, not kept
+    assert f"| bits_per_char | {fitted['sharp']['bits_per_char_after']:.4f} |" in card
+    assert "9.9999" not in card
+    assert "## Held-out figures (final step, calibrated)" in card
 
 
 def test_calibrate_refuses_in_one_line(tmp_path, trained):
