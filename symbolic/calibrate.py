@@ -116,13 +116,13 @@ def collect_logits(model, pieces, *, context: int, pad_id: int, device, batch_si
     folds: tuple[list, list] = ([], [])
     fold_of: dict[str, int] = {}   # a MIDI piece's windows are one piece, in one fold
     for piece in pieces:
-        fold_of.setdefault(piece.key.split("@")[0], len(fold_of) % 2)
+        fold_of.setdefault(piece.piece, len(fold_of) % 2)
     for logits, targets, rows in scored_batches(model, pieces, context=context, pad_id=pad_id, device=device,
                                                 batch_size=batch_size):
         for row, index in enumerate(rows):
             keep = targets[row] != -100
             if keep.any():
-                fold = folds[fold_of[pieces[index].key.split("@")[0]]]
+                fold = folds[fold_of[pieces[index].piece]]
                 fold.append((logits[row][keep].cpu(), targets[row][keep].cpu()))
     return folds
 
@@ -140,7 +140,7 @@ def fit_calibration(model, pieces, *, context: int, pad_id: int, unit: str, devi
     fold_betas = (fit_beta(folds[0]) if folds[0] else beta, fit_beta(folds[1]) if folds[1] else beta)
     crossfit = nll_at(folds[0], fold_betas[1]) + nll_at(folds[1], fold_betas[0])
     bits = 1 / (math.log(2) * n_tokens)
-    n_pieces = len({piece.key.split("@")[0] for piece in pieces})
+    n_pieces = len({piece.piece for piece in pieces})
     return Calibration(temperature=1 / beta, bits_before=nll_at(everything, 1.0) * bits,
                        bits_after=nll_at(everything, beta) * bits, bits_crossfit=crossfit * bits,
                        fold_temperatures=(1 / fold_betas[0], 1 / fold_betas[1]), n_tokens=n_tokens,
@@ -179,7 +179,7 @@ def calibrate(model: str, data: str, out: str | Path, *, command: str = "", devi
 
     from .data import collection_of, tokenize_items
     from .model import check_new_folder, load_model_folder, read_model_config, write_derived_folder
-    from .shipped import resolve_model
+    from .shipped import resolve_model, trained_expand_repeats, trained_instruments
 
     folder = resolve_model(model)
     out = Path(out)
@@ -193,9 +193,8 @@ def calibrate(model: str, data: str, out: str | Path, *, command: str = "", devi
     loaded, tokenizer, _ = load_model_folder(folder, device=device, inference=True)
     left_out = set(metrics.get("left_out") or ())
     items = [item for item in iter_items(data, split="test") if collection_of(item.key) not in left_out]
-    tokens = tokenize_items(items, tokenizer, max_tokens=config.context,
-                            instruments=metrics.get("instruments") or "keep",
-                            expand_repeats=bool(metrics.get("expand_repeats")),
+    tokens = tokenize_items(items, tokenizer, max_tokens=config.context, instruments=trained_instruments(folder),
+                            expand_repeats=trained_expand_repeats(folder),
                             progress=lambda results: progress(results, desc="tokenize", quiet=quiet))
     if not tokens.test:
         first = f" (first problem: {tokens.failures[0]})" if tokens.failures else ""

@@ -323,7 +323,7 @@ def train_symbolic(request: TrainSymbolicRequest) -> dict:
                                    leave_out=request.leave_out)
         if ctx.is_main:
             if show:
-                n_pieces = len({piece.key.split("@")[0] for piece in (*data.train, *data.test)})
+                n_pieces = len({piece.piece for piece in (*data.train, *data.test)})
                 print(f"tokenized {n_pieces} pieces: {len(data.train)} training and {len(data.test)} held-out "
                       f"sequences, {len(data.failures)} failed", file=sys.stderr)
             for failure in data.failures if request.list_failures else []:   # -v: every one, by name

@@ -48,6 +48,11 @@ class TokenizedPiece:
     ids: np.ndarray
     n_units: int
 
+    @property
+    def piece(self) -> str:
+        """The key of the piece this sequence is from (a MIDI piece's windows share it)."""
+        return self.key.split("@")[0]
+
 
 @dataclass
 class TokenData:

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 from ostinato.events.console import format_value, print_json, print_table
 
+from .shipped import trained_expand_repeats, trained_instruments
+
 log = logging.getLogger("ostinato")
 
 
@@ -70,31 +72,6 @@ def add_evaluate_parsers(what, common: argparse.ArgumentParser) -> None:
 
 
 # ---------------------------------------------------------------------------- nll
-def _recorded(folder, name: str):
-    """``name`` of the model folder's metrics.json (how its training run read the data); None when it does
-    not say (a folder not written by ``train symbolic``)."""
-    import json
-    from pathlib import Path
-
-    try:
-        return json.loads((Path(folder) / "metrics.json").read_text()).get(name)
-    except (OSError, ValueError, AttributeError):
-        return None
-
-
-def trained_instruments(folder) -> str:
-    """How the model's training run assigned instruments (``keep`` or ``ensemble``), from its
-    metrics.json; ``keep`` when it does not say."""
-    recorded = _recorded(folder, "instruments")
-    return recorded if recorded in ("keep", "ensemble") else "keep"
-
-
-def trained_expand_repeats(folder) -> bool:
-    """Whether the model's training run played the scores' repeats out (its metrics.json; False when it does
-    not say)."""
-    return _recorded(folder, "expand_repeats") is True
-
-
 @dataclass(frozen=True)
 class NllRequest:
     """``evaluate nll``: score the pieces of ``sources`` (held-out ones unless ``all_pieces``) under ``model``."""

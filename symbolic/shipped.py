@@ -56,6 +56,30 @@ def card_summary(folder: Path) -> str:
     return " ".join(" ".join(body).split())
 
 
+def _recorded(folder, name: str):
+    """``name`` of the model folder's metrics.json (how its training run read the data); None when it does
+    not say (a folder not written by ``train symbolic``)."""
+    import json
+
+    try:
+        return json.loads((Path(folder) / "metrics.json").read_text()).get(name)
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def trained_instruments(folder) -> str:
+    """How the model's training run assigned instruments (``keep`` or ``ensemble``), from its
+    metrics.json; ``keep`` when it does not say."""
+    recorded = _recorded(folder, "instruments")
+    return recorded if recorded in ("keep", "ensemble") else "keep"
+
+
+def trained_expand_repeats(folder) -> bool:
+    """Whether the model's training run played the scores' repeats out (its metrics.json; False when it does
+    not say)."""
+    return _recorded(folder, "expand_repeats") is True
+
+
 def known_controls(folder: Path) -> dict[str, list[str]]:
     """What a model was trained on: ``{"trained_instruments": [...], "trained_styles": [...]}`` from its
     metrics.json (GM programs as strings and ``"drums"``; collection names); ``{}`` when not recorded."""

@@ -183,7 +183,7 @@ def heldout_nats(model, pieces, *, context: int, pad_id: int, device: torch.devi
                                                   reduction="sum").item()
         n_tokens += int((targets != -100).sum())
     units = sum(piece.n_units for piece in pieces)
-    n_pieces = len({piece.key.split("@")[0] for piece in pieces})   # a MIDI piece's windows are one piece
+    n_pieces = len({piece.piece for piece in pieces})   # a MIDI piece's windows are one piece
     return {"nats": nats, "n_tokens": n_tokens, "n_units": units, "n_pieces": n_pieces, "n_sequences": len(pieces)}
 
 
