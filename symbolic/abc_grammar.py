@@ -129,12 +129,12 @@ import numpy as np
 
 from ostinato.events.theory import BROKEN_RHYTHM, LETTERS, bar_length, beat_length
 
-from .abc_normalise import ACCIDENTAL_ALTER, BAR_BUCKETS, DURATIONS, KEYS, METERS, PITCHES, UNITS, bar_bucket
+from .abc_normalise import ACCIDENTAL_ALTER, BAR_BUCKETS, BARS, DURATIONS, KEYS, METERS, PITCHES, UNITS, bar_bucket
 
 __all__ = ["GRID_TICKS", "MAX_CHORD_NOTES", "MAX_SLURS", "STYLE_BAR_TOKENS", "STYLE_CHORD_NOTES", "STYLE_REPEATS",
            "STYLE_SHORTEST", "TICKS_PER_UNIT", "AbcGrammar", "PrimedGrammar", "bar_melody", "bar_units",
            "cadence_ticks", "clear_caches", "edit_distance", "near_melodies", "near_tolerance", "nearly_same_bars",
-           "strikes", "tuplet_ratio"]
+           "open_ornaments", "strikes", "tuplet_ratio", "without_ornaments"]
 
 TICKS_PER_UNIT = 80640  # 32 * 2520: 1/32 unit durations, tuplets of 2..9 and broken rhythm are exact
 GRID_TICKS = TICKS_PER_UNIT // 32  # the 1/32-unit grid plain durations move on
@@ -311,6 +311,34 @@ def _key_replace(self: _Key, **changes) -> _Key:
 
 
 _Key._replace = _key_replace  # type: ignore[method-assign]
+
+
+def without_ornaments(vocab: Sequence[str], ids: Sequence[int]) -> list[int]:
+    """``ids`` without slurs (``(`` ``)``), ties (``-``) and grace groups (``{`` .. ``}``): a tune's notes,
+    rests, durations, bar lines and fields as they are, without the marks that change none of them."""
+    out, grace = [], False
+    for token in ids:
+        text = vocab[int(token)]
+        if text in ("{", "}"):
+            grace = text == "{"
+        elif not grace and text not in ("(", ")", "-"):
+            out.append(int(token))
+    return out
+
+
+def open_ornaments(vocab: Sequence[str], ids: Sequence[int]) -> tuple[int, bool]:
+    """``(slurs left open, a tie left open)`` at the end of ``ids``, counted on the tokens (a ``)`` without
+    its ``(`` closes nothing; a tie is open when ``-`` is the last token but bar lines)."""
+    slurs, tie = 0, False
+    for token in ids:
+        text = vocab[int(token)]
+        if text == "(":
+            slurs += 1
+        elif text == ")":
+            slurs = max(slurs - 1, 0)
+        if text not in BARS:
+            tie = text == "-"
+    return slurs, tie
 
 
 def tuplet_ratio(p: int, meter: str) -> Fraction:
@@ -732,28 +760,72 @@ class AbcGrammar:
         steps, sig = self._local(key)
         return min(_INF, steps + self._tail(bd + 1, sig))
 
+    def read(self, ids: Sequence[int], *, fold=None, init=None) -> tuple[tuple, object]:
+        """The state after a real tune's tokens ``ids`` (``<bos>`` first), for a syntax-only grammar
+        (``strict_bars=False``) reading a primer or the bars before an infill.
+
+        A real tune may carry marks that this grammar would not write, each of which music21 reads on
+        its own terms: a tie between two different notes (``D-E``, O'Neill's "slurs"), a slur that closes or
+        opens between the two notes of a broken rhythm (``a>)b``), a grace group there, a rest inside a slur.
+        When the tokens as given are refused, they are read again without their slurs, ties and grace groups
+        (:func:`without_ornaments`), which change no note's pitch or length, no bar and no field: the state
+        is that of the bare tune, with the slurs the tokens leave open and their number of tokens.
+
+        Returns ``(state, value)``: ``value`` is ``init`` folded over the tokens read (the bare ones when
+        those were read), ``value = fold(value, key_before, token, state_after)``; None without ``fold``.
+
+        Raises:
+            ValueError: the tokens as given are refused (their message) and either the bare tune is too,
+                or a tie is left open at the end (the bare tune does not know the note it continues).
+        """
+        def walk(tokens: Sequence[int]) -> tuple[tuple, object]:
+            state, value = self.start(), init
+            for token in tokens:
+                before = state[0]
+                state = self.advance(state, token)
+                if fold is not None:
+                    value = fold(value, before, int(token), state)
+            return state, value
+
+        try:
+            return walk(ids)
+        except ValueError as exc:
+            refusal = exc
+        bare = without_ornaments(self.vocab, ids)
+        slurs, tie = open_ornaments(self.vocab, ids)
+        if len(bare) == len(ids) or tie or slurs > MAX_SLURS:
+            raise refusal
+        try:
+            (key, bd, _n, note, marked, fs), value = walk(bare)
+        except ValueError:
+            raise refusal from None
+        if key != "DONE" and key[0] != "H":
+            key = key._replace(slur=slurs)
+        return (key, bd, len(ids), note, marked, fs), value
+
     def resume(self, loose: AbcGrammar, prompt: Sequence[int]) -> tuple:
         """The state in which this grammar takes up a tune whose opening ``prompt`` (``<bos>``, the header and
         whole bars, to a bar line) it may refuse but ``loose`` (the same controls, ``strict_bars=False``)
         accepts: a real tune's bars may be irregular (a short bar before ``:|`` answering the pickup, a bar line
-        missing). From there every rule of this grammar holds (bar lengths, form; the loop rule sees the
-        primer's bars, the tonic rules its key). ValueError when the prompt does not end at a bar line with
-        nothing open across it, or no tune of this grammar can finish from there within ``max_tokens``."""
-        state = loose.start()
-        fs = _FORM_START if self.form else None
-        for token in prompt:
-            before = state[0]
-            state = loose.advance(state, token)
+        missing), or marks this grammar would not write (:meth:`read`). From there every rule of this grammar
+        holds (bar lengths, form; the loop rule sees the primer's bars, the tonic rules its key). A slur the
+        primer leaves open stays as written (real tunes have unclosed slurs; music21 ignores them): the bars
+        after it neither close nor count it. ValueError when the prompt does not end at a bar line with no tie
+        across it, or no tune of this grammar can finish from there within ``max_tokens``."""
+        def form_step(fs: tuple | None, before, token: int, after: tuple) -> tuple | None:
             if fs is not None and before != "DONE":
                 if before[0] != "H":
-                    fs = self._form_step(fs, before, int(token), state[3])
-                elif self.kind[token] == "key":
-                    fs = (self._tonic_of(self.vocab[token][2:]), *fs[1:])
+                    return self._form_step(fs, before, token, after[3])
+                if self.kind[token] == "key":
+                    return (self._tonic_of(self.vocab[token][2:]), *fs[1:])
+            return fs
+
+        state, fs = loose.read(prompt, fold=form_step, init=_FORM_START if self.form else None)
         key, bd, n, note, _marked, _ = state
-        if key == "DONE" or key[0] == "H" or key.ctx not in (BAR, LEAD, FIELD) or key.tie or key.slur:
-            raise ValueError("the primer does not end at a bar line with nothing open across it")
+        if key == "DONE" or key[0] == "H" or key.ctx not in (BAR, LEAD, FIELD) or key.tie:
+            raise ValueError("the primer does not end at a bar line with no tie across it")
         bar = meter_bar_ticks(key.meter, key.unit) if self.strict else 0
-        state = (key._replace(bar=bar, pos=0, cls=self._cls(bd, key.lo, key.hi)), bd, n, note, 0, fs)
+        state = (key._replace(bar=bar, pos=0, slur=0, cls=self._cls(bd, key.lo, key.hi)), bd, n, note, 0, fs)
         if self.cost(state) >= self.max_tokens - n:
             raise ValueError(f"no tune of these controls finishes within {self.max_tokens} tokens after the primer")
         return state
@@ -1983,13 +2055,23 @@ class AbcGrammar:
 class PrimedGrammar:
     """``grammar`` (strict bars, form) after a primer it cannot take itself: the primer's tokens exactly as
     given, then ``grammar`` from :meth:`AbcGrammar.resume`, so the bars composed after an irregular primer
-    hold to every rule that bars composed from scratch do. The sampler's interface: ``start``, ``advance``,
+    hold to every rule that bars composed from scratch do (:meth:`read`: a syntax-only grammar after a primer
+    it reads only without its marks). The sampler's interface: ``start``, ``advance``,
     ``allowed``, ``finished``. ValueError (from ``resume``) when the primer cannot be taken up so."""
 
-    def __init__(self, grammar: AbcGrammar, loose: AbcGrammar, prompt: Sequence[int]) -> None:
+    def __init__(self, grammar: AbcGrammar, loose: AbcGrammar, prompt: Sequence[int], *,
+                 resumed: tuple | None = None) -> None:
         self.grammar, self.prompt = grammar, [int(t) for t in prompt]
         self.tokenizer, self.max_tokens = grammar.tok, grammar.max_tokens
-        self._resumed = grammar.resume(loose, self.prompt)
+        self._resumed = resumed if resumed is not None else grammar.resume(loose, self.prompt)
+
+    @classmethod
+    def read(cls, grammar: AbcGrammar, prompt: Sequence[int]) -> PrimedGrammar:
+        """The syntax-only ``grammar`` after a primer it takes only without its marks
+        (:meth:`AbcGrammar.read`): a tune that ends mid-bar, where :meth:`AbcGrammar.resume` cannot take
+        it up. ValueError as from :meth:`AbcGrammar.read`."""
+        state, _ = grammar.read(prompt)
+        return cls(grammar, grammar, prompt, resumed=state)
 
     def start(self) -> tuple:
         return ("primer", 0)

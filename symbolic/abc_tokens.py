@@ -32,7 +32,7 @@ import json
 import os
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 
 from ostinato.events.atomic import write_text_atomic
@@ -345,9 +345,11 @@ class AbcTokenizer:
         return self._grammar(controls, max_tokens, strict_bars=True, form=True)
 
     def primer_grammar(self, controls: AbcControls | None = None, *, max_tokens: int):
-        """The grammar a primer that :meth:`grammar` refuses is continued under: ABC syntax only, since a
-        real tune may have irregular bars."""
-        return self._grammar(controls, max_tokens, strict_bars=False)
+        """The grammar a primer that :meth:`grammar` refuses is read with (and continued under, when it
+        ends mid-bar): ABC syntax only, since a real tune may have irregular bars, and the tune's own key and
+        unit changes (``K:`` and ``L:`` lines in its body) read as written, whatever ``controls`` fix."""
+        c = controls if controls is not None else AbcControls()
+        return self._grammar(replace(c, key=None, unit=None), max_tokens, strict_bars=False)
 
     def _grammar(self, controls: AbcControls | None, max_tokens: int, *, strict_bars: bool, form: bool = False):
         from .abc_grammar import AbcGrammar

@@ -138,8 +138,9 @@ def _fitting(grammars: list, prompt: list[int], tokenizer, controls, max_tokens:
     """Grammars that accept the primer's tokens. A real ABC primer may have irregular bars (a short bar
     before ``:|`` answering the pickup, a bar line missing): the tokenizer's primer grammar (syntax only) then
     takes the primer, and the bars after it hold to every rule again (:class:`symbolic.abc_grammar.PrimedGrammar`)
-    where the primer ends at a bar line; else the whole tune goes on under the primer grammar. Raises
-    ValueError when nothing fits."""
+    where the primer ends at a bar line; else the whole tune goes on under the primer grammar. A primer with
+    marks the primer grammar refuses (a tie between two notes, a slur closing inside a broken rhythm: see
+    :meth:`symbolic.abc_grammar.AbcGrammar.read`) is read without them. Raises ValueError when nothing fits."""
     from .abc_grammar import AbcGrammar, PrimedGrammar
 
     try:
@@ -152,14 +153,20 @@ def _fitting(grammars: list, prompt: list[int], tokenizer, controls, max_tokens:
     loose = [first, *(tokenizer.primer_grammar(controls, max_tokens=max_tokens) for _ in grammars[1:])]
     try:
         _advance_all(loose[0], prompt)
-    except ValueError as exc:
-        raise ValueError(f"the primer cannot be continued: {exc}") from None
+        refusal = None
+    except ValueError as exc:   # marks the grammar would not write (a tie between two notes): read without them
+        refusal = exc
     if isinstance(grammars[0], AbcGrammar):
         try:
             return [PrimedGrammar(strict, syntax, prompt) for strict, syntax in zip(grammars, loose, strict=True)]
-        except ValueError:   # the primer ends mid-bar or leaves a tie or slur open: syntax only from there
+        except ValueError:   # the primer ends mid-bar or with a tie across its end: syntax only from there
             pass
-    return loose
+    if refusal is None:
+        return loose
+    try:
+        return [PrimedGrammar.read(syntax, prompt) for syntax in loose]
+    except ValueError:
+        raise ValueError(f"the primer cannot be continued: {refusal}") from None
 
 
 def _advance_all(grammar, ids: list[int]):

@@ -111,13 +111,10 @@ class AbcSpanGrammar:
         self.endfill = infill_ids(tokenizer)[2]
         # where the span starts: the tune read with the syntax-only grammar, then held to strict bars
         loose = AbcGrammar(tokenizer, strict_bars=False, max_tokens=1 << 30)
-        state = loose.start()
-        for t in tune:
-            try:
-                state = loose.advance(state, t)
-            except ValueError as exc:
-                raise ValueError(f"the bars before the span are not valid ABC tokens: {exc}") from None
-        key, bd, _n, note, marked, _fs = state
+        try:
+            (key, bd, _n, note, marked, _fs), _ = loose.read(tune)
+        except ValueError as exc:
+            raise ValueError(f"the bars before the span are not valid ABC tokens: {exc}") from None
         if key == "DONE" or key[0] == "H":
             raise ValueError("the tune has no body before the span")
         if key.slur < end_slurs:

@@ -27,3 +27,13 @@ def run_cli(*args: str, cwd: str | os.PathLike | None = None) -> subprocess.Comp
         [sys.executable, "-m", "ostinato", *args],
         capture_output=True, text=True, timeout=600, cwd=cwd or REPO,
     )
+
+
+def brown_thorn() -> str:
+    """O'Neill's "The Brown Thorn" (music21's oneills1850, tune 32) as its file has it: ties between
+    different notes (``D-E``, an old way of writing a slur), ties after broken rhythm (``d>-e``) and a slur
+    that never closes; 17 bars of 3/4 with a pickup, ending ``||``."""
+    from ostinato.events.sources import iter_items
+
+    return next(item.abc_text() for item in iter_items("music21:oneills1850/0001-0050.abc", split="all")
+                if item.key.endswith("#32"))

@@ -9,7 +9,7 @@ import music21
 import numpy as np
 import pytest
 import torch
-from conftest import run_cli
+from conftest import brown_thorn, run_cli
 
 from ostinato import events
 from ostinato.events.instruments import assign_instruments, instrument_range
@@ -330,6 +330,23 @@ def test_abc_span_keeps_every_other_bar_byte_for_byte_and_fills_whole_bars():
             checked += 1
     assert checked == 24
 
+
+def test_abc_infill_after_bars_with_marks_the_grammar_would_not_write():
+    """The bars before the span tie different notes (``D-E``): the infill said "the bars before the span are
+    not valid ABC tokens: token 'E' not allowed: a tie continues 'D'". They are read without their ties and
+    slurs (which change no length), and the span is filled as anywhere else."""
+    tok = add_infill_tokens(AbcTokenizer())
+    model = _random_model(tok)
+    text = tok.normalise(brown_thorn())
+    bars, tail = _bars(tok, text)
+    assert "".join(bars[0]) == "D-E|" and len(bars) == 17
+    for piece in infill_compositions(model, tok, text, (5, 6), n=2, sampling=SamplingConfig(seed=2)):
+        new_bars, new_tail = _bars(tok, piece.text)
+        assert len(new_bars) == 17 and new_tail == tail
+        assert ["".join(b) for i, b in enumerate(new_bars) if i not in (4, 5)] == \
+            ["".join(b) for i, b in enumerate(bars) if i not in (4, 5)]
+        lengths = _measure_lengths(piece.text)
+        assert lengths[4] == lengths[5] == (Fraction(3), Fraction(3)), piece.text
 
 def test_abc_infill_past_the_end_extends_the_tune():
     tok = add_infill_tokens(AbcTokenizer())
