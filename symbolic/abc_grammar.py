@@ -776,13 +776,14 @@ class AbcGrammar:
 
         Raises:
             ValueError: the tokens as given are refused (their message) and either the bare tune is too,
-                or a tie is left open at the end (the bare tune does not know the note it continues).
+                or a tie is left open at the end (the bare tune does not know the note it continues); or no
+                tune finishes within ``max_tokens`` after them.
         """
-        def walk(tokens: Sequence[int]) -> tuple[tuple, object]:
-            state, value = self.start(), init
+        def walk(tokens: Sequence[int], grammar: AbcGrammar = self) -> tuple[tuple, object]:
+            state, value = grammar.start(), init
             for token in tokens:
                 before = state[0]
-                state = self.advance(state, token)
+                state = grammar.advance(state, token)
                 if fold is not None:
                     value = fold(value, before, int(token), state)
             return state, value
@@ -795,13 +796,22 @@ class AbcGrammar:
         slurs, tie = open_ornaments(self.vocab, ids)
         if len(bare) == len(ids) or tie or slurs > MAX_SLURS:
             raise refusal
-        try:
-            (key, bd, _n, note, marked, fs), value = walk(bare)
+        try:   # with no budget: the bare tune is shorter, the whole one's budget is checked below
+            (key, bd, _n, note, marked, fs), value = walk(bare, self._with_budget(_NO_LIMIT))
         except ValueError:
             raise refusal from None
         if key != "DONE" and key[0] != "H":
             key = key._replace(slur=slurs)
-        return (key, bd, len(ids), note, marked, fs), value
+        state = (key, bd, len(ids), note, marked, fs)
+        if self.cost(state) > self.max_tokens - len(ids):   # the bare tune was walked with a looser budget
+            raise ValueError(f"no tune of these controls finishes within {self.max_tokens} tokens after it")
+        return state, value
+
+    def _with_budget(self, max_tokens: int) -> AbcGrammar:
+        """This grammar with another ``max_tokens`` (the same controls and rules; its mask caches are shared)."""
+        return AbcGrammar(self.tok, meter=self.meter, unit=self.unit, key=self.key, bars=self.bars,
+                          sections=self.sections, max_tokens=max_tokens, strict_bars=self.strict,
+                          final_bar_line=self.final_bar_line, form=self.form)
 
     def resume(self, loose: AbcGrammar, prompt: Sequence[int]) -> tuple:
         """The state in which this grammar takes up a tune whose opening ``prompt`` (``<bos>``, the header and

@@ -165,8 +165,8 @@ def _fitting(grammars: list, prompt: list[int], tokenizer, controls, max_tokens:
         return loose
     try:
         return [PrimedGrammar.read(syntax, prompt) for syntax in loose]
-    except ValueError:
-        raise ValueError(f"the primer cannot be continued: {refusal}") from None
+    except ValueError as exc:   # what the tokens as given were refused for, or that no ending fits
+        raise ValueError(f"the primer cannot be continued: {exc}") from None
 
 
 def _advance_all(grammar, ids: list[int]):
