@@ -2065,15 +2065,32 @@ class AbcGrammar:
 class PrimedGrammar:
     """``grammar`` (strict bars, form) after a primer it cannot take itself: the primer's tokens exactly as
     given, then ``grammar`` from :meth:`AbcGrammar.resume`, so the bars composed after an irregular primer
-    hold to every rule that bars composed from scratch do (:meth:`read`: a syntax-only grammar after a primer
-    it reads only without its marks). The sampler's interface: ``start``, ``advance``,
-    ``allowed``, ``finished``. ValueError (from ``resume``) when the primer cannot be taken up so."""
+    hold to every rule that bars composed from scratch do (:meth:`mid_bar`: a primer that stops inside a bar;
+    :meth:`read`: a syntax-only grammar after a primer it reads only without its marks). The sampler's
+    interface: ``start``, ``advance``, ``allowed``, ``finished``. ValueError (from ``resume``) when the primer
+    cannot be taken up so."""
 
     def __init__(self, grammar: AbcGrammar, loose: AbcGrammar, prompt: Sequence[int], *,
                  resumed: tuple | None = None) -> None:
         self.grammar, self.prompt = grammar, [int(t) for t in prompt]
         self.tokenizer, self.max_tokens = grammar.tok, grammar.max_tokens
         self._resumed = resumed if resumed is not None else grammar.resume(loose, self.prompt)
+
+    @classmethod
+    def mid_bar(cls, grammar: AbcGrammar, loose: AbcGrammar, prompt: Sequence[int]) -> PrimedGrammar:
+        """``grammar`` after a primer that stops inside a bar (as many Essen tunes do, with no final bar line):
+        taken up at its last bar line (:meth:`AbcGrammar.resume`), then the bar it stops in walked under
+        ``grammar``'s own rules, so that the model completes that bar to the meter's length and every rule
+        holds after it. ValueError when the primer has no bar line to take it up at, or its last bar is not
+        one ``grammar`` writes."""
+        prompt = [int(t) for t in prompt]
+        cut = max((i + 1 for i, t in enumerate(prompt) if grammar.vocab[t] in BARS), default=0)
+        if cut in (0, len(prompt)):
+            raise ValueError("the primer does not stop inside a bar after a bar line")
+        state = grammar.resume(loose, prompt[:cut])
+        for token in prompt[cut:]:
+            state = grammar.advance(state, token)
+        return cls(grammar, loose, prompt, resumed=state)
 
     @classmethod
     def read(cls, grammar: AbcGrammar, prompt: Sequence[int]) -> PrimedGrammar:

@@ -138,7 +138,8 @@ def _fitting(grammars: list, prompt: list[int], tokenizer, controls, max_tokens:
     """Grammars that accept the primer's tokens. A real ABC primer may have irregular bars (a short bar
     before ``:|`` answering the pickup, a bar line missing): the tokenizer's primer grammar (syntax only) then
     takes the primer, and the bars after it hold to every rule again (:class:`symbolic.abc_grammar.PrimedGrammar`)
-    where the primer ends at a bar line; else the whole tune goes on under the primer grammar. A primer with
+    where the primer ends at a bar line, or from its last bar line on where it stops inside a bar; else the
+    whole tune goes on under the primer grammar. A primer with
     marks the primer grammar refuses (a tie between two notes, a slur closing inside a broken rhythm: see
     :meth:`symbolic.abc_grammar.AbcGrammar.read`) is read without them. Raises ValueError when nothing fits."""
     from .abc_grammar import AbcGrammar, PrimedGrammar
@@ -157,10 +158,11 @@ def _fitting(grammars: list, prompt: list[int], tokenizer, controls, max_tokens:
     except ValueError as exc:   # marks the grammar would not write (a tie between two notes): read without them
         refusal = exc
     if isinstance(grammars[0], AbcGrammar):
-        try:
-            return [PrimedGrammar(strict, syntax, prompt) for strict, syntax in zip(grammars, loose, strict=True)]
-        except ValueError:   # the primer ends mid-bar or with a tie across its end: syntax only from there
-            pass
+        for primed in (PrimedGrammar, PrimedGrammar.mid_bar):   # at its end, or at its last bar line
+            try:
+                return [primed(strict, syntax, prompt) for strict, syntax in zip(grammars, loose, strict=True)]
+            except ValueError:   # a tie across its end, a last bar the grammar does not write: syntax only
+                pass
     if refusal is None:
         return loose
     try:
