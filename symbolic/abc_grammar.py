@@ -2078,11 +2078,11 @@ class PrimedGrammar:
 
     @classmethod
     def mid_bar(cls, grammar: AbcGrammar, loose: AbcGrammar, prompt: Sequence[int]) -> PrimedGrammar:
-        """``grammar`` after a primer that stops inside a bar (as many Essen tunes do, with no final bar line):
-        taken up at its last bar line (:meth:`AbcGrammar.resume`), then the bar it stops in walked under
-        ``grammar``'s own rules, so that the model completes that bar to the meter's length and every rule
-        holds after it. ValueError when the primer has no bar line to take it up at, or its last bar is not
-        one ``grammar`` writes."""
+        """``grammar`` after a primer that stops inside a bar (an irregular tune whose closing ``|]`` the
+        tokenizer's ``primer`` took off, or one with no final bar line): taken up at its last bar line
+        (:meth:`AbcGrammar.resume`), then the bar it stops in walked under ``grammar``'s own rules, so that
+        the model completes that bar to the meter's length and every rule holds after it. ValueError when the
+        primer has no bar line to take it up at, or its last bar is not one ``grammar`` writes."""
         prompt = [int(t) for t in prompt]
         cut = max((i + 1 for i, t in enumerate(prompt) if grammar.vocab[t] in BARS), default=0)
         if cut in (0, len(prompt)):
@@ -2095,8 +2095,8 @@ class PrimedGrammar:
     @classmethod
     def read(cls, grammar: AbcGrammar, prompt: Sequence[int]) -> PrimedGrammar:
         """The syntax-only ``grammar`` after a primer it takes only without its marks
-        (:meth:`AbcGrammar.read`): a tune that ends mid-bar, where :meth:`AbcGrammar.resume` cannot take
-        it up. ValueError as from :meth:`AbcGrammar.read`."""
+        (:meth:`AbcGrammar.read`), where neither :meth:`AbcGrammar.resume` nor :meth:`mid_bar` can take it
+        up under the strict grammar. ValueError as from :meth:`AbcGrammar.read`."""
         state, _ = grammar.read(prompt)
         return cls(grammar, grammar, prompt, resumed=state)
 

@@ -139,9 +139,9 @@ def _fitting(grammars: list, prompt: list[int], tokenizer, controls, max_tokens:
     before ``:|`` answering the pickup, a bar line missing): the tokenizer's primer grammar (syntax only) then
     takes the primer, and the bars after it hold to every rule again (:class:`symbolic.abc_grammar.PrimedGrammar`)
     where the primer ends at a bar line, or from its last bar line on where it stops inside a bar; else the
-    whole tune goes on under the primer grammar. A primer with
-    marks the primer grammar refuses (a tie between two notes, a slur closing inside a broken rhythm: see
-    :meth:`symbolic.abc_grammar.AbcGrammar.read`) is read without them. Raises ValueError when nothing fits."""
+    whole tune goes on under the primer grammar. A primer with marks the primer grammar refuses (a tie between
+    two notes, a slur closing inside a broken rhythm: see :meth:`symbolic.abc_grammar.AbcGrammar.read`) is
+    read without them. Raises ValueError when nothing fits."""
     from .abc_grammar import AbcGrammar, PrimedGrammar
 
     try:
