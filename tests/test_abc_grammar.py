@@ -302,6 +302,20 @@ def test_prefix_ids_and_forced_header(tok):
     assert "M:6/8" in meters and "M:none" in meters and all(m.startswith("M:") for m in meters)
 
 
+def test_form_chooses_a_meter_with_bars_unless_free_meter_is_asked_for(tok):
+    """A style rule: the sampler's grammar (form) leaves out ``M:none`` when the meter is the model's to
+    choose; ``meter="none"`` still writes a free-meter tune, and the grammar accepts one (a real tune)."""
+    def meters(grammar: AbcGrammar) -> set[str]:
+        state = grammar.advance(grammar.start(), tok.bos_id)
+        return {tok.vocab[i] for i in np.flatnonzero(grammar.allowed(state))}
+
+    free = meters(AbcGrammar(tok, form=True))
+    assert "M:none" not in free and len(free) == len(meters(AbcGrammar(tok))) - 1
+    assert meters(AbcGrammar(tok, meter="none", form=True)) == {"M:none"}
+    grammar = AbcGrammar(tok, form=True)
+    grammar.advance(grammar.advance(grammar.start(), tok.bos_id), tok.token_to_id["M:none"])   # advance takes it
+
+
 def test_sections_control_writes_section_bar_lines(tok):
     grammar = AbcGrammar(tok, meter="4/4", unit="1/8", key="D", sections=(3, 4), max_tokens=300)
     assert tok.vocab[grammar.prefix_ids()[-1]] == bar_bucket(12)
