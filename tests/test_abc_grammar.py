@@ -542,7 +542,7 @@ def test_read_refuses_what_the_bare_tune_cannot_say(tok):
             grammar.read(ids(head + body))
     (key, bars, n, *_), _ = grammar.read(ids(head + "( G - A 7 ) ( B 8 |"))
     assert (bars, n, key.slur) == (1, 15, 1)
-    # the bare tune is walked with the budget of fewer tokens: what is left for the whole one is checked
+    # the bare tune is walked without a budget; what is left of the whole one's is checked after it
     short = AbcGrammar(tok, max_tokens=17, bars=4, strict_bars=False, final_bar_line=False)
     (_key, bars, n, *_), _ = short.read(ids(head + "G - A 7 |"))   # three bars and <eos> take 7 more
     assert (bars, n) == (1, 10)
