@@ -4,9 +4,12 @@
     python benchmarks/folk_quality.py --n 20          # a smaller run
     python benchmarks/folk_quality.py --quick         # 5 tunes per setting, 30 real tunes
 
-Settings: defaults, 6/8 jigs in G, 4/4 reels in D, 3/4 waltzes in Ador with ``--sections 2x8``, each at
-temperatures 0.5, 0.8 and 1.0 (top-p 0.95, the CLI's default), seeds 0.. one per batch. The real tunes are
-an evenly spread sample of the held-out split of ``music21:abc-folk`` (DESIGN.md).
+Settings: defaults, 6/8 jigs in G, 4/4 reels in D, 3/4 waltzes in Ador with ``--sections 2x8``, 4/4 reels
+in D with ``--sections 4x8`` (32 bars written out, about 330 tokens: longer than folk-abc's context of 256,
+sampled on the sliding window), each at temperatures 0.5, 0.8 and 1.0 (top-p 0.95, the CLI's default),
+seeds 0.. one per batch (``--only reel`` runs the settings whose name has ``reel``). The real tunes are an
+evenly spread sample of the held-out split of ``music21:abc-folk`` (DESIGN.md); ``real, 24+ bars`` are
+those of them with 24 bars or more.
 
 Columns (per tune, read from the normalised ABC tokens, so real and generated tunes are read alike):
 
@@ -24,7 +27,8 @@ Columns (per tune, read from the normalised ABC tokens, so real and generated tu
   counted, a tied note struck once: ``A2A2A2A2|A2A2``), the low-temperature degeneration.
 - ``closed``: the tune ends with ``|]`` or ``:|`` (nothing after it); ``sections ok``: the requested
   sections (``2x8``: 16 bars, section bar lines after bars 8 and 16 only), else ``-``.
-- ``range``: median pitch range (semitones); ``out key``: share of notes outside the key signature's
+- ``range``: median pitch range (semitones); ``notes/bar``: median notes a bar (melody notes: grace
+  notes and a chord's other notes left out); ``out key``: share of notes outside the key signature's
   pitch classes; ``|int|``: mean absolute interval between consecutive notes (semitones); ``steps``:
   share of intervals of 1-2 semitones; ``leaps``: share of 5 semitones or more.
 - ``tiny``: share of tunes with a note shorter than a quarter of the unit length (``L:``), as none of the
@@ -57,6 +61,7 @@ SETTINGS = (  # (name, controls)
     ("jig 6/8 G", {"meter": "6/8", "key": "G"}),
     ("reel 4/4 D", {"meter": "4/4", "key": "D"}),
     ("waltz 3/4 Ador 2x8", {"meter": "3/4", "key": "Ador", "sections": (2, 8)}),
+    ("reel 4/4 D 4x8", {"meter": "4/4", "key": "D", "sections": (4, 8)}),   # longer than the context
 )
 TEMPERATURES = (0.5, 0.8, 1.0)
 _SECTION_END = ("||", ":|", "|]")
@@ -83,6 +88,7 @@ class TuneStats:
     n_notes: int
     n_outside: int
     intervals: list[int]
+    n_bars: int
 
 
 def _key_alter(key: str) -> dict[str, int]:
@@ -188,7 +194,7 @@ def tune_stats(tokens: list[str], sections: tuple[int, int] | None = None) -> Tu
     return TuneStats(notes[-1] % 12 == tonic, section_ends, longest, near_loop, echo_loop, _longest_strikes(body),
                      closed, sections_ok, n_chords,
                      any(DURATIONS.get(t, 1) < Fraction(1, 4) for t in body), _split_end(body),
-                     _end_beats(tokens), max(notes) - min(notes), len(notes), outside, intervals)
+                     _end_beats(tokens), max(notes) - min(notes), len(notes), outside, intervals, len(bars))
 
 
 def _near_loop(bars: list[tuple], max_period: int = 4) -> bool:
@@ -286,6 +292,7 @@ def _row(name: str, stats: list[TuneStats], overlap: float | None) -> str:
         f"{sum(s.closed for s in stats) / n:.0%}",
         f"{sum(sec) / len(sec):.0%}" if sec else "-",
         f"{statistics.median(s.pitch_range for s in stats):.0f}",
+        f"{statistics.median(s.n_notes / max(1, s.n_bars) for s in stats):.1f}",
         f"{sum(s.n_outside for s in stats) / max(1, sum(s.n_notes for s in stats)):.1%}",
         f"{statistics.fmean(ints):.2f}" if ints else "-",
         f"{sum(1 <= i <= 2 for i in ints) / max(1, len(ints)):.0%}",
@@ -300,8 +307,8 @@ def _row(name: str, stats: list[TuneStats], overlap: float | None) -> str:
 
 
 _HEADER = ("| set | tunes | tonic end | sect tonic | 3+ same | run max | near loop | echo loop | 6+ strikes | closed "
-           "| sections ok | range | out key | \\|int\\| | steps | leaps | tiny | split end | end >= beat | chords "
-           "| YL ovl |\n|" + "---|" * 21)
+           "| sections ok | range | notes/bar | out key | \\|int\\| | steps | leaps | tiny | split end | end >= beat "
+           "| chords | YL ovl |\n|" + "---|" * 22)
 
 
 def _overlap(generated: list, reference: list) -> float | None:
@@ -345,6 +352,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="5 tunes per setting, 30 real tunes")
     parser.add_argument("--real", type=int, default=None, help="real tunes (default: --n, at least 60)")
     parser.add_argument("--top-p", type=float, default=0.95, help="nucleus mass (default: the CLI's, 0.95)")
+    parser.add_argument("--only", default="", help="only the settings whose name holds this text")
     parser.add_argument("--temperatures", default=",".join(map(str, TEMPERATURES)),
                         help="comma-separated (default: %(default)s)")
     args = parser.parse_args(argv)
@@ -352,6 +360,7 @@ def main(argv: list[str] | None = None) -> int:
     n_real = args.real or (30 if args.quick else max(60, n))
 
     from ostinato.symbolic.abc_normalise import KEYS
+    from ostinato.symbolic.abc_tokens import count_bars
     from ostinato.symbolic.compose import compose
     from ostinato.symbolic.model import load_model_folder
     from ostinato.symbolic.sample import SamplingConfig
@@ -367,9 +376,19 @@ def main(argv: list[str] | None = None) -> int:
     rows = [_row("real (held out)", real_stats,
                  _overlap([t for _, t in real[:half]], [t for _, t in real[half:]]))]
     ref_tables = [t for _, t in real]
+    long = [(tune_stats(tokens), t) for tokens, t in real if count_bars(tokens) >= 24]
+    long = [(s, t) for s, t in long if s is not None]
+    if long:
+        rows.append(_row("real, 24+ bars", [s for s, _ in long], _overlap([t for _, t in long], ref_tables)))
+    common = [(s, t) for s, (tokens, t) in ((tune_stats(tk), (tk, t)) for tk, t in real)
+              if s is not None and tokens[0] in ("M:4/4", "M:C")]
+    if common:
+        rows.append(_row("real, 4/4", [s for s, _ in common], _overlap([t for _, t in common], ref_tables)))
     print(f"{len(real)} real tunes read in {time.perf_counter() - start:.1f} s", file=sys.stderr)
     for temperature in (float(t) for t in args.temperatures.split(",")):
         for name, controls in SETTINGS:
+            if args.only not in name:
+                continue
             start = time.perf_counter()
             stats, tables = [], []
             seed = 0

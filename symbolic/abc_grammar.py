@@ -2094,12 +2094,16 @@ class PrimedGrammar:
         """``grammar`` after a primer that stops inside a bar (an irregular tune whose closing ``|]`` the
         tokenizer's ``primer`` took off, or one with no final bar line): taken up at its last bar line
         (:meth:`AbcGrammar.resume`), then the bar it stops in walked under ``grammar``'s own rules, so that
-        the model completes that bar to the meter's length and every rule holds after it. ValueError when the
-        primer has no bar line to take it up at, or its last bar is not one ``grammar`` writes."""
+        the model completes that bar to the meter's length and every rule holds after it. A note tied across
+        that bar line (``e8-|e8``, which the syntax grammar's reading cannot take up) is taken up a bar line
+        earlier, the bar before it walked too. ValueError when the primer has no bar line to take it up at, or
+        its last bars are not ones ``grammar`` writes."""
         prompt = [int(t) for t in prompt]
-        cut = max((i + 1 for i, t in enumerate(prompt) if grammar.vocab[t] in BARS), default=0)
-        if cut in (0, len(prompt)):
+        cuts = [i + 1 for i, t in enumerate(prompt) if grammar.vocab[t] in BARS]
+        if not cuts or cuts[-1] == len(prompt):
             raise ValueError("the primer does not stop inside a bar after a bar line")
+        tied = [c for c in cuts if grammar.vocab[prompt[c - 2]] == "-"]   # a tie before the bar line
+        cut = cuts[-1] if cuts[-1] not in tied or len(cuts) < 2 or cuts[-2] in tied else cuts[-2]
         state = grammar.resume(loose, prompt[:cut])
         for token in prompt[cut:]:
             state = grammar.advance(state, token)

@@ -11,9 +11,10 @@ piece invalid, and enforces the controls it can (key, meter, unit length, bars; 
 length). The primer's tokens are the start of every sample.
 
 Pieces longer than the model's context (any ``bars``/``seconds``, any primer) are sampled with a
-sliding window where the tokenizer has one (MIDI REMI: :meth:`symbolic.midi_tokens.MidiTokenizer.window`):
-when the context is full the model goes on from the control prefix and the most recent bars, while
-the grammar keeps following the whole piece.
+sliding window where the tokenizer has one (MIDI REMI: :meth:`symbolic.midi_tokens.MidiTokenizer.window`;
+ABC: :meth:`symbolic.abc_tokens.AbcTokenizer.window`): when the context is full the model goes on from the
+control prefix (an ABC tune's header, its length control counting the bars still to come) and the most
+recent bars, while the grammar keeps following the whole piece.
 
 A key the grammar cannot make the ear hear: a MIDI piece asked for in a key (``--key 'D minor'``) is
 held to that key's scale, its tonic triad and a final cadence by the grammar, and yet a piece may
@@ -54,8 +55,7 @@ class Composition:
 
 
 # With a sliding window (tokenizers with ``window``), the grammar's budget for a piece of known length:
-# this many tokens per bar (a four-part chorale bar is about 80, a dense piano bar 260) or per second,
-# beyond the prompt.
+# the tokenizer's ``tokens_per_bar`` (this many where it has none) or this many per second, beyond the prompt.
 TOKENS_PER_BAR = 512
 TOKENS_PER_SECOND = 256
 KEY_CANDIDATES = 4   # samples per MIDI piece asked for in a key (one batch); the first heard in the key is kept
@@ -63,18 +63,27 @@ KEY_CANDIDATES = 4   # samples per MIDI piece asked for in a key (one batch); th
 
 def slides(tokenizer) -> bool:
     """Whether ``tokenizer`` re-encodes a sequence shorter (``window``), so pieces may outgrow the context."""
-    return callable(getattr(tokenizer, "window", None)) and getattr(tokenizer, "scheme", None) == "remi"
+    return callable(getattr(tokenizer, "window", None)) and bool(getattr(tokenizer, "slides", False))
+
+
+def requested_bars(controls) -> int | None:
+    """The bars ``controls`` ask for: ``bars``, or ``sections`` (n x bars each), or None."""
+    bars, sections = getattr(controls, "bars", None), getattr(controls, "sections", None)
+    if bars is None and sections:
+        bars = sections[0] * sections[1]
+    return None if bars is None else int(bars)
 
 
 def token_budget(tokenizer, controls, max_tokens: int, *, prompt_tokens: int = 0) -> int:
     """The longest sequence the grammar plans for: ``max_tokens`` (the context, without a sliding
-    window), or with one, enough for the requested bars or seconds after the prompt (at least ``max_tokens``)."""
+    window), or with one, enough for the requested bars or seconds after the prompt (at least ``max_tokens``;
+    twice the context for a piece of free length)."""
     if not slides(tokenizer) or controls is None:
         return max_tokens
-    bars, seconds = getattr(controls, "bars", None), getattr(controls, "seconds", None)
+    bars, seconds = requested_bars(controls), getattr(controls, "seconds", None)
     need = prompt_tokens + 64
     if bars is not None:
-        need += TOKENS_PER_BAR * int(bars)
+        need += getattr(tokenizer, "tokens_per_bar", TOKENS_PER_BAR) * bars
     elif seconds is not None:
         need += int(TOKENS_PER_SECOND * float(seconds))
     else:
@@ -113,8 +122,10 @@ def compose(model, tokenizer, *, n: int = 1, sampling: SamplingConfig | None = N
         grammars = _fitting(grammars, prompt, tokenizer, controls, max_tokens)
     window = None
     if slides(tokenizer):
+        bars = requested_bars(controls)
+
         def window(seq: list[int]) -> list[int]:
-            fed = tokenizer.window(seq, max_tokens=context // 2)
+            fed = tokenizer.window(seq, max_tokens=context // 2, bars=bars)
             if fed is None:
                 raise ValueError(f"the piece cannot be cut to fit the model's context of {context} tokens")
             return fed

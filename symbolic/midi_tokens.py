@@ -347,6 +347,12 @@ class MidiTokenizer:
     kind: str
     unit = "note"
     file_format = "mid"
+    tokens_per_bar = 512   # the sampler's budget a bar (a four-part chorale bar is about 80, a dense piano bar 260)
+
+    @property
+    def slides(self) -> bool:
+        """Whether :meth:`window` re-encodes a piece shorter (REMI), so it may outgrow the model's context."""
+        return self.scheme == "remi"
 
     def __init__(self, scheme: str = "remi", *, styles: Sequence[str] = (), miditok: dict | None = None):
         import miditok as mt
@@ -684,12 +690,13 @@ class MidiTokenizer:
         return MidiGrammar(self, controls=c.controls, bars=c.bars, seconds=c.seconds, max_tokens=max_tokens,
                            note_rules=True, move_to_key=c.written_key)
 
-    def window(self, ids: Sequence[int], *, max_tokens: int) -> list[int] | None:
+    def window(self, ids: Sequence[int], *, max_tokens: int, bars: int | None = None) -> list[int] | None:
         """What the model is fed to go on with ``ids`` once they fill its context (REMI; None for TSD
         and MIDILike): the control prefix and the most recent whole bars that fit in ``max_tokens``,
         re-encoded as a training window starts (``Bar TimeSig Position_0 Tempo`` then the bars' events),
         ending with the last token of ``ids`` (a note in flight included). When even the current bar
-        does not fit, it is cut at the latest ``Position`` that fits.
+        does not fit, it is cut at the latest ``Position`` that fits. ``bars`` (the piece's, when known)
+        changes nothing: the control prefix has no length control.
         """
         if self.scheme != "remi":
             return None

@@ -38,6 +38,8 @@ class Tokenizer(Protocol):
         file_format: the file format its pieces are written in as they are: ``"abc"`` or ``"mid"``.
         vocab: token strings, the id is the index; ``blocks``: block name -> ``(start, stop)`` ids.
         token_to_id: token string -> id. ``pad_id``, ``bos_id``, ``eos_id``: 0, 1, 2.
+        slides: whether :meth:`window` re-encodes a piece shorter, so it may outgrow the model's context.
+        tokens_per_bar: the sampler's budget a bar for a piece of known length, when it slides.
     """
 
     kind: str
@@ -49,6 +51,8 @@ class Tokenizer(Protocol):
     pad_id: int
     bos_id: int
     eos_id: int
+    slides: bool
+    tokens_per_bar: int
 
     def __len__(self) -> int:
         """The vocabulary size."""
@@ -88,6 +92,13 @@ class Tokenizer(Protocol):
 
     def primer_grammar(self, controls: Any = None, *, max_tokens: int) -> Any:
         """A looser grammar for a primer that :meth:`grammar` refuses, or None when there is none."""
+        ...
+
+    # pieces longer than the model's context (where ``slides``; the sampler's budget ``tokens_per_bar`` a bar)
+    def window(self, ids: Sequence[int], *, max_tokens: int, bars: int | None = None) -> list[int] | None:
+        """What the model is fed to go on with ``ids`` once they fill its context: the piece's control prefix
+        and its most recent bars in at most ``max_tokens``, ending as ``ids`` ends (``bars``: the piece's, when
+        known); None when nothing fits."""
         ...
 
     # ids -> piece

@@ -373,3 +373,55 @@ def test_transposition_that_cannot_be_written_is_refused():
     assert tok.transpose_ids(high, -2) is not None
     double = tok.encode(tok.normalise("X:1\nM:4/4\nL:1/4\nK:C\n__c4|]\n"))
     assert tok.transpose_ids(double, 1) is None          # B flat on a D: three flats
+
+
+def _window(tok, text: str, max_tokens: int, *, drop: int = 1, bars: int | None = None) -> str | None:
+    """The window of ``text``'s tokens (less the last ``drop``: ``<eos>``) as one spaced string."""
+    ids = tok.encode(tok.normalise(text))
+    fed = tok.window(ids[:-drop], max_tokens=max_tokens, bars=bars)
+    if fed is not None:
+        assert len(fed) <= max_tokens and fed[-1] == ids[-drop - 1]   # it fits and ends as the tune does
+    return None if fed is None else " ".join(tok.vocab[i] for i in fed)
+
+
+def test_a_window_is_the_header_in_force_and_the_last_whole_bars_that_fit(tok):
+    tune = "X:1\nM:2/4\nL:1/8\nK:G\nGA Bc|d2 B2|(3ded c2|\nK:D\n|:de fe|d4:|[1 A4:|[2 d4|]\n"
+    head = "<bos> M:2/4 L:1/8 K:G <bars:5-8>"
+    assert _window(tok, tune, 40) == head + " G A B c | d 2 B 2 | (3 d e d c 2 | K:D |: d e f e | d 4 :| [1 A 4 " \
+                                            ":| [2 d 4 |]"
+    # the key in force where the window begins; the window begins at |: (an open repeat shows)
+    assert _window(tok, tune, 22) == "<bos> M:2/4 L:1/8 K:D <bars:5-8> |: d e f e | d 4 :| [1 A 4 :| [2 d 4 |]"
+    assert _window(tok, tune, 20) == "<bos> M:2/4 L:1/8 K:D <bars:5-8> d 4 :| [1 A 4 :| [2 d 4 |]"
+    # before an ending only where no other bar line fits; then before a note of the current bar; then
+    # anywhere; nothing only where not even the last token fits
+    assert _window(tok, tune, 14) == "<bos> M:2/4 L:1/8 K:D <bars:5-8> [1 A 4 :| [2 d 4 |]"
+    assert _window(tok, tune, 8) == "<bos> M:2/4 L:1/8 K:D <bars:5-8> d 4 |]"
+    assert _window(tok, tune, 7) == "<bos> M:2/4 L:1/8 K:D <bars:5-8> 4 |]"
+    assert _window(tok, tune, 5) is None
+    # the tune goes on: the window ends with its last token, a note in flight included
+    assert _window(tok, tune, 12, drop=3) == "<bos> M:2/4 L:1/8 K:D <bars:5-8> [1 A 4 :| [2 d"
+
+
+def test_a_window_counts_its_bars_and_those_still_to_come(tok):
+    """With the tune's bars known, the length control is the window's bars and those still to come: 40 bars
+    written of 48, 6 in the window, is a tune of 14 bars (the model plans its ending from it)."""
+    tune = "X:1\nM:2/4\nL:1/8\nK:D\n" + "|".join(["d2 A2", "B2 A2", "F2 D2", "E2 F2"] * 10) + "|]\n"
+    ids = tok.encode(tok.normalise(tune))
+    fed = tok.window(ids[:-2], max_tokens=5 + 6 * 5, bars=48)   # 40 bars of 5 tokens, the last without its |]
+    assert [tok.vocab[i] for i in fed[:5]] == ["<bos>", "M:2/4", "L:1/8", "K:D", "<bars:13-16>"]
+    assert count_bars([tok.vocab[i] for i in fed[5:]]) == 6 and fed[-1] == ids[-3]
+    kept = tok.window(ids[:-2], max_tokens=35)
+    assert kept[4] == ids[4] == tok.token_to_id["<bars:33-40>"] and kept[5:] == fed[5:]
+
+
+def test_a_free_meter_bar_longer_than_a_window_is_cut_before_a_note(tok):
+    """Not inside a slur, a chord, a grace group, a tuplet or a broken rhythm, nor after an accidental,
+    where another cut fits."""
+    tune = "X:1\nM:none\nL:1/8\nK:G\nGABc d2B2 (cd)ef {g}a2 [GB]2 z2 (3ABc d>e|]\n"
+    head = "<bos> M:none L:1/8 K:G <bars:1-4>"
+    assert _window(tok, tune, 30) == head + " e f { g } a 2 [ G B ] 2 z 2 (3 A B c d > e |]"
+    assert _window(tok, tune, 20) == head + " [ G B ] 2 z 2 (3 A B c d > e |]"
+    assert _window(tok, tune, 14) == head + " (3 A B c d > e |]"
+    assert _window(tok, tune, 12) == head + " d > e |]"
+    assert _window(tok, tune, 8) == head + " > e |]"
+    assert _window(tok, "X:1\nM:none\nL:1/8\nK:G\n(GABcdefg)|]\n", 9) == head + " f g ) |]"
