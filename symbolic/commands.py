@@ -484,7 +484,9 @@ def add_compose_parser(sub, common: argparse.ArgumentParser) -> argparse.Argumen
     p.add_argument("--temperature", type=float, default=1.0, help="0 = always the most likely token (default: 1)")
     p.add_argument("--top-k", type=int, default=0, metavar="K", help="sample among the K most likely tokens")
     p.add_argument("--top-p", type=float, default=0.95, metavar="P", help="nucleus sampling mass (default: 0.95)")
-    p.add_argument("--max-tokens", type=int, default=None, help="longest sequence (default: the model's context)")
+    p.add_argument("--max-tokens", type=int, default=None,
+                   help="token budget of a piece of free length (default: the model's context; twice it where the "
+                        "piece may go on past the context on a sliding window); --bars and --seconds set their own")
     abc = p.add_argument_group("ABC controls")
     abc.add_argument("--key", help="ABC key, e.g. G, Ador, Bb, F#m (MIDI models: 'D minor', 'Eb major')")
     abc.add_argument("--meter", help="e.g. 6/8, 3/4, C")
