@@ -6,10 +6,11 @@
 
 Settings: defaults, 6/8 jigs in G, 4/4 reels in D, 3/4 waltzes in Ador with ``--sections 2x8``, 4/4 reels
 in D with ``--sections 4x8`` (32 bars written out, about 330 tokens: longer than folk-abc's context of 256,
-sampled on the sliding window), each at temperatures 0.5, 0.8 and 1.0 (top-p 0.95, the CLI's default),
-seeds 0.. one per batch (``--only reel`` runs the settings whose name has ``reel``). The real tunes are an
-evenly spread sample of the held-out split of ``music21:abc-folk`` (DESIGN.md); ``real, 24+ bars`` are
-those of them with 24 bars or more.
+sampled on the sliding window), free meter (``--meter none``), each at temperatures 0.5, 0.8 and 1.0
+(top-p 0.95, the CLI's default), seeds 0.. one per batch (``--only reel`` runs the settings whose name has
+``reel``). The real tunes are an evenly spread sample of the held-out split of ``music21:abc-folk``
+(DESIGN.md); ``real, 24+ bars`` and ``real, 4/4`` are those of them with 24 bars or more and in 4/4;
+``real, free meter`` every held-out tune in free meter.
 
 Columns (per tune, read from the normalised ABC tokens, so real and generated tunes are read alike):
 
@@ -28,9 +29,11 @@ Columns (per tune, read from the normalised ABC tokens, so real and generated tu
 - ``closed``: the tune ends with ``|]`` or ``:|`` (nothing after it); ``sections ok``: the requested
   sections (``2x8``: 16 bars, section bar lines after bars 8 and 16 only), else ``-``.
 - ``range``: median pitch range (semitones); ``notes/bar``: median notes a bar (melody notes: grace
-  notes and a chord's other notes left out); ``out key``: share of notes outside the key signature's
-  pitch classes; ``|int|``: mean absolute interval between consecutive notes (semitones); ``steps``:
-  share of intervals of 1-2 semitones; ``leaps``: share of 5 semitones or more.
+  notes and a chord's other notes left out); ``longest bar``: median of each tune's longest bar in units
+  (``L:``; free meter has no bar length: the model's bars ran on where no bar line could follow);
+  ``out key``: share of notes outside the key signature's pitch classes; ``|int|``: mean absolute interval
+  between consecutive notes (semitones); ``steps``: share of intervals of 1-2 semitones; ``leaps``: share of 5
+  semitones or more.
 - ``tiny``: share of tunes with a note shorter than a quarter of the unit length (``L:``), as none of the
   held-out tunes has.
 - ``split end``: share of tunes whose last two notes are one pitch, each shorter than the unit (``d/2d/2|]``:
@@ -62,6 +65,7 @@ SETTINGS = (  # (name, controls)
     ("reel 4/4 D", {"meter": "4/4", "key": "D"}),
     ("waltz 3/4 Ador 2x8", {"meter": "3/4", "key": "Ador", "sections": (2, 8)}),
     ("reel 4/4 D 4x8", {"meter": "4/4", "key": "D", "sections": (4, 8)}),   # longer than the context
+    ("free meter", {"meter": "none"}),
 )
 TEMPERATURES = (0.5, 0.8, 1.0)
 _SECTION_END = ("||", ":|", "|]")
@@ -89,6 +93,7 @@ class TuneStats:
     n_outside: int
     intervals: list[int]
     n_bars: int
+    longest_bar: Fraction  # in units (L:), tuplets and broken rhythm read as written
 
 
 def _key_alter(key: str) -> dict[str, int]:
@@ -194,7 +199,30 @@ def tune_stats(tokens: list[str], sections: tuple[int, int] | None = None) -> Tu
     return TuneStats(notes[-1] % 12 == tonic, section_ends, longest, near_loop, echo_loop, _longest_strikes(body),
                      closed, sections_ok, n_chords,
                      any(DURATIONS.get(t, 1) < Fraction(1, 4) for t in body), _split_end(body),
-                     _end_beats(tokens), max(notes) - min(notes), len(notes), outside, intervals, len(bars))
+                     _end_beats(tokens), max(notes) - min(notes), len(notes), outside, intervals, len(bars),
+                     max(map(_bar_units, bars)))
+
+
+def _bar_units(bar: tuple[str, ...]) -> Fraction:
+    """A bar's length in units (``L:``): each note, rest or chord one, or its duration token's; grace notes none;
+    tuplets and broken rhythm read as written (a bar in free meter has no length to check it against)."""
+    from ostinato.symbolic.abc_normalise import DURATIONS, PITCHES
+
+    total, element, group = Fraction(0), False, None
+    for t in bar:
+        if t in ("{", "["):
+            group = t
+        elif t in ("}", "]"):
+            element = group == "["
+            total += element
+            group = None
+        elif group is None and (t in PITCHES or t == "z"):
+            total += 1
+            element = True
+        elif group is None and t in DURATIONS and element:
+            total += DURATIONS[t] - 1
+            element = False
+    return total
 
 
 def _near_loop(bars: list[tuple], max_period: int = 4) -> bool:
@@ -293,6 +321,7 @@ def _row(name: str, stats: list[TuneStats], overlap: float | None) -> str:
         f"{sum(sec) / len(sec):.0%}" if sec else "-",
         f"{statistics.median(s.pitch_range for s in stats):.0f}",
         f"{statistics.median(s.n_notes / max(1, s.n_bars) for s in stats):.1f}",
+        f"{float(statistics.median(s.longest_bar for s in stats)):.0f}",
         f"{sum(s.n_outside for s in stats) / max(1, sum(s.n_notes for s in stats)):.1%}",
         f"{statistics.fmean(ints):.2f}" if ints else "-",
         f"{sum(1 <= i <= 2 for i in ints) / max(1, len(ints)):.0%}",
@@ -307,8 +336,8 @@ def _row(name: str, stats: list[TuneStats], overlap: float | None) -> str:
 
 
 _HEADER = ("| set | tunes | tonic end | sect tonic | 3+ same | run max | near loop | echo loop | 6+ strikes | closed "
-           "| sections ok | range | notes/bar | out key | \\|int\\| | steps | leaps | tiny | split end | end >= beat "
-           "| chords | YL ovl |\n|" + "---|" * 22)
+           "| sections ok | range | notes/bar | longest bar | out key | \\|int\\| | steps | leaps | tiny | split end "
+           "| end >= beat | chords | YL ovl |\n|" + "---|" * 23)
 
 
 def _overlap(generated: list, reference: list) -> float | None:
@@ -320,18 +349,21 @@ def _overlap(generated: list, reference: list) -> float | None:
     return statistics.fmean(v["overlap"] for v in result.values())
 
 
-def real_tunes(n: int, tok) -> list[tuple[list[str], object]]:
-    """``n`` held-out tunes spread evenly over the split: (tokens, note table)."""
+def real_tunes(n: int | None, tok, meter: str | None = None) -> list[tuple[list[str], object]]:
+    """``n`` held-out tunes spread evenly over the split (None: all of them; ``meter``: those with that ``M:``
+    token only): (tokens, note table)."""
     from ostinato.events.sources import iter_items
 
     items = list(iter_items("music21:abc-folk", split="test"))
     out = []
-    step = max(1, len(items) // n)
+    step = max(1, len(items) // n) if n else 1
     for item in items[::step]:
-        if len(out) >= n:
+        if n is not None and len(out) >= n:
             break
         try:
             text = tok.normalise(item.abc_text())
+            if meter is not None and text.split("\n")[1] != meter:
+                continue
             ids = tok.encode(text, normalised=True)
             table = tok.decode_notes(ids)
         except Exception:
@@ -384,6 +416,9 @@ def main(argv: list[str] | None = None) -> int:
               if s is not None and tokens[0] in ("M:4/4", "M:C")]
     if common:
         rows.append(_row("real, 4/4", [s for s, _ in common], _overlap([t for _, t in common], ref_tables)))
+    free = [(s, t) for s, t in ((tune_stats(tk), t) for tk, t in real_tunes(None, tok, meter="M:none")) if s]
+    if free:   # every held-out free-meter tune (few in the sample)
+        rows.append(_row("real, free meter", [s for s, _ in free], _overlap([t for _, t in free], ref_tables)))
     print(f"{len(real)} real tunes read in {time.perf_counter() - start:.1f} s", file=sys.stderr)
     for temperature in (float(t) for t in args.temperatures.split(",")):
         for name, controls in SETTINGS:

@@ -133,10 +133,10 @@ from ostinato.events.theory import BROKEN_RHYTHM, LETTERS, bar_length, beat_leng
 
 from .abc_normalise import ACCIDENTAL_ALTER, BAR_BUCKETS, BARS, DURATIONS, KEYS, METERS, PITCHES, UNITS, bar_bucket
 
-__all__ = ["GRID_TICKS", "MAX_CHORD_NOTES", "MAX_SLURS", "STYLE_BAR_TOKENS", "STYLE_CHORD_NOTES", "STYLE_REPEATS",
-           "STYLE_SHORTEST", "TICKS_PER_UNIT", "AbcGrammar", "PrimedGrammar", "bar_melody", "bar_units",
-           "cadence_ticks", "clear_caches", "edit_distance", "near_melodies", "near_tolerance", "nearly_same_bars",
-           "open_ornaments", "strikes", "tuplet_ratio", "without_ornaments"]
+__all__ = ["GRID_TICKS", "MAX_CHORD_NOTES", "MAX_SLURS", "STYLE_BAR_TOKENS", "STYLE_CHORD_NOTES",
+           "STYLE_FREE_BAR_TOKENS", "STYLE_REPEATS", "STYLE_SHORTEST", "TICKS_PER_UNIT", "AbcGrammar", "PrimedGrammar",
+           "bar_melody", "bar_units", "cadence_ticks", "clear_caches", "edit_distance", "near_melodies",
+           "near_tolerance", "nearly_same_bars", "open_ornaments", "strikes", "tuplet_ratio", "without_ornaments"]
 
 TICKS_PER_UNIT = 80640  # 32 * 2520: 1/32 unit durations, tuplets of 2..9 and broken rhythm are exact
 GRID_TICKS = TICKS_PER_UNIT // 32  # the 1/32-unit grid plain durations move on
@@ -149,6 +149,9 @@ STYLE_SHORTEST = Fraction(1, 4)  # the style rule's shortest note, in unit lengt
 # budget can hold: the 90th percentile of the held-out tunes (median 0.99: a note of a unit or more costs at most
 # a token a unit, one shorter more)
 STYLE_BAR_TOKENS = Fraction(135, 100)
+# the style rule's longest free-meter (M:none) bar, in tokens: 95% of the Essen free-meter tunes' bars have 32 or fewer
+# (median 8); the model's ran on to the budget (a median tune's longest bar 456 units) where no bar line could follow
+STYLE_FREE_BAR_TOKENS = 48
 _SHORTEST_TICKS = TICKS_PER_UNIT * STYLE_SHORTEST.numerator // STYLE_SHORTEST.denominator
 _INF = 10**9
 _NO_LIMIT = 10**6
@@ -976,6 +979,9 @@ class AbcGrammar:
         if units and isinstance(units[-1], tuple) and len(units[-1]) == 1:
             return None  # an accidental waiting for its pitch: nothing here closes the bar
         full = bool(key.bar) and key.pos == key.bar and key.ctx in _CLOSABLE  # (past it: a duration must follow)
+        free = key.meter == "none"   # no bar length: any element may be a bar's last, and only its bar line ends it
+        if free and key.ctx not in _CLOSABLE:
+            return None
         ban = enders = None
         n = len(units) + 1
         for p in range(1, MAX_LOOP_PERIOD + 1):
@@ -986,11 +992,11 @@ class AbcGrammar:
             target = self._units(hist[-p])  # the bar that would continue the period-p loop
             row = _edit_row(units, target)  # the bar so far against the target's prefixes
             one_more_near = _next_row(row, n, target, None)[-1] <= near_tolerance(max(n, len(target)))
-            if full:
+            if full or free:
                 if row[-1] > near_tolerance(max(len(units), len(target))):
                     continue
                 hit = mask & self._bar_line
-                if one_more_near:  # a tie or a slur's end would keep it near: only a new length varies it
+                if one_more_near and not free:  # a tie or a slur's end would keep it near: only a new length varies it
                     hit |= mask & ~self._is_duration
             else:
                 tolerance = near_tolerance(max(n, len(target)))
@@ -1035,8 +1041,13 @@ class AbcGrammar:
                 break
             if all(melodies[-j] and self._near_melodies(melodies[-j], melodies[-j - p]) for j in range(1, 2 * p)):
                 targets.append(melodies[-p])
-        if not targets or not key.bar:
+        if not targets:
             return None
+        if not key.bar:   # free meter: a bar near its counterpart's melody may not take its bar line yet
+            if key.meter != "none" or key.ctx not in _CLOSABLE or not melody:
+                return None
+            near = any(_edit_row(melody, t)[-1] <= near_tolerance(min(len(melody), len(t))) for t in targets)
+            return mask & self._bar_line if near else None
         full = key.pos == key.bar and key.ctx in _CLOSABLE
         room = max(key.bar - key.pos - reserve, 0)
         ban, diverge = None, []
@@ -1221,6 +1232,17 @@ class AbcGrammar:
                 ban[ids[":|"]] = True
             if key.ctx == BAR and key.lb == ":|":
                 ban[self.eos] = True
+        if key.meter == "none" and len(cur) >= STYLE_FREE_BAR_TOKENS and key.ctx in _AFTER_EL \
+                and key.tup is None and not key.brk:
+            # a free-meter bar as long as the corpus's longest closes: no element begins, nor a tie (whose
+            # note would), but the tonic where the last note is not the tonic (so the tune may end there)
+            stop = self._starts | self._broken
+            stop[self._tie] = True
+            if not last_tonic:
+                stop[self.pitch_ids] &= ~self._tonic_pitches(tonic, "")[self.pitch_ids]
+                for a in self.acc_ids:
+                    stop[a] = not self._tonic_pitches(tonic, self.vocab[a]).any()
+            ban |= stop
         if not self._must_close(key, bd, closing):
             return ban
         # a bar that must close a section or the tune: refuse what would fill it after a non-tonic note

@@ -316,6 +316,48 @@ def test_form_chooses_a_meter_with_bars_unless_free_meter_is_asked_for(tok):
     grammar.advance(grammar.advance(grammar.start(), tok.bos_id), tok.token_to_id["M:none"])   # advance takes it
 
 
+def test_form_closes_a_free_meter_bar_as_long_as_the_corpus_longest(tok):
+    """A style rule: in free meter no bar length closes a bar, and the model's bars ran on to the budget (a
+    median tune's longest bar 456 units long) where no bar line could follow; at ``STYLE_FREE_BAR_TOKENS``
+    tokens a bar begins no element, nor a tie, but the tonic while the last note is not the tonic."""
+    from ostinato.symbolic.abc_grammar import STYLE_FREE_BAR_TOKENS
+
+    grammar = AbcGrammar(tok, meter="none", unit="1/8", key="G", bars=2, max_tokens=400, form=True)
+    notes = "A B c d e f " * (STYLE_FREE_BAR_TOKENS // 6)
+    assert len(notes.split()) == STYLE_FREE_BAR_TOKENS
+
+    def starts(text: str) -> set[str]:
+        mask = grammar.allowed(_feed(grammar, text))
+        return {t for i in np.flatnonzero(mask) if (t := tok.vocab[i]) not in BARS and tok.block_of(i) != "duration"}
+
+    before = starts(" ".join(notes.split()[:-1]))
+    assert {"A", "g", "z", "(", "[", "-"} <= before   # one token short of the cap: anything goes
+    tonics = {t for t in tok.vocab if t[0] in "Gg" and tok.block_of(tok.token_to_id[t]) == "pitch"}
+    assert starts(notes) == tonics | {"="}   # after A..f: only the tonic (G natural) may begin
+    assert starts(notes + "G") == set()      # the tonic struck: the bar closes (a duration may still follow)
+    mask = grammar.allowed(_feed(grammar, notes + "G"))
+    assert mask[tok.token_to_id["|"]] and not mask[tok.token_to_id["|]"]]   # the first of 2 bars
+    last = "G 2 | " + notes   # the last bar, where no bar line but the tune's end may follow
+    assert starts(last) == tonics | {"="} and starts(last + "G") == set()
+    mask = grammar.allowed(_feed(grammar, last + "G"))
+    assert mask[tok.token_to_id["|]"]] and not mask[tok.token_to_id["|"]]
+    loose = AbcGrammar(tok, meter="none", unit="1/8", key="G", bars=2, max_tokens=400)   # not a rule of validity
+    assert loose.allowed(_feed(loose, notes))[tok.token_to_id["A"]]
+
+
+def test_form_keeps_free_meter_bars_from_looping(tok):
+    """Free meter has no bar to fill, so the loop rules, which refuse what would fill a bar near its counterpart,
+    never acted there: a third bar nearly the same (by tokens and by ear) may not take its bar line yet."""
+    grammar = AbcGrammar(tok, meter="none", unit="1/8", key="G", bars=8, max_tokens=400, form=True)
+    mask = grammar.allowed(_feed(grammar, "G A B c | G A B d | G A B c"))
+    assert not mask[tok.token_to_id["|"]]
+    assert mask[tok.token_to_id["e"]] and mask[tok.token_to_id["2"]]   # the bar goes on, or its note is longer
+    varied = grammar.allowed(_feed(grammar, "G A B c | G A B d | G A e f"))
+    assert varied[tok.token_to_id["|"]]
+    loose = AbcGrammar(tok, meter="none", unit="1/8", key="G", bars=8, max_tokens=400)
+    assert loose.allowed(_feed(loose, "G A B c | G A B d | G A B c"))[tok.token_to_id["|"]]
+
+
 def test_sections_control_writes_section_bar_lines(tok):
     grammar = AbcGrammar(tok, meter="4/4", unit="1/8", key="D", sections=(3, 4), max_tokens=300)
     assert tok.vocab[grammar.prefix_ids()[-1]] == bar_bucket(12)
