@@ -99,6 +99,11 @@ accepts what they refuse (a primer or a real tune may break them):
   valid ending it writes, the model chooses.
 - A meter with bars (:meth:`AbcGrammar._meter_style`): when the meter is the model's to choose, not free meter
   (``M:none``), in which no bar rule can hold (the model's free-meter tunes ran unbarred to the budget).
+- Free-meter bars (``M:none``, asked for with ``meter="none"``) as the corpus writes them: a bar of
+  ``STYLE_FREE_BAR_TOKENS`` tokens begins no element but the tonic, and no tie, so it closes (or the tune
+  ends) there; the loop and echo rules, which refuse what would fill a bar near its counterpart, refuse a
+  free-meter bar's bar line while it is near (it has no length to fill). The model's free-meter bars had run
+  on where its length control allowed no more bar lines (a tune's longest bar, median, about 200 units).
 - Tune lengths the budget can hold (:meth:`AbcGrammar._bucket_style`): the header's bar buckets are those whose
   fewest bars fit ``max_tokens`` at the collections' density (``STYLE_BAR_TOKENS`` tokens per unit of a bar and
   its bar line), so a tune is not driven to reach its bars with the completion's whole-bar notes at the end.
@@ -1209,6 +1214,8 @@ class AbcGrammar:
           tonic, at a place and with a rhythm the model chooses). ``closing`` (the policy's completion is
           within ``ENDING_HORIZON`` tokens of the budget, so the budget may force any bar from here to be
           the last) makes every bar one that must close.
+        - Free-meter bars: at ``STYLE_FREE_BAR_TOKENS`` tokens no element begins but the tonic (while the last
+          note is not the tonic), and no tie: the bar closes, or the tune ends, there.
         """
         tonic, last_tonic, cur, hist = fs
         ban = _union(self._chord_ban(key, cur), self._grace_ban(key, cur))
