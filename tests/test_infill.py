@@ -348,6 +348,23 @@ def test_abc_infill_after_bars_with_marks_the_grammar_would_not_write():
         lengths = _measure_lengths(piece.text)
         assert lengths[4] == lengths[5] == (Fraction(3), Fraction(3)), piece.text
 
+def test_a_cut_prefix_is_shown_under_the_key_it_is_in():
+    """A tune in G that moves to D: where the context shows only bars after the key change, the infill prompt (and
+    its left-to-right twin) is headed with ``K:D``, not the tune's ``K:G``; the tune itself keeps both."""
+    from ostinato.symbolic.infill import _plan
+
+    tok = add_infill_tokens(AbcTokenizer())
+    text = "X:1\nM:4/4\nL:1/8\nK:G\nGABc dBGB|c2A2 G4|\nK:D\n" + "|".join(["DFAd fdAF", "G2B2 A4"] * 8) + "|]\n"
+    plan = _plan(tok, text, (17, 17), 64, None)
+    vocab = [tok.vocab[i] for i in plan.prompt]
+    assert vocab[:4] == ["<bos>", "M:4/4", "L:1/8", "K:D"] and "K:G" not in vocab, vocab
+    assert [tok.vocab[i] for i in plan.before[:4]] == ["<bos>", "M:4/4", "L:1/8", "K:D"]
+    whole = plan.finish(plan.middle)
+    assert whole.text == tok.decode_text(tok.encode(text))   # the tune as it was, both keys
+    shown = _plan(tok, text, (3, 3), 512, None)   # the key change shown: the tune's own head
+    assert [tok.vocab[i] for i in shown.prompt[:4]] == ["<bos>", "M:4/4", "L:1/8", "K:G"]
+
+
 def test_abc_infill_past_the_end_extends_the_tune():
     tok = add_infill_tokens(AbcTokenizer())
     model = _random_model(tok)
