@@ -78,9 +78,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{args.model}: {len(tunes)} {args.split} tunes of music21:abc-folk longer than its context of {ctx}, "
           f"{n} tokens past it")
     print("| fed | bits per token |\n|---|---|")
+    bits = {}
     for name, way in ways.items():
-        bits = sum(way(ids).sum() for ids in tunes) / n / math.log(2)
-        print(f"| {name} | {bits:.4f} |")
+        bits[name] = sum(way(ids).sum() for ids in tunes) / n / math.log(2)
+        print(f"| {name} | {bits[name]:.4f} |")
+    print(f"ratio (window+bars / slides, bits: lower is better): {bits['window+bars'] / bits['slides']:.3f}x")
     return 0
 
 

@@ -51,6 +51,8 @@ COMPARISONS = (
     Comparison("render_quality", "STFT distance to FluidSynth", "pretty_midi sines", ("--pieces", "2")),
     Comparison("train_speed", "training step, bfloat16 autocast, tokens/s", "the same step in float32",
                ("--steps", "2", "--model", "folk-abc")),
+    Comparison("abc_window", "held-out ABC tokens past the context as the sampler feeds them, bits per token",
+               "windows sliding half a context without the header"),
     Comparison("train_symbolic", "held-out bits per character", "xz -9e",
                ("--steps", "30", "--config", "tiny", "--data", "music21:essenFolksong/han1.abc"),
                ("--data", "music21:abc-folk", "--model", "folk-abc")),
