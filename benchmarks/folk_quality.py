@@ -403,22 +403,17 @@ def main(argv: list[str] | None = None) -> int:
     model.eval()
     start = time.perf_counter()
     real = real_tunes(n_real, tok)
-    real_stats = [s for s in (tune_stats(t) for t, _ in real) if s is not None]
+    read = [(tokens, s, t) for tokens, t in real if (s := tune_stats(tokens)) is not None]
     half = len(real) // 2
-    rows = [_row("real (held out)", real_stats,
+    rows = [_row("real (held out)", [s for _, s, _ in read],
                  _overlap([t for _, t in real[:half]], [t for _, t in real[half:]]))]
     ref_tables = [t for _, t in real]
-    long = [(tune_stats(tokens), t) for tokens, t in real if count_bars(tokens) >= 24]
-    long = [(s, t) for s, t in long if s is not None]
-    if long:
-        rows.append(_row("real, 24+ bars", [s for s, _ in long], _overlap([t for _, t in long], ref_tables)))
-    common = [(s, t) for s, (tokens, t) in ((tune_stats(tk), (tk, t)) for tk, t in real)
-              if s is not None and tokens[0] in ("M:4/4", "M:C")]
-    if common:
-        rows.append(_row("real, 4/4", [s for s, _ in common], _overlap([t for _, t in common], ref_tables)))
-    free = [(s, t) for s, t in ((tune_stats(tk), t) for tk, t in real_tunes(None, tok, meter="M:none")) if s]
-    if free:   # every held-out free-meter tune (few in the sample)
-        rows.append(_row("real, free meter", [s for s, _ in free], _overlap([t for _, t in free], ref_tables)))
+    free = [(tokens, s, t) for tokens, t in real_tunes(None, tok, meter="M:none") if (s := tune_stats(tokens))]
+    for name, group in (("real, 24+ bars", [r for r in read if count_bars(r[0]) >= 24]),
+                        ("real, 4/4", [r for r in read if r[0][0] in ("M:4/4", "M:C")]),
+                        ("real, free meter", free)):   # every held-out free-meter tune (few in the sample)
+        if group:
+            rows.append(_row(name, [s for _, s, _ in group], _overlap([t for _, _, t in group], ref_tables)))
     print(f"{len(real)} real tunes read in {time.perf_counter() - start:.1f} s", file=sys.stderr)
     for temperature in (float(t) for t in args.temperatures.split(",")):
         for name, controls in SETTINGS:

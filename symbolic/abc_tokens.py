@@ -101,6 +101,7 @@ _BODY_TOKEN = re.compile(
 _FIELD_LINE = re.compile(r"[MLK]:\S+")
 _CONTENT = frozenset(PITCHES) | {"z"}
 _BAR_SET = frozenset(BARS)
+_FIELD_KINDS = ("meter", "unit", "key")   # the header's blocks, in its order after <bos>
 
 
 def count_bars(tokens: list[str]) -> int:
@@ -403,33 +404,28 @@ class AbcTokenizer:
         has 8 to go); None keeps the tune's own. Fed so, folk-abc predicts the held-out tunes' tokens past
         its context 8% better than from windows without the header (1.3352 against 1.4582 bits a token).
         """
+        from .fim import token_kinds
+
         ids = [int(i) for i in ids]
         if len(ids) < 6 or ids[0] != self.bos_id or ids[4] not in self._length_ids:
             return None
-        vocab, blocks = self.vocab, self.blocks
-        fields = {"meter": ids[1], "unit": ids[2], "key": ids[3]}
-        # where a window may begin (the first index of its body, the fields in force there), best first:
-        # after a bar line; the same inside a slur or before an ending; before a note (a bar longer than any
-        # window: free meter), then before one inside a slur; last, anywhere (a tuplet longer than a window)
-        cuts: list[list[tuple[int, dict]]] = [[(5, dict(fields))], [], [], [], []]   # the whole tune first
+        vocab, kinds = self.vocab, token_kinds(self)
+        # where a window may begin (the first index of its body), best first: after a bar line; the same inside
+        # a slur or before an ending; before a note (a bar longer than any window: free meter), then before one
+        # inside a slur; last, anywhere (a tuplet longer than a window)
+        cuts: list[list[int]] = [[5], [], [], [], []]   # the whole tune first
         slurs, group, tuplet, previous = 0, False, 0, ids[4]
-
-        def block(t: int) -> str | None:
-            return next((name for name, (a, b) in blocks.items() if a <= t < b), None)
-
         for k in range(5, len(ids)):
-            kind, text = block(ids[k]), vocab[ids[k]] if ids[k] < len(vocab) else ""
-            starts = not group and not tuplet and block(previous) not in ("accidental", "broken", "tuplet") \
+            kind, text = kinds[ids[k]], vocab[ids[k]]
+            starts = not group and not tuplet and kinds[previous] not in ("accidental", "broken", "tuplet") \
                 and vocab[previous] != "("
-            cuts[4].append((k, fields))
-            if kind in ("meter", "unit", "key"):
-                fields = {**fields, kind: ids[k]}
-            elif kind == "bar":
+            cuts[4].append(k)
+            if kind == "bar":
                 cut = k if text == "|:" else k + 1
                 if cut < len(ids):
-                    cuts[1 if slurs or block(ids[cut]) == "ending" else 0].append((cut, dict(fields)))
+                    cuts[1 if slurs or kinds[ids[cut]] == "ending" else 0].append(cut)
             elif (kind in ("accidental", "pitch", "rest", "tuplet") or text in ("(", "[", "{")) and starts:
-                cuts[3 if slurs else 2].append((k, dict(fields)))
+                cuts[3 if slurs else 2].append(k)
             if text in ("[", "{"):
                 group = True
             elif text in ("]", "}"):
@@ -444,20 +440,28 @@ class AbcTokenizer:
             elif text == ")":
                 slurs = max(0, slurs - 1)
             previous = ids[k]
-        written = count_bars([vocab[i] for i in ids[5:] if i < len(vocab)])
-        for cut, at in [c for ranked in cuts for c in ranked]:
-            body = ids[cut:]
-            while body and block(body[0]) in ("meter", "unit", "key") and len(body) > 1:
-                at = {**at, block(body[0]): body[0]}   # a field line the window begins with: in its header
-                body = body[1:]
-            length = ids[4]
+        for cut in (c for ranked in cuts for c in ranked):
+            while cut < len(ids) - 1 and kinds[ids[cut]] in _FIELD_KINDS:
+                cut += 1   # a field line the window begins with: in its header
+            if 5 + len(ids) - cut > max_tokens:
+                continue
+            head = self.fields_in_force(ids[:5], ids[5:cut])
             if bars is not None:
-                shown = count_bars([vocab[i] for i in body if i < len(vocab)])
-                length = self.token_to_id[bar_bucket(max(1, shown + bars - written))]
-            fed = [self.bos_id, at["meter"], at["unit"], at["key"], length, *body]
-            if len(fed) <= max_tokens:
-                return fed
+                shown, written = (count_bars([vocab[i] for i in part]) for part in (ids[cut:], ids[5:]))
+                head[4] = self.token_to_id[bar_bucket(max(1, shown + bars - written))]
+            return [*head, *ids[cut:]]
         return None
+
+    def fields_in_force(self, head: Sequence[int], tokens: Sequence[int]) -> list[int]:
+        """``head`` (``<bos> M: L: K: <bars:..>``) with the meter, unit and key that ``tokens`` (the tune's
+        body up to some point) change to: the header a part of the tune that begins there is in."""
+        from .fim import token_kinds
+
+        head, kinds = [int(i) for i in head], token_kinds(self)
+        for t in tokens:
+            if kinds[t] in _FIELD_KINDS:
+                head[1 + _FIELD_KINDS.index(kinds[t])] = int(t)
+        return head
 
     # -- values the grammar needs -------------------------------------------------------------
 

@@ -395,7 +395,7 @@ def _abc_plan(tokenizer, text: str, span: tuple[int, int], context: int) -> _Pla
     per_bar = max(1, len(body)) / max(1, total_bars)
     room = _room(int(per_bar * 1.6 * (last - first + 1)) + 16, context)
     shown_prefix, shown_suffix = _fit(tokenizer, prefix, suffix, context - room - len(head) - 3)
-    shown_head = _fields_in_force(tokenizer, head, prefix[:len(prefix) - len(shown_prefix)])
+    shown_head = tokenizer.fields_in_force(head, prefix[:len(prefix) - len(shown_prefix)])   # the key it is in
     prompt = fim_prompt(tokenizer, shown_head, shown_prefix, shown_suffix, len(groups))
     tune = [*head, *prefix]
 
@@ -412,17 +412,6 @@ def _abc_plan(tokenizer, text: str, span: tuple[int, int], context: int) -> _Pla
 
     middle = [] if extends else body[cuts[first - 1]:cuts[last]]
     return _Plan(prompt, grammar, finish, [*shown_head, *shown_prefix], _lead(tokenizer, shown_suffix), middle)
-
-
-def _fields_in_force(tokenizer, head: list[int], left_out: list[int]) -> list[int]:
-    """``head`` (``<bos> M: L: K: <bars:..>``) with the meter, unit and key that the bars ``left_out`` of the
-    model's view (a prefix cut to fit its context) change: the shown bars are in them."""
-    head = list(head)
-    for t in left_out:
-        block = tokenizer.block_of(t) if t < len(tokenizer.vocab) else None
-        if block in ("meter", "unit", "key"):
-            head[("meter", "unit", "key").index(block) + 1] = t
-    return head
 
 
 def _lead(tokenizer, suffix: list[int]) -> list[int]:
