@@ -215,8 +215,8 @@ def calibrate(model: str, data: str, out: str | Path, *, command: str = "", devi
         card = staging / "model_card.md"
         before = card.read_text(encoding="utf-8") if card.is_file() else f"# {folder.name}\n"
         if figures:
-            before = _table_figures(before, figures)
-        card.write_text(_with_section(before, card_section(fitted, record)), encoding="utf-8")
+            before = table_figures(before, figures)
+        card.write_text(with_section(before, card_section(fitted, record)), encoding="utf-8")
 
     write_derived_folder(folder, out, fill, replaced=("model.safetensors", "metrics.json"))
     return fitted
@@ -234,7 +234,7 @@ def _heldout_after(fitted: Calibration, heldout: dict | None) -> dict | None:
 SECTION = "## Calibration"
 
 
-def _table_figures(card: str, figures: dict) -> str:
+def table_figures(card: str, figures: dict) -> str:
     """``card`` with the values of its held-out table's ``| bits_per_... | value |`` rows set to ``figures``'."""
     import re
 
@@ -245,9 +245,9 @@ def _table_figures(card: str, figures: dict) -> str:
     return card
 
 
-def _with_section(card: str, section: str) -> str:
-    """``card`` with its calibration section replaced by ``section`` (or ``section`` appended)."""
-    head, found, rest = card.partition(SECTION)
+def with_section(card: str, section: str, heading: str = SECTION) -> str:
+    """``card`` with its section ``heading`` (the calibration's) replaced by ``section`` (or ``section`` appended)."""
+    head, found, rest = card.partition(heading)
     if found:
         after = rest.find("\n## ")
         card = head.rstrip("\n") + ("\n" + rest[after:] if after >= 0 else "")

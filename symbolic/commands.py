@@ -21,7 +21,7 @@ TOKENIZERS = ("abc", "remi", "tsd", "midilike")
 
 
 def add_train_parsers(train_sub, common: argparse.ArgumentParser) -> None:
-    """Add ``train symbolic``, ``train quote`` and ``train calibrate``."""
+    """Add ``train symbolic``, ``train quote``, ``train calibrate`` and ``train memory``."""
     p = train_sub.add_parser(
         "symbolic", parents=[common], help="train a symbolic (token) model",
         description="Train a GPT-2 (or Llama) model on ABC tunes or MIDI event tokens. The held-out split of "
@@ -129,6 +129,17 @@ def add_train_parsers(train_sub, common: argparse.ArgumentParser) -> None:
     c.add_argument("--device", default="cpu", help="cpu, cuda, ... (default: cpu)")
     c.set_defaults(run=run_train_calibrate)
 
+    m = train_sub.add_parser(
+        "memory", parents=[common], help="give an ABC model a memory of its training tunes",
+        description="Build a memory of the training split of --data (less the collections the model was trained "
+                    "without), read as scale degrees, fit the weights with which it is mixed into the model's "
+                    "next-token distribution on the held-out split, and write the model with it (memory.safetensors, "
+                    "memory.json, the figures in its metrics and card) to a new folder (symbolic/memory.py).")
+    m.add_argument("--model", required=True, metavar="NAME|DIR", help="a trained ABC model (a shipped name or folder)")
+    m.add_argument("--data", required=True, metavar="SOURCE", help="as `train symbolic --data` (both its splits)")
+    m.add_argument("--out", required=True, metavar="DIR", help="the new model folder (new or empty)")
+    m.set_defaults(run=run_train_memory)
+
 
 def parse_shifts(text: str | None) -> tuple[int, ...]:
     """``"-5..6"`` -> the shifts -5..6 without 0 (``"all"``: the same); None or ``"none"`` -> ();
@@ -219,6 +230,18 @@ def run_train_quote(args: argparse.Namespace) -> int:
         print(f"{args.out}: quote weights {', '.join(f'{w:.3f}' for w in report.weights.weights)} from "
               f"{report.tokens:,} middle tokens of {report.spans} spans; {report.bits_model:.3f} -> "
               f"{report.bits_quoted:.3f} bits per token", file=sys.stderr)
+    return 0
+
+
+def run_train_memory(args: argparse.Namespace) -> int:
+    from .memory_train import train_memory
+
+    fit = train_memory(args.model, args.data, args.out, quiet=args.quiet > 0,
+                       command="ostinato " + shlex.join(sys.argv[1:]) if sys.argv and sys.argv[0] else "")
+    if args.quiet == 0:
+        print(f"{args.out}: a memory of {fit.memory_tunes:,} tunes; held-out bits per char "
+              f"{fit.per_unit(fit.bits_model):.4f} -> {fit.per_unit(fit.bits_memory):.4f} (cross-fitted "
+              f"{fit.per_unit(fit.bits_crossfit):.4f})", file=sys.stderr)
     return 0
 
 

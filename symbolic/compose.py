@@ -8,7 +8,8 @@
 Any :class:`symbolic.tokenizers.Tokenizer` works: its grammar (``tokenizer.grammar(controls)``,
 :mod:`symbolic.abc_grammar` or :mod:`symbolic.midi_grammar`) masks every token that would make a
 piece invalid, and enforces the controls it can (key, meter, unit length, bars; instruments, tempo,
-length). The primer's tokens are the start of every sample.
+length). The primer's tokens are the start of every sample. A model with a memory of its training
+tunes (:mod:`symbolic.memory`) samples the mixture of its distribution and the memory's.
 
 Pieces longer than the model's context (any ``bars``/``seconds``, any primer) are sampled with a
 sliding window where the tokenizer has one (MIDI REMI: :meth:`symbolic.midi_tokens.MidiTokenizer.window`;
@@ -130,8 +131,10 @@ def compose(model, tokenizer, *, n: int = 1, sampling: SamplingConfig | None = N
                 raise ValueError(f"the piece cannot be cut to fit the model's context of {context} tokens")
             return fed
         sampling = replace(sampling, max_tokens=max_tokens)
+    memory = getattr(model, "memory", None)   # the model folder's memory of its training tunes
     ids = sample(model, prompt=prompt, n=n * per_piece, config=sampling, grammars=grammars,
-                 eos_id=tokenizer.eos_id, pad_id=tokenizer.pad_id, on_step=on_step, window=window)
+                 eos_id=tokenizer.eos_id, pad_id=tokenizer.pad_id, on_step=on_step, window=window,
+                 mix=None if memory is None else [memory.mix] * (n * per_piece))
     pieces = [decode(tokenizer, seq, controls) for seq in ids]
     if per_piece == 1:
         return pieces

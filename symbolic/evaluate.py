@@ -93,6 +93,15 @@ def likelihood(model, tokenizer, *, context: int, items: list, instruments: str 
     if not pieces:
         first = f" (first problem: {data.failures[0]})" if data.failures else ""
         raise InputError("evaluate nll", f"no piece could be tokenized: {len(data.failures)} failed{first}")
+    memory = getattr(model, "memory", None)
+    if memory is not None:   # the mixture with the model's memory of its training tunes (symbolic/memory.py)
+        with progress(desc="score", unit="piece", quiet=quiet) as bar:
+            totals = memory_nats(model, memory, pieces, context=context,
+                                 on_piece=lambda done, total: _advance(bar, done, total))
+        figures = likelihood_figures(totals, data.unit)
+        figures["n_failed"] = len(data.failures)
+        figures["failed"] = list(data.failures)
+        return figures
     with progress(desc="score", unit="seq", quiet=quiet) as bar:
         totals = heldout_nats(model, pieces, context=context, pad_id=tokenizer.pad_id, device=torch.device(device),
                               batch_size=batch_size, on_batch=lambda done, total: _advance(bar, done, total))
@@ -100,6 +109,33 @@ def likelihood(model, tokenizer, *, context: int, items: list, instruments: str 
     figures["n_failed"] = len(data.failures)
     figures["failed"] = list(data.failures)
     return figures
+
+
+def memory_nats(model, memory, pieces, *, context: int, on_piece=None) -> dict:
+    """:func:`symbolic.train.heldout_nats`'s totals with the model's memory (:mod:`symbolic.memory`) mixed in
+    (the same windows)."""
+    import torch
+
+    from .train import score_windows
+
+    nats, n_tokens = 0.0, 0
+    for done, piece in enumerate(pieces, 1):
+        ids = np.asarray(piece.ids, np.int64)
+        for start, first in score_windows(len(ids), context):
+            chunk = ids[start:start + context + 1]
+            if len(chunk) < 2:
+                continue
+            with torch.no_grad():
+                logits = model(input_ids=torch.from_numpy(chunk[None, :-1])).logits.float()[0]
+            log_probs = torch.log_softmax(logits, -1)
+            for j in range(first - start - 1, len(chunk) - 1):
+                mixed = memory.mix(ids[:start + j + 1].tolist(), log_probs[j])
+                nats -= float(mixed[chunk[j + 1]])
+                n_tokens += 1
+        if on_piece is not None:
+            on_piece(done, len(pieces))
+    return {"nats": nats, "n_tokens": n_tokens, "n_units": sum(p.n_units for p in pieces),
+            "n_pieces": len({p.piece for p in pieces}), "n_sequences": len(pieces)}
 
 
 # ---------------------------------------------------------------------------- validity

@@ -309,7 +309,8 @@ def load_model_folder(folder: str | os.PathLike, *, device: str = "cpu", inferen
     Args:
         inference: for sampling and scoring only: a GPT-2 is then our own
             :class:`symbolic.fast_decode.GPT2` in eval mode (the same tensors; transformers is not
-            imported). Otherwise (training) transformers' model class.
+            imported), and the folder's memory of its training tunes, if it has one, is the model's
+            ``memory`` (:mod:`symbolic.memory`; None without). Otherwise (training) transformers' model class.
 
     Raises:
         InputError: a missing, corrupt or foreign file, named, in one line.
@@ -333,6 +334,7 @@ def load_model_folder(folder: str | os.PathLike, *, device: str = "cpu", inferen
         check_state(model, state, folder)
         model.load_state_dict(state, strict=False, assign=True)   # every tensor checked above
         model.tie_weights()
+        model.memory = _memory(folder, tokenizer)
         return model.to(device).eval(), tokenizer, config
     _quiet_transformers()
     model = build_model(config, len(tokenizer), pad_id=tokenizer.pad_id, bos_id=tokenizer.bos_id,
@@ -341,7 +343,16 @@ def load_model_folder(folder: str | os.PathLike, *, device: str = "cpu", inferen
     model.load_state_dict(state, strict=False)   # every tensor checked above; tied ones are tied again
     model.tie_weights()
     model.to(device).eval()
+    if inference:
+        model.memory = _memory(folder, tokenizer)
     return model, tokenizer, config
+
+
+def _memory(folder: Path, tokenizer):
+    """The folder's memory of its training tunes (:mod:`symbolic.memory`), or None."""
+    from .memory import load_memory
+
+    return load_memory(folder, tokenizer)
 
 
 def check_state(model, state: dict, folder: Path) -> None:

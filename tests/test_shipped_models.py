@@ -28,10 +28,11 @@ def test_shipped_model_folder_and_card(name):
     assert name in shipped_models() and name in DEFAULT_FOR_FORMAT.values()
     folder = PRETRAINED / name
     # the controls a plain compose uses; the weights of an infill's quotes (`ostinato train quote`)
-    own_defaults = ["compose.json", "quote.json"] if name == "chorale-midi" else []
+    # folk-abc: its memory of its training tunes (`ostinato train memory`)
+    own_defaults = ["compose.json", "quote.json"] if name == "chorale-midi" else ["memory.json", "memory.safetensors"]
     assert sorted(p.name for p in folder.iterdir() if p.name != "__pycache__") == sorted([
         "config.json", "metrics.json", "model.safetensors", "model_card.md", "tokenizer.json", *own_defaults])
-    assert (folder / "model.safetensors").stat().st_size <= MAX_BYTES
+    assert sum(p.stat().st_size for p in folder.glob("*.safetensors")) <= MAX_BYTES
     card = (folder / "model_card.md").read_text()
     if name == "chorale-midi":
         assert "ostinato train quote --model chorale-midi --data music21:bach " in card
@@ -41,6 +42,12 @@ def test_shipped_model_folder_and_card(name):
         assert calibration["data"] == SOURCES[name] and f"T = {calibration['temperature']:.3f}" in card
         assert calibration["bits_per_char_after"] < calibration["bits_per_char_crossfit"] < calibration[
             "bits_per_char_before"]
+        memory = json.loads((folder / "metrics.json").read_text())["memory"]
+        assert memory["command"].startswith("ostinato train memory ") and memory["command"] in card
+        assert memory["data"] == SOURCES[name]
+        assert memory["bits_per_char_memory"] < memory["bits_per_char_crossfit"] < memory["bits_per_char_model"]
+        assert memory["bits_per_char_model"] == pytest.approx(calibration["bits_per_char_after"], abs=1e-6)
+        assert f"| with the memory | {memory['bits_per_char_memory']:.4f} |" in card
     metrics = json.loads((folder / "metrics.json").read_text())
     assert metrics["command"].startswith("ostinato train symbolic ") and metrics["command"] in card
     assert f"--data {SOURCES[name]}" in metrics["command"]
