@@ -53,6 +53,8 @@ COMPARISONS = (
                ("--steps", "2", "--model", "folk-abc")),
     Comparison("abc_window", "held-out ABC tokens past the context as the sampler feeds them, bits per token",
                "windows sliding half a context without the header"),
+    Comparison("memory_recall", "folk-abc with its memory of the training tunes: held-out bits/char, composing time",
+               "its network alone", ("--tunes", "20", "--pieces", "50"), ("--originality",)),
     Comparison("train_symbolic", "held-out bits per character", "xz -9e",
                ("--steps", "30", "--config", "tiny", "--data", "music21:essenFolksong/han1.abc"),
                ("--data", "music21:abc-folk", "--model", "folk-abc")),

@@ -114,24 +114,15 @@ def likelihood(model, tokenizer, *, context: int, items: list, instruments: str 
 def memory_nats(model, memory, pieces, *, context: int, on_piece=None) -> dict:
     """:func:`symbolic.train.heldout_nats`'s totals with the model's memory (:mod:`symbolic.memory`) mixed in
     (the same windows)."""
-    import torch
-
-    from .train import score_windows
+    from .train import piece_log_probs
 
     nats, n_tokens = 0.0, 0
     for done, piece in enumerate(pieces, 1):
-        ids = np.asarray(piece.ids, np.int64)
-        for start, first in score_windows(len(ids), context):
-            chunk = ids[start:start + context + 1]
-            if len(chunk) < 2:
-                continue
-            with torch.no_grad():
-                logits = model(input_ids=torch.from_numpy(chunk[None, :-1])).logits.float()[0]
-            log_probs = torch.log_softmax(logits, -1)
-            for j in range(first - start - 1, len(chunk) - 1):
-                mixed = memory.mix(ids[:start + j + 1].tolist(), log_probs[j])
-                nats -= float(mixed[chunk[j + 1]])
-                n_tokens += 1
+        ids = [int(t) for t in piece.ids]
+        positions, log_probs = piece_log_probs(model, ids, context)
+        for position, row in zip(positions, log_probs, strict=True):
+            nats -= float(memory.mix(ids[:position], row)[ids[position]])
+        n_tokens += len(positions)
         if on_piece is not None:
             on_piece(done, len(pieces))
     return {"nats": nats, "n_tokens": n_tokens, "n_units": sum(p.n_units for p in pieces),

@@ -46,6 +46,8 @@ MEMORY_WEIGHTS = "memory.json"
 MAX_ORDER = 48                    # the longest run looked for (tokens)
 ORDER_BANDS = (0, 2, 4, 6, 8, 10, 12, 14, 16, 20, 24, 32)   # a band per [lo, next lo) of the longest run
 COUNT_BANDS = (1, 2, 4, 16)       # ... and per band of its count in the memory
+_PACKED = 7                       # letters packed into one integer to start the suffix sort (9 bits each)
+_CACHED_RANGE = 2048              # a range of this many suffixes or more has its letters and counts kept
 SEP = 255                         # the alphabet's separator: between tunes, and any token it has no letter for
 _DEGREE, _MODE = 1000, 2000       # canonical codes: a vocabulary id below 1000, a degree, a mode
 _DEGREE_OFFSET = 10               # degrees run from -6 (the lowest pitch under a B tonic) up
@@ -150,21 +152,32 @@ def _witten_bell(lower: np.ndarray, counts: np.ndarray) -> np.ndarray:
 
 
 def _suffix_array(text: np.ndarray, depth: int) -> np.ndarray:
-    """Start positions of ``text``'s suffixes sorted by their first ``depth`` letters (prefix doubling)."""
+    """Start positions of ``text``'s suffixes sorted by their first ``depth`` letters (ties in position order):
+    the first 7 letters packed into one integer, then prefix doubling (7, 14, 28, ... letters)."""
     n = len(text)
-    rank = text.astype(np.int64)
-    sa = np.argsort(rank, kind="stable")
-    k = 1
+    shifted = np.concatenate([text.astype(np.int64) + 1, np.zeros(_PACKED, np.int64)])   # 0: past the end
+    packed = np.zeros(n, np.int64)
+    for j in range(_PACKED):
+        packed = (packed << 9) | shifted[j:j + n]
+    sa = np.argsort(packed, kind="stable")
+    rank = _ranks(packed, sa)
+    k = _PACKED
     while k < depth:
         after = np.full(n, -1, np.int64)
-        after[:n - k] = rank[k:]
+        if k < n:
+            after[:n - k] = rank[k:]
         key = rank * (n + 2) + after + 1
         sa = np.argsort(key, kind="stable")
-        sorted_key = key[sa]
-        new = np.empty(n, np.int64)
-        new[sa] = np.concatenate([[0], np.cumsum(sorted_key[1:] != sorted_key[:-1])])
-        rank, k = new, 2 * k
+        rank, k = _ranks(key, sa), 2 * k
     return sa
+
+
+def _ranks(key: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """Each position's rank among the distinct values of ``key`` (``order`` sorts it)."""
+    sorted_key = key[order]
+    rank = np.empty(len(key), np.int64)
+    rank[order] = np.concatenate([[0], np.cumsum(sorted_key[1:] != sorted_key[:-1])]) if len(key) else []
+    return rank
 
 
 class Memory:
@@ -176,6 +189,7 @@ class Memory:
         self.stream = np.asarray(stream, np.uint8)
         self.weights = weights
         self.vocab_size = len(self.code.vocab)
+        self._cache: dict[tuple, np.ndarray] = {}   # wide ranges' letters and counts (_next_letters, _continuations)
         n_letters = len(self.alphabet)
         # each letter written back in a key whose tonic letter is T: a vocabulary id, or -1 (a degree past the pitches)
         self._to_vocab = np.full((len(LETTERS), n_letters), -1, np.int64)
@@ -201,10 +215,30 @@ class Memory:
         unigram = np.bincount(self.stream[self.stream != SEP], minlength=SEP + 1)[:SEP]
         return padded, sa, before, first, unigram
 
+    def _next_letters(self, lo: int, hi: int, k: int) -> np.ndarray:
+        """The letter k after the start of each suffix in [lo, hi) (a wide range's kept: short runs recur)."""
+        padded, sa = self._index[0], self._index[1]
+        if hi - lo < _CACHED_RANGE:
+            return padded[sa[lo:hi] + k]
+        key = (lo, hi, k)
+        if key not in self._cache:
+            self._cache[key] = padded[sa[lo:hi] + k].astype(np.uint8)
+        return self._cache[key]
+
+    def _continuations(self, lo: int, hi: int) -> np.ndarray:
+        """How often each letter follows the run whose suffixes are [lo, hi)."""
+        before = self._index[2]
+        if hi - lo < _CACHED_RANGE:
+            return np.bincount(before[lo:hi], minlength=SEP + 1)[:SEP]
+        key = (lo, hi)
+        if key not in self._cache:
+            self._cache[key] = np.bincount(before[lo:hi], minlength=SEP + 1)[:SEP]
+        return self._cache[key]
+
     def recall(self, history: Sequence[int]) -> tuple[int, int, np.ndarray]:
         """``(L, count, q)``: the longest run ``L <= MAX_ORDER`` of ``history``'s last tokens in the memory, how
         often it occurs followed by a token, and the memory's distribution over the letters (Witten-Bell)."""
-        padded, sa, before, first, unigram = self._index
+        sa, first, unigram = self._index[1], self._index[3], self._index[4]
         n_letters = len(self.alphabet)
         tail = _letters(self.alphabet, self.code.codes(list(history)))[::-1][:MAX_ORDER]
         q = np.full(SEP, 1.0 / max(n_letters, 1))
@@ -218,12 +252,12 @@ class Memory:
             if k == 0:
                 lo, hi = int(first[letter]), int(first[letter + 1])
             else:   # the suffixes in [lo, hi) share k letters, sorted by the next
-                keys = padded[sa[lo:hi] + k]
+                keys = self._next_letters(lo, hi, k)
                 lo, hi = (lo + int(np.searchsorted(keys, letter, "left")),
                           lo + int(np.searchsorted(keys, letter, "right")))
             if hi <= lo:
                 break
-            counts = np.bincount(before[lo:hi], minlength=SEP + 1)[:SEP]
+            counts = self._continuations(lo, hi)
             total = int(counts.sum())
             if total == 0:
                 break
@@ -253,14 +287,18 @@ class Memory:
         total = q.sum()
         return order, count, (q / total if total > 0 else q)
 
-    def mix(self, history: Sequence[int], log_probs):
-        """The mixture's log-probabilities (a torch [V] tensor) from the model's, after ``history``."""
+    def mix(self, history: Sequence[int], log_probs, *, max_run: int | None = None):
+        """The mixture's log-probabilities (a torch [V] tensor) from the model's, after ``history``; with
+        ``max_run``, the model's own where the longest run is that long or longer (composing: the memory
+        does not carry a quote further)."""
         import torch
 
         if self.weights is None:
             return log_probs
         probs = log_probs.exp().double().numpy()
         order, count, q = self.distribution(history, probs)
+        if max_run is not None and order >= max_run:
+            return log_probs
         w = float(self.weights.weights_of(np.array([order]), np.array([count]))[0])
         if w <= 0:
             return log_probs

@@ -51,23 +51,13 @@ class MemoryFit:
 def held_out_terms(model, memory, pieces, *, context: int, progress=None) -> tuple[np.ndarray, ...]:
     """Per held-out token (pieces in order): the model's probability, the run length, its count, the memory's
     probability, and the piece's index."""
-    import torch
-
-    from .train import score_windows
+    from .train import piece_log_probs
 
     rows = []
     for index, piece in enumerate(pieces):
+        positions, log_probs = piece_log_probs(model, piece.ids, context)
         ids = np.asarray(piece.ids, np.int64)
-        for start, first in score_windows(len(ids), context):
-            chunk = ids[start:start + context + 1]
-            if len(chunk) < 2:
-                continue
-            with torch.no_grad():
-                logits = model(input_ids=torch.from_numpy(chunk[None, :-1])).logits.float()[0]
-            log_probs = torch.log_softmax(logits, -1).double().numpy()
-            positions = list(range(first, start + len(chunk)))
-            offsets = [pos - start - 1 for pos in positions]   # the logits at j predict ids[start + j + 1]
-            rows.extend((*term, index) for term in memory.terms(ids, log_probs[offsets], positions))
+        rows.extend((*term, index) for term in memory.terms(ids, log_probs.double().numpy(), positions))
         if progress is not None:
             progress(index + 1, len(pieces))
     return tuple(np.array(column) for column in zip(*rows, strict=True))

@@ -168,6 +168,23 @@ def scored_batches(model, pieces, *, context: int, pad_id: int, device: torch.de
         model.train(was_training)
 
 
+def piece_log_probs(model, ids, context: int):
+    """``(positions, log_probs)``: each token of a piece after the first ``<bos>``, scored as :func:`heldout_nats`
+    scores it (the windows of :func:`score_windows`), at its position in ``ids``, and the model's
+    log-probabilities [N, V] (float32) of the token there."""
+    ids = np.asarray(ids, np.int64)
+    positions, rows = [], []
+    for start, first in score_windows(len(ids), context):
+        chunk = ids[start:start + context + 1]
+        if len(chunk) < 2:
+            continue
+        with torch.no_grad():
+            logits = model(input_ids=torch.from_numpy(chunk[None, :-1])).logits.float()[0]
+        rows.append(torch.log_softmax(logits, -1)[first - start - 1:])   # the logits at j predict chunk[j + 1]
+        positions.extend(range(first, start + len(chunk)))
+    return positions, (torch.cat(rows) if rows else torch.zeros((0, 0)))
+
+
 def heldout_nats(model, pieces, *, context: int, pad_id: int, device: torch.device, batch_size: int = 16,
                  on_batch=None) -> dict:
     """Total negative log-likelihood (nats) of held-out pieces, with token and unit counts.

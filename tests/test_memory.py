@@ -92,6 +92,9 @@ def test_the_mixture_is_a_distribution_and_the_weights_choose_how_much():
     expected = np.log(0.1 * log_probs.exp().double().numpy() + 0.9 * q)
     assert np.allclose(mixed.numpy(), expected)
     assert torch.equal(memory.mix(reel[:20], log_probs), log_probs)   # a 20-token run has weight 0 here
+    # composing: the memory does not carry a run of max_run tokens or more further (compose.MEMORY_MAX_RUN)
+    assert torch.equal(memory.mix(reel[:40], log_probs, max_run=40), log_probs)
+    assert torch.equal(memory.mix(reel[:40], log_probs, max_run=41), mixed)
 
 
 def test_em_finds_the_weight_the_tokens_were_drawn_with():
@@ -177,3 +180,18 @@ def test_train_memory_fits_writes_and_the_folder_scores_and_composes_with_it(tmp
     from ostinato.symbolic.evaluate import check_abc_tune
 
     assert all(check_abc_tune(text).valid for text in tunes[0])
+
+
+def test_the_suffix_array_sorts_by_the_first_letters_asked():
+    """Random texts over small alphabets (long repeats): every suffix once, in order of its first ``depth``
+    letters (a suffix that ends sooner first), the order the memory's nested ranges rely on."""
+    from ostinato.symbolic.memory import _suffix_array
+
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        text = rng.integers(0, rng.integers(1, 5), rng.integers(0, 80))
+        depth = int(rng.integers(1, 40))
+        order = _suffix_array(text, depth)
+        assert sorted(order.tolist()) == list(range(len(text)))
+        firsts = [tuple(text[i:i + depth].tolist()) for i in order]
+        assert firsts == sorted(firsts)
