@@ -194,7 +194,10 @@ class Memory:
         # each letter written back in a key whose tonic letter is T: a vocabulary id, or -1 (a degree past the pitches)
         self._to_vocab = np.full((len(LETTERS), n_letters), -1, np.int64)
         self._letter_mode = np.full(n_letters, -1, np.int64)
+        n_modes = len(self.code.modes)
         for a, c in enumerate(self.alphabet.tolist()):
+            if not (0 <= c < self.vocab_size or _DEGREE <= c < _MODE or _MODE <= c < _MODE + n_modes):
+                raise ValueError(f"alphabet: code {c} is no token, degree or mode of this tokenizer")
             for t in range(len(LETTERS)):
                 if c < _DEGREE:
                     self._to_vocab[t, a] = c if c < self.vocab_size else -1
@@ -376,8 +379,8 @@ def load_memory(folder: str | Path, tokenizer) -> Memory | None:
     alphabet = tensors["alphabet"].astype(np.int64)
     if len(alphabet) > SEP or np.any(np.diff(alphabet) <= 0) or (len(alphabet) and alphabet[0] < 0):
         raise InputError(path, f"alphabet: expected at most {SEP} increasing codes")
-    if len(tensors["stream"]) and int(tensors["stream"].max()) >= len(alphabet) and \
-            int(tensors["stream"][tensors["stream"] != SEP].max(initial=0)) >= len(alphabet):
+    letters = tensors["stream"][tensors["stream"] != SEP]
+    if len(letters) and int(letters.max()) >= len(alphabet):
         raise InputError(path, "stream: a letter past the alphabet")
     try:
         data = json.loads(wpath.read_text(encoding="utf-8"))
@@ -396,4 +399,7 @@ def load_memory(folder: str | Path, tokenizer) -> Memory | None:
         weights = MemoryWeights(tuple(tuple(row) for row in data["weights"]))
     except (TypeError, ValueError) as exc:
         raise InputError(wpath, str(exc)) from None
-    return Memory(tokenizer, alphabet, tensors["stream"], weights)
+    try:
+        return Memory(tokenizer, alphabet, tensors["stream"], weights)
+    except ValueError as exc:
+        raise InputError(path, str(exc)) from None

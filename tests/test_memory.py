@@ -126,6 +126,14 @@ def test_a_memory_folder_that_is_not_ours_is_refused_in_one_line(tmp_path):
               str(tmp_path / MEMORY_TENSORS))
     with pytest.raises(InputError, match="int32 'alphabet'"):
         load_memory(tmp_path, tok)
+    save_file({"alphabet": torch.tensor([0, 2999], dtype=torch.int32), "stream": torch.zeros(3, dtype=torch.uint8)},
+              str(tmp_path / MEMORY_TENSORS))   # 2999: no mode of this tokenizer
+    with pytest.raises(InputError, match="code 2999 is no token"):
+        load_memory(tmp_path, tok)
+    save_file({"alphabet": torch.tensor([0, 5], dtype=torch.int32), "stream": torch.tensor([255, 0, 7],
+              dtype=torch.uint8)}, str(tmp_path / MEMORY_TENSORS))
+    with pytest.raises(InputError, match="a letter past the alphabet"):
+        load_memory(tmp_path, tok)
     (tmp_path / MEMORY_TENSORS).write_bytes(b"\x80\x04not safetensors")   # a pickle is never unpickled
     with pytest.raises(InputError, match="cannot load the memory"):
         load_memory(tmp_path, tok)
@@ -195,3 +203,31 @@ def test_the_suffix_array_sorts_by_the_first_letters_asked():
         assert sorted(order.tolist()) == list(range(len(text)))
         firsts = [tuple(text[i:i + depth].tolist()) for i in order]
         assert firsts == sorted(firsts)
+
+
+def test_train_memory_refuses_in_one_line(tmp_path):
+    """A MIDI model (the memory reads ABC scale degrees), an output folder that is not new: one line each, exit 2
+    or 1, no traceback, nothing written."""
+    result = run_cli("train", "memory", "--model", "chorale-midi", "--data", TUNES, "--out", str(tmp_path / "m"))
+    assert result.returncode != 0 and "not an ABC model" in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "m").exists()
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x").write_text("x")
+    result = run_cli("train", "memory", "--model", "folk-abc", "--data", TUNES, "--out", str(tmp_path / "full"))
+    assert result.returncode != 0 and "must be a new or empty folder" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+def test_a_torn_memory_in_a_model_folder_is_one_line_when_composing(tmp_path):
+    from ostinato.symbolic.shipped import resolve_model
+
+    shipped = resolve_model("folk-abc")
+    folder = tmp_path / "torn"
+    folder.mkdir()
+    for name in ("config.json", "model.safetensors", "tokenizer.json", MEMORY_WEIGHTS):
+        (folder / name).write_bytes((shipped / name).read_bytes())
+    (folder / MEMORY_TENSORS).write_bytes((shipped / MEMORY_TENSORS).read_bytes()[:5000])
+    result = run_cli("compose", "--model", str(folder), "--format", "abc", "-o", str(tmp_path / "t.abc"))
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and MEMORY_TENSORS in result.stderr
+    assert not (tmp_path / "t.abc").exists()
