@@ -366,6 +366,8 @@ def load_memory(folder: str | Path, tokenizer) -> Memory | None:
     path, wpath = folder / MEMORY_TENSORS, folder / MEMORY_WEIGHTS
     if not path.exists():
         return None
+    if getattr(tokenizer, "kind", None) != "abc":
+        raise InputError(path, f"a memory is an ABC model's; this model's tokens are {tokenizer.kind}")
     from safetensors.numpy import load_file
 
     try:

@@ -171,15 +171,16 @@ def scored_batches(model, pieces, *, context: int, pad_id: int, device: torch.de
 def piece_log_probs(model, ids, context: int):
     """``(positions, log_probs)``: each token of a piece after the first ``<bos>``, scored as :func:`heldout_nats`
     scores it (the windows of :func:`score_windows`), at its position in ``ids``, and the model's
-    log-probabilities [N, V] (float32) of the token there."""
+    log-probabilities [N, V] (float32, on the CPU) of the token there."""
     ids = np.asarray(ids, np.int64)
+    device = next(model.parameters()).device
     positions, rows = [], []
     for start, first in score_windows(len(ids), context):
         chunk = ids[start:start + context + 1]
         if len(chunk) < 2:
             continue
         with torch.no_grad():
-            logits = model(input_ids=torch.from_numpy(chunk[None, :-1])).logits.float()[0]
+            logits = model(input_ids=torch.from_numpy(chunk[None, :-1]).to(device)).logits.float()[0].cpu()
         rows.append(torch.log_softmax(logits, -1)[first - start - 1:])   # the logits at j predict chunk[j + 1]
         positions.extend(range(first, start + len(chunk)))
     return positions, (torch.cat(rows) if rows else torch.zeros((0, 0)))

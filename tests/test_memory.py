@@ -147,6 +147,8 @@ def test_a_memory_folder_that_is_not_ours_is_refused_in_one_line(tmp_path):
     with pytest.raises(InputError, match="0 <= w < 1"):
         load_memory(tmp_path, tok)
     assert SEP == 255
+    with pytest.raises(InputError, match="a memory is an ABC model's"):
+        load_memory(tmp_path, build_tokenizer("remi"))
 
 
 def _digest(folder: Path) -> str:
