@@ -98,13 +98,11 @@ def likelihood(model, tokenizer, *, context: int, items: list, instruments: str 
         with progress(desc="score", unit="piece", quiet=quiet) as bar:
             totals = memory_nats(model, memory, pieces, context=context,
                                  on_piece=lambda done, total: _advance(bar, done, total))
-        figures = likelihood_figures(totals, data.unit)
-        figures["n_failed"] = len(data.failures)
-        figures["failed"] = list(data.failures)
-        return figures
-    with progress(desc="score", unit="seq", quiet=quiet) as bar:
-        totals = heldout_nats(model, pieces, context=context, pad_id=tokenizer.pad_id, device=torch.device(device),
-                              batch_size=batch_size, on_batch=lambda done, total: _advance(bar, done, total))
+    else:
+        with progress(desc="score", unit="seq", quiet=quiet) as bar:
+            totals = heldout_nats(model, pieces, context=context, pad_id=tokenizer.pad_id,
+                                  device=torch.device(device), batch_size=batch_size,
+                                  on_batch=lambda done, total: _advance(bar, done, total))
     figures = likelihood_figures(totals, data.unit)
     figures["n_failed"] = len(data.failures)
     figures["failed"] = list(data.failures)

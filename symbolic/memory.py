@@ -36,6 +36,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -180,6 +181,18 @@ def _ranks(key: np.ndarray, order: np.ndarray) -> np.ndarray:
     return rank
 
 
+class _Index(NamedTuple):
+    """The memory's search index: the letters read backwards (``padded``: past the end, :data:`SEP`), their
+    suffixes sorted (``sa``), the letter that follows each suffix's run read forwards (``follows``), where
+    each first letter's suffixes begin (``first``) and how often each letter occurs (``unigram``)."""
+
+    padded: np.ndarray
+    sa: np.ndarray
+    follows: np.ndarray
+    first: np.ndarray
+    unigram: np.ndarray
+
+
 class Memory:
     """The training tunes' letters and what the model does with them (:meth:`mix`, :meth:`terms`)."""
 
@@ -193,62 +206,61 @@ class Memory:
         n_letters = len(self.alphabet)
         # each letter written back in a key whose tonic letter is T: a vocabulary id, or -1 (a degree past the pitches)
         self._to_vocab = np.full((len(LETTERS), n_letters), -1, np.int64)
-        self._letter_mode = np.full(n_letters, -1, np.int64)
         n_modes = len(self.code.modes)
         for a, c in enumerate(self.alphabet.tolist()):
             if not (0 <= c < self.vocab_size or _DEGREE <= c < _MODE or _MODE <= c < _MODE + n_modes):
                 raise ValueError(f"alphabet: code {c} is no token, degree or mode of this tokenizer")
             for t in range(len(LETTERS)):
                 if c < _DEGREE:
-                    self._to_vocab[t, a] = c if c < self.vocab_size else -1
+                    self._to_vocab[t, a] = c
                 elif c < _MODE:
                     pitch = self.code.pitch_lo + c - _DEGREE - _DEGREE_OFFSET + t
                     self._to_vocab[t, a] = pitch if self.code.pitch_lo <= pitch < self.code.pitch_hi else -1
-            if c >= _MODE:
-                self._letter_mode[a] = c - _MODE
+        # the mode letters, and for each the keys of its mode (every mode has keys: checked above)
+        self._mode_letters = np.flatnonzero(self.alphabet >= _MODE)
+        self._mode_keys = self.code.mode_of_key[None, :] == (self.alphabet[self._mode_letters] - _MODE)[:, None]
 
     # ---------------------------------------------------------------- the index
     @cached_property
-    def _index(self):
+    def _index(self) -> _Index:
         reversed_ = self.stream[::-1].astype(np.int64)
-        padded = np.concatenate([reversed_, np.full(MAX_ORDER + 1, SEP, np.int64)])
         sa = _suffix_array(reversed_, MAX_ORDER + 1)
-        before = np.where(sa > 0, reversed_[np.maximum(sa - 1, 0)], SEP)   # the letter after the run, read forwards
-        first = np.searchsorted(reversed_[sa], np.arange(SEP + 2))         # range of each first letter
-        unigram = np.bincount(self.stream[self.stream != SEP], minlength=SEP + 1)[:SEP]
-        return padded, sa, before, first, unigram
+        return _Index(padded=np.concatenate([reversed_, np.full(MAX_ORDER + 1, SEP, np.int64)]), sa=sa,
+                      follows=np.where(sa > 0, reversed_[np.maximum(sa - 1, 0)], SEP),
+                      first=np.searchsorted(reversed_[sa], np.arange(SEP + 2)),
+                      unigram=np.bincount(self.stream[self.stream != SEP], minlength=SEP + 1)[:SEP])
 
     def _next_letters(self, lo: int, hi: int, k: int) -> np.ndarray:
         """The letter k after the start of each suffix in [lo, hi) (a wide range's kept: short runs recur)."""
-        padded, sa = self._index[0], self._index[1]
+        index = self._index
         if hi - lo < _CACHED_RANGE:
-            return padded[sa[lo:hi] + k]
+            return index.padded[index.sa[lo:hi] + k]
         key = (lo, hi, k)
         if key not in self._cache:
-            self._cache[key] = padded[sa[lo:hi] + k].astype(np.uint8)
+            self._cache[key] = index.padded[index.sa[lo:hi] + k].astype(np.uint8)
         return self._cache[key]
 
     def _continuations(self, lo: int, hi: int) -> np.ndarray:
         """How often each letter follows the run whose suffixes are [lo, hi)."""
-        before = self._index[2]
+        follows = self._index.follows
         if hi - lo < _CACHED_RANGE:
-            return np.bincount(before[lo:hi], minlength=SEP + 1)[:SEP]
+            return np.bincount(follows[lo:hi], minlength=SEP + 1)[:SEP]
         key = (lo, hi)
         if key not in self._cache:
-            self._cache[key] = np.bincount(before[lo:hi], minlength=SEP + 1)[:SEP]
+            self._cache[key] = np.bincount(follows[lo:hi], minlength=SEP + 1)[:SEP]
         return self._cache[key]
 
     def recall(self, history: Sequence[int]) -> tuple[int, int, np.ndarray]:
         """``(L, count, q)``: the longest run ``L <= MAX_ORDER`` of ``history``'s last tokens in the memory, how
         often it occurs followed by a token, and the memory's distribution over the letters (Witten-Bell)."""
-        sa, first, unigram = self._index[1], self._index[3], self._index[4]
+        first, unigram = self._index.first, self._index.unigram
         n_letters = len(self.alphabet)
         tail = _letters(self.alphabet, self.code.codes(list(history)))[::-1][:MAX_ORDER]
         q = np.full(SEP, 1.0 / max(n_letters, 1))
         q[n_letters:] = 0.0
         q = _witten_bell(q, unigram)
         order, count = 0, int(unigram.sum())
-        lo, hi = 0, len(sa)
+        lo, hi = 0, len(self._index.sa)
         for k, letter in enumerate(tail.tolist()):   # the run k + 1 tokens long
             if letter == SEP:
                 break
@@ -269,26 +281,26 @@ class Memory:
         return order, count, q
 
     def distribution(self, history: Sequence[int], probs: np.ndarray) -> tuple[int, int, np.ndarray]:
-        """``(L, count, q)`` with ``q`` over the vocabulary (written back in the key in force; a mode shared
-        among its keys as ``probs``, the model's distribution, shares them)."""
+        """``(L, count, q)`` with ``q`` over the vocabulary (:meth:`recall`'s letters, :meth:`in_vocabulary`)."""
         order, count, letters = self.recall(history)
-        tonic = self.code.tonic_in_force(history)
-        q = np.zeros(self.vocab_size)
-        n = len(self.alphabet)
-        to = self._to_vocab[tonic]
+        return order, count, self.in_vocabulary(letters, history, probs)
+
+    def in_vocabulary(self, letters: np.ndarray, history: Sequence[int], probs: np.ndarray) -> np.ndarray:
+        """The distribution over the letters written back in the key in force after ``history`` (a degree past the
+        vocabulary's pitches dropped; a mode's mass shared among its keys as ``probs``, the model's distribution,
+        shares them)."""
+        to = self._to_vocab[self.code.tonic_in_force(history)]
         keep = to >= 0
-        np.add.at(q, to[keep], letters[:n][keep])
-        modes = self._letter_mode >= 0
-        if modes.any():
-            key_probs = np.asarray(probs[self.code.key_lo:self.code.key_hi], np.float64)
-            for a in np.flatnonzero(modes):
-                same = self.code.mode_of_key == self._letter_mode[a]
-                share = key_probs * same
-                total = share.sum()
-                share = share / total if total > 0 else same / same.sum()
-                q[self.code.key_lo:self.code.key_hi] += letters[a] * share
+        q = np.zeros(self.vocab_size)
+        np.add.at(q, to[keep], letters[:len(self.alphabet)][keep])
+        if len(self._mode_letters):
+            share = np.asarray(probs[self.code.key_lo:self.code.key_hi], np.float64) * self._mode_keys
+            totals = share.sum(1, keepdims=True)
+            share = np.where(totals > 0, share / np.where(totals > 0, totals, 1),
+                             self._mode_keys / self._mode_keys.sum(1, keepdims=True))
+            q[self.code.key_lo:self.code.key_hi] += letters[self._mode_letters] @ share
         total = q.sum()
-        return order, count, (q / total if total > 0 else q)
+        return q / total if total > 0 else q
 
     def mix(self, history: Sequence[int], log_probs, *, max_run: int | None = None):
         """The mixture's log-probabilities (a torch [V] tensor) from the model's, after ``history``; with
@@ -298,14 +310,14 @@ class Memory:
 
         if self.weights is None:
             return log_probs
-        probs = log_probs.exp().double().numpy()
-        order, count, q = self.distribution(history, probs)
+        order, count, letters = self.recall(history)
         if max_run is not None and order >= max_run:
             return log_probs
         w = float(self.weights.weights_of(np.array([order]), np.array([count]))[0])
         if w <= 0:
             return log_probs
-        mixed = np.log((1 - w) * probs + w * q)
+        probs = log_probs.exp().double().numpy()
+        mixed = np.log((1 - w) * probs + w * self.in_vocabulary(letters, history, probs))
         return torch.from_numpy(mixed).to(log_probs.dtype)
 
     def terms(self, ids: Sequence[int], log_probs: np.ndarray, positions: Sequence[int]):
